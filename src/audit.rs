@@ -1,0 +1,228 @@
+//! The audit trail: a typed event stream written as JSON lines.
+//!
+//! The audit trail is not diagnostics: it never goes through `log`. Every event is one JSON
+//! object on one line, serialised by serde_json, so no filename, username or argument can
+//! break a line or forge a field. `PASS` arguments never reach this module.
+//!
+//! Sinks in this version: a file opened in append mode, or stderr when the policy names no
+//! file. One `write` per event keeps lines whole even with several worker processes
+//! appending to the same file.
+
+use serde::Serialize;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What the control state machine asks the shell to record. The shell adds the envelope
+/// (time, session, worker, client, user).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum AuditRecord {
+    SessionStart {
+        server: String,
+    },
+    Login {
+        user: String,
+        result: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        role: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        backend: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'static str>,
+    },
+    Command {
+        verb: String,
+        arg: String,
+        decision: &'static str,
+        reply: u16,
+    },
+    Transfer {
+        verb: &'static str,
+        arg: String,
+        direction: &'static str,
+        bytes: u64,
+        result: &'static str,
+        duration_ms: u64,
+    },
+    PolicyViolation {
+        kind: &'static str,
+        detail: String,
+    },
+    SessionEnd {
+        reason: String,
+        duration_ms: u64,
+        bytes_in: u64,
+        bytes_out: u64,
+    },
+}
+
+/// The envelope every event carries.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    ts: &'a str,
+    session: &'a str,
+    worker: u32,
+    client: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    #[serde(flatten)]
+    record: &'a AuditRecord,
+}
+
+/// Who the event is about.
+pub struct AuditContext<'a> {
+    pub session: &'a str,
+    pub client: &'a str,
+    pub user: Option<&'a str>,
+}
+
+enum Target {
+    File { path: PathBuf, file: File },
+    Stderr,
+}
+
+pub struct AuditSink {
+    target: Target,
+    worker: u32,
+    line: Vec<u8>,
+    lost: u64,
+}
+
+impl AuditSink {
+    /// Opens the sink the policy names: `Some(path)` appends to that file, `None` is stderr.
+    pub fn open(file: Option<&Path>, worker: u32) -> std::io::Result<AuditSink> {
+        let target = match file {
+            Some(path) => Target::File {
+                path: path.to_path_buf(),
+                file: open_append(path)?,
+            },
+            None => Target::Stderr,
+        };
+        Ok(AuditSink {
+            target,
+            worker,
+            line: Vec::with_capacity(512),
+            lost: 0,
+        })
+    }
+
+    /// Reopens a file sink (after logrotate moved it away).
+    pub fn reopen(&mut self) -> std::io::Result<()> {
+        if let Target::File { path, file } = &mut self.target {
+            *file = open_append(path)?;
+        }
+        Ok(())
+    }
+
+    /// Events that could not be written since start.
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+
+    pub fn emit(&mut self, ctx: &AuditContext<'_>, record: &AuditRecord) {
+        let ts = rfc3339_utc(SystemTime::now());
+        let envelope = Envelope {
+            ts: &ts,
+            session: ctx.session,
+            worker: self.worker,
+            client: ctx.client,
+            user: ctx.user,
+            record,
+        };
+        self.line.clear();
+        if serde_json::to_writer(&mut self.line, &envelope).is_err() {
+            self.lost += 1;
+            return;
+        }
+        self.line.push(b'\n');
+        let written = match &mut self.target {
+            Target::File { file, .. } => file.write_all(&self.line),
+            Target::Stderr => std::io::stderr().lock().write_all(&self.line),
+        };
+        if let Err(e) = written {
+            self.lost += 1;
+            log::error!("audit event lost ({} so far): {e}", self.lost);
+        }
+    }
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(path)
+}
+
+/// Formats a time as RFC 3339 in UTC with milliseconds: `2026-11-21T13:32:05.123Z`.
+pub fn rfc3339_utc(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let millis = since.subsec_millis();
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_millis() {
+        assert_eq!(rfc3339_utc(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
+        assert_eq!(rfc3339_utc(t), "2026-11-18T11:06:40.123Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(rfc3339_utc(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn records_serialise_as_one_line_with_the_event_tag() {
+        let record = AuditRecord::Command {
+            verb: "RETR".into(),
+            arg: "a\"b\nc".into(),
+            decision: "allow",
+            reply: 226,
+        };
+        let envelope = Envelope {
+            ts: "t",
+            session: "s",
+            worker: 0,
+            client: "127.0.0.1:1",
+            user: Some("u"),
+            record: &record,
+        };
+        let text = serde_json::to_string(&envelope).expect("serialise");
+        assert!(!text.contains('\n'));
+        let v: serde_json::Value = serde_json::from_str(&text).expect("parse");
+        assert_eq!(v["event"], "command");
+        assert_eq!(v["arg"], "a\"b\nc");
+        assert_eq!(v["reply"], 226);
+        assert_eq!(v["user"], "u");
+    }
+}

@@ -1,0 +1,21 @@
+//! ftpgate: an FTP security proxy.
+//!
+//! The crate is split into a sans-IO core and an I/O shell:
+//! - [`ftp`]: pure parsers and formatters for the FTP wire format (commands, replies,
+//!   addresses, line framing, Telnet filtering). No I/O, no allocation without a bound.
+//! - [`policy`]: the policy file model, its loader (with line:column errors) and the
+//!   decisions taken from it. Pure.
+//! - [`session`]: the control and data state machines (pure) and the session shell that
+//!   owns the sockets of one FTP session and executes the machines' actions.
+//! - [`reactor`]: the mio event loop, the timer heap and the buffer pool. Knows nothing of FTP.
+//! - [`audit`]: the typed audit event stream and its sinks.
+//! - [`os`]: the few calls into the operating system that need `unsafe`.
+
+pub mod audit;
+pub mod ftp;
+pub mod limits;
+pub mod os;
+pub mod policy;
+pub mod reactor;
+pub mod session;
+pub mod supervisor;

@@ -1,0 +1,55 @@
+//! Every hard limit and every default in one place (vsftpd's defs.h, sozu's DEFAULT_*).
+//!
+//! `MAX_*` are hard caps that protect the process; `DEFAULT_*` are policy defaults that the
+//! policy file may override. Changing a value here changes the documented behaviour: keep
+//! man/ftpgate.json.5 and man/ftpgate.8 in step.
+
+/// Longest command line a client may send, without the CRLF. Longer lines get 500.
+pub const MAX_COMMAND_LINE: usize = 4096;
+/// Bytes of client input held while earlier commands wait for their replies (pipelining).
+/// Beyond it ftpgate stops reading the client until the queue drains.
+pub const MAX_CLIENT_INPUT: usize = 2 * MAX_COMMAND_LINE;
+/// Longest single reply line a backend may send, without the CRLF.
+pub const MAX_REPLY_LINE: usize = 4096;
+/// Largest complete (multi-line) reply a backend may send; beyond it the client gets 421.
+pub const MAX_REPLY_BYTES: usize = 64 * 1024;
+/// Most lines in one multi-line reply.
+pub const MAX_REPLY_LINES: usize = 2048;
+/// Longest verb accepted (RFC 959 verbs are 3 or 4 letters; some extensions are longer).
+pub const MAX_VERB_LEN: usize = 8;
+/// Largest policy file accepted by the loader.
+pub const MAX_POLICY_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Size of one relay buffer borrowed from the pool while data moves.
+pub const RELAY_BUFFER_SIZE: usize = 64 * 1024;
+/// Relay buffers in the pool of one worker; a transfer that finds the pool empty gets 425.
+pub const MAX_RELAY_BUFFERS: usize = 4096;
+/// Bytes moved for one session in one turn of the event loop before other sessions get theirs.
+pub const MAX_RELAY_BYTES_PER_TURN: usize = 1024 * 1024;
+/// Readiness iterations for one session in one turn; hitting it means a bug, and the session
+/// is closed rather than the loop spinning.
+pub const MAX_DRIVE_ITERATIONS: usize = 10_000;
+
+/// Seconds to wait for a TCP connect to a backend (control or data).
+pub const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
+/// Seconds a data connection (passive accept or active connect) may take to come up.
+pub const DEFAULT_DATA_CONNECT_TIMEOUT: u64 = 30;
+/// Seconds from connect to a successful login.
+pub const DEFAULT_LOGIN_TIMEOUT: u64 = 30;
+/// Seconds without a command while no transfer moves.
+pub const DEFAULT_IDLE_TIMEOUT: u64 = 300;
+/// Seconds a whole session may last.
+pub const DEFAULT_SESSION_TIMEOUT: u64 = 900;
+/// Milliseconds before a failed login is answered with 530 (known and unknown users alike).
+pub const FAILED_LOGIN_DELAY_MS: u64 = 1000;
+/// Seconds a backend server that refused a connection stays out of its pool.
+pub const BACKEND_DOWN_SECONDS: u64 = 30;
+/// Seconds a backend may take to answer a command before the session is closed with 421.
+pub const DEFAULT_BACKEND_REPLY_TIMEOUT: u64 = 60;
+
+/// Default passive port range when the policy names none.
+pub const DEFAULT_PASSIVE_PORTS: (u16, u16) = (50000, 50999);
+/// Default concurrent-session caps.
+pub const DEFAULT_SESSIONS_TOTAL: u32 = 10_000;
+pub const DEFAULT_SESSIONS_PER_IP: u32 = 20;
+pub const DEFAULT_FAILED_LOGINS_PER_IP: u32 = 10;

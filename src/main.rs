@@ -1,0 +1,154 @@
+//! The `ftpgate` command: argument parsing, `--check`, and the choice between running one
+//! worker in this process or supervising one worker process per core.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::rc::Rc;
+
+use ftpgate::policy::{Policy, Workers, load_policy};
+use ftpgate::reactor::{Worker, WorkerConfig};
+use ftpgate::supervisor;
+
+const DEFAULT_CONFIG: &str = "/etc/ftpgate/ftpgate.json";
+
+const USAGE: &str = "\
+Usage: ftpgate [--config FILE]          run the gateway in the foreground
+       ftpgate --check [--config FILE]  validate the policy file and print a summary
+       ftpgate --help | --version
+
+Options:
+  -c, --config FILE   policy file (default: /etc/ftpgate/ftpgate.json)
+      --check         validate the policy: errors as LINE:COLUMN: message, exit 1
+  -h, --help          this text
+  -V, --version       the version
+
+Signals: SIGTERM/SIGINT drain and stop, SIGHUP reloads the policy and reopens the audit file.
+Diagnostics go to stderr; RUST_LOG=debug shows every relayed command. See ftpgate(8).";
+
+struct Args {
+    config: PathBuf,
+    check: bool,
+    /// Internal: run as worker `index` of `count` under the supervisor.
+    worker: Option<(usize, usize)>,
+}
+
+enum Parsed {
+    Run(Args),
+    Exit(ExitCode),
+}
+
+fn parse_args() -> Parsed {
+    let mut args = Args {
+        config: PathBuf::from(DEFAULT_CONFIG),
+        check: false,
+        worker: None,
+    };
+    let mut it = std::env::args_os().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.to_str() {
+            Some("-h" | "--help") => {
+                println!("{USAGE}");
+                return Parsed::Exit(ExitCode::SUCCESS);
+            }
+            Some("-V" | "--version") => {
+                println!("ftpgate {}", env!("CARGO_PKG_VERSION"));
+                return Parsed::Exit(ExitCode::SUCCESS);
+            }
+            Some("--check") => args.check = true,
+            Some("-c" | "--config") => match it.next() {
+                Some(path) => args.config = PathBuf::from(path),
+                None => return usage_error("--config needs a file name"),
+            },
+            Some("--worker") => {
+                let parsed = it.next().and_then(|v| v.into_string().ok()).and_then(|v| {
+                    let (i, n) = v.split_once('/')?;
+                    Some((i.parse().ok()?, n.parse().ok()?))
+                });
+                match parsed {
+                    Some((i, n)) if i < n => args.worker = Some((i, n)),
+                    _ => return usage_error("--worker needs INDEX/COUNT"),
+                }
+            }
+            _ => {
+                return usage_error(&format!("unknown argument {}", arg.to_string_lossy()));
+            }
+        }
+    }
+    Parsed::Run(args)
+}
+
+fn usage_error(message: &str) -> Parsed {
+    eprintln!("ftpgate: {message}\n\n{USAGE}");
+    Parsed::Exit(ExitCode::from(2))
+}
+
+fn load(path: &std::path::Path) -> Result<Policy, ExitCode> {
+    load_policy(path).map_err(|errors| {
+        for error in errors {
+            eprintln!("{}:{error}", path.display());
+        }
+        ExitCode::from(1)
+    })
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Parsed::Run(args) => args,
+        Parsed::Exit(code) => return code,
+    };
+    if args.check {
+        return match load(&args.config) {
+            Ok(policy) => {
+                println!("{}: OK\n", args.config.display());
+                println!("{}", policy.summary());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        };
+    }
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
+    let policy = match load(&args.config) {
+        Ok(policy) => policy,
+        Err(code) => return code,
+    };
+    match ftpgate::os::raise_nofile_limit() {
+        Ok(limit) => log::debug!("open file limit {limit}"),
+        Err(e) => log::warn!("cannot raise the open file limit: {e}"),
+    }
+    let count = match policy.workers {
+        Workers::Auto => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        Workers::Count(n) => n.max(1),
+    };
+    let (index, count) = match args.worker {
+        Some(worker) => {
+            if let Err(e) = ftpgate::os::die_with_parent() {
+                log::warn!("cannot tie the worker to its supervisor: {e}");
+            }
+            worker
+        }
+        None if count > 1 => return supervisor::run(&args.config, &policy, count),
+        None => (0, 1),
+    };
+    let config = WorkerConfig {
+        index,
+        count,
+        policy: Rc::new(policy),
+        policy_path: Some(args.config.clone()),
+    };
+    let mut worker = match Worker::new(config) {
+        Ok(worker) => worker,
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    match worker.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("event loop failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The few places where ftpgate calls the operating system directly.
+//!
+//! Everything `unsafe` in the crate lives here, each block with a SAFETY comment. Signal
+//! handlers only set a flag and write one byte to a self-pipe that the event loop polls
+//! (nginx's rule: no work inside a handler).
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+
+/// Set by SIGTERM and SIGINT: stop accepting, drain, exit.
+pub static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+/// Set by SIGHUP: reload the policy and reopen the audit file.
+pub static RELOAD_REQUESTED: AtomicBool = AtomicBool::new(false);
+/// Set by SIGCHLD in the supervisor.
+pub static CHILD_EXITED: AtomicBool = AtomicBool::new(false);
+
+static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(signal: libc::c_int) {
+    match signal {
+        libc::SIGTERM | libc::SIGINT => STOP_REQUESTED.store(true, Ordering::SeqCst),
+        libc::SIGHUP => RELOAD_REQUESTED.store(true, Ordering::SeqCst),
+        libc::SIGCHLD => CHILD_EXITED.store(true, Ordering::SeqCst),
+        _ => {}
+    }
+    let fd = WAKE_FD.load(Ordering::SeqCst);
+    if fd >= 0 {
+        let byte = 1u8;
+        // SAFETY: write(2) is async-signal-safe; `fd` is the non-blocking write end of the
+        // self-pipe, kept open for the life of the process; the buffer is a live local byte.
+        // A full pipe (EAGAIN) is fine: the loop is already due to wake up.
+        unsafe {
+            libc::write(fd, (&byte as *const u8).cast(), 1);
+        }
+    }
+}
+
+/// Installs the handlers for SIGTERM, SIGINT, SIGHUP and SIGCHLD and makes `wake` the pipe
+/// they write to. `wake` must stay open for the life of the process.
+pub fn install_signal_handlers(wake: &impl AsRawFd) -> io::Result<()> {
+    WAKE_FD.store(wake.as_raw_fd(), Ordering::SeqCst);
+    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGCHLD] {
+        // SAFETY: `action` is zero-initialised (a valid sigaction), then given a handler of
+        // the right type and an empty mask; sigaction(2) copies it. SA_RESTART keeps
+        // blocking calls of std from failing with EINTR.
+        let rc = unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, std::ptr::null_mut())
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Raises the soft limit on open files to the hard limit; returns the new soft limit.
+pub fn raise_nofile_limit() -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the valid, exclusively borrowed `limit`.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: setrlimit reads the valid `limit`; raising soft up to hard is permitted.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(limit.rlim_cur as u64)
+}
+
+/// Asks the kernel to send SIGTERM to this process when its parent (the supervisor) dies,
+/// so workers never outlive it.
+pub fn die_with_parent() -> io::Result<()> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and no pointers.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sends `signal` to process `pid`.
+pub fn send_signal(pid: u32, signal: i32) -> io::Result<()> {
+    let pid =
+        libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: kill(2) takes plain integers.
+    if unsafe { libc::kill(pid, signal) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+pub use libc::{SIGHUP, SIGKILL, SIGTERM};

@@ -1,0 +1,205 @@
+//! The policy file as written: a serde mirror of DESIGN.md §2 (the v1 contract).
+//!
+//! Every struct denies unknown fields, so a misspelt key is an error, never a silently
+//! disabled control. Every struct must be a JSON object ([`Object`] refuses the arrays serde
+//! would otherwise accept as positional structs). Values whose meaning needs checking (enums,
+//! addresses, sizes, durations) are kept as written (`String`, [`Scalar`]) and judged by
+//! `load.rs`, so that all of their errors are reported together with exact positions; serde
+//! itself only reports syntax, unknown keys and wrong JSON types, one at a time.
+//!
+//! Nothing here has defaults or meaning: that is `load.rs` and `mod.rs`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+
+/// A struct that must be written as a JSON object.
+#[derive(Debug)]
+pub(crate) struct Object<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = Object<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Object<T>, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Object)
+            }
+        }
+
+        deserializer.deserialize_map(ObjectVisitor(PhantomData))
+    }
+}
+
+/// A number or a string, kept as written: sizes, rates, durations, counts and `workers`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Scalar {
+    Unsigned(u64),
+    Negative(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+
+        impl Visitor<'_> for ScalarVisitor {
+            type Value = Scalar;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number or a string")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar::Unsigned(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(u64::try_from(v).map_or(Scalar::Negative(v), Scalar::Unsigned))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar::Float(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar::Text(v.to_owned()))
+            }
+        }
+
+        deserializer.deserialize_any(ScalarVisitor)
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PolicyFile {
+    pub workers: Option<Scalar>,
+    pub listeners: Option<Vec<Object<ListenerFile>>>,
+    pub passive: Option<Object<PassiveFile>>,
+    pub tls: Option<Object<TlsFile>>,
+    pub backends: Option<BTreeMap<String, Object<BackendFile>>>,
+    pub roles: Option<BTreeMap<String, Object<RoleFile>>>,
+    pub users: Option<BTreeMap<String, Object<UserFile>>>,
+    pub routing: Option<Object<RoutingFile>>,
+    pub defaults: Option<Object<DefaultsFile>>,
+    pub audit: Option<Object<AuditFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListenerFile {
+    pub address: Option<String>,
+    pub tls: Option<String>,
+    pub require: Option<String>,
+    pub proxy_protocol: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PassiveFile {
+    pub ports: Option<String>,
+    pub advertise: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsFile {
+    pub certificate: Option<String>,
+    pub private_key: Option<String>,
+    pub require: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BackendFile {
+    pub servers: Option<Vec<String>>,
+    pub balance: Option<String>,
+    pub tls: Option<String>,
+    pub source_address: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RoleFile {
+    pub allow: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UserFile {
+    pub role: Option<String>,
+    pub backend: Option<String>,
+    pub allow_from: Option<Vec<String>>,
+    pub deny_from: Option<Vec<String>>,
+    pub limits: Option<Object<UserLimitsFile>>,
+    pub timeouts: Option<Object<TimeoutsFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UserLimitsFile {
+    pub max_file_size: Option<Scalar>,
+    pub rate: Option<Scalar>,
+    pub sessions: Option<Scalar>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TimeoutsFile {
+    pub login: Option<Scalar>,
+    pub idle: Option<Scalar>,
+    pub session: Option<Scalar>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RoutingFile {
+    pub user_at_host: Option<bool>,
+    pub targets: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DefaultsFile {
+    pub timeouts: Option<Object<TimeoutsFile>>,
+    pub limits: Option<Object<GlobalLimitsFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GlobalLimitsFile {
+    pub sessions_total: Option<Scalar>,
+    pub sessions_per_ip: Option<Scalar>,
+    pub failed_logins_per_ip: Option<Scalar>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuditFile {
+    pub syslog: Option<Object<SyslogFile>>,
+    pub file: Option<String>,
+    pub mode: Option<String>,
+    pub filecopy: Option<Object<FilecopyFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SyslogFile {
+    pub facility: Option<String>,
+    pub app_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FilecopyFile {
+    pub directory: Option<String>,
+    pub retention_days: Option<Scalar>,
+}

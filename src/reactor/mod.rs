@@ -1,0 +1,460 @@
+//! The event loop of one worker process: one `mio::Poll`, sessions in a slab addressed by
+//! token, a timer heap that sets the poll timeout, and the control listeners.
+//!
+//! The reactor knows nothing of FTP. It accepts connections, routes readiness to the
+//! session that owns the socket, drives sessions, fires their timers and removes the ones
+//! that finished. A session's slot is freed only after the event batch that closed it, so
+//! a late event in the same batch can never reach a new session in a reused slot.
+
+pub mod pool;
+pub mod timer;
+
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mio::net::TcpListener;
+use mio::unix::pipe;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::audit::AuditSink;
+use crate::limits::{MAX_RELAY_BUFFERS, RELAY_BUFFER_SIZE};
+use crate::os;
+use crate::policy::Policy;
+use crate::session::net::{BackendBook, PassivePorts, bind_control_listener};
+use crate::session::{DriveOutcome, ROLE_BITS, Session, SocketRole, WorkerCtx};
+use pool::BufferPool;
+use timer::TimerHeap;
+
+/// Tokens at and above this value are not sessions.
+const SPECIAL_BASE: usize = usize::MAX - 4096;
+const WAKE_TOKEN: Token = Token(usize::MAX - 1);
+/// How long accepting pauses after the process ran out of file descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(200);
+/// How long a stopping worker lets sessions finish before closing them.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// What a worker needs to start.
+pub struct WorkerConfig {
+    pub index: usize,
+    pub count: usize,
+    pub policy: Rc<Policy>,
+    pub policy_path: Option<std::path::PathBuf>,
+}
+
+struct Slot {
+    session: Option<Session>,
+    generation: u64,
+}
+
+pub struct Worker {
+    poll: Poll,
+    events: Events,
+    listeners: Vec<(TcpListener, SocketAddr)>,
+    /// Listeners that reported readiness and have not yet returned WouldBlock.
+    accept_pending: Vec<bool>,
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+    policy: Rc<Policy>,
+    policy_path: Option<std::path::PathBuf>,
+    timers: TimerHeap,
+    pool: BufferPool,
+    audit: AuditSink,
+    passive: PassivePorts,
+    backends: BackendBook,
+    wake: pipe::Receiver,
+    _wake_sender: pipe::Sender,
+    index: usize,
+    session_prefix: String,
+    session_counter: u64,
+    accept_paused_until: Option<Instant>,
+    stopping_since: Option<Instant>,
+    /// Sessions that stopped for fairness and must be driven again.
+    again: Vec<usize>,
+}
+
+impl Worker {
+    /// Binds the listeners and prepares the loop. Errors here stop the worker before it
+    /// serves anyone.
+    pub fn new(config: WorkerConfig) -> io::Result<Worker> {
+        let poll = Poll::new()?;
+        let mut listeners = Vec::new();
+        for (i, listener) in config.policy.listeners.iter().enumerate() {
+            let mut socket = bind_control_listener(listener.address).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on {}: {e}", listener.address),
+                )
+            })?;
+            poll.registry()
+                .register(&mut socket, Token(SPECIAL_BASE + i), Interest::READABLE)?;
+            listeners.push((socket, listener.address));
+        }
+        let (sender, mut receiver) = pipe::new()?;
+        poll.registry()
+            .register(&mut receiver, WAKE_TOKEN, Interest::READABLE)?;
+        os::install_signal_handlers(&sender)?;
+        let audit = AuditSink::open(config.policy.audit.file.as_deref(), config.index as u32)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot open the audit file: {e}")))?;
+        let (first, last) = config.policy.passive.ports;
+        let passive = PassivePorts::slice(first, last, config.index, config.count);
+        let started = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        Ok(Worker {
+            poll,
+            events: Events::with_capacity(1024),
+            accept_pending: vec![false; listeners.len()],
+            listeners,
+            slots: Vec::new(),
+            free: Vec::new(),
+            policy: config.policy,
+            policy_path: config.policy_path,
+            timers: TimerHeap::new(),
+            pool: BufferPool::new(RELAY_BUFFER_SIZE, MAX_RELAY_BUFFERS),
+            audit,
+            passive,
+            backends: BackendBook::new(),
+            wake: receiver,
+            _wake_sender: sender,
+            index: config.index,
+            session_prefix: format!("{started:x}-{:x}", std::process::id()),
+            session_counter: 0,
+            accept_paused_until: None,
+            stopping_since: None,
+            again: Vec::new(),
+        })
+    }
+
+    /// The addresses the worker listens on.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|(l, _)| l.local_addr().ok())
+            .collect()
+    }
+
+    /// Runs until stopped by SIGTERM/SIGINT and drained.
+    pub fn run(&mut self) -> io::Result<()> {
+        log::info!(
+            "worker {} listening on {:?}, passive ports {:?}",
+            self.index,
+            self.local_addrs(),
+            self.passive.range()
+        );
+        let mut touched: Vec<usize> = Vec::new();
+        loop {
+            let now = Instant::now();
+            let timeout = self.poll_timeout(now);
+            match self.poll.poll(&mut self.events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            let now = Instant::now();
+            touched.clear();
+            touched.append(&mut self.again);
+            let mut woken = false;
+            for event in self.events.iter() {
+                let token = event.token();
+                if token == WAKE_TOKEN {
+                    woken = true;
+                } else if token.0 >= SPECIAL_BASE {
+                    if let Some(pending) = self.accept_pending.get_mut(token.0 - SPECIAL_BASE) {
+                        *pending = true;
+                    }
+                } else {
+                    let slot = token.0 >> ROLE_BITS;
+                    let role = SocketRole::from_bits(token.0 & ((1 << ROLE_BITS) - 1));
+                    if let (
+                        Some(role),
+                        Some(Slot {
+                            session: Some(session),
+                            ..
+                        }),
+                    ) = (role, self.slots.get_mut(slot))
+                    {
+                        session.on_ready(role, event);
+                        touched.push(slot);
+                    }
+                }
+            }
+            if woken {
+                self.drain_wake();
+            }
+            self.handle_signals(now);
+            if self.stopping_since.is_none() && self.accept_paused_until.is_none_or(|t| t <= now) {
+                self.accept_paused_until = None;
+                for i in 0..self.listeners.len() {
+                    if self.accept_pending.get(i).copied().unwrap_or(false) {
+                        self.accept(i, now, &mut touched);
+                    }
+                }
+            }
+            touched.sort_unstable();
+            touched.dedup();
+            let mut finished = Vec::new();
+            for &slot in &touched {
+                self.drive(slot, now, &mut finished);
+            }
+            while let Some(entry) = self.timers.pop_due(now) {
+                let mut ctx = WorkerCtx {
+                    registry: self.poll.registry(),
+                    timers: &mut self.timers,
+                    pool: &self.pool,
+                    audit: &mut self.audit,
+                    passive: &mut self.passive,
+                    backends: &mut self.backends,
+                    now,
+                };
+                let Some(Slot {
+                    session: Some(session),
+                    generation,
+                }) = self.slots.get_mut(entry.slot)
+                else {
+                    continue;
+                };
+                if *generation != entry.generation {
+                    continue;
+                }
+                session.on_timer(&entry, &mut ctx);
+                self.drive(entry.slot, now, &mut finished);
+            }
+            for slot in finished {
+                self.remove(slot, now);
+            }
+            if let Some(since) = self.stopping_since {
+                let live = self.slots.iter().filter(|s| s.session.is_some()).count();
+                if live == 0 {
+                    log::info!("worker {} stopped", self.index);
+                    return Ok(());
+                }
+                if now.saturating_duration_since(since) > DRAIN_DEADLINE {
+                    log::warn!(
+                        "worker {}: closing {live} sessions at the drain deadline",
+                        self.index
+                    );
+                    let slots: Vec<usize> = (0..self.slots.len()).collect();
+                    for slot in slots {
+                        if let Some(session) = self.slots[slot].session.as_mut() {
+                            session.force_close();
+                            self.remove(slot, now);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+        let accept_now = self.stopping_since.is_none()
+            && self.accept_paused_until.is_none()
+            && self.accept_pending.iter().any(|&p| p);
+        if !self.again.is_empty() || accept_now {
+            return Some(Duration::ZERO);
+        }
+        let mut timeout = self.timers.next_timeout(now);
+        if let Some(until) = self.accept_paused_until {
+            let pause = until.saturating_duration_since(now);
+            timeout = Some(timeout.map_or(pause, |t| t.min(pause)));
+        }
+        if self.stopping_since.is_some() {
+            let tick = Duration::from_secs(1);
+            timeout = Some(timeout.map_or(tick, |t| t.min(tick)));
+        }
+        timeout
+    }
+
+    fn drain_wake(&mut self) {
+        let mut buf = [0u8; 64];
+        loop {
+            match io::Read::read(&mut self.wake, &mut buf) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn handle_signals(&mut self, now: Instant) {
+        if os::STOP_REQUESTED.load(Ordering::SeqCst) && self.stopping_since.is_none() {
+            log::info!("worker {}: stopping, draining sessions", self.index);
+            self.stopping_since = Some(now);
+            for (listener, _) in &mut self.listeners {
+                let _ = self.poll.registry().deregister(listener);
+            }
+            self.listeners.clear();
+            self.accept_pending.clear();
+        }
+        if os::RELOAD_REQUESTED.swap(false, Ordering::SeqCst) {
+            self.reload();
+        }
+    }
+
+    /// SIGHUP: new sessions get the new policy; a bad file keeps the old one. The audit
+    /// file is reopened (logrotate).
+    fn reload(&mut self) {
+        if let Err(e) = self.audit.reopen() {
+            log::error!("cannot reopen the audit file: {e}");
+        }
+        let Some(path) = self.policy_path.as_ref() else {
+            return;
+        };
+        match crate::policy::load_policy(path) {
+            Ok(policy) => {
+                log::info!("policy reloaded from {}", path.display());
+                self.policy = Rc::new(policy);
+            }
+            Err(errors) => {
+                for e in errors {
+                    log::error!(
+                        "policy reload refused, keeping the old policy: {}: {e}",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self, index: usize, now: Instant, touched: &mut Vec<usize>) {
+        // Bounded per turn so one busy listener cannot starve the sessions.
+        for _ in 0..256 {
+            let Some((listener, _)) = self.listeners.get(index) else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    if let Some(slot) = self.create_session(stream, peer, now) {
+                        touched.push(slot);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Some(pending) = self.accept_pending.get_mut(index) {
+                        *pending = false;
+                    }
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    log::error!("out of file descriptors; pausing accept: {e}");
+                    self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+                    return;
+                }
+                Err(e) => {
+                    // ECONNABORTED and friends concern one connection, not the listener.
+                    log::warn!("accept failed: {e}");
+                }
+            }
+        }
+        // Work may be left on this listener: it stays pending and is tried next turn.
+    }
+
+    fn create_session(
+        &mut self,
+        stream: mio::net::TcpStream,
+        peer: SocketAddr,
+        now: Instant,
+    ) -> Option<usize> {
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.slots.push(Slot {
+                    session: None,
+                    generation: 0,
+                });
+                self.slots.len() - 1
+            }
+        };
+        if slot >= (SPECIAL_BASE >> ROLE_BITS) {
+            return None;
+        }
+        self.session_counter += 1;
+        let id = format!("{}-{:x}", self.session_prefix, self.session_counter);
+        let generation = self.slots[slot].generation + 1;
+        let mut ctx = WorkerCtx {
+            registry: self.poll.registry(),
+            timers: &mut self.timers,
+            pool: &self.pool,
+            audit: &mut self.audit,
+            passive: &mut self.passive,
+            backends: &mut self.backends,
+            now,
+        };
+        match Session::new(
+            id,
+            stream,
+            peer,
+            slot,
+            generation,
+            Rc::clone(&self.policy),
+            &mut ctx,
+        ) {
+            Ok(session) => {
+                log::debug!("session {} from {peer}", session.describe());
+                self.slots[slot] = Slot {
+                    session: Some(session),
+                    generation,
+                };
+                Some(slot)
+            }
+            Err(e) => {
+                log::warn!("cannot start a session for {peer}: {e}");
+                self.free.push(slot);
+                None
+            }
+        }
+    }
+
+    fn drive(&mut self, slot: usize, now: Instant, finished: &mut Vec<usize>) {
+        let mut ctx = WorkerCtx {
+            registry: self.poll.registry(),
+            timers: &mut self.timers,
+            pool: &self.pool,
+            audit: &mut self.audit,
+            passive: &mut self.passive,
+            backends: &mut self.backends,
+            now,
+        };
+        let Some(Slot {
+            session: Some(session),
+            ..
+        }) = self.slots.get_mut(slot)
+        else {
+            return;
+        };
+        match session.drive(&mut ctx) {
+            DriveOutcome::Idle => {}
+            DriveOutcome::Again => self.again.push(slot),
+            DriveOutcome::Closed => {
+                if !finished.contains(&slot) {
+                    finished.push(slot);
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, slot: usize, now: Instant) {
+        let mut ctx = WorkerCtx {
+            registry: self.poll.registry(),
+            timers: &mut self.timers,
+            pool: &self.pool,
+            audit: &mut self.audit,
+            passive: &mut self.passive,
+            backends: &mut self.backends,
+            now,
+        };
+        let Some(entry) = self.slots.get_mut(slot) else {
+            return;
+        };
+        if let Some(mut session) = entry.session.take() {
+            session.finish(&mut ctx);
+            entry.generation = session.generation();
+            self.again.retain(|&s| s != slot);
+            self.free.push(slot);
+        }
+    }
+}

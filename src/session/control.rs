@@ -1,0 +1,1524 @@
+//! The control-channel state machine of one FTP session. Pure: no sockets, no clock, no log.
+//!
+//! It takes [`Event`]s (a client command line, a backend reply, a connection that came up or
+//! failed, a timer) and returns [`Action`]s (send this reply to the client, this command to
+//! the backend, open a passive listener, start relaying data, record this audit event,
+//! close). The session shell in `session/mod.rs` performs the actions and feeds back the
+//! events they cause.
+//!
+//! The login is ftpgate's own: USER selects the user's policy and is answered locally (the
+//! same 331 for known and unknown names: no enumeration); only after PASS of a known user is
+//! the backend contacted, its greeting consumed and USER/PASS relayed. Before that nothing
+//! reaches any backend.
+//!
+//! Data connections are split at the gateway. The client's PASV/EPSV/PORT/EPRT is answered
+//! locally; when a transfer command arrives, ftpgate asks the backend for a passive port
+//! (PASV, or EPSV toward an IPv6 backend), connects to it at the backend's *control* address,
+//! sends REST if the client gave one, then the command, and starts the relay when the
+//! backend's 1xx arrives. The backend's final reply is held until the relay has written and
+//! closed the client's data connection.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use crate::audit::AuditRecord;
+use crate::ftp::address::{
+    EpsvArg, format_epsv_reply, format_pasv_reply, parse_eprt_arg, parse_epsv_arg,
+    parse_epsv_reply, parse_pasv_reply, parse_port_arg,
+};
+use crate::ftp::codes;
+use crate::ftp::command::{Command, CommandError, Verb, parse_command};
+use crate::ftp::reply::Reply;
+use crate::policy::{Policy, Timeouts, VerbSet};
+
+/// Timers the control machine sets. The shell keeps one deadline per kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum TimerKind {
+    /// From connect to a successful login.
+    Login = 0,
+    /// No command while no transfer moves.
+    Idle = 1,
+    /// The whole session.
+    Session = 2,
+    /// A failed login is answered only when this fires (same delay for every user).
+    FailedLogin = 3,
+    /// A client data connection must come up in time (passive accept or active connect).
+    DataConnect = 4,
+    /// The backend must answer a command in time.
+    BackendReply = 5,
+}
+
+impl TimerKind {
+    pub const COUNT: usize = 6;
+    pub const ALL: [TimerKind; TimerKind::COUNT] = [
+        TimerKind::Login,
+        TimerKind::Idle,
+        TimerKind::Session,
+        TimerKind::FailedLogin,
+        TimerKind::DataConnect,
+        TimerKind::BackendReply,
+    ];
+
+    pub fn from_index(i: u8) -> Option<TimerKind> {
+        TimerKind::ALL.get(i as usize).copied()
+    }
+}
+
+/// Which way file data moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Backend to client: RETR, LIST, NLST, MLSD.
+    Download,
+    /// Client to backend: STOR, STOU, APPE.
+    Upload,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Download => "download",
+            Direction::Upload => "upload",
+        }
+    }
+}
+
+/// Which side of a data connection failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Client,
+    Server,
+}
+
+/// How the client wants its next data connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientDataMode {
+    None,
+    /// The shell holds a passive listener for the client.
+    Passive,
+    /// ftpgate connects to this address (validated against the control peer).
+    Active(SocketAddr),
+}
+
+/// Why a session ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    Quit,
+    ClientClosed,
+    ServerClosed,
+    ServerProtocolError,
+    BackendUnavailable,
+    LoginTimeout,
+    IdleTimeout,
+    SessionTimeout,
+    BackendTimeout,
+}
+
+impl CloseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Quit => "quit",
+            CloseReason::ClientClosed => "client_closed",
+            CloseReason::ServerClosed => "backend_closed",
+            CloseReason::ServerProtocolError => "backend_protocol_error",
+            CloseReason::BackendUnavailable => "backend_unavailable",
+            CloseReason::LoginTimeout => "login_timeout",
+            CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::SessionTimeout => "session_timeout",
+            CloseReason::BackendTimeout => "backend_timeout",
+        }
+    }
+}
+
+/// Inputs to the machine.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// One framed, Telnet-filtered command line from the client.
+    ClientLine(&'a [u8]),
+    /// The client sent a line longer than the limit (it has been discarded).
+    ClientLineTooLong,
+    ClientClosed,
+    ServerConnected,
+    /// No server of the user's backend pool could be reached.
+    ServerUnavailable,
+    ServerReply(Reply),
+    ServerClosed,
+    /// The backend sent something that is not an FTP reply, or too much of it.
+    ServerProtocolError,
+    /// The shell opened a passive listener for the client at this (advertised) address.
+    PassiveOpened(SocketAddr),
+    PassiveFailed,
+    ServerDataConnected,
+    ServerDataFailed,
+    /// The client's data connection is up (accepted or connected).
+    ClientDataConnected,
+    /// The relay moved every byte and closed both data connections cleanly.
+    RelayDone {
+        bytes: u64,
+    },
+    /// A data connection failed during the relay.
+    RelayFailed {
+        bytes: u64,
+        side: Side,
+    },
+    Timer(TimerKind),
+}
+
+/// Outputs of the machine, performed in order by the shell.
+#[derive(Debug, PartialEq)]
+pub enum Action {
+    SendClient(Reply),
+    SendServer(Command),
+    /// Connect to the user's backend pool.
+    ConnectServer,
+    /// Close the backend control connection (a failed login).
+    CloseServer,
+    /// Open a passive listener for the client (replacing any previous one).
+    OpenPassive,
+    ConnectServerData(u16),
+    /// Start relaying: the server data connection is up; connect to the client for active
+    /// mode, or use the passive listener's connection.
+    StartRelay {
+        direction: Direction,
+        active: Option<SocketAddr>,
+    },
+    /// Close every data connection and the passive listener.
+    AbortData,
+    SetTimer(TimerKind, Duration),
+    CancelTimer(TimerKind),
+    Audit(AuditRecord),
+    /// Flush what was sent to the client, then close the session.
+    Close(CloseReason),
+}
+
+/// What the machine knows of the user after USER.
+#[derive(Clone, Debug)]
+pub struct UserContext {
+    pub name: String,
+    /// `None`: not in the policy (the login will fail without contacting any backend).
+    pub known: Option<KnownUser>,
+}
+
+#[derive(Clone, Debug)]
+pub struct KnownUser {
+    pub role: String,
+    pub allow: VerbSet,
+    pub backend: String,
+    pub timeouts: Timeouts,
+}
+
+/// A transfer in progress and how far it got.
+#[derive(Debug)]
+struct Transfer {
+    verb: Verb,
+    arg: Vec<u8>,
+    direction: Direction,
+    rest: Option<u64>,
+    step: TransferStep,
+    /// The backend's positive final reply, waiting for the relay to finish.
+    held: Option<Reply>,
+    /// The relay finished with this many bytes before the final reply came.
+    relayed: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TransferStep {
+    /// PASV/EPSV sent to the backend.
+    AwaitPasv,
+    /// Connecting to the backend's data port.
+    AwaitDataConnect,
+    /// REST sent to the backend.
+    AwaitRest,
+    /// The transfer command sent; waiting for 1xx.
+    AwaitPreliminary,
+    /// Data moves.
+    Relaying,
+}
+
+/// Where the session is.
+#[derive(Debug)]
+enum Phase {
+    AwaitUser,
+    AwaitPass,
+    /// A failed login; 530 goes out when the FailedLogin timer fires.
+    FailedLogin,
+    Connecting {
+        pass: Vec<u8>,
+    },
+    AwaitGreeting {
+        pass: Vec<u8>,
+    },
+    AwaitUserReply {
+        pass: Vec<u8>,
+    },
+    AwaitPassReply,
+    /// Logged in, no command in flight.
+    Ready,
+    /// A command forwarded to the backend; its final reply is relayed.
+    Forwarded {
+        verb: Verb,
+        arg: Vec<u8>,
+        feat: bool,
+    },
+    Transfer(Box<Transfer>),
+    /// The backend's final replies still owed for an aborted or failed transfer: relay them
+    /// (`relay`) or swallow them, then back to Ready.
+    Draining {
+        replies: u8,
+        relay: bool,
+    },
+    Closed,
+}
+
+/// Settings the shell gives the machine at creation.
+#[derive(Clone, Debug)]
+pub struct ControlConfig {
+    pub client_ip: IpAddr,
+    pub login_timeout: u64,
+    pub session_timeout: u64,
+    pub failed_login_delay_ms: u64,
+    pub data_connect_timeout: u64,
+    pub backend_reply_timeout: u64,
+}
+
+/// The control state machine.
+#[derive(Debug)]
+pub struct ControlFsm {
+    config: ControlConfig,
+    phase: Phase,
+    user: Option<UserContext>,
+    logged_in: bool,
+    data_mode: ClientDataMode,
+    rest: Option<u64>,
+    epsv_all: bool,
+    /// Which reply the client's pending PASV/EPSV wants once the listener is open.
+    pending_passive: Option<PassiveKind>,
+    /// Toward an IPv6 backend, ftpgate asks for EPSV instead of PASV.
+    server_ipv6: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PassiveKind {
+    Pasv,
+    Epsv,
+}
+
+const FILTERED_FEATURES: &[&str] = &[
+    "AUTH", "PBSZ", "PROT", "CCC", "HOST", "EPRT", "EPSV", "PASV", "SPSV", "LPSV", "LPRT", "ADAT",
+    "MIC", "CONF", "ENC",
+];
+
+fn is_transfer(verb: Verb) -> bool {
+    matches!(
+        verb,
+        Verb::Retr | Verb::Stor | Verb::Stou | Verb::Appe | Verb::List | Verb::Nlst | Verb::Mlsd
+    )
+}
+
+fn direction_of(verb: Verb) -> Direction {
+    if matches!(verb, Verb::Stor | Verb::Stou | Verb::Appe) {
+        Direction::Upload
+    } else {
+        Direction::Download
+    }
+}
+
+/// Verbs refused with 550 when the role does not permit them (denied file actions).
+fn is_file_action(verb: Verb) -> bool {
+    matches!(
+        verb,
+        Verb::Retr
+            | Verb::Stor
+            | Verb::Stou
+            | Verb::Appe
+            | Verb::Dele
+            | Verb::Rmd
+            | Verb::Mkd
+            | Verb::Rnfr
+            | Verb::Rnto
+            | Verb::List
+            | Verb::Nlst
+            | Verb::Mlsd
+            | Verb::Mlst
+            | Verb::Size
+            | Verb::Mdtm
+            | Verb::Cwd
+            | Verb::Cdup
+            | Verb::Mfmt
+            | Verb::Smnt
+    )
+}
+
+fn secs(seconds: u64) -> Duration {
+    Duration::from_secs(seconds)
+}
+
+/// Compares addresses across IPv4 and IPv4-mapped IPv6 forms.
+fn same_ip(a: IpAddr, b: IpAddr) -> bool {
+    canonical(a) == canonical(b)
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// ftpgate's own FEAT answer before login (no backend is known yet).
+fn local_features() -> Reply {
+    Reply::multi(
+        codes::SYSTEM_STATUS,
+        &[
+            "Features:",
+            "EPRT",
+            "EPSV",
+            "PASV",
+            "MDTM",
+            "REST STREAM",
+            "SIZE",
+            "UTF8",
+            "End",
+        ],
+    )
+}
+
+/// The backend's FEAT answer, minus what ftpgate handles itself (TLS, data-connection
+/// setup, HOST), plus the data-connection commands ftpgate offers.
+fn filter_features(reply: Reply) -> Reply {
+    if !reply.is_positive_completion() || !reply.is_multiline() {
+        return local_features();
+    }
+    let mut features: Vec<String> = Vec::new();
+    let count = reply.lines.len();
+    for line in reply.lines.iter().take(count.saturating_sub(1)).skip(1) {
+        let text = String::from_utf8_lossy(line);
+        let keyword = text
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        if keyword.is_empty() || FILTERED_FEATURES.contains(&keyword.as_str()) {
+            continue;
+        }
+        features.push(text.trim().to_string());
+    }
+    let mut lines: Vec<&str> = vec!["Features:", "EPRT", "EPSV", "PASV"];
+    lines.extend(features.iter().map(String::as_str));
+    lines.push("End");
+    Reply::multi(codes::SYSTEM_STATUS, &lines)
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+impl ControlFsm {
+    /// A new session: returns the machine and the actions for the greeting and timers.
+    pub fn new(config: ControlConfig) -> (ControlFsm, Vec<Action>) {
+        let actions = vec![
+            Action::SendClient(Reply::new(codes::SERVICE_READY, "ftpgate ready.")),
+            Action::SetTimer(TimerKind::Login, secs(config.login_timeout)),
+            Action::SetTimer(TimerKind::Session, secs(config.session_timeout)),
+        ];
+        let fsm = ControlFsm {
+            config,
+            phase: Phase::AwaitUser,
+            user: None,
+            logged_in: false,
+            data_mode: ClientDataMode::None,
+            rest: None,
+            epsv_all: false,
+            pending_passive: None,
+            server_ipv6: false,
+        };
+        (fsm, actions)
+    }
+
+    /// Told by the shell once it knows the backend's address family.
+    pub fn set_server_ipv6(&mut self, ipv6: bool) {
+        self.server_ipv6 = ipv6;
+    }
+
+    pub fn user(&self) -> Option<&UserContext> {
+        self.user.as_ref()
+    }
+
+    pub fn is_logged_in(&self) -> bool {
+        self.logged_in
+    }
+
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
+    }
+
+    /// Whether the machine can take `line` now. While a command is in flight further lines
+    /// wait in the client's input buffer (pipelining), except QUIT at any time and ABOR
+    /// during a relay.
+    pub fn can_take_line(&self, line: &[u8]) -> bool {
+        match &self.phase {
+            Phase::AwaitUser | Phase::AwaitPass | Phase::Ready => true,
+            Phase::Closed => false,
+            Phase::Transfer(t) if t.step == TransferStep::Relaying => {
+                matches!(parse_command(line), Ok(c) if matches!(c.verb, Verb::Abor | Verb::Quit))
+            }
+            _ => matches!(parse_command(line), Ok(c) if c.verb == Verb::Quit),
+        }
+    }
+
+    /// Feeds one event; returns the actions to perform, in order.
+    pub fn on_event(&mut self, event: Event<'_>, policy: &Policy) -> Vec<Action> {
+        let mut out = Vec::new();
+        if matches!(self.phase, Phase::Closed) {
+            return out;
+        }
+        match event {
+            Event::ClientLine(line) => self.on_client_line(line, policy, &mut out),
+            Event::ClientLineTooLong => out.push(Action::SendClient(Reply::new(
+                codes::SYNTAX_ERROR,
+                "Command line too long.",
+            ))),
+            Event::ClientClosed => self.close(CloseReason::ClientClosed, &mut out),
+            Event::ServerConnected => self.on_server_connected(&mut out),
+            Event::ServerUnavailable => {
+                self.audit_login("failed", Some("backend_unavailable"), &mut out);
+                self.fail_close(
+                    "Service not available: the backend cannot be reached.",
+                    CloseReason::BackendUnavailable,
+                    &mut out,
+                );
+            }
+            Event::ServerReply(reply) => self.on_server_reply(reply, &mut out),
+            Event::ServerClosed => self.fail_close(
+                "Service not available, remote server has closed connection.",
+                CloseReason::ServerClosed,
+                &mut out,
+            ),
+            Event::ServerProtocolError => self.fail_close(
+                "Service not available, remote server sent an invalid reply.",
+                CloseReason::ServerProtocolError,
+                &mut out,
+            ),
+            Event::PassiveOpened(addr) => self.on_passive_opened(addr, &mut out),
+            Event::PassiveFailed => {
+                self.data_mode = ClientDataMode::None;
+                out.push(Action::SendClient(Reply::new(
+                    codes::CANT_OPEN_DATA,
+                    "Cannot open passive connection.",
+                )));
+            }
+            Event::ServerDataConnected => self.on_server_data_connected(&mut out),
+            Event::ServerDataFailed => {
+                if self.transfer_step() == Some(TransferStep::AwaitDataConnect) {
+                    self.transfer_failed(
+                        Reply::new(codes::CANT_OPEN_DATA, "Cannot open data connection."),
+                        0,
+                        &mut out,
+                    );
+                }
+            }
+            Event::ClientDataConnected => out.push(Action::CancelTimer(TimerKind::DataConnect)),
+            Event::RelayDone { bytes } => self.on_relay_done(bytes, &mut out),
+            Event::RelayFailed { bytes, side } => self.on_relay_failed(bytes, side, &mut out),
+            Event::Timer(kind) => self.on_timer(kind, &mut out),
+        }
+        out
+    }
+
+    fn transfer_step(&self) -> Option<TransferStep> {
+        match &self.phase {
+            Phase::Transfer(t) => Some(t.step),
+            _ => None,
+        }
+    }
+
+    fn reply(&self, code: u16, text: &str, out: &mut Vec<Action>) {
+        out.push(Action::SendClient(Reply::new(code, text)));
+    }
+
+    /// Answers a command locally and records it.
+    fn local(
+        &self,
+        cmd: &Command,
+        decision: &'static str,
+        code: u16,
+        text: &str,
+        out: &mut Vec<Action>,
+    ) {
+        self.reply(code, text, out);
+        self.audit_command(cmd.verb.name(), &cmd.arg, decision, code, out);
+    }
+
+    fn audit_command(
+        &self,
+        verb: &str,
+        arg: &[u8],
+        decision: &'static str,
+        reply: u16,
+        out: &mut Vec<Action>,
+    ) {
+        out.push(Action::Audit(AuditRecord::Command {
+            verb: verb.to_string(),
+            arg: lossy(arg),
+            decision,
+            reply,
+        }));
+    }
+
+    fn audit_login(
+        &self,
+        result: &'static str,
+        reason: Option<&'static str>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(user) = &self.user else { return };
+        out.push(Action::Audit(AuditRecord::Login {
+            user: user.name.clone(),
+            result,
+            role: user.known.as_ref().map(|k| k.role.clone()),
+            backend: user.known.as_ref().map(|k| k.backend.clone()),
+            reason,
+        }));
+    }
+
+    fn close(&mut self, reason: CloseReason, out: &mut Vec<Action>) {
+        out.push(Action::AbortData);
+        out.push(Action::Close(reason));
+        self.phase = Phase::Closed;
+    }
+
+    fn fail_close(&mut self, text: &str, reason: CloseReason, out: &mut Vec<Action>) {
+        self.reply(codes::SERVICE_NOT_AVAILABLE, text, out);
+        self.close(reason, out);
+    }
+
+    // ----- client commands -------------------------------------------------------------
+
+    fn on_client_line(&mut self, line: &[u8], policy: &Policy, out: &mut Vec<Action>) {
+        let cmd = match parse_command(line) {
+            Ok(cmd) => cmd,
+            Err(err) => {
+                let (code, text) = match &err {
+                    CommandError::Empty => (codes::SYNTAX_ERROR, "Empty command.".to_string()),
+                    CommandError::TooLong => {
+                        (codes::SYNTAX_ERROR, "Command line too long.".to_string())
+                    }
+                    CommandError::BadVerb => (
+                        codes::SYNTAX_ERROR,
+                        "Syntax error, command unrecognized.".to_string(),
+                    ),
+                    CommandError::ControlByte => (
+                        codes::SYNTAX_ERROR_ARGS,
+                        "Control characters are not allowed in commands.".to_string(),
+                    ),
+                    CommandError::Unknown(verb) if self.logged_in => (
+                        codes::NOT_IMPLEMENTED,
+                        format!("Command {verb} not implemented."),
+                    ),
+                    CommandError::Unknown(_) => (
+                        codes::NOT_LOGGED_IN,
+                        "Please login with USER and PASS.".to_string(),
+                    ),
+                };
+                self.reply(code, &text, out);
+                let verb = match &err {
+                    CommandError::Unknown(v) => v.clone(),
+                    _ => String::new(),
+                };
+                self.audit_command(&verb, b"", "deny", code, out);
+                return;
+            }
+        };
+        if cmd.verb == Verb::Quit {
+            if self.logged_in {
+                out.push(Action::SendServer(Command::new(Verb::Quit, b"")));
+            }
+            self.local(&cmd, "allow", codes::CLOSING_CONTROL, "Goodbye.", out);
+            self.close(CloseReason::Quit, out);
+            return;
+        }
+        if let Phase::Transfer(_) = self.phase {
+            if cmd.verb == Verb::Abor {
+                self.abort_transfer(&cmd, out);
+            }
+            return;
+        }
+        if self.logged_in {
+            if let Some(t) = self.user_timeouts() {
+                out.push(Action::SetTimer(TimerKind::Idle, secs(t.idle)));
+            }
+            self.on_command_logged_in(cmd, policy, out);
+        } else {
+            self.on_command_before_login(cmd, policy, out);
+        }
+    }
+
+    fn user_timeouts(&self) -> Option<&Timeouts> {
+        self.user.as_ref()?.known.as_ref().map(|k| &k.timeouts)
+    }
+
+    fn on_command_before_login(&mut self, cmd: Command, policy: &Policy, out: &mut Vec<Action>) {
+        match cmd.verb {
+            Verb::User => {
+                if cmd.arg.is_empty() {
+                    return self.local(
+                        &cmd,
+                        "deny",
+                        codes::SYNTAX_ERROR_ARGS,
+                        "USER needs a name.",
+                        out,
+                    );
+                }
+                let name = lossy(&cmd.arg);
+                let known = policy.user(&name).and_then(|u| {
+                    let role = policy.roles.get(&u.role)?;
+                    Some(KnownUser {
+                        role: u.role.clone(),
+                        allow: role.allow,
+                        backend: u.backend.clone(),
+                        timeouts: u.timeouts.clone(),
+                    })
+                });
+                // SECURITY: the same 331 for every name, known or not (no user enumeration).
+                self.user = Some(UserContext { name, known });
+                self.phase = Phase::AwaitPass;
+                self.local(
+                    &cmd,
+                    "allow",
+                    codes::NEED_PASSWORD,
+                    "Please specify the password.",
+                    out,
+                );
+            }
+            Verb::Pass => {
+                if !matches!(self.phase, Phase::AwaitPass) {
+                    return self.local(
+                        &cmd,
+                        "deny",
+                        codes::BAD_SEQUENCE,
+                        "Login with USER first.",
+                        out,
+                    );
+                }
+                let known = self.user.as_ref().is_some_and(|u| u.known.is_some());
+                if known {
+                    self.phase = Phase::Connecting { pass: cmd.arg };
+                    out.push(Action::ConnectServer);
+                } else {
+                    // SECURITY: no backend is contacted for a name the policy does not know.
+                    self.audit_login("failed", Some("unknown_user"), out);
+                    self.start_failed_login(out);
+                }
+            }
+            Verb::Noop => self.local(&cmd, "allow", codes::COMMAND_OK, "NOOP ok.", out),
+            Verb::Syst => self.local(&cmd, "allow", codes::SYSTEM_TYPE, "UNIX Type: L8", out),
+            Verb::Feat => {
+                out.push(Action::SendClient(local_features()));
+                self.audit_command("FEAT", b"", "allow", codes::SYSTEM_STATUS, out);
+            }
+            Verb::Opts => self.local_opts(&cmd, out),
+            Verb::Help => self.local(&cmd, "allow", codes::HELP, "Help OK.", out),
+            Verb::Auth | Verb::Pbsz | Verb::Prot | Verb::Ccc => self.local(
+                &cmd,
+                "deny",
+                codes::NOT_IMPLEMENTED,
+                "TLS is not enabled on this gateway.",
+                out,
+            ),
+            _ => self.local(
+                &cmd,
+                "deny",
+                codes::NOT_LOGGED_IN,
+                "Please login with USER and PASS.",
+                out,
+            ),
+        }
+    }
+
+    fn local_opts(&self, cmd: &Command, out: &mut Vec<Action>) {
+        let arg = String::from_utf8_lossy(&cmd.arg).to_ascii_uppercase();
+        if arg.trim() == "UTF8 ON" || arg.trim() == "UTF8" {
+            self.local(cmd, "allow", codes::COMMAND_OK, "Always in UTF8 mode.", out);
+        } else {
+            self.local(
+                cmd,
+                "deny",
+                codes::SYNTAX_ERROR_ARGS,
+                "Option not understood.",
+                out,
+            );
+        }
+    }
+
+    fn start_failed_login(&mut self, out: &mut Vec<Action>) {
+        self.phase = Phase::FailedLogin;
+        out.push(Action::SetTimer(
+            TimerKind::FailedLogin,
+            Duration::from_millis(self.config.failed_login_delay_ms),
+        ));
+    }
+
+    fn on_command_logged_in(&mut self, cmd: Command, policy: &Policy, out: &mut Vec<Action>) {
+        let _ = policy;
+        let Some(allow) = self
+            .user
+            .as_ref()
+            .and_then(|u| u.known.as_ref())
+            .map(|k| k.allow)
+        else {
+            return self.local(
+                &cmd,
+                "deny",
+                codes::NOT_LOGGED_IN,
+                "Please login with USER and PASS.",
+                out,
+            );
+        };
+        match cmd.verb {
+            Verb::User => self.local(
+                &cmd,
+                "deny",
+                codes::NOT_LOGGED_IN,
+                "Can't change to another user.",
+                out,
+            ),
+            Verb::Pass => self.local(&cmd, "deny", codes::LOGGED_IN, "Already logged in.", out),
+            Verb::Noop | Verb::Syst | Verb::Opts => self.forward(cmd, false, out),
+            Verb::Feat => self.forward(cmd, true, out),
+            Verb::Type => {
+                let arg = String::from_utf8_lossy(&cmd.arg).to_ascii_uppercase();
+                if matches!(arg.trim(), "A" | "A N" | "I" | "L 8" | "L8") {
+                    self.forward(cmd, false, out)
+                } else {
+                    self.local(
+                        &cmd,
+                        "deny",
+                        codes::NOT_IMPLEMENTED_PARAM,
+                        "Unsupported TYPE.",
+                        out,
+                    )
+                }
+            }
+            Verb::Mode => {
+                if cmd.arg.eq_ignore_ascii_case(b"S") {
+                    self.local(&cmd, "allow", codes::COMMAND_OK, "Mode set to S.", out)
+                } else {
+                    self.local(
+                        &cmd,
+                        "deny",
+                        codes::NOT_IMPLEMENTED_PARAM,
+                        "Only MODE S is supported.",
+                        out,
+                    )
+                }
+            }
+            Verb::Stru => {
+                if cmd.arg.eq_ignore_ascii_case(b"F") {
+                    self.local(&cmd, "allow", codes::COMMAND_OK, "Structure set to F.", out)
+                } else {
+                    self.local(
+                        &cmd,
+                        "deny",
+                        codes::NOT_IMPLEMENTED_PARAM,
+                        "Only STRU F is supported.",
+                        out,
+                    )
+                }
+            }
+            Verb::Help => self.local(&cmd, "allow", codes::HELP, "Help OK.", out),
+            Verb::Pasv => self.on_pasv(&cmd, out),
+            Verb::Epsv => self.on_epsv(&cmd, out),
+            Verb::Port => self.on_port(&cmd, out),
+            Verb::Eprt => self.on_eprt(&cmd, out),
+            Verb::Rest => match std::str::from_utf8(&cmd.arg)
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+            {
+                Some(offset) => {
+                    self.rest = Some(offset);
+                    let text = format!("Restart position accepted ({offset}).");
+                    self.local(&cmd, "allow", codes::PENDING_FURTHER, &text, out);
+                }
+                None => self.local(
+                    &cmd,
+                    "deny",
+                    codes::SYNTAX_ERROR_ARGS,
+                    "REST needs a byte offset.",
+                    out,
+                ),
+            },
+            Verb::Abor => self.local(
+                &cmd,
+                "allow",
+                codes::DATA_CLOSE_OK,
+                "No transfer to ABOR.",
+                out,
+            ),
+            Verb::Auth | Verb::Pbsz | Verb::Prot | Verb::Ccc => self.local(
+                &cmd,
+                "deny",
+                codes::NOT_IMPLEMENTED,
+                "TLS is not enabled on this gateway.",
+                out,
+            ),
+            // SECURITY: REIN, ACCT and HOST would change the identity or the target of the
+            // backend session behind the policy's back; they are never forwarded.
+            Verb::Rein | Verb::Acct | Verb::Host => self.local(
+                &cmd,
+                "deny",
+                codes::NOT_IMPLEMENTED,
+                "Command not permitted.",
+                out,
+            ),
+            verb if !allow.contains(verb) => {
+                if is_file_action(verb) {
+                    self.local(
+                        &cmd,
+                        "deny",
+                        codes::FILE_UNAVAILABLE,
+                        "Permission denied.",
+                        out,
+                    )
+                } else {
+                    self.local(
+                        &cmd,
+                        "deny",
+                        codes::NOT_IMPLEMENTED,
+                        "Command not permitted.",
+                        out,
+                    )
+                }
+            }
+            verb if is_transfer(verb) => self.start_transfer(cmd, out),
+            _ => self.forward(cmd, false, out),
+        }
+    }
+
+    fn forward(&mut self, cmd: Command, feat: bool, out: &mut Vec<Action>) {
+        out.push(Action::SendServer(Command::new(cmd.verb, &cmd.arg)));
+        out.push(Action::SetTimer(
+            TimerKind::BackendReply,
+            secs(self.config.backend_reply_timeout),
+        ));
+        self.phase = Phase::Forwarded {
+            verb: cmd.verb,
+            arg: cmd.arg,
+            feat,
+        };
+    }
+
+    fn on_pasv(&mut self, cmd: &Command, out: &mut Vec<Action>) {
+        if self.epsv_all {
+            return self.local(
+                cmd,
+                "deny",
+                codes::BAD_SEQUENCE,
+                "Only EPSV is allowed after EPSV ALL.",
+                out,
+            );
+        }
+        self.audit_command("PASV", b"", "allow", codes::ENTERING_PASSIVE, out);
+        self.data_mode = ClientDataMode::None;
+        self.pending_passive = Some(PassiveKind::Pasv);
+        out.push(Action::OpenPassive);
+    }
+
+    fn on_epsv(&mut self, cmd: &Command, out: &mut Vec<Action>) {
+        match parse_epsv_arg(&cmd.arg) {
+            Ok(EpsvArg::All) => {
+                self.epsv_all = true;
+                self.local(cmd, "allow", codes::COMMAND_OK, "EPSV ALL ok.", out)
+            }
+            Ok(EpsvArg::Family(af)) if af != self.client_family() => self.local(
+                cmd,
+                "deny",
+                codes::EXT_NETWORK_PROTOCOL_NOT_SUPPORTED,
+                if self.client_family() == 1 {
+                    "Network protocol not supported, use (1)"
+                } else {
+                    "Network protocol not supported, use (2)"
+                },
+                out,
+            ),
+            Ok(_) => {
+                self.audit_command("EPSV", &cmd.arg, "allow", codes::ENTERING_EXT_PASSIVE, out);
+                self.data_mode = ClientDataMode::None;
+                self.pending_passive = Some(PassiveKind::Epsv);
+                out.push(Action::OpenPassive);
+            }
+            Err(_) => self.local(
+                cmd,
+                "deny",
+                codes::SYNTAX_ERROR_ARGS,
+                "Bad EPSV argument.",
+                out,
+            ),
+        }
+    }
+
+    fn client_family(&self) -> u8 {
+        match self.config.client_ip {
+            IpAddr::V4(_) => 1,
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => 1,
+            IpAddr::V6(_) => 2,
+        }
+    }
+
+    fn on_passive_opened(&mut self, addr: SocketAddr, out: &mut Vec<Action>) {
+        let Some(kind) = self.pending_passive.take() else {
+            return;
+        };
+        let reply = match (kind, addr) {
+            (PassiveKind::Pasv, SocketAddr::V4(v4)) => format_pasv_reply(v4),
+            (PassiveKind::Pasv, SocketAddr::V6(v6)) => match v6.ip().to_ipv4_mapped() {
+                Some(ip) => format_pasv_reply(std::net::SocketAddrV4::new(ip, v6.port())),
+                None => {
+                    out.push(Action::AbortData);
+                    return self.reply(codes::CANT_OPEN_DATA, "PASV is IPv4 only; use EPSV.", out);
+                }
+            },
+            (PassiveKind::Epsv, addr) => format_epsv_reply(addr.port()),
+        };
+        self.data_mode = ClientDataMode::Passive;
+        out.push(Action::SendClient(reply));
+        out.push(Action::SetTimer(
+            TimerKind::DataConnect,
+            secs(self.config.data_connect_timeout),
+        ));
+    }
+
+    fn on_port(&mut self, cmd: &Command, out: &mut Vec<Action>) {
+        if self.epsv_all {
+            return self.local(
+                cmd,
+                "deny",
+                codes::BAD_SEQUENCE,
+                "Only EPSV is allowed after EPSV ALL.",
+                out,
+            );
+        }
+        match parse_port_arg(&cmd.arg) {
+            Ok(addr) => self.set_active(cmd, SocketAddr::V4(addr), out),
+            Err(_) => self.local(
+                cmd,
+                "deny",
+                codes::SYNTAX_ERROR_ARGS,
+                "Illegal PORT command.",
+                out,
+            ),
+        }
+    }
+
+    fn on_eprt(&mut self, cmd: &Command, out: &mut Vec<Action>) {
+        if self.epsv_all {
+            return self.local(
+                cmd,
+                "deny",
+                codes::BAD_SEQUENCE,
+                "Only EPSV is allowed after EPSV ALL.",
+                out,
+            );
+        }
+        match parse_eprt_arg(&cmd.arg) {
+            Ok(addr) => self.set_active(cmd, addr, out),
+            Err(crate::ftp::address::AddressError::BadFamily) => self.local(
+                cmd,
+                "deny",
+                codes::EXT_NETWORK_PROTOCOL_NOT_SUPPORTED,
+                "Network protocol not supported, use (1,2)",
+                out,
+            ),
+            Err(_) => self.local(
+                cmd,
+                "deny",
+                codes::SYNTAX_ERROR_ARGS,
+                "Illegal EPRT command.",
+                out,
+            ),
+        }
+    }
+
+    fn set_active(&mut self, cmd: &Command, addr: SocketAddr, out: &mut Vec<Action>) {
+        // SECURITY: no bounce, no FXP. The data connection may only go back to the client's
+        // own control-connection address, and never to a privileged port.
+        if !same_ip(addr.ip(), self.config.client_ip) || addr.port() < 1024 {
+            out.push(Action::Audit(AuditRecord::PolicyViolation {
+                kind: "bounce",
+                detail: format!("{} named {addr}", cmd.verb.name()),
+            }));
+            return self.local(
+                cmd,
+                "deny",
+                codes::SYNTAX_ERROR_ARGS,
+                "Illegal PORT command: address not permitted.",
+                out,
+            );
+        }
+        out.push(Action::AbortData);
+        self.data_mode = ClientDataMode::Active(addr);
+        let text = format!(
+            "{} command successful. Consider using PASV.",
+            cmd.verb.name()
+        );
+        self.local(cmd, "allow", codes::COMMAND_OK, &text, out);
+    }
+
+    // ----- transfers -------------------------------------------------------------------
+
+    fn start_transfer(&mut self, cmd: Command, out: &mut Vec<Action>) {
+        if self.data_mode == ClientDataMode::None {
+            return self.local(
+                &cmd,
+                "deny",
+                codes::CANT_OPEN_DATA,
+                "Use PORT or PASV first.",
+                out,
+            );
+        }
+        let server_ipv6 = self.server_ipv6;
+        out.push(Action::SendServer(if server_ipv6 {
+            Command::new(Verb::Epsv, b"")
+        } else {
+            Command::new(Verb::Pasv, b"")
+        }));
+        out.push(Action::SetTimer(
+            TimerKind::BackendReply,
+            secs(self.config.backend_reply_timeout),
+        ));
+        out.push(Action::CancelTimer(TimerKind::Idle));
+        self.phase = Phase::Transfer(Box::new(Transfer {
+            verb: cmd.verb,
+            direction: direction_of(cmd.verb),
+            arg: cmd.arg,
+            rest: self.rest.take(),
+            step: TransferStep::AwaitPasv,
+            held: None,
+            relayed: None,
+        }));
+    }
+
+    fn on_server_data_connected(&mut self, out: &mut Vec<Action>) {
+        let Phase::Transfer(t) = &mut self.phase else {
+            return;
+        };
+        if t.step != TransferStep::AwaitDataConnect {
+            return;
+        }
+        match t.rest {
+            Some(offset) if offset > 0 => {
+                t.step = TransferStep::AwaitRest;
+                out.push(Action::SendServer(Command::new(
+                    Verb::Rest,
+                    offset.to_string().as_bytes(),
+                )));
+            }
+            _ => {
+                t.step = TransferStep::AwaitPreliminary;
+                out.push(Action::SendServer(Command::new(t.verb, &t.arg)));
+            }
+        }
+        out.push(Action::SetTimer(
+            TimerKind::BackendReply,
+            secs(self.config.backend_reply_timeout),
+        ));
+    }
+
+    fn on_transfer_reply(&mut self, reply: Reply, out: &mut Vec<Action>) {
+        let Phase::Transfer(t) = &mut self.phase else {
+            return;
+        };
+        match t.step {
+            TransferStep::AwaitPasv => {
+                let port = if reply.code == codes::ENTERING_PASSIVE {
+                    parse_pasv_reply(reply.text()).ok().map(|a| a.port())
+                } else if reply.code == codes::ENTERING_EXT_PASSIVE {
+                    parse_epsv_reply(reply.text()).ok()
+                } else {
+                    None
+                };
+                match port {
+                    // SECURITY: the address inside the backend's 227/229 is ignored; the
+                    // shell connects to the backend's control address at this port.
+                    Some(port) => {
+                        t.step = TransferStep::AwaitDataConnect;
+                        out.push(Action::ConnectServerData(port));
+                    }
+                    None => self.transfer_failed(
+                        Reply::new(
+                            codes::CANT_OPEN_DATA,
+                            "Cannot open data connection to the server.",
+                        ),
+                        0,
+                        out,
+                    ),
+                }
+            }
+            TransferStep::AwaitDataConnect => {
+                // A reply before we sent anything: the backend is confused.
+                self.transfer_failed(reply, 0, out);
+            }
+            TransferStep::AwaitRest => {
+                if reply.code == codes::PENDING_FURTHER {
+                    t.step = TransferStep::AwaitPreliminary;
+                    out.push(Action::SendServer(Command::new(t.verb, &t.arg)));
+                    out.push(Action::SetTimer(
+                        TimerKind::BackendReply,
+                        secs(self.config.backend_reply_timeout),
+                    ));
+                } else {
+                    self.transfer_failed(reply, 0, out);
+                }
+            }
+            TransferStep::AwaitPreliminary => {
+                if reply.is_preliminary() {
+                    t.step = TransferStep::Relaying;
+                    let active = match self.data_mode {
+                        ClientDataMode::Active(addr) => Some(addr),
+                        _ => None,
+                    };
+                    out.push(Action::SendClient(reply));
+                    out.push(Action::CancelTimer(TimerKind::BackendReply));
+                    out.push(Action::StartRelay {
+                        direction: t.direction,
+                        active,
+                    });
+                    out.push(Action::SetTimer(
+                        TimerKind::DataConnect,
+                        secs(self.config.data_connect_timeout),
+                    ));
+                } else {
+                    self.transfer_failed(reply, 0, out);
+                }
+            }
+            TransferStep::Relaying => {
+                if reply.is_preliminary() {
+                    out.push(Action::SendClient(reply));
+                } else if reply.is_positive_completion() {
+                    match t.relayed {
+                        Some(bytes) => self.transfer_finished(reply, bytes, out),
+                        None => t.held = Some(reply),
+                    }
+                } else {
+                    let bytes = t.relayed.unwrap_or(0);
+                    self.transfer_failed(reply, bytes, out);
+                }
+            }
+        }
+    }
+
+    fn on_relay_done(&mut self, bytes: u64, out: &mut Vec<Action>) {
+        let Phase::Transfer(t) = &mut self.phase else {
+            return;
+        };
+        if t.step != TransferStep::Relaying {
+            return;
+        }
+        match t.held.take() {
+            Some(reply) => self.transfer_finished(reply, bytes, out),
+            None => {
+                t.relayed = Some(bytes);
+                out.push(Action::SetTimer(
+                    TimerKind::BackendReply,
+                    secs(self.config.backend_reply_timeout),
+                ));
+            }
+        }
+    }
+
+    fn on_relay_failed(&mut self, bytes: u64, side: Side, out: &mut Vec<Action>) {
+        let Phase::Transfer(t) = &self.phase else {
+            return;
+        };
+        let owed = if t.held.is_some() { 0 } else { 1 };
+        let text = match side {
+            Side::Client => "Connection closed; transfer aborted.",
+            Side::Server => "Connection to the server failed; transfer aborted.",
+        };
+        self.end_transfer("failed", bytes, out);
+        self.reply(codes::TRANSFER_ABORTED, text, out);
+        self.drain(owed, false, out);
+    }
+
+    /// The transfer ended well: the held or just-arrived final reply goes to the client.
+    fn transfer_finished(&mut self, reply: Reply, bytes: u64, out: &mut Vec<Action>) {
+        let code = reply.code;
+        self.end_transfer_with_code("ok", bytes, code, out);
+        out.push(Action::SendClient(reply));
+        self.enter_ready(out);
+    }
+
+    /// The transfer ended badly before or during the relay; `reply` goes to the client.
+    fn transfer_failed(&mut self, reply: Reply, bytes: u64, out: &mut Vec<Action>) {
+        let code = reply.code;
+        let relaying = self.transfer_step() == Some(TransferStep::Relaying);
+        let before_command = matches!(
+            self.transfer_step(),
+            Some(TransferStep::AwaitPasv | TransferStep::AwaitDataConnect)
+        );
+        if relaying || !before_command {
+            self.end_transfer_with_code("failed", bytes, code, out);
+        } else {
+            self.end_transfer_with_code("failed", 0, code, out);
+        }
+        out.push(Action::SendClient(reply));
+        self.enter_ready(out);
+    }
+
+    fn end_transfer(&mut self, result: &'static str, bytes: u64, out: &mut Vec<Action>) {
+        self.end_transfer_with_code(result, bytes, codes::TRANSFER_ABORTED, out);
+    }
+
+    /// Closes the data side and records the command and the transfer.
+    fn end_transfer_with_code(
+        &mut self,
+        result: &'static str,
+        bytes: u64,
+        code: u16,
+        out: &mut Vec<Action>,
+    ) {
+        out.push(Action::AbortData);
+        out.push(Action::CancelTimer(TimerKind::DataConnect));
+        out.push(Action::CancelTimer(TimerKind::BackendReply));
+        self.data_mode = ClientDataMode::None;
+        let Phase::Transfer(t) = std::mem::replace(&mut self.phase, Phase::Ready) else {
+            return;
+        };
+        let decision = "allow";
+        self.audit_command(t.verb.name(), &t.arg, decision, code, out);
+        out.push(Action::Audit(AuditRecord::Transfer {
+            verb: t.verb.name(),
+            arg: lossy(&t.arg),
+            direction: t.direction.as_str(),
+            bytes,
+            result,
+            duration_ms: 0,
+        }));
+    }
+
+    fn abort_transfer(&mut self, cmd: &Command, out: &mut Vec<Action>) {
+        let Phase::Transfer(t) = &self.phase else {
+            return;
+        };
+        let had_final = t.held.is_some();
+        let bytes = t.relayed.unwrap_or(0);
+        self.end_transfer("aborted", bytes, out);
+        out.push(Action::SendServer(Command::new(Verb::Abor, b"")));
+        out.push(Action::SetTimer(
+            TimerKind::BackendReply,
+            secs(self.config.backend_reply_timeout),
+        ));
+        self.audit_command(cmd.verb.name(), b"", "allow", codes::DATA_CLOSE_OK, out);
+        if had_final {
+            // The backend already finished; the client still gets the RFC 959 pair: 426 for
+            // the transfer it aborted, then the backend's reply to ABOR.
+            self.reply(
+                codes::TRANSFER_ABORTED,
+                "Connection closed; transfer aborted.",
+                out,
+            );
+            self.drain(1, true, out);
+        } else {
+            // The backend answers both: 426 (or 226) for the transfer, then 226 for ABOR.
+            self.drain(2, true, out);
+        }
+    }
+
+    fn drain(&mut self, replies: u8, relay: bool, out: &mut Vec<Action>) {
+        if replies == 0 {
+            self.enter_ready(out);
+        } else {
+            self.phase = Phase::Draining { replies, relay };
+            out.push(Action::SetTimer(
+                TimerKind::BackendReply,
+                secs(self.config.backend_reply_timeout),
+            ));
+        }
+    }
+
+    fn enter_ready(&mut self, out: &mut Vec<Action>) {
+        self.phase = Phase::Ready;
+        out.push(Action::CancelTimer(TimerKind::BackendReply));
+        if let Some(t) = self.user_timeouts() {
+            out.push(Action::SetTimer(TimerKind::Idle, secs(t.idle)));
+        }
+    }
+
+    // ----- backend events --------------------------------------------------------------
+
+    fn on_server_connected(&mut self, out: &mut Vec<Action>) {
+        if let Phase::Connecting { pass } = std::mem::replace(&mut self.phase, Phase::Closed) {
+            self.phase = Phase::AwaitGreeting { pass };
+            out.push(Action::SetTimer(
+                TimerKind::BackendReply,
+                secs(self.config.backend_reply_timeout),
+            ));
+        }
+    }
+
+    fn on_server_reply(&mut self, reply: Reply, out: &mut Vec<Action>) {
+        let phase = std::mem::replace(&mut self.phase, Phase::Closed);
+        match phase {
+            Phase::AwaitGreeting { pass } => {
+                if reply.is_preliminary() {
+                    self.phase = Phase::AwaitGreeting { pass };
+                } else if reply.code == codes::SERVICE_READY {
+                    let name = self
+                        .user
+                        .as_ref()
+                        .map(|u| u.name.clone())
+                        .unwrap_or_default();
+                    out.push(Action::SendServer(Command::new(
+                        Verb::User,
+                        name.as_bytes(),
+                    )));
+                    self.phase = Phase::AwaitUserReply { pass };
+                } else {
+                    self.audit_login("failed", Some("backend_refused"), out);
+                    self.fail_close(
+                        "Service not available.",
+                        CloseReason::BackendUnavailable,
+                        out,
+                    );
+                }
+            }
+            Phase::AwaitUserReply { mut pass } => {
+                if reply.code == codes::NEED_PASSWORD {
+                    out.push(Action::SendServer(Command::new(Verb::Pass, &pass)));
+                    pass.iter_mut().for_each(|b| *b = 0);
+                    self.phase = Phase::AwaitPassReply;
+                } else if reply.code == codes::LOGGED_IN {
+                    pass.iter_mut().for_each(|b| *b = 0);
+                    self.login_succeeded(reply, out);
+                } else {
+                    pass.iter_mut().for_each(|b| *b = 0);
+                    self.backend_refused_login(out);
+                }
+            }
+            Phase::AwaitPassReply => {
+                if reply.code == codes::LOGGED_IN || reply.code == codes::COMMAND_SUPERFLUOUS {
+                    self.login_succeeded(reply, out);
+                } else if reply.is_preliminary() {
+                    self.phase = Phase::AwaitPassReply;
+                } else {
+                    self.backend_refused_login(out);
+                }
+            }
+            Phase::Forwarded { verb, arg, feat } => {
+                if reply.is_preliminary() {
+                    out.push(Action::SendClient(reply));
+                    self.phase = Phase::Forwarded { verb, arg, feat };
+                    return;
+                }
+                let code = reply.code;
+                let reply = if feat { filter_features(reply) } else { reply };
+                out.push(Action::SendClient(reply));
+                self.audit_command(verb.name(), &arg, "allow", code, out);
+                self.enter_ready(out);
+            }
+            Phase::Transfer(t) => {
+                self.phase = Phase::Transfer(t);
+                self.on_transfer_reply(reply, out);
+            }
+            Phase::Draining { replies, relay } => {
+                if reply.is_preliminary() {
+                    if relay {
+                        out.push(Action::SendClient(reply));
+                    }
+                    self.phase = Phase::Draining { replies, relay };
+                    return;
+                }
+                if relay {
+                    out.push(Action::SendClient(reply));
+                }
+                self.drain(replies.saturating_sub(1), relay, out);
+            }
+            Phase::Ready => {
+                // SECURITY: an unsolicited backend reply is not relayed; it could desynchronise
+                // the client's view of which reply answers which command.
+                self.phase = Phase::Ready;
+            }
+            other => self.phase = other,
+        }
+    }
+
+    fn login_succeeded(&mut self, reply: Reply, out: &mut Vec<Action>) {
+        self.logged_in = true;
+        out.push(Action::CancelTimer(TimerKind::Login));
+        out.push(Action::SendClient(reply));
+        self.audit_login("ok", None, out);
+        self.enter_ready(out);
+    }
+
+    fn backend_refused_login(&mut self, out: &mut Vec<Action>) {
+        out.push(Action::CloseServer);
+        out.push(Action::CancelTimer(TimerKind::BackendReply));
+        self.audit_login("failed", Some("backend_refused"), out);
+        self.start_failed_login(out);
+    }
+
+    fn on_timer(&mut self, kind: TimerKind, out: &mut Vec<Action>) {
+        match kind {
+            TimerKind::Login if !self.logged_in => {
+                self.fail_close("Login timeout.", CloseReason::LoginTimeout, out)
+            }
+            TimerKind::Idle if self.logged_in && self.transfer_step().is_none() => {
+                self.fail_close("Timeout.", CloseReason::IdleTimeout, out)
+            }
+            TimerKind::Session => self.fail_close(
+                "Session time limit reached.",
+                CloseReason::SessionTimeout,
+                out,
+            ),
+            TimerKind::FailedLogin if matches!(self.phase, Phase::FailedLogin) => {
+                self.phase = Phase::AwaitUser;
+                self.user = None;
+                self.reply(codes::NOT_LOGGED_IN, "Login incorrect.", out);
+            }
+            TimerKind::DataConnect => match self.transfer_step() {
+                Some(TransferStep::Relaying) => {
+                    let Phase::Transfer(t) = &self.phase else {
+                        return;
+                    };
+                    let owed = if t.held.is_some() { 0 } else { 1 };
+                    self.end_transfer("failed", 0, out);
+                    self.reply(
+                        codes::CANT_OPEN_DATA,
+                        "Failed to establish data connection.",
+                        out,
+                    );
+                    self.drain(owed, false, out);
+                }
+                Some(_) => {}
+                None => {
+                    // SECURITY: a passive port stays open only for a bounded time.
+                    if self.data_mode == ClientDataMode::Passive {
+                        self.data_mode = ClientDataMode::None;
+                        out.push(Action::AbortData);
+                    }
+                }
+            },
+            TimerKind::BackendReply => {
+                let waiting = match &self.phase {
+                    Phase::Ready | Phase::AwaitUser | Phase::AwaitPass | Phase::FailedLogin => {
+                        false
+                    }
+                    // While data moves the backend owes nothing until the relay is done.
+                    Phase::Transfer(t) if t.step == TransferStep::Relaying => t.relayed.is_some(),
+                    _ => true,
+                };
+                if waiting {
+                    self.fail_close(
+                        "Service not available: the backend did not answer in time.",
+                        CloseReason::BackendTimeout,
+                        out,
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "control_tests.rs"]
+mod tests;

@@ -1,0 +1,489 @@
+//! Event-script tests of the control machine: feed events, compare the actions.
+
+use super::*;
+use crate::ftp::reply::Reply;
+use crate::policy::{Policy, parse_policy};
+
+const POLICY: &str = r#"{
+  "listeners": [ { "address": "127.0.0.1:2121" } ],
+  "backends": { "b": { "servers": ["127.0.0.1:21"] } },
+  "roles": {
+    "ro": { "allow": ["RETR", "LIST", "NLST", "SIZE", "MDTM", "CWD", "CDUP", "PWD"] },
+    "rw": { "allow": ["RETR", "STOR", "LIST", "DELE", "MKD", "CWD", "PWD", "SITE"] }
+  },
+  "users": {
+    "reader": { "role": "ro", "backend": "b" },
+    "writer": { "role": "rw", "backend": "b", "timeouts": { "idle": 120 } }
+  }
+}"#;
+
+fn policy() -> Policy {
+    match parse_policy(POLICY) {
+        Ok(p) => p,
+        Err(errors) => panic!("test policy invalid: {errors:?}"),
+    }
+}
+
+fn config() -> ControlConfig {
+    ControlConfig {
+        client_ip: "192.0.2.7".parse().expect("ip"),
+        login_timeout: 30,
+        session_timeout: 900,
+        failed_login_delay_ms: 1000,
+        data_connect_timeout: 30,
+        backend_reply_timeout: 60,
+    }
+}
+
+/// Replies sent to the client, as (code, first line).
+fn client_replies(actions: &[Action]) -> Vec<u16> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SendClient(r) => Some(r.code),
+            _ => None,
+        })
+        .collect()
+}
+
+fn server_commands(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SendServer(c) => {
+                let mut wire = Vec::new();
+                c.encode(&mut wire);
+                Some(String::from_utf8_lossy(&wire).trim_end().to_string())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn reply(code: u16, text: &str) -> Event<'static> {
+    Event::ServerReply(Reply::new(code, text))
+}
+
+struct Script {
+    fsm: ControlFsm,
+    policy: Policy,
+}
+
+impl Script {
+    fn new() -> (Script, Vec<Action>) {
+        let (fsm, actions) = ControlFsm::new(config());
+        (
+            Script {
+                fsm,
+                policy: policy(),
+            },
+            actions,
+        )
+    }
+
+    fn line(&mut self, line: &str) -> Vec<Action> {
+        self.fsm
+            .on_event(Event::ClientLine(line.as_bytes()), &self.policy)
+    }
+
+    fn event(&mut self, event: Event<'_>) -> Vec<Action> {
+        self.fsm.on_event(event, &self.policy)
+    }
+
+    /// A full login of `user` against a backend that accepts it.
+    fn logged_in(user: &str) -> Script {
+        let (mut s, _) = Script::new();
+        assert_eq!(client_replies(&s.line(&format!("USER {user}"))), vec![331]);
+        assert!(s.line("PASS secret").contains(&Action::ConnectServer));
+        s.event(Event::ServerConnected);
+        assert_eq!(
+            server_commands(&s.event(reply(220, "hello"))),
+            vec![format!("USER {user}")]
+        );
+        assert_eq!(
+            server_commands(&s.event(reply(331, "pw"))),
+            vec!["PASS secret"]
+        );
+        let actions = s.event(reply(230, "in"));
+        assert_eq!(client_replies(&actions), vec![230]);
+        assert!(s.fsm.is_logged_in());
+        s
+    }
+}
+
+#[test]
+fn greeting_and_session_timers_come_first() {
+    let (_, actions) = Script::new();
+    assert_eq!(client_replies(&actions), vec![220]);
+    assert!(actions.contains(&Action::SetTimer(TimerKind::Login, Duration::from_secs(30))));
+    assert!(actions.contains(&Action::SetTimer(
+        TimerKind::Session,
+        Duration::from_secs(900)
+    )));
+}
+
+#[test]
+fn unknown_user_gets_331_then_530_after_the_delay_without_a_backend() {
+    let (mut s, _) = Script::new();
+    let known = s.line("USER reader");
+    let (mut t, _) = Script::new();
+    let unknown = t.line("USER mallory");
+    assert_eq!(client_replies(&known), vec![331]);
+    assert_eq!(client_replies(&unknown), vec![331]);
+    let texts = |a: &[Action]| -> Vec<Vec<Vec<u8>>> {
+        a.iter()
+            .filter_map(|x| match x {
+                Action::SendClient(r) => Some(r.lines.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        texts(&known),
+        texts(&unknown),
+        "same 331 text: no enumeration"
+    );
+    let actions = t.line("PASS x");
+    assert!(!actions.contains(&Action::ConnectServer));
+    assert!(
+        client_replies(&actions).is_empty(),
+        "530 waits for the delay"
+    );
+    assert!(actions.contains(&Action::SetTimer(
+        TimerKind::FailedLogin,
+        Duration::from_millis(1000)
+    )));
+    let actions = t.event(Event::Timer(TimerKind::FailedLogin));
+    assert_eq!(client_replies(&actions), vec![530]);
+    assert!(server_commands(&actions).is_empty());
+}
+
+#[test]
+fn commands_before_login_get_530_and_are_not_forwarded() {
+    let (mut s, _) = Script::new();
+    for line in [
+        "RETR x",
+        "STOR y",
+        "DELE z",
+        "CWD /",
+        "LIST",
+        "PASV",
+        "PORT 1,2,3,4,5,6",
+    ] {
+        let actions = s.line(line);
+        assert_eq!(client_replies(&actions), vec![530], "{line}");
+        assert!(server_commands(&actions).is_empty(), "{line}");
+    }
+    assert_eq!(client_replies(&s.line("PASS x")), vec![503]);
+    assert_eq!(client_replies(&s.line("NOOP")), vec![200]);
+    assert_eq!(client_replies(&s.line("SYST")), vec![215]);
+    assert_eq!(client_replies(&s.line("FEAT")), vec![211]);
+}
+
+#[test]
+fn backend_refusing_the_password_gives_530_after_the_delay() {
+    let (mut s, _) = Script::new();
+    s.line("USER reader");
+    s.line("PASS wrong");
+    s.event(Event::ServerConnected);
+    s.event(reply(220, "hi"));
+    s.event(reply(331, "pw"));
+    let actions = s.event(reply(530, "Login incorrect."));
+    assert!(actions.contains(&Action::CloseServer));
+    assert!(client_replies(&actions).is_empty());
+    let actions = s.event(Event::Timer(TimerKind::FailedLogin));
+    assert_eq!(client_replies(&actions), vec![530]);
+    assert!(!s.fsm.is_logged_in());
+}
+
+#[test]
+fn read_only_role_refuses_writes_locally() {
+    let mut s = Script::logged_in("reader");
+    for (line, code) in [
+        ("STOR f", 550),
+        ("DELE f", 550),
+        ("dele f", 550),
+        ("RNFR f", 550),
+        ("MKD d", 550),
+        ("XMKD d", 550),
+        ("SITE CHMOD 777 f", 502),
+        ("FOO bar", 502),
+        ("REIN", 502),
+        ("ACCT x", 502),
+    ] {
+        let actions = s.line(line);
+        assert_eq!(client_replies(&actions), vec![code], "{line}");
+        assert!(
+            server_commands(&actions).is_empty(),
+            "{line} must not be forwarded"
+        );
+    }
+}
+
+#[test]
+fn permitted_commands_are_forwarded_and_their_reply_relayed() {
+    let mut s = Script::logged_in("reader");
+    let actions = s.line("xpwd");
+    assert_eq!(server_commands(&actions), vec!["PWD"]);
+    assert!(
+        !s.fsm.can_take_line(b"NOOP"),
+        "next command waits for the reply"
+    );
+    let actions = s.event(reply(257, "\"/\""));
+    assert_eq!(client_replies(&actions), vec![257]);
+    assert!(s.fsm.can_take_line(b"NOOP"));
+}
+
+#[test]
+fn port_must_name_the_client_and_an_unprivileged_port() {
+    let mut s = Script::logged_in("writer");
+    // 192.0.2.7 is the client (config()).
+    for (line, code) in [
+        ("PORT 10,0,0,9,0,21", 501),
+        ("PORT 192,0,2,7,0,80", 501),
+        ("EPRT |1|198.51.100.1|5000|", 501),
+        ("PORT 1,2,3", 501),
+        ("PORT 999,0,0,1,4,1", 501),
+        ("EPRT garbage", 501),
+        ("PORT 192,0,2,7,19,137", 200),
+        ("EPRT |1|192.0.2.7|5001|", 200),
+    ] {
+        let actions = s.line(line);
+        assert_eq!(client_replies(&actions), vec![code], "{line}");
+        assert!(server_commands(&actions).is_empty());
+    }
+}
+
+#[test]
+fn passive_download_holds_the_final_reply_until_the_relay_is_done() {
+    let mut s = Script::logged_in("reader");
+    let actions = s.line("PASV");
+    assert!(actions.contains(&Action::OpenPassive));
+    assert!(
+        client_replies(&actions).is_empty(),
+        "227 waits for the listener"
+    );
+    assert!(
+        server_commands(&actions).is_empty(),
+        "the backend is not asked yet"
+    );
+    let actions = s.event(Event::PassiveOpened(
+        "203.0.113.5:50001".parse().expect("addr"),
+    ));
+    let Some(Action::SendClient(r)) = actions.first() else {
+        panic!("no 227: {actions:?}")
+    };
+    assert_eq!(r.code, 227);
+    assert_eq!(
+        r.lines[0],
+        b"227 Entering Passive Mode (203,0,113,5,195,81).".to_vec()
+    );
+    assert_eq!(server_commands(&s.line("RETR big.bin")), vec!["PASV"]);
+    let actions = s.event(reply(227, "Entering Passive Mode (10,9,9,9,200,1)."));
+    // The backend's address is ignored: only the port travels.
+    assert!(actions.contains(&Action::ConnectServerData(200 * 256 + 1)));
+    assert_eq!(
+        server_commands(&s.event(Event::ServerDataConnected)),
+        vec!["RETR big.bin"]
+    );
+    let actions = s.event(reply(150, "Opening"));
+    assert_eq!(client_replies(&actions), vec![150]);
+    assert!(actions.contains(&Action::StartRelay {
+        direction: Direction::Download,
+        active: None
+    }));
+    let actions = s.event(reply(226, "Transfer complete."));
+    assert!(client_replies(&actions).is_empty(), "226 is held");
+    let actions = s.event(Event::RelayDone { bytes: 42 });
+    assert_eq!(client_replies(&actions), vec![226]);
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Audit(AuditRecord::Transfer {
+            bytes: 42,
+            result: "ok",
+            direction: "download",
+            ..
+        })
+    )));
+    assert!(s.fsm.can_take_line(b"NOOP"));
+}
+
+#[test]
+fn relay_done_before_the_final_reply_waits_for_it() {
+    let mut s = Script::logged_in("writer");
+    s.line("PORT 192,0,2,7,19,137");
+    s.line("STOR up.bin");
+    s.event(reply(227, "(127,0,0,1,4,1)"));
+    s.event(Event::ServerDataConnected);
+    let actions = s.event(reply(150, "Ok to send data."));
+    assert!(actions.contains(&Action::StartRelay {
+        direction: Direction::Upload,
+        active: Some("192.0.2.7:5001".parse().expect("addr"))
+    }));
+    assert!(client_replies(&s.event(Event::RelayDone { bytes: 7 })).is_empty());
+    assert_eq!(client_replies(&s.event(reply(226, "ok"))), vec![226]);
+}
+
+#[test]
+fn rest_is_held_and_sent_after_the_data_connection() {
+    let mut s = Script::logged_in("reader");
+    let actions = s.line("REST 1000");
+    assert_eq!(client_replies(&actions), vec![350]);
+    assert!(server_commands(&actions).is_empty());
+    s.line("PASV");
+    s.event(Event::PassiveOpened(
+        "127.0.0.1:50000".parse().expect("addr"),
+    ));
+    s.line("RETR f");
+    s.event(reply(227, "(127,0,0,1,4,1)"));
+    assert_eq!(
+        server_commands(&s.event(Event::ServerDataConnected)),
+        vec!["REST 1000"]
+    );
+    assert_eq!(
+        server_commands(&s.event(reply(350, "Restart"))),
+        vec!["RETR f"]
+    );
+}
+
+#[test]
+fn transfer_without_port_or_pasv_gets_425() {
+    let mut s = Script::logged_in("reader");
+    let actions = s.line("RETR f");
+    assert_eq!(client_replies(&actions), vec![425]);
+    assert!(server_commands(&actions).is_empty());
+}
+
+#[test]
+fn backend_error_before_the_data_flows_is_relayed() {
+    let mut s = Script::logged_in("reader");
+    s.line("PASV");
+    s.event(Event::PassiveOpened(
+        "127.0.0.1:50000".parse().expect("addr"),
+    ));
+    s.line("RETR missing");
+    s.event(reply(227, "(127,0,0,1,4,1)"));
+    s.event(Event::ServerDataConnected);
+    let actions = s.event(reply(550, "Failed to open file."));
+    assert_eq!(client_replies(&actions), vec![550]);
+    assert!(actions.contains(&Action::AbortData));
+}
+
+#[test]
+fn abor_during_a_relay_relays_both_backend_replies() {
+    let mut s = Script::logged_in("reader");
+    s.line("PASV");
+    s.event(Event::PassiveOpened(
+        "127.0.0.1:50000".parse().expect("addr"),
+    ));
+    s.line("RETR big");
+    s.event(reply(227, "(127,0,0,1,4,1)"));
+    s.event(Event::ServerDataConnected);
+    s.event(reply(150, "Opening"));
+    assert!(s.fsm.can_take_line(b"ABOR"));
+    assert!(!s.fsm.can_take_line(b"NOOP"));
+    let actions = s.line("ABOR");
+    assert!(actions.contains(&Action::AbortData));
+    assert_eq!(server_commands(&actions), vec!["ABOR"]);
+    assert_eq!(client_replies(&s.event(reply(426, "aborted"))), vec![426]);
+    assert_eq!(client_replies(&s.event(reply(226, "ABOR ok"))), vec![226]);
+    assert!(s.fsm.can_take_line(b"NOOP"));
+}
+
+#[test]
+fn client_data_failure_answers_426_and_swallows_the_backend_reply() {
+    let mut s = Script::logged_in("reader");
+    s.line("PASV");
+    s.event(Event::PassiveOpened(
+        "127.0.0.1:50000".parse().expect("addr"),
+    ));
+    s.line("RETR big");
+    s.event(reply(227, "(127,0,0,1,4,1)"));
+    s.event(Event::ServerDataConnected);
+    s.event(reply(150, "Opening"));
+    let actions = s.event(Event::RelayFailed {
+        bytes: 10,
+        side: Side::Client,
+    });
+    assert_eq!(client_replies(&actions), vec![426]);
+    assert!(client_replies(&s.event(reply(426, "Failure writing"))).is_empty());
+    assert!(s.fsm.can_take_line(b"NOOP"));
+}
+
+#[test]
+fn backend_closing_gives_421_and_closes() {
+    let mut s = Script::logged_in("reader");
+    let actions = s.event(Event::ServerClosed);
+    assert_eq!(client_replies(&actions), vec![421]);
+    assert!(actions.contains(&Action::Close(CloseReason::ServerClosed)));
+    assert!(s.fsm.is_closed());
+}
+
+#[test]
+fn malformed_lines_get_500_or_501_and_the_session_continues() {
+    let mut s = Script::logged_in("reader");
+    assert_eq!(
+        client_replies(&s.event(Event::ClientLineTooLong)),
+        vec![500]
+    );
+    assert_eq!(client_replies(&s.line("RETR a\u{0}b")), vec![501]);
+    assert_eq!(client_replies(&s.line("")), vec![500]);
+    assert_eq!(client_replies(&s.line("R3TR x")), vec![500]);
+    assert_eq!(server_commands(&s.line("NOOP")), vec!["NOOP"]);
+}
+
+#[test]
+fn feat_from_the_backend_is_filtered() {
+    let mut s = Script::logged_in("reader");
+    s.line("FEAT");
+    let backend = Reply::multi(
+        211,
+        &[
+            "Features:",
+            "AUTH TLS",
+            "PBSZ",
+            "MDTM",
+            "EPSV",
+            "SIZE",
+            "End",
+        ],
+    );
+    let actions = s.event(Event::ServerReply(backend));
+    let Some(Action::SendClient(r)) = actions.first() else {
+        panic!("no FEAT reply")
+    };
+    let text: Vec<String> = r
+        .lines
+        .iter()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect();
+    assert!(text.iter().any(|l| l.trim() == "MDTM"));
+    assert!(text.iter().any(|l| l.trim() == "EPSV"));
+    assert!(
+        !text
+            .iter()
+            .any(|l| l.contains("AUTH") || l.contains("PBSZ"))
+    );
+}
+
+#[test]
+fn timers_close_with_421() {
+    let (mut s, _) = Script::new();
+    let actions = s.event(Event::Timer(TimerKind::Login));
+    assert_eq!(client_replies(&actions), vec![421]);
+    assert!(actions.contains(&Action::Close(CloseReason::LoginTimeout)));
+
+    let mut s = Script::logged_in("writer");
+    let actions = s.event(Event::Timer(TimerKind::Idle));
+    assert!(actions.contains(&Action::Close(CloseReason::IdleTimeout)));
+}
+
+#[test]
+fn quit_is_answered_at_any_time() {
+    let mut s = Script::logged_in("reader");
+    s.line("PWD");
+    assert!(s.fsm.can_take_line(b"QUIT"));
+    let actions = s.line("QUIT");
+    assert_eq!(client_replies(&actions), vec![221]);
+    assert!(actions.contains(&Action::Close(CloseReason::Quit)));
+}

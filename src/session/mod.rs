@@ -1,0 +1,1237 @@
+//! The session shell: the sockets, buffers, readiness and timers of one FTP session.
+//!
+//! This is the only module that holds sockets and protocol state together. It turns socket
+//! readiness into [`control::Event`]s for the pure control machine and performs the
+//! [`control::Action`]s it returns. It never decides policy: every decision is the
+//! machine's.
+//!
+//! Readiness follows the edge-triggered contract of mio: every socket is registered once for
+//! READABLE | WRITABLE, the last reported readiness is remembered per socket, and a socket is
+//! read or written until `WouldBlock` before its flag is cleared. [`Session::drive`] loops
+//! over all sockets until no step makes progress, so an edge is never lost.
+
+pub mod control;
+pub mod net;
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry, Token};
+
+use crate::audit::{AuditContext, AuditRecord, AuditSink};
+use crate::ftp::command::Verb;
+use crate::ftp::line::{Framed, LineFramer, TelnetFilter};
+use crate::ftp::reply::ReplyParser;
+use crate::limits::{
+    DEFAULT_BACKEND_REPLY_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DATA_CONNECT_TIMEOUT,
+    FAILED_LOGIN_DELAY_MS, MAX_CLIENT_INPUT, MAX_COMMAND_LINE, MAX_DRIVE_ITERATIONS,
+    MAX_RELAY_BYTES_PER_TURN, MAX_REPLY_LINE,
+};
+use crate::policy::Policy;
+use crate::reactor::pool::{BufferPool, RelayBuffer};
+use crate::reactor::timer::{TimerEntry, TimerHeap};
+use control::{Action, CloseReason, ControlConfig, ControlFsm, Direction, Event, Side, TimerKind};
+use net::{BackendBook, PassivePorts};
+
+/// The sockets of a session, encoded in the low bits of its tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum SocketRole {
+    ClientCtrl = 0,
+    ServerCtrl = 1,
+    PassiveListener = 2,
+    ClientData = 3,
+    ServerData = 4,
+}
+
+/// Bits of a token that carry the socket role.
+pub const ROLE_BITS: usize = 3;
+
+impl SocketRole {
+    pub fn from_bits(bits: usize) -> Option<SocketRole> {
+        match bits {
+            0 => Some(SocketRole::ClientCtrl),
+            1 => Some(SocketRole::ServerCtrl),
+            2 => Some(SocketRole::PassiveListener),
+            3 => Some(SocketRole::ClientData),
+            4 => Some(SocketRole::ServerData),
+            _ => None,
+        }
+    }
+}
+
+/// Shell-level timers, after the control machine's own kinds.
+const TIMER_SERVER_CONNECT: u8 = TimerKind::COUNT as u8;
+const TIMER_SERVER_DATA_CONNECT: u8 = TimerKind::COUNT as u8 + 1;
+const TIMER_CLOSE_LINGER: u8 = TimerKind::COUNT as u8 + 2;
+const TIMER_SLOTS: usize = TimerKind::COUNT + 3;
+
+/// How long a closing session may take to flush its last reply to a client that is not
+/// reading.
+const CLOSE_LINGER: Duration = Duration::from_secs(5);
+/// Client output beyond which no further command is processed until the client reads.
+const MAX_CLIENT_OUTPUT: usize = 64 * 1024;
+
+/// Everything of the worker a session needs while it runs, lent for one call.
+pub struct WorkerCtx<'a> {
+    pub registry: &'a Registry,
+    pub timers: &'a mut TimerHeap,
+    pub pool: &'a BufferPool,
+    pub audit: &'a mut AuditSink,
+    pub passive: &'a mut PassivePorts,
+    pub backends: &'a mut BackendBook,
+    pub now: Instant,
+}
+
+/// What the reactor should do with a session after driving it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DriveOutcome {
+    /// Waiting for readiness or timers.
+    Idle,
+    /// Stopped for fairness with work left: drive again next turn.
+    Again,
+    /// Finished: remove it.
+    Closed,
+}
+
+/// A socket and its last known readiness.
+struct Conn {
+    stream: TcpStream,
+    readable: bool,
+    writable: bool,
+    /// A non-blocking connect is in progress.
+    connecting: bool,
+}
+
+impl Conn {
+    fn new(stream: TcpStream, connecting: bool) -> Conn {
+        Conn {
+            stream,
+            readable: true,
+            writable: true,
+            connecting,
+        }
+    }
+
+    /// Completes a non-blocking connect (mio's protocol: writable, then `take_error`, then
+    /// `peer_addr`). Returns `Some(Ok)` when connected, `Some(Err)` on failure, `None` while
+    /// still in progress.
+    fn finish_connect(&mut self) -> Option<io::Result<()>> {
+        if !self.connecting || !self.writable {
+            return None;
+        }
+        match self.stream.take_error() {
+            Ok(Some(e)) | Err(e) => return Some(Err(e)),
+            Ok(None) => {}
+        }
+        match self.stream.peer_addr() {
+            Ok(_) => {
+                self.connecting = false;
+                Some(Ok(()))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                self.writable = false;
+                None
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
+/// Writes as much of `out` as the socket takes. Ok(true) when something was written.
+fn flush(conn: &mut Conn, out: &mut Vec<u8>) -> io::Result<bool> {
+    let mut progress = false;
+    while !out.is_empty() && conn.writable && !conn.connecting {
+        match conn.stream.write(out) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                out.drain(..n);
+                progress = true;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => conn.writable = false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if out.is_empty() && out.capacity() > 4096 {
+        *out = Vec::new();
+    }
+    Ok(progress)
+}
+
+enum ReadStep {
+    Data(usize),
+    Eof,
+    Blocked,
+}
+
+fn read_some(conn: &mut Conn, chunk: &mut [u8]) -> io::Result<ReadStep> {
+    loop {
+        match conn.stream.read(chunk) {
+            Ok(0) => return Ok(ReadStep::Eof),
+            Ok(n) => return Ok(ReadStep::Data(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                conn.readable = false;
+                return Ok(ReadStep::Blocked);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The client's control connection.
+struct ClientCtrl {
+    conn: Conn,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    telnet: TelnetFilter,
+    framer: LineFramer,
+    eof: bool,
+}
+
+/// The backend's control connection.
+struct ServerCtrl {
+    conn: Conn,
+    addr: SocketAddr,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    telnet: TelnetFilter,
+    framer: LineFramer,
+    parser: ReplyParser,
+    /// Servers of the pool still to try if this connect fails.
+    remaining: Vec<SocketAddr>,
+}
+
+/// A data transfer in flight.
+struct Relay {
+    direction: Direction,
+    client: Option<Conn>,
+    server: Conn,
+    buffer: RelayBuffer,
+    bytes: u64,
+    source_eof: bool,
+    started: Instant,
+}
+
+pub struct Session {
+    id: String,
+    slot: usize,
+    generation: u64,
+    started: Instant,
+    client_addr: SocketAddr,
+    local_addr: SocketAddr,
+    policy: Rc<Policy>,
+    fsm: ControlFsm,
+    client: ClientCtrl,
+    server: Option<ServerCtrl>,
+    passive: Option<TcpListener>,
+    /// A client data connection accepted before the relay started.
+    early_client_data: Option<TcpStream>,
+    server_data: Option<Conn>,
+    relay: Option<Relay>,
+    deadlines: [Option<Instant>; TIMER_SLOTS],
+    closing: Option<CloseReason>,
+    bytes_in: u64,
+    bytes_out: u64,
+    events: VecDeque<OwnedEvent>,
+}
+
+/// Events the shell raises for itself while performing actions.
+enum OwnedEvent {
+    Fsm(Event<'static>),
+}
+
+fn token(slot: usize, role: SocketRole) -> Token {
+    Token((slot << ROLE_BITS) | role as usize)
+}
+
+impl Session {
+    /// A session for a freshly accepted client. Registers the client socket and sends the
+    /// greeting.
+    pub fn new(
+        id: String,
+        mut stream: TcpStream,
+        client_addr: SocketAddr,
+        slot: usize,
+        generation: u64,
+        policy: Rc<Policy>,
+        ctx: &mut WorkerCtx<'_>,
+    ) -> io::Result<Session> {
+        let local_addr = stream.local_addr()?;
+        net::tune_control_socket(&stream);
+        ctx.registry.register(
+            &mut stream,
+            token(slot, SocketRole::ClientCtrl),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        let timeouts = &policy.defaults.timeouts;
+        let config = ControlConfig {
+            client_ip: client_addr.ip(),
+            login_timeout: timeouts.login,
+            session_timeout: timeouts.session,
+            failed_login_delay_ms: FAILED_LOGIN_DELAY_MS,
+            data_connect_timeout: DEFAULT_DATA_CONNECT_TIMEOUT,
+            backend_reply_timeout: DEFAULT_BACKEND_REPLY_TIMEOUT,
+        };
+        let (fsm, actions) = ControlFsm::new(config);
+        let mut session = Session {
+            id,
+            slot,
+            generation,
+            started: ctx.now,
+            client_addr,
+            local_addr,
+            policy,
+            fsm,
+            client: ClientCtrl {
+                conn: Conn::new(stream, false),
+                input: Vec::new(),
+                output: Vec::new(),
+                telnet: TelnetFilter::new(),
+                framer: LineFramer::new(MAX_COMMAND_LINE),
+                eof: false,
+            },
+            server: None,
+            passive: None,
+            early_client_data: None,
+            server_data: None,
+            relay: None,
+            deadlines: [None; TIMER_SLOTS],
+            closing: None,
+            bytes_in: 0,
+            bytes_out: 0,
+            events: VecDeque::new(),
+        };
+        session.audit(
+            ctx,
+            &AuditRecord::SessionStart {
+                server: local_addr.to_string(),
+            },
+        );
+        session.apply(actions, ctx);
+        Ok(session)
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Called by the reactor for every mio event on one of this session's sockets.
+    pub fn on_ready(&mut self, role: SocketRole, event: &mio::event::Event) {
+        let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+        let writable = event.is_writable() || event.is_write_closed() || event.is_error();
+        let conn = match role {
+            SocketRole::ClientCtrl => Some(&mut self.client.conn),
+            SocketRole::ServerCtrl => self.server.as_mut().map(|s| &mut s.conn),
+            SocketRole::PassiveListener => None,
+            SocketRole::ClientData => self.relay.as_mut().and_then(|r| r.client.as_mut()),
+            SocketRole::ServerData => match self.relay.as_mut() {
+                Some(r) => Some(&mut r.server),
+                None => self.server_data.as_mut(),
+            },
+        };
+        if let Some(conn) = conn {
+            conn.readable |= readable;
+            conn.writable |= writable;
+        }
+        // Listener readiness needs no flag: accept is attempted on every drive until it
+        // returns WouldBlock.
+    }
+
+    /// Called by the reactor when a timer entry of this session comes due.
+    pub fn on_timer(&mut self, entry: &TimerEntry, ctx: &mut WorkerCtx<'_>) {
+        let index = entry.kind as usize;
+        if self.deadlines.get(index).copied().flatten() != Some(entry.deadline) {
+            return; // cancelled or moved: a stale entry
+        }
+        self.deadlines[index] = None;
+        match entry.kind {
+            TIMER_SERVER_CONNECT => {
+                log::info!("{} backend connect timed out", self.id);
+                self.server_connect_failed(ctx);
+            }
+            TIMER_SERVER_DATA_CONNECT => {
+                self.drop_server_data(ctx);
+                self.push(Event::ServerDataFailed);
+            }
+            TIMER_CLOSE_LINGER => {
+                self.client.output.clear();
+            }
+            kind => {
+                if let Some(kind) = TimerKind::from_index(kind) {
+                    self.push(Event::Timer(kind));
+                }
+            }
+        }
+        self.run_events(ctx);
+    }
+
+    /// Performs every I/O step that can make progress. Called after readiness events, after
+    /// timers, and again for sessions that stopped for fairness.
+    pub fn drive(&mut self, ctx: &mut WorkerCtx<'_>) -> DriveOutcome {
+        let mut budget = MAX_RELAY_BYTES_PER_TURN;
+        for _ in 0..MAX_DRIVE_ITERATIONS {
+            let mut progress = false;
+            progress |= self.read_client(ctx);
+            progress |= self.process_client_lines(ctx);
+            progress |= self.progress_server(ctx);
+            progress |= self.accept_passive(ctx);
+            progress |= self.progress_server_data(ctx);
+            progress |= self.progress_relay(ctx, &mut budget);
+            progress |= self.flush_server(ctx);
+            progress |= self.flush_client(ctx);
+            progress |= self.run_events(ctx);
+            if self.closing.is_some() && self.client.output.is_empty() {
+                return DriveOutcome::Closed;
+            }
+            if budget == 0 {
+                return DriveOutcome::Again;
+            }
+            if !progress {
+                return DriveOutcome::Idle;
+            }
+        }
+        log::error!(
+            "{} session made progress {} times in one turn; closing it (bug)",
+            self.id,
+            MAX_DRIVE_ITERATIONS
+        );
+        DriveOutcome::Closed
+    }
+
+    /// Deregisters every socket and records the end of the session. The session is dropped
+    /// by the reactor afterwards.
+    pub fn finish(&mut self, ctx: &mut WorkerCtx<'_>) {
+        let reason = self
+            .closing
+            .map_or("worker_stopping", |r| r.as_str())
+            .to_string();
+        self.abort_data(ctx);
+        self.close_server(ctx);
+        let _ = ctx.registry.deregister(&mut self.client.conn.stream);
+        let _ = self.client.conn.stream.shutdown(Shutdown::Both);
+        let record = AuditRecord::SessionEnd {
+            reason,
+            duration_ms: ctx.now.saturating_duration_since(self.started).as_millis() as u64,
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+        };
+        self.audit(ctx, &record);
+    }
+
+    /// Closes the session at once (worker stopping).
+    pub fn force_close(&mut self) {
+        if self.closing.is_none() {
+            self.closing = Some(CloseReason::ServerClosed);
+        }
+        self.client.output.clear();
+    }
+
+    fn audit(&self, ctx: &mut WorkerCtx<'_>, record: &AuditRecord) {
+        let client = self.client_addr.to_string();
+        let user = self.fsm.user().map(|u| u.name.as_str());
+        let actx = AuditContext {
+            session: &self.id,
+            client: &client,
+            user,
+        };
+        ctx.audit.emit(&actx, record);
+    }
+
+    fn push(&mut self, event: Event<'static>) {
+        self.events.push_back(OwnedEvent::Fsm(event));
+    }
+
+    /// Feeds queued shell events to the machine and performs the resulting actions.
+    fn run_events(&mut self, ctx: &mut WorkerCtx<'_>) -> bool {
+        let mut progress = false;
+        // Bounded: every event is caused by an action, and actions come from events.
+        for _ in 0..1024 {
+            let Some(OwnedEvent::Fsm(event)) = self.events.pop_front() else {
+                break;
+            };
+            let actions = self.fsm.on_event(event, &self.policy);
+            self.apply(actions, ctx);
+            progress = true;
+        }
+        progress
+    }
+
+    fn dispatch(&mut self, event: Event<'_>, ctx: &mut WorkerCtx<'_>) {
+        let actions = self.fsm.on_event(event, &self.policy);
+        self.apply(actions, ctx);
+        self.run_events(ctx);
+    }
+
+    fn set_deadline(&mut self, kind: u8, after: Duration, ctx: &mut WorkerCtx<'_>) {
+        let deadline = ctx.now.checked_add(after);
+        if let Some(slot) = self.deadlines.get_mut(kind as usize) {
+            *slot = deadline;
+        }
+        if let Some(deadline) = deadline {
+            ctx.timers.push(TimerEntry {
+                deadline,
+                slot: self.slot,
+                generation: self.generation,
+                kind,
+            });
+        }
+    }
+
+    fn cancel_deadline(&mut self, kind: u8) {
+        if let Some(slot) = self.deadlines.get_mut(kind as usize) {
+            *slot = None;
+        }
+    }
+
+    // ----- actions ---------------------------------------------------------------------
+
+    fn apply(&mut self, actions: Vec<Action>, ctx: &mut WorkerCtx<'_>) {
+        for action in actions {
+            match action {
+                Action::SendClient(reply) => {
+                    if self.closing.is_none() {
+                        let before = self.client.output.len();
+                        reply.encode(&mut self.client.output);
+                        self.bytes_out += (self.client.output.len() - before) as u64;
+                    }
+                }
+                Action::SendServer(cmd) => {
+                    if let Some(server) = self.server.as_mut() {
+                        if cmd.verb == Verb::Pass {
+                            log::debug!("{} -> backend PASS ****", self.id);
+                        } else {
+                            log::debug!(
+                                "{} -> backend {} {}",
+                                self.id,
+                                cmd.verb.name(),
+                                String::from_utf8_lossy(&cmd.arg)
+                            );
+                        }
+                        cmd.encode(&mut server.output);
+                    }
+                }
+                Action::ConnectServer => self.connect_server(ctx),
+                Action::CloseServer => self.close_server(ctx),
+                Action::OpenPassive => self.open_passive(ctx),
+                Action::ConnectServerData(port) => self.connect_server_data(port, ctx),
+                Action::StartRelay { direction, active } => {
+                    self.start_relay(direction, active, ctx)
+                }
+                Action::AbortData => self.abort_data(ctx),
+                Action::SetTimer(kind, after) => self.set_deadline(kind as u8, after, ctx),
+                Action::CancelTimer(kind) => self.cancel_deadline(kind as u8),
+                Action::Audit(record) => self.audit(ctx, &record),
+                Action::Close(reason) => {
+                    if self.closing.is_none() {
+                        self.closing = Some(reason);
+                        self.abort_data(ctx);
+                        if let Some(server) = self.server.as_mut() {
+                            // Best effort: a QUIT queued for the backend goes out now.
+                            let _ = flush(&mut server.conn, &mut server.output);
+                        }
+                        self.close_server(ctx);
+                        self.set_deadline(TIMER_CLOSE_LINGER, CLOSE_LINGER, ctx);
+                    }
+                }
+            }
+        }
+    }
+
+    fn connect_server(&mut self, ctx: &mut WorkerCtx<'_>) {
+        let backend = self
+            .fsm
+            .user()
+            .and_then(|u| u.known.as_ref())
+            .and_then(|k| self.policy.backends.get(&k.backend));
+        let Some(backend) = backend else {
+            self.push(Event::ServerUnavailable);
+            return;
+        };
+        let mut candidates = ctx.backends.candidates(backend, ctx.now);
+        candidates.reverse(); // popped from the end
+        self.try_next_server(candidates, ctx);
+    }
+
+    fn try_next_server(&mut self, mut remaining: Vec<SocketAddr>, ctx: &mut WorkerCtx<'_>) {
+        while let Some(addr) = remaining.pop() {
+            match TcpStream::connect(addr) {
+                Ok(mut stream) => {
+                    if let Err(e) = ctx.registry.register(
+                        &mut stream,
+                        token(self.slot, SocketRole::ServerCtrl),
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        log::warn!("{} cannot register backend socket: {e}", self.id);
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    log::debug!("{} connecting to backend {addr}", self.id);
+                    self.server = Some(ServerCtrl {
+                        conn: Conn::new(stream, true),
+                        addr,
+                        input: Vec::new(),
+                        output: Vec::new(),
+                        telnet: TelnetFilter::new(),
+                        framer: LineFramer::new(MAX_REPLY_LINE),
+                        parser: ReplyParser::new(),
+                        remaining,
+                    });
+                    self.set_deadline(
+                        TIMER_SERVER_CONNECT,
+                        Duration::from_secs(DEFAULT_CONNECT_TIMEOUT),
+                        ctx,
+                    );
+                    return;
+                }
+                Err(e) => {
+                    log::warn!("{} backend {addr} connect failed: {e}", self.id);
+                    ctx.backends.mark_down(addr, ctx.now);
+                }
+            }
+        }
+        self.push(Event::ServerUnavailable);
+    }
+
+    fn server_connect_failed(&mut self, ctx: &mut WorkerCtx<'_>) {
+        let Some(mut server) = self.server.take() else {
+            return;
+        };
+        let _ = ctx.registry.deregister(&mut server.conn.stream);
+        ctx.backends.mark_down(server.addr, ctx.now);
+        self.cancel_deadline(TIMER_SERVER_CONNECT);
+        let remaining = std::mem::take(&mut server.remaining);
+        self.try_next_server(remaining, ctx);
+    }
+
+    fn close_server(&mut self, ctx: &mut WorkerCtx<'_>) {
+        if let Some(mut server) = self.server.take() {
+            let _ = ctx.registry.deregister(&mut server.conn.stream);
+            self.cancel_deadline(TIMER_SERVER_CONNECT);
+        }
+    }
+
+    fn open_passive(&mut self, ctx: &mut WorkerCtx<'_>) {
+        self.abort_data(ctx);
+        match ctx.passive.open(self.local_addr.ip()) {
+            Ok((mut listener, port)) => {
+                if let Err(e) = ctx.registry.register(
+                    &mut listener,
+                    token(self.slot, SocketRole::PassiveListener),
+                    Interest::READABLE,
+                ) {
+                    log::warn!("{} cannot register passive listener: {e}", self.id);
+                    self.push(Event::PassiveFailed);
+                    return;
+                }
+                self.passive = Some(listener);
+                let ip = self
+                    .policy
+                    .passive
+                    .advertise
+                    .unwrap_or(self.local_addr.ip());
+                self.push(Event::PassiveOpened(SocketAddr::new(ip, port)));
+            }
+            Err(e) => {
+                log::warn!("{} no passive port available: {e}", self.id);
+                self.push(Event::PassiveFailed);
+            }
+        }
+    }
+
+    fn connect_server_data(&mut self, port: u16, ctx: &mut WorkerCtx<'_>) {
+        let Some(server) = self.server.as_ref() else {
+            self.push(Event::ServerDataFailed);
+            return;
+        };
+        // SECURITY: the backend's data address is its control address with the port it
+        // named; the address inside 227/229 is never used.
+        let addr = SocketAddr::new(server.addr.ip(), port);
+        if port == 0 {
+            self.push(Event::ServerDataFailed);
+            return;
+        }
+        match TcpStream::connect(addr) {
+            Ok(mut stream) => {
+                if ctx
+                    .registry
+                    .register(
+                        &mut stream,
+                        token(self.slot, SocketRole::ServerData),
+                        Interest::READABLE | Interest::WRITABLE,
+                    )
+                    .is_err()
+                {
+                    self.push(Event::ServerDataFailed);
+                    return;
+                }
+                self.server_data = Some(Conn::new(stream, true));
+                self.set_deadline(
+                    TIMER_SERVER_DATA_CONNECT,
+                    Duration::from_secs(DEFAULT_CONNECT_TIMEOUT),
+                    ctx,
+                );
+            }
+            Err(e) => {
+                log::warn!("{} backend data connect to {addr} failed: {e}", self.id);
+                self.push(Event::ServerDataFailed);
+            }
+        }
+    }
+
+    fn start_relay(
+        &mut self,
+        direction: Direction,
+        active: Option<SocketAddr>,
+        ctx: &mut WorkerCtx<'_>,
+    ) {
+        let Some(server) = self.server_data.take() else {
+            self.push(Event::RelayFailed {
+                bytes: 0,
+                side: Side::Server,
+            });
+            return;
+        };
+        let Some(buffer) = ctx.pool.checkout() else {
+            log::warn!("{} relay buffer pool exhausted", self.id);
+            let mut server = server;
+            let _ = ctx.registry.deregister(&mut server.stream);
+            self.push(Event::RelayFailed {
+                bytes: 0,
+                side: Side::Server,
+            });
+            return;
+        };
+        let client = match active {
+            Some(addr) => match self.connect_client_data(addr, ctx) {
+                Some(conn) => Some(conn),
+                None => {
+                    let mut server = server;
+                    let _ = ctx.registry.deregister(&mut server.stream);
+                    self.push(Event::RelayFailed {
+                        bytes: 0,
+                        side: Side::Client,
+                    });
+                    return;
+                }
+            },
+            None => self
+                .early_client_data
+                .take()
+                .and_then(|stream| self.register_client_data(stream, false, ctx)),
+        };
+        if client.as_ref().is_some_and(|c| !c.connecting) {
+            self.push(Event::ClientDataConnected);
+        }
+        self.relay = Some(Relay {
+            direction,
+            client,
+            server,
+            buffer,
+            bytes: 0,
+            source_eof: false,
+            started: ctx.now,
+        });
+    }
+
+    fn connect_client_data(&mut self, addr: SocketAddr, ctx: &mut WorkerCtx<'_>) -> Option<Conn> {
+        match net::connect_from(self.local_addr.ip(), addr) {
+            Ok(stream) => self.register_client_data(stream, true, ctx),
+            Err(e) => {
+                log::info!("{} active data connect to {addr} failed: {e}", self.id);
+                None
+            }
+        }
+    }
+
+    fn register_client_data(
+        &mut self,
+        mut stream: TcpStream,
+        connecting: bool,
+        ctx: &mut WorkerCtx<'_>,
+    ) -> Option<Conn> {
+        ctx.registry
+            .register(
+                &mut stream,
+                token(self.slot, SocketRole::ClientData),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .ok()?;
+        Some(Conn::new(stream, connecting))
+    }
+
+    fn drop_server_data(&mut self, ctx: &mut WorkerCtx<'_>) {
+        if let Some(mut conn) = self.server_data.take() {
+            let _ = ctx.registry.deregister(&mut conn.stream);
+        }
+        self.cancel_deadline(TIMER_SERVER_DATA_CONNECT);
+    }
+
+    fn abort_data(&mut self, ctx: &mut WorkerCtx<'_>) {
+        if let Some(mut listener) = self.passive.take() {
+            let _ = ctx.registry.deregister(&mut listener);
+        }
+        self.early_client_data = None;
+        self.drop_server_data(ctx);
+        if let Some(mut relay) = self.relay.take() {
+            let _ = ctx.registry.deregister(&mut relay.server.stream);
+            if let Some(mut client) = relay.client.take() {
+                let _ = ctx.registry.deregister(&mut client.stream);
+            }
+        }
+    }
+
+    // ----- I/O steps -------------------------------------------------------------------
+
+    fn read_client(&mut self, ctx: &mut WorkerCtx<'_>) -> bool {
+        let _ = ctx;
+        let mut progress = false;
+        let mut chunk = [0u8; 2048];
+        while self.closing.is_none()
+            && !self.client.eof
+            && self.client.conn.readable
+            && self.client.input.len() < MAX_CLIENT_INPUT
+        {
+            let room = (MAX_CLIENT_INPUT - self.client.input.len()).min(chunk.len());
+            match read_some(&mut self.client.conn, &mut chunk[..room]) {
+                Ok(ReadStep::Data(n)) => {
+                    self.bytes_in += n as u64;
+                    let kept = self.client.telnet.filter(&mut chunk[..n]);
+                    self.client.input.extend_from_slice(&chunk[..kept]);
+                    progress = true;
+                }
+                Ok(ReadStep::Eof) => {
+                    self.client.eof = true;
+                    progress = true;
+                }
+                Ok(ReadStep::Blocked) => {}
+                Err(e) => {
+                    log::debug!("{} client read error: {e}", self.id);
+                    self.client.eof = true;
+                    progress = true;
+                }
+            }
+        }
+        progress
+    }
+
+    fn process_client_lines(&mut self, ctx: &mut WorkerCtx<'_>) -> bool {
+        let mut progress = false;
+        let mut line = Vec::new();
+        while self.closing.is_none() && self.client.output.len() < MAX_CLIENT_OUTPUT {
+            match self.client.framer.next_line(&self.client.input) {
+                Framed::Line { line_end, consumed } => {
+                    let text = self.client.input.get(..line_end).unwrap_or(&[]);
+                    if !self.fsm.can_take_line(text) {
+                        break;
+                    }
+                    line.clear();
+                    line.extend_from_slice(text);
+                    self.client
+                        .input
+                        .drain(..consumed.min(self.client.input.len()));
+                    self.dispatch(Event::ClientLine(&line), ctx);
+                    progress = true;
+                }
+                Framed::TooLong { consumed } => {
+                    self.client
+                        .input
+                        .drain(..consumed.min(self.client.input.len()));
+                    self.dispatch(Event::ClientLineTooLong, ctx);
+                    progress = true;
+                }
+                Framed::Incomplete { consumed } => {
+                    if consumed == 0 {
+                        break;
+                    }
+                    // The end of a discarded over-long line: more lines may follow.
+                    self.client
+                        .input
+                        .drain(..consumed.min(self.client.input.len()));
+                    progress = true;
+                }
+            }
+        }
+        if self.client.input.is_empty() && self.client.input.capacity() > 0 {
+            self.client.input = Vec::new();
+        }
+        if self.client.eof && self.closing.is_none() && !progress {
+            self.dispatch(Event::ClientClosed, ctx);
+            progress = true;
+        }
+        progress
+    }
+
+    fn progress_server(&mut self, ctx: &mut WorkerCtx<'_>) -> bool {
+        let Some(server) = self.server.as_mut() else {
+            return false;
+        };
+        if server.conn.connecting {
+            match server.conn.finish_connect() {
+                None => return false,
+                Some(Ok(())) => {
+                    log::debug!("{} connected to backend {}", self.id, server.addr);
+                    let ipv6 = server.addr.is_ipv6();
+                    self.cancel_deadline(TIMER_SERVER_CONNECT);
+                    self.fsm.set_server_ipv6(ipv6);
+                    self.dispatch(Event::ServerConnected, ctx);
+                    return true;
+                }
+                Some(Err(e)) => {
+                    log::warn!("{} backend {} connect failed: {e}", self.id, server.addr);
+                    self.server_connect_failed(ctx);
+                    self.run_events(ctx);
+                    return true;
+                }
+            }
+        }
+        let mut progress = false;
+        let mut chunk = [0u8; 4096];
+        loop {
+            let Some(server) = self.server.as_mut() else {
+                return progress;
+            };
+            if !server.conn.readable || server.input.len() > MAX_REPLY_LINE {
+                return progress;
+            }
+            let step = read_some(&mut server.conn, &mut chunk);
+            match step {
+                Ok(ReadStep::Data(n)) => {
+                    let kept = server.telnet.filter(&mut chunk[..n]);
+                    server.input.extend_from_slice(&chunk[..kept]);
+                    progress = true;
+                    if !self.parse_server_replies(ctx) {
+                        return true;
+                    }
+                }
+                Ok(ReadStep::Blocked) => return progress,
+                Ok(ReadStep::Eof) | Err(_) => {
+                    self.close_server(ctx);
+                    if self.closing.is_none() {
+                        self.dispatch(Event::ServerClosed, ctx);
+                    }
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// Feeds complete reply lines to the parser and complete replies to the machine.
+    /// Returns false when the backend connection was dropped.
+    fn parse_server_replies(&mut self, ctx: &mut WorkerCtx<'_>) -> bool {
+        loop {
+            let Some(server) = self.server.as_mut() else {
+                return false;
+            };
+            let reply = match server.framer.next_line(&server.input) {
+                Framed::Line { line_end, consumed } => {
+                    let line = server.input.get(..line_end).unwrap_or(&[]);
+                    let parsed = server.parser.push_line(line);
+                    server.input.drain(..consumed.min(server.input.len()));
+                    match parsed {
+                        Ok(Some(reply)) => reply,
+                        Ok(None) => continue,
+                        Err(e) => {
+                            log::warn!("{} backend sent an invalid reply: {e}", self.id);
+                            self.close_server(ctx);
+                            self.dispatch(Event::ServerProtocolError, ctx);
+                            return false;
+                        }
+                    }
+                }
+                Framed::TooLong { .. } => {
+                    log::warn!("{} backend reply line too long", self.id);
+                    self.close_server(ctx);
+                    self.dispatch(Event::ServerProtocolError, ctx);
+                    return false;
+                }
+                Framed::Incomplete { consumed } => {
+                    if consumed > 0 {
+                        server.input.drain(..consumed.min(server.input.len()));
+                        continue;
+                    }
+                    if server.input.is_empty() && server.input.capacity() > 0 {
+                        server.input = Vec::new();
+                    }
+                    return true;
+                }
+            };
+            log::debug!("{} <- backend {}", self.id, reply.code);
+            self.dispatch(Event::ServerReply(reply), ctx);
+        }
+    }
+
+    fn accept_passive(&mut self, ctx: &mut WorkerCtx<'_>) -> bool {
+        let mut progress = false;
+        // Bounded: a listener has a small backlog; stop after a handful per turn.
+        for _ in 0..16 {
+            let Some(listener) = self.passive.as_ref() else {
+                return progress;
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    progress = true;
+                    // SECURITY: port theft. Only the client's own address may connect to a
+                    // passive port; anyone else is closed at once and recorded.
+                    if !net::same_ip(peer.ip(), self.client_addr.ip()) {
+                        log::warn!("{} passive connection from foreign {peer} refused", self.id);
+                        let record = AuditRecord::PolicyViolation {
+                            kind: "port_theft",
+                            detail: format!("data connection from {peer}"),
+                        };
+                        self.audit(ctx, &record);
+                        drop(stream);
+                        continue;
+                    }
+                    net::tune_data_socket(&stream);
+                    // One connection per passive port: the listener closes now.
+                    if let Some(mut listener) = self.passive.take() {
+                        let _ = ctx.registry.deregister(&mut listener);
+                    }
+                    match self.relay.as_mut() {
+                        Some(relay) if relay.client.is_none() => {
+                            let conn = self.register_client_data(stream, false, ctx);
+                            let connected = conn.is_some();
+                            if let Some(relay) = self.relay.as_mut() {
+                                relay.client = conn;
+                            }
+                            if connected {
+                                self.dispatch(Event::ClientDataConnected, ctx);
+                            }
+                        }
+                        _ => self.early_client_data = Some(stream),
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return progress,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::warn!("{} passive accept failed: {e}", self.id);
+                    return progress;
+                }
+            }
+        }
+        progress
+    }
+
+    fn progress_server_data(&mut self, ctx: &mut WorkerCtx<'_>) -> bool {
+        let Some(conn) = self.server_data.as_mut() else {
+            return false;
+        };
+        if !conn.connecting {
+            return false;
+        }
+        match conn.finish_connect() {
+            None => false,
+            Some(Ok(())) => {
+                net::tune_data_socket(&conn.stream);
+                self.cancel_deadline(TIMER_SERVER_DATA_CONNECT);
+                self.dispatch(Event::ServerDataConnected, ctx);
+                true
+            }
+            Some(Err(e)) => {
+                log::warn!("{} backend data connect failed: {e}", self.id);
+                self.drop_server_data(ctx);
+                self.dispatch(Event::ServerDataFailed, ctx);
+                true
+            }
+        }
+    }
+
+    fn progress_relay(&mut self, ctx: &mut WorkerCtx<'_>, budget: &mut usize) -> bool {
+        let Some(relay) = self.relay.as_mut() else {
+            return false;
+        };
+        let mut progress = false;
+        if let Some(client) = relay.client.as_mut() {
+            if client.connecting {
+                match client.finish_connect() {
+                    None => return false,
+                    Some(Ok(())) => {
+                        net::tune_data_socket(&client.stream);
+                        self.dispatch(Event::ClientDataConnected, ctx);
+                        return true;
+                    }
+                    Some(Err(e)) => {
+                        log::info!("{} active data connect failed: {e}", self.id);
+                        let bytes = relay.bytes;
+                        self.abort_data(ctx);
+                        self.dispatch(
+                            Event::RelayFailed {
+                                bytes,
+                                side: Side::Client,
+                            },
+                            ctx,
+                        );
+                        return true;
+                    }
+                }
+            }
+        }
+        let outcome = pump(relay, budget);
+        match outcome {
+            Pump::Progress => progress = true,
+            Pump::Stalled => {}
+            Pump::Done => {
+                let bytes = relay.bytes;
+                let elapsed = ctx.now.saturating_duration_since(relay.started);
+                log::debug!(
+                    "{} relay done: {bytes} bytes {} in {elapsed:?}",
+                    self.id,
+                    relay.direction.as_str()
+                );
+                match relay.direction {
+                    Direction::Download => self.bytes_out += bytes,
+                    Direction::Upload => self.bytes_in += bytes,
+                }
+                self.abort_data(ctx);
+                self.dispatch(Event::RelayDone { bytes }, ctx);
+                return true;
+            }
+            Pump::Failed(side) => {
+                let bytes = relay.bytes;
+                self.abort_data(ctx);
+                self.dispatch(Event::RelayFailed { bytes, side }, ctx);
+                return true;
+            }
+        }
+        progress
+    }
+
+    fn flush_server(&mut self, ctx: &mut WorkerCtx<'_>) -> bool {
+        let Some(server) = self.server.as_mut() else {
+            return false;
+        };
+        match flush(&mut server.conn, &mut server.output) {
+            Ok(progress) => progress,
+            Err(e) => {
+                log::info!("{} backend write failed: {e}", self.id);
+                self.close_server(ctx);
+                if self.closing.is_none() {
+                    self.dispatch(Event::ServerClosed, ctx);
+                }
+                true
+            }
+        }
+    }
+
+    fn flush_client(&mut self, ctx: &mut WorkerCtx<'_>) -> bool {
+        match flush(&mut self.client.conn, &mut self.client.output) {
+            Ok(progress) => progress,
+            Err(e) => {
+                log::debug!("{} client write failed: {e}", self.id);
+                self.client.output.clear();
+                if self.closing.is_none() {
+                    self.dispatch(Event::ClientClosed, ctx);
+                }
+                true
+            }
+        }
+    }
+
+    /// The local address of this session's control connection, for diagnostics.
+    pub fn describe(&self) -> String {
+        format!("{} {} -> {}", self.id, self.client_addr, self.local_addr)
+    }
+}
+
+enum Pump {
+    Progress,
+    Stalled,
+    Done,
+    Failed(Side),
+}
+
+/// Moves bytes from the relay's source to its sink until either side would block, the
+/// budget is spent, or the source has ended and everything was written.
+fn pump(relay: &mut Relay, budget: &mut usize) -> Pump {
+    let (source_side, sink_side) = match relay.direction {
+        Direction::Download => (Side::Server, Side::Client),
+        Direction::Upload => (Side::Client, Side::Server),
+    };
+    let mut progress = false;
+    loop {
+        if *budget == 0 {
+            return if progress {
+                Pump::Progress
+            } else {
+                Pump::Stalled
+            };
+        }
+        let (source, sink) = match relay.direction {
+            Direction::Download => (Some(&mut relay.server), relay.client.as_mut()),
+            Direction::Upload => (relay.client.as_mut(), Some(&mut relay.server)),
+        };
+        let mut moved = false;
+        // Write what is buffered.
+        if let Some(sink) = sink {
+            if !sink.connecting {
+                while !relay.buffer.is_empty() && sink.writable {
+                    match sink.stream.write(relay.buffer.data()) {
+                        Ok(0) => return Pump::Failed(sink_side),
+                        Ok(n) => {
+                            relay.buffer.consume(n);
+                            relay.bytes += n as u64;
+                            *budget = budget.saturating_sub(n);
+                            moved = true;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => sink.writable = false,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => return Pump::Failed(sink_side),
+                    }
+                }
+                if relay.source_eof && relay.buffer.is_empty() {
+                    let _ = sink.stream.flush();
+                    let _ = sink.stream.shutdown(Shutdown::Write);
+                    return Pump::Done;
+                }
+            }
+        }
+        // Read more when there is room; backpressure: a full buffer stops reading.
+        if let Some(source) = source {
+            if !relay.source_eof && !source.connecting && source.readable && !relay.buffer.is_full()
+            {
+                match source.stream.read(relay.buffer.space()) {
+                    Ok(0) => {
+                        relay.source_eof = true;
+                        moved = true;
+                    }
+                    Ok(n) => {
+                        relay.buffer.fill(n);
+                        moved = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => source.readable = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e)
+                        if e.kind() == io::ErrorKind::ConnectionReset
+                            && source_side == Side::Server =>
+                    {
+                        // A reset after the data is the backend's way of aborting; the
+                        // control reply will say what happened.
+                        relay.source_eof = true;
+                        moved = true;
+                    }
+                    Err(_) => return Pump::Failed(source_side),
+                }
+            }
+        }
+        if !moved {
+            return if progress {
+                Pump::Progress
+            } else {
+                Pump::Stalled
+            };
+        }
+        progress = true;
+    }
+}
+
+/// Whether `ip` is one of the given family of the client (kept here for tests of the
+/// shell's helpers).
+pub fn is_ipv4(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V4(_))
+}

@@ -1,0 +1,181 @@
+//! The command line: --version, --help, usage errors, and `--check` of valid and invalid
+//! policies (errors as LINE:COLUMN: message, one per error, on stderr; exit 1).
+
+mod common;
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+const FTPGATE: &str = env!("CARGO_BIN_EXE_ftpgate");
+
+fn ftpgate(args: &[&str]) -> Output {
+    run(Command::new(FTPGATE).args(args), Duration::from_secs(30))
+}
+
+fn check(path: &Path) -> Output {
+    ftpgate(&["--check", "--config", &path.to_string_lossy()])
+}
+
+/// The (line, column, message) of every stderr line of the form `LINE:COLUMN: message`,
+/// optionally prefixed with the file name and a colon.
+fn positions(stderr: &str, file: &Path) -> Vec<(u32, u32, String)> {
+    let file_prefix = format!("{}:", file.display());
+    stderr
+        .lines()
+        .filter_map(|line| {
+            let line = line.strip_prefix(&file_prefix).unwrap_or(line);
+            let (l, rest) = line.split_once(':')?;
+            let (c, msg) = rest.split_once(':')?;
+            Some((
+                l.trim().parse().ok()?,
+                c.trim().parse().ok()?,
+                msg.trim().to_string(),
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn version_prints_name_and_version() {
+    let out = ftpgate(&["--version"]);
+    out.assert_success("--version");
+    assert_eq!(
+        out.stdout_str().trim(),
+        format!("ftpgate {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn help_exits_0_and_documents_the_options() {
+    let out = ftpgate(&["--help"]);
+    out.assert_success("--help");
+    let text = out.stdout_str();
+    assert!(text.contains("--config"), "{text}");
+    assert!(text.contains("--check"), "{text}");
+}
+
+#[test]
+fn usage_error_exits_2() {
+    let out = ftpgate(&["--no-such-option"]);
+    assert_eq!(out.code(), Some(2), "{out:?}");
+    assert!(!out.stderr.trim().is_empty(), "a usage error says why");
+    let out = ftpgate(&["--config"]);
+    assert_eq!(out.code(), Some(2), "--config without a file: {out:?}");
+}
+
+#[test]
+fn check_of_a_valid_policy_exits_0_with_a_summary() {
+    let dir = temp_dir();
+    let listen: SocketAddr = "127.0.0.1:2121".parse().unwrap();
+    let policy = Ftpgate::builder()
+        .backend("vsftpd", "127.0.0.1:2100".parse().unwrap())
+        .standard_roles()
+        .user("anonymous", "full", "vsftpd")
+        .user("ftp", "read-only", "vsftpd")
+        .policy(listen, (40000, 40099), &dir.path().join("audit.jsonl"));
+    let path = dir.path().join("ftpgate.json");
+    fs::write(&path, serde_json::to_string_pretty(&policy).unwrap()).unwrap();
+    let out = check(&path);
+    out.assert_success("--check of a valid policy");
+    let summary = out.stdout_str();
+    assert!(
+        summary.contains("127.0.0.1:2121"),
+        "summary names the listener: {summary}"
+    );
+    assert!(
+        summary.contains("anonymous"),
+        "summary names the users: {summary}"
+    );
+}
+
+/// A policy with exactly two errors: an unknown verb on line 8 and an unknown key on line 13.
+const TWO_ERRORS: &str = r#"{
+  "workers": 1,
+  "listeners": [ { "address": "127.0.0.1:2121" } ],
+  "passive": { "ports": "40000-40099", "advertise": "127.0.0.1" },
+  "backends": { "vsftpd": { "servers": ["127.0.0.1:2100"] } },
+  "roles": {
+    "full": { "allow": ["RETR", "STOR", "LIST"] },
+    "broken": { "allow": ["RETR", "FROBNICATE"] }
+  },
+  "users": { "anonymous": { "role": "full", "backend": "vsftpd" },
+             "ftp": { "role": "broken", "backend": "vsftpd" } },
+  "defaults": { "timeouts": { "login": 30, "idle": 300, "session": 900 } },
+  "colour": "blue"
+}
+"#;
+
+#[test]
+fn check_reports_each_error_with_line_and_column() {
+    let dir = temp_dir();
+    let path = dir.path().join("bad.json");
+    fs::write(&path, TWO_ERRORS).unwrap();
+    let out = check(&path);
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    let errors = positions(&out.stderr, &path);
+    let mut lines: Vec<u32> = errors.iter().map(|e| e.0).collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [8, 13],
+        "one LINE:COLUMN: per error:\n{}",
+        out.stderr
+    );
+    assert!(errors.iter().all(|e| e.1 >= 1), "{errors:?}");
+    let message = |line: u32| &errors.iter().find(|e| e.0 == line).unwrap().2;
+    assert!(message(8).contains("FROBNICATE"), "{errors:?}");
+    assert!(message(13).contains("colour"), "{errors:?}");
+}
+
+#[test]
+fn check_refuses_a_plumbing_verb_in_a_role() {
+    let dir = temp_dir();
+    let path = dir.path().join("plumbing.json");
+    let text = TWO_ERRORS
+        .replace("\"FROBNICATE\"", "\"LIST\"")
+        .replace("\"STOR\", \"LIST\"", "\"STOR\", \"PASV\"")
+        .replace(",\n  \"colour\": \"blue\"", "");
+    fs::write(&path, &text).unwrap();
+    let out = check(&path);
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    let errors = positions(&out.stderr, &path);
+    assert_eq!(
+        errors.iter().map(|e| e.0).collect::<Vec<_>>(),
+        [7],
+        "{}",
+        out.stderr
+    );
+    assert!(errors[0].2.contains("PASV"), "{errors:?}");
+}
+
+#[test]
+fn check_reports_a_json_syntax_error_with_its_position() {
+    let dir = temp_dir();
+    let path = dir.path().join("syntax.json");
+    fs::write(&path, "{\n  \"workers\": 1,\n  \"listeners\": [ ,\n}\n").unwrap();
+    let out = check(&path);
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    let errors = positions(&out.stderr, &path);
+    assert_eq!(errors.first().map(|e| e.0), Some(3), "{}", out.stderr);
+}
+
+#[test]
+fn check_of_a_missing_file_fails() {
+    let dir = temp_dir();
+    let path = dir.path().join("does-not-exist.json");
+    let out = check(&path);
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("does-not-exist.json"), "{}", out.stderr);
+}
+
+#[test]
+fn check_of_the_shipped_example_policy_exits_0() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/ftpgate.json");
+    assert!(path.exists(), "{} is missing", path.display());
+    check(&path).assert_success("--check etc/ftpgate.json");
+}

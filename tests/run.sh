@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs every test of ftpgate: unit tests and the end-to-end suite against real FTP servers
+# (vsftpd, pyftpdlib) and clients (curl, lftp, Python ftplib) on the loopback interface.
+# Installs what is missing on a Debian/Ubuntu machine first. Extra arguments go to `cargo test`,
+# e.g. `./tests/run.sh --test readonly_policy` or `./tests/run.sh -- --nocapture`.
+# FTPGATE_TEST_DIRECT=1 points the clients at the backends directly (checks the fixtures).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+missing=()
+[ -x /usr/sbin/vsftpd ] || missing+=(vsftpd)
+command -v lftp >/dev/null 2>&1 || missing+=(lftp)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+[ -x /usr/bin/python3 ] || missing+=(python3)
+if ! /usr/bin/python3 -c 'import pyftpdlib' >/dev/null 2>&1; then
+    missing+=(python3-pyftpdlib)
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "run.sh: installing ${missing[*]}" >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# The vsftpd package may start a system vsftpd on port 21. The tests never use it (each test
+# runs private servers on free loopback ports), so stop it where a service manager runs it.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet vsftpd 2>/dev/null; then
+    as_root systemctl stop vsftpd || true
+elif [ -x /etc/init.d/vsftpd ] && command -v service >/dev/null 2>&1; then
+    as_root service vsftpd stop >/dev/null 2>&1 || true
+fi
+
+# vsftpd's default secure_chroot_dir (each test instance also gets a private one).
+if [ ! -d /var/run/vsftpd/empty ]; then
+    as_root mkdir -p /var/run/vsftpd/empty
+    as_root chmod 0755 /var/run/vsftpd/empty
+fi
+
+# vsftpd must run as root and needs its `ftp` user (created by the Debian package).
+if ! getent passwd ftp >/dev/null; then
+    echo "run.sh: user 'ftp' is missing (vsftpd's ftp_username)" >&2
+    exit 1
+fi
+
+# Every target, unless the arguments (before a `--`) select targets themselves.
+all_targets=(--all-targets)
+for arg in "$@"; do
+    case "$arg" in
+        --) break ;;
+        --lib | --bins | --bin | --bin=* | --tests | --test | --test=* | --examples | --example | \
+            --example=* | --benches | --bench | --bench=* | --doc | --all-targets)
+            all_targets=()
+            break
+            ;;
+    esac
+done
+exec cargo test "${all_targets[@]}" "$@"
