@@ -22,8 +22,8 @@ pub enum AuditRecord {
     SessionStart {
         server: String,
     },
+    /// The user is in the envelope.
     Login {
-        user: String,
         result: &'static str,
         #[serde(skip_serializing_if = "Option::is_none")]
         role: Option<String>,

@@ -152,8 +152,12 @@ fn scripted_session_produces_the_v0_events() {
         "{t}"
     );
 
-    // Every line of the file is one JSON object (audit_events panics otherwise).
+    // Every line of the file is one JSON object (audit_events panics otherwise), and no
+    // object names a field twice.
     assert_eq!(gate.audit_lines().len(), gate.audit_events().len());
+    for line in gate.audit_lines() {
+        assert_unique_keys(&line);
+    }
 }
 
 #[test]

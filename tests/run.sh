@@ -57,4 +57,4 @@ for arg in "$@"; do
             ;;
     esac
 done
-exec cargo test "${all_targets[@]}" "$@"
+exec cargo test --no-fail-fast "${all_targets[@]}" "$@"

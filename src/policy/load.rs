@@ -9,7 +9,7 @@
 //! by serde, repeated keys by [`locate::duplicate_keys`], names must refer to something that
 //! exists, and keys this build does not enforce yet are refused by [`unsupported_yet`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
@@ -400,8 +400,14 @@ impl Checker<'_> {
         if self.pending.is_empty() && unsupported.is_empty() {
             return Ok(policy);
         }
+        let refused: HashSet<&[Seg]> = unsupported.iter().map(|u| u.path.segments()).collect();
         self.pending.retain(|pending| match &pending.at {
-            At::Path(path, _) => !unsupported.iter().any(|u| path.starts_with(&u.path)),
+            At::Path(path, _) => {
+                let segments = path.segments();
+                !(0..=segments.len())
+                    .filter_map(|len| segments.get(..len))
+                    .any(|prefix| refused.contains(prefix))
+            }
             At::Offset(_) => true,
         });
         for unsupported in unsupported {
@@ -419,17 +425,21 @@ impl Checker<'_> {
                 At::Offset(_) => None,
             })
             .collect();
-        let mut positions = locate::locate_all(self.text, &queries).into_iter();
+        let mut located = locate::locate_offsets(self.text, &queries).into_iter();
+        let offsets: Vec<usize> = self
+            .pending
+            .iter()
+            .map(|pending| match pending.at {
+                At::Path(..) => located.next().flatten().unwrap_or(0),
+                At::Offset(offset) => offset,
+            })
+            .collect();
+        let positions = locate::line_cols(self.text, &offsets);
         let mut errors: Vec<PolicyError> = self
             .pending
             .iter()
-            .map(|pending| {
-                let (line, column) = match pending.at {
-                    At::Path(..) => positions.next().unwrap_or((1, 1)),
-                    At::Offset(offset) => locate::line_col(self.text, offset),
-                };
-                positioned(line, column, &pending.message)
-            })
+            .zip(positions)
+            .map(|(pending, (line, column))| positioned(line, column, &pending.message))
             .collect();
         errors.sort_by_key(|err| (err.line, err.column));
         errors.dedup();
@@ -438,8 +448,10 @@ impl Checker<'_> {
 
     /// Repeated keys: serde_json would keep the last one of a map without a word.
     fn duplicates(&mut self) {
-        for dup in locate::duplicate_keys(self.text) {
-            let (line, column) = locate::line_col(self.text, dup.first);
+        let duplicates = locate::duplicate_keys(self.text);
+        let firsts: Vec<usize> = duplicates.iter().map(|dup| dup.first).collect();
+        let positions = locate::line_cols(self.text, &firsts);
+        for (dup, (line, column)) in duplicates.into_iter().zip(positions) {
             self.pending.push(Pending {
                 at: At::Offset(dup.again),
                 message: format!(
@@ -533,7 +545,7 @@ impl Checker<'_> {
             );
             return listeners;
         };
-        let mut seen: Vec<(SocketAddr, usize)> = Vec::new();
+        let mut seen: HashMap<SocketAddr, usize> = HashMap::new();
         for (i, Object(listener)) in raw.iter().enumerate() {
             let path = path.index(i);
             let tls = self.choice(listener.tls.as_ref(), &path.key("tls"), TLS_MODES);
@@ -566,13 +578,13 @@ impl Checker<'_> {
             let Some(address) = self.socket_addr(text, &address_path, "\"0.0.0.0:21\"") else {
                 continue;
             };
-            if let Some(&(_, first)) = seen.iter().find(|(seen, _)| *seen == address) {
+            if let Some(first) = seen.get(&address) {
                 self.bad(
                     &address_path,
                     format!("{address} is already used by listeners[{first}]"),
                 );
             }
-            seen.push((address, i));
+            seen.entry(address).or_insert(i);
             listeners.push(Listener {
                 address,
                 tls: tls.unwrap_or_default(),
@@ -690,6 +702,7 @@ impl Checker<'_> {
             let path = path.key(name);
             self.name(&path, name, "backend");
             let mut servers: Vec<SocketAddr> = Vec::new();
+            let mut seen: HashSet<SocketAddr> = HashSet::new();
             match &raw.servers {
                 None => self.missing(&path, "servers", " (e.g. [\"10.0.0.11:21\"])"),
                 Some(list) if list.is_empty() => {
@@ -701,7 +714,7 @@ impl Checker<'_> {
                         let Some(server) = self.socket_addr(text, &path, "\"10.0.0.11:21\"") else {
                             continue;
                         };
-                        if servers.contains(&server) {
+                        if !seen.insert(server) {
                             self.bad(&path, format!("{server} is listed twice"));
                         }
                         servers.push(server);

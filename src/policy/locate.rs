@@ -56,11 +56,6 @@ impl JsonPath {
     pub fn is_root(&self) -> bool {
         self.0.is_empty()
     }
-
-    /// Whether `self` is `prefix` or lies inside it.
-    pub fn starts_with(&self, prefix: &JsonPath) -> bool {
-        self.0.starts_with(&prefix.0)
-    }
 }
 
 impl fmt::Display for JsonPath {
@@ -100,15 +95,36 @@ pub enum Target {
 /// 1-based line and column (in characters) of a byte offset into `text`. Offsets past the
 /// end or inside a character are moved back to the nearest character start.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
+    line_cols(text, &[offset]).pop().unwrap_or((1, 1))
+}
+
+/// [`line_col`] for many offsets, in one pass over the text (a file with thousands of errors
+/// must not be scanned once per error).
+pub fn line_cols(text: &str, offsets: &[usize]) -> Vec<(usize, usize)> {
+    let mut order: Vec<(usize, usize)> = offsets.iter().copied().zip(0..).collect();
+    order.sort_unstable();
+    let mut positions = vec![(1, 1); offsets.len()];
+    let mut chars = text.char_indices().peekable();
+    let (mut line, mut column) = (1, 1);
+    for (offset, index) in order {
+        // Step over every character that ends at or before the offset.
+        while let Some(&(start, c)) = chars.peek() {
+            if start + c.len_utf8() > offset {
+                break;
+            }
+            chars.next();
+            if c == '\n' {
+                line += 1;
+                column = 1;
+            } else {
+                column += 1;
+            }
+        }
+        if let Some(position) = positions.get_mut(index) {
+            *position = (line, column);
+        }
     }
-    let before = text.get(..offset).unwrap_or("");
-    let line = 1 + before.bytes().filter(|&b| b == b'\n').count();
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = 1 + before.get(line_start..).map_or(0, |s| s.chars().count());
-    (line, column)
+    positions
 }
 
 /// Byte offset where 1-based `line` starts, if the text has that many lines.
@@ -137,6 +153,16 @@ pub fn locate(text: &str, path: &[Seg], target: Target) -> (usize, usize) {
 
 /// [`locate`] for many paths in one pass over the text.
 pub fn locate_all(text: &str, queries: &[(&[Seg], Target)]) -> Vec<(usize, usize)> {
+    let offsets: Vec<usize> = locate_offsets(text, queries)
+        .into_iter()
+        .map(|offset| offset.unwrap_or(0))
+        .collect();
+    line_cols(text, &offsets)
+}
+
+/// Byte offsets of the keys or values at `queries` (see [`locate`]); `None` when not even
+/// the root exists.
+pub fn locate_offsets(text: &str, queries: &[(&[Seg], Target)]) -> Vec<Option<usize>> {
     let mut wanted: HashMap<Vec<Seg>, Found> = HashMap::new();
     for (path, _) in queries {
         for len in 0..=path.len() {
@@ -152,20 +178,14 @@ pub fn locate_all(text: &str, queries: &[(&[Seg], Target)]) -> Vec<(usize, usize
     queries
         .iter()
         .map(|(path, target)| {
-            for len in (0..=path.len()).rev() {
-                let Some(found) = path.get(..len).and_then(|prefix| wanted.get(prefix)) else {
-                    continue;
-                };
-                let offset = if len == path.len() && *target == Target::Value {
+            (0..=path.len()).rev().find_map(|len| {
+                let found = path.get(..len).and_then(|prefix| wanted.get(prefix))?;
+                if len == path.len() && *target == Target::Value {
                     found.value.or(found.key)
                 } else {
                     found.key.or(found.value)
-                };
-                if let Some(offset) = offset {
-                    return line_col(text, offset);
                 }
-            }
-            (1, 1)
+            })
         })
         .collect()
 }
@@ -609,6 +629,33 @@ mod tests {
         assert_eq!(line_col(text, 3), (1, 3));
         assert_eq!(line_col(text, 10_000), (1, 19));
         assert_eq!(line_col("a\r\nb", 3), (2, 1));
+    }
+
+    #[test]
+    fn many_offsets_at_once() {
+        // Bytes: a0 b1 \n2 ç3-4 d5 \n6 \n7 e8 f9; unsorted, repeated, inside a character,
+        // past the end.
+        let text = "ab\nçd\n\nef";
+        let cases = [
+            (11, (4, 3)),
+            (0, (1, 1)),
+            (4, (2, 1)),
+            (3, (2, 1)),
+            (5, (2, 2)),
+            (7, (3, 1)),
+            (8, (4, 1)),
+            (3, (2, 1)),
+            (100, (4, 3)),
+            (9, (4, 2)),
+        ];
+        let offsets: Vec<usize> = cases.iter().map(|&(offset, _)| offset).collect();
+        let expected: Vec<(usize, usize)> = cases.iter().map(|&(_, at)| at).collect();
+        assert_eq!(line_cols(text, &offsets), expected);
+        for (offset, at) in cases {
+            assert_eq!(line_col(text, offset), at, "{offset}");
+        }
+        assert_eq!(line_cols("", &[0, 5]), [(1, 1), (1, 1)]);
+        assert_eq!(line_cols(text, &[]), []);
     }
 
     #[test]

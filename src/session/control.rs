@@ -152,6 +152,8 @@ pub enum Event<'a> {
     ServerDataFailed,
     /// The client's data connection is up (accepted or connected).
     ClientDataConnected,
+    /// The active-mode connection to the client failed.
+    ClientDataFailed,
     /// The relay moved every byte and closed both data connections cleanly.
     RelayDone {
         bytes: u64,
@@ -176,11 +178,11 @@ pub enum Action {
     /// Open a passive listener for the client (replacing any previous one).
     OpenPassive,
     ConnectServerData(u16),
-    /// Start relaying: the server data connection is up; connect to the client for active
-    /// mode, or use the passive listener's connection.
+    /// Connect to the client for an active-mode transfer (PORT/EPRT, validated).
+    ConnectClientData(SocketAddr),
+    /// Start relaying between the two data connections, which are both up.
     StartRelay {
         direction: Direction,
-        active: Option<SocketAddr>,
     },
     /// Close every data connection and the passive listener.
     AbortData,
@@ -219,13 +221,17 @@ struct Transfer {
     held: Option<Reply>,
     /// The relay finished with this many bytes before the final reply came.
     relayed: Option<u64>,
+    /// The backend's data connection is up.
+    server_ready: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TransferStep {
     /// PASV/EPSV sent to the backend.
     AwaitPasv,
-    /// Connecting to the backend's data port.
+    /// Connecting to the backend's data port and waiting for the client's data connection;
+    /// the command goes to the backend only when both are up, so a client that never
+    /// connects costs the backend nothing (no empty file from a failed STOR).
     AwaitDataConnect,
     /// REST sent to the backend.
     AwaitRest,
@@ -295,6 +301,8 @@ pub struct ControlFsm {
     pending_passive: Option<PassiveKind>,
     /// Toward an IPv6 backend, ftpgate asks for EPSV instead of PASV.
     server_ipv6: bool,
+    /// The client's data connection is up (passive: accepted; active: connected).
+    client_data_connected: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -431,6 +439,7 @@ impl ControlFsm {
             epsv_all: false,
             pending_passive: None,
             server_ipv6: false,
+            client_data_connected: false,
         };
         (fsm, actions)
     }
@@ -517,7 +526,12 @@ impl ControlFsm {
                     );
                 }
             }
-            Event::ClientDataConnected => out.push(Action::CancelTimer(TimerKind::DataConnect)),
+            Event::ClientDataConnected => {
+                self.client_data_connected = true;
+                out.push(Action::CancelTimer(TimerKind::DataConnect));
+                self.maybe_send_transfer_command(&mut out);
+            }
+            Event::ClientDataFailed => self.client_data_failed(&mut out),
             Event::RelayDone { bytes } => self.on_relay_done(bytes, &mut out),
             Event::RelayFailed { bytes, side } => self.on_relay_failed(bytes, side, &mut out),
             Event::Timer(kind) => self.on_timer(kind, &mut out),
@@ -573,7 +587,6 @@ impl ControlFsm {
     ) {
         let Some(user) = &self.user else { return };
         out.push(Action::Audit(AuditRecord::Login {
-            user: user.name.clone(),
             result,
             role: user.known.as_ref().map(|k| k.role.clone()),
             backend: user.known.as_ref().map(|k| k.backend.clone()),
@@ -581,8 +594,14 @@ impl ControlFsm {
         }));
     }
 
-    fn close(&mut self, reason: CloseReason, out: &mut Vec<Action>) {
+    /// Closes every data connection and the passive listener.
+    fn abort_data(&mut self, out: &mut Vec<Action>) {
+        self.client_data_connected = false;
         out.push(Action::AbortData);
+    }
+
+    fn close(&mut self, reason: CloseReason, out: &mut Vec<Action>) {
+        self.abort_data(out);
         out.push(Action::Close(reason));
         self.phase = Phase::Closed;
     }
@@ -919,6 +938,7 @@ impl ControlFsm {
         }
         self.audit_command("PASV", b"", "allow", codes::ENTERING_PASSIVE, out);
         self.data_mode = ClientDataMode::None;
+        self.client_data_connected = false;
         self.pending_passive = Some(PassiveKind::Pasv);
         out.push(Action::OpenPassive);
     }
@@ -973,7 +993,7 @@ impl ControlFsm {
             (PassiveKind::Pasv, SocketAddr::V6(v6)) => match v6.ip().to_ipv4_mapped() {
                 Some(ip) => format_pasv_reply(std::net::SocketAddrV4::new(ip, v6.port())),
                 None => {
-                    out.push(Action::AbortData);
+                    self.abort_data(out);
                     return self.reply(codes::CANT_OPEN_DATA, "PASV is IPv4 only; use EPSV.", out);
                 }
             },
@@ -1054,7 +1074,7 @@ impl ControlFsm {
                 out,
             );
         }
-        out.push(Action::AbortData);
+        self.abort_data(out);
         self.data_mode = ClientDataMode::Active(addr);
         let text = format!(
             "{} command successful. Consider using PASV.",
@@ -1086,6 +1106,16 @@ impl ControlFsm {
             secs(self.config.backend_reply_timeout),
         ));
         out.push(Action::CancelTimer(TimerKind::Idle));
+        if let ClientDataMode::Active(addr) = self.data_mode {
+            self.client_data_connected = false;
+            out.push(Action::ConnectClientData(addr));
+        }
+        if !self.client_data_connected {
+            out.push(Action::SetTimer(
+                TimerKind::DataConnect,
+                secs(self.config.data_connect_timeout),
+            ));
+        }
         self.phase = Phase::Transfer(Box::new(Transfer {
             verb: cmd.verb,
             direction: direction_of(cmd.verb),
@@ -1094,14 +1124,34 @@ impl ControlFsm {
             step: TransferStep::AwaitPasv,
             held: None,
             relayed: None,
+            server_ready: false,
         }));
     }
 
-    fn on_server_data_connected(&mut self, out: &mut Vec<Action>) {
+    /// The client's data connection failed or did not come in time, before the backend saw
+    /// the transfer command: 425, and the backend's PASV reply (if still owed) is swallowed.
+    fn client_data_failed(&mut self, out: &mut Vec<Action>) {
+        let owed = match self.transfer_step() {
+            Some(TransferStep::AwaitPasv) => 1,
+            Some(TransferStep::AwaitDataConnect) => 0,
+            _ => return,
+        };
+        self.end_transfer_with_code("failed", 0, codes::CANT_OPEN_DATA, out);
+        self.reply(
+            codes::CANT_OPEN_DATA,
+            "Failed to establish data connection.",
+            out,
+        );
+        self.drain(owed, false, out);
+    }
+
+    /// Sends REST (if any) or the transfer command once both data connections are up.
+    fn maybe_send_transfer_command(&mut self, out: &mut Vec<Action>) {
+        let client_ready = self.client_data_connected;
         let Phase::Transfer(t) = &mut self.phase else {
             return;
         };
-        if t.step != TransferStep::AwaitDataConnect {
+        if t.step != TransferStep::AwaitDataConnect || !t.server_ready || !client_ready {
             return;
         }
         match t.rest {
@@ -1121,6 +1171,18 @@ impl ControlFsm {
             TimerKind::BackendReply,
             secs(self.config.backend_reply_timeout),
         ));
+    }
+
+    fn on_server_data_connected(&mut self, out: &mut Vec<Action>) {
+        let Phase::Transfer(t) = &mut self.phase else {
+            return;
+        };
+        if t.step != TransferStep::AwaitDataConnect {
+            return;
+        }
+        t.server_ready = true;
+        out.push(Action::CancelTimer(TimerKind::BackendReply));
+        self.maybe_send_transfer_command(out);
     }
 
     fn on_transfer_reply(&mut self, reply: Reply, out: &mut Vec<Action>) {
@@ -1172,20 +1234,11 @@ impl ControlFsm {
             TransferStep::AwaitPreliminary => {
                 if reply.is_preliminary() {
                     t.step = TransferStep::Relaying;
-                    let active = match self.data_mode {
-                        ClientDataMode::Active(addr) => Some(addr),
-                        _ => None,
-                    };
                     out.push(Action::SendClient(reply));
                     out.push(Action::CancelTimer(TimerKind::BackendReply));
                     out.push(Action::StartRelay {
                         direction: t.direction,
-                        active,
                     });
-                    out.push(Action::SetTimer(
-                        TimerKind::DataConnect,
-                        secs(self.config.data_connect_timeout),
-                    ));
                 } else {
                     self.transfer_failed(reply, 0, out);
                 }
@@ -1276,7 +1329,7 @@ impl ControlFsm {
         code: u16,
         out: &mut Vec<Action>,
     ) {
-        out.push(Action::AbortData);
+        self.abort_data(out);
         out.push(Action::CancelTimer(TimerKind::DataConnect));
         out.push(Action::CancelTimer(TimerKind::BackendReply));
         self.data_mode = ClientDataMode::None;
@@ -1475,25 +1528,15 @@ impl ControlFsm {
                 self.reply(codes::NOT_LOGGED_IN, "Login incorrect.", out);
             }
             TimerKind::DataConnect => match self.transfer_step() {
-                Some(TransferStep::Relaying) => {
-                    let Phase::Transfer(t) = &self.phase else {
-                        return;
-                    };
-                    let owed = if t.held.is_some() { 0 } else { 1 };
-                    self.end_transfer("failed", 0, out);
-                    self.reply(
-                        codes::CANT_OPEN_DATA,
-                        "Failed to establish data connection.",
-                        out,
-                    );
-                    self.drain(owed, false, out);
+                Some(TransferStep::AwaitPasv | TransferStep::AwaitDataConnect) => {
+                    self.client_data_failed(out)
                 }
                 Some(_) => {}
                 None => {
                     // SECURITY: a passive port stays open only for a bounded time.
-                    if self.data_mode == ClientDataMode::Passive {
+                    if self.data_mode == ClientDataMode::Passive && !self.client_data_connected {
                         self.data_mode = ClientDataMode::None;
-                        out.push(Action::AbortData);
+                        self.abort_data(out);
                     }
                 }
             },

@@ -282,15 +282,18 @@ fn passive_download_holds_the_final_reply_until_the_relay_is_done() {
     let actions = s.event(reply(227, "Entering Passive Mode (10,9,9,9,200,1)."));
     // The backend's address is ignored: only the port travels.
     assert!(actions.contains(&Action::ConnectServerData(200 * 256 + 1)));
+    assert!(
+        server_commands(&s.event(Event::ServerDataConnected)).is_empty(),
+        "the command waits for the client's data connection"
+    );
     assert_eq!(
-        server_commands(&s.event(Event::ServerDataConnected)),
+        server_commands(&s.event(Event::ClientDataConnected)),
         vec!["RETR big.bin"]
     );
     let actions = s.event(reply(150, "Opening"));
     assert_eq!(client_replies(&actions), vec![150]);
     assert!(actions.contains(&Action::StartRelay {
         direction: Direction::Download,
-        active: None
     }));
     let actions = s.event(reply(226, "Transfer complete."));
     assert!(client_replies(&actions).is_empty(), "226 is held");
@@ -312,13 +315,19 @@ fn passive_download_holds_the_final_reply_until_the_relay_is_done() {
 fn relay_done_before_the_final_reply_waits_for_it() {
     let mut s = Script::logged_in("writer");
     s.line("PORT 192,0,2,7,19,137");
-    s.line("STOR up.bin");
+    let actions = s.line("STOR up.bin");
+    assert!(actions.contains(&Action::ConnectClientData(
+        "192.0.2.7:5001".parse().expect("addr")
+    )));
     s.event(reply(227, "(127,0,0,1,4,1)"));
-    s.event(Event::ServerDataConnected);
+    s.event(Event::ClientDataConnected);
+    assert_eq!(
+        server_commands(&s.event(Event::ServerDataConnected)),
+        vec!["STOR up.bin"]
+    );
     let actions = s.event(reply(150, "Ok to send data."));
     assert!(actions.contains(&Action::StartRelay {
         direction: Direction::Upload,
-        active: Some("192.0.2.7:5001".parse().expect("addr"))
     }));
     assert!(client_replies(&s.event(Event::RelayDone { bytes: 7 })).is_empty());
     assert_eq!(client_replies(&s.event(reply(226, "ok"))), vec![226]);
@@ -334,6 +343,7 @@ fn rest_is_held_and_sent_after_the_data_connection() {
     s.event(Event::PassiveOpened(
         "127.0.0.1:50000".parse().expect("addr"),
     ));
+    s.event(Event::ClientDataConnected);
     s.line("RETR f");
     s.event(reply(227, "(127,0,0,1,4,1)"));
     assert_eq!(
@@ -361,6 +371,7 @@ fn backend_error_before_the_data_flows_is_relayed() {
     s.event(Event::PassiveOpened(
         "127.0.0.1:50000".parse().expect("addr"),
     ));
+    s.event(Event::ClientDataConnected);
     s.line("RETR missing");
     s.event(reply(227, "(127,0,0,1,4,1)"));
     s.event(Event::ServerDataConnected);
@@ -376,6 +387,7 @@ fn abor_during_a_relay_relays_both_backend_replies() {
     s.event(Event::PassiveOpened(
         "127.0.0.1:50000".parse().expect("addr"),
     ));
+    s.event(Event::ClientDataConnected);
     s.line("RETR big");
     s.event(reply(227, "(127,0,0,1,4,1)"));
     s.event(Event::ServerDataConnected);
@@ -397,6 +409,7 @@ fn client_data_failure_answers_426_and_swallows_the_backend_reply() {
     s.event(Event::PassiveOpened(
         "127.0.0.1:50000".parse().expect("addr"),
     ));
+    s.event(Event::ClientDataConnected);
     s.line("RETR big");
     s.event(reply(227, "(127,0,0,1,4,1)"));
     s.event(Event::ServerDataConnected);
@@ -486,4 +499,46 @@ fn quit_is_answered_at_any_time() {
     let actions = s.line("QUIT");
     assert_eq!(client_replies(&actions), vec![221]);
     assert!(actions.contains(&Action::Close(CloseReason::Quit)));
+}
+
+#[test]
+fn active_connect_failure_is_425_and_the_backend_never_sees_the_command() {
+    let mut s = Script::logged_in("writer");
+    s.line("PORT 192,0,2,7,19,137");
+    s.line("STOR up.bin");
+    let actions = s.event(Event::ClientDataFailed);
+    assert_eq!(client_replies(&actions), vec![425]);
+    assert!(server_commands(&actions).is_empty());
+    // The backend's 227 for ftpgate's own PASV is still owed: swallowed, not relayed.
+    let actions = s.event(reply(227, "(127,0,0,1,4,1)"));
+    assert!(client_replies(&actions).is_empty());
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::ConnectServerData(_)))
+    );
+    assert!(s.fsm.can_take_line(b"NOOP"));
+}
+
+#[test]
+fn passive_client_that_never_connects_gets_425_after_the_timeout() {
+    let mut s = Script::logged_in("reader");
+    s.line("PASV");
+    s.event(Event::PassiveOpened(
+        "127.0.0.1:50000".parse().expect("addr"),
+    ));
+    let actions = s.line("RETR f");
+    assert!(actions.contains(&Action::SetTimer(
+        TimerKind::DataConnect,
+        Duration::from_secs(30)
+    )));
+    s.event(reply(227, "(127,0,0,1,4,1)"));
+    s.event(Event::ServerDataConnected);
+    let actions = s.event(Event::Timer(TimerKind::DataConnect));
+    assert_eq!(client_replies(&actions), vec![425]);
+    assert!(
+        server_commands(&actions).is_empty(),
+        "RETR never reached the backend"
+    );
+    assert!(actions.contains(&Action::AbortData));
 }

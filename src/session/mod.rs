@@ -15,7 +15,7 @@ pub mod net;
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -210,7 +210,7 @@ struct ServerCtrl {
 /// A data transfer in flight.
 struct Relay {
     direction: Direction,
-    client: Option<Conn>,
+    client: Conn,
     server: Conn,
     buffer: RelayBuffer,
     bytes: u64,
@@ -230,8 +230,8 @@ pub struct Session {
     client: ClientCtrl,
     server: Option<ServerCtrl>,
     passive: Option<TcpListener>,
-    /// A client data connection accepted before the relay started.
-    early_client_data: Option<TcpStream>,
+    /// The client's data connection before the relay starts (accepted or connecting).
+    client_data: Option<Conn>,
     server_data: Option<Conn>,
     relay: Option<Relay>,
     deadlines: [Option<Instant>; TIMER_SLOTS],
@@ -298,7 +298,7 @@ impl Session {
             },
             server: None,
             passive: None,
-            early_client_data: None,
+            client_data: None,
             server_data: None,
             relay: None,
             deadlines: [None; TIMER_SLOTS],
@@ -329,7 +329,10 @@ impl Session {
             SocketRole::ClientCtrl => Some(&mut self.client.conn),
             SocketRole::ServerCtrl => self.server.as_mut().map(|s| &mut s.conn),
             SocketRole::PassiveListener => None,
-            SocketRole::ClientData => self.relay.as_mut().and_then(|r| r.client.as_mut()),
+            SocketRole::ClientData => match self.relay.as_mut() {
+                Some(r) => Some(&mut r.client),
+                None => self.client_data.as_mut(),
+            },
             SocketRole::ServerData => match self.relay.as_mut() {
                 Some(r) => Some(&mut r.server),
                 None => self.server_data.as_mut(),
@@ -382,6 +385,7 @@ impl Session {
             progress |= self.progress_server(ctx);
             progress |= self.accept_passive(ctx);
             progress |= self.progress_server_data(ctx);
+            progress |= self.progress_client_data(ctx);
             progress |= self.progress_relay(ctx, &mut budget);
             progress |= self.flush_server(ctx);
             progress |= self.flush_client(ctx);
@@ -520,9 +524,8 @@ impl Session {
                 Action::CloseServer => self.close_server(ctx),
                 Action::OpenPassive => self.open_passive(ctx),
                 Action::ConnectServerData(port) => self.connect_server_data(port, ctx),
-                Action::StartRelay { direction, active } => {
-                    self.start_relay(direction, active, ctx)
-                }
+                Action::ConnectClientData(addr) => self.connect_client_data(addr, ctx),
+                Action::StartRelay { direction } => self.start_relay(direction, ctx),
                 Action::AbortData => self.abort_data(ctx),
                 Action::SetTimer(kind, after) => self.set_deadline(kind as u8, after, ctx),
                 Action::CancelTimer(kind) => self.cancel_deadline(kind as u8),
@@ -684,50 +687,28 @@ impl Session {
         }
     }
 
-    fn start_relay(
-        &mut self,
-        direction: Direction,
-        active: Option<SocketAddr>,
-        ctx: &mut WorkerCtx<'_>,
-    ) {
-        let Some(server) = self.server_data.take() else {
+    fn start_relay(&mut self, direction: Direction, ctx: &mut WorkerCtx<'_>) {
+        let (Some(server), Some(client)) = (self.server_data.take(), self.client_data.take())
+        else {
+            self.abort_data(ctx);
             self.push(Event::RelayFailed {
                 bytes: 0,
                 side: Side::Server,
             });
             return;
         };
+        self.cancel_deadline(TIMER_SERVER_DATA_CONNECT);
         let Some(buffer) = ctx.pool.checkout() else {
             log::warn!("{} relay buffer pool exhausted", self.id);
-            let mut server = server;
-            let _ = ctx.registry.deregister(&mut server.stream);
+            for mut conn in [server, client] {
+                let _ = ctx.registry.deregister(&mut conn.stream);
+            }
             self.push(Event::RelayFailed {
                 bytes: 0,
                 side: Side::Server,
             });
             return;
         };
-        let client = match active {
-            Some(addr) => match self.connect_client_data(addr, ctx) {
-                Some(conn) => Some(conn),
-                None => {
-                    let mut server = server;
-                    let _ = ctx.registry.deregister(&mut server.stream);
-                    self.push(Event::RelayFailed {
-                        bytes: 0,
-                        side: Side::Client,
-                    });
-                    return;
-                }
-            },
-            None => self
-                .early_client_data
-                .take()
-                .and_then(|stream| self.register_client_data(stream, false, ctx)),
-        };
-        if client.as_ref().is_some_and(|c| !c.connecting) {
-            self.push(Event::ClientDataConnected);
-        }
         self.relay = Some(Relay {
             direction,
             client,
@@ -739,13 +720,20 @@ impl Session {
         });
     }
 
-    fn connect_client_data(&mut self, addr: SocketAddr, ctx: &mut WorkerCtx<'_>) -> Option<Conn> {
-        match net::connect_from(self.local_addr.ip(), addr) {
+    /// Active mode: connects to the client's validated PORT/EPRT address from the address
+    /// the client reached ftpgate on.
+    fn connect_client_data(&mut self, addr: SocketAddr, ctx: &mut WorkerCtx<'_>) {
+        self.drop_client_data(ctx);
+        let conn = match net::connect_from(self.local_addr.ip(), addr) {
             Ok(stream) => self.register_client_data(stream, true, ctx),
             Err(e) => {
                 log::info!("{} active data connect to {addr} failed: {e}", self.id);
                 None
             }
+        };
+        match conn {
+            Some(conn) => self.client_data = Some(conn),
+            None => self.push(Event::ClientDataFailed),
         }
     }
 
@@ -765,6 +753,12 @@ impl Session {
         Some(Conn::new(stream, connecting))
     }
 
+    fn drop_client_data(&mut self, ctx: &mut WorkerCtx<'_>) {
+        if let Some(mut conn) = self.client_data.take() {
+            let _ = ctx.registry.deregister(&mut conn.stream);
+        }
+    }
+
     fn drop_server_data(&mut self, ctx: &mut WorkerCtx<'_>) {
         if let Some(mut conn) = self.server_data.take() {
             let _ = ctx.registry.deregister(&mut conn.stream);
@@ -776,13 +770,11 @@ impl Session {
         if let Some(mut listener) = self.passive.take() {
             let _ = ctx.registry.deregister(&mut listener);
         }
-        self.early_client_data = None;
+        self.drop_client_data(ctx);
         self.drop_server_data(ctx);
         if let Some(mut relay) = self.relay.take() {
             let _ = ctx.registry.deregister(&mut relay.server.stream);
-            if let Some(mut client) = relay.client.take() {
-                let _ = ctx.registry.deregister(&mut client.stream);
-            }
+            let _ = ctx.registry.deregister(&mut relay.client.stream);
         }
     }
 
@@ -993,18 +985,10 @@ impl Session {
                     if let Some(mut listener) = self.passive.take() {
                         let _ = ctx.registry.deregister(&mut listener);
                     }
-                    match self.relay.as_mut() {
-                        Some(relay) if relay.client.is_none() => {
-                            let conn = self.register_client_data(stream, false, ctx);
-                            let connected = conn.is_some();
-                            if let Some(relay) = self.relay.as_mut() {
-                                relay.client = conn;
-                            }
-                            if connected {
-                                self.dispatch(Event::ClientDataConnected, ctx);
-                            }
-                        }
-                        _ => self.early_client_data = Some(stream),
+                    self.drop_client_data(ctx);
+                    if let Some(conn) = self.register_client_data(stream, false, ctx) {
+                        self.client_data = Some(conn);
+                        self.dispatch(Event::ClientDataConnected, ctx);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return progress,
@@ -1016,6 +1000,29 @@ impl Session {
             }
         }
         progress
+    }
+
+    fn progress_client_data(&mut self, ctx: &mut WorkerCtx<'_>) -> bool {
+        let Some(conn) = self.client_data.as_mut() else {
+            return false;
+        };
+        if !conn.connecting {
+            return false;
+        }
+        match conn.finish_connect() {
+            None => false,
+            Some(Ok(())) => {
+                net::tune_data_socket(&conn.stream);
+                self.dispatch(Event::ClientDataConnected, ctx);
+                true
+            }
+            Some(Err(e)) => {
+                log::info!("{} active data connect failed: {e}", self.id);
+                self.drop_client_data(ctx);
+                self.dispatch(Event::ClientDataFailed, ctx);
+                true
+            }
+        }
     }
 
     fn progress_server_data(&mut self, ctx: &mut WorkerCtx<'_>) -> bool {
@@ -1047,31 +1054,6 @@ impl Session {
             return false;
         };
         let mut progress = false;
-        if let Some(client) = relay.client.as_mut() {
-            if client.connecting {
-                match client.finish_connect() {
-                    None => return false,
-                    Some(Ok(())) => {
-                        net::tune_data_socket(&client.stream);
-                        self.dispatch(Event::ClientDataConnected, ctx);
-                        return true;
-                    }
-                    Some(Err(e)) => {
-                        log::info!("{} active data connect failed: {e}", self.id);
-                        let bytes = relay.bytes;
-                        self.abort_data(ctx);
-                        self.dispatch(
-                            Event::RelayFailed {
-                                bytes,
-                                side: Side::Client,
-                            },
-                            ctx,
-                        );
-                        return true;
-                    }
-                }
-            }
-        }
         let outcome = pump(relay, budget);
         match outcome {
             Pump::Progress => progress = true,
@@ -1163,60 +1145,53 @@ fn pump(relay: &mut Relay, budget: &mut usize) -> Pump {
             };
         }
         let (source, sink) = match relay.direction {
-            Direction::Download => (Some(&mut relay.server), relay.client.as_mut()),
-            Direction::Upload => (relay.client.as_mut(), Some(&mut relay.server)),
+            Direction::Download => (&mut relay.server, &mut relay.client),
+            Direction::Upload => (&mut relay.client, &mut relay.server),
         };
         let mut moved = false;
         // Write what is buffered.
-        if let Some(sink) = sink {
-            if !sink.connecting {
-                while !relay.buffer.is_empty() && sink.writable {
-                    match sink.stream.write(relay.buffer.data()) {
-                        Ok(0) => return Pump::Failed(sink_side),
-                        Ok(n) => {
-                            relay.buffer.consume(n);
-                            relay.bytes += n as u64;
-                            *budget = budget.saturating_sub(n);
-                            moved = true;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => sink.writable = false,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => return Pump::Failed(sink_side),
-                    }
+        while !relay.buffer.is_empty() && sink.writable {
+            match sink.stream.write(relay.buffer.data()) {
+                Ok(0) => return Pump::Failed(sink_side),
+                Ok(n) => {
+                    relay.buffer.consume(n);
+                    relay.bytes += n as u64;
+                    *budget = budget.saturating_sub(n);
+                    moved = true;
                 }
-                if relay.source_eof && relay.buffer.is_empty() {
-                    let _ = sink.stream.flush();
-                    let _ = sink.stream.shutdown(Shutdown::Write);
-                    return Pump::Done;
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => sink.writable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Pump::Failed(sink_side),
             }
         }
+        if relay.source_eof && relay.buffer.is_empty() {
+            let _ = sink.stream.flush();
+            let _ = sink.stream.shutdown(Shutdown::Write);
+            return Pump::Done;
+        }
         // Read more when there is room; backpressure: a full buffer stops reading.
-        if let Some(source) = source {
-            if !relay.source_eof && !source.connecting && source.readable && !relay.buffer.is_full()
-            {
-                match source.stream.read(relay.buffer.space()) {
-                    Ok(0) => {
-                        relay.source_eof = true;
-                        moved = true;
-                    }
-                    Ok(n) => {
-                        relay.buffer.fill(n);
-                        moved = true;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => source.readable = false,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e)
-                        if e.kind() == io::ErrorKind::ConnectionReset
-                            && source_side == Side::Server =>
-                    {
-                        // A reset after the data is the backend's way of aborting; the
-                        // control reply will say what happened.
-                        relay.source_eof = true;
-                        moved = true;
-                    }
-                    Err(_) => return Pump::Failed(source_side),
+        if !relay.source_eof && source.readable && !relay.buffer.is_full() {
+            match source.stream.read(relay.buffer.space()) {
+                Ok(0) => {
+                    relay.source_eof = true;
+                    moved = true;
                 }
+                Ok(n) => {
+                    relay.buffer.fill(n);
+                    moved = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => source.readable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if e.kind() == io::ErrorKind::ConnectionReset
+                        && source_side == Side::Server =>
+                {
+                    // A reset after the data is the backend's way of aborting; the
+                    // control reply will say what happened.
+                    relay.source_eof = true;
+                    moved = true;
+                }
+                Err(_) => return Pump::Failed(source_side),
             }
         }
         if !moved {
@@ -1228,10 +1203,4 @@ fn pump(relay: &mut Relay, budget: &mut usize) -> Pump {
         }
         progress = true;
     }
-}
-
-/// Whether `ip` is one of the given family of the client (kept here for tests of the
-/// shell's helpers).
-pub fn is_ipv4(ip: IpAddr) -> bool {
-    matches!(ip, IpAddr::V4(_))
 }

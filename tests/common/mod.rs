@@ -548,6 +548,24 @@ impl Vsftpd {
     }
 }
 
+impl Drop for Vsftpd {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!(
+                "--- vsftpd {} protocol log (last 60 lines) ---\n{}",
+                self.addr,
+                tail(&self.log(), 60)
+            );
+        }
+    }
+}
+
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 // ---------------------------------------------------------------------------------------------
 // pyftpdlib
 // ---------------------------------------------------------------------------------------------
@@ -957,6 +975,86 @@ impl Ftpgate {
         if let Some(p) = self.proc.as_mut() {
             assert!(p.is_running(), "ftpgate exited after a normal session");
         }
+    }
+}
+
+impl Drop for Ftpgate {
+    fn drop(&mut self) {
+        if thread::panicking() && !self.is_direct() {
+            eprintln!(
+                "--- ftpgate {} stderr (last 200 lines) ---\n{}\n--- audit (last 40 lines) ---\n{}",
+                self.addr,
+                tail(&self.stderr_log(), 200),
+                tail(&read_lossy(&self.audit), 40)
+            );
+        }
+    }
+}
+
+/// Panics unless `line` is JSON in which no object repeats a key (serde_json's `Value` would
+/// silently keep the last one; a SIEM may keep the first, or reject the line).
+pub fn assert_unique_keys(line: &str) {
+    if let Err(e) = serde_json::from_str::<UniqueKeys>(line) {
+        panic!("{e}: {line}");
+    }
+}
+
+/// Deserialises any JSON value, failing on an object with a repeated key.
+struct UniqueKeys;
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueKeysVisitor)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = UniqueKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_unit<E>(self) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<UniqueKeys, A::Error> {
+        while seq.next_element::<UniqueKeys>()?.is_some() {}
+        Ok(UniqueKeys)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<UniqueKeys, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
+            }
+            map.next_value::<UniqueKeys>()?;
+        }
+        Ok(UniqueKeys)
     }
 }
 
