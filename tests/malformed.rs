@@ -13,7 +13,8 @@ use common::*;
 const BAD_ADDRESSES: &[&str] = &[
     "PORT 1,2,3",
     "PORT 999,0,0,1,4,1",
-    "EPRT |9|x|1|",
+    "EPRT |1|999.0.0.1|5000|",
+    "EPRT |1|127.0.0.1|0|",
     "EPRT garbage",
 ];
 

@@ -485,7 +485,7 @@ impl Checker<'_> {
         self.ports_against_listeners(&passive, &listeners);
         if let Workers::Count(count) = workers {
             let (first, last) = passive.ports;
-            let ports = usize::from(last - first) + 1;
+            let ports = usize::from(last.saturating_sub(first)) + 1;
             if count > ports {
                 self.bad(
                     &root.key("workers"),
@@ -1219,6 +1219,10 @@ impl Checker<'_> {
                 format!("{n} is too long; the most is {MAX_TIMEOUT_SECONDS} seconds (30 days)"),
             ),
             Scalar::Unsigned(n) => return Some(*n),
+            Scalar::Float(value) if beyond_u64(*value) => self.bad(
+                path,
+                format!("too long; the most is {MAX_TIMEOUT_SECONDS} seconds (30 days)"),
+            ),
             Scalar::Negative(_) | Scalar::Float(_) => {
                 self.bad(path, "must be a whole number of seconds, at least 1")
             }
@@ -1237,6 +1241,9 @@ impl Checker<'_> {
                 Ok(n) => return Some(n),
                 Err(_) => self.bad(path, format!("{n} is too large; the most is {}", u32::MAX)),
             },
+            Scalar::Float(value) if beyond_u64(*value) => {
+                self.bad(path, format!("too large; the most is {}", u32::MAX))
+            }
             Scalar::Negative(_) | Scalar::Float(_) => {
                 self.bad(path, "must be a whole number, at least 1")
             }
@@ -1265,6 +1272,7 @@ impl Checker<'_> {
     ) -> Option<u64> {
         let amount = match value {
             Scalar::Unsigned(n) => Ok(*n),
+            Scalar::Float(value) if beyond_u64(*value) => Err("too large".to_owned()),
             Scalar::Negative(_) | Scalar::Float(_) => Err(format!(
                 "must be a whole number of {unit}, or a string such as \"10MiB\""
             )),
@@ -1280,6 +1288,11 @@ impl Checker<'_> {
         }
         None
     }
+}
+
+/// A JSON integer too large for u64, which serde_json hands over as a float.
+fn beyond_u64(value: f64) -> bool {
+    value >= 18_446_744_073_709_551_616.0
 }
 
 /// `"a", "b" or "c"`.

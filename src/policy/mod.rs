@@ -29,8 +29,8 @@ use crate::ftp::command::Verb;
 
 pub use cidr::Cidr;
 pub use load::{
-    DEFAULT_SYSLOG_APP_NAME, DEFAULT_SYSLOG_FACILITY, MAX_TIMEOUT_SECONDS, MAX_WORKERS,
-    load_policy, parse_policy,
+    DEFAULT_FILECOPY_RETENTION_DAYS, DEFAULT_SYSLOG_APP_NAME, DEFAULT_SYSLOG_FACILITY,
+    MAX_TIMEOUT_SECONDS, MAX_WORKERS, load_policy, parse_policy,
 };
 pub use units::{parse_rate, parse_size};
 

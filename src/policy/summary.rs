@@ -42,7 +42,7 @@ impl Policy {
         write!(
             out,
             "passive: ports {first}-{last} ({} ports), advertise ",
-            u32::from(last - first) + 1
+            u32::from(last.saturating_sub(first)) + 1
         )?;
         match self.passive.advertise {
             Some(ip) => writeln!(out, "{ip}")?,

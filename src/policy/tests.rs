@@ -1241,6 +1241,10 @@ fn timeout_errors() {
             "18446744073709551615",
             "18446744073709551615 is too long; the most is 2592000 seconds (30 days)",
         ),
+        (
+            "99999999999999999999999",
+            "too long; the most is 2592000 seconds (30 days)",
+        ),
     ];
     for &(value, message) in cases {
         let doc = MINIMAL.replace(

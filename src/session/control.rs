@@ -695,7 +695,7 @@ impl ControlFsm {
                         role: u.role.clone(),
                         allow: role.allow,
                         backend: u.backend.clone(),
-                        timeouts: u.timeouts.clone(),
+                        timeouts: u.timeouts,
                     })
                 });
                 // SECURITY: the same 331 for every name, known or not (no user enumeration).
