@@ -86,7 +86,10 @@ pub fn run(config: &Path, policy: &Policy, count: usize) -> ExitCode {
             let Ok(Some(status)) = w.child.try_wait() else {
                 continue;
             };
-            if w.started.elapsed() < STARTUP_GRACE && !status.success() {
+            // A worker that exits with an error code right after its start cannot start
+            // (a listener it cannot bind, an audit file it cannot open): restarting it would
+            // only loop. Death by a signal is a crash: restart.
+            if w.started.elapsed() < STARTUP_GRACE && status.code().is_some_and(|c| c != 0) {
                 log::error!("worker {} failed at start ({status}); stopping", w.index);
                 stop_all(&mut workers);
                 return ExitCode::from(1);

@@ -690,6 +690,7 @@ pub struct FtpgateBuilder {
     roles: Vec<(String, Vec<String>)>,
     users: Vec<(String, String, String)>,
     timeouts: (u64, u64, u64),
+    workers: u32,
 }
 
 impl Default for FtpgateBuilder {
@@ -699,6 +700,7 @@ impl Default for FtpgateBuilder {
             roles: Vec::new(),
             users: Vec::new(),
             timeouts: (30, 300, 900),
+            workers: 1,
         }
     }
 }
@@ -728,6 +730,12 @@ impl FtpgateBuilder {
         self
     }
 
+    /// Worker processes (1: the gateway runs in one process, no supervisor).
+    pub fn workers(mut self, workers: u32) -> Self {
+        self.workers = workers;
+        self
+    }
+
     /// Login, idle and session timeouts in seconds.
     pub fn timeouts(mut self, login: u64, idle: u64, session: u64) -> Self {
         self.timeouts = (login, idle, session);
@@ -751,7 +759,7 @@ impl FtpgateBuilder {
         }
         let (login, idle, session) = self.timeouts;
         json!({
-            "workers": 1,
+            "workers": self.workers,
             "listeners": [ { "address": listen.to_string() } ],
             "passive": { "ports": format!("{}-{}", passive.0, passive.1), "advertise": "127.0.0.1" },
             "backends": backends,
