@@ -186,6 +186,7 @@ pub enum Action {
     },
     /// Close every data connection and the passive listener.
     AbortData,
+    /// Arms a timer `Duration` from now; the Session timer counts from the session's start.
     SetTimer(TimerKind, Duration),
     CancelTimer(TimerKind),
     Audit(AuditRecord),
@@ -1497,6 +1498,10 @@ impl ControlFsm {
     fn login_succeeded(&mut self, reply: Reply, out: &mut Vec<Action>) {
         self.logged_in = true;
         out.push(Action::CancelTimer(TimerKind::Login));
+        if let Some(t) = self.user_timeouts() {
+            // The user's own session limit, counted from the start of the session.
+            out.push(Action::SetTimer(TimerKind::Session, secs(t.session)));
+        }
         out.push(Action::SendClient(reply));
         self.audit_login("ok", None, out);
         self.enter_ready(out);

@@ -236,6 +236,8 @@ pub struct Session {
     relay: Option<Relay>,
     deadlines: [Option<Instant>; TIMER_SLOTS],
     closing: Option<CloseReason>,
+    /// When the running transfer began (its backend data connection was requested).
+    transfer_started: Option<Instant>,
     bytes_in: u64,
     bytes_out: u64,
     events: VecDeque<OwnedEvent>,
@@ -303,6 +305,7 @@ impl Session {
             relay: None,
             deadlines: [None; TIMER_SLOTS],
             closing: None,
+            transfer_started: None,
             bytes_in: 0,
             bytes_out: 0,
             events: VecDeque::new(),
@@ -473,7 +476,12 @@ impl Session {
     }
 
     fn set_deadline(&mut self, kind: u8, after: Duration, ctx: &mut WorkerCtx<'_>) {
-        let deadline = ctx.now.checked_add(after);
+        let base = if kind == TimerKind::Session as u8 {
+            self.started
+        } else {
+            ctx.now
+        };
+        let deadline = base.checked_add(after);
         if let Some(slot) = self.deadlines.get_mut(kind as usize) {
             *slot = deadline;
         }
@@ -523,13 +531,23 @@ impl Session {
                 Action::ConnectServer => self.connect_server(ctx),
                 Action::CloseServer => self.close_server(ctx),
                 Action::OpenPassive => self.open_passive(ctx),
-                Action::ConnectServerData(port) => self.connect_server_data(port, ctx),
+                Action::ConnectServerData(port) => {
+                    self.transfer_started = Some(ctx.now);
+                    self.connect_server_data(port, ctx)
+                }
                 Action::ConnectClientData(addr) => self.connect_client_data(addr, ctx),
                 Action::StartRelay { direction } => self.start_relay(direction, ctx),
                 Action::AbortData => self.abort_data(ctx),
                 Action::SetTimer(kind, after) => self.set_deadline(kind as u8, after, ctx),
                 Action::CancelTimer(kind) => self.cancel_deadline(kind as u8),
-                Action::Audit(record) => self.audit(ctx, &record),
+                Action::Audit(mut record) => {
+                    if let AuditRecord::Transfer { duration_ms, .. } = &mut record {
+                        *duration_ms = self.transfer_started.take().map_or(0, |t| {
+                            ctx.now.saturating_duration_since(t).as_millis() as u64
+                        });
+                    }
+                    self.audit(ctx, &record)
+                }
                 Action::Close(reason) => {
                     if self.closing.is_none() {
                         self.closing = Some(reason);
