@@ -112,6 +112,8 @@ pub enum CloseReason {
     IdleTimeout,
     SessionTimeout,
     BackendTimeout,
+    /// The worker stopped and closed sessions left at its drain deadline.
+    WorkerStopping,
 }
 
 impl CloseReason {
@@ -126,6 +128,7 @@ impl CloseReason {
             CloseReason::IdleTimeout => "idle_timeout",
             CloseReason::SessionTimeout => "session_timeout",
             CloseReason::BackendTimeout => "backend_timeout",
+            CloseReason::WorkerStopping => "worker_stopping",
         }
     }
 }
@@ -186,7 +189,8 @@ pub enum Action {
     },
     /// Close every data connection and the passive listener.
     AbortData,
-    /// Arms a timer `Duration` from now; the Session timer counts from the session's start.
+    /// Arms a timer `Duration` from now; the Login and Session timers count from the
+    /// session's start instead.
     SetTimer(TimerKind, Duration),
     CancelTimer(TimerKind),
     Audit(AuditRecord),
@@ -304,6 +308,8 @@ pub struct ControlFsm {
     server_ipv6: bool,
     /// The client's data connection is up (passive: accepted; active: connected).
     client_data_connected: bool,
+    /// The failed-login delay since the last PASS has passed.
+    login_delay_over: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -441,6 +447,7 @@ impl ControlFsm {
             pending_passive: None,
             server_ipv6: false,
             client_data_connected: false,
+            login_delay_over: false,
         };
         (fsm, actions)
     }
@@ -561,7 +568,14 @@ impl ControlFsm {
         out: &mut Vec<Action>,
     ) {
         self.reply(code, text, out);
-        self.audit_command(cmd.verb.name(), &cmd.arg, decision, code, out);
+        // SECURITY: a password never reaches the audit trail, even when mistyped as a
+        // command at the wrong time.
+        let arg: &[u8] = if cmd.verb == Verb::Pass {
+            b""
+        } else {
+            &cmd.arg
+        };
+        self.audit_command(cmd.verb.name(), arg, decision, code, out);
     }
 
     fn audit_command(
@@ -699,6 +713,10 @@ impl ControlFsm {
                         timeouts: u.timeouts,
                     })
                 });
+                if let Some(k) = &known {
+                    // The user's own login limit, counted from the start of the session.
+                    out.push(Action::SetTimer(TimerKind::Login, secs(k.timeouts.login)));
+                }
                 // SECURITY: the same 331 for every name, known or not (no user enumeration).
                 self.user = Some(UserContext { name, known });
                 self.phase = Phase::AwaitPass;
@@ -721,6 +739,13 @@ impl ControlFsm {
                     );
                 }
                 let known = self.user.as_ref().is_some_and(|u| u.known.is_some());
+                // SECURITY: every failed login is answered no sooner than the delay after
+                // PASS, known user or not, so timing does not tell which names exist.
+                self.login_delay_over = false;
+                out.push(Action::SetTimer(
+                    TimerKind::FailedLogin,
+                    Duration::from_millis(self.config.failed_login_delay_ms),
+                ));
                 if known {
                     self.phase = Phase::Connecting { pass: cmd.arg };
                     out.push(Action::ConnectServer);
@@ -770,12 +795,19 @@ impl ControlFsm {
         }
     }
 
+    /// The login failed: 530 goes out when the delay that started at PASS is over.
     fn start_failed_login(&mut self, out: &mut Vec<Action>) {
-        self.phase = Phase::FailedLogin;
-        out.push(Action::SetTimer(
-            TimerKind::FailedLogin,
-            Duration::from_millis(self.config.failed_login_delay_ms),
-        ));
+        if self.login_delay_over {
+            self.answer_failed_login(out);
+        } else {
+            self.phase = Phase::FailedLogin;
+        }
+    }
+
+    fn answer_failed_login(&mut self, out: &mut Vec<Action>) {
+        self.phase = Phase::AwaitUser;
+        self.user = None;
+        self.reply(codes::NOT_LOGGED_IN, "Login incorrect.", out);
     }
 
     fn on_command_logged_in(&mut self, cmd: Command, policy: &Policy, out: &mut Vec<Action>) {
@@ -967,6 +999,13 @@ impl ControlFsm {
                 self.pending_passive = Some(PassiveKind::Epsv);
                 out.push(Action::OpenPassive);
             }
+            Err(crate::ftp::address::AddressError::BadFamily) => self.local(
+                cmd,
+                "deny",
+                codes::EXT_NETWORK_PROTOCOL_NOT_SUPPORTED,
+                "Network protocol not supported, use (1,2)",
+                out,
+            ),
             Err(_) => self.local(
                 cmd,
                 "deny",
@@ -1527,10 +1566,11 @@ impl ControlFsm {
                 CloseReason::SessionTimeout,
                 out,
             ),
-            TimerKind::FailedLogin if matches!(self.phase, Phase::FailedLogin) => {
-                self.phase = Phase::AwaitUser;
-                self.user = None;
-                self.reply(codes::NOT_LOGGED_IN, "Login incorrect.", out);
+            TimerKind::FailedLogin => {
+                self.login_delay_over = true;
+                if matches!(self.phase, Phase::FailedLogin) {
+                    self.answer_failed_login(out);
+                }
             }
             TimerKind::DataConnect => match self.transfer_step() {
                 Some(TransferStep::AwaitPasv | TransferStep::AwaitDataConnect) => {

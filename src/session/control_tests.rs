@@ -542,3 +542,36 @@ fn passive_client_that_never_connects_gets_425_after_the_timeout() {
     );
     assert!(actions.contains(&Action::AbortData));
 }
+
+#[test]
+fn a_backend_refusal_after_the_delay_is_answered_at_once() {
+    let (mut s, _) = Script::new();
+    s.line("USER reader");
+    s.line("PASS wrong");
+    s.event(Event::ServerConnected);
+    s.event(reply(220, "hi"));
+    s.event(reply(331, "pw"));
+    // The delay runs out while the (slow) backend still checks the password.
+    assert!(client_replies(&s.event(Event::Timer(TimerKind::FailedLogin))).is_empty());
+    let actions = s.event(reply(530, "Login incorrect."));
+    assert_eq!(client_replies(&actions), vec![530]);
+}
+
+#[test]
+fn a_password_never_reaches_the_audit_trail() {
+    let (mut s, _) = Script::new();
+    let actions = s.line("PASS hunter2");
+    let mut s2 = Script::logged_in("reader");
+    let mut all = actions;
+    all.extend(s2.line("PASS hunter2"));
+    for a in &all {
+        if let Action::Audit(record) = a {
+            assert!(!format!("{record:?}").contains("hunter2"), "{record:?}");
+        }
+    }
+    assert!(
+        all.iter().any(
+            |a| matches!(a, Action::Audit(AuditRecord::Command { verb, .. }) if verb == "PASS")
+        )
+    );
+}

@@ -434,7 +434,7 @@ impl Session {
     /// Closes the session at once (worker stopping).
     pub fn force_close(&mut self) {
         if self.closing.is_none() {
-            self.closing = Some(CloseReason::ServerClosed);
+            self.closing = Some(CloseReason::WorkerStopping);
         }
         self.client.output.clear();
     }
@@ -476,7 +476,7 @@ impl Session {
     }
 
     fn set_deadline(&mut self, kind: u8, after: Duration, ctx: &mut WorkerCtx<'_>) {
-        let base = if kind == TimerKind::Session as u8 {
+        let base = if kind == TimerKind::Session as u8 || kind == TimerKind::Login as u8 {
             self.started
         } else {
             ctx.now
