@@ -53,3 +53,15 @@ pub const DEFAULT_PASSIVE_PORTS: (u16, u16) = (50000, 50999);
 pub const DEFAULT_SESSIONS_TOTAL: u32 = 10_000;
 pub const DEFAULT_SESSIONS_PER_IP: u32 = 20;
 pub const DEFAULT_FAILED_LOGINS_PER_IP: u32 = 10;
+
+/// Most worker processes the policy's `workers` may ask for.
+pub const MAX_WORKERS: usize = 256;
+/// Longest timeout the policy accepts, in seconds (30 days). Far beyond any sane session,
+/// and far from the overflow of `Instant + Duration`.
+pub const MAX_TIMEOUT_SECONDS: u64 = 30 * 24 * 3600;
+/// Syslog facility when the policy's `audit.syslog` names none.
+pub const DEFAULT_SYSLOG_FACILITY: &str = "authpriv";
+/// Syslog APP-NAME when the policy's `audit.syslog` names none.
+pub const DEFAULT_SYSLOG_APP_NAME: &str = "ftpgate";
+/// Days a file copy is kept when the policy's `audit.filecopy` says nothing.
+pub const DEFAULT_FILECOPY_RETENTION_DAYS: u32 = 365;

@@ -1,11 +1,16 @@
 //! The policy file as written: a serde mirror of DESIGN.md §2 (the v1 contract).
 //!
-//! Every struct denies unknown fields, so a misspelt key is an error, never a silently
-//! disabled control. Every struct must be a JSON object ([`Object`] refuses the arrays serde
-//! would otherwise accept as positional structs). Values whose meaning needs checking (enums,
+//! These structs are the one list of the keys a policy file may hold: `schema.rs` takes the
+//! key names from them, reports every other key of the file (a misspelt key is an error,
+//! never a silently disabled control) and judges each value's JSON type through them, all at
+//! once, before the document is deserialized. Every struct still denies unknown fields, as a
+//! backstop. Every struct must be a JSON object ([`Object`] refuses the arrays serde would
+//! otherwise accept as positional structs). Values whose meaning needs checking (enums,
 //! addresses, sizes, durations) are kept as written (`String`, [`Scalar`]) and judged by
-//! `load.rs`, so that all of their errors are reported together with exact positions; serde
-//! itself only reports syntax, unknown keys and wrong JSON types, one at a time.
+//! `load.rs`, so that all of their errors are reported together with exact positions.
+//!
+//! A struct that holds other structs, lists or maps must have them described in the tables
+//! of `schema.rs` (a test there checks that they agree).
 //!
 //! Nothing here has defaults or meaning: that is `load.rs` and `mod.rs`.
 

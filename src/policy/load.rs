@@ -1,13 +1,16 @@
-//! From text to [`Policy`]: serde_json into the raw model of `file.rs`, then validation.
+//! From text to [`Policy`]: serde_json into a [`Value`], sifted by `schema.rs` into the raw
+//! model of `file.rs`, then validation.
 //!
-//! Validation collects every problem instead of stopping at the first, and each one names
-//! the offending key or value by path and by line:column, so `ftpgate --check` can list
-//! them all at once. serde_json errors (syntax, unknown keys, wrong JSON types) stop the
-//! load by themselves; they are placed at the start of the token they concern.
+//! Every problem is collected instead of stopping at the first, and each one names the
+//! offending key or value by path and by line:column, so `ftpgate --check` can list them all
+//! at once: unknown keys and wrong JSON types (from [`schema::sift`]), repeated keys, and
+//! whatever validation finds in the rest. Only text that is not JSON at all stops the load
+//! by itself, with serde_json's error placed where the text goes wrong.
 //!
 //! A typo or an unsupported control must never be silently ignored: unknown keys are refused
-//! by serde, repeated keys by [`locate::duplicate_keys`], names must refer to something that
-//! exists, and keys this build does not enforce yet are refused by [`unsupported_yet`].
+//! by [`schema::sift`], repeated keys by [`locate::duplicate_keys`], names must refer to
+//! something that exists, and keys this build does not enforce yet are refused by
+//! [`unsupported_yet`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -16,11 +19,15 @@ use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
+use serde_json::Value;
+
 use crate::ftp::command::Verb;
 use crate::limits::{
-    DEFAULT_FAILED_LOGINS_PER_IP, DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_TIMEOUT,
-    DEFAULT_PASSIVE_PORTS, DEFAULT_SESSION_TIMEOUT, DEFAULT_SESSIONS_PER_IP,
-    DEFAULT_SESSIONS_TOTAL, MAX_POLICY_BYTES,
+    DEFAULT_FAILED_LOGINS_PER_IP, DEFAULT_FILECOPY_RETENTION_DAYS, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_LOGIN_TIMEOUT, DEFAULT_PASSIVE_PORTS, DEFAULT_SESSION_TIMEOUT, DEFAULT_SESSIONS_PER_IP,
+    DEFAULT_SESSIONS_TOTAL, DEFAULT_SYSLOG_APP_NAME, DEFAULT_SYSLOG_FACILITY, MAX_POLICY_BYTES,
+    MAX_TIMEOUT_SECONDS, MAX_WORKERS,
 };
 
 use super::cidr::Cidr;
@@ -29,6 +36,7 @@ use super::file::{
     RoutingFile, Scalar, TimeoutsFile, TlsFile, UserFile,
 };
 use super::locate::{self, JsonPath, Seg, Target};
+use super::schema::{self, Sifted};
 use super::units::{parse_rate, parse_size};
 use super::{
     AuditMode, AuditPolicy, Backend, Balance, Defaults, FilecopyPolicy, GlobalLimits, Listener,
@@ -36,17 +44,6 @@ use super::{
     TlsRequire, User, UserLimits, VerbSet, Workers,
 };
 
-/// Most worker processes `workers` may ask for.
-pub const MAX_WORKERS: usize = 256;
-/// Longest timeout accepted, in seconds (30 days). Far beyond any sane session, and far
-/// from the overflow of `Instant + Duration`.
-pub const MAX_TIMEOUT_SECONDS: u64 = 30 * 24 * 3600;
-/// Syslog facility when `audit.syslog` names none.
-pub const DEFAULT_SYSLOG_FACILITY: &str = "authpriv";
-/// Syslog APP-NAME when `audit.syslog` names none.
-pub const DEFAULT_SYSLOG_APP_NAME: &str = "ftpgate";
-/// Days a file copy is kept when `audit.filecopy` says nothing.
-pub const DEFAULT_FILECOPY_RETENTION_DAYS: u32 = 365;
 /// RFC 5424 limit on APP-NAME.
 const MAX_APP_NAME_LEN: usize = 48;
 /// How many defined names an "unknown name" error lists before "...".
@@ -103,13 +100,14 @@ fn lookup<T: Copy>(table: &[(&str, T)], text: &str) -> Option<T> {
 /// Reads and validates the policy file at `path`.
 ///
 /// The file must be a regular file of at most [`MAX_POLICY_BYTES`], not writable by other
-/// users, in UTF-8. Problems reading it are one error at 0:0 naming the path and the OS error.
+/// users, in UTF-8. Problems reading it are one error at 0:0 with the OS error; like every
+/// error, it does not name the file (the caller does, as in `FILE:0:0: message`).
 pub fn load_policy(path: &Path) -> Result<Policy, Vec<PolicyError>> {
     let at_zero = |message: String| {
         vec![PolicyError {
             line: 0,
             column: 0,
-            message: format!("{}: {message}", path.display()),
+            message,
         }]
     };
     let metadata = std::fs::metadata(path).map_err(|err| at_zero(err.to_string()))?;
@@ -169,17 +167,43 @@ pub fn parse_policy(text: &str) -> Result<Policy, Vec<PolicyError>> {
     // Editors on some systems start UTF-8 files with a byte-order mark; positions are
     // counted after it, as those editors show them.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let raw = match serde_json::from_str::<Object<PolicyFile>>(text) {
-        Ok(Object(raw)) => raw,
-        Err(err) => return Err(vec![serde_error(text, &err)]),
+    let mut document = match serde_json::from_str::<Value>(text) {
+        Ok(document) => document,
+        Err(err) => return Err(vec![not_json(text, &err)]),
     };
-    let mut check = Checker {
-        text,
-        pending: Vec::new(),
-    };
+    let sifted = schema::sift(&mut document);
+    let mut check = Checker::new(text, sifted);
     check.duplicates();
+    let raw = match Object::<PolicyFile>::deserialize(document) {
+        Ok(Object(raw)) => raw,
+        Err(err) => {
+            // A document that is not an object: the sifting has taken out everything else
+            // serde refuses. Were anything else ever to get here, it is still reported.
+            check.structural(&JsonPath::root(), Target::Value, err.to_string());
+            return Err(check.errors(Vec::new()));
+        }
+    };
     let policy = check.policy(&raw);
     check.finish(policy, unsupported_yet(&raw))
+}
+
+/// Deepest nesting serde_json parses into a [`Value`] (its recursion limit).
+const SERDE_JSON_MAX_DEPTH: usize = 128;
+
+/// The one error of a text that is not JSON: serde_json's.
+///
+/// serde_json also refuses to nest deeper than its recursion limit. The raw model never
+/// nests that deep, so for such a text the error of parsing straight into the raw model is
+/// given instead: it names the first place where the nesting goes wrong.
+fn not_json(text: &str, err: &serde_json::Error) -> PolicyError {
+    if locate::nesting_depth(text) >= SERDE_JSON_MAX_DEPTH {
+        if let Err(typed) = serde_json::from_str::<Object<PolicyFile>>(text) {
+            if typed.is_data() {
+                return serde_error(text, &typed);
+            }
+        }
+    }
+    serde_error(text, err)
 }
 
 /// A serde_json error, placed at the start of the token it concerns and prefixed with that
@@ -358,10 +382,54 @@ enum At {
 /// built is thrown away if anything was reported.
 struct Checker<'t> {
     text: &'t str,
+    /// What validation found.
     pending: Vec<Pending>,
+    /// What the sifting found (unknown keys, wrong JSON types): always reported.
+    structural: Vec<Pending>,
+    /// Where the sifting removed or replaced a wrong value: validation's complaints about
+    /// these paths and anything under them are about the gap, not the file, and are dropped.
+    broken: HashSet<Vec<Seg>>,
 }
 
-impl Checker<'_> {
+impl<'t> Checker<'t> {
+    fn new(text: &'t str, sifted: Sifted) -> Checker<'t> {
+        let structural = sifted
+            .problems
+            .into_iter()
+            .map(|problem| Pending {
+                at: At::Path(problem.path, problem.target),
+                message: problem.message,
+            })
+            .collect();
+        let broken = sifted
+            .broken
+            .iter()
+            .map(|path| path.segments().to_vec())
+            .collect();
+        Checker {
+            text,
+            pending: Vec::new(),
+            structural,
+            broken,
+        }
+    }
+
+    /// Whether the sifting removed or replaced the value at `path` or at one of its parents.
+    fn is_broken(&self, path: &JsonPath) -> bool {
+        let segments = path.segments();
+        (0..=segments.len())
+            .filter_map(|len| segments.get(..len))
+            .any(|prefix| self.broken.contains(prefix))
+    }
+
+    /// An error that no later finding hides.
+    fn structural(&mut self, path: &JsonPath, target: Target, message: String) {
+        self.structural.push(Pending {
+            at: At::Path(path.clone(), target),
+            message,
+        });
+    }
+
     fn error(&mut self, path: &JsonPath, target: Target, message: String) {
         self.pending.push(Pending {
             at: At::Path(path.clone(), target),
@@ -389,27 +457,40 @@ impl Checker<'_> {
         self.error(&parent.key(key), Target::Key, message);
     }
 
-    /// The policy, or every error: those reported so far and the unsupported keys. Other
-    /// complaints about an unsupported key or anything inside it are dropped: they would
-    /// only send the operator after details of something that must go anyway.
+    /// The policy, or every error: those reported so far and the unsupported keys.
     fn finish(
-        mut self,
+        self,
         policy: Policy,
         unsupported: Vec<Unsupported>,
     ) -> Result<Policy, Vec<PolicyError>> {
-        if self.pending.is_empty() && unsupported.is_empty() {
+        if self.pending.is_empty() && self.structural.is_empty() && unsupported.is_empty() {
             return Ok(policy);
         }
+        Err(self.errors(unsupported))
+    }
+
+    /// Every error, placed and in file order. Validation's complaints about an unsupported
+    /// key or anything inside it are dropped: they would only send the operator after
+    /// details of something that must go anyway. So are its complaints about values the
+    /// sifting took out (see `broken`).
+    fn errors(mut self, unsupported: Vec<Unsupported>) -> Vec<PolicyError> {
         let refused: HashSet<&[Seg]> = unsupported.iter().map(|u| u.path.segments()).collect();
-        self.pending.retain(|pending| match &pending.at {
-            At::Path(path, _) => {
-                let segments = path.segments();
-                !(0..=segments.len())
-                    .filter_map(|len| segments.get(..len))
-                    .any(|prefix| refused.contains(prefix))
-            }
-            At::Offset(_) => true,
-        });
+        let pending = std::mem::take(&mut self.pending);
+        self.pending = pending
+            .into_iter()
+            .filter(|pending| match &pending.at {
+                At::Path(path, _) => {
+                    let segments = path.segments();
+                    let under_refused = (0..=segments.len())
+                        .filter_map(|len| segments.get(..len))
+                        .any(|prefix| refused.contains(prefix));
+                    !under_refused && !self.is_broken(path)
+                }
+                At::Offset(_) => true,
+            })
+            .collect();
+        let structural = std::mem::take(&mut self.structural);
+        self.pending.extend(structural);
         for unsupported in unsupported {
             let message = format!(
                 "{} is not supported by this version of ftpgate yet{}",
@@ -443,7 +524,7 @@ impl Checker<'_> {
             .collect();
         errors.sort_by_key(|err| (err.line, err.column));
         errors.dedup();
-        Err(errors)
+        errors
     }
 
     /// Repeated keys: serde_json would keep the last one of a map without a word.
@@ -465,11 +546,9 @@ impl Checker<'_> {
     fn policy(&mut self, raw: &PolicyFile) -> Policy {
         let root = JsonPath::root();
         let workers = self.workers(raw.workers.as_ref(), &root.key("workers"));
-        let listeners = self.listeners(
-            raw.listeners.as_deref(),
-            &root.key("listeners"),
-            raw.tls.is_some(),
-        );
+        // A `tls` section with a wrong type is there, just wrong.
+        let have_tls = raw.tls.is_some() || self.is_broken(&root.key("tls"));
+        let listeners = self.listeners(raw.listeners.as_deref(), &root.key("listeners"), have_tls);
         let passive = self.passive(raw.passive.as_ref().map(|o| &o.0), &root.key("passive"));
         let tls = raw
             .tls
@@ -979,7 +1058,8 @@ impl Checker<'_> {
             self.missing(parent, key, "");
             return String::new();
         };
-        if !defined.contains(value.as_str()) {
+        // When the section itself had to be taken out, what it defines is unknown.
+        if !defined.contains(value.as_str()) && !self.is_broken(&JsonPath::root().key(section)) {
             self.bad(
                 &parent.key(key),
                 format!(
@@ -1020,7 +1100,9 @@ impl Checker<'_> {
             if target.contains('@') {
                 self.bad_key(&path, "a target name cannot contain '@' (USER name@target)");
             }
-            if !names.contains(backend.as_str()) {
+            if !names.contains(backend.as_str())
+                && !self.is_broken(&JsonPath::root().key("backends"))
+            {
                 self.bad(
                     &path,
                     format!(
@@ -1090,7 +1172,7 @@ impl Checker<'_> {
                 .as_ref()
                 .and_then(|value| self.count(value, &path.key("retention_days")))
                 .unwrap_or(DEFAULT_FILECOPY_RETENTION_DAYS);
-            if audit.mode != AuditMode::Filecopy {
+            if audit.mode != AuditMode::Filecopy && !self.is_broken(&mode_path) {
                 self.bad_key(&path, "has no effect unless audit.mode is \"filecopy\"");
             }
             filecopy = directory.map(|directory| FilecopyPolicy {
@@ -1100,7 +1182,7 @@ impl Checker<'_> {
             if raw_copy.directory.is_none() && audit.mode == AuditMode::Filecopy {
                 self.missing(&path, "directory", " (where the copies go)");
             }
-        } else if audit.mode == AuditMode::Filecopy {
+        } else if audit.mode == AuditMode::Filecopy && !self.is_broken(&path.key("filecopy")) {
             self.bad(&mode_path, "\"filecopy\" needs audit.filecopy.directory");
         }
         if audit.mode == AuditMode::Filecopy {
@@ -1344,10 +1426,7 @@ mod tests {
     fn validate(doc: &str) -> (Policy, Vec<String>) {
         let Object(raw) =
             serde_json::from_str::<Object<PolicyFile>>(doc).expect("well-formed test document");
-        let mut check = Checker {
-            text: doc,
-            pending: Vec::new(),
-        };
+        let mut check = Checker::new(doc, Sifted::default());
         let policy = check.policy(&raw);
         (
             policy,

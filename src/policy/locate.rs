@@ -208,6 +208,35 @@ pub fn duplicate_keys(text: &str) -> Vec<Duplicate> {
     finder.0
 }
 
+/// The deepest nesting of objects and arrays in `text`, strings skipped. Lenient: any text
+/// is counted, JSON or not.
+pub fn nesting_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for b in text.bytes() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// Start and path of the token serde_json's position falls in. `after` is the byte offset
 /// serde_json's column leads to (line start + column): serde_json reports either the last
 /// character it consumed (1-based, so the character is at `after - 1`) or, when it only
@@ -687,6 +716,19 @@ mod tests {
         assert_eq!(token_at(text, 24).map(|t| t.0), Some(22));
         assert_eq!(token_at(text, 0), Some((0, JsonPath::root())));
         assert_eq!(token_at(text, 5), None, "between tokens");
+    }
+
+    #[test]
+    fn nesting_depths() {
+        assert_eq!(nesting_depth(""), 0);
+        assert_eq!(nesting_depth("1"), 0);
+        assert_eq!(nesting_depth(DOC), 3);
+        assert_eq!(
+            nesting_depth(r#"{"a": "[[[{", "b": [{}], "c": "\\\"["}"#),
+            3
+        );
+        assert_eq!(nesting_depth("]]]}[["), 2);
+        assert_eq!(nesting_depth(&"[".repeat(1000)), 1000);
     }
 
     #[test]

@@ -6,15 +6,17 @@
 //! It is pure apart from [`load_policy`] reading the file: no sockets, no clock, no name
 //! resolution, no global state. A `Policy` is immutable once built; a reload builds a new one.
 //!
-//! Loading is two-staged (sozu's FileConfig → Config): `file.rs` mirrors the JSON with serde
-//! and refuses unknown keys; `load.rs` validates it into this model, collecting all errors
-//! and placing them with `locate.rs`. Keys that are recognised but not yet enforced by this
-//! build are refused in one place, `load.rs::unsupported_yet`.
+//! Loading is two-staged (sozu's FileConfig → Config): `file.rs` mirrors the JSON with serde;
+//! `schema.rs` holds the parsed JSON to it first, reporting every unknown key and wrongly
+//! typed value instead of stopping at the first; `load.rs` validates the rest into this
+//! model, collecting all errors and placing them with `locate.rs`. Keys that are recognised
+//! but not yet enforced by this build are refused in one place, `load.rs::unsupported_yet`.
 
 mod cidr;
 mod file;
 mod load;
 pub mod locate;
+mod schema;
 mod summary;
 #[cfg(test)]
 mod tests;
@@ -28,10 +30,12 @@ use std::path::PathBuf;
 use crate::ftp::command::Verb;
 
 pub use cidr::Cidr;
-pub use load::{
+// Moved to `crate::limits`; re-exported so that `policy::MAX_WORKERS` and the like still work.
+pub use crate::limits::{
     DEFAULT_FILECOPY_RETENTION_DAYS, DEFAULT_SYSLOG_APP_NAME, DEFAULT_SYSLOG_FACILITY,
-    MAX_TIMEOUT_SECONDS, MAX_WORKERS, load_policy, parse_policy,
+    MAX_TIMEOUT_SECONDS, MAX_WORKERS,
 };
+pub use load::{load_policy, parse_policy};
 pub use units::{parse_rate, parse_size};
 
 /// The validated policy. Every name it refers to exists, every address parsed, every default

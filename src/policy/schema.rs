@@ -207,13 +207,12 @@ fn judge(section: &Section, key: &str, wrap: Wrap<'_>, value: &mut Value) -> Res
 }
 
 impl Sifted {
-    fn wrong(&mut self, path: JsonPath, message: &str) {
+    fn wrong(&mut self, path: &JsonPath, message: &str) {
         self.problems.push(Problem {
             message: format!("{path}: {message}"),
             path: path.clone(),
             target: Target::Value,
         });
-        self.broken.push(path);
     }
 
     /// Sifts an object of `section` in place; anything else is left alone.
@@ -271,7 +270,7 @@ impl Sifted {
                 _ => match judge(section, &key, Wrap::Bare, slot) {
                     Ok(()) => true,
                     Err(message) => {
-                        self.wrong(path.clone(), &message);
+                        self.wrong(&path, &message);
                         false
                     }
                 },
@@ -294,13 +293,16 @@ impl Sifted {
         value: &mut Value,
         path: JsonPath,
     ) -> bool {
-        if let Item::Object(inner) = item {
+        if let (Item::Object(inner), Value::Object(_)) = (item, &*value) {
+            // Each of its keys is judged there; together they cannot be wrong.
             self.object(value, &path, inner);
+            return true;
         }
         let Err(message) = judge(section, key, wrap, value) else {
             return true;
         };
-        self.wrong(path, &message);
+        self.wrong(&path, &message);
+        self.broken.push(path);
         *value = match item {
             Item::Object(_) => Value::Object(Map::new()),
             Item::Plain => Value::String(String::new()),
@@ -342,7 +344,10 @@ mod tests {
         let keys = (section.keys)();
         assert!(!keys.is_empty(), "{path}: no keys; is it a struct?");
         for (nested, _) in section.nested {
-            assert!(keys.contains(nested), "{path}.{nested}: not a key of the struct");
+            assert!(
+                keys.contains(nested),
+                "{path}.{nested}: not a key of the struct"
+            );
         }
         for key in keys {
             let values: Vec<&Value> = objects.iter().filter_map(|o| o.get(key)).collect();
@@ -388,7 +393,10 @@ mod tests {
         let sifted = sift(&mut document);
         assert!(sifted.problems.is_empty(), "{sifted:?}");
         assert!(sifted.broken.is_empty(), "{sifted:?}");
-        assert_eq!(document, original, "sifting a good document changes nothing");
+        assert_eq!(
+            document, original,
+            "sifting a good document changes nothing"
+        );
         // The raw model takes every key (it still denies unknown ones).
         let raw = serde_json::from_str::<super::super::file::Object<PolicyFile>>(EVERY_KEY);
         assert!(raw.is_ok(), "{raw:?}");
@@ -415,22 +423,57 @@ mod tests {
         )
         .expect("JSON");
         let sifted = sift(&mut document);
-        let messages: Vec<&str> = sifted.problems.iter().map(|p| p.message.as_str()).collect();
+        // The order follows the map's, which is not the file's; load.rs sorts by position.
+        let mut found: Vec<(String, Target, &str)> = sifted
+            .problems
+            .iter()
+            .map(|p| (p.path.to_string(), p.target, p.message.as_str()))
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(
-            messages,
+            found,
             [
-                "listeners[0].address: invalid type: integer `1`, expected a string",
-                "listeners[1]: invalid type: integer `7`, expected an object",
-                "listeners[2].x: unknown field `x`, expected one of `address`, `tls`, \
-                 `require`, `proxy_protocol`",
-                "y: unknown field `y`, expected one of `workers`, `listeners`, `passive`, \
-                 `tls`, `backends`, `roles`, `users`, `routing`, `defaults`, `audit`",
-                "roles.r.allow[1]: invalid type: integer `5`, expected a string",
-                "roles.s: invalid type: sequence, expected an object",
-                "workers: invalid type: map, expected a number or a string",
+                (
+                    "listeners[0].address".to_owned(),
+                    Target::Value,
+                    "listeners[0].address: invalid type: integer `1`, expected a string"
+                ),
+                (
+                    "listeners[1]".to_owned(),
+                    Target::Value,
+                    "listeners[1]: invalid type: integer `7`, expected an object"
+                ),
+                (
+                    "listeners[2].x".to_owned(),
+                    Target::Key,
+                    "listeners[2].x: unknown field `x`, expected one of `address`, `tls`, \
+                     `require`, `proxy_protocol`"
+                ),
+                (
+                    "roles.r.allow[1]".to_owned(),
+                    Target::Value,
+                    "roles.r.allow[1]: invalid type: integer `5`, expected a string"
+                ),
+                (
+                    "roles.s".to_owned(),
+                    Target::Value,
+                    "roles.s: invalid type: sequence, expected an object"
+                ),
+                (
+                    "workers".to_owned(),
+                    Target::Value,
+                    "workers: invalid type: map, expected a number or a string"
+                ),
+                (
+                    "y".to_owned(),
+                    Target::Key,
+                    "y: unknown field `y`, expected one of `workers`, `listeners`, `passive`, \
+                     `tls`, `backends`, `roles`, `users`, `routing`, `defaults`, `audit`"
+                ),
             ]
         );
-        let broken: Vec<String> = sifted.broken.iter().map(ToString::to_string).collect();
+        let mut broken: Vec<String> = sifted.broken.iter().map(ToString::to_string).collect();
+        broken.sort();
         assert_eq!(
             broken,
             [

@@ -611,7 +611,21 @@ fn default_values_of_unsupported_keys_are_accepted() {
 }
 
 // ---------------------------------------------------------------------------------------
-// serde errors: syntax, unknown keys, JSON types
+// Syntax, unknown keys, JSON types
+
+/// The errors of a fragment of a policy, without those that only say it is a fragment: no
+/// listener, a user without role or backend, a backend without servers, a section that is
+/// not supported yet.
+fn errors_besides_gaps(doc: &str) -> Vec<String> {
+    errors(doc)
+        .into_iter()
+        .filter(|e| {
+            !e.contains(": listeners: at least one listener is required")
+                && !e.contains("\" is missing")
+                && !e.contains(" is not supported by this version of ftpgate yet")
+        })
+        .collect()
+}
 
 #[test]
 fn syntax_errors_have_positions() {
@@ -737,12 +751,17 @@ fn unknown_keys_are_refused_at_every_level() {
         ),
     ];
     for &(doc, needle, message) in cases {
-        assert_eq!(errors(doc), [err_at(doc, needle, message)], "{doc}");
+        assert_eq!(
+            errors_besides_gaps(doc),
+            [err_at(doc, needle, message)],
+            "{doc}"
+        );
     }
     // Over several lines, with a multi-byte character before the key.
-    let doc = "{\n  \"users\": {\n    \"zoë\": { \"role\": \"ro\",\n      \"rôle\": \"x\" } } }";
+    let doc = "{\n  \"users\": {\n    \"zoë\": { \"role\": \"ro\",\n      \"rôle\": \"x\" } },\n  \
+               \"roles\": { \"ro\": { \"allow\": [] } } }";
     assert_eq!(
-        errors(doc),
+        errors_besides_gaps(doc),
         [
             "4:7: users.zoë.rôle: unknown field `rôle`, expected one of `role`, `backend`, \
           `allow_from`, `deny_from`, `limits`, `timeouts`"
@@ -816,11 +835,248 @@ fn json_type_errors_point_at_the_value() {
         (
             r#"{ "listeners": [{ "address": "0.0.0.0:21", "address": "0.0.0.0:22" }] }"#,
             "\"address\": \"0.0.0.0:22",
-            "listeners[0].address: duplicate field `address`",
+            "listeners[0].address is defined twice (first at line 1, column 19)",
         ),
     ];
     for &(doc, needle, message) in cases {
-        assert_eq!(errors(doc), [err_at(doc, needle, message)], "{doc}");
+        assert_eq!(
+            errors_besides_gaps(doc),
+            [err_at(doc, needle, message)],
+            "{doc}"
+        );
+    }
+}
+
+/// The example of the bug report: an unknown key used to hide every other error.
+#[test]
+fn an_unknown_key_hides_no_other_error() {
+    let doc = r#"{
+  "workers": 1,
+  "listeners": [ { "address": "127.0.0.1:2121" } ],
+  "backends": { "b": { "servers": ["127.0.0.1:21"] } },
+  "roles": {
+    "broken": { "allow": ["RETR", "FROBNICATE"] }
+  },
+  "users": { "u": { "role": "broken", "backend": "nope" } },
+  "colour": "blue"
+}"#;
+    assert_eq!(
+        errors(doc),
+        [
+            "6:35: roles.broken.allow[1]: \"FROBNICATE\" is not an FTP command ftpgate knows",
+            "8:50: users.u.backend: no backend named \"nope\" in \"backends\" (defined: \"b\")",
+            "9:3: colour: unknown field `colour`, expected one of `workers`, `listeners`, \
+             `passive`, `tls`, `backends`, `roles`, `users`, `routing`, `defaults`, `audit`",
+        ]
+    );
+}
+
+#[test]
+fn unknown_keys_at_every_level_and_validation_errors_in_one_run() {
+    let doc = r#"{
+  "colour": "blue",
+  "listeners": [{ "address": "0.0.0.0:2121", "tsl": "none" }, { "address": "0.0.0.0" }],
+  "backends": { "files": { "servers": ["10.0.0.11:21"], "weight": 2 } },
+  "roles": { "download": { "allow": ["RETR", "FETCH"], "deny": ["STOR"] } },
+  "users": {
+    "alice": { "role": "download", "backend": "files",
+               "timeouts": { "idel": 5, "login": 0 } },
+    "bob": { "role": "upload", "backend": "files", "rolle": "x" }
+  },
+  "defaults": { "timeout": {}, "limits": { "sessions": 1 } },
+  "audit": { "file": "relative.jsonl", "files": "/x" }
+}"#;
+    let expected = [
+        err_at(
+            doc,
+            "\"colour\"",
+            "colour: unknown field `colour`, expected one of `workers`, `listeners`, \
+             `passive`, `tls`, `backends`, `roles`, `users`, `routing`, `defaults`, `audit`",
+        ),
+        err_at(
+            doc,
+            "\"tsl\"",
+            "listeners[0].tsl: unknown field `tsl`, expected one of `address`, `tls`, \
+             `require`, `proxy_protocol`",
+        ),
+        err_at(
+            doc,
+            "\"0.0.0.0\"",
+            "listeners[1].address: \"0.0.0.0\" has no port; write IP:PORT, e.g. \"0.0.0.0:21\"",
+        ),
+        err_at(
+            doc,
+            "\"weight\"",
+            "backends.files.weight: unknown field `weight`, expected one of `servers`, \
+             `balance`, `tls`, `source_address`",
+        ),
+        err_at(
+            doc,
+            "\"FETCH\"",
+            "roles.download.allow[1]: \"FETCH\" is not an FTP command ftpgate knows",
+        ),
+        err_at(
+            doc,
+            "\"deny\"",
+            "roles.download.deny: unknown field `deny`, expected `allow`",
+        ),
+        err_at(
+            doc,
+            "\"idel\"",
+            "users.alice.timeouts.idel: unknown field `idel`, expected one of `login`, \
+             `idle`, `session`",
+        ),
+        err_at(
+            doc,
+            "0 }",
+            "users.alice.timeouts.login: must be at least 1 second",
+        ),
+        err_at(
+            doc,
+            "\"upload\"",
+            "users.bob.role: no role named \"upload\" in \"roles\" (defined: \"download\")",
+        ),
+        err_at(
+            doc,
+            "\"rolle\"",
+            "users.bob.rolle: unknown field `rolle`, expected one of `role`, `backend`, \
+             `allow_from`, `deny_from`, `limits`, `timeouts`",
+        ),
+        err_at(
+            doc,
+            "\"timeout\"",
+            "defaults.timeout: unknown field `timeout`, expected `timeouts` or `limits`",
+        ),
+        err_at(
+            doc,
+            "\"sessions\"",
+            "defaults.limits.sessions: unknown field `sessions`, expected one of \
+             `sessions_total`, `sessions_per_ip`, `failed_logins_per_ip`",
+        ),
+        err_at(
+            doc,
+            "\"relative.jsonl\"",
+            "audit.file: \"relative.jsonl\" must be an absolute path (starting with /)",
+        ),
+        err_at(
+            doc,
+            "\"files\": \"/x\"",
+            "audit.files: unknown field `files`, expected one of `syslog`, `file`, `mode`, \
+             `filecopy`",
+        ),
+    ];
+    assert_eq!(errors(doc), expected);
+    // A few positions literally.
+    assert!(expected[0].starts_with("2:3: "), "{}", expected[0]);
+    assert!(expected[1].starts_with("3:46: "), "{}", expected[1]);
+    assert!(expected[9].starts_with("9:52: "), "{}", expected[9]);
+    assert!(expected[13].starts_with("12:40: "), "{}", expected[13]);
+}
+
+#[test]
+fn a_type_error_in_one_user_and_an_unknown_key_in_another() {
+    let doc = MINIMAL.replace(
+        r#""alice": { "role": "download", "backend": "files" }"#,
+        r#""alice": { "role": ["download"], "backend": "files" },
+             "bob": { "role": "download", "backend": "files", "colour": "blue" },
+             "carol": { "role": "download", "backend": "filez" }"#,
+    );
+    assert_eq!(
+        errors(&doc),
+        [
+            err_at(
+                &doc,
+                "[\"download\"]",
+                "users.alice.role: invalid type: sequence, expected a string",
+            ),
+            err_at(
+                &doc,
+                "\"colour\"",
+                "users.bob.colour: unknown field `colour`, expected one of `role`, `backend`, \
+                 `allow_from`, `deny_from`, `limits`, `timeouts`",
+            ),
+            err_at(
+                &doc,
+                "\"filez\"",
+                "users.carol.backend: no backend named \"filez\" in \"backends\" \
+                 (defined: \"files\")",
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_wrong_value_hides_nothing_else_and_causes_nothing_else() {
+    // A wrong element keeps the indexes of those after it.
+    let doc = MINIMAL.replace(ALLOW, r#""allow": [5, "FETCH", "RETR"]"#);
+    assert_eq!(
+        errors(&doc),
+        [
+            err_at(
+                &doc,
+                "5,",
+                "roles.download.allow[0]: invalid type: integer `5`, expected a string",
+            ),
+            err_at(
+                &doc,
+                "\"FETCH\"",
+                "roles.download.allow[1]: \"FETCH\" is not an FTP command ftpgate knows",
+            ),
+        ]
+    );
+    // A wrong section or entry is not reported again as missing, and the names it holds
+    // are not reported as undefined.
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            r#""listeners": [{ "address": "0.0.0.0:2121" }]"#,
+            r#""listeners": { "address": "0.0.0.0:2121" }"#,
+            "{ \"address\"",
+            "listeners: invalid type: map, expected a sequence",
+        ),
+        (
+            r#""files": { "servers": ["10.0.0.11:21"] }"#,
+            r#""files": ["10.0.0.11:21"]"#,
+            "[\"10.0.0.11:21\"]",
+            "backends.files: invalid type: sequence, expected an object",
+        ),
+        (
+            r#"{ "files": { "servers": ["10.0.0.11:21"] } }"#,
+            r#"[{ "files": { "servers": ["10.0.0.11:21"] } }]"#,
+            "[{ \"files\"",
+            "backends: invalid type: sequence, expected a map",
+        ),
+        (
+            r#""servers": ["10.0.0.11:21"]"#,
+            r#""servers": "10.0.0.11:21""#,
+            "\"10.0.0.11:21\"",
+            "backends.files.servers: invalid type: string \"10.0.0.11:21\", expected a sequence",
+        ),
+        (
+            r#""role": "download""#,
+            r#""role": null"#,
+            "\"role\": null",
+            "users.alice: \"role\" is missing",
+        ),
+        (
+            r#""role": "download""#,
+            r#""role": true"#,
+            "true",
+            "users.alice.role: invalid type: boolean `true`, expected a string",
+        ),
+        (
+            r#"{ "role": "download", "backend": "files" }"#,
+            r#"{ "role": "download", "backend": "files", "timeouts": { "idle": "5m", "x": 1 } }"#,
+            "\"x\"",
+            "users.alice.timeouts.x: unknown field `x`, expected one of `login`, `idle`, \
+             `session`",
+        ),
+    ];
+    for &(from, to, needle, message) in cases {
+        let doc = MINIMAL.replacen(from, to, 1);
+        assert_ne!(doc, MINIMAL, "{from:?} not in MINIMAL");
+        let mut found = errors(&doc);
+        found.retain(|e| !e.contains("\"5m\""));
+        assert_eq!(found, [err_at(&doc, needle, message)], "{doc}");
     }
 }
 
@@ -828,9 +1084,13 @@ fn json_type_errors_point_at_the_value() {
 fn control_characters_in_messages_are_escaped() {
     let doc = "{ \"users\": { \"bob\": { \"r\\u001b[31m\": 1 } } }";
     let errors = errors(doc);
-    assert_eq!(errors.len(), 1);
-    assert!(!errors[0].contains('\u{1b}'), "{errors:?}");
-    assert!(errors[0].contains("\\u{1b}[31m"), "{errors:?}");
+    assert!(errors.iter().all(|e| !e.contains('\u{1b}')), "{errors:?}");
+    let unknown: Vec<&String> = errors
+        .iter()
+        .filter(|e| e.contains("unknown field"))
+        .collect();
+    assert_eq!(unknown.len(), 1, "{errors:?}");
+    assert!(unknown[0].contains("\\u{1b}[31m"), "{errors:?}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1615,18 +1875,17 @@ fn load_policy_io_errors_are_at_zero() {
     let errors = load_policy(&missing).expect_err("missing");
     assert_eq!(errors.len(), 1);
     assert_eq!((errors[0].line, errors[0].column), (0, 0));
+    // The caller names the file (FILE:0:0: message); the message does not repeat it.
     assert!(
-        errors[0]
-            .message
-            .starts_with(&format!("{}: ", missing.display()))
+        !errors[0].message.contains("ftpgate-no-such-policy"),
+        "{errors:?}"
     );
+    let os_error = std::fs::metadata(&missing).expect_err("missing");
+    assert_eq!(errors[0].message, os_error.to_string());
     assert!(errors[0].to_string().starts_with("0:0: "));
 
     let errors = load_policy(&std::env::temp_dir()).expect_err("directory");
-    assert!(
-        errors[0].message.ends_with(": not a regular file"),
-        "{errors:?}"
-    );
+    assert_eq!(errors[0].to_string(), "0:0: not a regular file");
 
     let big = vec![b' '; limits::MAX_POLICY_BYTES as usize + 1];
     let path = temp_file("big.json", &big);
