@@ -19,13 +19,11 @@ fn gate(vs: &Vsftpd, login: u64, idle: u64, session: u64) -> Ftpgate {
 /// Reads replies until 421 or EOF; returns the 421 text and when it came.
 fn expect_421(c: &mut Ftp) -> (String, Instant) {
     c.set_read_timeout(Duration::from_secs(20));
-    loop {
-        match c.try_read_reply() {
-            Ok(Some((421, text))) => return (text, Instant::now()),
-            Ok(Some(other)) => panic!("unexpected reply before the timeout: {other:?}"),
-            Ok(None) => panic!("closed without 421"),
-            Err(e) => panic!("no 421: {e}"),
-        }
+    match c.try_read_reply() {
+        Ok(Some((421, text))) => (text, Instant::now()),
+        Ok(Some(other)) => panic!("unexpected reply before the timeout: {other:?}"),
+        Ok(None) => panic!("closed without 421"),
+        Err(e) => panic!("no 421: {e}"),
     }
 }
 
@@ -59,7 +57,7 @@ fn login_timeout_closes_a_session_that_never_logs_in() {
 #[test]
 fn idle_timeout_closes_an_idle_logged_in_session() {
     let vs = Vsftpd::start();
-    let mut gate = gate(&vs, 30, 1, 900);
+    let gate = gate(&vs, 30, 1, 900);
     let mut c = Ftp::connect(gate.addr());
     c.login_ok("anonymous", "x");
     let start = Instant::now();
