@@ -65,3 +65,18 @@ pub const DEFAULT_SYSLOG_FACILITY: &str = "authpriv";
 pub const DEFAULT_SYSLOG_APP_NAME: &str = "ftpgate";
 /// Days a file copy is kept when the policy's `audit.filecopy` says nothing.
 pub const DEFAULT_FILECOPY_RETENTION_DAYS: u32 = 365;
+
+/// Seconds within which failed logins from one IP address are counted against
+/// `failed_logins_per_ip`.
+pub const DEFAULT_FAILED_LOGIN_WINDOW: u64 = 300;
+/// Seconds an IP address that reached `failed_logins_per_ip` is refused with 421.
+pub const DEFAULT_BAN_SECONDS: u64 = 600;
+/// Sessions per worker whose backend connection is being set up at once; beyond it new
+/// logins get 421 rather than piling up connects.
+pub const DEFAULT_SESSIONS_WAITING_FOR_BACKEND: u32 = 1000;
+/// Largest prefix table (`access.prefix_table`) the loader reads.
+pub const MAX_PREFIX_TABLE_BYTES: u64 = 256 * 1024 * 1024;
+/// Problems of a prefix table listed one by one before the rest are only counted.
+pub const MAX_PREFIX_TABLE_ERRORS: usize = 20;
+/// Largest offset from UTC a time window may name, in minutes (UTC+14:00, Kiribati).
+pub const MAX_UTC_OFFSET_MINUTES: i16 = 14 * 60;

@@ -19,7 +19,7 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// A struct that must be written as a JSON object.
 #[derive(Debug)]
@@ -82,6 +82,39 @@ impl<'de> Deserialize<'de> for Scalar {
     }
 }
 
+/// A string or a list of strings, kept as written: a time window's `days`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OneOrManyVisitor;
+
+        impl<'de> Visitor<'de> for OneOrManyVisitor {
+            type Value = OneOrMany;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::One(v.to_owned()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<String>()? {
+                    items.push(item);
+                }
+                Ok(OneOrMany::Many(items))
+            }
+        }
+
+        deserializer.deserialize_any(OneOrManyVisitor)
+    }
+}
+
 /// The whole file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,6 +129,20 @@ pub(crate) struct PolicyFile {
     pub routing: Option<Object<RoutingFile>>,
     pub defaults: Option<Object<DefaultsFile>>,
     pub audit: Option<Object<AuditFile>>,
+    pub access: Option<Object<AccessFile>>,
+}
+
+/// Global source-address rules and the prefix table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AccessFile {
+    pub allow_from: Option<Vec<String>>,
+    pub deny_from: Option<Vec<String>>,
+    pub allow_countries: Option<Vec<String>>,
+    pub deny_countries: Option<Vec<String>>,
+    pub allow_asns: Option<Vec<Scalar>>,
+    pub deny_asns: Option<Vec<Scalar>>,
+    pub prefix_table: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,8 +191,22 @@ pub(crate) struct UserFile {
     pub backend: Option<String>,
     pub allow_from: Option<Vec<String>>,
     pub deny_from: Option<Vec<String>>,
+    pub allow_countries: Option<Vec<String>>,
+    pub deny_countries: Option<Vec<String>>,
+    pub allow_asns: Option<Vec<Scalar>>,
+    pub deny_asns: Option<Vec<Scalar>>,
+    pub time_windows: Option<Vec<Object<TimeWindowFile>>>,
+    pub allow_fxp_to: Option<Vec<String>>,
     pub limits: Option<Object<UserLimitsFile>>,
     pub timeouts: Option<Object<TimeoutsFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TimeWindowFile {
+    pub days: Option<OneOrMany>,
+    pub hours: Option<String>,
+    pub utc_offset: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -153,6 +214,7 @@ pub(crate) struct UserFile {
 pub(crate) struct UserLimitsFile {
     pub max_file_size: Option<Scalar>,
     pub rate: Option<Scalar>,
+    pub user_rate: Option<Scalar>,
     pub sessions: Option<Scalar>,
 }
 
@@ -162,6 +224,7 @@ pub(crate) struct TimeoutsFile {
     pub login: Option<Scalar>,
     pub idle: Option<Scalar>,
     pub session: Option<Scalar>,
+    pub data_connect: Option<Scalar>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -184,6 +247,12 @@ pub(crate) struct GlobalLimitsFile {
     pub sessions_total: Option<Scalar>,
     pub sessions_per_ip: Option<Scalar>,
     pub failed_logins_per_ip: Option<Scalar>,
+    pub failed_login_window: Option<Scalar>,
+    pub ban: Option<Scalar>,
+    pub max_file_size: Option<Scalar>,
+    pub rate: Option<Scalar>,
+    pub user_rate: Option<Scalar>,
+    pub sessions_waiting_for_backend: Option<Scalar>,
 }
 
 #[derive(Debug, Deserialize)]

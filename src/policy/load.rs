@@ -15,34 +15,42 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
-use std::io::Read;
+use std::io::{self, Read};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::ftp::command::Verb;
 use crate::limits::{
+    DEFAULT_BAN_SECONDS, DEFAULT_DATA_CONNECT_TIMEOUT, DEFAULT_FAILED_LOGIN_WINDOW,
     DEFAULT_FAILED_LOGINS_PER_IP, DEFAULT_FILECOPY_RETENTION_DAYS, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_LOGIN_TIMEOUT, DEFAULT_PASSIVE_PORTS, DEFAULT_SESSION_TIMEOUT, DEFAULT_SESSIONS_PER_IP,
-    DEFAULT_SESSIONS_TOTAL, DEFAULT_SYSLOG_APP_NAME, DEFAULT_SYSLOG_FACILITY, MAX_POLICY_BYTES,
-    MAX_TIMEOUT_SECONDS, MAX_WORKERS,
+    DEFAULT_SESSIONS_TOTAL, DEFAULT_SESSIONS_WAITING_FOR_BACKEND, DEFAULT_SYSLOG_APP_NAME,
+    DEFAULT_SYSLOG_FACILITY, MAX_POLICY_BYTES, MAX_PREFIX_TABLE_BYTES, MAX_TIMEOUT_SECONDS,
+    MAX_WORKERS,
 };
 
+use super::access::{AccessRules, GeoTable, parse_asn, parse_country};
 use super::cidr::Cidr;
 use super::file::{
-    AuditFile, BackendFile, DefaultsFile, ListenerFile, Object, PassiveFile, PolicyFile, RoleFile,
-    RoutingFile, Scalar, TimeoutsFile, TlsFile, UserFile,
+    AccessFile, AuditFile, BackendFile, DefaultsFile, ListenerFile, Object, OneOrMany, PassiveFile,
+    PolicyFile, RoleFile, RoutingFile, Scalar, TimeWindowFile, TimeoutsFile, TlsFile, UserFile,
 };
 use super::locate::{self, JsonPath, Seg, Target};
 use super::schema::{self, Sifted};
+use super::time::{TimeWindow, parse_days, parse_hours, parse_offset};
 use super::units::{parse_rate, parse_size};
 use super::{
     AuditMode, AuditPolicy, Backend, Balance, Defaults, FilecopyPolicy, GlobalLimits, Listener,
     Passive, Policy, PolicyError, Role, Routing, SyslogPolicy, Timeouts, TlsMode, TlsPolicy,
     TlsRequire, User, UserLimits, VerbSet, Workers,
 };
+
+/// How the loader reads the files a policy names (the prefix table).
+pub type ReadFile<'r> = &'r dyn Fn(&Path) -> io::Result<Vec<u8>>;
 
 /// RFC 5424 limit on APP-NAME.
 const MAX_APP_NAME_LEN: usize = 48;
@@ -97,11 +105,12 @@ fn lookup<T: Copy>(table: &[(&str, T)], text: &str) -> Option<T> {
         .map(|&(_, value)| value)
 }
 
-/// Reads and validates the policy file at `path`.
+/// Reads and validates the policy file at `path`, and the prefix table it names.
 ///
 /// The file must be a regular file of at most [`MAX_POLICY_BYTES`], not writable by other
 /// users, in UTF-8. Problems reading it are one error at 0:0 with the OS error; like every
-/// error, it does not name the file (the caller does, as in `FILE:0:0: message`).
+/// error, it does not name the file (the caller does, as in `FILE:0:0: message`). The prefix
+/// table is read by [`read_named_file`]; its problems are errors at `access.prefix_table`.
 pub fn load_policy(path: &Path) -> Result<Policy, Vec<PolicyError>> {
     let at_zero = |message: String| {
         vec![PolicyError {
@@ -144,7 +153,7 @@ pub fn load_policy(path: &Path) -> Result<Policy, Vec<PolicyError>> {
         return Err(too_large());
     }
     match String::from_utf8(bytes) {
-        Ok(text) => parse_policy(&text),
+        Ok(text) => parse_policy_with(&text, &read_named_file),
         Err(err) => {
             let valid = err.utf8_error().valid_up_to();
             let bytes = err.into_bytes();
@@ -162,8 +171,47 @@ pub fn load_policy(path: &Path) -> Result<Policy, Vec<PolicyError>> {
     }
 }
 
-/// Parses and validates a policy document. On failure, every problem found, in file order.
+/// Reads a file the policy names (the prefix table), for [`load_policy`]: a regular file, not
+/// writable by every user (whoever can rewrite it decides who may connect), read up to one
+/// byte past [`MAX_PREFIX_TABLE_BYTES`] so that the loader can tell it is too large.
+pub fn read_named_file(path: &Path) -> io::Result<Vec<u8>> {
+    let metadata = std::fs::metadata(path)?;
+    if !metadata.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = metadata.permissions().mode();
+        if mode & 0o002 != 0 {
+            return Err(io::Error::other(format!(
+                "the file is writable by every user (mode {:04o}); run chmod o-w on it",
+                mode & 0o7777
+            )));
+        }
+    }
+    let mut bytes = Vec::new();
+    File::open(path)?
+        .take(MAX_PREFIX_TABLE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Parses and validates a policy document without touching the file system: a policy that
+/// names a prefix table is refused (use [`parse_policy_with`] or [`load_policy`]). On
+/// failure, every problem found, in file order.
 pub fn parse_policy(text: &str) -> Result<Policy, Vec<PolicyError>> {
+    parse_policy_with(text, &|_: &Path| {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this caller reads no files (parse_policy); load the policy with load_policy",
+        ))
+    })
+}
+
+/// Parses and validates a policy document, reading the files it names (the prefix table)
+/// with `read_file`. On failure, every problem found, in file order.
+pub fn parse_policy_with(text: &str, read_file: ReadFile<'_>) -> Result<Policy, Vec<PolicyError>> {
     // Editors on some systems start UTF-8 files with a byte-order mark; positions are
     // counted after it, as those editors show them.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -183,7 +231,7 @@ pub fn parse_policy(text: &str) -> Result<Policy, Vec<PolicyError>> {
             return Err(check.errors(Vec::new()));
         }
     };
-    let policy = check.policy(&raw);
+    let policy = check.policy(&raw, read_file);
     check.finish(policy, unsupported_yet(&raw))
 }
 
@@ -306,46 +354,11 @@ fn unsupported_yet(raw: &PolicyFile) -> Vec<Unsupported> {
             add(path.key("source_address"), Target::Key, "; remove it");
         }
     }
-    for (name, Object(user)) in raw.users.iter().flatten() {
-        let path = root.key("users").key(name);
-        if user
-            .allow_from
-            .as_ref()
-            .is_some_and(|list| !list.is_empty())
-        {
-            add(path.key("allow_from"), Target::Key, "; remove it");
-        }
-        if user.deny_from.as_ref().is_some_and(|list| !list.is_empty()) {
-            add(path.key("deny_from"), Target::Key, "; remove it");
-        }
-        if let Some(Object(limits)) = &user.limits {
-            if limits.max_file_size.is_some() || limits.rate.is_some() || limits.sessions.is_some()
-            {
-                add(path.key("limits"), Target::Key, "; remove it");
-            }
-        }
-    }
     if let Some(Object(routing)) = &raw.routing {
         if routing.user_at_host == Some(true) {
             add(
                 root.key("routing").key("user_at_host"),
                 Target::Value,
-                "; remove it",
-            );
-        }
-    }
-    if let Some(Object(DefaultsFile {
-        limits: Some(Object(limits)),
-        ..
-    })) = &raw.defaults
-    {
-        if limits.sessions_total.is_some()
-            || limits.sessions_per_ip.is_some()
-            || limits.failed_logins_per_ip.is_some()
-        {
-            add(
-                root.key("defaults").key("limits"),
-                Target::Key,
                 "; remove it",
             );
         }
@@ -543,7 +556,7 @@ impl<'t> Checker<'t> {
         }
     }
 
-    fn policy(&mut self, raw: &PolicyFile) -> Policy {
+    fn policy(&mut self, raw: &PolicyFile, read_file: ReadFile<'_>) -> Policy {
         let root = JsonPath::root();
         let workers = self.workers(raw.workers.as_ref(), &root.key("workers"));
         // A `tls` section with a wrong type is there, just wrong.
@@ -557,7 +570,19 @@ impl<'t> Checker<'t> {
         let backends = self.backends(raw.backends.as_ref(), &root.key("backends"));
         let roles = self.roles(raw.roles.as_ref(), &root.key("roles"));
         let defaults = self.defaults(raw.defaults.as_ref().map(|o| &o.0), &root.key("defaults"));
-        let users = self.users(raw, &defaults);
+        let access_path = root.key("access");
+        let raw_access = raw.access.as_ref().map(|Object(access)| access);
+        let have_table = raw_access.is_some_and(|a| a.prefix_table.is_some())
+            || self.is_broken(&access_path.key("prefix_table"));
+        let access = match raw_access {
+            Some(raw) => self.access_rules(RawRules::of_access(raw), &access_path, have_table),
+            None => AccessRules::default(),
+        };
+        let (prefix_table, geo) = match raw_access.and_then(|a| a.prefix_table.as_ref()) {
+            Some(text) => self.prefix_table(text, &access_path.key("prefix_table"), read_file),
+            None => (None, None),
+        };
+        let users = self.users(raw, &defaults, have_table);
         let routing = self.routing(raw.routing.as_ref().map(|o| &o.0), &backends);
         let audit = self.audit(raw.audit.as_ref().map(|o| &o.0), &root.key("audit"));
 
@@ -587,6 +612,170 @@ impl<'t> Checker<'t> {
             audit,
             routing,
             tls,
+            access,
+            geo,
+            prefix_table,
+        }
+    }
+
+    /// Source-address rules, global or a user's. Country and AS rules need the prefix table.
+    fn access_rules(
+        &mut self,
+        raw: RawRules<'_>,
+        path: &JsonPath,
+        have_table: bool,
+    ) -> AccessRules {
+        let mut rules = AccessRules {
+            allow_from: self.cidrs(raw.allow_from, &path.key("allow_from")),
+            deny_from: self.cidrs(raw.deny_from, &path.key("deny_from")),
+            ..AccessRules::default()
+        };
+        for (list, key, slot) in [
+            (
+                raw.allow_countries,
+                "allow_countries",
+                &mut rules.allow_countries,
+            ),
+            (
+                raw.deny_countries,
+                "deny_countries",
+                &mut rules.deny_countries,
+            ),
+        ] {
+            for (i, text) in list.into_iter().flatten().enumerate() {
+                match parse_country(text) {
+                    Some(code) => slot.push(code),
+                    None => self.bad(
+                        &path.key(key).index(i),
+                        format!(
+                            "{text:?} is not a country code: use the two letters of \
+                             ISO 3166-1, e.g. \"DE\""
+                        ),
+                    ),
+                }
+            }
+        }
+        for (list, key, slot) in [
+            (raw.allow_asns, "allow_asns", &mut rules.allow_asns),
+            (raw.deny_asns, "deny_asns", &mut rules.deny_asns),
+        ] {
+            for (i, value) in list.into_iter().flatten().enumerate() {
+                if let Some(asn) = self.asn(value, &path.key(key).index(i)) {
+                    slot.push(asn);
+                }
+            }
+        }
+        if !have_table {
+            let lists = [
+                (
+                    "allow_countries",
+                    raw.allow_countries.is_some_and(|l| !l.is_empty()),
+                ),
+                (
+                    "deny_countries",
+                    raw.deny_countries.is_some_and(|l| !l.is_empty()),
+                ),
+                ("allow_asns", raw.allow_asns.is_some_and(|l| !l.is_empty())),
+                ("deny_asns", raw.deny_asns.is_some_and(|l| !l.is_empty())),
+            ];
+            for (key, used) in lists {
+                if used {
+                    self.bad_key(
+                        &path.key(key),
+                        "needs access.prefix_table (the operator's table of address \
+                         ranges with their country and AS number)",
+                    );
+                }
+            }
+        }
+        rules
+    }
+
+    fn asn(&mut self, value: &Scalar, path: &JsonPath) -> Option<u32> {
+        let asn = match value {
+            Scalar::Unsigned(n) => u32::try_from(*n).ok(),
+            Scalar::Text(text) => match parse_asn(text) {
+                Some(asn) => Some(asn),
+                None => {
+                    self.bad(
+                        path,
+                        format!("{text:?} is not an AS number; write 64500 or \"AS64500\""),
+                    );
+                    return None;
+                }
+            },
+            Scalar::Negative(_) | Scalar::Float(_) => None,
+        };
+        match asn {
+            Some(0) => self.bad(
+                path,
+                "0 is not an AS number; AS numbers go from 1 to 4294967295",
+            ),
+            Some(asn) => return Some(asn),
+            None => self.bad(
+                path,
+                "must be an AS number from 1 to 4294967295, e.g. 64500 or \"AS64500\"",
+            ),
+        }
+        None
+    }
+
+    /// Reads and parses the prefix table. Its problems are reported at `path` (the
+    /// `prefix_table` value), naming the table's own line.
+    fn prefix_table(
+        &mut self,
+        text: &str,
+        path: &JsonPath,
+        read_file: ReadFile<'_>,
+    ) -> (Option<PathBuf>, Option<Arc<GeoTable>>) {
+        let Some(file) = self.absolute_path(text, path) else {
+            return (None, None);
+        };
+        let name = file.display().to_string();
+        let bytes = match read_file(&file) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                self.bad(path, format!("{name}: {err}"));
+                return (Some(file), None);
+            }
+        };
+        if bytes.len() as u64 > MAX_PREFIX_TABLE_BYTES {
+            self.bad(
+                path,
+                format!(
+                    "{name} is larger than {MAX_PREFIX_TABLE_BYTES} bytes, the most a prefix \
+                     table may have"
+                ),
+            );
+            return (Some(file), None);
+        }
+        let text = match std::str::from_utf8(&bytes) {
+            Ok(text) => text,
+            Err(err) => {
+                let valid = bytes.get(..err.valid_up_to()).unwrap_or(&[]);
+                let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+                self.bad(path, format!("{name} line {line}: not valid UTF-8"));
+                return (Some(file), None);
+            }
+        };
+        match GeoTable::parse(text) {
+            Ok(table) if table.is_empty() => {
+                self.bad(
+                    path,
+                    format!(
+                        "{name} has no entries (every country and AS rule would match \
+                         nothing)"
+                    ),
+                );
+                (Some(file), None)
+            }
+            Ok(table) => (Some(file), Some(Arc::new(table))),
+            Err(problems) => {
+                for (line, message) in problems {
+                    self.bad(path, format!("{name} line {line}: {message}"));
+                }
+                (Some(file), None)
+            }
         }
     }
 
@@ -903,11 +1092,18 @@ impl<'t> Checker<'t> {
             login: DEFAULT_LOGIN_TIMEOUT,
             idle: DEFAULT_IDLE_TIMEOUT,
             session: DEFAULT_SESSION_TIMEOUT,
+            data_connect: DEFAULT_DATA_CONNECT_TIMEOUT,
         };
         let mut limits = GlobalLimits {
             sessions_total: DEFAULT_SESSIONS_TOTAL,
             sessions_per_ip: DEFAULT_SESSIONS_PER_IP,
             failed_logins_per_ip: DEFAULT_FAILED_LOGINS_PER_IP,
+            failed_login_window: DEFAULT_FAILED_LOGIN_WINDOW,
+            ban: DEFAULT_BAN_SECONDS,
+            max_file_size: None,
+            rate: None,
+            user_rate: None,
+            sessions_waiting_for_backend: DEFAULT_SESSIONS_WAITING_FOR_BACKEND,
         };
         let Some(raw) = raw else {
             return Defaults {
@@ -938,11 +1134,38 @@ impl<'t> Checker<'t> {
                     "failed_logins_per_ip",
                     &mut limits.failed_logins_per_ip,
                 ),
+                (
+                    &raw.sessions_waiting_for_backend,
+                    "sessions_waiting_for_backend",
+                    &mut limits.sessions_waiting_for_backend,
+                ),
             ];
             for (value, key, slot) in fields {
                 if let Some(n) = value.as_ref().and_then(|v| self.count(v, &path.key(key))) {
                     *slot = n;
                 }
+            }
+            let durations = [
+                (
+                    &raw.failed_login_window,
+                    "failed_login_window",
+                    &mut limits.failed_login_window,
+                ),
+                (&raw.ban, "ban", &mut limits.ban),
+            ];
+            for (value, key, slot) in durations {
+                if let Some(n) = value.as_ref().and_then(|v| self.seconds(v, &path.key(key))) {
+                    *slot = n;
+                }
+            }
+            if let Some(value) = &raw.max_file_size {
+                limits.max_file_size = self.size(value, &path.key("max_file_size"));
+            }
+            if let Some(value) = &raw.rate {
+                limits.rate = self.rate(value, &path.key("rate"));
+            }
+            if let Some(value) = &raw.user_rate {
+                limits.user_rate = self.rate(value, &path.key("user_rate"));
             }
         }
         Defaults { timeouts, limits }
@@ -962,6 +1185,11 @@ impl<'t> Checker<'t> {
             (&raw.login, "login", &mut timeouts.login),
             (&raw.idle, "idle", &mut timeouts.idle),
             (&raw.session, "session", &mut timeouts.session),
+            (
+                &raw.data_connect,
+                "data_connect",
+                &mut timeouts.data_connect,
+            ),
         ];
         for (value, key, slot) in fields {
             if let Some(seconds) = value.as_ref().and_then(|v| self.seconds(v, &path.key(key))) {
@@ -971,7 +1199,14 @@ impl<'t> Checker<'t> {
         timeouts
     }
 
-    fn users(&mut self, raw: &PolicyFile, defaults: &Defaults) -> BTreeMap<String, User> {
+    /// `have_table`: the file names a prefix table (or tried to), which country and AS rules
+    /// need.
+    fn users(
+        &mut self,
+        raw: &PolicyFile,
+        defaults: &Defaults,
+        have_table: bool,
+    ) -> BTreeMap<String, User> {
         let root = JsonPath::root();
         let role_names: BTreeSet<&str> = raw
             .roles
@@ -985,13 +1220,16 @@ impl<'t> Checker<'t> {
             .flatten()
             .map(|(n, _)| n.as_str())
             .collect();
+        let context = UserContext {
+            role_names: &role_names,
+            backend_names: &backend_names,
+            defaults,
+            have_table,
+        };
         let mut users = BTreeMap::new();
         for (name, Object(user)) in raw.users.iter().flatten() {
             let path = root.key("users").key(name);
-            users.insert(
-                name.clone(),
-                self.user(name, user, &path, &role_names, &backend_names, defaults),
-            );
+            users.insert(name.clone(), self.user(name, user, &path, &context));
         }
         users
     }
@@ -1001,22 +1239,32 @@ impl<'t> Checker<'t> {
         name: &str,
         raw: &UserFile,
         path: &JsonPath,
-        role_names: &BTreeSet<&str>,
-        backend_names: &BTreeSet<&str>,
-        defaults: &Defaults,
+        context: &UserContext<'_>,
     ) -> User {
         self.name(path, name, "user");
-        let role = self.reference(raw.role.as_ref(), path, "role", "roles", role_names);
+        let role = self.reference(raw.role.as_ref(), path, "role", "roles", context.role_names);
         let backend = self.reference(
             raw.backend.as_ref(),
             path,
             "backend",
             "backends",
-            backend_names,
+            context.backend_names,
         );
-        let allow_from = self.cidrs(raw.allow_from.as_deref(), &path.key("allow_from"));
-        let deny_from = self.cidrs(raw.deny_from.as_deref(), &path.key("deny_from"));
-        let mut limits = UserLimits::default();
+        let access = self.access_rules(RawRules::of_user(raw), path, context.have_table);
+        let mut time_windows = Vec::new();
+        for (i, Object(window)) in raw.time_windows.iter().flatten().enumerate() {
+            if let Some(window) = self.time_window(window, &path.key("time_windows").index(i)) {
+                time_windows.push(window);
+            }
+        }
+        let allow_fxp_to = self.cidrs(raw.allow_fxp_to.as_deref(), &path.key("allow_fxp_to"));
+        let global = &context.defaults.limits;
+        let mut limits = UserLimits {
+            max_file_size: global.max_file_size,
+            rate: global.rate,
+            user_rate: global.user_rate,
+            sessions: None,
+        };
         if let Some(Object(raw)) = &raw.limits {
             let path = path.key("limits");
             if let Some(value) = &raw.max_file_size {
@@ -1025,6 +1273,9 @@ impl<'t> Checker<'t> {
             if let Some(value) = &raw.rate {
                 limits.rate = self.rate(value, &path.key("rate"));
             }
+            if let Some(value) = &raw.user_rate {
+                limits.user_rate = self.rate(value, &path.key("user_rate"));
+            }
             if let Some(value) = &raw.sessions {
                 limits.sessions = self.count(value, &path.key("sessions"));
             }
@@ -1032,17 +1283,93 @@ impl<'t> Checker<'t> {
         let timeouts = self.timeouts(
             raw.timeouts.as_ref().map(|o| &o.0),
             &path.key("timeouts"),
-            defaults.timeouts,
+            context.defaults.timeouts,
         );
         User {
             name: name.to_owned(),
             role,
             backend,
-            allow_from,
-            deny_from,
+            access,
+            time_windows,
+            allow_fxp_to,
             limits,
             timeouts,
         }
+    }
+
+    /// One entry of a user's `time_windows`; `None` if anything in it is wrong or missing.
+    fn time_window(&mut self, raw: &TimeWindowFile, path: &JsonPath) -> Option<TimeWindow> {
+        let mut days = [false; 7];
+        let days_path = path.key("days");
+        let days_ok = match &raw.days {
+            None => {
+                self.missing(
+                    path,
+                    "days",
+                    " (e.g. \"mon-fri\", [\"sat\", \"sun\"] or \"all\")",
+                );
+                false
+            }
+            Some(OneOrMany::One(text)) => match parse_days(text, &mut days) {
+                Ok(()) => true,
+                Err(message) => {
+                    self.bad(&days_path, message);
+                    false
+                }
+            },
+            Some(OneOrMany::Many(list)) if list.is_empty() => {
+                self.bad(
+                    &days_path,
+                    "at least one day is required, e.g. [\"sat\", \"sun\"]",
+                );
+                false
+            }
+            Some(OneOrMany::Many(list)) => {
+                let mut ok = true;
+                for (i, text) in list.iter().enumerate() {
+                    if let Err(message) = parse_days(text, &mut days) {
+                        self.bad(&days_path.index(i), message);
+                        ok = false;
+                    }
+                }
+                ok
+            }
+        };
+        let hours = match &raw.hours {
+            None => {
+                self.missing(
+                    path,
+                    "hours",
+                    " (e.g. \"08:00-18:00\"; \"00:00-24:00\" for the whole day)",
+                );
+                None
+            }
+            Some(text) => parse_hours(text)
+                .map_err(|message| self.bad(&path.key("hours"), message))
+                .ok(),
+        };
+        let offset = match &raw.utc_offset {
+            None => {
+                self.missing(
+                    path,
+                    "utc_offset",
+                    " (e.g. \"+01:00\", \"-05:30\" or \"Z\"; ftpgate has no time-zone \
+                     database, so the offset is always explicit)",
+                );
+                None
+            }
+            Some(text) => parse_offset(text)
+                .map_err(|message| self.bad(&path.key("utc_offset"), message))
+                .ok(),
+        };
+        let (start_minute, end_minute) = hours?;
+        let utc_offset_minutes = offset?;
+        days_ok.then_some(TimeWindow {
+            days,
+            start_minute,
+            end_minute,
+            utc_offset_minutes,
+        })
     }
 
     /// A required name that must be a key of `section`.
@@ -1372,6 +1699,49 @@ impl<'t> Checker<'t> {
     }
 }
 
+/// What every user is checked against.
+struct UserContext<'a> {
+    role_names: &'a BTreeSet<&'a str>,
+    backend_names: &'a BTreeSet<&'a str>,
+    defaults: &'a Defaults,
+    /// The file names a prefix table (or tried to), which country and AS rules need.
+    have_table: bool,
+}
+
+/// The source-address rule lists of `access` or of a user, as written.
+struct RawRules<'a> {
+    allow_from: Option<&'a [String]>,
+    deny_from: Option<&'a [String]>,
+    allow_countries: Option<&'a [String]>,
+    deny_countries: Option<&'a [String]>,
+    allow_asns: Option<&'a [Scalar]>,
+    deny_asns: Option<&'a [Scalar]>,
+}
+
+impl<'a> RawRules<'a> {
+    fn of_access(raw: &'a AccessFile) -> RawRules<'a> {
+        RawRules {
+            allow_from: raw.allow_from.as_deref(),
+            deny_from: raw.deny_from.as_deref(),
+            allow_countries: raw.allow_countries.as_deref(),
+            deny_countries: raw.deny_countries.as_deref(),
+            allow_asns: raw.allow_asns.as_deref(),
+            deny_asns: raw.deny_asns.as_deref(),
+        }
+    }
+
+    fn of_user(raw: &'a UserFile) -> RawRules<'a> {
+        RawRules {
+            allow_from: raw.allow_from.as_deref(),
+            deny_from: raw.deny_from.as_deref(),
+            allow_countries: raw.allow_countries.as_deref(),
+            deny_countries: raw.deny_countries.as_deref(),
+            allow_asns: raw.allow_asns.as_deref(),
+            deny_asns: raw.deny_asns.as_deref(),
+        }
+    }
+}
+
 /// A JSON integer too large for u64, which serde_json hands over as a float.
 fn beyond_u64(value: f64) -> bool {
     value >= 18_446_744_073_709_551_616.0
@@ -1427,7 +1797,7 @@ mod tests {
         let Object(raw) =
             serde_json::from_str::<Object<PolicyFile>>(doc).expect("well-formed test document");
         let mut check = Checker::new(doc, Sifted::default());
-        let policy = check.policy(&raw);
+        let policy = check.policy(&raw, &|_: &Path| Err(io::Error::other("no files")));
         (
             policy,
             check.pending.into_iter().map(|p| p.message).collect(),
@@ -1441,110 +1811,6 @@ mod tests {
   "roles": {{ "r": {{ "allow": ["RETR"] }} }},
   "users": {{ "u": {{ "role": "r", "backend": "b" {extra} }} }} }}"#
         )
-    }
-
-    #[test]
-    fn user_limits_and_networks() {
-        let (policy, messages) = validate(&with(
-            r#", "limits": { "max_file_size": "2GiB", "rate": "5MiB/s", "sessions": 4 },
-                 "allow_from": ["198.51.100.0/24", "::ffff:0:0/96"], "deny_from": ["198.51.100.7"]"#,
-        ));
-        assert_eq!(messages, Vec::<String>::new());
-        let user = &policy.users["u"];
-        assert_eq!(
-            user.limits,
-            UserLimits {
-                max_file_size: Some(2 << 30),
-                rate: Some(5 << 20),
-                sessions: Some(4)
-            }
-        );
-        assert_eq!(user.allow_from.len(), 2);
-        assert!(user.allow_from[0].contains("198.51.100.9".parse().unwrap()));
-        assert_eq!(user.deny_from[0].to_string(), "198.51.100.7/32");
-        let summary = policy.summary();
-        assert!(
-            summary.contains(
-                "from 198.51.100.0/24 ::ffff:0.0.0.0/96, not from 198.51.100.7/32, files up to \
-             2147483648 bytes, 5242880 bytes/s, 4 sessions"
-            ),
-            "{summary}"
-        );
-
-        let (policy, messages) = validate(&with(
-            r#", "limits": { "max_file_size": 1000, "rate": 10 }"#,
-        ));
-        assert_eq!(messages, Vec::<String>::new());
-        assert_eq!(policy.users["u"].limits.max_file_size, Some(1000));
-        assert_eq!(policy.users["u"].limits.rate, Some(10));
-
-        let (_, messages) = validate(&with(
-            r#", "limits": { "max_file_size": "2GB/s", "rate": "5MiB", "sessions": 0 },
-                 "allow_from": ["10.0.0.1/8", "bogus"], "deny_from": ["::/129"]"#,
-        ));
-        assert_eq!(
-            messages,
-            [
-                "users.u.allow_from[0]: \"10.0.0.1/8\" has host bits set; did you mean \"10.0.0.0/8\"?",
-                "users.u.allow_from[1]: \"bogus\" is not an address or network (e.g. \"198.51.100.0/24\", \"2001:db8::/32\", \"192.0.2.7\")",
-                "users.u.deny_from[0]: \"::/129\": the prefix length must be a number from 0 to 128",
-                "users.u.limits.max_file_size: unknown unit \"GB/s\" in \"2GB/s\"; use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB",
-                "users.u.limits.rate: \"5MiB\" is not a rate: write bytes per second with \"/s\", e.g. \"5MiB/s\"",
-                "users.u.limits.sessions: must be at least 1",
-            ]
-        );
-        let (_, messages) = validate(&with(
-            r#", "limits": { "max_file_size": 0, "rate": -1, "sessions": 4294967296 }"#,
-        ));
-        assert_eq!(
-            messages,
-            [
-                "users.u.limits.max_file_size: must be greater than 0 (leave the key out for no limit)",
-                "users.u.limits.rate: must be a whole number of bytes per second, or a string such as \"10MiB\"",
-                "users.u.limits.sessions: 4294967296 is too large; the most is 4294967295",
-            ]
-        );
-        let (_, messages) = validate(&with(
-            r#", "limits": { "max_file_size": "0MiB", "sessions": "4" }"#,
-        ));
-        assert_eq!(
-            messages,
-            [
-                "users.u.limits.max_file_size: must be greater than 0 (leave the key out for no limit)",
-                "users.u.limits.sessions: \"4\": write a number without quotes, e.g. 20",
-            ]
-        );
-    }
-
-    #[test]
-    fn global_limits() {
-        let doc = with("").replacen(
-            "{ \"listeners\"",
-            r#"{ "defaults": { "limits": { "sessions_total": 5, "sessions_per_ip": 2, "failed_logins_per_ip": 3 } }, "listeners""#,
-            1,
-        );
-        let (policy, messages) = validate(&doc);
-        assert_eq!(messages, Vec::<String>::new());
-        assert_eq!(
-            policy.defaults.limits,
-            GlobalLimits {
-                sessions_total: 5,
-                sessions_per_ip: 2,
-                failed_logins_per_ip: 3
-            }
-        );
-        let doc = with("").replacen(
-            "{ \"listeners\"",
-            r#"{ "defaults": { "limits": { "sessions_total": 0, "sessions_per_ip": 1.5 } }, "listeners""#,
-            1,
-        );
-        assert_eq!(
-            validate(&doc).1,
-            [
-                "defaults.limits.sessions_total: must be at least 1",
-                "defaults.limits.sessions_per_ip: must be a whole number, at least 1",
-            ]
-        );
     }
 
     #[test]

@@ -3,8 +3,14 @@
 //! This module owns the validated runtime model ([`Policy`] and its parts), the loader
 //! ([`parse_policy`], [`load_policy`]) that turns the file into it with every error located
 //! by line and column, and the one-screen [`Policy::summary`] printed by `ftpgate --check`.
-//! It is pure apart from [`load_policy`] reading the file: no sockets, no clock, no name
-//! resolution, no global state. A `Policy` is immutable once built; a reload builds a new one.
+//! It is pure apart from [`load_policy`] reading the file and the prefix table it names
+//! ([`parse_policy_with`] takes the reader as an argument; [`parse_policy`] reads nothing): no
+//! sockets, no clock, no name resolution, no global state. A `Policy` is immutable once
+//! built; a reload builds a new one.
+//!
+//! Besides the model, it holds the pure decisions taken from it: [`AccessRules::check`]
+//! (networks, countries, AS numbers, through the operator's [`GeoTable`]) and
+//! [`TimeWindow::contains`] / [`windows_allow`] (days and hours at a fixed UTC offset).
 //!
 //! Loading is two-staged (sozu's FileConfig → Config): `file.rs` mirrors the JSON with serde;
 //! `schema.rs` holds the parsed JSON to it first, reporting every unknown key and wrongly
@@ -12,6 +18,7 @@
 //! model, collecting all errors and placing them with `locate.rs`. Keys that are recognised
 //! but not yet enforced by this build are refused in one place, `load.rs::unsupported_yet`.
 
+mod access;
 mod cidr;
 mod file;
 mod load;
@@ -20,22 +27,26 @@ mod schema;
 mod summary;
 #[cfg(test)]
 mod tests;
+mod time;
 mod units;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::ftp::command::Verb;
 
+pub use access::{AccessRules, GeoEntry, GeoTable, country_name};
 pub use cidr::Cidr;
 // Moved to `crate::limits`; re-exported so that `policy::MAX_WORKERS` and the like still work.
 pub use crate::limits::{
     DEFAULT_FILECOPY_RETENTION_DAYS, DEFAULT_SYSLOG_APP_NAME, DEFAULT_SYSLOG_FACILITY,
     MAX_TIMEOUT_SECONDS, MAX_WORKERS,
 };
-pub use load::{load_policy, parse_policy};
+pub use load::{load_policy, parse_policy, parse_policy_with};
+pub use time::{TimeWindow, windows_allow};
 pub use units::{parse_rate, parse_size};
 
 /// The validated policy. Every name it refers to exists, every address parsed, every default
@@ -54,6 +65,12 @@ pub struct Policy {
     pub routing: Routing,
     /// The certificate for client-side FTPS; `None` when the file has no `tls` section.
     pub tls: Option<TlsPolicy>,
+    /// Source-address rules for every session (`access`), checked before the user's own.
+    pub access: AccessRules,
+    /// The prefix table of `access.prefix_table`, loaded; `None` when the file names none.
+    pub geo: Option<Arc<GeoTable>>,
+    /// Where the prefix table was read from.
+    pub prefix_table: Option<PathBuf>,
 }
 
 /// How many worker processes to run.
@@ -247,22 +264,27 @@ impl Role {
     }
 }
 
-/// Login, idle and session timeouts in seconds, each at least 1.
+/// Login, idle, session and data-connection timeouts in seconds, each at least 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeouts {
     pub login: u64,
     pub idle: u64,
     pub session: u64,
+    /// How long a data connection (passive accept or active connect) may take to come up.
+    pub data_connect: u64,
 }
 
-/// Per-user limits; `None` means no limit of that kind.
+/// Per-user limits, resolved: the user's own value, else the one of `defaults.limits`.
+/// `None` means no limit of that kind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct UserLimits {
-    /// Bytes.
+    /// Bytes per transferred file.
     pub max_file_size: Option<u64>,
-    /// Bytes per second.
+    /// Bytes per second, for each session of the user.
     pub rate: Option<u64>,
-    /// Concurrent sessions of this user.
+    /// Bytes per second, shared by all sessions of the user.
+    pub user_rate: Option<u64>,
+    /// Concurrent sessions of this user (no default: only the user's own value).
     pub sessions: Option<u32>,
 }
 
@@ -274,21 +296,42 @@ pub struct User {
     pub role: String,
     /// Names an entry of [`Policy::backends`].
     pub backend: String,
-    /// If not empty, the client address must be in one of these networks.
-    pub allow_from: Vec<Cidr>,
-    /// The client address must be in none of these networks.
-    pub deny_from: Vec<Cidr>,
+    /// The user's source-address rules, checked after [`Policy::access`].
+    pub access: AccessRules,
+    /// When the user may log in; empty: at any time.
+    pub time_windows: Vec<TimeWindow>,
+    /// Networks PORT/EPRT may name besides the client's own address (FXP; dangerous: it
+    /// lets the user make ftpgate connect there). Ports below 1024 stay refused.
+    pub allow_fxp_to: Vec<Cidr>,
     pub limits: UserLimits,
     /// The user's own values, else `defaults.timeouts`, else the built-in defaults.
     pub timeouts: Timeouts,
 }
 
-/// Global limits, shared by all workers.
+impl User {
+    /// Whether the user may log in at `unix_seconds` (see [`windows_allow`]).
+    pub fn in_time_window(&self, unix_seconds: i64) -> bool {
+        windows_allow(&self.time_windows, unix_seconds)
+    }
+}
+
+/// Global limits (`defaults.limits`), shared by all workers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GlobalLimits {
     pub sessions_total: u32,
     pub sessions_per_ip: u32,
+    /// Failed logins from one IP within `failed_login_window` that get it banned.
     pub failed_logins_per_ip: u32,
+    /// Seconds within which failed logins are counted.
+    pub failed_login_window: u64,
+    /// Seconds a banned IP gets 421.
+    pub ban: u64,
+    /// Defaults for [`UserLimits`].
+    pub max_file_size: Option<u64>,
+    pub rate: Option<u64>,
+    pub user_rate: Option<u64>,
+    /// Sessions per worker whose backend connection is being set up.
+    pub sessions_waiting_for_backend: u32,
 }
 
 /// `defaults`, resolved against the built-in defaults.

@@ -17,9 +17,9 @@ use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde_json::{Map, Value};
 
 use super::file::{
-    AuditFile, BackendFile, DefaultsFile, FilecopyFile, GlobalLimitsFile, ListenerFile,
-    PassiveFile, PolicyFile, RoleFile, RoutingFile, SyslogFile, TimeoutsFile, TlsFile, UserFile,
-    UserLimitsFile,
+    AccessFile, AuditFile, BackendFile, DefaultsFile, FilecopyFile, GlobalLimitsFile, ListenerFile,
+    PassiveFile, PolicyFile, RoleFile, RoutingFile, SyslogFile, TimeWindowFile, TimeoutsFile,
+    TlsFile, UserFile, UserLimitsFile,
 };
 use super::locate::{JsonPath, Target};
 
@@ -48,7 +48,7 @@ enum Shape {
 /// An element of a list or map.
 #[derive(Clone, Copy)]
 enum Item {
-    /// A plain value (a string).
+    /// A plain value (a string or a number).
     Plain,
     /// An object.
     Object(&'static Section),
@@ -73,6 +73,15 @@ pub(crate) static POLICY: Section = section::<PolicyFile>(&[
     ("routing", Shape::One(&ROUTING)),
     ("defaults", Shape::One(&DEFAULTS)),
     ("audit", Shape::One(&AUDIT)),
+    ("access", Shape::One(&ACCESS)),
+]);
+static ACCESS: Section = section::<AccessFile>(&[
+    ("allow_from", Shape::List(Item::Plain)),
+    ("deny_from", Shape::List(Item::Plain)),
+    ("allow_countries", Shape::List(Item::Plain)),
+    ("deny_countries", Shape::List(Item::Plain)),
+    ("allow_asns", Shape::List(Item::Plain)),
+    ("deny_asns", Shape::List(Item::Plain)),
 ]);
 static LISTENER: Section = section::<ListenerFile>(&[]);
 static PASSIVE: Section = section::<PassiveFile>(&[]);
@@ -82,9 +91,17 @@ static ROLE: Section = section::<RoleFile>(&[("allow", Shape::List(Item::Plain))
 static USER: Section = section::<UserFile>(&[
     ("allow_from", Shape::List(Item::Plain)),
     ("deny_from", Shape::List(Item::Plain)),
+    ("allow_countries", Shape::List(Item::Plain)),
+    ("deny_countries", Shape::List(Item::Plain)),
+    ("allow_asns", Shape::List(Item::Plain)),
+    ("deny_asns", Shape::List(Item::Plain)),
+    ("time_windows", Shape::List(Item::Object(&TIME_WINDOW))),
+    ("allow_fxp_to", Shape::List(Item::Plain)),
     ("limits", Shape::One(&USER_LIMITS)),
     ("timeouts", Shape::One(&TIMEOUTS)),
 ]);
+/// `days` is a string or a list of strings, judged as one value.
+static TIME_WINDOW: Section = section::<TimeWindowFile>(&[]);
 static USER_LIMITS: Section = section::<UserLimitsFile>(&[]);
 static TIMEOUTS: Section = section::<TimeoutsFile>(&[]);
 static ROUTING: Section = section::<RoutingFile>(&[("targets", Shape::Map(Item::Plain))]);
@@ -326,13 +343,23 @@ mod tests {
                        "source_address": "10.0.0.2" } },
   "roles": { "r": { "allow": ["RETR"] } },
   "users": { "u": { "role": "r", "backend": "b", "allow_from": ["10.0.0.0/8"],
-                    "deny_from": ["10.0.0.9"],
-                    "limits": { "max_file_size": 1, "rate": "1MiB/s", "sessions": 1 },
-                    "timeouts": { "login": 1, "idle": 1, "session": 1 } } },
+                    "deny_from": ["10.0.0.9"], "allow_countries": ["DE"],
+                    "deny_countries": ["KP"], "allow_asns": [64500], "deny_asns": ["AS64666"],
+                    "time_windows": [{ "days": "mon-fri", "hours": "08:00-18:00",
+                                       "utc_offset": "Z" }],
+                    "allow_fxp_to": ["192.0.2.0/24"],
+                    "limits": { "max_file_size": 1, "rate": "1MiB/s", "user_rate": 1,
+                                "sessions": 1 },
+                    "timeouts": { "login": 1, "idle": 1, "session": 1, "data_connect": 1 } } },
   "routing": { "user_at_host": false, "targets": { "t": "b" } },
-  "defaults": { "timeouts": { "login": 1, "idle": 1, "session": 1 },
+  "defaults": { "timeouts": { "login": 1, "idle": 1, "session": 1, "data_connect": 1 },
                 "limits": { "sessions_total": 1, "sessions_per_ip": 1,
-                            "failed_logins_per_ip": 1 } },
+                            "failed_logins_per_ip": 1, "failed_login_window": 1, "ban": 1,
+                            "max_file_size": 1, "rate": 1, "user_rate": 1,
+                            "sessions_waiting_for_backend": 1 } },
+  "access": { "allow_from": ["10.0.0.0/8"], "deny_from": ["10.9.0.0/16"],
+              "allow_countries": ["DE"], "deny_countries": ["KP"], "allow_asns": [64500],
+              "deny_asns": [64666], "prefix_table": "/p.tsv" },
   "audit": { "syslog": { "facility": "ftp", "app_name": "x" }, "file": "/a.jsonl",
              "mode": "monitor", "filecopy": { "directory": "/d", "retention_days": 1 } }
 }"#;
@@ -468,7 +495,7 @@ mod tests {
                     "y".to_owned(),
                     Target::Key,
                     "y: unknown field `y`, expected one of `workers`, `listeners`, `passive`, \
-                     `tls`, `backends`, `roles`, `users`, `routing`, `defaults`, `audit`"
+                     `tls`, `backends`, `roles`, `users`, `routing`, `defaults`, `audit`, `access`"
                 ),
             ]
         );

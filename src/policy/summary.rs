@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use super::{Policy, Timeouts, User, Workers};
+use super::{AccessRules, Policy, Timeouts, User, UserLimits, Workers, country_name};
 
 /// Entries shown per section (backends, roles, users, routing targets) before "... and N more".
 const MAX_SUMMARY_ENTRIES: usize = 50;
@@ -94,6 +94,16 @@ impl Policy {
         }
         more(out, self.roles.len())?;
 
+        let mut access = String::new();
+        write_rules(&mut access, &self.access)?;
+        if !access.is_empty() {
+            writeln!(out, "access: {}", access.trim_start_matches(", "))?;
+        }
+        if let Some(path) = &self.prefix_table {
+            let ranges = self.geo.as_ref().map_or(0, |geo| geo.len());
+            writeln!(out, "prefix table: {} ({ranges} ranges)", path.display())?;
+        }
+
         writeln!(out, "users:")?;
         if self.users.is_empty() {
             writeln!(out, "  (none: every login will fail)")?;
@@ -105,12 +115,33 @@ impl Policy {
 
         write!(out, "defaults: ")?;
         write_timeouts(out, &self.defaults.timeouts)?;
+        writeln!(out)?;
         let limits = &self.defaults.limits;
-        writeln!(
+        write!(
             out,
-            "; sessions {} total, {} per IP; {} failed logins per IP",
-            limits.sessions_total, limits.sessions_per_ip, limits.failed_logins_per_ip
+            "limits: sessions {} total, {} per IP, {} waiting for a backend per worker; \
+             {} failed logins per IP within {}s: banned for {}s",
+            limits.sessions_total,
+            limits.sessions_per_ip,
+            limits.sessions_waiting_for_backend,
+            limits.failed_logins_per_ip,
+            limits.failed_login_window,
+            limits.ban
         )?;
+        let mut transfer = String::new();
+        write_limits(
+            &mut transfer,
+            &UserLimits {
+                max_file_size: limits.max_file_size,
+                rate: limits.rate,
+                user_rate: limits.user_rate,
+                sessions: None,
+            },
+        )?;
+        if !transfer.is_empty() {
+            write!(out, ";{}", transfer.trim_start_matches(','))?;
+        }
+        writeln!(out)?;
 
         if self.routing.user_at_host || !self.routing.targets.is_empty() {
             let state = if self.routing.user_at_host {
@@ -159,31 +190,85 @@ fn write_user(out: &mut String, user: &User) -> std::fmt::Result {
         user.name, user.role, user.backend
     )?;
     write_timeouts(out, &user.timeouts)?;
-    if !user.allow_from.is_empty() {
-        let nets: Vec<String> = user.allow_from.iter().map(|c| c.to_string()).collect();
-        write!(out, ", from {}", nets.join(" "))?;
+    write_rules(out, &user.access)?;
+    if !user.time_windows.is_empty() {
+        let windows: Vec<String> = user.time_windows.iter().map(|w| w.to_string()).collect();
+        write!(out, ", at {}", windows.join(" or "))?;
     }
-    if !user.deny_from.is_empty() {
-        let nets: Vec<String> = user.deny_from.iter().map(|c| c.to_string()).collect();
-        write!(out, ", not from {}", nets.join(" "))?;
+    if !user.allow_fxp_to.is_empty() {
+        let nets: Vec<String> = user.allow_fxp_to.iter().map(|c| c.to_string()).collect();
+        write!(out, ", PORT/EPRT also to {}", nets.join(" "))?;
     }
-    if let Some(size) = user.limits.max_file_size {
+    write_limits(out, &user.limits)?;
+    writeln!(out)
+}
+
+/// `, from N, not from N, countries C, not countries C, AS A, not AS A`, for the rules that
+/// are there.
+fn write_rules(out: &mut String, rules: &AccessRules) -> std::fmt::Result {
+    let lists: [(&str, Vec<String>); 6] = [
+        (
+            "from",
+            rules.allow_from.iter().map(|c| c.to_string()).collect(),
+        ),
+        (
+            "not from",
+            rules.deny_from.iter().map(|c| c.to_string()).collect(),
+        ),
+        (
+            "countries",
+            rules
+                .allow_countries
+                .iter()
+                .map(|&c| country_name(c))
+                .collect(),
+        ),
+        (
+            "not countries",
+            rules
+                .deny_countries
+                .iter()
+                .map(|&c| country_name(c))
+                .collect(),
+        ),
+        (
+            "AS",
+            rules.allow_asns.iter().map(|a| a.to_string()).collect(),
+        ),
+        (
+            "not AS",
+            rules.deny_asns.iter().map(|a| a.to_string()).collect(),
+        ),
+    ];
+    for (label, items) in lists {
+        if !items.is_empty() {
+            write!(out, ", {label} {}", items.join(" "))?;
+        }
+    }
+    Ok(())
+}
+
+fn write_limits(out: &mut String, limits: &UserLimits) -> std::fmt::Result {
+    if let Some(size) = limits.max_file_size {
         write!(out, ", files up to {size} bytes")?;
     }
-    if let Some(rate) = user.limits.rate {
-        write!(out, ", {rate} bytes/s")?;
+    if let Some(rate) = limits.rate {
+        write!(out, ", {rate} bytes/s per session")?;
     }
-    if let Some(sessions) = user.limits.sessions {
+    if let Some(rate) = limits.user_rate {
+        write!(out, ", {rate} bytes/s per user")?;
+    }
+    if let Some(sessions) = limits.sessions {
         write!(out, ", {sessions} sessions")?;
     }
-    writeln!(out)
+    Ok(())
 }
 
 fn write_timeouts(out: &mut String, timeouts: &Timeouts) -> std::fmt::Result {
     write!(
         out,
-        "timeouts login {}s, idle {}s, session {}s",
-        timeouts.login, timeouts.idle, timeouts.session
+        "timeouts login {}s, idle {}s, session {}s, data connect {}s",
+        timeouts.login, timeouts.idle, timeouts.session, timeouts.data_connect
     )
 }
 

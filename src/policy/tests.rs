@@ -5,8 +5,9 @@
 //! scanner under test).
 
 use std::collections::BTreeMap;
+use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::limits;
@@ -52,6 +53,33 @@ const DESIGN_EXAMPLE: &str = r#"{
   "audit": { "syslog": { "facility": "authpriv" }, "file": "/var/log/ftpgate/audit.jsonl",
              "mode": "filecopy",
              "filecopy": { "directory": "/var/lib/ftpgate/copies", "retention_days": 365 } }
+}"#;
+
+/// Every key added with access rules, time windows, limits and FXP, valid (given the table).
+const NEW_KEYS: &str = r#"{
+  "listeners": [{ "address": "0.0.0.0:2121" }],
+  "backends": { "files": { "servers": ["10.0.0.11:21"] } },
+  "roles": { "download": { "allow": ["RETR", "LIST"] } },
+  "users": { "alice": { "role": "download", "backend": "files",
+      "allow_from": ["10.0.0.0/8"], "deny_from": ["10.9.0.0/16"],
+      "allow_countries": ["DE"], "deny_countries": ["KP"],
+      "allow_asns": [64500, "AS64501"], "deny_asns": [64666],
+      "time_windows": [{ "days": "mon-fri", "hours": "08:00-18:00", "utc_offset": "+01:00" },
+                       { "days": ["sat"], "hours": "22:00-02:00", "utc_offset": "-05:30" }],
+      "allow_fxp_to": ["192.0.2.0/24"],
+      "limits": { "max_file_size": "2GiB", "rate": "5MiB/s", "user_rate": "10MiB/s",
+                  "sessions": 4 },
+      "timeouts": { "data_connect": 20 } } },
+  "defaults": {
+    "timeouts": { "login": 30, "idle": 300, "session": 900, "data_connect": 30 },
+    "limits": { "sessions_total": 10000, "sessions_per_ip": 20, "failed_logins_per_ip": 10,
+                "failed_login_window": 300, "ban": 600, "max_file_size": "4GiB",
+                "rate": "50MiB/s", "user_rate": "100MiB/s",
+                "sessions_waiting_for_backend": 1000 } },
+  "access": { "allow_from": ["10.0.0.0/8"], "deny_from": ["10.9.0.0/16"],
+              "allow_countries": ["DE", "FR"], "deny_countries": ["KP"],
+              "allow_asns": [64500], "deny_asns": [64666],
+              "prefix_table": "/etc/ftpgate/prefixes.tsv" }
 }"#;
 
 fn parse(doc: &str) -> Policy {
@@ -111,6 +139,7 @@ fn minimal_policy_builds_the_expected_model() {
         login: limits::DEFAULT_LOGIN_TIMEOUT,
         idle: limits::DEFAULT_IDLE_TIMEOUT,
         session: limits::DEFAULT_SESSION_TIMEOUT,
+        data_connect: limits::DEFAULT_DATA_CONNECT_TIMEOUT,
     };
     let expected = Policy {
         workers: Workers::Auto,
@@ -149,8 +178,9 @@ fn minimal_policy_builds_the_expected_model() {
                 name: "alice".to_owned(),
                 role: "download".to_owned(),
                 backend: "files".to_owned(),
-                allow_from: Vec::new(),
-                deny_from: Vec::new(),
+                access: AccessRules::default(),
+                time_windows: Vec::new(),
+                allow_fxp_to: Vec::new(),
                 limits: UserLimits::default(),
                 timeouts: builtin,
             },
@@ -161,6 +191,12 @@ fn minimal_policy_builds_the_expected_model() {
                 sessions_total: limits::DEFAULT_SESSIONS_TOTAL,
                 sessions_per_ip: limits::DEFAULT_SESSIONS_PER_IP,
                 failed_logins_per_ip: limits::DEFAULT_FAILED_LOGINS_PER_IP,
+                failed_login_window: limits::DEFAULT_FAILED_LOGIN_WINDOW,
+                ban: limits::DEFAULT_BAN_SECONDS,
+                max_file_size: None,
+                rate: None,
+                user_rate: None,
+                sessions_waiting_for_backend: limits::DEFAULT_SESSIONS_WAITING_FOR_BACKEND,
             },
         },
         audit: AuditPolicy {
@@ -171,8 +207,16 @@ fn minimal_policy_builds_the_expected_model() {
         },
         routing: Routing::default(),
         tls: None,
+        access: AccessRules::default(),
+        geo: None,
+        prefix_table: None,
     };
     assert_eq!(policy, expected);
+    // The documented defaults.
+    assert_eq!(limits::DEFAULT_FAILED_LOGIN_WINDOW, 300);
+    assert_eq!(limits::DEFAULT_BAN_SECONDS, 600);
+    assert_eq!(limits::DEFAULT_SESSIONS_WAITING_FOR_BACKEND, 1000);
+    assert_eq!(limits::DEFAULT_DATA_CONNECT_TIMEOUT, 30);
 }
 
 #[test]
@@ -279,7 +323,8 @@ fn a_full_supported_policy() {
         Timeouts {
             login: 20,
             idle: 60,
-            session: 3600
+            session: 3600,
+            data_connect: limits::DEFAULT_DATA_CONNECT_TIMEOUT,
         }
     );
     let guest = &policy.users["guest"];
@@ -288,7 +333,8 @@ fn a_full_supported_policy() {
         Timeouts {
             login: 20,
             idle: limits::DEFAULT_IDLE_TIMEOUT,
-            session: 3600
+            session: 3600,
+            data_connect: limits::DEFAULT_DATA_CONNECT_TIMEOUT,
         }
     );
     assert_eq!(policy.defaults.timeouts, guest.timeouts);
@@ -308,8 +354,9 @@ fn a_full_supported_policy() {
         "  edi: 10.0.0.11:21, [2001:db8::12]:2121 (first-available)",
         "  read-only: CWD CDUP RETR PWD LIST NLST STAT SIZE MDTM MLSD MLST",
         "  nothing: (no commands beyond login and plumbing)",
-        "  partner-acme: role read-only, backend edi, timeouts login 20s, idle 60s, session 3600s",
-        "defaults: timeouts login 20s, idle 300s, session 3600s; sessions 10000 total, 20 per IP",
+        "  partner-acme: role read-only, backend edi, timeouts login 20s, idle 60s, session 3600s, data connect 30s",
+        "defaults: timeouts login 20s, idle 300s, session 3600s, data connect 30s\n",
+        "limits: sessions 10000 total, 20 per IP, 1000 waiting for a backend per worker; 10 failed logins per IP within 300s: banned for 600s\n",
         "routing: USER name@target off",
         "  mainframe -> edi",
         "audit: monitor to file /var/log/ftpgate/audit.jsonl",
@@ -332,8 +379,9 @@ backends:
 roles:
   download: CWD RETR PWD LIST
 users:
-  alice: role download, backend files, timeouts login 30s, idle 300s, session 900s
-defaults: timeouts login 30s, idle 300s, session 900s; sessions 10000 total, 20 per IP; 10 failed logins per IP
+  alice: role download, backend files, timeouts login 30s, idle 300s, session 900s, data connect 30s
+defaults: timeouts login 30s, idle 300s, session 900s, data connect 30s
+limits: sessions 10000 total, 20 per IP, 1000 waiting for a backend per worker; 10 failed logins per IP within 300s: banned for 600s
 audit: monitor to stderr
 "
     );
@@ -393,14 +441,6 @@ fn design_example_is_refused_only_for_features_not_enforced_yet() {
             "backends.edi.source_address",
             "; remove it",
         ),
-        unsupported(
-            "\"allow_from\"",
-            0,
-            "users.partner-acme.allow_from",
-            "; remove it",
-        ),
-        unsupported("\"limits\"", 0, "users.partner-acme.limits", "; remove it"),
-        unsupported("\"limits\"", 1, "defaults.limits", "; remove it"),
         unsupported("\"syslog\"", 0, "audit.syslog", "; use \"file\""),
         unsupported("\"filecopy\",", 0, "audit.mode", "; use \"monitor\""),
         unsupported("\"filecopy\": {", 0, "audit.filecopy", "; remove it"),
@@ -409,6 +449,7 @@ fn design_example_is_refused_only_for_features_not_enforced_yet() {
     // Spot-check the positions literally.
     assert_eq!(expected[0].split(": ").next(), Some("4:39"));
     assert_eq!(expected[4].split(": ").next(), Some("9:3"));
+    assert_eq!(expected.len(), 9);
 }
 
 #[test]
@@ -423,21 +464,6 @@ fn design_example_without_unsupported_keys_is_valid() {
             "",
         )
         .replace(r#", "source_address": "10.0.0.2""#, "")
-        .replace(
-            r#"
-                      "allow_from": ["198.51.100.0/24"],"#,
-            "",
-        )
-        .replace(
-            r#",
-                      "limits": { "max_file_size": "2GiB", "rate": "5MiB/s", "sessions": 4 }"#,
-            "",
-        )
-        .replace(
-            r#",
-    "limits": { "sessions_total": 10000, "sessions_per_ip": 20, "failed_logins_per_ip": 10 }"#,
-            "",
-        )
         .replace(r#""syslog": { "facility": "authpriv" }, "#, "")
         .replace(
             r#""mode": "filecopy",
@@ -449,8 +475,23 @@ fn design_example_without_unsupported_keys_is_valid() {
     assert_eq!(policy.passive.ports, (50000, 50999));
     assert_eq!(policy.backends["edi"].servers.len(), 2);
     assert_eq!(policy.roles.len(), 2);
-    assert_eq!(policy.users["partner-acme"].role, "upload-only");
-    assert_eq!(policy.users["partner-acme"].timeouts.session, 900);
+    let acme = &policy.users["partner-acme"];
+    assert_eq!(acme.role, "upload-only");
+    assert_eq!(acme.timeouts.session, 900);
+    assert_eq!(acme.access.allow_from.len(), 1);
+    assert!(acme.access.allow_from[0].contains("198.51.100.7".parse().unwrap()));
+    assert_eq!(
+        acme.limits,
+        UserLimits {
+            max_file_size: Some(2 << 30),
+            rate: Some(5 << 20),
+            user_rate: None,
+            sessions: Some(4),
+        }
+    );
+    assert_eq!(policy.defaults.limits.sessions_total, 10_000);
+    assert_eq!(policy.defaults.limits.sessions_per_ip, 20);
+    assert_eq!(policy.defaults.limits.failed_logins_per_ip, 10);
 }
 
 /// Each entry of `unsupported_yet`, alone in an otherwise valid policy.
@@ -493,36 +534,6 @@ fn every_unsupported_key_is_refused_on_its_own() {
             "\"source_address\"",
             "backends.files.source_address",
         ),
-        (
-            r#""backend": "files""#,
-            r#""backend": "files", "allow_from": ["10.0.0.0/8"]"#,
-            "\"allow_from\"",
-            "users.alice.allow_from",
-        ),
-        (
-            r#""backend": "files""#,
-            r#""backend": "files", "deny_from": ["10.0.0.0/8"]"#,
-            "\"deny_from\"",
-            "users.alice.deny_from",
-        ),
-        (
-            r#""backend": "files""#,
-            r#""backend": "files", "limits": { "sessions": 2 }"#,
-            "\"limits\"",
-            "users.alice.limits",
-        ),
-        (
-            r#""backend": "files""#,
-            r#""backend": "files", "limits": { "rate": "1MiB/s" }"#,
-            "\"limits\"",
-            "users.alice.limits",
-        ),
-        (
-            r#""backend": "files""#,
-            r#""backend": "files", "limits": { "max_file_size": 1000 }"#,
-            "\"limits\"",
-            "users.alice.limits",
-        ),
     ];
     for &(from, to, needle, key) in cases {
         let doc = MINIMAL.replace(from, to);
@@ -547,11 +558,6 @@ fn every_unsupported_key_is_refused_on_its_own() {
             r#""routing": { "user_at_host": true }"#,
             "true",
             "routing.user_at_host",
-        ),
-        (
-            r#""defaults": { "limits": { "sessions_per_ip": 5 } }"#,
-            "\"limits\"",
-            "defaults.limits",
         ),
         (r#""audit": { "syslog": {} }"#, "\"syslog\"", "audit.syslog"),
     ];
@@ -607,7 +613,7 @@ fn default_values_of_unsupported_keys_are_accepted() {
     );
     let policy = parse(&doc);
     assert!(!policy.listeners[0].proxy_protocol);
-    assert!(policy.users["alice"].allow_from.is_empty());
+    assert!(policy.users["alice"].access.is_empty());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -662,7 +668,8 @@ fn unknown_keys_are_refused_at_every_level() {
             r#"{ "listener": [] }"#,
             "\"listener\"",
             "listener: unknown field `listener`, expected one of `workers`, `listeners`, \
-             `passive`, `tls`, `backends`, `roles`, `users`, `routing`, `defaults`, `audit`",
+             `passive`, `tls`, `backends`, `roles`, `users`, `routing`, `defaults`, `audit`, \
+             `access`",
         ),
         (
             r#"{ "listeners": [{ "address": "0.0.0.0:21", "tsl": "none" }] }"#,
@@ -696,19 +703,20 @@ fn unknown_keys_are_refused_at_every_level() {
             r#"{ "users": { "bob": { "rolle": "ro" } } }"#,
             "\"rolle\"",
             "users.bob.rolle: unknown field `rolle`, expected one of `role`, `backend`, \
-             `allow_from`, `deny_from`, `limits`, `timeouts`",
+             `allow_from`, `deny_from`, `allow_countries`, `deny_countries`, `allow_asns`, \
+             `deny_asns`, `time_windows`, `allow_fxp_to`, `limits`, `timeouts`",
         ),
         (
             r#"{ "users": { "bob": { "limits": { "max_size": 1 } } } }"#,
             "\"max_size\"",
             "users.bob.limits.max_size: unknown field `max_size`, expected one of \
-             `max_file_size`, `rate`, `sessions`",
+             `max_file_size`, `rate`, `user_rate`, `sessions`",
         ),
         (
             r#"{ "users": { "bob": { "timeouts": { "idel": 1 } } } }"#,
             "\"idel\"",
             "users.bob.timeouts.idel: unknown field `idel`, expected one of `login`, `idle`, \
-             `session`",
+             `session`, `data_connect`",
         ),
         (
             r#"{ "routing": { "user_at": true } }"#,
@@ -724,13 +732,15 @@ fn unknown_keys_are_refused_at_every_level() {
             r#"{ "defaults": { "timeouts": { "login": 5, "logout": 5 } } }"#,
             "\"logout\"",
             "defaults.timeouts.logout: unknown field `logout`, expected one of `login`, \
-             `idle`, `session`",
+             `idle`, `session`, `data_connect`",
         ),
         (
             r#"{ "defaults": { "limits": { "sessions": 5 } } }"#,
             "\"sessions\"",
             "defaults.limits.sessions: unknown field `sessions`, expected one of \
-             `sessions_total`, `sessions_per_ip`, `failed_logins_per_ip`",
+             `sessions_total`, `sessions_per_ip`, `failed_logins_per_ip`, \
+             `failed_login_window`, `ban`, `max_file_size`, `rate`, `user_rate`, \
+             `sessions_waiting_for_backend`",
         ),
         (
             r#"{ "audit": { "files": "/x" } }"#,
@@ -764,7 +774,8 @@ fn unknown_keys_are_refused_at_every_level() {
         errors_besides_gaps(doc),
         [
             "4:7: users.zoë.rôle: unknown field `rôle`, expected one of `role`, `backend`, \
-          `allow_from`, `deny_from`, `limits`, `timeouts`"
+          `allow_from`, `deny_from`, `allow_countries`, `deny_countries`, `allow_asns`, \
+             `deny_asns`, `time_windows`, `allow_fxp_to`, `limits`, `timeouts`"
         ]
     );
 }
@@ -866,7 +877,8 @@ fn an_unknown_key_hides_no_other_error() {
             "6:35: roles.broken.allow[1]: \"FROBNICATE\" is not an FTP command ftpgate knows",
             "8:50: users.u.backend: no backend named \"nope\" in \"backends\" (defined: \"b\")",
             "9:3: colour: unknown field `colour`, expected one of `workers`, `listeners`, \
-             `passive`, `tls`, `backends`, `roles`, `users`, `routing`, `defaults`, `audit`",
+             `passive`, `tls`, `backends`, `roles`, `users`, `routing`, `defaults`, `audit`, \
+             `access`",
         ]
     );
 }
@@ -891,7 +903,8 @@ fn unknown_keys_at_every_level_and_validation_errors_in_one_run() {
             doc,
             "\"colour\"",
             "colour: unknown field `colour`, expected one of `workers`, `listeners`, \
-             `passive`, `tls`, `backends`, `roles`, `users`, `routing`, `defaults`, `audit`",
+             `passive`, `tls`, `backends`, `roles`, `users`, `routing`, `defaults`, `audit`, \
+             `access`",
         ),
         err_at(
             doc,
@@ -924,7 +937,7 @@ fn unknown_keys_at_every_level_and_validation_errors_in_one_run() {
             doc,
             "\"idel\"",
             "users.alice.timeouts.idel: unknown field `idel`, expected one of `login`, \
-             `idle`, `session`",
+             `idle`, `session`, `data_connect`",
         ),
         err_at(
             doc,
@@ -940,7 +953,8 @@ fn unknown_keys_at_every_level_and_validation_errors_in_one_run() {
             doc,
             "\"rolle\"",
             "users.bob.rolle: unknown field `rolle`, expected one of `role`, `backend`, \
-             `allow_from`, `deny_from`, `limits`, `timeouts`",
+             `allow_from`, `deny_from`, `allow_countries`, `deny_countries`, `allow_asns`, \
+             `deny_asns`, `time_windows`, `allow_fxp_to`, `limits`, `timeouts`",
         ),
         err_at(
             doc,
@@ -951,7 +965,9 @@ fn unknown_keys_at_every_level_and_validation_errors_in_one_run() {
             doc,
             "\"sessions\"",
             "defaults.limits.sessions: unknown field `sessions`, expected one of \
-             `sessions_total`, `sessions_per_ip`, `failed_logins_per_ip`",
+             `sessions_total`, `sessions_per_ip`, `failed_logins_per_ip`, \
+             `failed_login_window`, `ban`, `max_file_size`, `rate`, `user_rate`, \
+             `sessions_waiting_for_backend`",
         ),
         err_at(
             doc,
@@ -993,7 +1009,8 @@ fn a_type_error_in_one_user_and_an_unknown_key_in_another() {
                 &doc,
                 "\"colour\"",
                 "users.bob.colour: unknown field `colour`, expected one of `role`, `backend`, \
-                 `allow_from`, `deny_from`, `limits`, `timeouts`",
+                 `allow_from`, `deny_from`, `allow_countries`, `deny_countries`, `allow_asns`, \
+             `deny_asns`, `time_windows`, `allow_fxp_to`, `limits`, `timeouts`",
             ),
             err_at(
                 &doc,
@@ -1068,7 +1085,7 @@ fn a_wrong_value_hides_nothing_else_and_causes_nothing_else() {
             r#"{ "role": "download", "backend": "files", "timeouts": { "idle": "5m", "x": 1 } }"#,
             "\"x\"",
             "users.alice.timeouts.x: unknown field `x`, expected one of `login`, `idle`, \
-             `session`",
+             `session`, `data_connect`",
         ),
     ];
     for &(from, to, needle, message) in cases {
@@ -1534,6 +1551,33 @@ fn timeout_errors() {
             )],
             "{value}"
         );
+        let doc = MINIMAL.replace(
+            ALICE,
+            &format!(
+                r#"{{ "role": "download", "backend": "files", "timeouts": {{ "data_connect": {value} }} }}"#
+            ),
+        );
+        assert_eq!(
+            errors(&doc),
+            [err_at(
+                &doc,
+                &format!("{value} }}"),
+                &format!("users.alice.timeouts.data_connect: {message}")
+            )],
+            "{value}"
+        );
+        let doc = minimal_with(&format!(
+            r#""defaults": {{ "timeouts": {{ "data_connect": {value} }} }}"#
+        ));
+        assert_eq!(
+            errors(&doc),
+            [err_at(
+                &doc,
+                &format!("{value} }}"),
+                &format!("defaults.timeouts.data_connect: {message}")
+            )],
+            "{value}"
+        );
     }
     let doc = minimal_with(r#""defaults": { "timeouts": { "login": 2592000 } }"#);
     assert_eq!(parse(&doc).users["alice"].timeouts.login, 2_592_000);
@@ -1728,6 +1772,1156 @@ fn many_errors_are_reported_together_in_file_order() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Access rules, the prefix table, time windows, limits, FXP
+
+/// A reader of named files that serves `files` from memory.
+fn files<'a>(files: &'a [(&'a str, &'a [u8])]) -> impl Fn(&Path) -> io::Result<Vec<u8>> + 'a {
+    move |path: &Path| {
+        files
+            .iter()
+            .find(|(name, _)| Path::new(name) == path)
+            .map(|(_, bytes)| bytes.to_vec())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "No such file or directory"))
+    }
+}
+
+/// The sample table, as shipped in tests/data.
+const SAMPLE_TABLE: &str = include_str!("../../tests/data/prefixes.tsv");
+
+fn parse_with(doc: &str, table: &str) -> Policy {
+    let served = [("/etc/ftpgate/prefixes.tsv", table.as_bytes())];
+    let read = files(&served);
+    match parse_policy_with(doc, &read) {
+        Ok(policy) => policy,
+        Err(errors) => panic!("unexpected errors: {errors:#?}"),
+    }
+}
+
+fn errors_with(doc: &str, table: &[u8]) -> Vec<String> {
+    let served = [("/etc/ftpgate/prefixes.tsv", table)];
+    let read = files(&served);
+    match parse_policy_with(doc, &read) {
+        Ok(_) => panic!("the document was accepted:\n{doc}"),
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// MINIMAL with extra members for alice and extra top-level members.
+fn with_alice(alice: &str, top: &str) -> String {
+    let doc = MINIMAL.replace(
+        ALICE,
+        &format!(r#"{{ "role": "download", "backend": "files"{alice} }}"#),
+    );
+    if top.is_empty() {
+        return doc;
+    }
+    let body = doc.strip_suffix("\n}").expect("ends with }");
+    format!("{body},\n{top}\n}}")
+}
+
+fn ip(text: &str) -> std::net::IpAddr {
+    text.parse().expect("test address")
+}
+
+const ACCESS: &str = r#""access": { "allow_from": ["127.0.0.0/8", "::1"], "deny_from": ["127.0.0.9/32"],
+            "allow_countries": ["DE", "fr", "US"], "deny_countries": ["KP"],
+            "allow_asns": [64500, "AS64501", "as64502"], "deny_asns": [64666],
+            "prefix_table": "/etc/ftpgate/prefixes.tsv" }"#;
+
+#[test]
+fn every_new_key_at_once() {
+    let policy = parse_with(NEW_KEYS, SAMPLE_TABLE);
+    let alice = &policy.users["alice"];
+    assert_eq!(alice.time_windows.len(), 2);
+    assert_eq!(alice.allow_fxp_to.len(), 1);
+    assert_eq!(alice.access.allow_asns, vec![64500, 64501]);
+    assert_eq!(alice.limits.user_rate, Some(10 << 20));
+    assert_eq!(alice.limits.max_file_size, Some(2 << 30));
+    assert_eq!(alice.timeouts.data_connect, 20);
+    assert_eq!(policy.defaults.limits.user_rate, Some(100 << 20));
+    assert_eq!(policy.access.allow_countries, vec![*b"DE", *b"FR"]);
+    assert!(policy.geo.is_some());
+    assert!(policy.summary().lines().count() < 25, "one screen");
+    // parse_policy reads no table: the one error is there.
+    let found = errors(NEW_KEYS);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("this caller reads no files"), "{found:?}");
+}
+
+#[test]
+fn access_rules_global_and_per_user() {
+    let doc = with_alice(
+        r#", "allow_from": ["127.0.0.0/29"], "deny_from": ["127.0.0.2"],
+             "allow_countries": ["de", "US"], "deny_countries": ["fr"],
+             "allow_asns": ["AS64500", 64502], "deny_asns": [64501]"#,
+        ACCESS,
+    );
+    let policy = parse_with(&doc, SAMPLE_TABLE);
+    let global = &policy.access;
+    assert_eq!(
+        global.allow_from,
+        vec![
+            Cidr::parse("127.0.0.0/8").unwrap(),
+            Cidr::parse("::1/128").unwrap()
+        ]
+    );
+    assert_eq!(global.deny_from, vec![Cidr::parse("127.0.0.9/32").unwrap()]);
+    assert_eq!(global.allow_countries, vec![*b"DE", *b"FR", *b"US"]);
+    assert_eq!(global.deny_countries, vec![*b"KP"]);
+    assert_eq!(global.allow_asns, vec![64500, 64501, 64502]);
+    assert_eq!(global.deny_asns, vec![64666]);
+    assert_eq!(
+        policy.prefix_table,
+        Some(PathBuf::from("/etc/ftpgate/prefixes.tsv"))
+    );
+    let geo = policy.geo.as_deref().expect("the table is loaded");
+    assert_eq!(geo.len(), 6);
+    assert_eq!(
+        geo.lookup(ip("127.0.0.3")),
+        Some(GeoEntry {
+            asn: Some(64666),
+            country: Some(*b"KP")
+        })
+    );
+
+    let alice = &policy.users["alice"];
+    let user = &alice.access;
+    assert_eq!(user.allow_from, vec![Cidr::parse("127.0.0.0/29").unwrap()]);
+    assert_eq!(user.deny_from, vec![Cidr::parse("127.0.0.2/32").unwrap()]);
+    assert_eq!(user.allow_countries, vec![*b"DE", *b"US"]);
+    assert_eq!(user.deny_countries, vec![*b"FR"]);
+    assert_eq!(user.allow_asns, vec![64500, 64502]);
+    assert_eq!(user.deny_asns, vec![64501]);
+
+    // Global first, then the user's: what the session will do.
+    let verdict = |address: &str| {
+        policy
+            .access
+            .check(ip(address), Some(geo))
+            .and_then(|()| alice.access.check(ip(address), Some(geo)))
+    };
+    assert_eq!(verdict("127.0.0.1"), Ok(()));
+    assert_eq!(policy.access.check(ip("::1"), Some(geo)), Ok(()));
+    assert_eq!(
+        verdict("::1"),
+        Err("allow_from (no match)".to_owned()),
+        "alice's own networks"
+    );
+    assert_eq!(verdict("::ffff:127.0.0.1"), Ok(()));
+    assert_eq!(verdict("127.0.0.5"), Ok(()));
+    assert_eq!(
+        verdict("127.0.0.2"),
+        Err("deny_from 127.0.0.2/32".to_owned())
+    );
+    assert_eq!(verdict("127.0.0.3"), Err("deny_countries KP".to_owned()));
+    assert_eq!(
+        verdict("127.0.0.9"),
+        Err("deny_from 127.0.0.9/32".to_owned())
+    );
+    assert_eq!(
+        verdict("127.0.1.1"),
+        Err("allow_countries (no match)".to_owned())
+    );
+    assert_eq!(
+        verdict("127.0.2.1"),
+        Err("allow_countries (no match)".to_owned())
+    );
+    assert_eq!(verdict("10.0.0.1"), Err("allow_from (no match)".to_owned()));
+
+    let summary = policy.summary();
+    for expected in [
+        "access: from 127.0.0.0/8 ::1/128, not from 127.0.0.9/32, countries DE FR US, \
+         not countries KP, AS 64500 64501 64502, not AS 64666\n",
+        "prefix table: /etc/ftpgate/prefixes.tsv (6 ranges)\n",
+        "  alice: role download, backend files, timeouts login 30s, idle 300s, session 900s, \
+         data connect 30s, from 127.0.0.0/29, not from 127.0.0.2/32, countries DE US, \
+         not countries FR, AS 64500 64502, not AS 64501\n",
+    ] {
+        assert!(summary.contains(expected), "{expected:?} not in\n{summary}");
+    }
+
+    // Empty lists ask for nothing, and need no table.
+    let doc = with_alice(
+        r#", "allow_countries": [], "deny_asns": []"#,
+        r#""access": { "allow_from": [], "deny_countries": [] }"#,
+    );
+    let policy = parse(&doc);
+    assert!(policy.access.is_empty());
+    assert!(policy.users["alice"].access.is_empty());
+    assert_eq!(policy.geo, None);
+    assert!(!policy.summary().contains("access:"));
+    // A table without rules is loaded all the same.
+    let doc = minimal_with(r#""access": { "prefix_table": "/etc/ftpgate/prefixes.tsv" }"#);
+    let policy = parse_with(&doc, SAMPLE_TABLE);
+    assert_eq!(policy.geo.as_ref().map(|geo| geo.len()), Some(6));
+    assert!(policy.access.is_empty());
+    // Networks alone need no table.
+    let doc = with_alice(
+        r#", "deny_from": ["10.0.0.0/8"]"#,
+        r#""access": { "allow_from": ["10.0.0.0/8"] }"#,
+    );
+    let policy = parse(&doc);
+    assert_eq!(
+        policy.access.check(ip("10.1.1.1"), None),
+        Ok(()),
+        "global allows"
+    );
+    assert_eq!(
+        policy.users["alice"].access.check(ip("10.1.1.1"), None),
+        Err("deny_from 10.0.0.0/8".to_owned())
+    );
+}
+
+#[test]
+fn access_errors() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            r#""access": { "allow_from": ["10.0.0.1/8"] }"#,
+            "\"10.0.0.1/8\"",
+            "access.allow_from[0]: \"10.0.0.1/8\" has host bits set; did you mean \"10.0.0.0/8\"?",
+        ),
+        (
+            r#""access": { "deny_from": ["10.0.0.0/8", "bogus"] }"#,
+            "\"bogus\"",
+            "access.deny_from[1]: \"bogus\" is not an address or network (e.g. \"198.51.100.0/24\", \"2001:db8::/32\", \"192.0.2.7\")",
+        ),
+        (
+            r#""access": { "allow_countries": ["DEU"], "prefix_table": "/etc/ftpgate/prefixes.tsv" }"#,
+            "\"DEU\"",
+            "access.allow_countries[0]: \"DEU\" is not a country code: use the two letters of ISO 3166-1, e.g. \"DE\"",
+        ),
+        (
+            r#""access": { "deny_countries": ["DE", "--"], "prefix_table": "/etc/ftpgate/prefixes.tsv" }"#,
+            "\"--\"",
+            "access.deny_countries[1]: \"--\" is not a country code: use the two letters of ISO 3166-1, e.g. \"DE\"",
+        ),
+        (
+            r#""access": { "allow_asns": [0], "prefix_table": "/etc/ftpgate/prefixes.tsv" }"#,
+            "0]",
+            "access.allow_asns[0]: 0 is not an AS number; AS numbers go from 1 to 4294967295",
+        ),
+        (
+            r#""access": { "allow_asns": ["AS0"], "prefix_table": "/etc/ftpgate/prefixes.tsv" }"#,
+            "\"AS0\"",
+            "access.allow_asns[0]: 0 is not an AS number; AS numbers go from 1 to 4294967295",
+        ),
+        (
+            r#""access": { "deny_asns": [4294967296], "prefix_table": "/etc/ftpgate/prefixes.tsv" }"#,
+            "4294967296",
+            "access.deny_asns[0]: must be an AS number from 1 to 4294967295, e.g. 64500 or \"AS64500\"",
+        ),
+        (
+            r#""access": { "deny_asns": [1, -5], "prefix_table": "/etc/ftpgate/prefixes.tsv" }"#,
+            "-5",
+            "access.deny_asns[1]: must be an AS number from 1 to 4294967295, e.g. 64500 or \"AS64500\"",
+        ),
+        (
+            r#""access": { "deny_asns": [1.5], "prefix_table": "/etc/ftpgate/prefixes.tsv" }"#,
+            "1.5",
+            "access.deny_asns[0]: must be an AS number from 1 to 4294967295, e.g. 64500 or \"AS64500\"",
+        ),
+        (
+            r#""access": { "deny_asns": ["ASX"], "prefix_table": "/etc/ftpgate/prefixes.tsv" }"#,
+            "\"ASX\"",
+            "access.deny_asns[0]: \"ASX\" is not an AS number; write 64500 or \"AS64500\"",
+        ),
+        (
+            r#""access": { "deny_asns": [true], "prefix_table": "/etc/ftpgate/prefixes.tsv" }"#,
+            "true",
+            "access.deny_asns[0]: invalid type: boolean `true`, expected a number or a string",
+        ),
+        (
+            r#""access": { "allow_countries": "DE", "prefix_table": "/etc/ftpgate/prefixes.tsv" }"#,
+            "\"DE\"",
+            "access.allow_countries: invalid type: string \"DE\", expected a sequence",
+        ),
+        (
+            r#""access": { "allow_countries": ["DE"] }"#,
+            "\"allow_countries\"",
+            "access.allow_countries: needs access.prefix_table (the operator's table of \
+             address ranges with their country and AS number)",
+        ),
+        (
+            r#""access": { "deny_asns": [64666] }"#,
+            "\"deny_asns\"",
+            "access.deny_asns: needs access.prefix_table (the operator's table of address \
+             ranges with their country and AS number)",
+        ),
+        (
+            r#""access": { "prefix_table": "prefixes.tsv" }"#,
+            "\"prefixes.tsv\"",
+            "access.prefix_table: \"prefixes.tsv\" must be an absolute path (starting with /)",
+        ),
+        (
+            r#""access": { "prefix_table": 5 }"#,
+            "5",
+            "access.prefix_table: invalid type: integer `5`, expected a string",
+        ),
+        (
+            r#""access": { "prefix": "/etc/ftpgate/prefixes.tsv" }"#,
+            "\"prefix\"",
+            "access.prefix: unknown field `prefix`, expected one of `allow_from`, `deny_from`, \
+             `allow_countries`, `deny_countries`, `allow_asns`, `deny_asns`, `prefix_table`",
+        ),
+        (
+            r#""access": ["10.0.0.0/8"]"#,
+            "[\"10.0.0.0/8\"]",
+            "access: invalid type: sequence, expected an object",
+        ),
+    ];
+    for &(extra, needle, message) in cases {
+        let doc = minimal_with(extra);
+        assert_eq!(
+            errors_with(&doc, SAMPLE_TABLE.as_bytes()),
+            [err_at(&doc, needle, message)],
+            "{extra}"
+        );
+    }
+
+    // A wrong prefix_table hides the "needs access.prefix_table" of the rules.
+    let doc = with_alice(
+        r#", "allow_countries": ["DE"]"#,
+        r#""access": { "deny_asns": [1], "prefix_table": ["/x"] }"#,
+    );
+    assert_eq!(
+        errors(&doc),
+        [err_at(
+            &doc,
+            "[\"/x\"]",
+            "access.prefix_table: invalid type: sequence, expected a string"
+        )]
+    );
+
+    // Per user: the same rules, the same messages under the user's path.
+    let user_cases: &[(&str, &str, &str)] = &[
+        (
+            r#", "allow_countries": ["D"]"#,
+            "\"D\"",
+            "users.alice.allow_countries[0]: \"D\" is not a country code: use the two \
+             letters of ISO 3166-1, e.g. \"DE\"",
+        ),
+        (
+            r#", "deny_asns": ["AS 1"]"#,
+            "\"AS 1\"",
+            "users.alice.deny_asns[0]: \"AS 1\" is not an AS number; write 64500 or \"AS64500\"",
+        ),
+        (
+            r#", "allow_asns": [-1]"#,
+            "-1",
+            "users.alice.allow_asns[0]: must be an AS number from 1 to 4294967295, e.g. 64500 \
+             or \"AS64500\"",
+        ),
+        (
+            r#", "deny_from": ["::/129"]"#,
+            "\"::/129\"",
+            "users.alice.deny_from[0]: \"::/129\": the prefix length must be a number from 0 to 128",
+        ),
+    ];
+    for &(alice, needle, message) in user_cases {
+        let doc = with_alice(
+            alice,
+            r#""access": { "prefix_table": "/etc/ftpgate/prefixes.tsv" }"#,
+        );
+        assert_eq!(
+            errors_with(&doc, SAMPLE_TABLE.as_bytes()),
+            [err_at(&doc, needle, message)],
+            "{alice}"
+        );
+    }
+    let doc = with_alice(r#", "allow_countries": ["DE"], "deny_asns": [64666]"#, "");
+    assert_eq!(
+        errors(&doc),
+        [
+            err_at(
+                &doc,
+                "\"allow_countries\"",
+                "users.alice.allow_countries: needs access.prefix_table (the operator's table \
+                 of address ranges with their country and AS number)"
+            ),
+            err_at(
+                &doc,
+                "\"deny_asns\"",
+                "users.alice.deny_asns: needs access.prefix_table (the operator's table of \
+                 address ranges with their country and AS number)"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn prefix_table_errors_name_the_table_line() {
+    let doc = minimal_with(
+        r#""workers": 0, "access": { "allow_countries": ["DE"],
+  "prefix_table": "/etc/ftpgate/prefixes.tsv" }"#,
+    );
+    let table = "# comment\n\
+                 10.0.0.0/8\t64500\tDE\n\
+                 10.0.0.9\t10.0.0.1\t1\tDE\n\
+                 11.0.0.0/8\tx\tDE\n\
+                 10.1.0.0/16\t64501\tFR\n";
+    let at_table = |message: &str| {
+        err_at(
+            &doc,
+            "\"/etc/ftpgate/prefixes.tsv\"",
+            &format!("access.prefix_table: /etc/ftpgate/prefixes.tsv {message}"),
+        )
+    };
+    assert_eq!(
+        errors_with(&doc, table.as_bytes()),
+        [
+            err_at(
+                &doc,
+                "0,",
+                "workers: must be \"auto\" or a number of worker processes from 1 to 256"
+            ),
+            at_table("line 3: end address 10.0.0.1 before start 10.0.0.9"),
+            at_table(
+                "line 4: \"x\" is not an AS number (0 to 4294967295, \"AS64500\", or \"-\" for unknown)"
+            ),
+            at_table("line 5: overlaps line 2 (10.0.0.0-10.255.255.255)"),
+        ]
+    );
+    // The position, literally: the value on the last line of the document.
+    assert!(
+        errors_with(&doc, table.as_bytes())[1].starts_with("7:19: "),
+        "{:?}",
+        errors_with(&doc, table.as_bytes())
+    );
+
+    for (bytes, message) in [
+        (
+            &b""[..],
+            "has no entries (every country and AS rule would match nothing)",
+        ),
+        (
+            &b"# only comments\n\n"[..],
+            "has no entries (every country and AS rule would match nothing)",
+        ),
+        (
+            &b"10.0.0.0/8 1 DE\n11.0.0.0/8 1 \xffE\n"[..],
+            "line 2: not valid UTF-8",
+        ),
+    ] {
+        let doc = minimal_with(r#""access": { "prefix_table": "/etc/ftpgate/prefixes.tsv" }"#);
+        assert_eq!(
+            errors_with(&doc, bytes),
+            [err_at(
+                &doc,
+                "\"/etc",
+                &format!("access.prefix_table: /etc/ftpgate/prefixes.tsv {message}")
+            )]
+        );
+    }
+
+    // Too large (zeroed memory is not touched until used).
+    let doc = minimal_with(r#""access": { "prefix_table": "/etc/ftpgate/prefixes.tsv" }"#);
+    let huge = vec![0u8; limits::MAX_PREFIX_TABLE_BYTES as usize + 1];
+    assert_eq!(
+        errors_with(&doc, &huge),
+        [err_at(
+            &doc,
+            "\"/etc",
+            "access.prefix_table: /etc/ftpgate/prefixes.tsv is larger than 268435456 bytes, \
+             the most a prefix table may have"
+        )]
+    );
+    drop(huge);
+
+    // A file that cannot be read.
+    let doc = minimal_with(r#""access": { "prefix_table": "/etc/ftpgate/missing.tsv" }"#);
+    assert_eq!(
+        errors_with(&doc, b""),
+        [err_at(
+            &doc,
+            "\"/etc",
+            "access.prefix_table: /etc/ftpgate/missing.tsv: No such file or directory"
+        )]
+    );
+    // parse_policy reads no files.
+    let doc = minimal_with(r#""access": { "prefix_table": "/etc/ftpgate/prefixes.tsv" }"#);
+    assert_eq!(
+        errors(&doc),
+        [err_at(
+            &doc,
+            "\"/etc",
+            "access.prefix_table: /etc/ftpgate/prefixes.tsv: this caller reads no files \
+             (parse_policy); load the policy with load_policy"
+        )]
+    );
+
+    // Many bad lines: the first ones are listed, the rest counted.
+    let bad: String = (0..50).map(|i| format!("bogus{i}\n")).collect();
+    let found = errors_with(&doc, bad.as_bytes());
+    assert_eq!(
+        found.len(),
+        limits::MAX_PREFIX_TABLE_ERRORS + 1,
+        "{found:?}"
+    );
+    assert!(
+        found[limits::MAX_PREFIX_TABLE_ERRORS]
+            .ends_with("line 21: 30 more problems from this line on are not listed"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn load_policy_reads_the_prefix_table() {
+    let table = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/prefixes.tsv");
+    let doc = minimal_with(&format!(
+        r#""access": {{ "deny_countries": ["KP"], "prefix_table": {:?} }}"#,
+        table.display().to_string()
+    ));
+    let path = temp_file("with-table.json", doc.as_bytes());
+    let policy = load_policy(&path).expect("valid");
+    assert_eq!(policy.prefix_table.as_deref(), Some(table.as_path()));
+    let geo = policy.geo.as_deref().expect("loaded");
+    assert_eq!(geo.len(), 6);
+    assert_eq!(
+        policy.access.check(ip("127.0.0.3"), Some(geo)),
+        Err("deny_countries KP".to_owned())
+    );
+    assert_eq!(policy.access.check(ip("127.0.0.1"), Some(geo)), Ok(()));
+    let _ = std::fs::remove_file(&path);
+
+    // A directory is not a table.
+    let doc = minimal_with(&format!(
+        r#""access": {{ "prefix_table": {:?} }}"#,
+        std::env::temp_dir().display().to_string()
+    ));
+    let path = temp_file("dir-table.json", doc.as_bytes());
+    let errors = load_policy(&path).expect_err("a directory");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].message.ends_with(": not a regular file"),
+        "{errors:?}"
+    );
+    let _ = std::fs::remove_file(&path);
+}
+
+#[cfg(unix)]
+#[test]
+fn load_policy_refuses_a_world_writable_prefix_table() {
+    use std::os::unix::fs::PermissionsExt;
+    let table = temp_file("open.tsv", b"10.0.0.0/8\t64500\tDE\n");
+    std::fs::set_permissions(&table, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let doc = minimal_with(&format!(
+        r#""access": {{ "prefix_table": {:?} }}"#,
+        table.display().to_string()
+    ));
+    let path = temp_file("open-table.json", doc.as_bytes());
+    let errors = load_policy(&path).expect_err("world-writable");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0]
+            .message
+            .ends_with("the file is writable by every user (mode 0666); run chmod o-w on it"),
+        "{errors:?}"
+    );
+    let (line, column) = at(&doc, "\"/");
+    assert_eq!((errors[0].line, errors[0].column), (line, column));
+    std::fs::set_permissions(&table, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    assert_eq!(
+        load_policy(&path).expect("valid").geo.map(|geo| geo.len()),
+        Some(1)
+    );
+    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_file(&table);
+}
+
+#[test]
+fn time_windows() {
+    let doc = with_alice(
+        r#", "time_windows": [
+      { "days": "mon-fri", "hours": "08:00-18:00", "utc_offset": "+01:00" },
+      { "days": ["sat"], "hours": "22:00-02:00", "utc_offset": "-05:30" },
+      { "days": ["Sun", "wednesday", "fri-mon"], "hours": "00:00-24:00", "utc_offset": "Z" },
+      { "days": "daily", "hours": "12:00-13:00", "utc_offset": "+14:00" } ]"#,
+        "",
+    );
+    let policy = parse(&doc);
+    let alice = &policy.users["alice"];
+    let week = [true, true, true, true, true, false, false];
+    assert_eq!(
+        alice.time_windows,
+        vec![
+            TimeWindow {
+                days: week,
+                start_minute: 8 * 60,
+                end_minute: 18 * 60,
+                utc_offset_minutes: 60
+            },
+            TimeWindow {
+                days: [false, false, false, false, false, true, false],
+                start_minute: 22 * 60,
+                end_minute: 2 * 60,
+                utc_offset_minutes: -330
+            },
+            TimeWindow {
+                days: [true, false, true, false, true, true, true],
+                start_minute: 0,
+                end_minute: 24 * 60,
+                utc_offset_minutes: 0
+            },
+            TimeWindow {
+                days: [true; 7],
+                start_minute: 12 * 60,
+                end_minute: 13 * 60,
+                utc_offset_minutes: 840
+            },
+        ]
+    );
+    // Tuesday 1970-01-06 (day 5) 10:00 UTC: 11:00 at +01:00.
+    let tuesday_10 = 5 * 86_400 + 10 * 3600;
+    assert!(alice.in_time_window(tuesday_10));
+    assert!(windows_allow(&alice.time_windows, tuesday_10));
+    // Tuesday 20:00 UTC: outside every window.
+    assert!(!alice.in_time_window(5 * 86_400 + 20 * 3600));
+    // No windows: always.
+    let doc = with_alice(r#", "time_windows": []"#, "");
+    assert!(parse(&doc).users["alice"].in_time_window(5 * 86_400 + 20 * 3600));
+    assert!(parse(MINIMAL).users["alice"].time_windows.is_empty());
+
+    let summary = policy.summary();
+    assert!(
+        summary.contains(
+            ", at mon-fri 08:00-18:00 +01:00 or sat 22:00-02:00 -05:30 or \
+             mon,wed,fri-sun 00:00-24:00 +00:00 or all 12:00-13:00 +14:00\n"
+        ),
+        "{summary}"
+    );
+}
+
+#[test]
+fn time_window_errors() {
+    const GOOD: &str = r#"{ "days": "mon-fri", "hours": "08:00-18:00", "utc_offset": "+01:00" }"#;
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            r#""days": "mon-fri""#,
+            r#""days": "weekdays""#,
+            "\"weekdays\"",
+            "users.alice.time_windows[0].days: \"weekdays\" is not a day or range of days; use \
+             a day (\"sat\"), a range (\"mon-fri\", \"fri-mon\"), \"all\" or \"daily\"; days \
+             are mon, tue, wed, thu, fri, sat, sun",
+        ),
+        (
+            r#""days": "mon-fri""#,
+            r#""days": ["mon", "funday"]"#,
+            "\"funday\"",
+            "users.alice.time_windows[0].days[1]: \"funday\" is not a day or range of days; \
+             use a day (\"sat\"), a range (\"mon-fri\", \"fri-mon\"), \"all\" or \"daily\"; \
+             days are mon, tue, wed, thu, fri, sat, sun",
+        ),
+        (
+            r#""days": "mon-fri""#,
+            r#""days": []"#,
+            "[]",
+            "users.alice.time_windows[0].days: at least one day is required, e.g. [\"sat\", \"sun\"]",
+        ),
+        (
+            r#""days": "mon-fri""#,
+            r#""days": 1"#,
+            "1,",
+            "users.alice.time_windows[0].days: invalid type: integer `1`, expected a string \
+             or a list of strings",
+        ),
+        (
+            r#""days": "mon-fri""#,
+            r#""days": ["mon", 2]"#,
+            "[\"mon\", 2]",
+            "users.alice.time_windows[0].days: invalid type: integer `2`, expected a string",
+        ),
+        (
+            r#""hours": "08:00-18:00""#,
+            r#""hours": "8-18""#,
+            "\"8-18\"",
+            "users.alice.time_windows[0].hours: \"8-18\" is not a span of hours; write \
+             \"HH:MM-HH:MM\" in 24-hour time, e.g. \"08:00-18:00\" (the end is exclusive; \
+             \"22:00-02:00\" runs past midnight; \"00:00-24:00\" is the whole day)",
+        ),
+        (
+            r#""hours": "08:00-18:00""#,
+            r#""hours": "08:00-08:00""#,
+            "\"08:00-08:00\"",
+            "users.alice.time_windows[0].hours: \"08:00-08:00\": the window is empty (start \
+             and end are the same); \"00:00-24:00\" is the whole day",
+        ),
+        (
+            r#""hours": "08:00-18:00""#,
+            r#""hours": "24:00-01:00""#,
+            "\"24:00-01:00\"",
+            "users.alice.time_windows[0].hours: \"24:00-01:00\": a window cannot start at \
+             24:00; use 00:00",
+        ),
+        (
+            r#""utc_offset": "+01:00""#,
+            r#""utc_offset": "CET""#,
+            "\"CET\"",
+            "users.alice.time_windows[0].utc_offset: \"CET\" is not an offset from UTC; write \
+             \"+HH:MM\" or \"-HH:MM\" (e.g. \"+01:00\"), or \"Z\" for UTC. ftpgate has no \
+             time-zone database: the offset is fixed, with no daylight saving time",
+        ),
+        (
+            r#""utc_offset": "+01:00""#,
+            r#""utc_offset": "+15:00""#,
+            "\"+15:00\"",
+            "users.alice.time_windows[0].utc_offset: \"+15:00\": offsets from UTC go from \
+             -14:00 to +14:00",
+        ),
+        (
+            r#", "utc_offset": "+01:00""#,
+            "",
+            "{ \"days\"",
+            "users.alice.time_windows[0]: \"utc_offset\" is missing (e.g. \"+01:00\", \
+             \"-05:30\" or \"Z\"; ftpgate has no time-zone database, so the offset is always \
+             explicit)",
+        ),
+        (
+            r#""days": "mon-fri", "#,
+            "",
+            "{ \"hours\"",
+            "users.alice.time_windows[0]: \"days\" is missing (e.g. \"mon-fri\", [\"sat\", \
+             \"sun\"] or \"all\")",
+        ),
+        (
+            r#", "hours": "08:00-18:00""#,
+            "",
+            "{ \"days\"",
+            "users.alice.time_windows[0]: \"hours\" is missing (e.g. \"08:00-18:00\"; \
+             \"00:00-24:00\" for the whole day)",
+        ),
+        (
+            r#""utc_offset": "+01:00""#,
+            r#""utc_offset": "+01:00", "tz": "Europe/Berlin""#,
+            "\"tz\"",
+            "users.alice.time_windows[0].tz: unknown field `tz`, expected one of `days`, \
+             `hours`, `utc_offset`",
+        ),
+        (
+            r#""utc_offset": "+01:00""#,
+            r#""utc_offset": 1"#,
+            "1 }",
+            "users.alice.time_windows[0].utc_offset: invalid type: integer `1`, expected a string",
+        ),
+    ];
+    for &(from, to, needle, message) in cases {
+        let window = GOOD.replacen(from, to, 1);
+        assert_ne!(window, GOOD, "{from}");
+        let doc = with_alice(&format!(r#", "time_windows": [{window}]"#), "");
+        assert_eq!(errors(&doc), [err_at(&doc, needle, message)], "{window}");
+    }
+    // Not a list, not an object.
+    let doc = with_alice(&format!(r#", "time_windows": {GOOD}"#), "");
+    assert_eq!(
+        errors(&doc),
+        [err_at(
+            &doc,
+            "{ \"days\"",
+            "users.alice.time_windows: invalid type: map, expected a sequence"
+        )]
+    );
+    let doc = with_alice(r#", "time_windows": ["mon-fri"]"#, "");
+    assert_eq!(
+        errors(&doc),
+        [err_at(
+            &doc,
+            "\"mon-fri\"",
+            "users.alice.time_windows[0]: invalid type: string \"mon-fri\", expected an object"
+        )]
+    );
+    // Every problem of every window at once, with the indexes kept.
+    let doc = with_alice(
+        r#", "time_windows": [
+      { "days": "mox", "hours": "8", "utc_offset": "+1" },
+      5,
+      { "days": "sat", "hours": "22:00-02:00", "utc_offset": "Z" },
+      {} ]"#,
+        "",
+    );
+    let found = errors(&doc);
+    assert_eq!(found.len(), 7, "{found:?}");
+    assert!(
+        found[0].contains("time_windows[0].days: \"mox\""),
+        "{found:?}"
+    );
+    assert!(
+        found[1].contains("time_windows[0].hours: \"8\""),
+        "{found:?}"
+    );
+    assert!(
+        found[2].contains("time_windows[0].utc_offset: \"+1\""),
+        "{found:?}"
+    );
+    assert!(
+        found[3].contains("time_windows[1]: invalid type"),
+        "{found:?}"
+    );
+    assert!(
+        found[4].contains("time_windows[3]: \"days\" is missing"),
+        "{found:?}"
+    );
+    assert!(
+        found[5].contains("time_windows[3]: \"hours\" is missing"),
+        "{found:?}"
+    );
+    assert!(
+        found[6].contains("time_windows[3]: \"utc_offset\" is missing"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn limits_defaults_and_per_user() {
+    let doc = MINIMAL.replace(
+        r#""alice": { "role": "download", "backend": "files" }"#,
+        r#""alice": { "role": "download", "backend": "files" },
+    "bob": { "role": "download", "backend": "files",
+             "limits": { "max_file_size": 1000, "rate": "1KiB/s", "user_rate": "2KiB/s",
+                         "sessions": 3 },
+             "timeouts": { "data_connect": 5 } }"#,
+    );
+    let doc = format!(
+        "{},\n{}\n}}",
+        doc.strip_suffix("\n}").expect("ends with }"),
+        r#""defaults": { "timeouts": { "data_connect": 12 },
+    "limits": { "sessions_total": 500, "sessions_per_ip": 5, "failed_logins_per_ip": 3,
+                "failed_login_window": 60, "ban": 3600, "max_file_size": "2GiB",
+                "rate": "5MiB/s", "user_rate": "10MiB/s", "sessions_waiting_for_backend": 50 } }"#
+    );
+    let policy = parse(&doc);
+    assert_eq!(
+        policy.defaults.limits,
+        GlobalLimits {
+            sessions_total: 500,
+            sessions_per_ip: 5,
+            failed_logins_per_ip: 3,
+            failed_login_window: 60,
+            ban: 3600,
+            max_file_size: Some(2 << 30),
+            rate: Some(5 << 20),
+            user_rate: Some(10 << 20),
+            sessions_waiting_for_backend: 50,
+        }
+    );
+    assert_eq!(policy.defaults.timeouts.data_connect, 12);
+    // alice has no limits of her own: the defaults'.
+    let alice = &policy.users["alice"];
+    assert_eq!(
+        alice.limits,
+        UserLimits {
+            max_file_size: Some(2 << 30),
+            rate: Some(5 << 20),
+            user_rate: Some(10 << 20),
+            sessions: None,
+        }
+    );
+    assert_eq!(alice.timeouts.data_connect, 12);
+    let bob = &policy.users["bob"];
+    assert_eq!(
+        bob.limits,
+        UserLimits {
+            max_file_size: Some(1000),
+            rate: Some(1024),
+            user_rate: Some(2048),
+            sessions: Some(3),
+        }
+    );
+    assert_eq!(bob.timeouts.data_connect, 5);
+    assert_eq!(bob.timeouts.idle, limits::DEFAULT_IDLE_TIMEOUT);
+
+    let summary = policy.summary();
+    for expected in [
+        "defaults: timeouts login 30s, idle 300s, session 900s, data connect 12s\n",
+        "limits: sessions 500 total, 5 per IP, 50 waiting for a backend per worker; 3 failed \
+         logins per IP within 60s: banned for 3600s; files up to 2147483648 bytes, 5242880 \
+         bytes/s per session, 10485760 bytes/s per user\n",
+        "  bob: role download, backend files, timeouts login 30s, idle 300s, session 900s, \
+         data connect 5s, files up to 1000 bytes, 1024 bytes/s per session, 2048 bytes/s per \
+         user, 3 sessions\n",
+    ] {
+        assert!(summary.contains(expected), "{expected:?} not in\n{summary}");
+    }
+
+    // A user's own value overrides one default and leaves the others.
+    let doc = with_alice(
+        r#", "limits": { "rate": 10 }"#,
+        r#""defaults": { "limits": { "max_file_size": 99 } }"#,
+    );
+    let limits = parse(&doc).users["alice"].limits;
+    assert_eq!(
+        limits,
+        UserLimits {
+            max_file_size: Some(99),
+            rate: Some(10),
+            user_rate: None,
+            sessions: None
+        }
+    );
+}
+
+#[test]
+fn limits_errors() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("sessions_total", "0", "must be at least 1"),
+        (
+            "sessions_per_ip",
+            "1.5",
+            "must be a whole number, at least 1",
+        ),
+        (
+            "failed_logins_per_ip",
+            "-1",
+            "must be a whole number, at least 1",
+        ),
+        (
+            "sessions_waiting_for_backend",
+            "4294967296",
+            "4294967296 is too large; the most is 4294967295",
+        ),
+        ("failed_login_window", "0", "must be at least 1 second"),
+        (
+            "ban",
+            "\"10m\"",
+            "\"10m\": write a number of seconds without quotes or units, e.g. 300",
+        ),
+        (
+            "ban",
+            "2592001",
+            "2592001 is too long; the most is 2592000 seconds (30 days)",
+        ),
+        (
+            "max_file_size",
+            "\"2GB/s\"",
+            "unknown unit \"GB/s\" in \"2GB/s\"; use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB",
+        ),
+        (
+            "max_file_size",
+            "0",
+            "must be greater than 0 (leave the key out for no limit)",
+        ),
+        (
+            "rate",
+            "\"5MiB\"",
+            "\"5MiB\" is not a rate: write bytes per second with \"/s\", e.g. \"5MiB/s\"",
+        ),
+        (
+            "user_rate",
+            "-1",
+            "must be a whole number of bytes per second, or a string such as \"10MiB\"",
+        ),
+        (
+            "user_rate",
+            "\"0/s\"",
+            "must be greater than 0 (leave the key out for no limit)",
+        ),
+    ];
+    for &(key, value, message) in cases {
+        let doc = minimal_with(&format!(
+            r#""defaults": {{ "limits": {{ "{key}": {value} }} }}"#
+        ));
+        assert_eq!(
+            errors(&doc),
+            [err_at(
+                &doc,
+                &format!("{value} }}"),
+                &format!("defaults.limits.{key}: {message}")
+            )],
+            "{key}: {value}"
+        );
+    }
+    let user_cases: &[(&str, &str, &str)] = &[
+        ("sessions", "0", "must be at least 1"),
+        (
+            "sessions",
+            "\"4\"",
+            "\"4\": write a number without quotes, e.g. 20",
+        ),
+        (
+            "max_file_size",
+            "\"1.5GiB\"",
+            "\"1.5GiB\": use a whole number with a smaller unit instead of a fraction, e.g. \
+             \"1536MiB\"",
+        ),
+        (
+            "rate",
+            "\"fast\"",
+            "\"fast\" is not a rate: write bytes per second with \"/s\", e.g. \"5MiB/s\"",
+        ),
+        (
+            "user_rate",
+            "\"x/s\"",
+            "\"x\" is not a rate: expected a whole number of bytes, optionally with a unit, \
+             e.g. \"5MiB/s\"",
+        ),
+        (
+            "user_rate",
+            "true",
+            "invalid type: boolean `true`, expected a number or a string",
+        ),
+    ];
+    for &(key, value, message) in user_cases {
+        let doc = with_alice(&format!(r#", "limits": {{ "{key}": {value} }}"#), "");
+        assert_eq!(
+            errors(&doc),
+            [err_at(
+                &doc,
+                &format!("{value} }}"),
+                &format!("users.alice.limits.{key}: {message}")
+            )],
+            "{key}: {value}"
+        );
+    }
+    // A wrong default does not make every user's limit wrong too.
+    let doc = with_alice(
+        r#", "limits": { "sessions": 2 }"#,
+        r#""defaults": { "limits": { "rate": "1MiB" } }"#,
+    );
+    assert_eq!(errors(&doc).len(), 1, "{:?}", errors(&doc));
+}
+
+#[test]
+fn allow_fxp_to() {
+    let doc = with_alice(r#", "allow_fxp_to": ["192.0.2.0/24", "2001:db8::7"]"#, "");
+    let policy = parse(&doc);
+    let alice = &policy.users["alice"];
+    assert_eq!(
+        alice.allow_fxp_to,
+        vec![
+            Cidr::parse("192.0.2.0/24").unwrap(),
+            Cidr::parse("2001:db8::7/128").unwrap()
+        ]
+    );
+    assert!(alice.allow_fxp_to[0].contains(ip("192.0.2.99")));
+    assert!(
+        policy
+            .summary()
+            .contains(", PORT/EPRT also to 192.0.2.0/24 2001:db8::7/128\n"),
+        "{}",
+        policy.summary()
+    );
+    assert!(parse(MINIMAL).users["alice"].allow_fxp_to.is_empty());
+
+    let doc = with_alice(
+        r#", "allow_fxp_to": ["192.0.2.1/24", 7, "ftp.example.com"]"#,
+        "",
+    );
+    assert_eq!(
+        errors(&doc),
+        [
+            err_at(
+                &doc,
+                "\"192.0.2.1/24\"",
+                "users.alice.allow_fxp_to[0]: \"192.0.2.1/24\" has host bits set; did you mean \
+                 \"192.0.2.0/24\"?"
+            ),
+            err_at(
+                &doc,
+                "7,",
+                "users.alice.allow_fxp_to[1]: invalid type: integer `7`, expected a string"
+            ),
+            err_at(
+                &doc,
+                "\"ftp.example.com\"",
+                "users.alice.allow_fxp_to[2]: \"ftp.example.com\" is not an address or network \
+                 (e.g. \"198.51.100.0/24\", \"2001:db8::/32\", \"192.0.2.7\")"
+            ),
+        ]
+    );
+}
+
+/// Every new key at once, with one mistake each, all reported in one run in file order.
+#[test]
+fn new_keys_report_every_error_together() {
+    let doc = r#"{
+  "listeners": [{ "address": "0.0.0.0:2121" }],
+  "backends": { "files": { "servers": ["10.0.0.11:21"] } },
+  "roles": { "download": { "allow": ["RETR"] } },
+  "users": { "alice": { "role": "download", "backend": "files",
+      "allow_countries": ["XYZ"], "deny_asns": [0],
+      "time_windows": [{ "days": "someday", "hours": "08:00-18:00", "utc_offset": "+01:00" }],
+      "allow_fxp_to": ["nowhere"],
+      "limits": { "user_rate": "fast", "sessions": 0 },
+      "timeouts": { "data_connect": 0 } } },
+  "defaults": { "limits": { "ban": 0, "failed_login_window": "5m" } },
+  "access": { "deny_countries": ["K"], "prefix_table": "/etc/ftpgate/prefixes.tsv",
+              "colour": "red" }
+}"#;
+    let found = errors_with(doc, b"10.0.0.0/8 x DE\n");
+    let expected = [
+        err_at(
+            doc,
+            "\"XYZ\"",
+            "users.alice.allow_countries[0]: \"XYZ\" is not a country code: use the two \
+             letters of ISO 3166-1, e.g. \"DE\"",
+        ),
+        err_at(
+            doc,
+            "0]",
+            "users.alice.deny_asns[0]: 0 is not an AS number; AS numbers go from 1 to 4294967295",
+        ),
+        err_at(
+            doc,
+            "\"someday\"",
+            "users.alice.time_windows[0].days: \"someday\" is not a day or range of days; use \
+             a day (\"sat\"), a range (\"mon-fri\", \"fri-mon\"), \"all\" or \"daily\"; days \
+             are mon, tue, wed, thu, fri, sat, sun",
+        ),
+        err_at(
+            doc,
+            "\"nowhere\"",
+            "users.alice.allow_fxp_to[0]: \"nowhere\" is not an address or network (e.g. \
+             \"198.51.100.0/24\", \"2001:db8::/32\", \"192.0.2.7\")",
+        ),
+        err_at(
+            doc,
+            "\"fast\"",
+            "users.alice.limits.user_rate: \"fast\" is not a rate: write bytes per second \
+             with \"/s\", e.g. \"5MiB/s\"",
+        ),
+        err_at(
+            doc,
+            "0 }",
+            "users.alice.limits.sessions: must be at least 1",
+        ),
+        err_at(
+            doc,
+            "0 } } }",
+            "users.alice.timeouts.data_connect: must be at least 1 second",
+        ),
+        err_at(
+            doc,
+            "0, \"failed",
+            "defaults.limits.ban: must be at least 1 second",
+        ),
+        err_at(
+            doc,
+            "\"5m\"",
+            "defaults.limits.failed_login_window: \"5m\": write a number of seconds without \
+             quotes or units, e.g. 300",
+        ),
+        err_at(
+            doc,
+            "\"K\"",
+            "access.deny_countries[0]: \"K\" is not a country code: use the two letters of \
+             ISO 3166-1, e.g. \"DE\"",
+        ),
+        err_at(
+            doc,
+            "\"/etc",
+            "access.prefix_table: /etc/ftpgate/prefixes.tsv line 1: \"x\" is not an AS number \
+             (0 to 4294967295, \"AS64500\", or \"-\" for unknown)",
+        ),
+        err_at(
+            doc,
+            "\"colour\"",
+            "access.colour: unknown field `colour`, expected one of `allow_from`, \
+             `deny_from`, `allow_countries`, `deny_countries`, `allow_asns`, `deny_asns`, \
+             `prefix_table`",
+        ),
+    ];
+    assert_eq!(found, expected);
+}
+
+// ---------------------------------------------------------------------------------------
 // Robustness
 
 /// Every error has a position inside the document (or just past its end).
@@ -1745,7 +2939,7 @@ fn check_positions(doc: &str) {
 
 #[test]
 fn every_prefix_of_a_valid_document_is_handled() {
-    for doc in [MINIMAL, DESIGN_EXAMPLE] {
+    for doc in [MINIMAL, DESIGN_EXAMPLE, NEW_KEYS] {
         let ends: Vec<usize> = doc.char_indices().map(|(i, _)| i).collect();
         for &end in &ends {
             let prefix = &doc[..end];
@@ -1816,6 +3010,16 @@ fn garbage_never_panics() {
         "\"ports\"",
         "\"1-2\"",
         "\"\\u00e9\"",
+        "\"access\"",
+        "\"allow_countries\"",
+        "\"DE\"",
+        "\"time_windows\"",
+        "\"days\"",
+        "\"mon-fri\"",
+        "\"hours\"",
+        "\"22:00-02:00\"",
+        "\"utc_offset\"",
+        "\"+01:00\"",
     ];
     for _ in 0..5000 {
         let len = rng.below(40);
@@ -1823,7 +3027,7 @@ fn garbage_never_panics() {
         check_positions(&doc);
     }
     // Single-character mutations of valid documents.
-    for base in [MINIMAL, DESIGN_EXAMPLE] {
+    for base in [MINIMAL, DESIGN_EXAMPLE, NEW_KEYS] {
         let chars: Vec<char> = base.chars().collect();
         for _ in 0..3000 {
             let mut mutated = chars.clone();
