@@ -12,6 +12,7 @@
 //! - [`os`]: the few calls into the operating system that need `unsafe`.
 
 pub mod audit;
+pub mod counters;
 pub mod ftp;
 pub mod limits;
 pub mod os;

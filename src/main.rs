@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
 
+use ftpgate::counters::SharedCounters;
 use ftpgate::policy::{Policy, Workers, load_policy};
 use ftpgate::reactor::{Worker, WorkerConfig};
 use ftpgate::supervisor;
@@ -30,6 +31,8 @@ struct Args {
     check: bool,
     /// Internal: run as worker `index` of `count` under the supervisor.
     worker: Option<(usize, usize)>,
+    /// Internal: the supervisor's shared-counter memfd, inherited.
+    shm_fd: Option<i32>,
 }
 
 enum Parsed {
@@ -42,6 +45,7 @@ fn parse_args() -> Parsed {
         config: PathBuf::from(DEFAULT_CONFIG),
         check: false,
         worker: None,
+        shm_fd: None,
     };
     let mut it = std::env::args_os().skip(1);
     while let Some(arg) = it.next() {
@@ -58,6 +62,13 @@ fn parse_args() -> Parsed {
             Some("-c" | "--config") => match it.next() {
                 Some(path) => args.config = PathBuf::from(path),
                 None => return usage_error("--config needs a file name"),
+            },
+            Some("--shm-fd") => match it.next().and_then(|v| v.into_string().ok()) {
+                Some(fd) => match fd.parse() {
+                    Ok(fd) => args.shm_fd = Some(fd),
+                    Err(_) => return usage_error("--shm-fd needs a descriptor number"),
+                },
+                None => return usage_error("--shm-fd needs a descriptor number"),
             },
             Some("--worker") => {
                 let parsed = it.next().and_then(|v| v.into_string().ok()).and_then(|v| {
@@ -131,11 +142,31 @@ fn main() -> ExitCode {
         None if count > 1 => return supervisor::run(&args.config, &policy, count),
         None => (0, 1),
     };
+    let counters = match args.shm_fd {
+        Some(fd) => {
+            let words = count * ftpgate::counters::BLOCK_WORDS;
+            let region = ftpgate::os::SharedRegion::from_fd(fd, words);
+            // The mapping stays valid after the descriptor is closed.
+            ftpgate::os::close_fd(fd);
+            match region
+                .ok()
+                .and_then(|r| SharedCounters::new(r, index, count))
+            {
+                Some(counters) => counters,
+                None => {
+                    log::error!("cannot map the shared session counters");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+        None => SharedCounters::private(),
+    };
     let config = WorkerConfig {
         index,
         count,
         policy: Rc::new(policy),
         policy_path: Some(args.config.clone()),
+        counters,
     };
     let mut worker = match Worker::new(config) {
         Ok(worker) => worker,

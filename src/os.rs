@@ -100,3 +100,130 @@ pub fn send_signal(pid: u32, signal: i32) -> io::Result<()> {
 }
 
 pub use libc::{SIGHUP, SIGKILL, SIGTERM};
+
+/// Memory shared by the worker processes (see `counters`), viewed as 64-bit atomics.
+///
+/// The supervisor creates it as a memfd that the workers inherit; a single worker without a
+/// supervisor uses plain heap memory. Either way the words are only ever touched through
+/// atomic operations.
+#[derive(Clone)]
+pub struct SharedRegion {
+    backing: std::rc::Rc<Backing>,
+}
+
+enum Backing {
+    Heap(Box<[std::sync::atomic::AtomicU64]>),
+    Mapped {
+        ptr: *mut std::sync::atomic::AtomicU64,
+        words: usize,
+    },
+}
+
+impl Drop for Backing {
+    fn drop(&mut self) {
+        if let Backing::Mapped { ptr, words } = *self {
+            // SAFETY: `ptr` and the length come from one successful mmap of exactly
+            // `words * 8` bytes, unmapped only here, once, when the last view is dropped.
+            unsafe {
+                libc::munmap(ptr.cast(), words * 8);
+            }
+        }
+    }
+}
+
+impl SharedRegion {
+    /// Zeroed private memory of `words` words.
+    pub fn heap(words: usize) -> SharedRegion {
+        let backing = (0..words)
+            .map(|_| std::sync::atomic::AtomicU64::new(0))
+            .collect();
+        SharedRegion {
+            backing: std::rc::Rc::new(Backing::Heap(backing)),
+        }
+    }
+
+    /// An anonymous shared mapping (inherited by fork; used by tests).
+    pub fn anonymous_shared(words: usize) -> io::Result<SharedRegion> {
+        Self::map(-1, words, libc::MAP_SHARED | libc::MAP_ANONYMOUS)
+    }
+
+    /// Creates a memfd of `words` words for the workers to map; the descriptor is
+    /// inherited by child processes (no close-on-exec). Returns its number.
+    pub fn create_memfd(words: usize) -> io::Result<std::os::fd::OwnedFd> {
+        use std::os::fd::FromRawFd;
+        let name = c"ftpgate-counters";
+        // SAFETY: memfd_create takes a valid NUL-terminated name and flags; the returned
+        // descriptor is checked and then owned by the OwnedFd.
+        let fd = unsafe { libc::memfd_create(name.as_ptr(), 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a freshly created descriptor that nothing else owns.
+        let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        let len = libc::off_t::try_from(words * 8)
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: ftruncate on a descriptor we own, with a checked length.
+        if unsafe { libc::ftruncate(fd, len) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(owned)
+    }
+
+    /// Maps the supervisor's memfd `fd` (inherited), of `words` words.
+    pub fn from_fd(fd: i32, words: usize) -> io::Result<SharedRegion> {
+        Self::map(fd, words, libc::MAP_SHARED)
+    }
+
+    fn map(fd: i32, words: usize, flags: i32) -> io::Result<SharedRegion> {
+        if words == 0 {
+            return Ok(Self::heap(0));
+        }
+        // SAFETY: a fresh mapping chosen by the kernel (null hint) of `words * 8` bytes,
+        // read-write, shared; failure is checked below. The memory is zero-filled or comes
+        // from the memfd, and is only ever accessed as AtomicU64 (same size and alignment
+        // as u64; mmap returns page-aligned memory).
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                words * 8,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags,
+                fd,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(SharedRegion {
+            backing: std::rc::Rc::new(Backing::Mapped {
+                ptr: ptr.cast(),
+                words,
+            }),
+        })
+    }
+
+    /// Another view of the same memory.
+    pub fn clone_mapping(&self) -> SharedRegion {
+        self.clone()
+    }
+
+    pub fn words(&self) -> &[std::sync::atomic::AtomicU64] {
+        match &*self.backing {
+            Backing::Heap(words) => words,
+            // SAFETY: the mapping is live while `self.backing` is (it is unmapped only when
+            // the last Rc drops), is `words` AtomicU64 long and suitably aligned, and every
+            // access through the slice is atomic, so other processes writing the same memory
+            // concurrently is not a data race.
+            Backing::Mapped { ptr, words } => unsafe { std::slice::from_raw_parts(*ptr, *words) },
+        }
+    }
+}
+
+/// Closes a descriptor this process inherited and no longer needs.
+pub fn close_fd(fd: i32) {
+    // SAFETY: close(2) on a plain descriptor number; an invalid one only returns EBADF.
+    unsafe {
+        libc::close(fd);
+    }
+}

@@ -50,9 +50,18 @@ pub fn run(config: &Path, policy: &Policy, count: usize) -> ExitCode {
         log::error!("cannot install signal handlers: {e}");
         return ExitCode::from(1);
     }
+    // The session counters all workers share (see `counters`): one memfd, inherited.
+    let shm = match crate::os::SharedRegion::create_memfd(count * crate::counters::BLOCK_WORDS) {
+        Ok(fd) => fd,
+        Err(e) => {
+            log::error!("cannot create the shared session counters: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let shm_fd = std::os::fd::AsRawFd::as_raw_fd(&shm);
     let mut workers = Vec::with_capacity(count);
     for index in 0..count {
-        match spawn(config, index, count) {
+        match spawn(config, index, count, shm_fd) {
             Ok(w) => workers.push(w),
             Err(e) => {
                 log::error!("cannot start worker {index}: {e}");
@@ -95,7 +104,7 @@ pub fn run(config: &Path, policy: &Policy, count: usize) -> ExitCode {
                 return ExitCode::from(1);
             }
             log::error!("worker {} exited ({status}); restarting it", w.index);
-            match spawn(config, w.index, count) {
+            match spawn(config, w.index, count, shm_fd) {
                 Ok(new) => *w = new,
                 Err(e) => log::error!("cannot restart worker {}: {e}", w.index),
             }
@@ -111,13 +120,15 @@ pub fn run(config: &Path, policy: &Policy, count: usize) -> ExitCode {
     }
 }
 
-fn spawn(config: &Path, index: usize, count: usize) -> std::io::Result<WorkerProcess> {
+fn spawn(config: &Path, index: usize, count: usize, shm_fd: i32) -> std::io::Result<WorkerProcess> {
     let exe = std::env::current_exe()?;
     let child = Command::new(exe)
         .arg("--config")
         .arg(config)
         .arg("--worker")
         .arg(format!("{index}/{count}"))
+        .arg("--shm-fd")
+        .arg(shm_fd.to_string())
         .spawn()?;
     Ok(WorkerProcess {
         index,

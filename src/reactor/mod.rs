@@ -20,12 +20,16 @@ use mio::unix::pipe;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::audit::AuditSink;
+use crate::counters::SharedCounters;
 use crate::limits::{MAX_RELAY_BUFFERS, RELAY_BUFFER_SIZE};
 use crate::os;
 use crate::policy::Policy;
 use crate::session::net::{BackendBook, PassivePorts, bind_control_listener};
+use crate::session::rate::TokenBucket;
 use crate::session::{DriveOutcome, ROLE_BITS, Session, SocketRole, WorkerCtx};
 use pool::BufferPool;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use timer::TimerHeap;
 
 /// Tokens at and above this value are not sessions.
@@ -42,6 +46,8 @@ pub struct WorkerConfig {
     pub count: usize,
     pub policy: Rc<Policy>,
     pub policy_path: Option<std::path::PathBuf>,
+    /// Session counters shared with the other workers (private when there are none).
+    pub counters: SharedCounters,
 }
 
 struct Slot {
@@ -64,6 +70,9 @@ pub struct Worker {
     audit: AuditSink,
     passive: PassivePorts,
     backends: BackendBook,
+    counters: SharedCounters,
+    /// Per-user rate buckets, dropped when no session of the user holds them.
+    user_buckets: HashMap<String, Rc<RefCell<TokenBucket>>>,
     wake: pipe::Receiver,
     _wake_sender: pipe::Sender,
     index: usize,
@@ -118,6 +127,8 @@ impl Worker {
             audit,
             passive,
             backends: BackendBook::new(),
+            counters: config.counters,
+            user_buckets: HashMap::new(),
             wake: receiver,
             _wake_sender: sender,
             index: config.index,
@@ -208,6 +219,8 @@ impl Worker {
                     audit: &mut self.audit,
                     passive: &mut self.passive,
                     backends: &mut self.backends,
+                    counters: &self.counters,
+                    user_buckets: &mut self.user_buckets,
                     now,
                 };
                 let Some(Slot {
@@ -382,6 +395,8 @@ impl Worker {
             audit: &mut self.audit,
             passive: &mut self.passive,
             backends: &mut self.backends,
+            counters: &self.counters,
+            user_buckets: &mut self.user_buckets,
             now,
         };
         match Session::new(
@@ -417,6 +432,8 @@ impl Worker {
             audit: &mut self.audit,
             passive: &mut self.passive,
             backends: &mut self.backends,
+            counters: &self.counters,
+            user_buckets: &mut self.user_buckets,
             now,
         };
         let Some(Slot {
@@ -445,6 +462,8 @@ impl Worker {
             audit: &mut self.audit,
             passive: &mut self.passive,
             backends: &mut self.backends,
+            counters: &self.counters,
+            user_buckets: &mut self.user_buckets,
             now,
         };
         let Some(entry) = self.slots.get_mut(slot) else {
@@ -453,6 +472,7 @@ impl Worker {
         if let Some(mut session) = entry.session.take() {
             session.finish(&mut ctx);
             entry.generation = session.generation();
+            self.user_buckets.retain(|_, b| Rc::strong_count(b) > 1);
             self.again.retain(|&s| s != slot);
             self.free.push(slot);
         }

@@ -29,7 +29,7 @@ use crate::ftp::address::{
 use crate::ftp::codes;
 use crate::ftp::command::{Command, CommandError, Verb, parse_command};
 use crate::ftp::reply::Reply;
-use crate::policy::{Policy, Timeouts, VerbSet};
+use crate::policy::{Cidr, Policy, Timeouts, VerbSet};
 
 /// Timers the control machine sets. The shell keeps one deadline per kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,6 +114,10 @@ pub enum CloseReason {
     BackendTimeout,
     /// The worker stopped and closed sessions left at its drain deadline.
     WorkerStopping,
+    /// An access rule or a limit refused the session.
+    Refused,
+    /// Too many failed logins from this address.
+    Banned,
 }
 
 impl CloseReason {
@@ -129,6 +133,8 @@ impl CloseReason {
             CloseReason::SessionTimeout => "session_timeout",
             CloseReason::BackendTimeout => "backend_timeout",
             CloseReason::WorkerStopping => "worker_stopping",
+            CloseReason::Refused => "refused",
+            CloseReason::Banned => "banned",
         }
     }
 }
@@ -161,12 +167,24 @@ pub enum Event<'a> {
     RelayDone {
         bytes: u64,
     },
+    /// The transfer went past the user's file size limit and was stopped.
+    RelayOverLimit {
+        bytes: u64,
+    },
     /// A data connection failed during the relay.
     RelayFailed {
         bytes: u64,
         side: Side,
     },
     Timer(TimerKind),
+    /// The shell's admission check refused the login of this known user (access rule, time
+    /// window, session cap) before any backend was contacted; `rule` says which.
+    LoginRefused {
+        rule: String,
+        limit: bool,
+    },
+    /// This address reached the failed-login limit and is banned for a while.
+    Banned,
 }
 
 /// Outputs of the machine, performed in order by the shell.
@@ -186,6 +204,8 @@ pub enum Action {
     /// Start relaying between the two data connections, which are both up.
     StartRelay {
         direction: Direction,
+        /// The user's file size limit: the relay stops beyond it.
+        max_bytes: Option<u64>,
     },
     /// Close every data connection and the passive listener.
     AbortData,
@@ -196,6 +216,10 @@ pub enum Action {
     Audit(AuditRecord),
     /// Flush what was sent to the client, then close the session.
     Close(CloseReason),
+    /// The login succeeded: count the user's session.
+    LoginSucceeded,
+    /// The login failed: count it against the client's address.
+    LoginFailed,
 }
 
 /// What the machine knows of the user after USER.
@@ -212,6 +236,9 @@ pub struct KnownUser {
     pub allow: VerbSet,
     pub backend: String,
     pub timeouts: Timeouts,
+    pub max_file_size: Option<u64>,
+    /// Addresses PORT/EPRT may name besides the client's own (the FXP exception).
+    pub allow_fxp_to: Vec<Cidr>,
 }
 
 /// A transfer in progress and how far it got.
@@ -452,6 +479,24 @@ impl ControlFsm {
         (fsm, actions)
     }
 
+    /// A session refused at connect time (access rule, session limit, ban): 421 with `text`,
+    /// the violation recorded, then close.
+    pub fn refused(
+        config: ControlConfig,
+        kind: &'static str,
+        detail: String,
+        text: &str,
+    ) -> (ControlFsm, Vec<Action>) {
+        let (mut fsm, _) = ControlFsm::new(config);
+        fsm.phase = Phase::Closed;
+        let actions = vec![
+            Action::SendClient(Reply::new(codes::SERVICE_NOT_AVAILABLE, text)),
+            Action::Audit(AuditRecord::PolicyViolation { kind, detail }),
+            Action::Close(CloseReason::Refused),
+        ];
+        (fsm, actions)
+    }
+
     /// Told by the shell once it knows the backend's address family.
     pub fn set_server_ipv6(&mut self, ipv6: bool) {
         self.server_ipv6 = ipv6;
@@ -541,6 +586,19 @@ impl ControlFsm {
             }
             Event::ClientDataFailed => self.client_data_failed(&mut out),
             Event::RelayDone { bytes } => self.on_relay_done(bytes, &mut out),
+            Event::RelayOverLimit { bytes } => self.on_relay_over_limit(bytes, &mut out),
+            Event::LoginRefused { rule, limit } => self.on_login_refused(rule, limit, &mut out),
+            Event::Banned => {
+                out.push(Action::Audit(AuditRecord::PolicyViolation {
+                    kind: "failed_logins",
+                    detail: "too many failed logins; address banned".into(),
+                }));
+                self.fail_close(
+                    "Too many failed logins; try again later.",
+                    CloseReason::Banned,
+                    &mut out,
+                );
+            }
             Event::RelayFailed { bytes, side } => self.on_relay_failed(bytes, side, &mut out),
             Event::Timer(kind) => self.on_timer(kind, &mut out),
         }
@@ -711,6 +769,8 @@ impl ControlFsm {
                         allow: role.allow,
                         backend: u.backend.clone(),
                         timeouts: u.timeouts,
+                        max_file_size: u.limits.max_file_size,
+                        allow_fxp_to: u.allow_fxp_to.clone(),
                     })
                 });
                 if let Some(k) = &known {
@@ -752,6 +812,7 @@ impl ControlFsm {
                 } else {
                     // SECURITY: no backend is contacted for a name the policy does not know.
                     self.audit_login("failed", Some("unknown_user"), out);
+                    out.push(Action::LoginFailed);
                     self.start_failed_login(out);
                 }
             }
@@ -1101,7 +1162,12 @@ impl ControlFsm {
     fn set_active(&mut self, cmd: &Command, addr: SocketAddr, out: &mut Vec<Action>) {
         // SECURITY: no bounce, no FXP. The data connection may only go back to the client's
         // own control-connection address, and never to a privileged port.
-        if !same_ip(addr.ip(), self.config.client_ip) || addr.port() < 1024 {
+        let fxp_allowed = self
+            .user
+            .as_ref()
+            .and_then(|u| u.known.as_ref())
+            .is_some_and(|k| k.allow_fxp_to.iter().any(|c| c.contains(addr.ip())));
+        if !(same_ip(addr.ip(), self.config.client_ip) || fxp_allowed) || addr.port() < 1024 {
             out.push(Action::Audit(AuditRecord::PolicyViolation {
                 kind: "bounce",
                 detail: format!("{} named {addr}", cmd.verb.name()),
@@ -1276,8 +1342,14 @@ impl ControlFsm {
                     t.step = TransferStep::Relaying;
                     out.push(Action::SendClient(reply));
                     out.push(Action::CancelTimer(TimerKind::BackendReply));
+                    let max_bytes = self
+                        .user
+                        .as_ref()
+                        .and_then(|u| u.known.as_ref())
+                        .and_then(|k| k.max_file_size);
                     out.push(Action::StartRelay {
                         direction: t.direction,
+                        max_bytes,
                     });
                 } else {
                     self.transfer_failed(reply, 0, out);
@@ -1316,6 +1388,29 @@ impl ControlFsm {
                 ));
             }
         }
+    }
+
+    /// The file size limit stopped the relay: 552 for an upload (the backend keeps the part
+    /// it received; the transfer event reports it), 426 for a download. The backend's own
+    /// final reply to the cut transfer is swallowed.
+    fn on_relay_over_limit(&mut self, bytes: u64, out: &mut Vec<Action>) {
+        let Phase::Transfer(t) = &self.phase else {
+            return;
+        };
+        let owed = if t.held.is_some() { 0 } else { 1 };
+        let upload = t.direction == Direction::Upload;
+        out.push(Action::Audit(AuditRecord::PolicyViolation {
+            kind: "limit",
+            detail: format!("max_file_size exceeded after {bytes} bytes"),
+        }));
+        let code = if upload {
+            codes::EXCEEDED_STORAGE
+        } else {
+            codes::TRANSFER_ABORTED
+        };
+        self.end_transfer_with_code("size_limit", bytes, code, out);
+        self.reply(code, "File size limit exceeded; transfer aborted.", out);
+        self.drain(owed, false, out);
     }
 
     fn on_relay_failed(&mut self, bytes: u64, side: Side, out: &mut Vec<Action>) {
@@ -1536,6 +1631,7 @@ impl ControlFsm {
 
     fn login_succeeded(&mut self, reply: Reply, out: &mut Vec<Action>) {
         self.logged_in = true;
+        out.push(Action::LoginSucceeded);
         out.push(Action::CancelTimer(TimerKind::Login));
         if let Some(t) = self.user_timeouts() {
             // The user's own session limit, counted from the start of the session.
@@ -1550,7 +1646,32 @@ impl ControlFsm {
         out.push(Action::CloseServer);
         out.push(Action::CancelTimer(TimerKind::BackendReply));
         self.audit_login("failed", Some("backend_refused"), out);
+        out.push(Action::LoginFailed);
         self.start_failed_login(out);
+    }
+
+    /// The shell refused a known user's login before contacting the backend.
+    fn on_login_refused(&mut self, rule: String, limit: bool, out: &mut Vec<Action>) {
+        if !matches!(self.phase, Phase::Connecting { .. }) {
+            return;
+        }
+        out.push(Action::Audit(AuditRecord::PolicyViolation {
+            kind: if limit { "limit" } else { "access_rule" },
+            detail: rule,
+        }));
+        if limit {
+            self.audit_login("failed", Some("limit"), out);
+            self.fail_close(
+                "Too many sessions for this user.",
+                CloseReason::Refused,
+                out,
+            );
+        } else {
+            // Refused like a wrong password (530 after the delay): the rule is in the audit
+            // trail, not in the reply.
+            self.audit_login("failed", Some("access_rule"), out);
+            self.start_failed_login(out);
+        }
     }
 
     fn on_timer(&mut self, kind: TimerKind, out: &mut Vec<Action>) {

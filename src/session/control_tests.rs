@@ -294,6 +294,7 @@ fn passive_download_holds_the_final_reply_until_the_relay_is_done() {
     assert_eq!(client_replies(&actions), vec![150]);
     assert!(actions.contains(&Action::StartRelay {
         direction: Direction::Download,
+        max_bytes: None,
     }));
     let actions = s.event(reply(226, "Transfer complete."));
     assert!(client_replies(&actions).is_empty(), "226 is held");
@@ -328,6 +329,7 @@ fn relay_done_before_the_final_reply_waits_for_it() {
     let actions = s.event(reply(150, "Ok to send data."));
     assert!(actions.contains(&Action::StartRelay {
         direction: Direction::Upload,
+        max_bytes: None,
     }));
     assert!(client_replies(&s.event(Event::RelayDone { bytes: 7 })).is_empty());
     assert_eq!(client_replies(&s.event(reply(226, "ok"))), vec![226]);
@@ -574,4 +576,60 @@ fn a_password_never_reaches_the_audit_trail() {
             |a| matches!(a, Action::Audit(AuditRecord::Command { verb, .. }) if verb == "PASS")
         )
     );
+}
+
+#[test]
+fn an_access_rule_refusal_is_a_delayed_530_without_a_backend() {
+    let (mut s, _) = Script::new();
+    s.line("USER reader");
+    assert!(s.line("PASS pw").contains(&Action::ConnectServer));
+    let actions = s.event(Event::LoginRefused {
+        rule: "deny_from 192.0.2.0/24".into(),
+        limit: false,
+    });
+    assert!(
+        client_replies(&actions).is_empty(),
+        "530 waits for the delay"
+    );
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Audit(AuditRecord::PolicyViolation {
+            kind: "access_rule",
+            ..
+        })
+    )));
+    assert_eq!(
+        client_replies(&s.event(Event::Timer(TimerKind::FailedLogin))),
+        vec![530]
+    );
+}
+
+#[test]
+fn a_session_cap_refusal_is_421_and_close() {
+    let (mut s, _) = Script::new();
+    s.line("USER reader");
+    s.line("PASS pw");
+    let actions = s.event(Event::LoginRefused {
+        rule: "limits.sessions 1".into(),
+        limit: true,
+    });
+    assert_eq!(client_replies(&actions), vec![421]);
+    assert!(actions.contains(&Action::Close(CloseReason::Refused)));
+}
+
+#[test]
+fn failed_logins_are_reported_and_a_ban_closes_with_421() {
+    let (mut s, _) = Script::new();
+    s.line("USER nobody");
+    assert!(s.line("PASS x").contains(&Action::LoginFailed));
+    let actions = s.event(Event::Banned);
+    assert_eq!(client_replies(&actions), vec![421]);
+    assert!(actions.contains(&Action::Close(CloseReason::Banned)));
+}
+
+#[test]
+fn a_refused_connection_gets_421_and_closes() {
+    let (_, actions) = ControlFsm::refused(config(), "limit", "x".into(), "Too many.");
+    assert_eq!(client_replies(&actions), vec![421]);
+    assert!(actions.contains(&Action::Close(CloseReason::Refused)));
 }

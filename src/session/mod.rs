@@ -12,8 +12,10 @@
 
 pub mod control;
 pub mod net;
+pub mod rate;
 
-use std::collections::VecDeque;
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
@@ -23,19 +25,21 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 
 use crate::audit::{AuditContext, AuditRecord, AuditSink};
+use crate::counters::SharedCounters;
 use crate::ftp::command::Verb;
 use crate::ftp::line::{Framed, LineFramer, TelnetFilter};
 use crate::ftp::reply::ReplyParser;
 use crate::limits::{
-    DEFAULT_BACKEND_REPLY_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DATA_CONNECT_TIMEOUT,
-    FAILED_LOGIN_DELAY_MS, MAX_CLIENT_INPUT, MAX_COMMAND_LINE, MAX_DRIVE_ITERATIONS,
-    MAX_RELAY_BYTES_PER_TURN, MAX_REPLY_LINE,
+    DEFAULT_BACKEND_REPLY_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, FAILED_LOGIN_DELAY_MS,
+    MAX_CLIENT_INPUT, MAX_COMMAND_LINE, MAX_DRIVE_ITERATIONS, MAX_RELAY_BYTES_PER_TURN,
+    MAX_REPLY_LINE,
 };
 use crate::policy::Policy;
 use crate::reactor::pool::{BufferPool, RelayBuffer};
 use crate::reactor::timer::{TimerEntry, TimerHeap};
 use control::{Action, CloseReason, ControlConfig, ControlFsm, Direction, Event, Side, TimerKind};
 use net::{BackendBook, PassivePorts};
+use rate::TokenBucket;
 
 /// The sockets of a session, encoded in the low bits of its tokens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,7 +72,9 @@ impl SocketRole {
 const TIMER_SERVER_CONNECT: u8 = TimerKind::COUNT as u8;
 const TIMER_SERVER_DATA_CONNECT: u8 = TimerKind::COUNT as u8 + 1;
 const TIMER_CLOSE_LINGER: u8 = TimerKind::COUNT as u8 + 2;
-const TIMER_SLOTS: usize = TimerKind::COUNT + 3;
+/// The relay waits for its rate bucket to refill.
+const TIMER_RATE: u8 = TimerKind::COUNT as u8 + 3;
+const TIMER_SLOTS: usize = TimerKind::COUNT + 4;
 
 /// How long a closing session may take to flush its last reply to a client that is not
 /// reading.
@@ -84,7 +90,17 @@ pub struct WorkerCtx<'a> {
     pub audit: &'a mut AuditSink,
     pub passive: &'a mut PassivePorts,
     pub backends: &'a mut BackendBook,
+    pub counters: &'a SharedCounters,
+    /// Rate buckets shared by all sessions of a user in this worker.
+    pub user_buckets: &'a mut HashMap<String, Rc<RefCell<TokenBucket>>>,
     pub now: Instant,
+}
+
+/// Wall-clock seconds, for limits shared between processes (bans) and time windows.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// What the reactor should do with a session after driving it.
@@ -214,8 +230,14 @@ struct Relay {
     server: Conn,
     buffer: RelayBuffer,
     bytes: u64,
+    /// Bytes read from the source so far (may run one ahead of `bytes`).
+    read: u64,
     source_eof: bool,
     started: Instant,
+    /// The user's file size limit.
+    max_bytes: Option<u64>,
+    session_bucket: Option<TokenBucket>,
+    user_bucket: Option<Rc<RefCell<TokenBucket>>>,
 }
 
 pub struct Session {
@@ -236,6 +258,10 @@ pub struct Session {
     relay: Option<Relay>,
     deadlines: [Option<Instant>; TIMER_SLOTS],
     closing: Option<CloseReason>,
+    /// This session is counted in the shared session counters (per address and total).
+    counted: bool,
+    /// The logged-in user this session is counted for.
+    counted_user: Option<String>,
     /// When the running transfer began (its backend data connection was requested).
     transfer_started: Option<Instant>,
     bytes_in: u64,
@@ -277,10 +303,20 @@ impl Session {
             login_timeout: timeouts.login,
             session_timeout: timeouts.session,
             failed_login_delay_ms: FAILED_LOGIN_DELAY_MS,
-            data_connect_timeout: DEFAULT_DATA_CONNECT_TIMEOUT,
+            data_connect_timeout: timeouts.data_connect,
             backend_reply_timeout: DEFAULT_BACKEND_REPLY_TIMEOUT,
         };
-        let (fsm, actions) = ControlFsm::new(config);
+        let (fsm, actions, counted) = match admit(&policy, client_addr, ctx) {
+            Ok(()) => {
+                let (fsm, actions) = ControlFsm::new(config);
+                (fsm, actions, true)
+            }
+            Err((kind, detail, text)) => {
+                log::info!("session from {client_addr} refused: {detail}");
+                let (fsm, actions) = ControlFsm::refused(config, kind, detail, text);
+                (fsm, actions, false)
+            }
+        };
         let mut session = Session {
             id,
             slot,
@@ -305,6 +341,8 @@ impl Session {
             relay: None,
             deadlines: [None; TIMER_SLOTS],
             closing: None,
+            counted,
+            counted_user: None,
             transfer_started: None,
             bytes_in: 0,
             bytes_out: 0,
@@ -368,6 +406,7 @@ impl Session {
             TIMER_CLOSE_LINGER => {
                 self.client.output.clear();
             }
+            TIMER_RATE => {} // the drive that follows resumes the relay
             kind => {
                 if let Some(kind) = TimerKind::from_index(kind) {
                     self.push(Event::Timer(kind));
@@ -420,6 +459,13 @@ impl Session {
             .to_string();
         self.abort_data(ctx);
         self.close_server(ctx);
+        if self.counted {
+            ctx.counters.close_session(self.client_addr.ip());
+            self.counted = false;
+        }
+        if let Some(user) = self.counted_user.take() {
+            ctx.counters.close_user(&user);
+        }
         let _ = ctx.registry.deregister(&mut self.client.conn.stream);
         let _ = self.client.conn.stream.shutdown(Shutdown::Both);
         let record = AuditRecord::SessionEnd {
@@ -528,7 +574,38 @@ impl Session {
                         cmd.encode(&mut server.output);
                     }
                 }
-                Action::ConnectServer => self.connect_server(ctx),
+                Action::ConnectServer => match self.admit_user(ctx) {
+                    Ok(()) => self.connect_server(ctx),
+                    Err((rule, limit)) => {
+                        log::info!("{} login refused: {rule}", self.id);
+                        self.push(Event::LoginRefused { rule, limit });
+                    }
+                },
+                Action::LoginSucceeded => {
+                    if let Some(name) = self.fsm.user().map(|u| u.name.clone()) {
+                        if ctx.counters.open_user(&name).is_ok() {
+                            self.counted_user = Some(name);
+                        }
+                    }
+                }
+                Action::LoginFailed => {
+                    let limits = &self.policy.defaults.limits;
+                    let banned = ctx.counters.record_failed_login(
+                        self.client_addr.ip(),
+                        unix_now(),
+                        limits.failed_login_window,
+                        limits.failed_logins_per_ip,
+                        limits.ban,
+                    );
+                    if matches!(banned, Ok(true) | Err(_)) {
+                        log::warn!(
+                            "{} address {} banned after failed logins",
+                            self.id,
+                            self.client_addr.ip()
+                        );
+                        self.push(Event::Banned);
+                    }
+                }
                 Action::CloseServer => self.close_server(ctx),
                 Action::OpenPassive => self.open_passive(ctx),
                 Action::ConnectServerData(port) => {
@@ -536,7 +613,10 @@ impl Session {
                     self.connect_server_data(port, ctx)
                 }
                 Action::ConnectClientData(addr) => self.connect_client_data(addr, ctx),
-                Action::StartRelay { direction } => self.start_relay(direction, ctx),
+                Action::StartRelay {
+                    direction,
+                    max_bytes,
+                } => self.start_relay(direction, max_bytes, ctx),
                 Action::AbortData => self.abort_data(ctx),
                 Action::SetTimer(kind, after) => self.set_deadline(kind as u8, after, ctx),
                 Action::CancelTimer(kind) => self.cancel_deadline(kind as u8),
@@ -562,6 +642,46 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// The checks on a known user before any backend is contacted: the user's session cap.
+    /// Err carries the rule that refused and whether it is a limit (421) rather than an
+    /// access rule (530).
+    fn admit_user(&self, ctx: &WorkerCtx<'_>) -> Result<(), (String, bool)> {
+        let Some(name) = self.fsm.user().map(|u| u.name.as_str()) else {
+            return Ok(());
+        };
+        let Some(user) = self.policy.user(name) else {
+            return Ok(());
+        };
+        let ip = self.client_addr.ip();
+        // SECURITY: the user's own access rules and time windows, before any backend.
+        if let Err(rule) = user.access.check(ip, self.policy.geo.as_deref()) {
+            return Err((format!("user {name}: {rule}"), false));
+        }
+        let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
+        if !crate::policy::windows_allow(&user.time_windows, now) {
+            return Err((format!("user {name}: outside its time windows"), false));
+        }
+        if ctx.backends.waiting() >= self.policy.defaults.limits.sessions_waiting_for_backend {
+            return Err((
+                format!(
+                    "limits.sessions_waiting_for_backend {} reached",
+                    self.policy.defaults.limits.sessions_waiting_for_backend
+                ),
+                true,
+            ));
+        }
+        if let Some(cap) = user.limits.sessions {
+            let open = ctx.counters.sessions_of(name);
+            if open >= u64::from(cap) {
+                return Err((
+                    format!("limits.sessions {cap} reached for user {name}"),
+                    true,
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn connect_server(&mut self, ctx: &mut WorkerCtx<'_>) {
@@ -593,6 +713,7 @@ impl Session {
                     }
                     let _ = stream.set_nodelay(true);
                     log::debug!("{} connecting to backend {addr}", self.id);
+                    ctx.backends.start_waiting();
                     self.server = Some(ServerCtrl {
                         conn: Conn::new(stream, true),
                         addr,
@@ -623,6 +744,7 @@ impl Session {
         let Some(mut server) = self.server.take() else {
             return;
         };
+        ctx.backends.stop_waiting();
         let _ = ctx.registry.deregister(&mut server.conn.stream);
         ctx.backends.mark_down(server.addr, ctx.now);
         self.cancel_deadline(TIMER_SERVER_CONNECT);
@@ -632,6 +754,9 @@ impl Session {
 
     fn close_server(&mut self, ctx: &mut WorkerCtx<'_>) {
         if let Some(mut server) = self.server.take() {
+            if server.conn.connecting {
+                ctx.backends.stop_waiting();
+            }
             let _ = ctx.registry.deregister(&mut server.conn.stream);
             self.cancel_deadline(TIMER_SERVER_CONNECT);
         }
@@ -705,7 +830,12 @@ impl Session {
         }
     }
 
-    fn start_relay(&mut self, direction: Direction, ctx: &mut WorkerCtx<'_>) {
+    fn start_relay(
+        &mut self,
+        direction: Direction,
+        max_bytes: Option<u64>,
+        ctx: &mut WorkerCtx<'_>,
+    ) {
         let (Some(server), Some(client)) = (self.server_data.take(), self.client_data.take())
         else {
             self.abort_data(ctx);
@@ -727,14 +857,36 @@ impl Session {
             });
             return;
         };
+        let limits = self
+            .fsm
+            .user()
+            .and_then(|u| self.policy.user(&u.name))
+            .map(|u| (u.name.clone(), u.limits.rate, u.limits.user_rate));
+        let (session_bucket, user_bucket) = match limits {
+            Some((name, rate, user_rate)) => (
+                rate.map(|r| TokenBucket::new(r, ctx.now)),
+                user_rate.map(|r| {
+                    Rc::clone(
+                        ctx.user_buckets
+                            .entry(name)
+                            .or_insert_with(|| Rc::new(RefCell::new(TokenBucket::new(r, ctx.now)))),
+                    )
+                }),
+            ),
+            None => (None, None),
+        };
         self.relay = Some(Relay {
             direction,
             client,
             server,
             buffer,
             bytes: 0,
+            read: 0,
             source_eof: false,
             started: ctx.now,
+            max_bytes,
+            session_bucket,
+            user_bucket,
         });
     }
 
@@ -885,6 +1037,7 @@ impl Session {
             match server.conn.finish_connect() {
                 None => return false,
                 Some(Ok(())) => {
+                    ctx.backends.stop_waiting();
                     log::debug!("{} connected to backend {}", self.id, server.addr);
                     let ipv6 = server.addr.is_ipv6();
                     self.cancel_deadline(TIMER_SERVER_CONNECT);
@@ -1072,7 +1225,7 @@ impl Session {
             return false;
         };
         let mut progress = false;
-        let outcome = pump(relay, budget);
+        let outcome = pump(relay, budget, ctx.now);
         match outcome {
             Pump::Progress => progress = true,
             Pump::Stalled => {}
@@ -1097,6 +1250,22 @@ impl Session {
                 self.abort_data(ctx);
                 self.dispatch(Event::RelayFailed { bytes, side }, ctx);
                 return true;
+            }
+            Pump::OverLimit => {
+                let bytes = relay.bytes;
+                log::info!(
+                    "{} transfer stopped at the file size limit ({bytes} bytes)",
+                    self.id
+                );
+                self.abort_data(ctx);
+                self.dispatch(Event::RelayOverLimit { bytes }, ctx);
+                return true;
+            }
+            Pump::Throttled(wait) => {
+                if self.deadlines[TIMER_RATE as usize].is_none() {
+                    self.set_deadline(TIMER_RATE, wait, ctx);
+                }
+                return progress;
             }
         }
         progress
@@ -1139,16 +1308,106 @@ impl Session {
     }
 }
 
+/// The checks on a new connection, before the greeting: bans, then the session limits.
+/// Counts the session when it is admitted. Err: (violation kind, detail, reply text).
+fn admit(
+    policy: &Policy,
+    client: SocketAddr,
+    ctx: &WorkerCtx<'_>,
+) -> Result<(), (&'static str, String, &'static str)> {
+    let ip = client.ip();
+    // SECURITY: the global access rules (source CIDR, country, ASN) come first.
+    if let Err(rule) = policy.access.check(ip, policy.geo.as_deref()) {
+        return Err((
+            "access_rule",
+            format!("access: {rule}"),
+            "Access denied from your address.",
+        ));
+    }
+    // SECURITY: an address banned for failed logins is refused before it may try again.
+    if ctx.counters.is_banned(ip, unix_now()) {
+        return Err((
+            "failed_logins",
+            format!("{ip} is banned after too many failed logins"),
+            "Too many failed logins; try again later.",
+        ));
+    }
+    let limits = &policy.defaults.limits;
+    let total = ctx.counters.sessions_total();
+    if total >= u64::from(limits.sessions_total) {
+        return Err((
+            "limit",
+            format!("limits.sessions_total {} reached", limits.sessions_total),
+            "Too many sessions; try again later.",
+        ));
+    }
+    let from_ip = ctx.counters.sessions_from(ip);
+    if from_ip >= u64::from(limits.sessions_per_ip) {
+        return Err((
+            "limit",
+            format!(
+                "limits.sessions_per_ip {} reached for {ip}",
+                limits.sessions_per_ip
+            ),
+            "Too many sessions from your address.",
+        ));
+    }
+    ctx.counters.open_session(ip).map_err(|_| {
+        (
+            "limit",
+            "session table full".to_string(),
+            "Too many sessions; try again later.",
+        )
+    })
+}
+
 enum Pump {
     Progress,
     Stalled,
     Done,
     Failed(Side),
+    /// The source has more than the file size limit allows.
+    OverLimit,
+    /// A rate bucket is empty: resume after this long (the source stays marked readable).
+    Throttled(Duration),
+}
+
+/// How many bytes the rate buckets let the relay read now; with the wait when none.
+fn rate_allowance(relay: &mut Relay, now: Instant) -> (usize, Duration) {
+    let mut allowed = u64::MAX;
+    let mut wait = Duration::ZERO;
+    if let Some(bucket) = relay.session_bucket.as_mut() {
+        allowed = allowed.min(bucket.available(now));
+        if allowed == 0 {
+            wait = wait.max(bucket.wait_for(16 * 1024, now));
+        }
+    }
+    if let Some(bucket) = relay.user_bucket.as_ref() {
+        if let Ok(mut bucket) = bucket.try_borrow_mut() {
+            let available = bucket.available(now);
+            if available == 0 {
+                wait = wait.max(bucket.wait_for(16 * 1024, now));
+            }
+            allowed = allowed.min(available);
+        }
+    }
+    (usize::try_from(allowed).unwrap_or(usize::MAX), wait)
+}
+
+fn consume_rate(relay: &mut Relay, n: usize) {
+    if let Some(bucket) = relay.session_bucket.as_mut() {
+        bucket.consume(n as u64);
+    }
+    if let Some(bucket) = relay.user_bucket.as_ref() {
+        if let Ok(mut bucket) = bucket.try_borrow_mut() {
+            bucket.consume(n as u64);
+        }
+    }
 }
 
 /// Moves bytes from the relay's source to its sink until either side would block, the
 /// budget is spent, or the source has ended and everything was written.
-fn pump(relay: &mut Relay, budget: &mut usize) -> Pump {
+fn pump(relay: &mut Relay, budget: &mut usize, now: Instant) -> Pump {
     let (source_side, sink_side) = match relay.direction {
         Direction::Download => (Side::Server, Side::Client),
         Direction::Upload => (Side::Client, Side::Server),
@@ -1189,14 +1448,40 @@ fn pump(relay: &mut Relay, budget: &mut usize) -> Pump {
         }
         // Read more when there is room; backpressure: a full buffer stops reading.
         if !relay.source_eof && source.readable && !relay.buffer.is_full() {
-            match source.stream.read(relay.buffer.space()) {
+            let (allowed, wait) = if relay.session_bucket.is_some() || relay.user_bucket.is_some() {
+                rate_allowance(relay, now)
+            } else {
+                (usize::MAX, Duration::ZERO)
+            };
+            if allowed == 0 {
+                return Pump::Throttled(wait);
+            }
+            let limit = match relay.max_bytes {
+                Some(max) => usize::try_from(max.saturating_add(1).saturating_sub(relay.read))
+                    .unwrap_or(usize::MAX),
+                None => usize::MAX,
+            };
+            let (source, _) = match relay.direction {
+                Direction::Download => (&mut relay.server, &mut relay.client),
+                Direction::Upload => (&mut relay.client, &mut relay.server),
+            };
+            let space = relay.buffer.space();
+            let take = space.len().min(allowed).min(limit);
+            match source.stream.read(&mut space[..take]) {
                 Ok(0) => {
                     relay.source_eof = true;
                     moved = true;
                 }
                 Ok(n) => {
                     relay.buffer.fill(n);
+                    relay.read += n as u64;
+                    consume_rate(relay, n);
                     moved = true;
+                    // SECURITY: the file size limit. Reads stop one byte past it, and that
+                    // byte proves the file too large: stop before writing any of this read.
+                    if relay.max_bytes.is_some_and(|max| relay.read > max) {
+                        return Pump::OverLimit;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => source.readable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -163,6 +163,8 @@ fn bind_passive(addr: SocketAddr) -> io::Result<TcpListener> {
 pub struct BackendBook {
     next: HashMap<String, usize>,
     down_until: HashMap<SocketAddr, Instant>,
+    /// Sessions whose backend connection is in progress.
+    waiting: u32,
 }
 
 impl BackendBook {
@@ -199,6 +201,18 @@ impl BackendBook {
         }
         up.extend(down);
         up
+    }
+
+    pub fn waiting(&self) -> u32 {
+        self.waiting
+    }
+
+    pub fn start_waiting(&mut self) {
+        self.waiting = self.waiting.saturating_add(1);
+    }
+
+    pub fn stop_waiting(&mut self) {
+        self.waiting = self.waiting.saturating_sub(1);
     }
 
     /// Takes a server out of rotation for a while after a failed connect.

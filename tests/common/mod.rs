@@ -691,6 +691,8 @@ pub struct FtpgateBuilder {
     users: Vec<(String, String, String)>,
     timeouts: (u64, u64, u64),
     workers: u32,
+    /// Extra policy settings: (path of keys, value), merged into the document last.
+    settings: Vec<(Vec<String>, Value)>,
 }
 
 impl Default for FtpgateBuilder {
@@ -701,6 +703,7 @@ impl Default for FtpgateBuilder {
             users: Vec::new(),
             timeouts: (30, 300, 900),
             workers: 1,
+            settings: Vec::new(),
         }
     }
 }
@@ -727,6 +730,14 @@ impl FtpgateBuilder {
     pub fn user(mut self, name: &str, role: &str, backend: &str) -> Self {
         self.users
             .push((name.to_string(), role.to_string(), backend.to_string()));
+        self
+    }
+
+    /// Sets `value` at the key path `path` of the policy (objects are created on the way),
+    /// e.g. `.set(&["defaults", "limits", "sessions_per_ip"], json!(2))`.
+    pub fn set(mut self, path: &[&str], value: Value) -> Self {
+        self.settings
+            .push((path.iter().map(|k| k.to_string()).collect(), value));
         self
     }
 
@@ -758,7 +769,7 @@ impl FtpgateBuilder {
             users.insert(name.clone(), json!({ "role": role, "backend": backend }));
         }
         let (login, idle, session) = self.timeouts;
-        json!({
+        let mut policy = json!({
             "workers": self.workers,
             "listeners": [ { "address": listen.to_string() } ],
             "passive": { "ports": format!("{}-{}", passive.0, passive.1), "advertise": "127.0.0.1" },
@@ -767,7 +778,21 @@ impl FtpgateBuilder {
             "users": users,
             "defaults": { "timeouts": { "login": login, "idle": idle, "session": session } },
             "audit": { "file": audit.to_string_lossy() },
-        })
+        });
+        for (path, value) in &self.settings {
+            let mut node = &mut policy;
+            for (i, key) in path.iter().enumerate() {
+                if i + 1 == path.len() {
+                    node[key.as_str()] = value.clone();
+                } else {
+                    if !node[key.as_str()].is_object() {
+                        node[key.as_str()] = json!({});
+                    }
+                    node = &mut node[key.as_str()];
+                }
+            }
+        }
+        policy
     }
 
     /// Starts ftpgate (or, under `FTPGATE_TEST_DIRECT=1`, nothing) and waits for its listener.
@@ -1101,6 +1126,33 @@ impl Ftp {
     }
 
     /// Connects and reads the greeting, which must be 220.
+    /// Like [`connect_raw`](Self::connect_raw), from the local address `source` (another
+    /// loopback address, e.g. 127.0.0.2), without reading the greeting.
+    pub fn connect_raw_from(addr: SocketAddr, source: IpAddr) -> Ftp {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )
+        .expect("socket");
+        socket
+            .bind(&SocketAddr::new(source, 0).into())
+            .unwrap_or_else(|e| panic!("bind {source}: {e}"));
+        socket
+            .connect_timeout(&addr.into(), IO_TIMEOUT)
+            .unwrap_or_else(|e| panic!("connect {addr} from {source}: {e}"));
+        let stream: TcpStream = socket.into();
+        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        stream.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        let reader = BufReader::new(stream.try_clone().expect("clone stream"));
+        Ftp {
+            stream,
+            reader,
+            greeting: (0, String::new()),
+        }
+    }
+
     pub fn connect(addr: SocketAddr) -> Ftp {
         let mut c = Ftp::connect_raw(addr);
         c.greeting = c.read_reply();
