@@ -1160,6 +1160,11 @@ impl Ftp {
         c
     }
 
+    /// A second handle on the control connection, for a writer thread.
+    pub fn try_clone_stream(&self) -> TcpStream {
+        self.stream.try_clone().expect("clone control stream")
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.stream.local_addr().expect("local addr")
     }
