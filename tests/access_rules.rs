@@ -198,3 +198,43 @@ fn allow_fxp_to_lets_a_listed_address_receive_data_and_nothing_else() {
     );
     gate.assert_healthy();
 }
+
+#[test]
+fn ipv6_clients_are_matched_by_ipv6_rules_and_transfer_over_epsv() {
+    let vs = Vsftpd::start();
+    let data = random_bytes(200_000, 33);
+    vs.put_file("pub/six.bin", &data);
+    let gate = builder(&vs)
+        .listen_ipv6()
+        .set(&["access", "allow_from"], json!(["::1/128"]))
+        .set(&["users", "ftp", "deny_from"], json!(["::1/128"]))
+        // An IPv4 network never matches an IPv6 client.
+        .set(&["users", "anonymous", "deny_from"], json!(["127.0.0.0/8"]))
+        .start();
+    assert!(gate.addr().is_ipv6());
+    let mut c = Ftp::connect(gate.addr());
+    assert_eq!(c.cmd("USER ftp").0, 331);
+    assert_eq!(c.cmd("PASS x").0, 530);
+    assert!(violation_with(&gate, "deny_from ::1/128"));
+    let mut c = Ftp::connect(gate.addr());
+    c.login_ok("anonymous", "x");
+    assert_eq!(c.cmd("TYPE I").0, 200);
+    // PASV is IPv4-only; EPSV works, and EPRT names the client's own IPv6 address.
+    assert_eq!(c.cmd("PASV").0, 425);
+    let mut conn = c.epsv_connect();
+    assert_eq!(c.cmd("RETR /pub/six.bin").0, 150);
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut conn, &mut got).expect("read");
+    assert_eq!(c.read_reply().0, 226);
+    assert_eq!(got, data);
+    let listener = TcpListener::bind("[::1]:0").expect("bind ::1");
+    let port = listener.local_addr().expect("addr").port();
+    assert_eq!(c.cmd(&format!("EPRT |2|::1|{port}|")).0, 200);
+    c.send(b"RETR /pub/six.bin\r\n");
+    let mut conn = accept_within(&listener, IO_TIMEOUT);
+    assert_eq!(c.read_reply().0, 150);
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut conn, &mut got).expect("read");
+    assert_eq!(c.read_reply().0, 226);
+    assert_eq!(got, data);
+}

@@ -281,3 +281,51 @@ fn a_user_rate_limit_is_shared_by_the_users_sessions() {
         );
     });
 }
+
+#[test]
+fn sessions_waiting_for_a_backend_are_capped() {
+    let vs = Vsftpd::start();
+    // A backend whose accept queue is full: connects to it hang in SYN-SENT.
+    let stuck =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    stuck
+        .bind(&std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)).into())
+        .expect("bind");
+    stuck.listen(0).expect("listen");
+    let stuck_addr = stuck.local_addr().expect("addr").as_socket().expect("inet");
+    let mut fillers = Vec::new();
+    // Fill the queue (never accepted) until a connect no longer completes at once.
+    for _ in 0..8 {
+        match std::net::TcpStream::connect_timeout(&stuck_addr, Duration::from_millis(300)) {
+            Ok(s) => fillers.push(s),
+            Err(_) => break,
+        }
+    }
+    let mut gate = Ftpgate::builder()
+        .backend("vsftpd", vs.addr())
+        .backend("stuck", stuck_addr)
+        .standard_roles()
+        .user("anonymous", "full", "vsftpd")
+        .user("slow", "full", "stuck")
+        .set(
+            &["defaults", "limits", "sessions_waiting_for_backend"],
+            json!(1),
+        )
+        .start();
+    let mut first = Ftp::connect(gate.addr());
+    assert_eq!(first.cmd("USER slow").0, 331);
+    first.send(b"PASS x\r\n"); // stays waiting for the stuck backend
+    // Wait until the first session's backend connect is under way (its PASS was read).
+    assert!(wait_until(Duration::from_secs(10), || gate
+        .stderr_log()
+        .contains(&format!("connecting to backend {stuck_addr}"))));
+    let mut second = Ftp::connect(gate.addr());
+    assert_eq!(second.cmd("USER slow").0, 331);
+    let (code, text) = second.cmd("PASS x");
+    assert_eq!(code, 421, "{text}");
+    assert!(violations(&gate, "limit") >= 1);
+    // Once the waiting session is gone, sessions log in again.
+    drop(first);
+    drop(fillers);
+    gate.assert_healthy();
+}

@@ -776,11 +776,17 @@ impl Session {
                     return;
                 }
                 self.passive = Some(listener);
-                let ip = self
-                    .policy
-                    .passive
-                    .advertise
-                    .unwrap_or(self.local_addr.ip());
+                // passive.advertise is an IPv4 address for 227 replies; a client on IPv6
+                // gets ftpgate's own address (and 227 is refused for it: EPSV only).
+                let local = self.local_addr.ip();
+                let on_ipv4 = match local {
+                    std::net::IpAddr::V4(_) => true,
+                    std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().is_some(),
+                };
+                let ip = match self.policy.passive.advertise {
+                    Some(advertise) if on_ipv4 => advertise,
+                    _ => local,
+                };
                 self.push(Event::PassiveOpened(SocketAddr::new(ip, port)));
             }
             Err(e) => {

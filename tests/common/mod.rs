@@ -65,6 +65,24 @@ pub fn direct_mode() -> bool {
 // Ports and waiting
 // ---------------------------------------------------------------------------------------------
 
+/// The IPv6 twin of [`is_listening`], from /proc/net/tcp6.
+fn is_listening_v6(ip: std::net::Ipv6Addr, port: u16) -> bool {
+    // /proc prints the address as four 32-bit words, each in host (little-endian) order.
+    let octets = ip.octets();
+    let want: String = octets
+        .chunks(4)
+        .map(|w| format!("{:08X}", u32::from_le_bytes([w[0], w[1], w[2], w[3]])))
+        .collect();
+    let want = format!("{want}:{port:04X}");
+    let Ok(table) = fs::read_to_string("/proc/net/tcp6") else {
+        return false;
+    };
+    table.lines().skip(1).any(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        f.len() > 3 && f[3] == "0A" && f[1] == want
+    })
+}
+
 /// A loopback port that was free a moment ago (from the kernel's ephemeral range).
 pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -123,8 +141,9 @@ pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> bool {
 /// same port), read from /proc/net/tcp, so no connection is made (a probe connection would show
 /// up in the server's log and in ftpgate's audit trail).
 pub fn is_listening(addr: SocketAddr) -> bool {
-    let IpAddr::V4(ip) = addr.ip() else {
-        return false;
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) => ip,
+        IpAddr::V6(ip) => return is_listening_v6(ip, addr.port()),
     };
     let want = format!(
         "{:08X}:{:04X}",
@@ -693,6 +712,8 @@ pub struct FtpgateBuilder {
     workers: u32,
     /// Extra policy settings: (path of keys, value), merged into the document last.
     settings: Vec<(Vec<String>, Value)>,
+    /// Listen on [::1] instead of 127.0.0.1.
+    ipv6: bool,
 }
 
 impl Default for FtpgateBuilder {
@@ -704,6 +725,7 @@ impl Default for FtpgateBuilder {
             timeouts: (30, 300, 900),
             workers: 1,
             settings: Vec::new(),
+            ipv6: false,
         }
     }
 }
@@ -738,6 +760,12 @@ impl FtpgateBuilder {
     pub fn set(mut self, path: &[&str], value: Value) -> Self {
         self.settings
             .push((path.iter().map(|k| k.to_string()).collect(), value));
+        self
+    }
+
+    /// Makes the gateway listen on [::1] (the backends stay where they are).
+    pub fn listen_ipv6(mut self) -> Self {
+        self.ipv6 = true;
         self
     }
 
@@ -819,7 +847,15 @@ impl FtpgateBuilder {
         }
         let mut last_err = String::new();
         for _attempt in 0..3 {
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+            let addr = if self.ipv6 {
+                let port = TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, 0))
+                    .and_then(|l| l.local_addr())
+                    .expect("bind [::1]:0")
+                    .port();
+                SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port))
+            } else {
+                SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()))
+            };
             let passive = port_range(20);
             let policy = self.policy(addr, passive, &audit);
             fs::write(
