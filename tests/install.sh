@@ -59,8 +59,8 @@ fi
 
 # --- The packages (built as the calling user) -------------------------------------------------
 
-deb=$(find target/packages -maxdepth 1 -name 'ftpgate_*.deb' 2>/dev/null | sort | tail -n 1)
-rpm=$(find target/packages -maxdepth 1 -name 'ftpgate-*.rpm' 2>/dev/null | sort | tail -n 1)
+deb=$(find target/packages -maxdepth 1 -name 'ftpgate_*.deb' 2>/dev/null | sort | tail -n 1 || true)
+rpm=$(find target/packages -maxdepth 1 -name 'ftpgate-*.rpm' 2>/dev/null | sort | tail -n 1 || true)
 if [ "${FTPGATE_INSTALL_TEST_BUILT:-0}" != 1 ]; then
     rm -f target/packages/ftpgate_*.deb target/packages/ftpgate-*.rpm
     deb=$(packaging/build-deb.sh)
