@@ -149,7 +149,9 @@ fn failed_logins_ban_the_address_until_the_ban_expires() {
         .set(&["defaults", "limits", "ban"], json!(3))
         .start();
     let mut c = Ftp::connect(gate.addr());
+    let mut banned_at = Instant::now();
     for attempt in 1..=3 {
+        banned_at = Instant::now();
         assert_eq!(c.cmd("USER nobody").0, 331);
         let (code, text) = c.cmd("PASS wrong");
         if attempt < 3 {
@@ -159,7 +161,6 @@ fn failed_logins_ban_the_address_until_the_ban_expires() {
         }
     }
     assert_closed(&mut c);
-    let banned_at = Instant::now();
     // A new connection from the banned address is refused at once.
     let (code, mut refused) = greeting(&gate);
     assert_eq!(code, 421);

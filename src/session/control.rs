@@ -180,6 +180,8 @@ pub enum Event<'a> {
     /// The shell's admission check refused the login of this known user (access rule, time
     /// window, session cap) before any backend was contacted; `rule` says which.
     LoginRefused {
+        /// The reply text for a limit (421); access-rule refusals get the plain 530.
+        text: &'static str,
         rule: String,
         limit: bool,
     },
@@ -337,6 +339,8 @@ pub struct ControlFsm {
     client_data_connected: bool,
     /// The failed-login delay since the last PASS has passed.
     login_delay_over: bool,
+    /// The address was banned while a failed login waited for its delay.
+    ban_pending: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -475,6 +479,7 @@ impl ControlFsm {
             server_ipv6: false,
             client_data_connected: false,
             login_delay_over: false,
+            ban_pending: false,
         };
         (fsm, actions)
     }
@@ -587,17 +592,20 @@ impl ControlFsm {
             Event::ClientDataFailed => self.client_data_failed(&mut out),
             Event::RelayDone { bytes } => self.on_relay_done(bytes, &mut out),
             Event::RelayOverLimit { bytes } => self.on_relay_over_limit(bytes, &mut out),
-            Event::LoginRefused { rule, limit } => self.on_login_refused(rule, limit, &mut out),
+            Event::LoginRefused { text, rule, limit } => {
+                self.on_login_refused(text, rule, limit, &mut out)
+            }
             Event::Banned => {
                 out.push(Action::Audit(AuditRecord::PolicyViolation {
                     kind: "failed_logins",
                     detail: "too many failed logins; address banned".into(),
                 }));
-                self.fail_close(
-                    "Too many failed logins; try again later.",
-                    CloseReason::Banned,
-                    &mut out,
-                );
+                if matches!(self.phase, Phase::FailedLogin) {
+                    // The 421 waits for the failed-login delay like the 530 would have.
+                    self.ban_pending = true;
+                } else {
+                    self.close_banned(&mut out);
+                }
             }
             Event::RelayFailed { bytes, side } => self.on_relay_failed(bytes, side, &mut out),
             Event::Timer(kind) => self.on_timer(kind, &mut out),
@@ -745,6 +753,12 @@ impl ControlFsm {
         }
     }
 
+    /// The user's data connect timeout once known, else the default.
+    fn data_connect_timeout(&self) -> u64 {
+        self.user_timeouts()
+            .map_or(self.config.data_connect_timeout, |t| t.data_connect)
+    }
+
     fn user_timeouts(&self) -> Option<&Timeouts> {
         self.user.as_ref()?.known.as_ref().map(|k| &k.timeouts)
     }
@@ -865,7 +879,18 @@ impl ControlFsm {
         }
     }
 
+    fn close_banned(&mut self, out: &mut Vec<Action>) {
+        self.fail_close(
+            "Too many failed logins; try again later.",
+            CloseReason::Banned,
+            out,
+        );
+    }
+
     fn answer_failed_login(&mut self, out: &mut Vec<Action>) {
+        if self.ban_pending {
+            return self.close_banned(out);
+        }
         self.phase = Phase::AwaitUser;
         self.user = None;
         self.reply(codes::NOT_LOGGED_IN, "Login incorrect.", out);
@@ -1104,7 +1129,7 @@ impl ControlFsm {
         out.push(Action::SendClient(reply));
         out.push(Action::SetTimer(
             TimerKind::DataConnect,
-            secs(self.config.data_connect_timeout),
+            secs(self.data_connect_timeout()),
         ));
     }
 
@@ -1219,7 +1244,7 @@ impl ControlFsm {
         if !self.client_data_connected {
             out.push(Action::SetTimer(
                 TimerKind::DataConnect,
-                secs(self.config.data_connect_timeout),
+                secs(self.data_connect_timeout()),
             ));
         }
         self.phase = Phase::Transfer(Box::new(Transfer {
@@ -1346,7 +1371,9 @@ impl ControlFsm {
                         .user
                         .as_ref()
                         .and_then(|u| u.known.as_ref())
-                        .and_then(|k| k.max_file_size);
+                        .and_then(|k| k.max_file_size)
+                        // Listings are not files: the size limit does not cut them.
+                        .filter(|_| !matches!(t.verb, Verb::List | Verb::Nlst | Verb::Mlsd));
                     out.push(Action::StartRelay {
                         direction: t.direction,
                         max_bytes,
@@ -1651,7 +1678,13 @@ impl ControlFsm {
     }
 
     /// The shell refused a known user's login before contacting the backend.
-    fn on_login_refused(&mut self, rule: String, limit: bool, out: &mut Vec<Action>) {
+    fn on_login_refused(
+        &mut self,
+        text: &'static str,
+        rule: String,
+        limit: bool,
+        out: &mut Vec<Action>,
+    ) {
         if !matches!(self.phase, Phase::Connecting { .. }) {
             return;
         }
@@ -1661,15 +1694,12 @@ impl ControlFsm {
         }));
         if limit {
             self.audit_login("failed", Some("limit"), out);
-            self.fail_close(
-                "Too many sessions for this user.",
-                CloseReason::Refused,
-                out,
-            );
+            self.fail_close(text, CloseReason::Refused, out);
         } else {
-            // Refused like a wrong password (530 after the delay): the rule is in the audit
-            // trail, not in the reply.
+            // Refused like a wrong password (530 after the delay, and counted like one):
+            // the rule is in the audit trail, not in the reply.
             self.audit_login("failed", Some("access_rule"), out);
+            out.push(Action::LoginFailed);
             self.start_failed_login(out);
         }
     }

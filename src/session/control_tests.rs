@@ -584,6 +584,7 @@ fn an_access_rule_refusal_is_a_delayed_530_without_a_backend() {
     s.line("USER reader");
     assert!(s.line("PASS pw").contains(&Action::ConnectServer));
     let actions = s.event(Event::LoginRefused {
+        text: "Too many sessions for this user.",
         rule: "deny_from 192.0.2.0/24".into(),
         limit: false,
     });
@@ -610,6 +611,7 @@ fn a_session_cap_refusal_is_421_and_close() {
     s.line("USER reader");
     s.line("PASS pw");
     let actions = s.event(Event::LoginRefused {
+        text: "Too many sessions for this user.",
         rule: "limits.sessions 1".into(),
         limit: true,
     });
@@ -622,7 +624,9 @@ fn failed_logins_are_reported_and_a_ban_closes_with_421() {
     let (mut s, _) = Script::new();
     s.line("USER nobody");
     assert!(s.line("PASS x").contains(&Action::LoginFailed));
-    let actions = s.event(Event::Banned);
+    // The ban waits for the failed-login delay, like the 530 it replaces.
+    assert!(client_replies(&s.event(Event::Banned)).is_empty());
+    let actions = s.event(Event::Timer(TimerKind::FailedLogin));
     assert_eq!(client_replies(&actions), vec![421]);
     assert!(actions.contains(&Action::Close(CloseReason::Banned)));
 }

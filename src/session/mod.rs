@@ -576,19 +576,17 @@ impl Session {
                 }
                 Action::ConnectServer => match self.admit_user(ctx) {
                     Ok(()) => self.connect_server(ctx),
-                    Err((rule, limit)) => {
+                    Err((text, rule, limit)) => {
                         log::info!("{} login refused: {rule}", self.id);
-                        self.push(Event::LoginRefused { rule, limit });
+                        self.push(Event::LoginRefused { text, rule, limit });
                     }
                 },
-                Action::LoginSucceeded => {
-                    if let Some(name) = self.fsm.user().map(|u| u.name.clone()) {
-                        if ctx.counters.open_user(&name).is_ok() {
-                            self.counted_user = Some(name);
-                        }
-                    }
-                }
+                // The user's session was counted when its login was admitted.
+                Action::LoginSucceeded => {}
                 Action::LoginFailed => {
+                    if let Some(user) = self.counted_user.take() {
+                        ctx.counters.close_user(&user);
+                    }
                     let limits = &self.policy.defaults.limits;
                     let banned = ctx.counters.record_failed_login(
                         self.client_addr.ip(),
@@ -647,7 +645,28 @@ impl Session {
     /// The checks on a known user before any backend is contacted: the user's session cap.
     /// Err carries the rule that refused and whether it is a limit (421) rather than an
     /// access rule (530).
-    fn admit_user(&self, ctx: &WorkerCtx<'_>) -> Result<(), (String, bool)> {
+    /// Counts the user's session when admitted (the check and the count happen in one
+    /// step of this single-threaded worker, so concurrent logins cannot both pass a cap).
+    fn admit_user(&mut self, ctx: &WorkerCtx<'_>) -> Result<(), (&'static str, String, bool)> {
+        let decision = self.check_user(ctx);
+        if decision.is_ok() {
+            if let Some(name) = self.fsm.user().map(|u| u.name.clone()) {
+                // SECURITY: a full table refuses (bounded memory) instead of not counting.
+                if ctx.counters.open_user(&name).is_err() {
+                    return Err((
+                        "Too many sessions; try again later.",
+                        "session table full".to_string(),
+                        true,
+                    ));
+                }
+                self.counted_user = Some(name);
+            }
+        }
+        decision
+    }
+
+    fn check_user(&self, ctx: &WorkerCtx<'_>) -> Result<(), (&'static str, String, bool)> {
+        const DENIED: &str = "Login incorrect.";
         let Some(name) = self.fsm.user().map(|u| u.name.as_str()) else {
             return Ok(());
         };
@@ -657,14 +676,19 @@ impl Session {
         let ip = self.client_addr.ip();
         // SECURITY: the user's own access rules and time windows, before any backend.
         if let Err(rule) = user.access.check(ip, self.policy.geo.as_deref()) {
-            return Err((format!("user {name}: {rule}"), false));
+            return Err((DENIED, format!("user {name}: {rule}"), false));
         }
         let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
         if !crate::policy::windows_allow(&user.time_windows, now) {
-            return Err((format!("user {name}: outside its time windows"), false));
+            return Err((
+                DENIED,
+                format!("user {name}: outside its time windows"),
+                false,
+            ));
         }
         if ctx.backends.waiting() >= self.policy.defaults.limits.sessions_waiting_for_backend {
             return Err((
+                "Too many sessions waiting for a server; try again later.",
                 format!(
                     "limits.sessions_waiting_for_backend {} reached",
                     self.policy.defaults.limits.sessions_waiting_for_backend
@@ -676,6 +700,7 @@ impl Session {
             let open = ctx.counters.sessions_of(name);
             if open >= u64::from(cap) {
                 return Err((
+                    "Too many sessions for this user.",
                     format!("limits.sessions {cap} reached for user {name}"),
                     true,
                 ));
