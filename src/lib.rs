@@ -20,3 +20,4 @@ pub mod policy;
 pub mod reactor;
 pub mod session;
 pub mod supervisor;
+pub mod tls;

@@ -102,6 +102,19 @@ fn load(path: &std::path::Path) -> Result<Policy, ExitCode> {
     })
 }
 
+/// `--check` also loads the certificate and key the policy names and checks that they
+/// match; an error is reported at the position of `tls.certificate`.
+fn check_tls(path: &std::path::Path, policy: &Policy) -> Option<ExitCode> {
+    use ftpgate::policy::locate::{JsonPath, Target, locate};
+    let tls = policy.tls.as_ref()?;
+    let error = ftpgate::tls::TlsServer::load(&tls.certificate, &tls.private_key).err()?;
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let at = JsonPath::root().key("tls").key("certificate");
+    let (line, column) = locate(&text, at.segments(), Target::Value);
+    eprintln!("{}:{line}:{column}: tls: {error}", path.display());
+    Some(ExitCode::from(1))
+}
+
 fn main() -> ExitCode {
     let args = match parse_args() {
         Parsed::Run(args) => args,
@@ -110,6 +123,9 @@ fn main() -> ExitCode {
     if args.check {
         return match load(&args.config) {
             Ok(policy) => {
+                if let Some(code) = check_tls(&args.config, &policy) {
+                    return code;
+                }
                 println!("{}: OK\n", args.config.display());
                 println!("{}", policy.summary());
                 ExitCode::SUCCESS

@@ -66,12 +66,17 @@ pub const NOT_IMPLEMENTED: u16 = 502;
 pub const BAD_SEQUENCE: u16 = 503;
 /// 504: command not implemented for that parameter (TYPE E, MODE B, STRU R).
 pub const NOT_IMPLEMENTED_PARAM: u16 = 504;
+/// 521: data connection cannot be opened with this PROT setting (vsftpd: "Data
+/// connections must be encrypted.").
+pub const DATA_NOT_PROTECTED: u16 = 521;
 /// 522: network protocol not supported, use (1,2) (EPRT/EPSV, RFC 2428).
 pub const EXT_NETWORK_PROTOCOL_NOT_SUPPORTED: u16 = 522;
 /// 530: not logged in (anything but login commands before login; failed login).
 pub const NOT_LOGGED_IN: u16 = 530;
 /// 534: request denied for policy reasons (TLS required, RFC 4217).
 pub const REQUEST_DENIED_POLICY: u16 = 534;
+/// 536: requested PROT level not supported by mechanism (PROT S, PROT E; RFC 2228).
+pub const PROT_LEVEL_NOT_SUPPORTED: u16 = 536;
 /// 550: requested action not taken; file unavailable, or a file action the role denies.
 pub const FILE_UNAVAILABLE: u16 = 550;
 /// 552: requested file action aborted: exceeded storage allocation (file size limit).
@@ -118,6 +123,8 @@ mod tests {
         (EXT_NETWORK_PROTOCOL_NOT_SUPPORTED, 522),
         (NOT_LOGGED_IN, 530),
         (REQUEST_DENIED_POLICY, 534),
+        (DATA_NOT_PROTECTED, 521),
+        (PROT_LEVEL_NOT_SUPPORTED, 536),
         (FILE_UNAVAILABLE, 550),
         (EXCEEDED_STORAGE, 552),
         (FILE_NAME_NOT_ALLOWED, 553),

@@ -197,6 +197,8 @@ pub(crate) struct UserFile {
     pub deny_asns: Option<Vec<Scalar>>,
     pub time_windows: Option<Vec<Object<TimeWindowFile>>>,
     pub allow_fxp_to: Option<Vec<String>>,
+    pub tls_require: Option<String>,
+    pub tls_session_reuse: Option<bool>,
     pub limits: Option<Object<UserLimitsFile>>,
     pub timeouts: Option<Object<TimeoutsFile>>,
 }

@@ -328,22 +328,9 @@ fn unsupported_yet(raw: &PolicyFile) -> Vec<Unsupported> {
 
     for (i, Object(listener)) in raw.listeners.iter().flatten().enumerate() {
         let path = root.key("listeners").index(i);
-        if tls_on(&listener.tls) {
-            add(path.key("tls"), Target::Value, "; use \"none\"");
-        }
-        let require = listener
-            .require
-            .as_deref()
-            .and_then(|r| lookup(TLS_REQUIRES, r));
-        if require.is_some_and(|r| r != TlsRequire::None) {
-            add(path.key("require"), Target::Value, "; remove it");
-        }
         if listener.proxy_protocol == Some(true) {
             add(path.key("proxy_protocol"), Target::Value, "; remove it");
         }
-    }
-    if raw.tls.is_some() {
-        add(root.key("tls"), Target::Key, "; remove the section");
     }
     for (name, Object(backend)) in raw.backends.iter().flatten() {
         let path = root.key("backends").key(name);
@@ -1258,6 +1245,14 @@ impl<'t> Checker<'t> {
             }
         }
         let allow_fxp_to = self.cidrs(raw.allow_fxp_to.as_deref(), &path.key("allow_fxp_to"));
+        let tls_require = self
+            .choice(
+                raw.tls_require.as_ref(),
+                &path.key("tls_require"),
+                TLS_REQUIRES,
+            )
+            .unwrap_or_default();
+        let tls_session_reuse = raw.tls_session_reuse.unwrap_or(true);
         let global = &context.defaults.limits;
         let mut limits = UserLimits {
             max_file_size: global.max_file_size,
@@ -1292,6 +1287,8 @@ impl<'t> Checker<'t> {
             access,
             time_windows,
             allow_fxp_to,
+            tls_require,
+            tls_session_reuse,
             limits,
             timeouts,
         }

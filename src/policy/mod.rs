@@ -95,7 +95,7 @@ pub enum TlsMode {
 }
 
 /// What must happen under TLS.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TlsRequire {
     /// Nothing.
     #[default]
@@ -303,6 +303,11 @@ pub struct User {
     /// Networks PORT/EPRT may name besides the client's own address (FXP; dangerous: it
     /// lets the user make ftpgate connect there). Ports below 1024 stay refused.
     pub allow_fxp_to: Vec<Cidr>,
+    /// The user's own TLS requirement; it can only tighten the listener's.
+    pub tls_require: TlsRequire,
+    /// Data connections under TLS must resume the control connection's TLS session
+    /// (vsftpd's require_ssl_reuse). On by default.
+    pub tls_session_reuse: bool,
     pub limits: UserLimits,
     /// The user's own values, else `defaults.timeouts`, else the built-in defaults.
     pub timeouts: Timeouts,

@@ -348,6 +348,7 @@ mod tests {
                     "time_windows": [{ "days": "mon-fri", "hours": "08:00-18:00",
                                        "utc_offset": "Z" }],
                     "allow_fxp_to": ["192.0.2.0/24"],
+                    "tls_require": "login", "tls_session_reuse": false,
                     "limits": { "max_file_size": 1, "rate": "1MiB/s", "user_rate": 1,
                                 "sessions": 1 },
                     "timeouts": { "login": 1, "idle": 1, "session": 1, "data_connect": 1 } } },

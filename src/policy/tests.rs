@@ -181,6 +181,8 @@ fn minimal_policy_builds_the_expected_model() {
                 access: AccessRules::default(),
                 time_windows: Vec::new(),
                 allow_fxp_to: Vec::new(),
+                tls_require: TlsRequire::None,
+                tls_session_reuse: true,
                 limits: UserLimits::default(),
                 timeouts: builtin,
             },
@@ -425,16 +427,7 @@ fn design_example_is_refused_only_for_features_not_enforced_yet() {
         format!("{line}:{column}: {key} is not supported by this version of ftpgate yet{hint}")
     };
     let expected = vec![
-        unsupported("\"explicit\"", 0, "listeners[0].tls", "; use \"none\""),
-        unsupported("\"implicit\"", 0, "listeners[1].tls", "; use \"none\""),
-        unsupported("\"all\"", 0, "listeners[1].require", "; remove it"),
         unsupported("true", 0, "listeners[2].proxy_protocol", "; remove it"),
-        unsupported(
-            "\"tls\": { \"certificate\"",
-            0,
-            "tls",
-            "; remove the section",
-        ),
         unsupported(
             "\"source_address\"",
             0,
@@ -447,9 +440,8 @@ fn design_example_is_refused_only_for_features_not_enforced_yet() {
     ];
     assert_eq!(errors(doc), expected);
     // Spot-check the positions literally.
-    assert_eq!(expected[0].split(": ").next(), Some("4:39"));
-    assert_eq!(expected[4].split(": ").next(), Some("9:3"));
-    assert_eq!(expected.len(), 9);
+    assert_eq!(expected[0].split(": ").next(), Some("6:68"));
+    assert_eq!(expected.len(), 5);
 }
 
 #[test]
@@ -500,24 +492,6 @@ fn every_unsupported_key_is_refused_on_its_own() {
     let cases: &[(&str, &str, &str, &str)] = &[
         (
             r#"{ "address": "0.0.0.0:2121" }"#,
-            r#"{ "address": "0.0.0.0:2121", "tls": "explicit" }"#,
-            "\"explicit\"",
-            "listeners[0].tls",
-        ),
-        (
-            r#"{ "address": "0.0.0.0:2121" }"#,
-            r#"{ "address": "0.0.0.0:2121", "tls": "implicit" }"#,
-            "\"implicit\"",
-            "listeners[0].tls",
-        ),
-        (
-            r#"{ "address": "0.0.0.0:2121" }"#,
-            r#"{ "address": "0.0.0.0:2121", "require": "login" }"#,
-            "\"login\"",
-            "listeners[0].require",
-        ),
-        (
-            r#"{ "address": "0.0.0.0:2121" }"#,
             r#"{ "address": "0.0.0.0:2121", "proxy_protocol": true }"#,
             "true",
             "listeners[0].proxy_protocol",
@@ -549,11 +523,6 @@ fn every_unsupported_key_is_refused_on_its_own() {
     }
 
     let top_level: &[(&str, &str, &str)] = &[
-        (
-            r#""tls": { "certificate": "/c.pem", "private_key": "/k.pem" }"#,
-            "\"tls\"",
-            "tls",
-        ),
         (
             r#""routing": { "user_at_host": true }"#,
             "true",
@@ -704,7 +673,7 @@ fn unknown_keys_are_refused_at_every_level() {
             "\"rolle\"",
             "users.bob.rolle: unknown field `rolle`, expected one of `role`, `backend`, \
              `allow_from`, `deny_from`, `allow_countries`, `deny_countries`, `allow_asns`, \
-             `deny_asns`, `time_windows`, `allow_fxp_to`, `limits`, `timeouts`",
+             `deny_asns`, `time_windows`, `allow_fxp_to`, `tls_require`, `tls_session_reuse`, `limits`, `timeouts`",
         ),
         (
             r#"{ "users": { "bob": { "limits": { "max_size": 1 } } } }"#,
@@ -775,7 +744,7 @@ fn unknown_keys_are_refused_at_every_level() {
         [
             "4:7: users.zoë.rôle: unknown field `rôle`, expected one of `role`, `backend`, \
           `allow_from`, `deny_from`, `allow_countries`, `deny_countries`, `allow_asns`, \
-             `deny_asns`, `time_windows`, `allow_fxp_to`, `limits`, `timeouts`"
+             `deny_asns`, `time_windows`, `allow_fxp_to`, `tls_require`, `tls_session_reuse`, `limits`, `timeouts`"
         ]
     );
 }
@@ -954,7 +923,7 @@ fn unknown_keys_at_every_level_and_validation_errors_in_one_run() {
             "\"rolle\"",
             "users.bob.rolle: unknown field `rolle`, expected one of `role`, `backend`, \
              `allow_from`, `deny_from`, `allow_countries`, `deny_countries`, `allow_asns`, \
-             `deny_asns`, `time_windows`, `allow_fxp_to`, `limits`, `timeouts`",
+             `deny_asns`, `time_windows`, `allow_fxp_to`, `tls_require`, `tls_session_reuse`, `limits`, `timeouts`",
         ),
         err_at(
             doc,
@@ -1010,7 +979,7 @@ fn a_type_error_in_one_user_and_an_unknown_key_in_another() {
                 "\"colour\"",
                 "users.bob.colour: unknown field `colour`, expected one of `role`, `backend`, \
                  `allow_from`, `deny_from`, `allow_countries`, `deny_countries`, `allow_asns`, \
-             `deny_asns`, `time_windows`, `allow_fxp_to`, `limits`, `timeouts`",
+             `deny_asns`, `time_windows`, `allow_fxp_to`, `tls_require`, `tls_session_reuse`, `limits`, `timeouts`",
             ),
             err_at(
                 &doc,
@@ -1709,7 +1678,7 @@ fn many_errors_are_reported_together_in_file_order() {
         err_at(
             doc,
             "\"explicit\"",
-            "listeners[1].tls is not supported by this version of ftpgate yet; use \"none\"",
+            "listeners[1].tls: \"explicit\" needs the \"tls\" section (certificate and private_key)",
         ),
         err_at(
             doc,

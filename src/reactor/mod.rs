@@ -26,7 +26,8 @@ use crate::os;
 use crate::policy::Policy;
 use crate::session::net::{BackendBook, PassivePorts, bind_control_listener};
 use crate::session::rate::TokenBucket;
-use crate::session::{DriveOutcome, ROLE_BITS, Session, SocketRole, WorkerCtx};
+use crate::session::{DriveOutcome, ListenerConfig, ROLE_BITS, Session, SocketRole, WorkerCtx};
+use crate::tls::TlsServer;
 use pool::BufferPool;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -61,6 +62,10 @@ pub struct Worker {
     listeners: Vec<(TcpListener, SocketAddr)>,
     /// Listeners that reported readiness and have not yet returned WouldBlock.
     accept_pending: Vec<bool>,
+    /// What each listener asks of its sessions (TLS mode and requirement).
+    listener_configs: Vec<ListenerConfig>,
+    /// TLS toward clients, from the policy's `tls` section.
+    tls: Option<TlsServer>,
     slots: Vec<Slot>,
     free: Vec<usize>,
     policy: Rc<Policy>,
@@ -90,7 +95,13 @@ impl Worker {
     pub fn new(config: WorkerConfig) -> io::Result<Worker> {
         let poll = Poll::new()?;
         let mut listeners = Vec::new();
+        let mut listener_configs = Vec::new();
+        let tls = load_tls(&config.policy)?;
         for (i, listener) in config.policy.listeners.iter().enumerate() {
+            listener_configs.push(ListenerConfig {
+                tls: listener.tls,
+                require: listener.require,
+            });
             let mut socket = bind_control_listener(listener.address).map_err(|e| {
                 io::Error::new(
                     e.kind(),
@@ -117,6 +128,8 @@ impl Worker {
             poll,
             events: Events::with_capacity(1024),
             accept_pending: vec![false; listeners.len()],
+            listener_configs,
+            tls,
             listeners,
             slots: Vec::new(),
             free: Vec::new(),
@@ -221,6 +234,7 @@ impl Worker {
                     backends: &mut self.backends,
                     counters: &self.counters,
                     user_buckets: &mut self.user_buckets,
+                    tls: self.tls.as_ref(),
                     now,
                 };
                 let Some(Slot {
@@ -318,10 +332,14 @@ impl Worker {
             return;
         };
         match crate::policy::load_policy(path) {
-            Ok(policy) => {
-                log::info!("policy reloaded from {}", path.display());
-                self.policy = Rc::new(policy);
-            }
+            Ok(policy) => match load_tls(&policy) {
+                Ok(tls) => {
+                    log::info!("policy reloaded from {}", path.display());
+                    self.tls = tls;
+                    self.policy = Rc::new(policy);
+                }
+                Err(e) => log::error!("policy reload refused, keeping the old policy: {e}"),
+            },
             Err(errors) => {
                 for e in errors {
                     log::error!(
@@ -341,7 +359,10 @@ impl Worker {
             };
             match listener.accept() {
                 Ok((stream, peer)) => {
-                    if let Some(slot) = self.create_session(stream, peer, now) {
+                    let Some(listener) = self.listener_configs.get(index).copied() else {
+                        return;
+                    };
+                    if let Some(slot) = self.create_session(stream, peer, listener, now) {
                         touched.push(slot);
                     }
                 }
@@ -370,6 +391,7 @@ impl Worker {
         &mut self,
         stream: mio::net::TcpStream,
         peer: SocketAddr,
+        listener: ListenerConfig,
         now: Instant,
     ) -> Option<usize> {
         let slot = match self.free.pop() {
@@ -397,15 +419,16 @@ impl Worker {
             backends: &mut self.backends,
             counters: &self.counters,
             user_buckets: &mut self.user_buckets,
+            tls: self.tls.as_ref(),
             now,
         };
         match Session::new(
             id,
             stream,
             peer,
-            slot,
-            generation,
+            crate::session::SessionKey { slot, generation },
             Rc::clone(&self.policy),
+            listener,
             &mut ctx,
         ) {
             Ok(session) => {
@@ -434,6 +457,7 @@ impl Worker {
             backends: &mut self.backends,
             counters: &self.counters,
             user_buckets: &mut self.user_buckets,
+            tls: self.tls.as_ref(),
             now,
         };
         let Some(Slot {
@@ -464,6 +488,7 @@ impl Worker {
             backends: &mut self.backends,
             counters: &self.counters,
             user_buckets: &mut self.user_buckets,
+            tls: self.tls.as_ref(),
             now,
         };
         let Some(entry) = self.slots.get_mut(slot) else {
@@ -476,5 +501,15 @@ impl Worker {
             self.again.retain(|&s| s != slot);
             self.free.push(slot);
         }
+    }
+}
+
+/// Loads the certificate and key the policy names (None: no TLS configured).
+fn load_tls(policy: &Policy) -> io::Result<Option<TlsServer>> {
+    match &policy.tls {
+        Some(t) => TlsServer::load(&t.certificate, &t.private_key)
+            .map(Some)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("tls: {e}"))),
+        None => Ok(None),
     }
 }

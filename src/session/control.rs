@@ -29,7 +29,7 @@ use crate::ftp::address::{
 use crate::ftp::codes;
 use crate::ftp::command::{Command, CommandError, Verb, parse_command};
 use crate::ftp::reply::Reply;
-use crate::policy::{Cidr, Policy, Timeouts, VerbSet};
+use crate::policy::{Cidr, Policy, Timeouts, TlsRequire, VerbSet};
 
 /// Timers the control machine sets. The shell keeps one deadline per kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,6 +218,9 @@ pub enum Action {
     Audit(AuditRecord),
     /// Flush what was sent to the client, then close the session.
     Close(CloseReason),
+    /// Once the reply just queued (234) has left in plaintext, start TLS on the client's
+    /// control connection; whatever the client sent after AUTH is discarded.
+    StartClientTls,
     /// The login succeeded: count the user's session.
     LoginSucceeded,
     /// The login failed: count it against the client's address.
@@ -241,6 +244,8 @@ pub struct KnownUser {
     pub max_file_size: Option<u64>,
     /// Addresses PORT/EPRT may name besides the client's own (the FXP exception).
     pub allow_fxp_to: Vec<Cidr>,
+    /// The user's own TLS requirement (tightens the listener's).
+    pub tls_require: TlsRequire,
 }
 
 /// A transfer in progress and how far it got.
@@ -319,6 +324,12 @@ pub struct ControlConfig {
     pub failed_login_delay_ms: u64,
     pub data_connect_timeout: u64,
     pub backend_reply_timeout: u64,
+    /// TLS toward the client is configured: AUTH TLS may be used (explicit FTPS).
+    pub tls_available: bool,
+    /// The control connection is already under TLS (an implicit FTPS listener).
+    pub tls_implicit: bool,
+    /// What the listener and the global policy require.
+    pub tls_require: TlsRequire,
 }
 
 /// The control state machine.
@@ -341,6 +352,12 @@ pub struct ControlFsm {
     login_delay_over: bool,
     /// The address was banned while a failed login waited for its delay.
     ban_pending: bool,
+    /// The control connection is under TLS (implicit, or after AUTH TLS).
+    tls_active: bool,
+    /// PBSZ was given (RFC 4217 wants it before PROT).
+    pbsz_done: bool,
+    /// PROT P: every data connection is TLS.
+    data_protected: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -412,28 +429,29 @@ fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 /// ftpgate's own FEAT answer before login (no backend is known yet).
-fn local_features() -> Reply {
-    Reply::multi(
-        codes::SYSTEM_STATUS,
-        &[
-            "Features:",
-            "EPRT",
-            "EPSV",
-            "PASV",
-            "MDTM",
-            "REST STREAM",
-            "SIZE",
-            "UTF8",
-            "End",
-        ],
-    )
+fn local_features(tls: bool) -> Reply {
+    let mut lines = vec!["Features:"];
+    if tls {
+        lines.extend(["AUTH TLS", "PBSZ", "PROT"]);
+    }
+    lines.extend([
+        "EPRT",
+        "EPSV",
+        "PASV",
+        "MDTM",
+        "REST STREAM",
+        "SIZE",
+        "UTF8",
+        "End",
+    ]);
+    Reply::multi(codes::SYSTEM_STATUS, &lines)
 }
 
 /// The backend's FEAT answer, minus what ftpgate handles itself (TLS, data-connection
-/// setup, HOST), plus the data-connection commands ftpgate offers.
-fn filter_features(reply: Reply) -> Reply {
+/// setup, HOST), plus what ftpgate offers itself.
+fn filter_features(reply: Reply, tls: bool) -> Reply {
     if !reply.is_positive_completion() || !reply.is_multiline() {
-        return local_features();
+        return local_features(tls);
     }
     let mut features: Vec<String> = Vec::new();
     let count = reply.lines.len();
@@ -449,7 +467,11 @@ fn filter_features(reply: Reply) -> Reply {
         }
         features.push(text.trim().to_string());
     }
-    let mut lines: Vec<&str> = vec!["Features:", "EPRT", "EPSV", "PASV"];
+    let mut lines: Vec<&str> = vec!["Features:"];
+    if tls {
+        lines.extend(["AUTH TLS", "PBSZ", "PROT"]);
+    }
+    lines.extend(["EPRT", "EPSV", "PASV"]);
     lines.extend(features.iter().map(String::as_str));
     lines.push("End");
     Reply::multi(codes::SYSTEM_STATUS, &lines)
@@ -467,6 +489,7 @@ impl ControlFsm {
             Action::SetTimer(TimerKind::Login, secs(config.login_timeout)),
             Action::SetTimer(TimerKind::Session, secs(config.session_timeout)),
         ];
+        let tls_active = config.tls_implicit;
         let fsm = ControlFsm {
             config,
             phase: Phase::AwaitUser,
@@ -480,6 +503,9 @@ impl ControlFsm {
             client_data_connected: false,
             login_delay_over: false,
             ban_pending: false,
+            tls_active,
+            pbsz_done: false,
+            data_protected: false,
         };
         (fsm, actions)
     }
@@ -500,6 +526,11 @@ impl ControlFsm {
             Action::Close(CloseReason::Refused),
         ];
         (fsm, actions)
+    }
+
+    /// Whether data connections are TLS (PROT P).
+    pub fn data_protected(&self) -> bool {
+        self.data_protected
     }
 
     /// Told by the shell once it knows the backend's address family.
@@ -765,6 +796,14 @@ impl ControlFsm {
 
     fn on_command_before_login(&mut self, cmd: Command, policy: &Policy, out: &mut Vec<Action>) {
         match cmd.verb {
+            Verb::User if self.config.tls_require != TlsRequire::None && !self.tls_active => self
+                .local(
+                    &cmd,
+                    "deny",
+                    codes::NOT_LOGGED_IN,
+                    "TLS required: use AUTH TLS before USER.",
+                    out,
+                ),
             Verb::User => {
                 if cmd.arg.is_empty() {
                     return self.local(
@@ -785,6 +824,7 @@ impl ControlFsm {
                         timeouts: u.timeouts,
                         max_file_size: u.limits.max_file_size,
                         allow_fxp_to: u.allow_fxp_to.clone(),
+                        tls_require: u.tls_require,
                     })
                 });
                 if let Some(k) = &known {
@@ -812,6 +852,19 @@ impl ControlFsm {
                         out,
                     );
                 }
+                // SECURITY: a user who requires TLS never logs in (nor sends a password to
+                // a backend) over plaintext; refused like a wrong password.
+                if self.tls_required() != TlsRequire::None && !self.tls_active {
+                    if let Some(u) = self.user.as_mut() {
+                        if u.known.is_some() {
+                            out.push(Action::Audit(AuditRecord::PolicyViolation {
+                                kind: "tls_required",
+                                detail: format!("user {} requires TLS", u.name),
+                            }));
+                            u.known = None;
+                        }
+                    }
+                }
                 let known = self.user.as_ref().is_some_and(|u| u.known.is_some());
                 // SECURITY: every failed login is answered no sooner than the delay after
                 // PASS, known user or not, so timing does not tell which names exist.
@@ -833,23 +886,130 @@ impl ControlFsm {
             Verb::Noop => self.local(&cmd, "allow", codes::COMMAND_OK, "NOOP ok.", out),
             Verb::Syst => self.local(&cmd, "allow", codes::SYSTEM_TYPE, "UNIX Type: L8", out),
             Verb::Feat => {
-                out.push(Action::SendClient(local_features()));
+                out.push(Action::SendClient(local_features(
+                    self.config.tls_available,
+                )));
                 self.audit_command("FEAT", b"", "allow", codes::SYSTEM_STATUS, out);
             }
             Verb::Opts => self.local_opts(&cmd, out),
             Verb::Help => self.local(&cmd, "allow", codes::HELP, "Help OK.", out),
-            Verb::Auth | Verb::Pbsz | Verb::Prot | Verb::Ccc => self.local(
-                &cmd,
-                "deny",
-                codes::NOT_IMPLEMENTED,
-                "TLS is not enabled on this gateway.",
-                out,
-            ),
+            Verb::Auth => self.on_auth(&cmd, out),
+            Verb::Pbsz | Verb::Prot | Verb::Ccc => self.on_tls_command(&cmd, out),
             _ => self.local(
                 &cmd,
                 "deny",
                 codes::NOT_LOGGED_IN,
                 "Please login with USER and PASS.",
+                out,
+            ),
+        }
+    }
+
+    /// The TLS level the session must meet: the listener's and global requirement,
+    /// tightened by the user's own once known.
+    fn tls_required(&self) -> TlsRequire {
+        let user = self
+            .user
+            .as_ref()
+            .and_then(|u| u.known.as_ref())
+            .map_or(TlsRequire::None, |k| k.tls_require);
+        self.config.tls_require.max(user)
+    }
+
+    /// AUTH TLS (and its aliases): 234, then the shell starts TLS once the reply is out.
+    fn on_auth(&mut self, cmd: &Command, out: &mut Vec<Action>) {
+        let mechanism = String::from_utf8_lossy(&cmd.arg)
+            .trim()
+            .to_ascii_uppercase();
+        if !self.config.tls_available {
+            return self.local(
+                cmd,
+                "deny",
+                codes::NOT_IMPLEMENTED,
+                "TLS is not enabled on this gateway.",
+                out,
+            );
+        }
+        if self.tls_active {
+            return self.local(cmd, "deny", codes::BAD_SEQUENCE, "Already using TLS.", out);
+        }
+        if !matches!(mechanism.as_str(), "TLS" | "SSL" | "TLS-C" | "TLS-P") {
+            return self.local(
+                cmd,
+                "deny",
+                codes::NOT_IMPLEMENTED_PARAM,
+                "Unknown AUTH mechanism; use AUTH TLS.",
+                out,
+            );
+        }
+        self.tls_active = true;
+        if mechanism == "TLS-P" || mechanism == "SSL" {
+            // RFC 4217 §4: the historical AUTH SSL and TLS-P imply protected data.
+            self.data_protected = true;
+        }
+        self.local(
+            cmd,
+            "allow",
+            codes::AUTH_OK,
+            "Proceed with negotiation.",
+            out,
+        );
+        out.push(Action::StartClientTls);
+    }
+
+    /// PBSZ, PROT and CCC (RFC 4217).
+    fn on_tls_command(&mut self, cmd: &Command, out: &mut Vec<Action>) {
+        if !self.tls_active {
+            return self.local(cmd, "deny", codes::BAD_SEQUENCE, "Use AUTH TLS first.", out);
+        }
+        let arg = String::from_utf8_lossy(&cmd.arg)
+            .trim()
+            .to_ascii_uppercase();
+        match cmd.verb {
+            Verb::Pbsz => {
+                self.pbsz_done = true;
+                self.local(cmd, "allow", codes::COMMAND_OK, "PBSZ=0", out)
+            }
+            Verb::Prot if !self.pbsz_done => {
+                self.local(cmd, "deny", codes::BAD_SEQUENCE, "PBSZ first.", out)
+            }
+            Verb::Prot if arg == "P" => {
+                self.data_protected = true;
+                self.local(cmd, "allow", codes::COMMAND_OK, "PROT now Private.", out)
+            }
+            Verb::Prot if arg == "C" => {
+                if self.tls_required() == TlsRequire::All {
+                    return self.local(
+                        cmd,
+                        "deny",
+                        codes::REQUEST_DENIED_POLICY,
+                        "PROT C refused: data connections must be protected.",
+                        out,
+                    );
+                }
+                self.data_protected = false;
+                self.local(cmd, "allow", codes::COMMAND_OK, "PROT now Clear.", out)
+            }
+            Verb::Prot if arg == "S" || arg == "E" => self.local(
+                cmd,
+                "deny",
+                codes::PROT_LEVEL_NOT_SUPPORTED,
+                "PROT S and E are not supported.",
+                out,
+            ),
+            Verb::Prot => self.local(
+                cmd,
+                "deny",
+                codes::NOT_IMPLEMENTED_PARAM,
+                "PROT needs C or P.",
+                out,
+            ),
+            // SECURITY: CCC would drop the control channel back to plaintext.
+            _ => self.local(
+                cmd,
+                "deny",
+                codes::REQUEST_DENIED_POLICY,
+                "CCC is not permitted.",
                 out,
             ),
         }
@@ -992,13 +1152,8 @@ impl ControlFsm {
                 "No transfer to ABOR.",
                 out,
             ),
-            Verb::Auth | Verb::Pbsz | Verb::Prot | Verb::Ccc => self.local(
-                &cmd,
-                "deny",
-                codes::NOT_IMPLEMENTED,
-                "TLS is not enabled on this gateway.",
-                out,
-            ),
+            Verb::Auth => self.on_auth(&cmd, out),
+            Verb::Pbsz | Verb::Prot | Verb::Ccc => self.on_tls_command(&cmd, out),
             // SECURITY: REIN, ACCT and HOST would change the identity or the target of the
             // backend session behind the policy's back; they are never forwarded.
             Verb::Rein | Verb::Acct | Verb::Host => self.local(
@@ -1217,6 +1372,15 @@ impl ControlFsm {
     // ----- transfers -------------------------------------------------------------------
 
     fn start_transfer(&mut self, cmd: Command, out: &mut Vec<Action>) {
+        if self.tls_required() == TlsRequire::All && !self.data_protected {
+            return self.local(
+                &cmd,
+                "deny",
+                codes::DATA_NOT_PROTECTED,
+                "Data connections must be encrypted: use PROT P.",
+                out,
+            );
+        }
         if self.data_mode == ClientDataMode::None {
             return self.local(
                 &cmd,
@@ -1625,7 +1789,11 @@ impl ControlFsm {
                     return;
                 }
                 let code = reply.code;
-                let reply = if feat { filter_features(reply) } else { reply };
+                let reply = if feat {
+                    filter_features(reply, self.config.tls_available)
+                } else {
+                    reply
+                };
                 out.push(Action::SendClient(reply));
                 self.audit_command(verb.name(), &arg, "allow", code, out);
                 self.enter_ready(out);

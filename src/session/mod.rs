@@ -19,6 +19,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
@@ -37,6 +38,7 @@ use crate::limits::{
 use crate::policy::Policy;
 use crate::reactor::pool::{BufferPool, RelayBuffer};
 use crate::reactor::timer::{TimerEntry, TimerHeap};
+use crate::tls;
 use control::{Action, CloseReason, ControlConfig, ControlFsm, Direction, Event, Side, TimerKind};
 use net::{BackendBook, PassivePorts};
 use rate::TokenBucket;
@@ -93,7 +95,23 @@ pub struct WorkerCtx<'a> {
     pub counters: &'a SharedCounters,
     /// Rate buckets shared by all sessions of a user in this worker.
     pub user_buckets: &'a mut HashMap<String, Rc<RefCell<TokenBucket>>>,
+    /// TLS toward clients, when the policy configures it.
+    pub tls: Option<&'a tls::TlsServer>,
     pub now: Instant,
+}
+
+/// Where a session lives in the reactor's slab: its slot and the slot's generation.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionKey {
+    pub slot: usize,
+    pub generation: u64,
+}
+
+/// What a session needs to know of the listener that accepted it.
+#[derive(Clone, Copy, Debug)]
+pub struct ListenerConfig {
+    pub tls: crate::policy::TlsMode,
+    pub require: crate::policy::TlsRequire,
 }
 
 /// Wall-clock seconds, for limits shared between processes (bans) and time windows.
@@ -121,6 +139,12 @@ struct Conn {
     writable: bool,
     /// A non-blocking connect is in progress.
     connecting: bool,
+    /// TLS over this socket (FTPS), driven by hand (see `tls`).
+    tls: Option<Box<rustls::Connection>>,
+    /// close_notify was queued (TLS) before the write side is shut.
+    closing_tls: bool,
+    /// The TLS session was checked against the data-connection reuse rule.
+    tls_checked: bool,
 }
 
 impl Conn {
@@ -130,7 +154,105 @@ impl Conn {
             readable: true,
             writable: true,
             connecting,
+            tls: None,
+            closing_tls: false,
+            tls_checked: false,
         }
+    }
+
+    /// Reads plaintext (through TLS when it is on).
+    fn read_into(&mut self, buf: &mut [u8]) -> io::Result<ReadStep> {
+        let Some(tls) = self.tls.as_mut() else {
+            return read_plain(self, buf);
+        };
+        Ok(
+            match tls::read(
+                tls,
+                &mut self.stream,
+                &mut self.readable,
+                &mut self.writable,
+                buf,
+            )? {
+                tls::TlsRead::Data(n) => ReadStep::Data(n),
+                tls::TlsRead::Closed | tls::TlsRead::Truncated => ReadStep::Eof,
+                tls::TlsRead::Blocked => ReadStep::Blocked,
+            },
+        )
+    }
+
+    /// Writes plaintext (through TLS when it is on); Ok(0) when nothing more fits now.
+    fn write_from(&mut self, data: &[u8]) -> io::Result<usize> {
+        if let Some(tls) = self.tls.as_mut() {
+            return tls::write(tls, &mut self.stream, &mut self.writable, data);
+        }
+        loop {
+            if !self.writable {
+                return Ok(0);
+            }
+            match self.stream.write(data) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.writable = false;
+                    return Ok(0);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Sends TLS records rustls has queued (handshake, alerts, tickets). Ok(true) on progress.
+    fn flush_tls(&mut self) -> io::Result<bool> {
+        match self.tls.as_mut() {
+            Some(tls) if !self.connecting => tls::flush(tls, &mut self.stream, &mut self.writable),
+            _ => Ok(false),
+        }
+    }
+
+    /// Drives a TLS handshake without reading application data. Ok(true) on progress.
+    fn handshake(&mut self) -> io::Result<bool> {
+        let Some(tls) = self.tls.as_mut() else {
+            return Ok(false);
+        };
+        if self.connecting || !tls.is_handshaking() {
+            return Ok(false);
+        }
+        let mut progress = tls::flush(tls, &mut self.stream, &mut self.writable)?;
+        while self.readable && tls.is_handshaking() {
+            match tls.read_tls(&mut self.stream) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(_) => {
+                    progress = true;
+                    if let Err(e) = tls.process_new_packets() {
+                        let _ = tls.write_tls(&mut self.stream);
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                    }
+                    tls::flush(tls, &mut self.stream, &mut self.writable)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(progress)
+    }
+
+    /// Ends the write side: close_notify first under TLS. Ok(true) once everything left.
+    fn finish_writes(&mut self) -> io::Result<bool> {
+        if let Some(tls) = self.tls.as_mut() {
+            if !self.closing_tls {
+                tls.send_close_notify();
+                self.closing_tls = true;
+            }
+            tls::flush(tls, &mut self.stream, &mut self.writable)?;
+            if tls.wants_write() {
+                return Ok(false);
+            }
+        }
+        let _ = self.stream.flush();
+        let _ = self.stream.shutdown(Shutdown::Write);
+        Ok(true)
     }
 
     /// Completes a non-blocking connect (mio's protocol: writable, then `take_error`, then
@@ -160,18 +282,17 @@ impl Conn {
 
 /// Writes as much of `out` as the socket takes. Ok(true) when something was written.
 fn flush(conn: &mut Conn, out: &mut Vec<u8>) -> io::Result<bool> {
-    let mut progress = false;
-    while !out.is_empty() && conn.writable && !conn.connecting {
-        match conn.stream.write(out) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                out.drain(..n);
-                progress = true;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => conn.writable = false,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+    if conn.connecting {
+        return Ok(false);
+    }
+    let mut progress = conn.flush_tls()?;
+    while !out.is_empty() {
+        let n = conn.write_from(out)?;
+        if n == 0 {
+            break;
         }
+        out.drain(..n);
+        progress = true;
     }
     if out.is_empty() && out.capacity() > 4096 {
         *out = Vec::new();
@@ -186,6 +307,10 @@ enum ReadStep {
 }
 
 fn read_some(conn: &mut Conn, chunk: &mut [u8]) -> io::Result<ReadStep> {
+    conn.read_into(chunk)
+}
+
+fn read_plain(conn: &mut Conn, chunk: &mut [u8]) -> io::Result<ReadStep> {
     loop {
         match conn.stream.read(chunk) {
             Ok(0) => return Ok(ReadStep::Eof),
@@ -258,6 +383,11 @@ pub struct Session {
     relay: Option<Relay>,
     deadlines: [Option<Instant>; TIMER_SLOTS],
     closing: Option<CloseReason>,
+    /// This session's TLS configuration (its own session cache: data connections resume
+    /// this control connection's session and no other).
+    tls_config: Option<Arc<rustls::ServerConfig>>,
+    /// AUTH TLS was answered: TLS starts once the 234 has left.
+    tls_upgrade: bool,
     /// This session is counted in the shared session counters (per address and total).
     counted: bool,
     /// The logged-in user this session is counted for.
@@ -285,12 +415,20 @@ impl Session {
         id: String,
         mut stream: TcpStream,
         client_addr: SocketAddr,
-        slot: usize,
-        generation: u64,
+        key: SessionKey,
         policy: Rc<Policy>,
+        listener: ListenerConfig,
         ctx: &mut WorkerCtx<'_>,
     ) -> io::Result<Session> {
+        use crate::policy::{TlsMode, TlsRequire};
+        let SessionKey { slot, generation } = key;
         let local_addr = stream.local_addr()?;
+        let tls_config = match (listener.tls, ctx.tls) {
+            (TlsMode::None, _) | (_, None) => None,
+            (_, Some(server)) => Some(server.for_session()),
+        };
+        let implicit = listener.tls == TlsMode::Implicit && tls_config.is_some();
+        let global_require = policy.tls.as_ref().map_or(TlsRequire::None, |t| t.require);
         net::tune_control_socket(&stream);
         ctx.registry.register(
             &mut stream,
@@ -305,6 +443,9 @@ impl Session {
             failed_login_delay_ms: FAILED_LOGIN_DELAY_MS,
             data_connect_timeout: timeouts.data_connect,
             backend_reply_timeout: DEFAULT_BACKEND_REPLY_TIMEOUT,
+            tls_available: tls_config.is_some(),
+            tls_implicit: implicit,
+            tls_require: listener.require.max(global_require),
         };
         let (fsm, actions, counted) = match admit(&policy, client_addr, ctx) {
             Ok(()) => {
@@ -327,7 +468,15 @@ impl Session {
             policy,
             fsm,
             client: ClientCtrl {
-                conn: Conn::new(stream, false),
+                conn: {
+                    let mut conn = Conn::new(stream, false);
+                    if implicit {
+                        // Implicit FTPS: TLS from the first byte; plaintext is a failed
+                        // handshake and a clean close.
+                        conn.tls = tls_config.as_ref().map(tls::accept).transpose()?;
+                    }
+                    conn
+                },
                 input: Vec::new(),
                 output: Vec::new(),
                 telnet: TelnetFilter::new(),
@@ -341,6 +490,8 @@ impl Session {
             relay: None,
             deadlines: [None; TIMER_SLOTS],
             closing: None,
+            tls_config,
+            tls_upgrade: false,
             counted,
             counted_user: None,
             transfer_started: None,
@@ -618,6 +769,7 @@ impl Session {
                 Action::AbortData => self.abort_data(ctx),
                 Action::SetTimer(kind, after) => self.set_deadline(kind as u8, after, ctx),
                 Action::CancelTimer(kind) => self.cancel_deadline(kind as u8),
+                Action::StartClientTls => self.tls_upgrade = true,
                 Action::Audit(mut record) => {
                     if let AuditRecord::Transfer { duration_ms, .. } = &mut record {
                         *duration_ms = self.transfer_started.take().map_or(0, |t| {
@@ -933,7 +1085,13 @@ impl Session {
             }
         };
         match conn {
-            Some(conn) => self.client_data = Some(conn),
+            Some(mut conn) => match self.protect_client_data(&mut conn) {
+                Ok(()) => self.client_data = Some(conn),
+                Err(_) => {
+                    let _ = ctx.registry.deregister(&mut conn.stream);
+                    self.push(Event::ClientDataFailed);
+                }
+            },
             None => self.push(Event::ClientDataFailed),
         }
     }
@@ -986,8 +1144,9 @@ impl Session {
         let mut progress = false;
         let mut chunk = [0u8; 2048];
         while self.closing.is_none()
+            && !self.tls_upgrade
             && !self.client.eof
-            && self.client.conn.readable
+            && (self.client.conn.readable || self.client.conn.tls.is_some())
             && self.client.input.len() < MAX_CLIENT_INPUT
         {
             let room = (MAX_CLIENT_INPUT - self.client.input.len()).min(chunk.len());
@@ -1002,7 +1161,7 @@ impl Session {
                     self.client.eof = true;
                     progress = true;
                 }
-                Ok(ReadStep::Blocked) => {}
+                Ok(ReadStep::Blocked) => break,
                 Err(e) => {
                     log::debug!("{} client read error: {e}", self.id);
                     self.client.eof = true;
@@ -1016,7 +1175,10 @@ impl Session {
     fn process_client_lines(&mut self, ctx: &mut WorkerCtx<'_>) -> bool {
         let mut progress = false;
         let mut line = Vec::new();
-        while self.closing.is_none() && self.client.output.len() < MAX_CLIENT_OUTPUT {
+        while self.closing.is_none()
+            && !self.tls_upgrade
+            && self.client.output.len() < MAX_CLIENT_OUTPUT
+        {
             match self.client.framer.next_line(&self.client.input) {
                 Framed::Line { line_end, consumed } => {
                     let text = self.client.input.get(..line_end).unwrap_or(&[]);
@@ -1188,7 +1350,12 @@ impl Session {
                         let _ = ctx.registry.deregister(&mut listener);
                     }
                     self.drop_client_data(ctx);
-                    if let Some(conn) = self.register_client_data(stream, false, ctx) {
+                    if let Some(mut conn) = self.register_client_data(stream, false, ctx) {
+                        if self.protect_client_data(&mut conn).is_err() {
+                            let _ = ctx.registry.deregister(&mut conn.stream);
+                            self.dispatch(Event::ClientDataFailed, ctx);
+                            continue;
+                        }
                         self.client_data = Some(conn);
                         self.dispatch(Event::ClientDataConnected, ctx);
                     }
@@ -1209,7 +1376,34 @@ impl Session {
             return false;
         };
         if !conn.connecting {
-            return false;
+            // Before the relay: drive a TLS handshake the client starts early (curl does,
+            // before it sends RETR/STOR).
+            let result = conn.handshake();
+            let done = conn.tls.as_ref().is_some_and(|t| !t.is_handshaking());
+            return match result {
+                Ok(progress) => {
+                    if done && !conn.tls_checked {
+                        conn.tls_checked = true;
+                        let acceptable = self
+                            .client_data
+                            .as_ref()
+                            .is_some_and(|c| self.data_tls_acceptable(c));
+                        if !acceptable {
+                            self.refuse_data_tls(ctx);
+                            self.drop_client_data(ctx);
+                            self.dispatch(Event::ClientDataFailed, ctx);
+                            return true;
+                        }
+                    }
+                    progress
+                }
+                Err(e) => {
+                    log::info!("{} data connection TLS failed: {e}", self.id);
+                    self.drop_client_data(ctx);
+                    self.dispatch(Event::ClientDataFailed, ctx);
+                    true
+                }
+            };
         }
         match conn.finish_connect() {
             None => false,
@@ -1256,6 +1450,52 @@ impl Session {
             return false;
         };
         let mut progress = false;
+        // The client's data TLS: its handshake may run during the relay (ftplib wraps the
+        // socket after the 150), and records may wait to go out on either side.
+        let client_tls = relay
+            .client
+            .handshake()
+            .and_then(|_| relay.client.flush_tls());
+        let source_tls = relay.server.flush_tls();
+        if client_tls.is_err() || source_tls.is_err() {
+            let bytes = relay.bytes;
+            let side = if client_tls.is_err() {
+                Side::Client
+            } else {
+                Side::Server
+            };
+            self.abort_data(ctx);
+            self.dispatch(Event::RelayFailed { bytes, side }, ctx);
+            return true;
+        }
+        let handshake_done = relay
+            .client
+            .tls
+            .as_ref()
+            .is_some_and(|t| !t.is_handshaking());
+        if handshake_done && !relay.client.tls_checked {
+            relay.client.tls_checked = true;
+            let acceptable = self
+                .relay
+                .as_ref()
+                .is_some_and(|r| self.data_tls_acceptable(&r.client));
+            if !acceptable {
+                let bytes = self.relay.as_ref().map_or(0, |r| r.bytes);
+                self.refuse_data_tls(ctx);
+                self.abort_data(ctx);
+                self.dispatch(
+                    Event::RelayFailed {
+                        bytes,
+                        side: Side::Client,
+                    },
+                    ctx,
+                );
+                return true;
+            }
+        }
+        let Some(relay) = self.relay.as_mut() else {
+            return false;
+        };
         let outcome = pump(relay, budget, ctx.now);
         match outcome {
             Pump::Progress => progress = true,
@@ -1321,7 +1561,13 @@ impl Session {
 
     fn flush_client(&mut self, ctx: &mut WorkerCtx<'_>) -> bool {
         match flush(&mut self.client.conn, &mut self.client.output) {
-            Ok(progress) => progress,
+            Ok(progress) => {
+                if self.tls_upgrade && self.client.output.is_empty() {
+                    self.start_client_tls(ctx);
+                    return true;
+                }
+                progress
+            }
             Err(e) => {
                 log::debug!("{} client write failed: {e}", self.id);
                 self.client.output.clear();
@@ -1331,6 +1577,81 @@ impl Session {
                 true
             }
         }
+    }
+
+    /// AUTH TLS: the 234 has left in plaintext; from here on the control connection is TLS.
+    fn start_client_tls(&mut self, ctx: &mut WorkerCtx<'_>) {
+        self.tls_upgrade = false;
+        // SECURITY: STARTTLS command injection (CVE-2011-0411 class). Whatever the client
+        // sent after AUTH TLS before the handshake is plaintext nobody authenticated: it is
+        // discarded, never run as commands.
+        if !self.client.input.is_empty() {
+            let detail = format!(
+                "{} plaintext bytes after AUTH TLS discarded",
+                self.client.input.len()
+            );
+            log::warn!("{} {detail}", self.id);
+            self.audit(
+                ctx,
+                &AuditRecord::PolicyViolation {
+                    kind: "starttls_injection",
+                    detail,
+                },
+            );
+            self.client.input = Vec::new();
+        }
+        self.client.framer = LineFramer::new(MAX_COMMAND_LINE);
+        self.client.telnet = TelnetFilter::new();
+        match self.tls_config.as_ref().map(tls::accept) {
+            Some(Ok(conn)) => {
+                self.client.conn.tls = Some(conn);
+                // The ClientHello may already wait in the socket.
+                self.client.conn.readable = true;
+            }
+            _ => {
+                log::error!("{} cannot start TLS", self.id);
+                self.client.output.clear();
+                self.closing = Some(CloseReason::ClientClosed);
+            }
+        }
+    }
+
+    fn refuse_data_tls(&mut self, ctx: &mut WorkerCtx<'_>) {
+        log::warn!(
+            "{} data connection did not resume the control TLS session",
+            self.id
+        );
+        self.audit(
+            ctx,
+            &AuditRecord::PolicyViolation {
+                kind: "tls_session_reuse",
+                detail: "data connection TLS did not resume the control session".into(),
+            },
+        );
+    }
+
+    /// Wraps a client data connection in TLS when the client asked for PROT P.
+    fn protect_client_data(&self, conn: &mut Conn) -> io::Result<()> {
+        if self.fsm.data_protected() {
+            if let Some(config) = self.tls_config.as_ref() {
+                conn.tls = Some(tls::accept(config)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// A protected data connection must resume this control connection's TLS session
+    /// (vsftpd's require_ssl_reuse), unless the user's policy switches that off.
+    fn data_tls_acceptable(&self, conn: &Conn) -> bool {
+        let Some(tls) = conn.tls.as_ref() else {
+            return true;
+        };
+        let required = self
+            .fsm
+            .user()
+            .and_then(|u| self.policy.user(&u.name))
+            .is_none_or(|u| u.tls_session_reuse);
+        !required || tls::resumed(tls)
     }
 
     /// The local address of this session's control connection, for diagnostics.
@@ -1458,27 +1779,32 @@ fn pump(relay: &mut Relay, budget: &mut usize, now: Instant) -> Pump {
         };
         let mut moved = false;
         // Write what is buffered.
-        while !relay.buffer.is_empty() && sink.writable {
-            match sink.stream.write(relay.buffer.data()) {
-                Ok(0) => return Pump::Failed(sink_side),
+        if sink.flush_tls().map_err(|_| ()).is_err() {
+            return Pump::Failed(sink_side);
+        }
+        while !relay.buffer.is_empty() {
+            match sink.write_from(relay.buffer.data()) {
+                Ok(0) => break,
                 Ok(n) => {
                     relay.buffer.consume(n);
                     relay.bytes += n as u64;
                     *budget = budget.saturating_sub(n);
                     moved = true;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => sink.writable = false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return Pump::Failed(sink_side),
             }
         }
         if relay.source_eof && relay.buffer.is_empty() {
-            let _ = sink.stream.flush();
-            let _ = sink.stream.shutdown(Shutdown::Write);
-            return Pump::Done;
+            return match sink.finish_writes() {
+                Ok(true) => Pump::Done,
+                Ok(false) if progress || moved => Pump::Progress,
+                Ok(false) => Pump::Stalled,
+                Err(_) => Pump::Failed(sink_side),
+            };
         }
         // Read more when there is room; backpressure: a full buffer stops reading.
-        if !relay.source_eof && source.readable && !relay.buffer.is_full() {
+        let source_ready = source.readable || source.tls.is_some();
+        if !relay.source_eof && source_ready && !relay.buffer.is_full() {
             let (allowed, wait) = if relay.session_bucket.is_some() || relay.user_bucket.is_some() {
                 rate_allowance(relay, now)
             } else {
@@ -1498,12 +1824,12 @@ fn pump(relay: &mut Relay, budget: &mut usize, now: Instant) -> Pump {
             };
             let space = relay.buffer.space();
             let take = space.len().min(allowed).min(limit);
-            match source.stream.read(&mut space[..take]) {
-                Ok(0) => {
+            match source.read_into(&mut space[..take]) {
+                Ok(ReadStep::Eof) => {
                     relay.source_eof = true;
                     moved = true;
                 }
-                Ok(n) => {
+                Ok(ReadStep::Data(n)) => {
                     relay.buffer.fill(n);
                     relay.read += n as u64;
                     consume_rate(relay, n);
@@ -1514,8 +1840,7 @@ fn pump(relay: &mut Relay, budget: &mut usize, now: Instant) -> Pump {
                         return Pump::OverLimit;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => source.readable = false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(ReadStep::Blocked) => {}
                 Err(e)
                     if e.kind() == io::ErrorKind::ConnectionReset
                         && source_side == Side::Server =>

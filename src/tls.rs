@@ -1,0 +1,200 @@
+//! TLS for ftpgate: rustls configurations built from the policy's PEM files, and the pump
+//! that drives a rustls connection by hand over a non-blocking mio socket.
+//!
+//! PEM loading lives here and only here (rustls-pki-types' `PemObject`; the unmaintained
+//! rustls-pemfile is not used). TLS 1.2 and 1.3 only, with the ring provider. The pump
+//! follows the order of the rustls mio examples: `read_tls`, then `process_new_packets`
+//! every time, then drain `reader()`; writes go through `writer()` and leave with
+//! `write_tls` whenever `wants_write()`. After a protocol error a last `write_tls` sends the
+//! alert ("last gasp").
+
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::ServerSessionMemoryCache;
+use rustls::{Connection, HandshakeKind, ServerConfig, ServerConnection};
+
+/// The only ALPN protocol ftpgate speaks; a client offering others is refused (ALPACA).
+pub const ALPN_FTP: &[u8] = b"ftp";
+/// Plaintext rustls may buffer in each direction before the relay stops feeding it.
+const TLS_BUFFER_LIMIT: usize = 64 * 1024;
+/// Sessions one control connection's cache holds for its data connections to resume.
+const SESSION_CACHE_SIZE: usize = 16;
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Loads a certificate chain and a private key from PEM files.
+pub fn load_pem(
+    certificate: &Path,
+    private_key: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let certs = CertificateDer::pem_file_iter(certificate)
+        .map_err(|e| format!("{}: {e}", certificate.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: {e}", certificate.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{}: no certificate in the file",
+            certificate.display()
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(private_key)
+        .map_err(|e| format!("{}: {e}", private_key.display()))?;
+    Ok((certs, key))
+}
+
+/// The server side: ftpgate toward clients (explicit AUTH TLS and implicit listeners).
+#[derive(Clone)]
+pub struct TlsServer {
+    base: Arc<ServerConfig>,
+}
+
+impl TlsServer {
+    /// Builds the configuration and checks that the key matches the certificate.
+    pub fn load(certificate: &Path, private_key: &Path) -> Result<TlsServer, String> {
+        let (certs, key) = load_pem(certificate, private_key)?;
+        let mut config = ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| format!("certificate and key: {e}"))?;
+        // SECURITY: ALPACA. A client that offers ALPN must offer "ftp"; rustls refuses the
+        // handshake when the offered protocols do not include it.
+        config.alpn_protocols = vec![ALPN_FTP.to_vec()];
+        Ok(TlsServer {
+            base: Arc::new(config),
+        })
+    }
+
+    /// A configuration for one control session: its own session cache, so a data
+    /// connection can resume only sessions of this control connection (vsftpd's
+    /// require_ssl_reuse), never another client's.
+    pub fn for_session(&self) -> Arc<ServerConfig> {
+        let mut config = (*self.base).clone();
+        config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
+        Arc::new(config)
+    }
+}
+
+/// A new server-side TLS connection.
+pub fn accept(config: &Arc<ServerConfig>) -> io::Result<Box<Connection>> {
+    let mut conn = ServerConnection::new(Arc::clone(config)).map_err(io::Error::other)?;
+    conn.set_buffer_limit(Some(TLS_BUFFER_LIMIT));
+    Ok(Box::new(Connection::Server(conn)))
+}
+
+/// Whether a finished handshake resumed an earlier session.
+pub fn resumed(conn: &Connection) -> bool {
+    conn.handshake_kind() == Some(HandshakeKind::Resumed)
+}
+
+/// The outcome of one TLS read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TlsRead {
+    Data(usize),
+    /// The peer sent close_notify: a clean end.
+    Closed,
+    /// TCP ended without close_notify (possible truncation).
+    Truncated,
+    /// Nothing more until the socket is readable again.
+    Blocked,
+}
+
+/// Reads plaintext into `out`. `readable` is the socket's readiness flag (cleared on
+/// WouldBlock). Handshake messages are processed and answered on the way.
+pub fn read<S: Read + Write>(
+    tls: &mut Connection,
+    stream: &mut S,
+    readable: &mut bool,
+    writable: &mut bool,
+    out: &mut [u8],
+) -> io::Result<TlsRead> {
+    // Bounded: each turn either returns or consumes socket input.
+    for _ in 0..64 {
+        match tls.reader().read(out) {
+            Ok(0) => return Ok(TlsRead::Closed),
+            Ok(n) => return Ok(TlsRead::Data(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(TlsRead::Truncated),
+            Err(e) => return Err(e),
+        }
+        if !*readable {
+            flush(tls, stream, writable)?;
+            return Ok(TlsRead::Blocked);
+        }
+        match tls.read_tls(stream) {
+            Ok(0) => {
+                // TCP EOF: let rustls say whether close_notify came first.
+                process(tls, stream, writable)?;
+                return match tls.reader().read(out) {
+                    Ok(0) => Ok(TlsRead::Closed),
+                    Ok(n) => Ok(TlsRead::Data(n)),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(TlsRead::Truncated),
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(TlsRead::Truncated),
+                    Err(e) => Err(e),
+                };
+            }
+            Ok(_) => process(tls, stream, writable)?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => *readable = false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // rustls's own plaintext buffer is full: drain reader() first (next turn).
+            Err(e) if e.kind() == io::ErrorKind::Other => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(TlsRead::Blocked)
+}
+
+/// Processes received TLS records; on a protocol error sends the alert (last gasp).
+fn process<S: Write>(tls: &mut Connection, stream: &mut S, writable: &mut bool) -> io::Result<()> {
+    if let Err(e) = tls.process_new_packets() {
+        let _ = tls.write_tls(stream);
+        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+    }
+    flush(tls, stream, writable)?;
+    Ok(())
+}
+
+/// Hands plaintext to rustls and flushes what it can. Returns how many bytes rustls took
+/// (0 when its buffer is full: wait for the socket to drain).
+pub fn write<S: Write>(
+    tls: &mut Connection,
+    stream: &mut S,
+    writable: &mut bool,
+    data: &[u8],
+) -> io::Result<usize> {
+    flush(tls, stream, writable)?;
+    let n = tls.writer().write(data)?;
+    flush(tls, stream, writable)?;
+    Ok(n)
+}
+
+/// Writes pending TLS records while the socket takes them. Ok(true) when something went.
+pub fn flush<S: Write>(
+    tls: &mut Connection,
+    stream: &mut S,
+    writable: &mut bool,
+) -> io::Result<bool> {
+    let mut progress = false;
+    while tls.wants_write() && *writable {
+        match tls.write_tls(stream) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(_) => progress = true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => *writable = false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(progress)
+}
+
+/// Whether rustls still holds records to send.
+pub fn has_pending_output(tls: &Connection) -> bool {
+    tls.wants_write()
+}
