@@ -75,10 +75,16 @@ impl TlsServer {
     /// A configuration for one control session: its own session cache, so a data
     /// connection can resume only sessions of this control connection (vsftpd's
     /// require_ssl_reuse), never another client's.
-    pub fn for_session(&self) -> Arc<ServerConfig> {
+    ///
+    /// Tickets are stateless and encrypted under a key made for this session alone: a
+    /// client may resume the control session for every data connection (OpenSSL clients
+    /// offer the same session each time; single-use stateful tickets would refuse the
+    /// second), and a ticket from any other session fails to decrypt and is not resumed.
+    pub fn for_session(&self) -> Result<Arc<ServerConfig>, String> {
         let mut config = (*self.base).clone();
         config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
-        Arc::new(config)
+        config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| e.to_string())?;
+        Ok(Arc::new(config))
     }
 }
 

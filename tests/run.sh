@@ -15,6 +15,7 @@ missing=()
 [ -x /usr/sbin/vsftpd ] || missing+=(vsftpd)
 command -v lftp >/dev/null 2>&1 || missing+=(lftp)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [ -x /usr/bin/python3 ] || missing+=(python3)
 if ! /usr/bin/python3 -c 'import pyftpdlib' >/dev/null 2>&1; then
     missing+=(python3-pyftpdlib)

@@ -425,7 +425,7 @@ impl Session {
         let local_addr = stream.local_addr()?;
         let tls_config = match (listener.tls, ctx.tls) {
             (TlsMode::None, _) | (_, None) => None,
-            (_, Some(server)) => Some(server.for_session()),
+            (_, Some(server)) => Some(server.for_session().map_err(io::Error::other)?),
         };
         let implicit = listener.tls == TlsMode::Implicit && tls_config.is_some();
         let global_require = policy.tls.as_ref().map_or(TlsRequire::None, |t| t.require);
@@ -1795,11 +1795,21 @@ fn pump(relay: &mut Relay, budget: &mut usize, now: Instant) -> Pump {
             }
         }
         if relay.source_eof && relay.buffer.is_empty() {
-            return match sink.finish_writes() {
-                Ok(true) => Pump::Done,
-                Ok(false) if progress || moved => Pump::Progress,
-                Ok(false) => Pump::Stalled,
-                Err(_) => Pump::Failed(sink_side),
+            let sink_done = match sink.finish_writes() {
+                Ok(done) => done,
+                Err(_) => return Pump::Failed(sink_side),
+            };
+            // A TLS source (the client's upload) gets our close_notify too: clients such as
+            // ftplib wait for it (SSL_shutdown) before they read the final reply.
+            let source_done = if source.tls.is_some() {
+                source.finish_writes().unwrap_or(true)
+            } else {
+                true
+            };
+            return match (sink_done && source_done, progress || moved) {
+                (true, _) => Pump::Done,
+                (false, true) => Pump::Progress,
+                (false, false) => Pump::Stalled,
             };
         }
         // Read more when there is room; backpressure: a full buffer stops reading.

@@ -83,6 +83,27 @@ fn is_listening_v6(ip: std::net::Ipv6Addr, port: u16) -> bool {
     })
 }
 
+/// A self-signed certificate and key for 127.0.0.1/localhost, made with openssl(1) in `dir`.
+pub fn generate_certificate(dir: &Path) -> (PathBuf, PathBuf) {
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    let out = run(
+        Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args(["-subj", "/CN=localhost"])
+            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+        Duration::from_secs(60),
+    );
+    out.assert_success("openssl req");
+    (cert, key)
+}
+
 /// A loopback port that was free a moment ago (from the kernel's ephemeral range).
 pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -714,6 +735,9 @@ pub struct FtpgateBuilder {
     settings: Vec<(Vec<String>, Value)>,
     /// Listen on [::1] instead of 127.0.0.1.
     ipv6: bool,
+    /// FTPS: the main listener explicit (AUTH TLS), a second one implicit, with a test
+    /// certificate generated for the run.
+    ftps: bool,
 }
 
 impl Default for FtpgateBuilder {
@@ -726,6 +750,7 @@ impl Default for FtpgateBuilder {
             workers: 1,
             settings: Vec::new(),
             ipv6: false,
+            ftps: false,
         }
     }
 }
@@ -760,6 +785,13 @@ impl FtpgateBuilder {
     pub fn set(mut self, path: &[&str], value: Value) -> Self {
         self.settings
             .push((path.iter().map(|k| k.to_string()).collect(), value));
+        self
+    }
+
+    /// FTPS toward clients: explicit TLS on the main listener, implicit TLS on a second
+    /// one ([`Ftpgate::implicit_addr`]), with a self-signed certificate for 127.0.0.1.
+    pub fn ftps(mut self) -> Self {
+        self.ftps = true;
         self
     }
 
@@ -807,8 +839,13 @@ impl FtpgateBuilder {
             "defaults": { "timeouts": { "login": login, "idle": idle, "session": session } },
             "audit": { "file": audit.to_string_lossy() },
         });
+        self.apply_settings(&mut policy);
+        policy
+    }
+
+    fn apply_settings(&self, policy: &mut Value) {
         for (path, value) in &self.settings {
-            let mut node = &mut policy;
+            let mut node: &mut Value = policy;
             for (i, key) in path.iter().enumerate() {
                 if i + 1 == path.len() {
                     node[key.as_str()] = value.clone();
@@ -820,7 +857,6 @@ impl FtpgateBuilder {
                 }
             }
         }
-        policy
     }
 
     /// Starts ftpgate (or, under `FTPGATE_TEST_DIRECT=1`, nothing) and waits for its listener.
@@ -837,6 +873,7 @@ impl FtpgateBuilder {
                 .expect("direct mode needs a backend");
             return Ftpgate {
                 proc: None,
+                implicit: None,
                 addr,
                 passive: (0, 0),
                 audit,
@@ -857,7 +894,22 @@ impl FtpgateBuilder {
                 SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()))
             };
             let passive = port_range(20);
-            let policy = self.policy(addr, passive, &audit);
+            let mut policy = self.policy(addr, passive, &audit);
+            let mut implicit = None;
+            if self.ftps {
+                let (cert, key) = generate_certificate(dir.path());
+                let implicit_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+                policy["listeners"] = json!([
+                    { "address": addr.to_string(), "tls": "explicit" },
+                    { "address": implicit_addr.to_string(), "tls": "implicit" },
+                ]);
+                policy["tls"] = json!({
+                    "certificate": cert.to_string_lossy(),
+                    "private_key": key.to_string_lossy(),
+                });
+                self.apply_settings(&mut policy);
+                implicit = Some(implicit_addr);
+            }
             fs::write(
                 &config,
                 serde_json::to_string_pretty(&policy).expect("serialise policy"),
@@ -878,6 +930,7 @@ impl FtpgateBuilder {
             {
                 return Ftpgate {
                     proc: Some(proc),
+                    implicit,
                     addr,
                     passive,
                     audit,
@@ -896,6 +949,8 @@ impl FtpgateBuilder {
 /// A running ftpgate (see [`FtpgateBuilder`]).
 pub struct Ftpgate {
     proc: Option<ProcessGuard>,
+    /// The implicit FTPS listener (with [`FtpgateBuilder::ftps`]).
+    implicit: Option<SocketAddr>,
     addr: SocketAddr,
     passive: (u16, u16),
     audit: PathBuf,
@@ -905,6 +960,11 @@ pub struct Ftpgate {
 }
 
 impl Ftpgate {
+    /// The implicit FTPS listener; panics unless built with [`FtpgateBuilder::ftps`].
+    pub fn implicit_addr(&self) -> SocketAddr {
+        self.implicit.expect("built without .ftps()")
+    }
+
     pub fn builder() -> FtpgateBuilder {
         FtpgateBuilder::default()
     }
