@@ -35,12 +35,19 @@ pub enum AuditRecord {
     Command {
         verb: String,
         arg: String,
+        /// The full path the command names (see [`crate::ftp::path`]): the argument resolved
+        /// against the working directory. Absent for commands that name no file or folder.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
         decision: &'static str,
         reply: u16,
     },
     Transfer {
         verb: &'static str,
         arg: String,
+        /// As for `Command`; a listing without an argument names the working directory.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
         direction: &'static str,
         bytes: u64,
         result: &'static str,
@@ -206,6 +213,7 @@ mod tests {
         let record = AuditRecord::Command {
             verb: "RETR".into(),
             arg: "a\"b\nc".into(),
+            path: Some("/in/a\"b\nc".into()),
             decision: "allow",
             reply: 226,
         };
@@ -222,7 +230,23 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&text).expect("parse");
         assert_eq!(v["event"], "command");
         assert_eq!(v["arg"], "a\"b\nc");
+        assert_eq!(v["path"], "/in/a\"b\nc");
         assert_eq!(v["reply"], 226);
         assert_eq!(v["user"], "u");
+    }
+
+    #[test]
+    fn path_is_left_out_when_there_is_none() {
+        let record = AuditRecord::Transfer {
+            verb: "STOU",
+            arg: String::new(),
+            path: None,
+            direction: "upload",
+            bytes: 1,
+            result: "ok",
+            duration_ms: 2,
+        };
+        let text = serde_json::to_string(&record).expect("serialise");
+        assert!(!text.contains("\"path\""), "{text}");
     }
 }

@@ -7,4 +7,5 @@ pub mod address;
 pub mod codes;
 pub mod command;
 pub mod line;
+pub mod path;
 pub mod reply;

@@ -28,6 +28,7 @@ use crate::ftp::address::{
 };
 use crate::ftp::codes;
 use crate::ftp::command::{Command, CommandError, Verb, parse_command};
+use crate::ftp::path::{MAX_TRACKED_PATH, named_path, parse_pwd_reply, resolve};
 use crate::ftp::reply::Reply;
 use crate::policy::{Cidr, Policy, Timeouts, TlsRequire, VerbSet};
 
@@ -299,6 +300,10 @@ enum Phase {
     AwaitPassReply,
     /// Logged in, no command in flight.
     Ready,
+    /// ftpgate's own PWD is in flight (after login, or after a CWD whose target it cannot
+    /// compute). Its reply sets the working directory and is not relayed; client commands
+    /// wait for it.
+    AwaitPwd,
     /// A command forwarded to the backend; its final reply is relayed.
     Forwarded {
         verb: Verb,
@@ -339,6 +344,9 @@ pub struct ControlFsm {
     phase: Phase,
     user: Option<UserContext>,
     logged_in: bool,
+    /// The backend's working directory for the audit trail's paths: from ftpgate's PWD
+    /// after login, then followed through successful CWD/CDUP. `None` while unknown.
+    cwd: Option<String>,
     data_mode: ClientDataMode,
     rest: Option<u64>,
     epsv_all: bool,
@@ -495,6 +503,7 @@ impl ControlFsm {
             phase: Phase::AwaitUser,
             user: None,
             logged_in: false,
+            cwd: None,
             data_mode: ClientDataMode::None,
             rest: None,
             epsv_all: false,
@@ -686,6 +695,7 @@ impl ControlFsm {
         out.push(Action::Audit(AuditRecord::Command {
             verb: verb.to_string(),
             arg: lossy(arg),
+            path: Verb::from_name(verb.as_bytes()).and_then(|v| self.audit_path(v, arg)),
             decision,
             reply,
         }));
@@ -1667,6 +1677,7 @@ impl ControlFsm {
         out.push(Action::Audit(AuditRecord::Transfer {
             verb: t.verb.name(),
             arg: lossy(&t.arg),
+            path: self.audit_path(t.verb, &t.arg),
             direction: t.direction.as_str(),
             bytes,
             result,
@@ -1720,6 +1731,71 @@ impl ControlFsm {
         if let Some(t) = self.user_timeouts() {
             out.push(Action::SetTimer(TimerKind::Idle, secs(t.idle)));
         }
+    }
+
+    // ----- working directory (audit paths) ---------------------------------------------
+
+    /// Sends ftpgate's own PWD to the backend; see [`Phase::AwaitPwd`].
+    fn ask_pwd(&mut self, out: &mut Vec<Action>) {
+        out.push(Action::SendServer(Command::new(Verb::Pwd, b"")));
+        out.push(Action::SetTimer(
+            TimerKind::BackendReply,
+            secs(self.config.backend_reply_timeout),
+        ));
+        self.phase = Phase::AwaitPwd;
+    }
+
+    /// The backend's reply to ftpgate's PWD. Only a `/` path is tracked: an error, or a path
+    /// of another shape (a z/OS data set prefix), leaves the working directory unknown.
+    fn on_pwd_reply(&mut self, reply: &Reply) {
+        self.cwd = if reply.code == codes::PATHNAME_CREATED {
+            parse_pwd_reply(reply.text())
+                .filter(|p| p.starts_with('/') && p.len() <= MAX_TRACKED_PATH)
+                .map(|p| resolve("/", &p))
+        } else {
+            None
+        };
+    }
+
+    /// Follows a successful CWD or CDUP (lexically, see [`crate::ftp::path`]). Returns true
+    /// when the new directory cannot be computed here and must be asked for with PWD: CWD
+    /// without an argument or to `~...` (the server's home), SMNT.
+    fn follow_cwd(&mut self, verb: Verb, arg: &[u8]) -> bool {
+        let target = match verb {
+            Verb::Cwd => lossy(arg),
+            Verb::Cdup => "..".to_string(),
+            Verb::Smnt => return true,
+            _ => return false,
+        };
+        if target.is_empty() || target.starts_with('~') {
+            return true;
+        }
+        let base = match &self.cwd {
+            Some(cwd) => cwd.as_str(),
+            None if target.starts_with('/') => "/",
+            // Relative to an unknown directory: still unknown.
+            None => return false,
+        };
+        let cwd = resolve(base, &target);
+        self.cwd = (cwd.len() <= MAX_TRACKED_PATH).then_some(cwd);
+        false
+    }
+
+    /// The full path a command names, for the audit trail: the path part of its argument
+    /// ([`named_path`]) resolved against the working directory. While the working directory
+    /// is unknown, a relative argument is logged as given behind a `?` (`?file.csv`).
+    /// `None` before login and for commands that name no path.
+    fn audit_path(&self, verb: Verb, arg: &[u8]) -> Option<String> {
+        if !self.logged_in {
+            return None;
+        }
+        let arg = lossy(arg);
+        let named = named_path(verb, &arg)?;
+        Some(match &self.cwd {
+            Some(cwd) => resolve(cwd, named),
+            None if named.starts_with('/') => resolve("/", named),
+            None => format!("?{named}"),
+        })
     }
 
     // ----- backend events --------------------------------------------------------------
@@ -1796,6 +1872,18 @@ impl ControlFsm {
                 };
                 out.push(Action::SendClient(reply));
                 self.audit_command(verb.name(), &arg, "allow", code, out);
+                if code / 100 == 2 && self.follow_cwd(verb, &arg) {
+                    return self.ask_pwd(out);
+                }
+                self.enter_ready(out);
+            }
+            Phase::AwaitPwd => {
+                if reply.is_preliminary() {
+                    self.phase = Phase::AwaitPwd;
+                    return;
+                }
+                // ftpgate's own command: the client never sees its reply.
+                self.on_pwd_reply(&reply);
                 self.enter_ready(out);
             }
             Phase::Transfer(t) => {
@@ -1834,7 +1922,8 @@ impl ControlFsm {
         }
         out.push(Action::SendClient(reply));
         self.audit_login("ok", None, out);
-        self.enter_ready(out);
+        // The working directory the paths in the audit trail start from.
+        self.ask_pwd(out);
     }
 
     fn backend_refused_login(&mut self, out: &mut Vec<Action>) {
