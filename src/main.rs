@@ -102,17 +102,40 @@ fn load(path: &std::path::Path) -> Result<Policy, ExitCode> {
     })
 }
 
-/// `--check` also loads the certificate and key the policy names and checks that they
-/// match; an error is reported at the position of `tls.certificate`.
+/// `--check` also loads the certificates and keys the policy names (toward clients and
+/// toward TLS backends) and checks that they match; errors are reported at the position of
+/// `tls.certificate` or of the backend's `tls`.
 fn check_tls(path: &std::path::Path, policy: &Policy) -> Option<ExitCode> {
     use ftpgate::policy::locate::{JsonPath, Target, locate};
-    let tls = policy.tls.as_ref()?;
-    let error = ftpgate::tls::TlsServer::load(&tls.certificate, &tls.private_key).err()?;
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let at = JsonPath::root().key("tls").key("certificate");
-    let (line, column) = locate(&text, at.segments(), Target::Value);
-    eprintln!("{}:{line}:{column}: tls: {error}", path.display());
-    Some(ExitCode::from(1))
+    let mut failed = false;
+    if let Some(tls) = policy.tls.as_ref() {
+        if let Err(error) = ftpgate::tls::TlsServer::load(&tls.certificate, &tls.private_key) {
+            let at = JsonPath::root().key("tls").key("certificate");
+            let (line, column) = locate(&text, at.segments(), Target::Value);
+            eprintln!("{}:{line}:{column}: tls: {error}", path.display());
+            failed = true;
+        }
+    }
+    for backend in policy.backends.values() {
+        if backend.tls == ftpgate::policy::TlsMode::None {
+            continue;
+        }
+        if let Err(error) = ftpgate::tls::TlsClient::load(&backend.tls_settings) {
+            let at = JsonPath::root()
+                .key("backends")
+                .key(&backend.name)
+                .key("tls");
+            let (line, column) = locate(&text, at.segments(), Target::Value);
+            eprintln!(
+                "{}:{line}:{column}: backends.{}: tls: {error}",
+                path.display(),
+                backend.name
+            );
+            failed = true;
+        }
+    }
+    failed.then(|| ExitCode::from(1))
 }
 
 fn main() -> ExitCode {

@@ -204,3 +204,164 @@ pub fn flush<S: Write>(
 pub fn has_pending_output(tls: &Connection) -> bool {
     tls.wants_write()
 }
+
+/// Where the system's trusted CAs are (Debian's ca-certificates bundle; RHEL's as a fallback).
+const SYSTEM_CA_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+];
+/// TLS sessions one control session keeps for its data connections to resume.
+const CLIENT_SESSIONS: usize = 8;
+
+/// The client side: ftpgate toward one backend pool.
+#[derive(Clone)]
+pub struct TlsClient {
+    base: Arc<rustls::ClientConfig>,
+    server_name: Option<rustls::pki_types::ServerName<'static>>,
+}
+
+impl TlsClient {
+    /// Builds the configuration for a backend: CA file (or the system bundle) or a pinned
+    /// certificate, and an optional client certificate.
+    pub fn load(settings: &crate::policy::BackendTls) -> Result<TlsClient, String> {
+        let provider = provider();
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| e.to_string())?;
+        let builder = match &settings.pinned_certificate {
+            Some(path) => {
+                let pinned = CertificateDer::from_pem_file(path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(PinnedCertificate {
+                        pinned,
+                        algorithms: provider.signature_verification_algorithms,
+                    }))
+            }
+            None => {
+                let mut roots = rustls::RootCertStore::empty();
+                let bundle = match &settings.ca_file {
+                    Some(path) => path.clone(),
+                    None => SYSTEM_CA_BUNDLES
+                        .iter()
+                        .map(std::path::PathBuf::from)
+                        .find(|p| p.exists())
+                        .ok_or("no ca_file given and no system CA bundle found")?,
+                };
+                for cert in CertificateDer::pem_file_iter(&bundle)
+                    .map_err(|e| format!("{}: {e}", bundle.display()))?
+                {
+                    let cert = cert.map_err(|e| format!("{}: {e}", bundle.display()))?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| format!("{}: {e}", bundle.display()))?;
+                }
+                if roots.is_empty() {
+                    return Err(format!(
+                        "{}: no CA certificate in the file",
+                        bundle.display()
+                    ));
+                }
+                builder.with_root_certificates(roots)
+            }
+        };
+        let config = match (&settings.client_certificate, &settings.client_key) {
+            (Some(cert), Some(key)) => {
+                let (certs, key) = load_pem(cert, key)?;
+                builder
+                    .with_client_auth_cert(certs, key)
+                    .map_err(|e| format!("client certificate and key: {e}"))?
+            }
+            _ => builder.with_no_client_auth(),
+        };
+        let server_name = match &settings.server_name {
+            Some(name) => Some(
+                rustls::pki_types::ServerName::try_from(name.clone())
+                    .map_err(|e| format!("server_name {name:?}: {e}"))?,
+            ),
+            None => None,
+        };
+        Ok(TlsClient {
+            base: Arc::new(config),
+            server_name,
+        })
+    }
+
+    /// A configuration for one control session: its own session store, so the data
+    /// connections resume this control connection's session (vsftpd's
+    /// require_ssl_reuse) and never another session's.
+    pub fn for_session(&self) -> Arc<rustls::ClientConfig> {
+        let mut config = (*self.base).clone();
+        config.resumption = rustls::client::Resumption::in_memory_sessions(CLIENT_SESSIONS);
+        Arc::new(config)
+    }
+
+    /// The name to verify: the configured one, else the server's IP address.
+    pub fn server_name(&self, ip: std::net::IpAddr) -> rustls::pki_types::ServerName<'static> {
+        self.server_name
+            .clone()
+            .unwrap_or(rustls::pki_types::ServerName::IpAddress(ip.into()))
+    }
+}
+
+/// A new client-side TLS connection toward a backend.
+pub fn connect(
+    config: &Arc<rustls::ClientConfig>,
+    name: rustls::pki_types::ServerName<'static>,
+) -> io::Result<Box<Connection>> {
+    let mut conn =
+        rustls::ClientConnection::new(Arc::clone(config), name).map_err(io::Error::other)?;
+    conn.set_buffer_limit(Some(TLS_BUFFER_LIMIT));
+    Ok(Box::new(Connection::Client(conn)))
+}
+
+/// Accepts exactly one certificate (pinning): the backend must present this end-entity
+/// certificate; no CA is consulted. Handshake signatures are still verified.
+#[derive(Debug)]
+struct PinnedCertificate {
+    pinned: CertificateDer<'static>,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedCertificate {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        // SECURITY: byte-for-byte equality with the pinned certificate.
+        if end_entity.as_ref() == self.pinned.as_ref() {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}

@@ -176,6 +176,11 @@ pub(crate) struct BackendFile {
     pub balance: Option<String>,
     pub tls: Option<String>,
     pub source_address: Option<String>,
+    pub ca_file: Option<String>,
+    pub pinned_certificate: Option<String>,
+    pub client_certificate: Option<String>,
+    pub client_key: Option<String>,
+    pub server_name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -44,9 +44,9 @@ use super::schema::{self, Sifted};
 use super::time::{TimeWindow, parse_days, parse_hours, parse_offset};
 use super::units::{parse_rate, parse_size};
 use super::{
-    AuditMode, AuditPolicy, Backend, Balance, Defaults, FilecopyPolicy, GlobalLimits, Listener,
-    Passive, Policy, PolicyError, Role, Routing, SyslogPolicy, Timeouts, TlsMode, TlsPolicy,
-    TlsRequire, User, UserLimits, VerbSet, Workers,
+    AuditMode, AuditPolicy, Backend, BackendTls, Balance, Defaults, FilecopyPolicy, GlobalLimits,
+    Listener, Passive, Policy, PolicyError, Role, Routing, SyslogPolicy, Timeouts, TlsMode,
+    TlsPolicy, TlsRequire, User, UserLimits, VerbSet, Workers,
 };
 
 /// How the loader reads the files a policy names (the prefix table).
@@ -320,25 +320,11 @@ fn unsupported_yet(raw: &PolicyFile) -> Vec<Unsupported> {
     let mut add = |path: JsonPath, target: Target, hint: &'static str| {
         found.push(Unsupported { path, target, hint });
     };
-    let tls_on = |mode: &Option<String>| {
-        mode.as_deref()
-            .and_then(|m| lookup(TLS_MODES, m))
-            .is_some_and(|m| m != TlsMode::None)
-    };
 
     for (i, Object(listener)) in raw.listeners.iter().flatten().enumerate() {
         let path = root.key("listeners").index(i);
         if listener.proxy_protocol == Some(true) {
             add(path.key("proxy_protocol"), Target::Value, "; remove it");
-        }
-    }
-    for (name, Object(backend)) in raw.backends.iter().flatten() {
-        let path = root.key("backends").key(name);
-        if tls_on(&backend.tls) {
-            add(path.key("tls"), Target::Value, "; use \"none\"");
-        }
-        if backend.source_address.is_some() {
-            add(path.key("source_address"), Target::Key, "; remove it");
         }
     }
     if let Some(Object(routing)) = &raw.routing {
@@ -996,6 +982,44 @@ impl<'t> Checker<'t> {
                 }
                 Some(ip)
             });
+            let tls_settings = BackendTls {
+                ca_file: raw
+                    .ca_file
+                    .as_ref()
+                    .and_then(|t| self.absolute_path(t, &path.key("ca_file"))),
+                pinned_certificate: raw
+                    .pinned_certificate
+                    .as_ref()
+                    .and_then(|t| self.absolute_path(t, &path.key("pinned_certificate"))),
+                client_certificate: raw
+                    .client_certificate
+                    .as_ref()
+                    .and_then(|t| self.absolute_path(t, &path.key("client_certificate"))),
+                client_key: raw
+                    .client_key
+                    .as_ref()
+                    .and_then(|t| self.absolute_path(t, &path.key("client_key"))),
+                server_name: raw.server_name.clone(),
+            };
+            if raw.client_certificate.is_some() != raw.client_key.is_some() {
+                let key = if raw.client_certificate.is_some() {
+                    "client_key"
+                } else {
+                    "client_certificate"
+                };
+                self.missing(
+                    &path,
+                    key,
+                    " (client_certificate and client_key go together)",
+                );
+            }
+            let tls_on = tls.is_some_and(|t| t != TlsMode::None);
+            if !tls_on && tls_settings != BackendTls::default() {
+                self.bad(
+                    &path,
+                    "ca_file, pinned_certificate, client_certificate, client_key and server_name need \"tls\": \"explicit\" or \"implicit\"",
+                );
+            }
             backends.insert(
                 name.clone(),
                 Backend {
@@ -1004,6 +1028,7 @@ impl<'t> Checker<'t> {
                     balance: balance.unwrap_or_default(),
                     tls: tls.unwrap_or_default(),
                     source_address,
+                    tls_settings,
                 },
             );
         }

@@ -191,6 +191,23 @@ pub struct Backend {
     pub tls: TlsMode,
     /// Local address to connect from.
     pub source_address: Option<IpAddr>,
+    /// TLS toward this backend: how its certificate is checked and what ftpgate shows.
+    pub tls_settings: BackendTls,
+}
+
+/// Certificate checks and client identity for TLS toward a backend.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BackendTls {
+    /// PEM bundle of trusted CAs; `None`: the system store (/etc/ssl/certs).
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate the backend must present exactly (pinning, in place of CA checks).
+    pub pinned_certificate: Option<PathBuf>,
+    /// Client certificate and key ftpgate presents, when the backend asks for one.
+    pub client_certificate: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    /// Name checked in the backend's certificate (and sent as SNI when it is a DNS
+    /// name); `None`: the server's IP address.
+    pub server_name: Option<String>,
 }
 
 /// A set of verbs, one bit per [`Verb`].

@@ -161,6 +161,7 @@ fn minimal_policy_builds_the_expected_model() {
                 balance: Balance::RoundRobin,
                 tls: TlsMode::None,
                 source_address: None,
+                tls_settings: BackendTls::default(),
             },
         )]),
         roles: BTreeMap::from([(
@@ -428,12 +429,6 @@ fn design_example_is_refused_only_for_features_not_enforced_yet() {
     };
     let expected = vec![
         unsupported("true", 0, "listeners[2].proxy_protocol", "; remove it"),
-        unsupported(
-            "\"source_address\"",
-            0,
-            "backends.edi.source_address",
-            "; remove it",
-        ),
         unsupported("\"syslog\"", 0, "audit.syslog", "; use \"file\""),
         unsupported("\"filecopy\",", 0, "audit.mode", "; use \"monitor\""),
         unsupported("\"filecopy\": {", 0, "audit.filecopy", "; remove it"),
@@ -441,7 +436,7 @@ fn design_example_is_refused_only_for_features_not_enforced_yet() {
     assert_eq!(errors(doc), expected);
     // Spot-check the positions literally.
     assert_eq!(expected[0].split(": ").next(), Some("6:68"));
-    assert_eq!(expected.len(), 5);
+    assert_eq!(expected.len(), 4);
 }
 
 #[test]
@@ -489,26 +484,12 @@ fn design_example_without_unsupported_keys_is_valid() {
 /// Each entry of `unsupported_yet`, alone in an otherwise valid policy.
 #[test]
 fn every_unsupported_key_is_refused_on_its_own() {
-    let cases: &[(&str, &str, &str, &str)] = &[
-        (
-            r#"{ "address": "0.0.0.0:2121" }"#,
-            r#"{ "address": "0.0.0.0:2121", "proxy_protocol": true }"#,
-            "true",
-            "listeners[0].proxy_protocol",
-        ),
-        (
-            r#""servers": ["10.0.0.11:21"]"#,
-            r#""servers": ["10.0.0.11:21"], "tls": "explicit""#,
-            "\"explicit\"",
-            "backends.files.tls",
-        ),
-        (
-            r#""servers": ["10.0.0.11:21"]"#,
-            r#""servers": ["10.0.0.11:21"], "source_address": "10.0.0.2""#,
-            "\"source_address\"",
-            "backends.files.source_address",
-        ),
-    ];
+    let cases: &[(&str, &str, &str, &str)] = &[(
+        r#"{ "address": "0.0.0.0:2121" }"#,
+        r#"{ "address": "0.0.0.0:2121", "proxy_protocol": true }"#,
+        "true",
+        "listeners[0].proxy_protocol",
+    )];
     for &(from, to, needle, key) in cases {
         let doc = MINIMAL.replace(from, to);
         assert_ne!(doc, MINIMAL, "{from} not in MINIMAL");
@@ -661,7 +642,8 @@ fn unknown_keys_are_refused_at_every_level() {
             r#"{ "backends": { "edi": { "server": [] } } }"#,
             "\"server\"",
             "backends.edi.server: unknown field `server`, expected one of `servers`, \
-             `balance`, `tls`, `source_address`",
+             `balance`, `tls`, `source_address`, `ca_file`, `pinned_certificate`, `client_certificate`, \
+             `client_key`, `server_name`",
         ),
         (
             r#"{ "roles": { "ro": { "allow": [], "deny": [] } } }"#,
@@ -890,7 +872,8 @@ fn unknown_keys_at_every_level_and_validation_errors_in_one_run() {
             doc,
             "\"weight\"",
             "backends.files.weight: unknown field `weight`, expected one of `servers`, \
-             `balance`, `tls`, `source_address`",
+             `balance`, `tls`, `source_address`, `ca_file`, `pinned_certificate`, `client_certificate`, \
+             `client_key`, `server_name`",
         ),
         err_at(
             doc,

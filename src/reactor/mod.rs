@@ -27,7 +27,7 @@ use crate::policy::Policy;
 use crate::session::net::{BackendBook, PassivePorts, bind_control_listener};
 use crate::session::rate::TokenBucket;
 use crate::session::{DriveOutcome, ListenerConfig, ROLE_BITS, Session, SocketRole, WorkerCtx};
-use crate::tls::TlsServer;
+use crate::tls::{TlsClient, TlsServer};
 use pool::BufferPool;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -66,6 +66,8 @@ pub struct Worker {
     listener_configs: Vec<ListenerConfig>,
     /// TLS toward clients, from the policy's `tls` section.
     tls: Option<TlsServer>,
+    /// TLS toward the backends that use it, by backend name.
+    backend_tls: HashMap<String, TlsClient>,
     slots: Vec<Slot>,
     free: Vec<usize>,
     policy: Rc<Policy>,
@@ -97,6 +99,7 @@ impl Worker {
         let mut listeners = Vec::new();
         let mut listener_configs = Vec::new();
         let tls = load_tls(&config.policy)?;
+        let backend_tls = load_backend_tls(&config.policy)?;
         for (i, listener) in config.policy.listeners.iter().enumerate() {
             listener_configs.push(ListenerConfig {
                 tls: listener.tls,
@@ -130,6 +133,7 @@ impl Worker {
             accept_pending: vec![false; listeners.len()],
             listener_configs,
             tls,
+            backend_tls,
             listeners,
             slots: Vec::new(),
             free: Vec::new(),
@@ -235,6 +239,7 @@ impl Worker {
                     counters: &self.counters,
                     user_buckets: &mut self.user_buckets,
                     tls: self.tls.as_ref(),
+                    backend_tls: &self.backend_tls,
                     now,
                 };
                 let Some(Slot {
@@ -332,10 +337,12 @@ impl Worker {
             return;
         };
         match crate::policy::load_policy(path) {
-            Ok(policy) => match load_tls(&policy) {
-                Ok(tls) => {
+            Ok(policy) => match load_tls(&policy).and_then(|t| Ok((t, load_backend_tls(&policy)?)))
+            {
+                Ok((tls, backend_tls)) => {
                     log::info!("policy reloaded from {}", path.display());
                     self.tls = tls;
+                    self.backend_tls = backend_tls;
                     self.policy = Rc::new(policy);
                 }
                 Err(e) => log::error!("policy reload refused, keeping the old policy: {e}"),
@@ -420,6 +427,7 @@ impl Worker {
             counters: &self.counters,
             user_buckets: &mut self.user_buckets,
             tls: self.tls.as_ref(),
+            backend_tls: &self.backend_tls,
             now,
         };
         match Session::new(
@@ -458,6 +466,7 @@ impl Worker {
             counters: &self.counters,
             user_buckets: &mut self.user_buckets,
             tls: self.tls.as_ref(),
+            backend_tls: &self.backend_tls,
             now,
         };
         let Some(Slot {
@@ -489,6 +498,7 @@ impl Worker {
             counters: &self.counters,
             user_buckets: &mut self.user_buckets,
             tls: self.tls.as_ref(),
+            backend_tls: &self.backend_tls,
             now,
         };
         let Some(entry) = self.slots.get_mut(slot) else {
@@ -512,4 +522,22 @@ fn load_tls(policy: &Policy) -> io::Result<Option<TlsServer>> {
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("tls: {e}"))),
         None => Ok(None),
     }
+}
+
+/// Loads the TLS settings of every backend that uses TLS (CA file or pin, client identity).
+pub fn load_backend_tls(policy: &Policy) -> io::Result<HashMap<String, TlsClient>> {
+    let mut clients = HashMap::new();
+    for backend in policy.backends.values() {
+        if backend.tls == crate::policy::TlsMode::None {
+            continue;
+        }
+        let client = TlsClient::load(&backend.tls_settings).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("backends.{}: tls: {e}", backend.name),
+            )
+        })?;
+        clients.insert(backend.name.clone(), client);
+    }
+    Ok(clients)
 }

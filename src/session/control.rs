@@ -188,6 +188,8 @@ pub enum Event<'a> {
     },
     /// This address reached the failed-login limit and is banned for a while.
     Banned,
+    /// TLS toward the backend failed (certificate not trusted, handshake error).
+    ServerTlsFailed,
 }
 
 /// Outputs of the machine, performed in order by the shell.
@@ -222,6 +224,9 @@ pub enum Action {
     /// Once the reply just queued (234) has left in plaintext, start TLS on the client's
     /// control connection; whatever the client sent after AUTH is discarded.
     StartClientTls,
+    /// The backend accepted AUTH TLS: start TLS on the backend control connection before
+    /// the next command goes out.
+    StartServerTls,
     /// The login succeeded: count the user's session.
     LoginSucceeded,
     /// The login failed: count it against the client's address.
@@ -292,6 +297,10 @@ enum Phase {
         pass: Vec<u8>,
     },
     AwaitGreeting {
+        pass: Vec<u8>,
+    },
+    /// AUTH TLS sent to a backend with explicit TLS.
+    AwaitServerAuth {
         pass: Vec<u8>,
     },
     AwaitUserReply {
@@ -366,6 +375,20 @@ pub struct ControlFsm {
     pbsz_done: bool,
     /// PROT P: every data connection is TLS.
     data_protected: bool,
+    /// TLS toward the backend (told by the shell when it connects).
+    server_tls: ServerTls,
+    /// Replies still owed to ftpgate's own PBSZ/PROT toward the backend.
+    server_setup_replies: u8,
+}
+
+/// TLS toward the backend control connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerTls {
+    None,
+    /// AUTH TLS after the greeting.
+    Explicit,
+    /// TLS from the first byte (the shell starts it at connect).
+    Implicit,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -515,6 +538,8 @@ impl ControlFsm {
             tls_active,
             pbsz_done: false,
             data_protected: false,
+            server_tls: ServerTls::None,
+            server_setup_replies: 0,
         };
         (fsm, actions)
     }
@@ -540,6 +565,11 @@ impl ControlFsm {
     /// Whether data connections are TLS (PROT P).
     pub fn data_protected(&self) -> bool {
         self.data_protected
+    }
+
+    /// Told by the shell when it connects to a backend.
+    pub fn set_server_tls(&mut self, tls: ServerTls) {
+        self.server_tls = tls;
     }
 
     /// Told by the shell once it knows the backend's address family.
@@ -648,6 +678,16 @@ impl ControlFsm {
                 }
             }
             Event::RelayFailed { bytes, side } => self.on_relay_failed(bytes, side, &mut out),
+            Event::ServerTlsFailed => {
+                if !self.logged_in {
+                    self.audit_login("failed", Some("backend_tls"), &mut out);
+                }
+                self.fail_close(
+                    "Service not available: no trusted TLS connection to the server.",
+                    CloseReason::ServerProtocolError,
+                    &mut out,
+                );
+            }
             Event::Timer(kind) => self.on_timer(kind, &mut out),
         }
         out
@@ -1810,27 +1850,64 @@ impl ControlFsm {
         }
     }
 
+    fn send_server_user(&self, out: &mut Vec<Action>) {
+        let name = self
+            .user
+            .as_ref()
+            .map(|u| u.name.clone())
+            .unwrap_or_default();
+        out.push(Action::SendServer(Command::new(
+            Verb::User,
+            name.as_bytes(),
+        )));
+    }
+
     fn on_server_reply(&mut self, reply: Reply, out: &mut Vec<Action>) {
+        // The replies to ftpgate's own PBSZ/PROT toward a TLS backend come first.
+        if self.server_setup_replies > 0 && !reply.is_preliminary() {
+            self.server_setup_replies -= 1;
+            if !reply.is_positive_completion() {
+                self.fail_close(
+                    "Service not available: the server refused protected data connections.",
+                    CloseReason::BackendUnavailable,
+                    out,
+                );
+            }
+            return;
+        }
         let phase = std::mem::replace(&mut self.phase, Phase::Closed);
         match phase {
             Phase::AwaitGreeting { pass } => {
                 if reply.is_preliminary() {
                     self.phase = Phase::AwaitGreeting { pass };
+                } else if reply.code == codes::SERVICE_READY
+                    && self.server_tls == ServerTls::Explicit
+                {
+                    // TLS toward the backend first: nothing, not even the user name, goes
+                    // to it in plaintext.
+                    out.push(Action::SendServer(Command::new(Verb::Auth, b"TLS")));
+                    self.phase = Phase::AwaitServerAuth { pass };
                 } else if reply.code == codes::SERVICE_READY {
-                    let name = self
-                        .user
-                        .as_ref()
-                        .map(|u| u.name.clone())
-                        .unwrap_or_default();
-                    out.push(Action::SendServer(Command::new(
-                        Verb::User,
-                        name.as_bytes(),
-                    )));
+                    self.send_server_user(out);
                     self.phase = Phase::AwaitUserReply { pass };
                 } else {
                     self.audit_login("failed", Some("backend_refused"), out);
                     self.fail_close(
                         "Service not available.",
+                        CloseReason::BackendUnavailable,
+                        out,
+                    );
+                }
+            }
+            Phase::AwaitServerAuth { pass } => {
+                if reply.code == codes::AUTH_OK {
+                    out.push(Action::StartServerTls);
+                    self.send_server_user(out);
+                    self.phase = Phase::AwaitUserReply { pass };
+                } else {
+                    self.audit_login("failed", Some("backend_tls"), out);
+                    self.fail_close(
+                        "Service not available: the server refused TLS.",
                         CloseReason::BackendUnavailable,
                         out,
                     );
@@ -1913,6 +1990,14 @@ impl ControlFsm {
     }
 
     fn login_succeeded(&mut self, reply: Reply, out: &mut Vec<Action>) {
+        // Toward a TLS backend every data connection is protected too (RFC 4217). These go
+        // before anything else ftpgate sends after login; their replies are swallowed by
+        // `server_setup_replies` in on_server_reply, which keeps the order.
+        if self.server_tls != ServerTls::None {
+            out.push(Action::SendServer(Command::new(Verb::Pbsz, b"0")));
+            out.push(Action::SendServer(Command::new(Verb::Prot, b"P")));
+            self.server_setup_replies = 2;
+        }
         self.logged_in = true;
         out.push(Action::LoginSucceeded);
         out.push(Action::CancelTimer(TimerKind::Login));

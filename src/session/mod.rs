@@ -97,6 +97,8 @@ pub struct WorkerCtx<'a> {
     pub user_buckets: &'a mut HashMap<String, Rc<RefCell<TokenBucket>>>,
     /// TLS toward clients, when the policy configures it.
     pub tls: Option<&'a tls::TlsServer>,
+    /// TLS toward each backend pool that uses it, by backend name.
+    pub backend_tls: &'a HashMap<String, tls::TlsClient>,
     pub now: Instant,
 }
 
@@ -388,6 +390,15 @@ pub struct Session {
     tls_config: Option<Arc<rustls::ServerConfig>>,
     /// AUTH TLS was answered: TLS starts once the 234 has left.
     tls_upgrade: bool,
+    /// TLS toward the backend: this session's client configuration (its own session store,
+    /// so data connections resume the control session) and the backend's settings.
+    server_tls: Option<(
+        Arc<rustls::ClientConfig>,
+        tls::TlsClient,
+        crate::policy::TlsMode,
+    )>,
+    /// The local address backend connections leave from (`source_address`).
+    server_source: Option<std::net::IpAddr>,
     /// This session is counted in the shared session counters (per address and total).
     counted: bool,
     /// The logged-in user this session is counted for.
@@ -492,6 +503,8 @@ impl Session {
             closing: None,
             tls_config,
             tls_upgrade: false,
+            server_tls: None,
+            server_source: None,
             counted,
             counted_user: None,
             transfer_started: None,
@@ -770,6 +783,7 @@ impl Session {
                 Action::SetTimer(kind, after) => self.set_deadline(kind as u8, after, ctx),
                 Action::CancelTimer(kind) => self.cancel_deadline(kind as u8),
                 Action::StartClientTls => self.tls_upgrade = true,
+                Action::StartServerTls => self.start_server_tls(),
                 Action::Audit(mut record) => {
                     if let AuditRecord::Transfer { duration_ms, .. } = &mut record {
                         *duration_ms = self.transfer_started.take().map_or(0, |t| {
@@ -871,6 +885,24 @@ impl Session {
             self.push(Event::ServerUnavailable);
             return;
         };
+        self.server_source = backend.source_address;
+        self.server_tls = None;
+        if backend.tls != crate::policy::TlsMode::None {
+            let Some(client) = ctx.backend_tls.get(&backend.name) else {
+                log::error!(
+                    "{} backend {} has no usable TLS configuration",
+                    self.id,
+                    backend.name
+                );
+                self.push(Event::ServerUnavailable);
+                return;
+            };
+            self.server_tls = Some((client.for_session(), client.clone(), backend.tls));
+            self.fsm.set_server_tls(match backend.tls {
+                crate::policy::TlsMode::Implicit => control::ServerTls::Implicit,
+                _ => control::ServerTls::Explicit,
+            });
+        }
         let mut candidates = ctx.backends.candidates(backend, ctx.now);
         candidates.reverse(); // popped from the end
         self.try_next_server(candidates, ctx);
@@ -878,7 +910,11 @@ impl Session {
 
     fn try_next_server(&mut self, mut remaining: Vec<SocketAddr>, ctx: &mut WorkerCtx<'_>) {
         while let Some(addr) = remaining.pop() {
-            match TcpStream::connect(addr) {
+            let connected = match self.server_source {
+                Some(source) => net::connect_from(source, addr),
+                None => TcpStream::connect(addr),
+            };
+            match connected {
                 Ok(mut stream) => {
                     if let Err(e) = ctx.registry.register(
                         &mut stream,
@@ -891,8 +927,20 @@ impl Session {
                     let _ = stream.set_nodelay(true);
                     log::debug!("{} connecting to backend {addr}", self.id);
                     ctx.backends.start_waiting();
+                    let mut conn = Conn::new(stream, true);
+                    if let Some((config, client, crate::policy::TlsMode::Implicit)) =
+                        self.server_tls.as_ref()
+                    {
+                        match tls::connect(config, client.server_name(addr.ip())) {
+                            Ok(tls) => conn.tls = Some(tls),
+                            Err(e) => {
+                                log::warn!("{} cannot start TLS toward {addr}: {e}", self.id);
+                                continue;
+                            }
+                        }
+                    }
                     self.server = Some(ServerCtrl {
-                        conn: Conn::new(stream, true),
+                        conn,
                         addr,
                         input: Vec::new(),
                         output: Vec::new(),
@@ -985,7 +1033,11 @@ impl Session {
             self.push(Event::ServerDataFailed);
             return;
         }
-        match TcpStream::connect(addr) {
+        let connected = match self.server_source {
+            Some(source) => net::connect_from(source, addr),
+            None => TcpStream::connect(addr),
+        };
+        match connected {
             Ok(mut stream) => {
                 if ctx
                     .registry
@@ -999,7 +1051,21 @@ impl Session {
                     self.push(Event::ServerDataFailed);
                     return;
                 }
-                self.server_data = Some(Conn::new(stream, true));
+                let mut conn = Conn::new(stream, true);
+                // Toward a TLS backend data connections are protected (PROT P) and resume
+                // the control connection's session.
+                if let Some((config, client, _)) = self.server_tls.as_ref() {
+                    match tls::connect(config, client.server_name(addr.ip())) {
+                        Ok(tls) => conn.tls = Some(tls),
+                        Err(e) => {
+                            log::warn!("{} cannot start data TLS toward {addr}: {e}", self.id);
+                            let _ = ctx.registry.deregister(&mut conn.stream);
+                            self.push(Event::ServerDataFailed);
+                            return;
+                        }
+                    }
+                }
+                self.server_data = Some(conn);
                 self.set_deadline(
                     TIMER_SERVER_DATA_CONNECT,
                     Duration::from_secs(DEFAULT_CONNECT_TIMEOUT),
@@ -1266,6 +1332,21 @@ impl Session {
                     }
                 }
                 Ok(ReadStep::Blocked) => return progress,
+                Err(e) if e.kind() == io::ErrorKind::InvalidData && self.server_tls.is_some() => {
+                    log::warn!("{} TLS toward the backend failed: {e}", self.id);
+                    self.audit(
+                        ctx,
+                        &AuditRecord::PolicyViolation {
+                            kind: "backend_tls",
+                            detail: e.to_string(),
+                        },
+                    );
+                    self.close_server(ctx);
+                    if self.closing.is_none() {
+                        self.dispatch(Event::ServerTlsFailed, ctx);
+                    }
+                    return true;
+                }
                 Ok(ReadStep::Eof) | Err(_) => {
                     self.close_server(ctx);
                     if self.closing.is_none() {
@@ -1456,7 +1537,10 @@ impl Session {
             .client
             .handshake()
             .and_then(|_| relay.client.flush_tls());
-        let source_tls = relay.server.flush_tls();
+        let source_tls = relay
+            .server
+            .handshake()
+            .and_then(|_| relay.server.flush_tls());
         if client_tls.is_err() || source_tls.is_err() {
             let bytes = relay.bytes;
             let side = if client_tls.is_err() {
@@ -1630,6 +1714,27 @@ impl Session {
         );
     }
 
+    /// The backend answered AUTH TLS with 234: TLS on its control connection from here.
+    fn start_server_tls(&mut self) {
+        let (Some(server), Some((config, client, _))) =
+            (self.server.as_mut(), self.server_tls.as_ref())
+        else {
+            return;
+        };
+        // Nothing the backend sent after its 234 is trusted.
+        server.input.clear();
+        match tls::connect(config, client.server_name(server.addr.ip())) {
+            Ok(tls) => {
+                server.conn.tls = Some(tls);
+                server.conn.readable = true;
+            }
+            Err(e) => {
+                log::warn!("{} cannot start TLS toward the backend: {e}", self.id);
+                self.push(Event::ServerTlsFailed);
+            }
+        }
+    }
+
     /// Wraps a client data connection in TLS when the client asked for PROT P.
     fn protect_client_data(&self, conn: &mut Conn) -> io::Result<()> {
         if self.fsm.data_protected() {
@@ -1778,6 +1883,19 @@ fn pump(relay: &mut Relay, budget: &mut usize, now: Instant) -> Pump {
             Direction::Upload => (&mut relay.client, &mut relay.server),
         };
         let mut moved = false;
+        // A TLS sink still sends records our way (TLS 1.3 session tickets, alerts): take
+        // them in, so that closing the socket later does not reset it with unread data and
+        // destroy bytes the peer has not read yet.
+        if sink.tls.is_some() {
+            let mut scratch = [0u8; 256];
+            for _ in 0..16 {
+                match sink.read_into(&mut scratch) {
+                    Ok(ReadStep::Data(_)) => {}
+                    Ok(ReadStep::Blocked | ReadStep::Eof) => break,
+                    Err(_) => return Pump::Failed(sink_side),
+                }
+            }
+        }
         // Write what is buffered.
         if sink.flush_tls().map_err(|_| ()).is_err() {
             return Pump::Failed(sink_side);

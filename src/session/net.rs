@@ -235,6 +235,7 @@ mod tests {
             balance,
             tls: Default::default(),
             source_address: None,
+            tls_settings: Default::default(),
         }
     }
 

@@ -104,6 +104,81 @@ pub fn generate_certificate(dir: &Path) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
+/// A test CA and a server certificate it signed for 127.0.0.1, made with openssl(1) in
+/// `dir`: (CA certificate, server certificate, server key).
+pub fn generate_ca_and_server(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let ca = dir.join("ca.pem");
+    let ca_key = dir.join("ca.key");
+    let cert = dir.join("server.pem");
+    let key = dir.join("server.key");
+    let csr = dir.join("server.csr");
+    let ext = dir.join("server.ext");
+    fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         extendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n",
+    )
+    .expect("write ext");
+    let steps: [Vec<&std::ffi::OsStr>; 3] = [
+        vec![
+            "req".as_ref(),
+            "-x509".as_ref(),
+            "-newkey".as_ref(),
+            "rsa:2048".as_ref(),
+            "-nodes".as_ref(),
+            "-days".as_ref(),
+            "2".as_ref(),
+            "-subj".as_ref(),
+            "/CN=ftpgate test CA".as_ref(),
+            "-addext".as_ref(),
+            "basicConstraints=critical,CA:TRUE".as_ref(),
+            "-addext".as_ref(),
+            "keyUsage=critical,keyCertSign,cRLSign".as_ref(),
+            "-keyout".as_ref(),
+            ca_key.as_os_str(),
+            "-out".as_ref(),
+            ca.as_os_str(),
+        ],
+        vec![
+            "req".as_ref(),
+            "-newkey".as_ref(),
+            "rsa:2048".as_ref(),
+            "-nodes".as_ref(),
+            "-subj".as_ref(),
+            "/CN=127.0.0.1".as_ref(),
+            "-keyout".as_ref(),
+            key.as_os_str(),
+            "-out".as_ref(),
+            csr.as_os_str(),
+        ],
+        vec![
+            "x509".as_ref(),
+            "-req".as_ref(),
+            "-in".as_ref(),
+            csr.as_os_str(),
+            "-CA".as_ref(),
+            ca.as_os_str(),
+            "-CAkey".as_ref(),
+            ca_key.as_os_str(),
+            "-CAcreateserial".as_ref(),
+            "-days".as_ref(),
+            "2".as_ref(),
+            "-extfile".as_ref(),
+            ext.as_os_str(),
+            "-out".as_ref(),
+            cert.as_os_str(),
+        ],
+    ];
+    for args in steps {
+        run(
+            Command::new("openssl").args(&args).current_dir(dir),
+            Duration::from_secs(60),
+        )
+        .assert_success("openssl");
+    }
+    (ca, cert, key)
+}
+
 /// A loopback port that was free a moment ago (from the kernel's ephemeral range).
 pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -447,6 +522,11 @@ pub struct Vsftpd {
 
 impl Vsftpd {
     pub fn start() -> Vsftpd {
+        Vsftpd::start_with("")
+    }
+
+    /// A vsftpd with extra configuration lines (e.g. its TLS settings).
+    pub fn start_with(extra: &str) -> Vsftpd {
         let (ftp_uid, ftp_gid) =
             user_ids("ftp").expect("vsftpd's ftp_username user `ftp` must exist");
         let dir = temp_dir();
@@ -475,7 +555,7 @@ impl Vsftpd {
                  port_enable=YES\nconnect_from_port_20=NO\n\
                  xferlog_enable=YES\nxferlog_std_format=NO\ndual_log_enable=NO\nsyslog_enable=NO\n\
                  log_ftp_protocol=YES\nvsftpd_log_file={log}\n\
-                 secure_chroot_dir={empty}\n",
+                 secure_chroot_dir={empty}\n{extra}",
                 root = root.display(),
                 pmin = pasv.0,
                 pmax = pasv.1,
