@@ -141,3 +141,49 @@ fn a_backend_certificate_that_does_not_verify_fails_the_login_with_421() {
     assert!(!backend.vs.log().contains("USER"), "{}", backend.vs.log());
     let _ = gate.stop();
 }
+
+#[test]
+fn ftpgate_presents_its_client_certificate_to_a_backend_that_requires_one() {
+    let dir = temp_dir();
+    let (ca, cert, key) = generate_ca_and_server(dir.path());
+    let extra = format!(
+        "ssl_enable=YES\nallow_anon_ssl=YES\nforce_anon_logins_ssl=YES\nforce_anon_data_ssl=YES\n\
+         require_ssl_reuse=YES\nrsa_cert_file={cert}\nrsa_private_key_file={key}\n\
+         require_cert=YES\nvalidate_cert=YES\nca_certs_file={ca}\n",
+        cert = cert.display(),
+        key = key.display(),
+        ca = ca.display(),
+    );
+    let backend = TlsBackend {
+        vs: Vsftpd::start_with(&extra),
+        ca: ca.clone(),
+        cert: cert.clone(),
+        _dir: dir,
+    };
+    // Without a client certificate the backend refuses the TLS handshake.
+    let mut without = gate(&backend, "explicit", ("ca_file", &backend.ca), false);
+    let mut c = Ftp::connect(without.addr());
+    assert_eq!(c.cmd("USER anonymous").0, 331);
+    assert_eq!(c.cmd("PASS x").0, 421);
+    let _ = without.stop();
+    // With it (the test CA signed it for client use too), transfers work.
+    let with = Ftpgate::builder()
+        .backend("secure", backend.vs.addr())
+        .standard_roles()
+        .user("anonymous", "full", "secure")
+        .set(&["backends", "secure", "tls"], json!("explicit"))
+        .set(
+            &["backends", "secure", "ca_file"],
+            json!(ca.to_string_lossy()),
+        )
+        .set(
+            &["backends", "secure", "client_certificate"],
+            json!(cert.to_string_lossy()),
+        )
+        .set(
+            &["backends", "secure", "client_key"],
+            json!(backend._dir.path().join("server.key").to_string_lossy()),
+        )
+        .start();
+    round_trip(&with, &backend, false, false, 75);
+}

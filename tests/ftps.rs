@@ -350,3 +350,73 @@ fn check_refuses_a_key_that_does_not_match_the_certificate() {
         out.stderr
     );
 }
+
+#[test]
+fn per_user_tls_rules_tighten_and_relax() {
+    let (_vs, gate) = {
+        let vs = Vsftpd::start();
+        let gate = Ftpgate::builder()
+            .backend("vsftpd", vs.addr())
+            .standard_roles()
+            .user("anonymous", "full", "vsftpd")
+            .user("ftp", "full", "vsftpd")
+            .ftps()
+            // ftp must use TLS; anonymous may use stock FTP_TLS (no session reuse).
+            .set(&["users", "ftp", "tls_require"], json!("login"))
+            .set(&["users", "anonymous", "tls_session_reuse"], json!(false))
+            .start();
+        (vs, gate)
+    };
+    let mut c = Ftp::connect(gate.addr());
+    assert_eq!(c.cmd("USER ftp").0, 331);
+    assert_eq!(c.cmd("PASS x").0, 530, "plaintext login refused for ftp");
+    let events = gate.wait_audit(std::time::Duration::from_secs(5), |ev| {
+        ev.iter().any(|e| e["kind"] == "tls_required")
+    });
+    assert!(
+        events.iter().any(|e| e["kind"] == "tls_required"),
+        "{events:?}"
+    );
+    let (stdout, sum) = ftplib_tls(&gate, "pasv", false, 68);
+    assert_eq!(
+        stdout.trim(),
+        format!("ok {sum}"),
+        "stock FTP_TLS allowed for anonymous"
+    );
+}
+
+const PEER_CERT: &str = r#"
+import hashlib, socket, ssl, sys
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+t = ctx.wrap_socket(socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10))
+print(hashlib.sha256(t.getpeercert(binary_form=True)).hexdigest())
+"#;
+
+#[test]
+fn sighup_reloads_the_certificate_for_new_connections() {
+    let (_vs, mut gate) = setup();
+    let addr = gate.implicit_addr();
+    let args = [addr.ip().to_string(), addr.port().to_string()];
+    let before = python(PEER_CERT, &[&args[0], &args[1]]).stdout_str();
+    // Replace the certificate and key files in place, then SIGHUP.
+    let policy: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(gate.config_path()).expect("read"))
+            .expect("json");
+    let cert = std::path::PathBuf::from(policy["tls"]["certificate"].as_str().expect("cert"));
+    let key = std::path::PathBuf::from(policy["tls"]["private_key"].as_str().expect("key"));
+    let fresh = temp_dir();
+    let (new_cert, new_key) = generate_certificate(fresh.path());
+    std::fs::copy(&new_cert, &cert).expect("copy cert");
+    std::fs::copy(&new_key, &key).expect("copy key");
+    let pid = gate.pid().expect("pid");
+    // SAFETY: kill(2) takes plain integers; the pid is the gateway this test started.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGHUP) }, 0);
+    assert!(
+        wait_until(std::time::Duration::from_secs(10), || {
+            let now = python(PEER_CERT, &[&args[0], &args[1]]).stdout_str();
+            !now.trim().is_empty() && now != before
+        }),
+        "new connections present the new certificate"
+    );
+    gate.assert_healthy();
+}

@@ -116,7 +116,7 @@ pub fn generate_ca_and_server(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     fs::write(
         &ext,
         "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
-         extendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n",
+         extendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n",
     )
     .expect("write ext");
     let steps: [Vec<&std::ffi::OsStr>; 3] = [
