@@ -52,6 +52,10 @@ pub enum AuditRecord {
         bytes: u64,
         result: &'static str,
         duration_ms: u64,
+        /// SHA-256 (hex) of the bytes that crossed ftpgate, as they crossed; on a failed or
+        /// aborted transfer, of the part that crossed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
     },
     PolicyViolation {
         kind: &'static str,
@@ -245,6 +249,7 @@ mod tests {
             bytes: 1,
             result: "ok",
             duration_ms: 2,
+            sha256: None,
         };
         let text = serde_json::to_string(&record).expect("serialise");
         assert!(!text.contains("\"path\""), "{text}");

@@ -365,3 +365,37 @@ impl rustls::client::danger::ServerCertVerifier for PinnedCertificate {
         self.algorithms.supported_schemes()
     }
 }
+
+/// An incremental SHA-256 from the crypto provider rustls brings (ring: the CPU's SHA
+/// instructions), for the audit trail's transfer digests. Never a hand-written hash.
+pub fn sha256() -> Option<Box<dyn rustls::crypto::hash::Context>> {
+    let suite = rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256;
+    suite.tls13().map(|s| s.common.hash_provider.start())
+}
+
+/// Lower-case hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_matches_the_known_answer() {
+        let mut ctx = sha256().expect("sha256");
+        ctx.update(b"ab");
+        ctx.update(b"c");
+        assert_eq!(
+            hex(ctx.finish().as_ref()),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

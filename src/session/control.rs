@@ -1722,6 +1722,7 @@ impl ControlFsm {
             bytes,
             result,
             duration_ms: 0,
+            sha256: None,
         }));
     }
 

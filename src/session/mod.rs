@@ -365,6 +365,8 @@ struct Relay {
     max_bytes: Option<u64>,
     session_bucket: Option<TokenBucket>,
     user_bucket: Option<Rc<RefCell<TokenBucket>>>,
+    /// SHA-256 of the bytes written to the sink, computed on the relay buffer as it passes.
+    digest: Option<Box<dyn rustls::crypto::hash::Context>>,
 }
 
 pub struct Session {
@@ -403,6 +405,8 @@ pub struct Session {
     counted: bool,
     /// The logged-in user this session is counted for.
     counted_user: Option<String>,
+    /// SHA-256 of the last relay, waiting for its transfer audit event.
+    transfer_digest: Option<String>,
     /// When the running transfer began (its backend data connection was requested).
     transfer_started: Option<Instant>,
     bytes_in: u64,
@@ -508,6 +512,7 @@ impl Session {
             counted,
             counted_user: None,
             transfer_started: None,
+            transfer_digest: None,
             bytes_in: 0,
             bytes_out: 0,
             events: VecDeque::new(),
@@ -785,7 +790,13 @@ impl Session {
                 Action::StartClientTls => self.tls_upgrade = true,
                 Action::StartServerTls => self.start_server_tls(),
                 Action::Audit(mut record) => {
-                    if let AuditRecord::Transfer { duration_ms, .. } = &mut record {
+                    if let AuditRecord::Transfer {
+                        duration_ms,
+                        sha256,
+                        ..
+                    } = &mut record
+                    {
+                        *sha256 = self.transfer_digest.take();
                         *duration_ms = self.transfer_started.take().map_or(0, |t| {
                             ctx.now.saturating_duration_since(t).as_millis() as u64
                         });
@@ -1136,6 +1147,7 @@ impl Session {
             max_bytes,
             session_bucket,
             user_bucket,
+            digest: tls::sha256(),
         });
     }
 
@@ -1200,6 +1212,7 @@ impl Session {
         if let Some(mut relay) = self.relay.take() {
             let _ = ctx.registry.deregister(&mut relay.server.stream);
             let _ = ctx.registry.deregister(&mut relay.client.stream);
+            self.transfer_digest = relay.digest.take().map(|d| tls::hex(d.finish().as_ref()));
         }
     }
 
@@ -1904,6 +1917,11 @@ fn pump(relay: &mut Relay, budget: &mut usize, now: Instant) -> Pump {
             match sink.write_from(relay.buffer.data()) {
                 Ok(0) => break,
                 Ok(n) => {
+                    if let (Some(digest), Some(written)) =
+                        (relay.digest.as_mut(), relay.buffer.data().get(..n))
+                    {
+                        digest.update(written);
+                    }
                     relay.buffer.consume(n);
                     relay.bytes += n as u64;
                     *budget = budget.saturating_sub(n);
