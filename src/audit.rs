@@ -35,6 +35,10 @@ pub enum AuditRecord {
     Command {
         verb: String,
         arg: String,
+        /// The argument's original bytes in hex, present only when they are not UTF-8
+        /// (`arg` then shows them with U+FFFD): nothing the client sent is lost.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        arg_hex: Option<String>,
         /// The full path the command names (see [`crate::ftp::path`]): the argument resolved
         /// against the working directory. Absent for commands that name no file or folder.
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -45,6 +49,9 @@ pub enum AuditRecord {
     Transfer {
         verb: &'static str,
         arg: String,
+        /// As for `Command`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        arg_hex: Option<String>,
         /// As for `Command`; a listing without an argument names the working directory.
         #[serde(skip_serializing_if = "Option::is_none")]
         path: Option<String>,
@@ -217,6 +224,7 @@ mod tests {
         let record = AuditRecord::Command {
             verb: "RETR".into(),
             arg: "a\"b\nc".into(),
+            arg_hex: None,
             path: Some("/in/a\"b\nc".into()),
             decision: "allow",
             reply: 226,
@@ -244,6 +252,7 @@ mod tests {
         let record = AuditRecord::Transfer {
             verb: "STOU",
             arg: String::new(),
+            arg_hex: None,
             path: None,
             direction: "upload",
             bytes: 1,

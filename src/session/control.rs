@@ -508,6 +508,13 @@ fn filter_features(reply: Reply, tls: bool) -> Reply {
     Reply::multi(codes::SYSTEM_STATUS, &lines)
 }
 
+/// The original bytes in hex when they are not valid UTF-8 (the audit's recoverable form).
+fn hex_unless_utf8(bytes: &[u8]) -> Option<String> {
+    std::str::from_utf8(bytes)
+        .is_err()
+        .then(|| crate::tls::hex(bytes))
+}
+
 fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -735,6 +742,7 @@ impl ControlFsm {
         out.push(Action::Audit(AuditRecord::Command {
             verb: verb.to_string(),
             arg: lossy(arg),
+            arg_hex: hex_unless_utf8(arg),
             path: Verb::from_name(verb.as_bytes()).and_then(|v| self.audit_path(v, arg)),
             decision,
             reply,
@@ -1717,6 +1725,7 @@ impl ControlFsm {
         out.push(Action::Audit(AuditRecord::Transfer {
             verb: t.verb.name(),
             arg: lossy(&t.arg),
+            arg_hex: hex_unless_utf8(&t.arg),
             path: self.audit_path(t.verb, &t.arg),
             direction: t.direction.as_str(),
             bytes,

@@ -1027,3 +1027,37 @@ fn an_over_long_directory_becomes_unknown() {
     assert_eq!(s.forwarded("CWD /in", 250), some("/in"));
     assert_eq!(s.forwarded("SIZE f", 213), some("/in/f"));
 }
+
+#[test]
+fn non_utf8_arguments_are_recoverable_from_the_audit_event() {
+    let mut s = Script::logged_in("reader");
+    let actions = s
+        .fsm
+        .on_event(Event::ClientLine(b"SIZE caf\xe9 \"x\"\\"), &s.policy);
+    let record = actions.iter().find_map(|a| match a {
+        Action::SendServer(_) => None,
+        Action::Audit(r) => Some(r.clone()),
+        _ => None,
+    });
+    // SIZE is forwarded; its command event comes with the reply.
+    assert!(record.is_none(), "{actions:?}");
+    let actions = s.event(reply(213, "4"));
+    let Some(Action::Audit(AuditRecord::Command { arg, arg_hex, .. })) = actions
+        .iter()
+        .find(|a| matches!(a, Action::Audit(AuditRecord::Command { .. })))
+    else {
+        panic!("no command event: {actions:?}")
+    };
+    assert!(arg.contains('\u{fffd}'));
+    assert_eq!(arg_hex.as_deref(), Some("636166e9202278225c"));
+    let line = serde_json::to_string(&AuditRecord::Command {
+        verb: "SIZE".into(),
+        arg: arg.clone(),
+        arg_hex: arg_hex.clone(),
+        path: None,
+        decision: "allow",
+        reply: 213,
+    })
+    .expect("json");
+    assert!(!line.contains('\n'));
+}
