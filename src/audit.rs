@@ -4,14 +4,20 @@
 //! object on one line, serialised by serde_json, so no filename, username or argument can
 //! break a line or forge a field. `PASS` arguments never reach this module.
 //!
-//! Sinks in this version: a file opened in append mode, or stderr when the policy names no
-//! file. One `write` per event keeps lines whole even with several worker processes
-//! appending to the same file.
+//! Sinks ([`AuditSink`], in `sink.rs`): a file opened in append mode, syslog over a Unix
+//! datagram socket in RFC 5424 format (`syslog.rs`), or stderr when the policy names neither.
+//! Every event goes to each configured sink. A sink that fails loses events: they are counted
+//! and reported to that sink with an `audit_loss` event when it is back, and the policy's
+//! `audit.on_failure` says whether new sessions are refused meanwhile. No sink ever blocks the
+//! event loop on a peer (syslog is a non-blocking datagram socket) and nothing is queued:
+//! memory stays bounded whatever the sinks do.
+
+mod sink;
+mod syslog;
+
+pub use sink::AuditSink;
 
 use serde::Serialize;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What the control state machine asks the shell to record. The shell adds the envelope
@@ -76,6 +82,28 @@ pub enum AuditRecord {
     },
 }
 
+impl AuditRecord {
+    /// The event's kind: its `event` field, and the MSGID of its syslog message.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AuditRecord::SessionStart { .. } => "session_start",
+            AuditRecord::Login { .. } => "login",
+            AuditRecord::Command { .. } => "command",
+            AuditRecord::Transfer { .. } => "transfer",
+            AuditRecord::PolicyViolation { .. } => "policy_violation",
+            AuditRecord::SessionEnd { .. } => "session_end",
+        }
+    }
+
+    /// The syslog severity: notice (5) for a policy violation, info (6) for the rest.
+    pub fn severity(&self) -> u8 {
+        match self {
+            AuditRecord::PolicyViolation { .. } => syslog::NOTICE,
+            _ => syslog::INFO,
+        }
+    }
+}
+
 /// The envelope every event carries.
 #[derive(Serialize)]
 struct Envelope<'a> {
@@ -94,85 +122,6 @@ pub struct AuditContext<'a> {
     pub session: &'a str,
     pub client: &'a str,
     pub user: Option<&'a str>,
-}
-
-enum Target {
-    File { path: PathBuf, file: File },
-    Stderr,
-}
-
-pub struct AuditSink {
-    target: Target,
-    worker: u32,
-    line: Vec<u8>,
-    lost: u64,
-}
-
-impl AuditSink {
-    /// Opens the sink the policy names: `Some(path)` appends to that file, `None` is stderr.
-    pub fn open(file: Option<&Path>, worker: u32) -> std::io::Result<AuditSink> {
-        let target = match file {
-            Some(path) => Target::File {
-                path: path.to_path_buf(),
-                file: open_append(path)?,
-            },
-            None => Target::Stderr,
-        };
-        Ok(AuditSink {
-            target,
-            worker,
-            line: Vec::with_capacity(512),
-            lost: 0,
-        })
-    }
-
-    /// Reopens a file sink (after logrotate moved it away).
-    pub fn reopen(&mut self) -> std::io::Result<()> {
-        if let Target::File { path, file } = &mut self.target {
-            *file = open_append(path)?;
-        }
-        Ok(())
-    }
-
-    /// Events that could not be written since start.
-    pub fn lost(&self) -> u64 {
-        self.lost
-    }
-
-    pub fn emit(&mut self, ctx: &AuditContext<'_>, record: &AuditRecord) {
-        let ts = rfc3339_utc(SystemTime::now());
-        let envelope = Envelope {
-            ts: &ts,
-            session: ctx.session,
-            worker: self.worker,
-            client: ctx.client,
-            user: ctx.user,
-            record,
-        };
-        self.line.clear();
-        if serde_json::to_writer(&mut self.line, &envelope).is_err() {
-            self.lost += 1;
-            return;
-        }
-        self.line.push(b'\n');
-        let written = match &mut self.target {
-            Target::File { file, .. } => file.write_all(&self.line),
-            Target::Stderr => std::io::stderr().lock().write_all(&self.line),
-        };
-        if let Err(e) = written {
-            self.lost += 1;
-            log::error!("audit event lost ({} so far): {e}", self.lost);
-        }
-    }
-}
-
-fn open_append(path: &Path) -> std::io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .open(path)
 }
 
 /// Formats a time as RFC 3339 in UTC with milliseconds: `2026-11-21T13:32:05.123Z`.

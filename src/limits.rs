@@ -63,6 +63,21 @@ pub const MAX_TIMEOUT_SECONDS: u64 = 30 * 24 * 3600;
 pub const DEFAULT_SYSLOG_FACILITY: &str = "authpriv";
 /// Syslog APP-NAME when the policy's `audit.syslog` names none.
 pub const DEFAULT_SYSLOG_APP_NAME: &str = "ftpgate";
+/// The syslog daemon's socket when the policy's `audit.syslog` names none.
+pub const DEFAULT_SYSLOG_SOCKET: &str = "/dev/log";
+/// Longest path of a Unix socket, in bytes (`sun_path` holds 108 with the NUL).
+pub const MAX_UNIX_SOCKET_PATH: usize = 107;
+/// Milliseconds between two attempts to bring back an audit sink that failed (reopen the
+/// file, reconnect to syslog), and between two comparisons of the audit file's path with the
+/// open file (a rename by logrotate without a postrotate hook).
+pub const AUDIT_RETRY_INTERVAL_MS: u64 = 1000;
+/// Syslog messages held while the daemon's queue is full (the kernel queues only
+/// `net.unix.max_dgram_qlen` unread datagrams, 10 unless systemd raised it to 512), sent in
+/// order once it has room; beyond either bound events are lost (and counted).
+pub const MAX_SYSLOG_BACKLOG: usize = 64;
+pub const MAX_SYSLOG_BACKLOG_BYTES: usize = 256 * 1024;
+/// Milliseconds between two attempts to send the held syslog messages.
+pub const SYSLOG_BACKLOG_RETRY_MS: u64 = 20;
 /// Days a file copy is kept when the policy's `audit.filecopy` says nothing.
 pub const DEFAULT_FILECOPY_RETENTION_DAYS: u32 = 365;
 

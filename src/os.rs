@@ -101,6 +101,20 @@ pub fn send_signal(pid: u32, signal: i32) -> io::Result<()> {
 
 pub use libc::{SIGHUP, SIGKILL, SIGTERM};
 
+/// The host name (gethostname(2)), for the HOSTNAME field of syslog messages; `None` when it
+/// cannot be read or is not UTF-8.
+pub fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into the valid, exclusively
+    // borrowed buffer; a name that does not fit may be left without its NUL, which is why the
+    // length is searched below within the buffer only.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return None;
+    }
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8(buf.get(..len)?.to_vec()).ok()
+}
+
 /// Memory shared by the worker processes (see `counters`), viewed as 64-bit atomics.
 ///
 /// The supervisor creates it as a memfd that the workers inherit; a single worker without a

@@ -269,6 +269,7 @@ pub(crate) struct AuditFile {
     pub file: Option<String>,
     pub mode: Option<String>,
     pub filecopy: Option<Object<FilecopyFile>>,
+    pub on_failure: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -276,6 +277,9 @@ pub(crate) struct AuditFile {
 pub(crate) struct SyslogFile {
     pub facility: Option<String>,
     pub app_name: Option<String>,
+    pub socket: Option<String>,
+    pub cee: Option<bool>,
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -29,8 +29,8 @@ use crate::limits::{
     DEFAULT_FAILED_LOGINS_PER_IP, DEFAULT_FILECOPY_RETENTION_DAYS, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_LOGIN_TIMEOUT, DEFAULT_PASSIVE_PORTS, DEFAULT_SESSION_TIMEOUT, DEFAULT_SESSIONS_PER_IP,
     DEFAULT_SESSIONS_TOTAL, DEFAULT_SESSIONS_WAITING_FOR_BACKEND, DEFAULT_SYSLOG_APP_NAME,
-    DEFAULT_SYSLOG_FACILITY, MAX_POLICY_BYTES, MAX_PREFIX_TABLE_BYTES, MAX_TIMEOUT_SECONDS,
-    MAX_WORKERS,
+    DEFAULT_SYSLOG_FACILITY, DEFAULT_SYSLOG_SOCKET, MAX_POLICY_BYTES, MAX_PREFIX_TABLE_BYTES,
+    MAX_TIMEOUT_SECONDS, MAX_UNIX_SOCKET_PATH, MAX_WORKERS,
 };
 
 use super::access::{AccessRules, GeoTable, parse_asn, parse_country};
@@ -44,9 +44,10 @@ use super::schema::{self, Sifted};
 use super::time::{TimeWindow, parse_days, parse_hours, parse_offset};
 use super::units::{parse_rate, parse_size};
 use super::{
-    AuditMode, AuditPolicy, Backend, BackendTls, Balance, Defaults, FilecopyPolicy, GlobalLimits,
-    Listener, Passive, Policy, PolicyError, Role, Routing, SyslogPolicy, Timeouts, TlsMode,
-    TlsPolicy, TlsRequire, User, UserLimits, VerbSet, Workers,
+    AuditFailure, AuditMode, AuditPolicy, Backend, BackendTls, Balance, Defaults, FilecopyPolicy,
+    GlobalLimits, Listener, Passive, Policy, PolicyError, Role, Routing, SYSLOG_FACILITIES,
+    SyslogFormat, SyslogPolicy, Timeouts, TlsMode, TlsPolicy, TlsRequire, User, UserLimits,
+    VerbSet, Workers,
 };
 
 /// How the loader reads the files a policy names (the prefix table).
@@ -75,27 +76,13 @@ const AUDIT_MODES: &[(&str, AuditMode)] = &[
     ("monitor", AuditMode::Monitor),
     ("filecopy", AuditMode::Filecopy),
 ];
-const SYSLOG_FACILITIES: &[(&str, ())] = &[
-    ("kern", ()),
-    ("user", ()),
-    ("mail", ()),
-    ("daemon", ()),
-    ("auth", ()),
-    ("syslog", ()),
-    ("lpr", ()),
-    ("news", ()),
-    ("uucp", ()),
-    ("cron", ()),
-    ("authpriv", ()),
-    ("ftp", ()),
-    ("local0", ()),
-    ("local1", ()),
-    ("local2", ()),
-    ("local3", ()),
-    ("local4", ()),
-    ("local5", ()),
-    ("local6", ()),
-    ("local7", ()),
+const SYSLOG_FORMATS: &[(&str, SyslogFormat)] = &[
+    ("rfc5424", SyslogFormat::Rfc5424),
+    ("rfc3164", SyslogFormat::Rfc3164),
+];
+const AUDIT_FAILURES: &[(&str, AuditFailure)] = &[
+    ("refuse_sessions", AuditFailure::RefuseSessions),
+    ("continue", AuditFailure::Continue),
 ];
 
 fn lookup<T: Copy>(table: &[(&str, T)], text: &str) -> Option<T> {
@@ -338,9 +325,6 @@ fn unsupported_yet(raw: &PolicyFile) -> Vec<Unsupported> {
     }
     if let Some(Object(audit)) = &raw.audit {
         let path = root.key("audit");
-        if audit.syslog.is_some() {
-            add(path.key("syslog"), Target::Key, "; use \"file\"");
-        }
         let mode = audit.mode.as_deref().and_then(|m| lookup(AUDIT_MODES, m));
         if mode == Some(AuditMode::Filecopy) {
             add(path.key("mode"), Target::Value, "; use \"monitor\"");
@@ -1470,6 +1454,7 @@ impl<'t> Checker<'t> {
             file: None,
             syslog: None,
             mode: AuditMode::Monitor,
+            on_failure: AuditFailure::RefuseSessions,
             filecopy: None,
         };
         let Some(raw) = raw else {
@@ -1480,13 +1465,14 @@ impl<'t> Checker<'t> {
         }
         if let Some(Object(syslog)) = &raw.syslog {
             let path = path.key("syslog");
-            let facility = match &syslog.facility {
-                Some(facility) => {
-                    self.choice(Some(facility), &path.key("facility"), SYSLOG_FACILITIES);
-                    facility.clone()
-                }
-                None => DEFAULT_SYSLOG_FACILITY.to_owned(),
-            };
+            let default_facility = lookup(SYSLOG_FACILITIES, DEFAULT_SYSLOG_FACILITY).unwrap_or(10);
+            let facility = self
+                .choice(
+                    syslog.facility.as_ref(),
+                    &path.key("facility"),
+                    SYSLOG_FACILITIES,
+                )
+                .unwrap_or(default_facility);
             let app_name = match &syslog.app_name {
                 Some(name) => {
                     let printable = name.bytes().all(|b| b.is_ascii_graphic());
@@ -1503,8 +1489,41 @@ impl<'t> Checker<'t> {
                 }
                 None => DEFAULT_SYSLOG_APP_NAME.to_owned(),
             };
-            audit.syslog = Some(SyslogPolicy { facility, app_name });
+            let socket = match &syslog.socket {
+                Some(text) => {
+                    let socket_path = path.key("socket");
+                    let socket = self.absolute_path(text, &socket_path);
+                    if socket.is_some() && text.len() > MAX_UNIX_SOCKET_PATH {
+                        self.bad(
+                            &socket_path,
+                            format!(
+                                "{} bytes is too long for a Unix socket path; the most is \
+                                 {MAX_UNIX_SOCKET_PATH}",
+                                text.len()
+                            ),
+                        );
+                    }
+                    socket.unwrap_or_default()
+                }
+                None => PathBuf::from(DEFAULT_SYSLOG_SOCKET),
+            };
+            audit.syslog = Some(SyslogPolicy {
+                facility,
+                app_name,
+                socket,
+                cee: syslog.cee.unwrap_or(false),
+                format: self
+                    .choice(syslog.format.as_ref(), &path.key("format"), SYSLOG_FORMATS)
+                    .unwrap_or_default(),
+            });
         }
+        audit.on_failure = self
+            .choice(
+                raw.on_failure.as_ref(),
+                &path.key("on_failure"),
+                AUDIT_FAILURES,
+            )
+            .unwrap_or_default();
         let mode_path = path.key("mode");
         audit.mode = self
             .choice(raw.mode.as_ref(), &mode_path, AUDIT_MODES)
@@ -1954,10 +1973,14 @@ mod tests {
             AuditPolicy {
                 file: None,
                 syslog: Some(SyslogPolicy {
-                    facility: "local3".to_owned(),
-                    app_name: "gw1".to_owned()
+                    facility: 19,
+                    app_name: "gw1".to_owned(),
+                    socket: PathBuf::from("/dev/log"),
+                    cee: false,
+                    format: SyslogFormat::Rfc5424,
                 }),
                 mode: AuditMode::Filecopy,
+                on_failure: AuditFailure::RefuseSessions,
                 filecopy: Some(FilecopyPolicy {
                     directory: PathBuf::from("/var/lib/copies"),
                     retention_days: 30
@@ -1981,8 +2004,11 @@ mod tests {
         assert_eq!(
             policy.audit.syslog,
             Some(SyslogPolicy {
-                facility: DEFAULT_SYSLOG_FACILITY.to_owned(),
-                app_name: DEFAULT_SYSLOG_APP_NAME.to_owned()
+                facility: 10,
+                app_name: DEFAULT_SYSLOG_APP_NAME.to_owned(),
+                socket: PathBuf::from(DEFAULT_SYSLOG_SOCKET),
+                cee: false,
+                format: SyslogFormat::Rfc5424,
             })
         );
 

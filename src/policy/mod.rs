@@ -43,7 +43,7 @@ pub use cidr::Cidr;
 // Moved to `crate::limits`; re-exported so that `policy::MAX_WORKERS` and the like still work.
 pub use crate::limits::{
     DEFAULT_FILECOPY_RETENTION_DAYS, DEFAULT_SYSLOG_APP_NAME, DEFAULT_SYSLOG_FACILITY,
-    MAX_TIMEOUT_SECONDS, MAX_WORKERS,
+    DEFAULT_SYSLOG_SOCKET, MAX_TIMEOUT_SECONDS, MAX_WORKERS,
 };
 pub use load::{load_policy, parse_policy, parse_policy_with};
 pub use time::{TimeWindow, windows_allow};
@@ -370,14 +370,100 @@ pub struct AuditPolicy {
     pub file: Option<PathBuf>,
     pub syslog: Option<SyslogPolicy>,
     pub mode: AuditMode,
+    /// What a sink that cannot take events means for new sessions.
+    pub on_failure: AuditFailure,
     /// Present exactly when `mode` is [`AuditMode::Filecopy`].
     pub filecopy: Option<FilecopyPolicy>,
 }
 
+/// `audit.syslog`: RFC 5424 messages over a Unix datagram socket.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyslogPolicy {
-    pub facility: String,
+    /// The facility code (authpriv is 10, local0 is 16); see [`SYSLOG_FACILITIES`].
+    pub facility: u8,
+    /// RFC 5424 APP-NAME: 1 to 48 printable ASCII characters.
     pub app_name: String,
+    /// The syslog daemon's datagram socket, `/dev/log` unless the policy names another.
+    pub socket: PathBuf,
+    /// Prefix the JSON with the `@cee: ` cookie (rsyslog's mmjsonparse).
+    pub cee: bool,
+    /// The header: RFC 5424, or the local format of syslog(3) that journald parses.
+    pub format: SyslogFormat,
+}
+
+/// `audit.syslog.format`: how the header of a syslog message is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SyslogFormat {
+    /// `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID - MSG` (the default).
+    #[default]
+    Rfc5424,
+    /// `<PRI>APP-NAME[PROCID]: MSG`, as syslog(3) writes to /dev/log (RFC 3164 without the
+    /// timestamp and host name, which the local daemon adds): what journald and rsyslog's
+    /// default socket input parse.
+    Rfc3164,
+}
+
+impl SyslogFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            SyslogFormat::Rfc5424 => "rfc5424",
+            SyslogFormat::Rfc3164 => "rfc3164",
+        }
+    }
+}
+
+impl SyslogPolicy {
+    /// The facility's name as the policy file writes it.
+    pub fn facility_name(&self) -> &'static str {
+        SYSLOG_FACILITIES
+            .iter()
+            .find(|&&(_, code)| code == self.facility)
+            .map_or("?", |&(name, _)| name)
+    }
+}
+
+/// The syslog facilities `audit.syslog.facility` may name, with their codes (RFC 5424
+/// section 6.2.1 and the Linux `<syslog.h>` numbering of authpriv and ftp).
+pub const SYSLOG_FACILITIES: &[(&str, u8)] = &[
+    ("kern", 0),
+    ("user", 1),
+    ("mail", 2),
+    ("daemon", 3),
+    ("auth", 4),
+    ("syslog", 5),
+    ("lpr", 6),
+    ("news", 7),
+    ("uucp", 8),
+    ("cron", 9),
+    ("authpriv", 10),
+    ("ftp", 11),
+    ("local0", 16),
+    ("local1", 17),
+    ("local2", 18),
+    ("local3", 19),
+    ("local4", 20),
+    ("local5", 21),
+    ("local6", 22),
+    ("local7", 23),
+];
+
+/// `audit.on_failure`: what happens to new sessions while an audit sink cannot take events.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AuditFailure {
+    /// New sessions get 421 until every sink is back (the default).
+    #[default]
+    RefuseSessions,
+    /// Sessions go on; the lost events are counted and reported when the sink is back.
+    Continue,
+}
+
+impl AuditFailure {
+    pub fn name(self) -> &'static str {
+        match self {
+            AuditFailure::RefuseSessions => "refuse_sessions",
+            AuditFailure::Continue => "continue",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

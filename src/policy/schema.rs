@@ -363,8 +363,10 @@ mod tests {
   "access": { "allow_from": ["10.0.0.0/8"], "deny_from": ["10.9.0.0/16"],
               "allow_countries": ["DE"], "deny_countries": ["KP"], "allow_asns": [64500],
               "deny_asns": [64666], "prefix_table": "/p.tsv" },
-  "audit": { "syslog": { "facility": "ftp", "app_name": "x" }, "file": "/a.jsonl",
-             "mode": "monitor", "filecopy": { "directory": "/d", "retention_days": 1 } }
+  "audit": { "syslog": { "facility": "ftp", "app_name": "x", "socket": "/l", "cee": true,
+                         "format": "rfc3164" },
+             "file": "/a.jsonl", "mode": "monitor", "on_failure": "continue",
+             "filecopy": { "directory": "/d", "retention_days": 1 } }
 }"#;
 
     /// Checks `value` against `section` and every section below it: all of the section's

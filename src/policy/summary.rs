@@ -6,7 +6,10 @@
 
 use std::fmt::Write;
 
-use super::{AccessRules, Policy, Timeouts, User, UserLimits, Workers, country_name};
+use super::{
+    AccessRules, AuditFailure, Policy, SyslogFormat, Timeouts, User, UserLimits, Workers,
+    country_name,
+};
 
 /// Entries shown per section (backends, roles, users, routing targets) before "... and N more".
 const MAX_SUMMARY_ENTRIES: usize = 50;
@@ -162,15 +165,36 @@ impl Policy {
             sinks.push(format!("file {}", file.display()));
         }
         if let Some(syslog) = &self.audit.syslog {
-            sinks.push(format!(
-                "syslog (facility {}, app-name {})",
-                syslog.facility, syslog.app_name
-            ));
+            let mut text = format!(
+                "syslog (facility {}, app-name {}",
+                syslog.facility_name(),
+                syslog.app_name
+            );
+            if syslog.socket != std::path::Path::new(crate::limits::DEFAULT_SYSLOG_SOCKET) {
+                text.push_str(&format!(", socket {}", syslog.socket.display()));
+            }
+            if syslog.cee {
+                text.push_str(", @cee cookie");
+            }
+            if syslog.format != SyslogFormat::default() {
+                text.push_str(&format!(", format {}", syslog.format.name()));
+            }
+            text.push(')');
+            sinks.push(text);
         }
         if sinks.is_empty() {
             sinks.push("stderr".to_owned());
         }
         writeln!(out, "{}", sinks.join(" and "))?;
+        match self.audit.on_failure {
+            AuditFailure::RefuseSessions => {
+                writeln!(out, "  if a sink fails: new sessions are refused (421)")?
+            }
+            AuditFailure::Continue => writeln!(
+                out,
+                "  if a sink fails: sessions continue, lost events are counted"
+            )?,
+        }
         if let Some(filecopy) = &self.audit.filecopy {
             writeln!(
                 out,

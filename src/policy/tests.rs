@@ -206,6 +206,7 @@ fn minimal_policy_builds_the_expected_model() {
             file: None,
             syslog: None,
             mode: AuditMode::Monitor,
+            on_failure: AuditFailure::RefuseSessions,
             filecopy: None,
         },
         routing: Routing::default(),
@@ -386,6 +387,7 @@ users:
 defaults: timeouts login 30s, idle 300s, session 900s, data connect 30s
 limits: sessions 10000 total, 20 per IP, 1000 waiting for a backend per worker; 10 failed logins per IP within 300s: banned for 600s
 audit: monitor to stderr
+  if a sink fails: new sessions are refused (421)
 "
     );
     assert!(summary.lines().count() < 25, "one screen");
@@ -429,14 +431,13 @@ fn design_example_is_refused_only_for_features_not_enforced_yet() {
     };
     let expected = vec![
         unsupported("true", 0, "listeners[2].proxy_protocol", "; remove it"),
-        unsupported("\"syslog\"", 0, "audit.syslog", "; use \"file\""),
         unsupported("\"filecopy\",", 0, "audit.mode", "; use \"monitor\""),
         unsupported("\"filecopy\": {", 0, "audit.filecopy", "; remove it"),
     ];
     assert_eq!(errors(doc), expected);
     // Spot-check the positions literally.
     assert_eq!(expected[0].split(": ").next(), Some("6:68"));
-    assert_eq!(expected.len(), 4);
+    assert_eq!(expected.len(), 3);
 }
 
 #[test]
@@ -451,7 +452,6 @@ fn design_example_without_unsupported_keys_is_valid() {
             "",
         )
         .replace(r#", "source_address": "10.0.0.2""#, "")
-        .replace(r#""syslog": { "facility": "authpriv" }, "#, "")
         .replace(
             r#""mode": "filecopy",
              "filecopy": { "directory": "/var/lib/ftpgate/copies", "retention_days": 365 } }"#,
@@ -479,6 +479,17 @@ fn design_example_without_unsupported_keys_is_valid() {
     assert_eq!(policy.defaults.limits.sessions_total, 10_000);
     assert_eq!(policy.defaults.limits.sessions_per_ip, 20);
     assert_eq!(policy.defaults.limits.failed_logins_per_ip, 10);
+    assert_eq!(
+        policy.audit.syslog,
+        Some(SyslogPolicy {
+            facility: 10,
+            app_name: "ftpgate".to_owned(),
+            socket: PathBuf::from("/dev/log"),
+            cee: false,
+            format: SyslogFormat::Rfc5424,
+        })
+    );
+    assert_eq!(policy.audit.on_failure, AuditFailure::RefuseSessions);
 }
 
 /// Each entry of `unsupported_yet`, alone in an otherwise valid policy.
@@ -503,14 +514,11 @@ fn every_unsupported_key_is_refused_on_its_own() {
         );
     }
 
-    let top_level: &[(&str, &str, &str)] = &[
-        (
-            r#""routing": { "user_at_host": true }"#,
-            "true",
-            "routing.user_at_host",
-        ),
-        (r#""audit": { "syslog": {} }"#, "\"syslog\"", "audit.syslog"),
-    ];
+    let top_level: &[(&str, &str, &str)] = &[(
+        r#""routing": { "user_at_host": true }"#,
+        "true",
+        "routing.user_at_host",
+    )];
     for &(extra, needle, key) in top_level {
         let doc = minimal_with(extra);
         let (line, column) = at(&doc, needle);
@@ -697,12 +705,13 @@ fn unknown_keys_are_refused_at_every_level() {
             r#"{ "audit": { "files": "/x" } }"#,
             "\"files\"",
             "audit.files: unknown field `files`, expected one of `syslog`, `file`, `mode`, \
-             `filecopy`",
+             `filecopy`, `on_failure`",
         ),
         (
             r#"{ "audit": { "syslog": { "facilty": "ftp" } } }"#,
             "\"facilty\"",
-            "audit.syslog.facilty: unknown field `facilty`, expected `facility` or `app_name`",
+            "audit.syslog.facilty: unknown field `facilty`, expected one of `facility`, \
+             `app_name`, `socket`, `cee`, `format`",
         ),
         (
             r#"{ "audit": { "filecopy": { "dir": "/x" } } }"#,
@@ -930,7 +939,7 @@ fn unknown_keys_at_every_level_and_validation_errors_in_one_run() {
             doc,
             "\"files\": \"/x\"",
             "audit.files: unknown field `files`, expected one of `syslog`, `file`, `mode`, \
-             `filecopy`",
+             `filecopy`, `on_failure`",
         ),
     ];
     assert_eq!(errors(doc), expected);
@@ -1605,6 +1614,201 @@ fn audit_errors() {
         policy
             .summary()
             .contains("audit: monitor to file /var/log/ftpgate/audit.jsonl\n")
+    );
+}
+
+#[test]
+fn audit_syslog_and_on_failure() {
+    let doc = minimal_with(
+        r#""audit": { "syslog": { "facility": "local5", "app_name": "gw-1",
+                       "socket": "/run/ftpgate-test/log", "cee": true, "format": "rfc3164" },
+             "file": "/var/log/ftpgate/audit.jsonl", "on_failure": "continue" }"#,
+    );
+    let policy = parse(&doc);
+    assert_eq!(
+        policy.audit.syslog,
+        Some(SyslogPolicy {
+            facility: 21,
+            app_name: "gw-1".to_owned(),
+            socket: PathBuf::from("/run/ftpgate-test/log"),
+            cee: true,
+            format: SyslogFormat::Rfc3164,
+        })
+    );
+    assert_eq!(policy.audit.on_failure, AuditFailure::Continue);
+    assert_eq!(
+        policy.audit.file,
+        Some(PathBuf::from("/var/log/ftpgate/audit.jsonl"))
+    );
+    let summary = policy.summary();
+    assert!(
+        summary.contains(
+            "audit: monitor to file /var/log/ftpgate/audit.jsonl and syslog (facility local5, \
+             app-name gw-1, socket /run/ftpgate-test/log, @cee cookie, format rfc3164)\n  \
+             if a sink fails: sessions continue, lost events are counted\n"
+        ),
+        "{summary}"
+    );
+
+    // The defaults: authpriv, "ftpgate", /dev/log, no cookie, refuse new sessions.
+    let policy = parse(&minimal_with(r#""audit": { "syslog": {} }"#));
+    assert_eq!(
+        policy.audit.syslog,
+        Some(SyslogPolicy {
+            facility: 10,
+            app_name: "ftpgate".to_owned(),
+            socket: PathBuf::from("/dev/log"),
+            cee: false,
+            format: SyslogFormat::Rfc5424,
+        })
+    );
+    assert_eq!(policy.audit.file, None);
+    assert_eq!(policy.audit.on_failure, AuditFailure::RefuseSessions);
+    assert!(policy.summary().contains(
+        "audit: monitor to syslog (facility authpriv, app-name ftpgate)\n  \
+         if a sink fails: new sessions are refused (421)\n"
+    ));
+    let policy = parse(&minimal_with(
+        r#""audit": { "on_failure": "refuse_sessions" }"#,
+    ));
+    assert_eq!(policy.audit.on_failure, AuditFailure::RefuseSessions);
+    assert_eq!(policy.audit.syslog, None);
+
+    // Every facility, with its RFC 5424 code.
+    let facilities = [
+        ("kern", 0),
+        ("user", 1),
+        ("mail", 2),
+        ("daemon", 3),
+        ("auth", 4),
+        ("syslog", 5),
+        ("lpr", 6),
+        ("news", 7),
+        ("uucp", 8),
+        ("cron", 9),
+        ("authpriv", 10),
+        ("ftp", 11),
+        ("local0", 16),
+        ("local1", 17),
+        ("local2", 18),
+        ("local3", 19),
+        ("local4", 20),
+        ("local5", 21),
+        ("local6", 22),
+        ("local7", 23),
+    ];
+    for (name, code) in facilities {
+        let doc = minimal_with(&format!(
+            r#""audit": {{ "syslog": {{ "facility": "{name}" }} }}"#
+        ));
+        let syslog = parse(&doc).audit.syslog.expect("syslog");
+        assert_eq!(syslog.facility, code, "{name}");
+        assert_eq!(syslog.facility_name(), name);
+    }
+}
+
+#[test]
+fn audit_syslog_and_on_failure_errors() {
+    let long_socket = format!("/{}", "s".repeat(107));
+    let long_case = format!(r#""audit": {{ "syslog": {{ "socket": "{long_socket}" }} }}"#);
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            r#""audit": { "syslog": { "facility": "local8" } }"#,
+            "\"local8\"",
+            "audit.syslog.facility: unknown value \"local8\"; expected \"kern\", \"user\", \
+             \"mail\", \"daemon\", \"auth\", \"syslog\", \"lpr\", \"news\", \"uucp\", \"cron\", \
+             \"authpriv\", \"ftp\", \"local0\", \"local1\", \"local2\", \"local3\", \"local4\", \
+             \"local5\", \"local6\" or \"local7\"",
+        ),
+        (
+            r#""audit": { "syslog": { "facility": 10 } }"#,
+            "10 }",
+            "audit.syslog.facility: invalid type: integer `10`, expected a string",
+        ),
+        (
+            r#""audit": { "syslog": { "app_name": "" } }"#,
+            "\"\" }",
+            "audit.syslog.app_name: \"\": use 1 to 48 printable ASCII characters without \
+             spaces (RFC 5424 APP-NAME)",
+        ),
+        (
+            r#""audit": { "syslog": { "socket": "dev/log" } }"#,
+            "\"dev/log\"",
+            "audit.syslog.socket: \"dev/log\" must be an absolute path (starting with /)",
+        ),
+        (
+            &long_case,
+            "\"/sss",
+            "audit.syslog.socket: 108 bytes is too long for a Unix socket path; the most is 107",
+        ),
+        (
+            r#""audit": { "syslog": { "cee": "yes" } }"#,
+            "\"yes\"",
+            "audit.syslog.cee: invalid type: string \"yes\", expected a boolean",
+        ),
+        (
+            r#""audit": { "syslog": "/dev/log" }"#,
+            "\"/dev/log\"",
+            "audit.syslog: invalid type: string \"/dev/log\", expected an object",
+        ),
+        (
+            r#""audit": { "syslog": { "format": "json" } }"#,
+            "\"json\"",
+            "audit.syslog.format: unknown value \"json\"; expected \"rfc5424\" or \"rfc3164\"",
+        ),
+        (
+            r#""audit": { "on_failure": "ignore" }"#,
+            "\"ignore\"",
+            "audit.on_failure: unknown value \"ignore\"; expected \"refuse_sessions\" or \
+             \"continue\"",
+        ),
+        (
+            r#""audit": { "on_failure": false }"#,
+            "false",
+            "audit.on_failure: invalid type: boolean `false`, expected a string",
+        ),
+    ];
+    for &(extra, needle, message) in cases {
+        let doc = minimal_with(extra);
+        assert_eq!(errors(&doc), [err_at(&doc, needle, message)], "{extra}");
+    }
+    // A 107-byte socket path is the longest accepted.
+    let doc = minimal_with(&format!(
+        r#""audit": {{ "syslog": {{ "socket": "/{}" }} }}"#,
+        "s".repeat(106)
+    ));
+    assert_eq!(
+        parse(&doc)
+            .audit
+            .syslog
+            .expect("syslog")
+            .socket
+            .as_os_str()
+            .len(),
+        107
+    );
+
+    // Several problems of one section together, in file order, at literal positions.
+    let doc = r#"{
+  "listeners": [{ "address": "0.0.0.0:2121" }],
+  "audit": { "syslog": { "facility": "local9", "app_name": "a b",
+                         "socket": "log", "cee": 1 },
+             "on_failure": "maybe" }
+}"#;
+    assert_eq!(
+        errors(doc),
+        [
+            "3:38: audit.syslog.facility: unknown value \"local9\"; expected \"kern\", \"user\", \
+             \"mail\", \"daemon\", \"auth\", \"syslog\", \"lpr\", \"news\", \"uucp\", \"cron\", \
+             \"authpriv\", \"ftp\", \"local0\", \"local1\", \"local2\", \"local3\", \"local4\", \
+             \"local5\", \"local6\" or \"local7\"",
+            "3:60: audit.syslog.app_name: \"a b\": use 1 to 48 printable ASCII characters \
+             without spaces (RFC 5424 APP-NAME)",
+            "4:36: audit.syslog.socket: \"log\" must be an absolute path (starting with /)",
+            "4:50: audit.syslog.cee: invalid type: integer `1`, expected a boolean",
+            "5:28: audit.on_failure: unknown value \"maybe\"; expected \"refuse_sessions\" or \
+             \"continue\"",
+        ]
     );
 }
 

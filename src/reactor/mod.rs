@@ -119,7 +119,7 @@ impl Worker {
         poll.registry()
             .register(&mut receiver, WAKE_TOKEN, Interest::READABLE)?;
         os::install_signal_handlers(&sender)?;
-        let audit = AuditSink::open(config.policy.audit.file.as_deref(), config.index as u32)
+        let audit = AuditSink::open(&config.policy.audit, config.index as u32)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot open the audit file: {e}")))?;
         let (first, last) = config.policy.passive.ports;
         let passive = PassivePorts::slice(first, last, config.index, config.count);
@@ -214,6 +214,9 @@ impl Worker {
                 self.drain_wake();
             }
             self.handle_signals(now);
+            // Sends held syslog messages and brings back a failed audit sink (reporting its
+            // loss) even when no event or connection comes along.
+            self.audit.tick(now);
             if self.stopping_since.is_none() && self.accept_paused_until.is_none_or(|t| t <= now) {
                 self.accept_paused_until = None;
                 for i in 0..self.listeners.len() {
@@ -297,6 +300,9 @@ impl Worker {
             let tick = Duration::from_secs(1);
             timeout = Some(timeout.map_or(tick, |t| t.min(tick)));
         }
+        if let Some(tick) = self.audit.next_tick() {
+            timeout = Some(timeout.map_or(tick, |t| t.min(tick)));
+        }
         timeout
     }
 
@@ -328,10 +334,11 @@ impl Worker {
     }
 
     /// SIGHUP: new sessions get the new policy; a bad file keeps the old one. The audit
-    /// file is reopened (logrotate).
+    /// file is reopened (logrotate) and syslog reconnected; a new policy's audit settings
+    /// take effect at once.
     fn reload(&mut self) {
         if let Err(e) = self.audit.reopen() {
-            log::error!("cannot reopen the audit file: {e}");
+            log::error!("cannot reopen the audit trail: {e}");
         }
         let Some(path) = self.policy_path.as_ref() else {
             return;
@@ -343,6 +350,7 @@ impl Worker {
                     log::info!("policy reloaded from {}", path.display());
                     self.tls = tls;
                     self.backend_tls = backend_tls;
+                    self.audit.apply(&policy.audit);
                     self.policy = Rc::new(policy);
                 }
                 Err(e) => log::error!("policy reload refused, keeping the old policy: {e}"),

@@ -1783,8 +1783,16 @@ impl Session {
 fn admit(
     policy: &Policy,
     client: SocketAddr,
-    ctx: &WorkerCtx<'_>,
+    ctx: &mut WorkerCtx<'_>,
 ) -> Result<(), (&'static str, String, &'static str)> {
+    // SECURITY: no session without its audit trail (audit.on_failure "refuse_sessions").
+    if !ctx.audit.accepting_sessions(ctx.now) {
+        return Err((
+            "audit_unavailable",
+            "the audit trail is unavailable".to_string(),
+            "Audit trail unavailable; try again later.",
+        ));
+    }
     let ip = client.ip();
     // SECURITY: the global access rules (source CIDR, country, ASN) come first.
     if let Err(rule) = policy.access.check(ip, policy.geo.as_deref()) {

@@ -1,0 +1,930 @@
+//! Where audit events go, and what happens when a destination fails.
+//!
+//! An [`AuditSink`] holds one channel per destination the policy names: the file, syslog, or
+//! stderr when it names neither. Every event is serialised once and offered to each channel.
+//!
+//! A channel whose write fails is *broken*: from then on each event is counted as lost
+//! (with the time of the first and the last) instead of being tried, and at most once a
+//! second the channel is tried again — the file reopened, the syslog socket reconnected —
+//! by the next event, the next new connection ([`AuditSink::accepting_sessions`]) or the
+//! worker's tick. The first thing a channel that is back receives is an `audit_loss` event
+//! with the count and the time range lost; only when that write succeeds is the channel
+//! healthy again. While any channel is broken and the policy says `refuse_sessions`, new
+//! sessions are refused. Nothing is queued: memory stays bounded whatever the destinations do.
+//!
+//! Syslog holds a few messages (bounded) while the daemon's queue is full and sends them in
+//! order as soon as it has room (see `syslog.rs`); only what does not fit is lost.
+//!
+//! The file is also followed by name: at most once a second the path's inode is compared with
+//! the open file's, and a file that logrotate moved away or deleted is replaced by a new one
+//! at the path, without waiting for SIGHUP.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+
+use super::syslog::{self, Header, Meta, SyslogOut};
+use super::{AuditContext, AuditRecord, Envelope, rfc3339_utc};
+use crate::limits::{AUDIT_RETRY_INTERVAL_MS, SYSLOG_BACKLOG_RETRY_MS};
+use crate::policy::{AuditFailure, AuditPolicy, SyslogPolicy};
+
+/// How often a broken channel is tried again, and how often the file's path is checked.
+const RETRY: Duration = Duration::from_millis(AUDIT_RETRY_INTERVAL_MS);
+
+/// The worker-level event that reports lost events to the channel that lost them.
+#[derive(Serialize)]
+struct LossEvent<'a> {
+    ts: &'a str,
+    worker: u32,
+    event: &'static str,
+    /// "file", "syslog" or "stderr".
+    sink: &'static str,
+    lost: u64,
+    first_lost: &'a str,
+    last_lost: &'a str,
+    error: &'a str,
+}
+
+/// Events a channel could not take, not yet reported to it.
+#[derive(Clone, Debug)]
+struct Loss {
+    count: u64,
+    first: SystemTime,
+    last: SystemTime,
+    /// Why the first of them was lost.
+    error: String,
+}
+
+/// The audit file, followed by name.
+struct FileOut {
+    path: PathBuf,
+    file: Option<File>,
+    /// Device and inode of the open file.
+    identity: Option<(u64, u64)>,
+    next_check: Instant,
+    /// The last write stopped inside a line: the next one starts on a new line.
+    torn: bool,
+}
+
+impl FileOut {
+    fn open(path: &Path, now: Instant) -> io::Result<FileOut> {
+        let mut out = FileOut {
+            path: path.to_path_buf(),
+            file: None,
+            identity: None,
+            next_check: now + RETRY,
+            torn: false,
+        };
+        out.reopen()?;
+        Ok(out)
+    }
+
+    /// Opens the path afresh; the old file is closed either way.
+    fn reopen(&mut self) -> io::Result<()> {
+        self.file = None;
+        self.identity = None;
+        let file = open_append(&self.path)?;
+        let meta = file.metadata()?;
+        self.identity = Some((meta.dev(), meta.ino()));
+        self.file = Some(file);
+        Ok(())
+    }
+
+    /// Reopens the path if it no longer names the open file (renamed or removed by
+    /// logrotate), at most once per [`RETRY`]. Ok when nothing had to be done.
+    fn follow(&mut self, now: Instant) -> io::Result<()> {
+        if now < self.next_check {
+            return Ok(());
+        }
+        self.next_check = now + RETRY;
+        self.follow_now()
+    }
+
+    fn follow_now(&mut self) -> io::Result<()> {
+        let current = std::fs::metadata(&self.path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        if self.file.is_some() && current.is_some() && current == self.identity {
+            return Ok(());
+        }
+        if self.file.is_some() {
+            log::info!(
+                "audit file {} was moved or removed; continuing in a new file",
+                self.path.display()
+            );
+        }
+        self.reopen()
+    }
+
+    /// One `write` per line, so that the lines of several workers never interleave.
+    fn write_line(&mut self, json: &[u8], scratch: &mut Vec<u8>) -> io::Result<()> {
+        let Some(file) = self.file.as_mut() else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "the audit file is not open",
+            ));
+        };
+        let line = framed(json, self.torn, scratch);
+        loop {
+            match file.write(line) {
+                Ok(n) if n == line.len() => {
+                    self.torn = false;
+                    return Ok(());
+                }
+                Ok(n) => {
+                    self.torn |= n > 0;
+                    return Err(io::Error::new(io::ErrorKind::WriteZero, "short write"));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// The JSON with its newline (and a newline before it after a torn line).
+fn framed<'s>(json: &[u8], torn: bool, scratch: &'s mut Vec<u8>) -> &'s [u8] {
+    scratch.clear();
+    if torn {
+        scratch.push(b'\n');
+    }
+    scratch.extend_from_slice(json);
+    scratch.push(b'\n');
+    scratch
+}
+
+/// A destination.
+enum Out {
+    File(FileOut),
+    Syslog(SyslogOut),
+    Stderr,
+}
+
+impl Out {
+    fn name(&self) -> &'static str {
+        match self {
+            Out::File(_) => "file",
+            Out::Syslog(_) => "syslog",
+            Out::Stderr => "stderr",
+        }
+    }
+
+    fn write(&mut self, meta: &Meta<'_>, json: &[u8], scratch: &mut Vec<u8>) -> io::Result<()> {
+        match self {
+            Out::File(file) => file.write_line(json, scratch),
+            Out::Syslog(syslog) => syslog.send(meta, json, scratch),
+            Out::Stderr => {
+                let line = framed(json, false, scratch);
+                io::stderr().lock().write_all(line)
+            }
+        }
+    }
+
+    /// What a failed write means for the destination itself.
+    fn after_failure(&mut self, e: &io::Error) {
+        if let Out::Syslog(syslog) = self {
+            if syslog::peer_gone(e) {
+                syslog.disconnect();
+            }
+        }
+    }
+
+    /// Gets a broken destination ready to be written again (reopen; reconnect and send
+    /// the held messages, which must all go before the loss is reported).
+    fn restore(&mut self) -> io::Result<()> {
+        match self {
+            Out::File(file) => file.follow_now(),
+            Out::Syslog(syslog) => {
+                if !syslog.is_connected() {
+                    syslog.connect()?;
+                }
+                syslog.flush()?;
+                if syslog.backlog_len() > 0 {
+                    return Err(io::Error::from_raw_os_error(libc::EAGAIN));
+                }
+                Ok(())
+            }
+            Out::Stderr => Ok(()),
+        }
+    }
+}
+
+/// One destination and its health.
+struct Channel {
+    out: Out,
+    /// Why it is broken; `None` while healthy.
+    broken: Option<String>,
+    /// Lost events not yet reported to this channel.
+    loss: Option<Loss>,
+    /// When a broken channel may be tried again.
+    next_retry: Instant,
+    /// When the syslog socket may be reconnected at once after the daemon went away.
+    next_reconnect: Instant,
+}
+
+/// What each channel needs to write an `audit_loss` event.
+struct Scratch<'a> {
+    worker: u32,
+    buf: &'a mut Vec<u8>,
+    json: &'a mut Vec<u8>,
+}
+
+impl Channel {
+    fn new(out: Out, now: Instant) -> Channel {
+        Channel {
+            out,
+            broken: None,
+            loss: None,
+            next_retry: now,
+            next_reconnect: now,
+        }
+    }
+
+    fn broken(out: Out, error: &io::Error, now: Instant) -> Channel {
+        let mut channel = Channel::new(out, now);
+        channel.fail(error, now);
+        channel
+    }
+
+    /// Marks the channel broken (logging the first failure of an outage).
+    fn fail(&mut self, error: &io::Error, now: Instant) {
+        self.out.after_failure(error);
+        if self.broken.is_none() {
+            log::error!(
+                "audit {} unavailable, events are being lost until it is back: {}",
+                self.describe(),
+                error
+            );
+            self.broken = Some(error.to_string());
+            self.next_retry = now + RETRY;
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.out {
+            Out::File(file) => format!("file {}", file.path.display()),
+            Out::Syslog(syslog) => format!("syslog socket {}", syslog.path.display()),
+            Out::Stderr => "stderr".to_owned(),
+        }
+    }
+
+    /// Counts one lost event.
+    fn lose(&mut self, wall: SystemTime, why: &str) {
+        let error = self.broken.as_deref().unwrap_or(why);
+        match &mut self.loss {
+            Some(loss) => {
+                loss.count += 1;
+                loss.last = wall;
+            }
+            None => {
+                self.loss = Some(Loss {
+                    count: 1,
+                    first: wall,
+                    last: wall,
+                    error: error.to_owned(),
+                })
+            }
+        }
+    }
+
+    /// Housekeeping before an event or a new session: follow the file's path, and try a
+    /// broken channel again when it is due. Never waits.
+    fn maintain(&mut self, now: Instant, scratch: &mut Scratch<'_>) {
+        if self.broken.is_none() {
+            let followed = match &mut self.out {
+                Out::File(file) => file.follow(now),
+                Out::Syslog(syslog) => syslog.flush(),
+                Out::Stderr => Ok(()),
+            };
+            if let Err(e) = followed {
+                self.fail(&e, now);
+            }
+            return;
+        }
+        if now < self.next_retry {
+            return;
+        }
+        self.next_retry = now + RETRY;
+        // One attempt per RETRY in all: no immediate reconnect right after this one.
+        self.next_reconnect = now + RETRY;
+        if let Out::File(file) = &mut self.out {
+            file.next_check = now + RETRY;
+        }
+        if let Err(e) = self.out.restore() {
+            log::debug!("audit {} still unavailable: {e}", self.describe());
+            return;
+        }
+        if let Err(e) = self.report_loss(scratch) {
+            self.out.after_failure(&e);
+            log::debug!("audit {} still unavailable: {e}", self.describe());
+            return;
+        }
+        self.broken = None;
+    }
+
+    /// Writes the pending `audit_loss` event, if any; the loss is forgotten once written.
+    fn report_loss(&mut self, scratch: &mut Scratch<'_>) -> io::Result<()> {
+        let Some(loss) = &self.loss else {
+            log::warn!("audit {} is back; no event was lost", self.describe());
+            return Ok(());
+        };
+        let ts = rfc3339_utc(SystemTime::now());
+        let first = rfc3339_utc(loss.first);
+        let last = rfc3339_utc(loss.last);
+        let event = LossEvent {
+            ts: &ts,
+            worker: scratch.worker,
+            event: "audit_loss",
+            sink: self.out.name(),
+            lost: loss.count,
+            first_lost: &first,
+            last_lost: &last,
+            error: &loss.error,
+        };
+        scratch.json.clear();
+        serde_json::to_writer(&mut *scratch.json, &event).map_err(io::Error::other)?;
+        let meta = Meta {
+            kind: "audit_loss",
+            severity: syslog::WARNING,
+            ts: &ts,
+        };
+        self.out.write(&meta, scratch.json, scratch.buf)?;
+        log::warn!(
+            "audit {} is back; {} events were lost between {first} and {last}",
+            self.describe(),
+            loss.count
+        );
+        self.loss = None;
+        Ok(())
+    }
+
+    /// Offers one event to the channel: written, or counted as lost.
+    fn deliver(
+        &mut self,
+        meta: &Meta<'_>,
+        json: &[u8],
+        now: Instant,
+        wall: SystemTime,
+        scratch: &mut Scratch<'_>,
+    ) {
+        if self.broken.is_some() {
+            self.lose(wall, "");
+            return;
+        }
+        if self.loss.is_some() {
+            // Lost while the channel stayed healthy (an event that could not be serialised):
+            // reported before the next event.
+            if let Err(e) = self.report_loss(scratch) {
+                self.fail(&e, now);
+                self.lose(wall, "");
+                return;
+            }
+        }
+        let Err(e) = self.out.write(meta, json, scratch.buf) else {
+            return;
+        };
+        // A syslog daemon that was restarted has a new socket: reconnect and resend once,
+        // at most once per RETRY, so that a restart costs no event.
+        if let Out::Syslog(syslog) = &mut self.out {
+            if syslog::peer_gone(&e) && now >= self.next_reconnect {
+                self.next_reconnect = now + RETRY;
+                if syslog.connect().is_ok() && syslog.send(meta, json, scratch.buf).is_ok() {
+                    return;
+                }
+            }
+        }
+        self.fail(&e, now);
+        self.lose(wall, "");
+    }
+}
+
+/// The audit trail of one worker: every configured destination and the failure policy.
+pub struct AuditSink {
+    channels: Vec<Channel>,
+    on_failure: AuditFailure,
+    worker: u32,
+    hostname: Option<String>,
+    /// The event being written, as JSON without a newline.
+    json: Vec<u8>,
+    /// Framing of one write (the line, the datagram).
+    buf: Vec<u8>,
+    /// The JSON of an `audit_loss` event.
+    loss_json: Vec<u8>,
+    lost: u64,
+}
+
+impl AuditSink {
+    /// Opens the destinations `policy` names: the file (an error here is returned: a worker
+    /// that cannot open its audit file does not start), syslog (a daemon that is not there
+    /// yet only makes the channel start broken), or stderr when it names neither.
+    pub fn open(policy: &AuditPolicy, worker: u32) -> io::Result<AuditSink> {
+        let now = Instant::now();
+        let mut sink = AuditSink {
+            channels: Vec::new(),
+            on_failure: policy.on_failure,
+            worker,
+            hostname: crate::os::hostname(),
+            json: Vec::with_capacity(512),
+            buf: Vec::with_capacity(1024),
+            loss_json: Vec::with_capacity(256),
+            lost: 0,
+        };
+        if let Some(path) = &policy.file {
+            sink.channels
+                .push(Channel::new(Out::File(FileOut::open(path, now)?), now));
+        }
+        if let Some(syslog) = &policy.syslog {
+            let channel = sink.syslog_channel(syslog, now);
+            sink.channels.push(channel);
+        }
+        if sink.channels.is_empty() {
+            sink.channels.push(Channel::new(Out::Stderr, now));
+        }
+        Ok(sink)
+    }
+
+    fn syslog_channel(&self, policy: &SyslogPolicy, now: Instant) -> Channel {
+        let header = Header::new(policy, self.hostname.as_deref(), std::process::id());
+        let mut out = SyslogOut::new(&policy.socket, header);
+        match out.connect() {
+            Ok(()) => Channel::new(Out::Syslog(out), now),
+            Err(e) => Channel::broken(Out::Syslog(out), &e, now),
+        }
+    }
+
+    /// SIGHUP: reopens the file (logrotate's postrotate) and reconnects to syslog (a
+    /// restarted daemon). Returns the first error, already accounted for.
+    pub fn reopen(&mut self) -> io::Result<()> {
+        let now = Instant::now();
+        let mut first_error = None;
+        for channel in &mut self.channels {
+            let result = match &mut channel.out {
+                Out::File(file) => {
+                    file.next_check = now + RETRY;
+                    file.reopen()
+                }
+                Out::Syslog(syslog) => syslog.connect(),
+                Out::Stderr => Ok(()),
+            };
+            match result {
+                // A broken channel reports its loss at once.
+                Ok(()) => channel.next_retry = now,
+                Err(e) => {
+                    channel.fail(&e, now);
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        self.maintain(now);
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// A reloaded policy: destinations that stay keep their state (and their unreported
+    /// losses); new ones are opened; removed ones are closed, with an error for any loss
+    /// they can no longer report.
+    pub fn apply(&mut self, policy: &AuditPolicy) {
+        let now = Instant::now();
+        self.on_failure = policy.on_failure;
+        let mut old = std::mem::take(&mut self.channels);
+        let mut take = |pred: &dyn Fn(&Out) -> bool| {
+            old.iter()
+                .position(|c| pred(&c.out))
+                .map(|i| old.swap_remove(i))
+        };
+        let mut channels = Vec::new();
+        if let Some(path) = &policy.file {
+            let kept = take(&|out| matches!(out, Out::File(f) if f.path == *path));
+            channels.push(kept.unwrap_or_else(|| match FileOut::open(path, now) {
+                Ok(file) => Channel::new(Out::File(file), now),
+                Err(e) => {
+                    let file = FileOut {
+                        path: path.clone(),
+                        file: None,
+                        identity: None,
+                        next_check: now + RETRY,
+                        torn: false,
+                    };
+                    Channel::broken(Out::File(file), &e, now)
+                }
+            }));
+        }
+        if let Some(syslog) = &policy.syslog {
+            let header = Header::new(syslog, self.hostname.as_deref(), std::process::id());
+            let kept = take(&|out| matches!(out, Out::Syslog(s) if s.path == syslog.socket));
+            channels.push(match kept {
+                Some(mut channel) => {
+                    if let Out::Syslog(out) = &mut channel.out {
+                        out.header = header;
+                    }
+                    channel
+                }
+                None => self.syslog_channel(syslog, now),
+            });
+        }
+        if channels.is_empty() {
+            let kept = take(&|out| matches!(out, Out::Stderr));
+            channels.push(kept.unwrap_or_else(|| Channel::new(Out::Stderr, now)));
+        }
+        for gone in old {
+            if let Out::Syslog(syslog) = &gone.out {
+                if syslog.backlog_len() > 0 {
+                    log::error!(
+                        "audit {} removed from the policy with {} events not yet sent",
+                        gone.describe(),
+                        syslog.backlog_len()
+                    );
+                }
+            }
+            if let Some(loss) = &gone.loss {
+                log::error!(
+                    "audit {} removed from the policy with {} lost events unreported \
+                     (since {}): {}",
+                    gone.describe(),
+                    loss.count,
+                    rfc3339_utc(loss.first),
+                    loss.error
+                );
+            }
+        }
+        self.channels = channels;
+    }
+
+    /// Whether a new session may start: always with `on_failure: "continue"`, otherwise
+    /// only while every destination takes events. Tries broken destinations again (at most
+    /// once a second), so a destination that is back lets the session in.
+    pub fn accepting_sessions(&mut self, now: Instant) -> bool {
+        self.maintain(now);
+        self.on_failure == AuditFailure::Continue
+            || self.channels.iter().all(|c| c.broken.is_none())
+    }
+
+    /// How soon the worker should call [`tick`](Self::tick), even when idle: soon while
+    /// syslog messages wait for room, about once a second while a destination is broken
+    /// or has a loss to report, never otherwise.
+    pub fn next_tick(&self) -> Option<Duration> {
+        let held = self
+            .channels
+            .iter()
+            .any(|c| matches!(&c.out, Out::Syslog(s) if s.backlog_len() > 0));
+        if held {
+            Some(Duration::from_millis(SYSLOG_BACKLOG_RETRY_MS))
+        } else if self.wants_tick() {
+            Some(RETRY)
+        } else {
+            None
+        }
+    }
+
+    fn wants_tick(&self) -> bool {
+        self.channels
+            .iter()
+            .any(|c| c.broken.is_some() || c.loss.is_some())
+    }
+
+    /// The worker's periodic call: sends held syslog messages, brings back destinations and
+    /// reports their losses.
+    pub fn tick(&mut self, now: Instant) {
+        self.maintain(now);
+    }
+
+    fn maintain(&mut self, now: Instant) {
+        let mut scratch = Scratch {
+            worker: self.worker,
+            buf: &mut self.buf,
+            json: &mut self.loss_json,
+        };
+        for channel in &mut self.channels {
+            channel.maintain(now, &mut scratch);
+        }
+    }
+
+    /// Events lost since start, over all destinations.
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+
+    pub fn emit(&mut self, ctx: &AuditContext<'_>, record: &AuditRecord) {
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let ts = rfc3339_utc(wall);
+        let envelope = Envelope {
+            ts: &ts,
+            session: ctx.session,
+            worker: self.worker,
+            client: ctx.client,
+            user: ctx.user,
+            record,
+        };
+        self.json.clear();
+        let serialised = serde_json::to_writer(&mut self.json, &envelope);
+        if let Err(e) = &serialised {
+            log::error!("audit event lost: it could not be serialised: {e}");
+        }
+        self.maintain(now);
+        let mut scratch = Scratch {
+            worker: self.worker,
+            buf: &mut self.buf,
+            json: &mut self.loss_json,
+        };
+        for channel in &mut self.channels {
+            let before = channel.loss.as_ref().map_or(0, |l| l.count);
+            if serialised.is_err() {
+                channel.lose(wall, "an event could not be serialised");
+            } else {
+                let meta = Meta {
+                    kind: record.kind(),
+                    severity: record.severity(),
+                    ts: &ts,
+                };
+                channel.deliver(&meta, &self.json, now, wall, &mut scratch);
+            }
+            if channel.loss.as_ref().map_or(0, |l| l.count) > before {
+                self.lost += 1;
+            }
+        }
+    }
+}
+
+/// Opens the audit file for appending, creating it with mode 0640. O_NONBLOCK: a FIFO put
+/// at the path fails at once (ENXIO) instead of blocking the worker until a reader comes;
+/// on regular files it changes nothing.
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::AuditMode;
+    use std::os::unix::net::UnixDatagram;
+
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let dir = std::env::temp_dir().join(format!(
+                "ftpgate-sink-{name}-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn policy(file: Option<&Path>, syslog: Option<&Path>, on_failure: AuditFailure) -> AuditPolicy {
+        AuditPolicy {
+            file: file.map(Path::to_path_buf),
+            syslog: syslog.map(|socket| SyslogPolicy {
+                facility: 10,
+                app_name: "ftpgate".to_owned(),
+                socket: socket.to_path_buf(),
+                cee: false,
+                format: crate::policy::SyslogFormat::Rfc5424,
+            }),
+            mode: AuditMode::Monitor,
+            on_failure,
+            filecopy: None,
+        }
+    }
+
+    fn emit(sink: &mut AuditSink, n: usize) {
+        for _ in 0..n {
+            sink.emit(
+                &AuditContext {
+                    session: "s",
+                    client: "127.0.0.1:1",
+                    user: None,
+                },
+                &AuditRecord::SessionStart {
+                    server: "127.0.0.1:21".to_owned(),
+                },
+            );
+        }
+    }
+
+    fn lines(path: &Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect()
+    }
+
+    fn received(daemon: &UnixDatagram) -> Vec<String> {
+        daemon.set_nonblocking(true).expect("nonblocking");
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = daemon.recv(&mut buf) {
+            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        out
+    }
+
+    #[test]
+    fn file_outage_refuses_sessions_then_reports_the_loss() {
+        let dir = TempDir::new("file");
+        let path = dir.0.join("audit.jsonl");
+        let mut sink = AuditSink::open(&policy(Some(&path), None, AuditFailure::RefuseSessions), 3)
+            .expect("open");
+        let start = Instant::now();
+        emit(&mut sink, 2);
+        assert!(sink.accepting_sessions(start));
+        assert_eq!(sink.next_tick(), None);
+
+        // Rotated away and replaced by a directory: the next check cannot reopen it.
+        std::fs::rename(&path, dir.0.join("audit.jsonl.1")).expect("rename");
+        std::fs::create_dir(&path).expect("mkdir");
+        assert!(
+            sink.accepting_sessions(start),
+            "not checked again within a second"
+        );
+        let later = start + RETRY;
+        assert!(!sink.accepting_sessions(later));
+        assert!(sink.wants_tick());
+        emit(&mut sink, 5);
+        assert_eq!(sink.lost(), 5);
+        assert!(!sink.accepting_sessions(later + RETRY), "still a directory");
+
+        std::fs::remove_dir(&path).expect("rmdir");
+        assert!(sink.accepting_sessions(later + RETRY * 2));
+        assert!(!sink.wants_tick());
+        emit(&mut sink, 1);
+        let events = lines(&path);
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(events[0]["event"], "audit_loss");
+        assert_eq!(events[0]["lost"], 5);
+        assert_eq!(events[0]["sink"], "file");
+        assert_eq!(events[0]["worker"], 3);
+        assert!(events[0]["error"].as_str().is_some_and(|e| !e.is_empty()));
+        assert!(events[0]["first_lost"].as_str() <= events[0]["last_lost"].as_str());
+        assert_eq!(events[1]["event"], "session_start");
+        assert_eq!(lines(&dir.0.join("audit.jsonl.1")).len(), 2);
+    }
+
+    #[test]
+    fn write_failures_count_and_continue_accepts_sessions() {
+        let dir = TempDir::new("full");
+        let path = dir.0.join("audit.jsonl");
+        let mut sink =
+            AuditSink::open(&policy(Some(&path), None, AuditFailure::Continue), 0).expect("open");
+        // Writes to /dev/full fail with ENOSPC.
+        std::fs::remove_file(&path).expect("rm");
+        std::os::unix::fs::symlink("/dev/full", &path).expect("symlink");
+        let t = Instant::now() + RETRY;
+        assert!(sink.accepting_sessions(t));
+        emit(&mut sink, 3);
+        assert_eq!(sink.lost(), 3);
+        assert!(sink.wants_tick());
+        assert!(
+            sink.accepting_sessions(t + RETRY),
+            "continue: sessions go on"
+        );
+        std::fs::remove_file(&path).expect("rm symlink");
+        sink.tick(t + RETRY * 2);
+        assert!(!sink.wants_tick());
+        let events = lines(&path);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0]["event"], "audit_loss");
+        assert_eq!(events[0]["lost"], 3);
+        assert!(
+            events[0]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("No space left")),
+            "{}",
+            events[0]
+        );
+    }
+
+    #[test]
+    fn syslog_down_then_up_and_both_sinks_get_every_event() {
+        let dir = TempDir::new("syslog");
+        let path = dir.0.join("audit.jsonl");
+        let socket = dir.0.join("log");
+        let mut sink = AuditSink::open(
+            &policy(Some(&path), Some(&socket), AuditFailure::RefuseSessions),
+            0,
+        )
+        .expect("open");
+        assert!(!sink.accepting_sessions(Instant::now()), "no daemon yet");
+        emit(&mut sink, 4);
+        assert_eq!(sink.lost(), 4);
+        assert_eq!(lines(&path).len(), 4, "the file got them");
+
+        let daemon = UnixDatagram::bind(&socket).expect("bind");
+        assert!(
+            !sink.accepting_sessions(Instant::now()),
+            "not retried within a second"
+        );
+        assert!(sink.accepting_sessions(Instant::now() + RETRY * 2));
+        emit(&mut sink, 1);
+        let messages = received(&daemon);
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert!(messages[0].starts_with("<84>1 "), "{}", messages[0]);
+        assert!(messages[0].contains(" audit_loss - {"), "{}", messages[0]);
+        assert!(messages[0].contains("\"lost\":4"), "{}", messages[0]);
+        assert!(messages[1].starts_with("<86>1 "), "{}", messages[1]);
+
+        // A daemon that does not read: its queue fills, then the backlog, then events are
+        // lost; nothing blocks.
+        emit(&mut sink, 200);
+        let lost = sink.lost() - 4;
+        // The kernel queued net.unix.max_dgram_qlen (+1) of them, the backlog 64.
+        assert!(lost > 0 && lost <= 200 - crate::limits::MAX_SYSLOG_BACKLOG as u64);
+        assert!(sink.next_tick().is_some());
+        assert!(!sink.accepting_sessions(Instant::now()));
+        // The daemon reads again: the backlog goes first, then the loss is reported.
+        let mut messages = Vec::new();
+        let mut t = Instant::now();
+        for _ in 0..50 {
+            messages.extend(received(&daemon));
+            t += RETRY;
+            if sink.accepting_sessions(t) {
+                break;
+            }
+        }
+        messages.extend(received(&daemon));
+        let (loss, events) = messages.split_last().expect("messages");
+        assert_eq!(events.len() as u64 + lost, 200);
+        assert!(events.iter().all(|m| m.contains(" session_start - ")));
+        assert!(loss.contains(&format!("\"lost\":{lost}")), "{loss}");
+        assert!(loss.contains("Resource temporarily unavailable"), "{loss}");
+        assert_eq!(sink.next_tick(), None);
+        assert_eq!(lines(&path).len(), 4 + 1 + 200, "the file lost nothing");
+    }
+
+    #[test]
+    fn a_restarted_syslog_daemon_costs_no_event() {
+        let dir = TempDir::new("restart");
+        let socket = dir.0.join("log");
+        let daemon = UnixDatagram::bind(&socket).expect("bind");
+        let mut sink = AuditSink::open(
+            &policy(None, Some(&socket), AuditFailure::RefuseSessions),
+            0,
+        )
+        .expect("open");
+        emit(&mut sink, 1);
+        assert_eq!(received(&daemon).len(), 1);
+        // A new socket at the same path: the old connection is refused, a new one is made
+        // and the event resent.
+        drop(daemon);
+        std::fs::remove_file(&socket).expect("rm socket");
+        let daemon = UnixDatagram::bind(&socket).expect("bind again");
+        emit(&mut sink, 1);
+        assert_eq!(received(&daemon).len(), 1);
+        assert_eq!(sink.lost(), 0);
+        assert!(sink.accepting_sessions(Instant::now()));
+        // Not twice within a second: a second restart right away costs an event, which is
+        // reported once the daemon takes events again.
+        drop(daemon);
+        std::fs::remove_file(&socket).expect("rm socket");
+        let daemon = UnixDatagram::bind(&socket).expect("bind again");
+        emit(&mut sink, 1);
+        assert_eq!(sink.lost(), 1);
+        assert!(!sink.accepting_sessions(Instant::now()));
+        sink.tick(Instant::now() + RETRY);
+        let messages = received(&daemon);
+        assert_eq!(messages.len(), 1);
+        assert!(messages[0].contains("\"lost\":1"), "{}", messages[0]);
+    }
+
+    #[test]
+    fn stderr_when_nothing_is_configured_and_reload_switches_sinks() {
+        let dir = TempDir::new("reload");
+        let mut sink =
+            AuditSink::open(&policy(None, None, AuditFailure::RefuseSessions), 0).expect("open");
+        assert!(matches!(
+            sink.channels[..],
+            [Channel {
+                out: Out::Stderr,
+                ..
+            }]
+        ));
+        let path = dir.0.join("a.jsonl");
+        sink.apply(&policy(Some(&path), None, AuditFailure::Continue));
+        emit(&mut sink, 1);
+        assert_eq!(lines(&path).len(), 1);
+        assert_eq!(sink.on_failure, AuditFailure::Continue);
+        // A file that cannot be opened after a reload: broken, not fatal.
+        let bad = dir.0.join("missing-dir/a.jsonl");
+        sink.apply(&policy(Some(&bad), None, AuditFailure::RefuseSessions));
+        assert!(!sink.accepting_sessions(Instant::now()));
+        sink.reopen().expect_err("still missing");
+    }
+}
