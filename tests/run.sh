@@ -16,6 +16,8 @@ missing=()
 command -v lftp >/dev/null 2>&1 || missing+=(lftp)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# rsyslogd is run by one test in the foreground on private sockets.
+[ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
 [ -x /usr/bin/python3 ] || missing+=(python3)
 if ! /usr/bin/python3 -c 'import pyftpdlib' >/dev/null 2>&1; then
     missing+=(python3-pyftpdlib)
@@ -23,7 +25,21 @@ fi
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "run.sh: installing ${missing[*]}" >&2
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    # Install without starting the packages' system services (a system vsftpd on port 21,
+    # a system rsyslogd on /dev/log): the tests run private instances of both.
+    policy_rc=/usr/sbin/policy-rc.d
+    created_policy_rc=0
+    if [ ! -e "$policy_rc" ]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy_rc" >/dev/null
+        as_root chmod 0755 "$policy_rc"
+        created_policy_rc=1
+        trap 'as_root rm -f "$policy_rc"' EXIT
+    fi
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    if [ "$created_policy_rc" = 1 ]; then
+        as_root rm -f "$policy_rc"
+        trap - EXIT
+    fi
 fi
 
 # The vsftpd package may start a system vsftpd on port 21. The tests never use it (each test
