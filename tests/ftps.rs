@@ -420,3 +420,42 @@ fn sighup_reloads_the_certificate_for_new_connections() {
     );
     gate.assert_healthy();
 }
+
+/// ftplib starts data-channel TLS only after the 150: a small file and a listing must still
+/// arrive whole (ftpgate waits for the handshake before it closes the data connection).
+const FTPLIB_SMALL: &str = r#"
+import ftplib, hashlib, ssl, sys
+class Reusing(ftplib.FTP_TLS):
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
+        return conn, size
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+f = Reusing(context=ctx)
+f.connect(sys.argv[1], int(sys.argv[2]), timeout=30)
+f.login("anonymous", "x")
+f.prot_p()
+h = hashlib.sha256()
+f.retrbinary("RETR /pub/small.bin", h.update)
+names = f.nlst("/pub")
+print(h.hexdigest(), " ".join(sorted(n.rsplit("/", 1)[-1] for n in names)))
+f.quit()
+"#;
+
+#[test]
+fn small_protected_downloads_and_listings_reach_clients_that_handshake_late() {
+    let (vs, gate) = setup();
+    let small = random_bytes(1000, 69);
+    vs.put_file("pub/small.bin", &small);
+    let addr = gate.addr();
+    let out = python(
+        FTPLIB_SMALL,
+        &[&addr.ip().to_string(), &addr.port().to_string()],
+    );
+    assert_eq!(
+        out.stdout_str().trim(),
+        format!("{} small.bin", sha256_bytes(&small)),
+        "{out:?}"
+    );
+}

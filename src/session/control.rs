@@ -912,18 +912,17 @@ impl ControlFsm {
                 }
                 // SECURITY: a user who requires TLS never logs in (nor sends a password to
                 // a backend) over plaintext; refused like a wrong password.
-                if self.tls_required() != TlsRequire::None && !self.tls_active {
-                    if let Some(u) = self.user.as_mut() {
-                        if u.known.is_some() {
-                            out.push(Action::Audit(AuditRecord::PolicyViolation {
-                                kind: "tls_required",
-                                detail: format!("user {} requires TLS", u.name),
-                            }));
-                            u.known = None;
-                        }
+                let tls_refused = self.tls_required() != TlsRequire::None && !self.tls_active;
+                if tls_refused {
+                    if let Some(u) = self.user.as_ref() {
+                        out.push(Action::Audit(AuditRecord::PolicyViolation {
+                            kind: "tls_required",
+                            detail: format!("user {} requires TLS", u.name),
+                        }));
                     }
                 }
-                let known = self.user.as_ref().is_some_and(|u| u.known.is_some());
+                let known =
+                    !tls_refused && self.user.as_ref().is_some_and(|u| u.known.is_some());
                 // SECURITY: every failed login is answered no sooner than the delay after
                 // PASS, known user or not, so timing does not tell which names exist.
                 self.login_delay_over = false;
@@ -935,8 +934,14 @@ impl ControlFsm {
                     self.phase = Phase::Connecting { pass: cmd.arg };
                     out.push(Action::ConnectServer);
                 } else {
-                    // SECURITY: no backend is contacted for a name the policy does not know.
-                    self.audit_login("failed", Some("unknown_user"), out);
+                    // SECURITY: no backend is contacted for a name the policy does not know,
+                    // nor for one that must use TLS and did not.
+                    let reason = if tls_refused {
+                        "tls_required"
+                    } else {
+                        "unknown_user"
+                    };
+                    self.audit_login("failed", Some(reason), out);
                     out.push(Action::LoginFailed);
                     self.start_failed_login(out);
                 }

@@ -1939,6 +1939,15 @@ fn pump(relay: &mut Relay, budget: &mut usize, now: Instant) -> Pump {
             }
         }
         if relay.source_eof && relay.buffer.is_empty() {
+            // A TLS sink still in its handshake (ftplib and lftp start data-channel TLS only
+            // after the 150) holds the data inside rustls: the end waits for the handshake.
+            if sink.tls.as_ref().is_some_and(|t| t.is_handshaking()) {
+                return if progress || moved {
+                    Pump::Progress
+                } else {
+                    Pump::Stalled
+                };
+            }
             let sink_done = match sink.finish_writes() {
                 Ok(done) => done,
                 Err(_) => return Pump::Failed(sink_side),
