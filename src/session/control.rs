@@ -921,8 +921,7 @@ impl ControlFsm {
                         }));
                     }
                 }
-                let known =
-                    !tls_refused && self.user.as_ref().is_some_and(|u| u.known.is_some());
+                let known = !tls_refused && self.user.as_ref().is_some_and(|u| u.known.is_some());
                 // SECURITY: every failed login is answered no sooner than the delay after
                 // PASS, known user or not, so timing does not tell which names exist.
                 self.login_delay_over = false;
