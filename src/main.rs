@@ -51,11 +51,11 @@ fn parse_args() -> Parsed {
     while let Some(arg) = it.next() {
         match arg.to_str() {
             Some("-h" | "--help") => {
-                println!("{USAGE}");
+                say(format_args!("{USAGE}\n"));
                 return Parsed::Exit(ExitCode::SUCCESS);
             }
             Some("-V" | "--version") => {
-                println!("ftpgate {}", env!("CARGO_PKG_VERSION"));
+                say(format_args!("ftpgate {}\n", env!("CARGO_PKG_VERSION")));
                 return Parsed::Exit(ExitCode::SUCCESS);
             }
             Some("--check") => args.check = true,
@@ -86,6 +86,12 @@ fn parse_args() -> Parsed {
         }
     }
     Parsed::Run(args)
+}
+
+/// Writes to stdout; a closed pipe (`ftpgate --check | head`) is not an error worth a panic.
+fn say(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_fmt(text);
 }
 
 fn usage_error(message: &str) -> Parsed {
@@ -149,8 +155,11 @@ fn main() -> ExitCode {
                 if let Some(code) = check_tls(&args.config, &policy) {
                     return code;
                 }
-                println!("{}: OK\n", args.config.display());
-                println!("{}", policy.summary());
+                say(format_args!(
+                    "{}: OK\n\n{}\n",
+                    args.config.display(),
+                    policy.summary()
+                ));
                 ExitCode::SUCCESS
             }
             Err(code) => code,
