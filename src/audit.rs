@@ -69,6 +69,14 @@ pub enum AuditRecord {
         /// aborted transfer, of the part that crossed.
         #[serde(skip_serializing_if = "Option::is_none")]
         sha256: Option<String>,
+        /// Filecopy mode: the absolute path of the copy of the bytes that crossed (for a
+        /// transfer that did not complete, of the part that crossed).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        filecopy: Option<String>,
+        /// Filecopy mode: why the copy failed (the transfer failed with it unless the policy
+        /// says `on_failure: "continue"`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        filecopy_error: Option<String>,
     },
     PolicyViolation {
         kind: &'static str,
@@ -140,6 +148,12 @@ pub fn rfc3339_utc(t: SystemTime) -> String {
     )
 }
 
+/// The UTC calendar date of a time: (year, month, day).
+pub fn utc_date(t: SystemTime) -> (i64, u32, u32) {
+    let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    civil_from_days((secs / 86_400) as i64)
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -208,6 +222,8 @@ mod tests {
             result: "ok",
             duration_ms: 2,
             sha256: None,
+            filecopy: None,
+            filecopy_error: None,
         };
         let text = serde_json::to_string(&record).expect("serialise");
         assert!(!text.contains("\"path\""), "{text}");

@@ -9,10 +9,12 @@
 //!   owns the sockets of one FTP session and executes the machines' actions.
 //! - [`reactor`]: the mio event loop, the timer heap and the buffer pool. Knows nothing of FTP.
 //! - [`audit`]: the typed audit event stream and its sinks.
+//! - [`filecopy`]: the `filecopy` audit mode's writer thread, copy names and retention.
 //! - [`os`]: the few calls into the operating system that need `unsafe`.
 
 pub mod audit;
 pub mod counters;
+pub mod filecopy;
 pub mod ftp;
 pub mod limits;
 pub mod os;

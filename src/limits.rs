@@ -80,6 +80,24 @@ pub const MAX_SYSLOG_BACKLOG_BYTES: usize = 256 * 1024;
 pub const SYSLOG_BACKLOG_RETRY_MS: u64 = 20;
 /// Days a file copy is kept when the policy's `audit.filecopy` says nothing.
 pub const DEFAULT_FILECOPY_RETENTION_DAYS: u32 = 365;
+/// Largest chunk a relay hands to the filecopy writer at once (a copy of the bytes it wrote).
+pub const FILECOPY_CHUNK: usize = 64 * 1024;
+/// Copy bytes queued for the filecopy writer of one worker; beyond it the relays that copy
+/// stop reading their source until the writer catches up (backpressure, never a loss).
+pub const FILECOPY_QUEUE_BYTES: usize = 64 * 1024 * 1024;
+/// Messages in the writer's channel (chunks are at most [`FILECOPY_CHUNK`] bytes).
+pub const FILECOPY_QUEUE_MESSAGES: usize = 2 * FILECOPY_QUEUE_BYTES / FILECOPY_CHUNK;
+/// How soon a relay held back by a full copy queue tries again, in milliseconds.
+pub const FILECOPY_RETRY_MS: u64 = 10;
+/// Seconds a finished transfer waits for its copy to reach the disk before the copy counts
+/// as failed.
+pub const FILECOPY_RESULT_TIMEOUT: u64 = 300;
+/// Seconds between two retention passes over the copy directory (the first runs at start).
+pub const FILECOPY_RETENTION_INTERVAL: u64 = 60;
+/// Directory entries one retention pass looks at, at most; the next pass goes on.
+pub const FILECOPY_RETENTION_BATCH: usize = 5000;
+/// Longest file name part taken from the client's argument for a copy.
+pub const MAX_FILECOPY_NAME: usize = 100;
 
 /// Seconds within which failed logins from one IP address are counted against
 /// `failed_logins_per_ip`.

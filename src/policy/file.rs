@@ -287,4 +287,5 @@ pub(crate) struct SyslogFile {
 pub(crate) struct FilecopyFile {
     pub directory: Option<String>,
     pub retention_days: Option<Scalar>,
+    pub on_failure: Option<String>,
 }

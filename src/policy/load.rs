@@ -44,10 +44,10 @@ use super::schema::{self, Sifted};
 use super::time::{TimeWindow, parse_days, parse_hours, parse_offset};
 use super::units::{parse_rate, parse_size};
 use super::{
-    AuditFailure, AuditMode, AuditPolicy, Backend, BackendTls, Balance, Defaults, FilecopyPolicy,
-    GlobalLimits, Listener, Passive, Policy, PolicyError, Role, Routing, SYSLOG_FACILITIES,
-    SyslogFormat, SyslogPolicy, Timeouts, TlsMode, TlsPolicy, TlsRequire, User, UserLimits,
-    VerbSet, Workers,
+    AuditFailure, AuditMode, AuditPolicy, Backend, BackendTls, Balance, CopyFailure, Defaults,
+    FilecopyPolicy, GlobalLimits, Listener, Passive, Policy, PolicyError, Role, Routing,
+    SYSLOG_FACILITIES, SyslogFormat, SyslogPolicy, Timeouts, TlsMode, TlsPolicy, TlsRequire, User,
+    UserLimits, VerbSet, Workers,
 };
 
 /// How the loader reads the files a policy names (the prefix table).
@@ -79,6 +79,10 @@ const AUDIT_MODES: &[(&str, AuditMode)] = &[
 const SYSLOG_FORMATS: &[(&str, SyslogFormat)] = &[
     ("rfc5424", SyslogFormat::Rfc5424),
     ("rfc3164", SyslogFormat::Rfc3164),
+];
+const COPY_FAILURES: &[(&str, CopyFailure)] = &[
+    ("abort", CopyFailure::Abort),
+    ("continue", CopyFailure::Continue),
 ];
 const AUDIT_FAILURES: &[(&str, AuditFailure)] = &[
     ("refuse_sessions", AuditFailure::RefuseSessions),
@@ -321,16 +325,6 @@ fn unsupported_yet(raw: &PolicyFile) -> Vec<Unsupported> {
                 Target::Value,
                 "; remove it",
             );
-        }
-    }
-    if let Some(Object(audit)) = &raw.audit {
-        let path = root.key("audit");
-        let mode = audit.mode.as_deref().and_then(|m| lookup(AUDIT_MODES, m));
-        if mode == Some(AuditMode::Filecopy) {
-            add(path.key("mode"), Target::Value, "; use \"monitor\"");
-        }
-        if audit.filecopy.is_some() {
-            add(path.key("filecopy"), Target::Key, "; remove it");
         }
     }
     found
@@ -1540,12 +1534,20 @@ impl<'t> Checker<'t> {
                 .as_ref()
                 .and_then(|value| self.count(value, &path.key("retention_days")))
                 .unwrap_or(DEFAULT_FILECOPY_RETENTION_DAYS);
+            let on_failure = self
+                .choice(
+                    raw_copy.on_failure.as_ref(),
+                    &path.key("on_failure"),
+                    COPY_FAILURES,
+                )
+                .unwrap_or_default();
             if audit.mode != AuditMode::Filecopy && !self.is_broken(&mode_path) {
                 self.bad_key(&path, "has no effect unless audit.mode is \"filecopy\"");
             }
             filecopy = directory.map(|directory| FilecopyPolicy {
                 directory,
                 retention_days,
+                on_failure,
             });
             if raw_copy.directory.is_none() && audit.mode == AuditMode::Filecopy {
                 self.missing(&path, "directory", " (where the copies go)");
@@ -1983,13 +1985,16 @@ mod tests {
                 on_failure: AuditFailure::RefuseSessions,
                 filecopy: Some(FilecopyPolicy {
                     directory: PathBuf::from("/var/lib/copies"),
-                    retention_days: 30
+                    retention_days: 30,
+                    on_failure: CopyFailure::Abort,
                 }),
             }
         );
         let summary = policy.summary();
         assert!(summary.contains("audit: filecopy to syslog (facility local3, app-name gw1)\n"));
-        assert!(summary.contains("  copies in /var/lib/copies, kept 30 days\n"));
+        assert!(
+            summary.contains("  copies in /var/lib/copies, kept 30 days, a failed copy: abort\n")
+        );
 
         let doc = with("").replacen(
             "{ \"listeners\"",
@@ -2032,6 +2037,10 @@ mod tests {
             (
                 r#"{ "mode": "filecopy", "filecopy": { "directory": "/x", "retention_days": 0 } }"#,
                 "audit.filecopy.retention_days: must be at least 1",
+            ),
+            (
+                r#"{ "mode": "filecopy", "filecopy": { "directory": "/x", "on_failure": "ignore" } }"#,
+                "audit.filecopy.on_failure: unknown value \"ignore\"; expected \"abort\" or \"continue\"",
             ),
         ] {
             let doc = with("").replacen(

@@ -470,6 +470,26 @@ impl AuditFailure {
 pub struct FilecopyPolicy {
     pub directory: PathBuf,
     pub retention_days: u32,
+    pub on_failure: CopyFailure,
+}
+
+/// What a transfer whose copy failed becomes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CopyFailure {
+    /// The transfer fails: the client gets 451.
+    #[default]
+    Abort,
+    /// The transfer goes on; its event carries the copy's error.
+    Continue,
+}
+
+impl CopyFailure {
+    pub fn name(self) -> &'static str {
+        match self {
+            CopyFailure::Abort => "abort",
+            CopyFailure::Continue => "continue",
+        }
+    }
 }
 
 /// `USER name@target` routing.

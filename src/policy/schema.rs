@@ -366,7 +366,7 @@ mod tests {
   "audit": { "syslog": { "facility": "ftp", "app_name": "x", "socket": "/l", "cee": true,
                          "format": "rfc3164" },
              "file": "/a.jsonl", "mode": "monitor", "on_failure": "continue",
-             "filecopy": { "directory": "/d", "retention_days": 1 } }
+             "filecopy": { "directory": "/d", "retention_days": 1, "on_failure": "abort" } }
 }"#;
 
     /// Checks `value` against `section` and every section below it: all of the section's

@@ -198,9 +198,10 @@ impl Policy {
         if let Some(filecopy) = &self.audit.filecopy {
             writeln!(
                 out,
-                "  copies in {}, kept {} days",
+                "  copies in {}, kept {} days, a failed copy: {}",
                 filecopy.directory.display(),
-                filecopy.retention_days
+                filecopy.retention_days,
+                filecopy.on_failure.name()
             )?;
         }
         Ok(())

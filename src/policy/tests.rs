@@ -429,15 +429,16 @@ fn design_example_is_refused_only_for_features_not_enforced_yet() {
         let (line, column) = at_nth(doc, needle, nth);
         format!("{line}:{column}: {key} is not supported by this version of ftpgate yet{hint}")
     };
-    let expected = vec![
-        unsupported("true", 0, "listeners[2].proxy_protocol", "; remove it"),
-        unsupported("\"filecopy\",", 0, "audit.mode", "; use \"monitor\""),
-        unsupported("\"filecopy\": {", 0, "audit.filecopy", "; remove it"),
-    ];
+    let expected = vec![unsupported(
+        "true",
+        0,
+        "listeners[2].proxy_protocol",
+        "; remove it",
+    )];
     assert_eq!(errors(doc), expected);
     // Spot-check the positions literally.
     assert_eq!(expected[0].split(": ").next(), Some("6:68"));
-    assert_eq!(expected.len(), 3);
+    assert_eq!(expected.len(), 1);
 }
 
 #[test]
@@ -451,12 +452,7 @@ fn design_example_without_unsupported_keys_is_valid() {
            "require": "none" },"#,
             "",
         )
-        .replace(r#", "source_address": "10.0.0.2""#, "")
-        .replace(
-            r#""mode": "filecopy",
-             "filecopy": { "directory": "/var/lib/ftpgate/copies", "retention_days": 365 } }"#,
-            r#""mode": "monitor" }"#,
-        );
+        .replace(r#", "source_address": "10.0.0.2""#, "");
     let policy = parse(&doc);
     assert_eq!(policy.listeners.len(), 3);
     assert_eq!(policy.passive.ports, (50000, 50999));
@@ -490,6 +486,15 @@ fn design_example_without_unsupported_keys_is_valid() {
         })
     );
     assert_eq!(policy.audit.on_failure, AuditFailure::RefuseSessions);
+    assert_eq!(policy.audit.mode, AuditMode::Filecopy);
+    assert_eq!(
+        policy.audit.filecopy,
+        Some(FilecopyPolicy {
+            directory: PathBuf::from("/var/lib/ftpgate/copies"),
+            retention_days: 365,
+            on_failure: CopyFailure::Abort,
+        })
+    );
 }
 
 /// Each entry of `unsupported_yet`, alone in an otherwise valid policy.
@@ -528,23 +533,66 @@ fn every_unsupported_key_is_refused_on_its_own() {
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].starts_with(&expected), "{errors:?} vs {expected}");
     }
+}
 
-    // audit filecopy: the mode and the section are both refused.
+#[test]
+fn filecopy_mode_and_its_settings() {
     let doc = minimal_with(
         r#""audit": { "mode": "filecopy", "filecopy": { "directory": "/var/lib/copies" } }"#,
     );
-    let errors = errors(&doc);
-    assert_eq!(errors.len(), 2, "{errors:?}");
-    assert!(errors[0].starts_with(&err_at(
-        &doc,
-        "\"filecopy\",",
-        "audit.mode is not supported by this version of ftpgate yet"
-    )));
-    assert!(errors[1].starts_with(&err_at(
-        &doc,
-        "\"filecopy\": {",
-        "audit.filecopy is not supported by this version of ftpgate yet"
-    )));
+    let policy = parse(&doc);
+    assert_eq!(policy.audit.mode, AuditMode::Filecopy);
+    assert_eq!(
+        policy.audit.filecopy,
+        Some(FilecopyPolicy {
+            directory: PathBuf::from("/var/lib/copies"),
+            retention_days: limits::DEFAULT_FILECOPY_RETENTION_DAYS,
+            on_failure: CopyFailure::Abort,
+        })
+    );
+    let doc = minimal_with(
+        r#""audit": { "mode": "filecopy",
+             "filecopy": { "directory": "/c", "retention_days": 7, "on_failure": "continue" } }"#,
+    );
+    let copy = parse(&doc).audit.filecopy.expect("filecopy");
+    assert_eq!(
+        (copy.retention_days, copy.on_failure),
+        (7, CopyFailure::Continue)
+    );
+
+    let doc = minimal_with(
+        r#""audit": { "mode": "filecopy",
+             "filecopy": { "directory": "copies", "retention_days": 0, "on_failure": "skip" } }"#,
+    );
+    assert_eq!(
+        errors(&doc),
+        [
+            err_at(
+                &doc,
+                "\"copies\"",
+                "audit.filecopy.directory: \"copies\" must be an absolute path (starting with /)"
+            ),
+            err_at(
+                &doc,
+                "0,",
+                "audit.filecopy.retention_days: must be at least 1"
+            ),
+            err_at(
+                &doc,
+                "\"skip\"",
+                "audit.filecopy.on_failure: unknown value \"skip\"; expected \"abort\" or \"continue\""
+            ),
+        ]
+    );
+    let doc = minimal_with(r#""audit": { "mode": "filecopy" }"#);
+    assert_eq!(
+        errors(&doc),
+        [err_at(
+            &doc,
+            "\"filecopy\"",
+            "audit.mode: \"filecopy\" needs audit.filecopy.directory"
+        )]
+    );
 }
 
 #[test]
@@ -714,10 +762,10 @@ fn unknown_keys_are_refused_at_every_level() {
              `app_name`, `socket`, `cee`, `format`",
         ),
         (
-            r#"{ "audit": { "filecopy": { "dir": "/x" } } }"#,
+            r#"{ "audit": { "mode": "filecopy", "filecopy": { "dir": "/x" } } }"#,
             "\"dir\"",
-            "audit.filecopy.dir: unknown field `dir`, expected `directory` or \
-             `retention_days`",
+            "audit.filecopy.dir: unknown field `dir`, expected one of `directory`, \
+             `retention_days`, `on_failure`",
         ),
     ];
     for &(doc, needle, message) in cases {
@@ -1921,7 +1969,7 @@ fn many_errors_are_reported_together_in_file_order() {
         err_at(
             doc,
             "\"filecopy\"",
-            "audit.mode is not supported by this version of ftpgate yet; use \"monitor\"",
+            "audit.mode: \"filecopy\" needs audit.filecopy.directory",
         ),
     ];
     assert_eq!(errors, expected);

@@ -12,7 +12,9 @@ pub mod timer;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mio::net::TcpListener;
@@ -21,7 +23,10 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::audit::AuditSink;
 use crate::counters::SharedCounters;
-use crate::limits::{MAX_RELAY_BUFFERS, RELAY_BUFFER_SIZE};
+use crate::filecopy::{FileCopier, Report};
+use crate::limits::{
+    FILECOPY_RETENTION_INTERVAL, FILECOPY_RETRY_MS, MAX_RELAY_BUFFERS, RELAY_BUFFER_SIZE,
+};
 use crate::os;
 use crate::policy::Policy;
 use crate::session::net::{BackendBook, PassivePorts, bind_control_listener};
@@ -36,6 +41,8 @@ use timer::TimerHeap;
 /// Tokens at and above this value are not sessions.
 const SPECIAL_BASE: usize = usize::MAX - 4096;
 const WAKE_TOKEN: Token = Token(usize::MAX - 1);
+/// The filecopy writer has reports.
+const COPY_TOKEN: Token = Token(usize::MAX - 2);
 /// How long accepting pauses after the process ran out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(200);
 /// How long a stopping worker lets sessions finish before closing them.
@@ -82,6 +89,14 @@ pub struct Worker {
     user_buckets: HashMap<String, Rc<RefCell<TokenBucket>>>,
     wake: pipe::Receiver,
     _wake_sender: pipe::Sender,
+    /// Filecopy mode: the writer thread (started when a policy first asks for filecopy, kept
+    /// for the life of the worker) and the channel of its reports.
+    copier: Option<FileCopier>,
+    copy_reports: mpsc::Receiver<Report>,
+    copy_report_sender: mpsc::Sender<Report>,
+    copy_waker: Arc<mio::Waker>,
+    /// When worker 0 next asks the writer for a retention pass.
+    next_retention: Instant,
     index: usize,
     session_prefix: String,
     session_counter: u64,
@@ -127,7 +142,26 @@ impl Worker {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
-        Ok(Worker {
+        let (copy_report_sender, copy_reports) = mpsc::channel();
+        let copy_waker = Arc::new(mio::Waker::new(poll.registry(), COPY_TOKEN)?);
+        if let Some(filecopy) = &config.policy.audit.filecopy {
+            // At start, before anyone is served (the event loop never touches the disk).
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o750)
+                .create(&filecopy.directory)
+                .map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!(
+                            "cannot create the filecopy directory {}: {e}",
+                            filecopy.directory.display()
+                        ),
+                    )
+                })?;
+        }
+        let mut worker = Worker {
             poll,
             events: Events::with_capacity(1024),
             accept_pending: vec![false; listeners.len()],
@@ -154,7 +188,82 @@ impl Worker {
             accept_paused_until: None,
             stopping_since: None,
             again: Vec::new(),
-        })
+            copier: None,
+            copy_reports,
+            copy_report_sender,
+            copy_waker,
+            next_retention: Instant::now(),
+        };
+        worker.start_copier()?;
+        Ok(worker)
+    }
+
+    /// Starts the filecopy writer thread when the policy asks for filecopy and none runs.
+    fn start_copier(&mut self) -> io::Result<()> {
+        if self.copier.is_some() || self.policy.audit.filecopy.is_none() {
+            return Ok(());
+        }
+        let waker = Arc::clone(&self.copy_waker);
+        let notify = Box::new(move || {
+            let _ = waker.wake();
+        });
+        let copier = FileCopier::spawn(self.index, self.copy_report_sender.clone(), notify)
+            .map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot start the filecopy writer: {e}"))
+            })?;
+        self.copier = Some(copier);
+        Ok(())
+    }
+
+    /// Routes the filecopy writer's reports to their sessions.
+    fn copy_reports(&mut self, now: Instant, touched: &mut Vec<usize>) {
+        while let Ok(report) = self.copy_reports.try_recv() {
+            let Report { owner, id, result } = report;
+            let mut ctx = WorkerCtx {
+                registry: self.poll.registry(),
+                timers: &mut self.timers,
+                pool: &self.pool,
+                audit: &mut self.audit,
+                passive: &mut self.passive,
+                backends: &mut self.backends,
+                counters: &self.counters,
+                user_buckets: &mut self.user_buckets,
+                tls: self.tls.as_ref(),
+                backend_tls: &self.backend_tls,
+                copier: self.copier.as_ref(),
+                now,
+            };
+            let unclaimed = match self.slots.get_mut(owner.slot) {
+                Some(Slot {
+                    session: Some(session),
+                    generation,
+                }) if *generation == owner.generation => {
+                    touched.push(owner.slot);
+                    session.on_copy_report(id, result, &mut ctx)
+                }
+                _ => Some(result),
+            };
+            // A copy nobody waits for (its transfer failed or was aborted): only a failure
+            // is worth a word.
+            if let Some(Err(reason)) = unclaimed {
+                log::error!("audit copy of an ended transfer failed: {reason}");
+            }
+        }
+    }
+
+    /// Filecopy housekeeping once per turn: queued messages to the writer, and (worker 0)
+    /// the retention pass once a minute.
+    fn copy_tick(&mut self, now: Instant) {
+        let Some(copier) = self.copier.as_ref() else {
+            return;
+        };
+        copier.flush_backlog();
+        if self.index == 0 && now >= self.next_retention {
+            self.next_retention = now + Duration::from_secs(FILECOPY_RETENTION_INTERVAL);
+            if let Some(filecopy) = &self.policy.audit.filecopy {
+                copier.retention(&filecopy.directory, filecopy.retention_days);
+            }
+        }
     }
 
     /// The addresses the worker listens on.
@@ -190,6 +299,8 @@ impl Worker {
                 let token = event.token();
                 if token == WAKE_TOKEN {
                     woken = true;
+                } else if token == COPY_TOKEN {
+                    // Reports are read below, every turn.
                 } else if token.0 >= SPECIAL_BASE {
                     if let Some(pending) = self.accept_pending.get_mut(token.0 - SPECIAL_BASE) {
                         *pending = true;
@@ -214,6 +325,8 @@ impl Worker {
                 self.drain_wake();
             }
             self.handle_signals(now);
+            self.copy_reports(now, &mut touched);
+            self.copy_tick(now);
             // Sends held syslog messages and brings back a failed audit sink (reporting its
             // loss) even when no event or connection comes along.
             self.audit.tick(now);
@@ -243,6 +356,7 @@ impl Worker {
                     user_buckets: &mut self.user_buckets,
                     tls: self.tls.as_ref(),
                     backend_tls: &self.backend_tls,
+                    copier: self.copier.as_ref(),
                     now,
                 };
                 let Some(Slot {
@@ -303,6 +417,19 @@ impl Worker {
         if let Some(tick) = self.audit.next_tick() {
             timeout = Some(timeout.map_or(tick, |t| t.min(tick)));
         }
+        if let Some(copier) = self.copier.as_ref() {
+            let mut tick = if copier.backlog_len() > 0 {
+                Duration::from_millis(FILECOPY_RETRY_MS)
+            } else {
+                Duration::MAX
+            };
+            if self.index == 0 {
+                tick = tick.min(self.next_retention.saturating_duration_since(now));
+            }
+            if tick < Duration::MAX {
+                timeout = Some(timeout.map_or(tick, |t| t.min(tick)));
+            }
+        }
         timeout
     }
 
@@ -352,6 +479,11 @@ impl Worker {
                     self.backend_tls = backend_tls;
                     self.audit.apply(&policy.audit);
                     self.policy = Rc::new(policy);
+                    if let Err(e) = self.start_copier() {
+                        // Transfers of the new policy's sessions fail (or go on, by its
+                        // on_failure) with this error in their events.
+                        log::error!("{e}");
+                    }
                 }
                 Err(e) => log::error!("policy reload refused, keeping the old policy: {e}"),
             },
@@ -436,6 +568,7 @@ impl Worker {
             user_buckets: &mut self.user_buckets,
             tls: self.tls.as_ref(),
             backend_tls: &self.backend_tls,
+            copier: self.copier.as_ref(),
             now,
         };
         match Session::new(
@@ -475,6 +608,7 @@ impl Worker {
             user_buckets: &mut self.user_buckets,
             tls: self.tls.as_ref(),
             backend_tls: &self.backend_tls,
+            copier: self.copier.as_ref(),
             now,
         };
         let Some(Slot {
@@ -507,6 +641,7 @@ impl Worker {
             user_buckets: &mut self.user_buckets,
             tls: self.tls.as_ref(),
             backend_tls: &self.backend_tls,
+            copier: self.copier.as_ref(),
             now,
         };
         let Some(entry) = self.slots.get_mut(slot) else {

@@ -177,6 +177,11 @@ pub enum Event<'a> {
         bytes: u64,
         side: Side,
     },
+    /// Filecopy mode: the copy of the transfer failed and the policy says a failed copy
+    /// fails the transfer (the relay is over or was stopped).
+    RelayCopyFailed {
+        bytes: u64,
+    },
     Timer(TimerKind),
     /// The shell's admission check refused the login of this known user (access rule, time
     /// window, session cap) before any backend was contacted; `rule` says which.
@@ -588,6 +593,19 @@ impl ControlFsm {
         self.user.as_ref()
     }
 
+    /// The argument of the file transfer in progress (RETR, STOR, STOU, APPE); `None` for a
+    /// listing or when no transfer runs. Filecopy mode names its copy after it.
+    pub fn transfer_file(&self) -> Option<&[u8]> {
+        match &self.phase {
+            Phase::Transfer(t)
+                if matches!(t.verb, Verb::Retr | Verb::Stor | Verb::Stou | Verb::Appe) =>
+            {
+                Some(&t.arg)
+            }
+            _ => None,
+        }
+    }
+
     pub fn is_logged_in(&self) -> bool {
         self.logged_in
     }
@@ -669,6 +687,7 @@ impl ControlFsm {
             Event::ClientDataFailed => self.client_data_failed(&mut out),
             Event::RelayDone { bytes } => self.on_relay_done(bytes, &mut out),
             Event::RelayOverLimit { bytes } => self.on_relay_over_limit(bytes, &mut out),
+            Event::RelayCopyFailed { bytes } => self.on_relay_copy_failed(bytes, &mut out),
             Event::LoginRefused { text, rule, limit } => {
                 self.on_login_refused(text, rule, limit, &mut out)
             }
@@ -1666,6 +1685,25 @@ impl ControlFsm {
         self.drain(owed, false, out);
     }
 
+    /// Filecopy mode: the audit copy failed and the policy's `on_failure` is "abort": 451 to
+    /// the client and result "copy_failed". The backend's own final reply is swallowed.
+    fn on_relay_copy_failed(&mut self, bytes: u64, out: &mut Vec<Action>) {
+        let Phase::Transfer(t) = &self.phase else {
+            return;
+        };
+        if t.step != TransferStep::Relaying {
+            return;
+        }
+        let owed = if t.held.is_some() { 0 } else { 1 };
+        self.end_transfer_with_code("copy_failed", bytes, codes::LOCAL_ERROR, out);
+        self.reply(
+            codes::LOCAL_ERROR,
+            "Local error: the audit copy failed.",
+            out,
+        );
+        self.drain(owed, false, out);
+    }
+
     fn on_relay_failed(&mut self, bytes: u64, side: Side, out: &mut Vec<Action>) {
         let Phase::Transfer(t) = &self.phase else {
             return;
@@ -1736,6 +1774,8 @@ impl ControlFsm {
             result,
             duration_ms: 0,
             sha256: None,
+            filecopy: None,
+            filecopy_error: None,
         }));
     }
 

@@ -352,6 +352,67 @@ fn relay_done_before_the_final_reply_waits_for_it() {
     assert_eq!(client_replies(&s.event(reply(226, "ok"))), vec![226]);
 }
 
+/// A reader's RETR of `name` up to the relay.
+fn relaying_download(name: &str) -> Script {
+    let mut s = Script::logged_in("reader");
+    s.line("PASV");
+    s.event(Event::PassiveOpened(
+        "127.0.0.1:50000".parse().expect("addr"),
+    ));
+    s.event(Event::ClientDataConnected);
+    s.line(&format!("RETR {name}"));
+    s.event(reply(227, "(127,0,0,1,4,1)"));
+    s.event(Event::ServerDataConnected);
+    s.event(reply(150, "Opening"));
+    s
+}
+
+#[test]
+fn a_failed_audit_copy_fails_the_transfer_with_451() {
+    // The backend's 226 came first and is held; then the copy failed.
+    let mut s = relaying_download("dir/a.bin");
+    assert_eq!(s.fsm.transfer_file(), Some(&b"dir/a.bin"[..]));
+    assert!(client_replies(&s.event(reply(226, "ok"))).is_empty());
+    let actions = s.event(Event::RelayCopyFailed { bytes: 9 });
+    assert_eq!(client_replies(&actions), vec![451]);
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Audit(AuditRecord::Transfer {
+            bytes: 9,
+            result: "copy_failed",
+            ..
+        })
+    )));
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Audit(AuditRecord::Command { reply: 451, .. })))
+    );
+    assert!(s.fsm.can_take_line(b"NOOP"));
+    assert_eq!(s.fsm.transfer_file(), None);
+
+    // The copy failed before the backend's final reply: that reply is swallowed.
+    let mut s = relaying_download("b.bin");
+    assert_eq!(
+        client_replies(&s.event(Event::RelayCopyFailed { bytes: 0 })),
+        vec![451]
+    );
+    assert!(client_replies(&s.event(reply(226, "ok"))).is_empty());
+    assert!(s.fsm.can_take_line(b"NOOP"));
+}
+
+#[test]
+fn listings_have_no_transfer_file() {
+    let mut s = Script::logged_in("reader");
+    s.line("PASV");
+    s.event(Event::PassiveOpened(
+        "127.0.0.1:50000".parse().expect("addr"),
+    ));
+    s.event(Event::ClientDataConnected);
+    s.line("LIST /");
+    assert_eq!(s.fsm.transfer_file(), None);
+}
+
 #[test]
 fn rest_is_held_and_sent_after_the_data_connection() {
     let mut s = Script::logged_in("reader");

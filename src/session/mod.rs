@@ -27,13 +27,14 @@ use mio::{Interest, Registry, Token};
 
 use crate::audit::{AuditContext, AuditRecord, AuditSink};
 use crate::counters::SharedCounters;
+use crate::filecopy::{self, Chunk, End, FileCopier, Owner, SendError, Target};
 use crate::ftp::command::Verb;
 use crate::ftp::line::{Framed, LineFramer, TelnetFilter};
 use crate::ftp::reply::ReplyParser;
 use crate::limits::{
-    DEFAULT_BACKEND_REPLY_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, FAILED_LOGIN_DELAY_MS,
-    MAX_CLIENT_INPUT, MAX_COMMAND_LINE, MAX_DRIVE_ITERATIONS, MAX_RELAY_BYTES_PER_TURN,
-    MAX_REPLY_LINE,
+    DEFAULT_BACKEND_REPLY_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, FAILED_LOGIN_DELAY_MS, FILECOPY_CHUNK,
+    FILECOPY_RESULT_TIMEOUT, FILECOPY_RETRY_MS, MAX_CLIENT_INPUT, MAX_COMMAND_LINE,
+    MAX_DRIVE_ITERATIONS, MAX_RELAY_BYTES_PER_TURN, MAX_REPLY_LINE,
 };
 use crate::policy::Policy;
 use crate::reactor::pool::{BufferPool, RelayBuffer};
@@ -76,7 +77,11 @@ const TIMER_SERVER_DATA_CONNECT: u8 = TimerKind::COUNT as u8 + 1;
 const TIMER_CLOSE_LINGER: u8 = TimerKind::COUNT as u8 + 2;
 /// The relay waits for its rate bucket to refill.
 const TIMER_RATE: u8 = TimerKind::COUNT as u8 + 3;
-const TIMER_SLOTS: usize = TimerKind::COUNT + 4;
+/// The relay waits for room in the filecopy writer's queue.
+const TIMER_COPY: u8 = TimerKind::COUNT as u8 + 4;
+/// A finished transfer waits for its copy to reach the disk.
+const TIMER_COPY_RESULT: u8 = TimerKind::COUNT as u8 + 5;
+const TIMER_SLOTS: usize = TimerKind::COUNT + 6;
 
 /// How long a closing session may take to flush its last reply to a client that is not
 /// reading.
@@ -99,6 +104,8 @@ pub struct WorkerCtx<'a> {
     pub tls: Option<&'a tls::TlsServer>,
     /// TLS toward each backend pool that uses it, by backend name.
     pub backend_tls: &'a HashMap<String, tls::TlsClient>,
+    /// The filecopy writer of this worker, once a policy asked for filecopy.
+    pub copier: Option<&'a FileCopier>,
     pub now: Instant,
 }
 
@@ -367,6 +374,82 @@ struct Relay {
     user_bucket: Option<Rc<RefCell<TokenBucket>>>,
     /// SHA-256 of the bytes written to the sink, computed on the relay buffer as it passes.
     digest: Option<Box<dyn rustls::crypto::hash::Context>>,
+    /// Filecopy mode: the copy of the bytes written to the sink.
+    copy: Option<RelayCopy>,
+}
+
+/// The copy of one transfer in filecopy mode: the bytes the relay wrote to its sink, handed
+/// to the worker's writer thread in chunks.
+struct RelayCopy {
+    id: u64,
+    /// The copy's absolute path, for the transfer event.
+    path: String,
+    /// Where the copy goes, until the first chunk takes it to the writer.
+    target: Option<Box<Target>>,
+    /// Bytes written to the sink and not yet handed to the writer (at most
+    /// [`FILECOPY_CHUNK`]).
+    pending: Vec<u8>,
+    /// The last chunk has left (`End::Finish`).
+    finished: bool,
+    /// The writer's report, when it came before the relay ended.
+    result: Option<Result<String, String>>,
+    /// The copy failed: nothing more is copied.
+    error: Option<String>,
+    /// `audit.filecopy.on_failure` is "abort".
+    abort_on_failure: bool,
+}
+
+impl RelayCopy {
+    fn copying(&self) -> bool {
+        self.error.is_none() && !self.finished
+    }
+
+    /// Hands the pending bytes to the writer, ending the copy's stream with `end`. False
+    /// when the writer's queue is full: the bytes stay here and the relay waits.
+    fn hand_over(&mut self, copier: Option<&FileCopier>, end: End) -> bool {
+        let Some(copier) = copier else {
+            self.error = Some("no filecopy writer".to_owned());
+            return true;
+        };
+        let chunk = Chunk {
+            id: self.id,
+            target: self.target.take(),
+            bytes: std::mem::take(&mut self.pending),
+            end,
+        };
+        match copier.try_send(chunk) {
+            Ok(()) => {
+                self.finished = end != End::More;
+                true
+            }
+            Err(SendError::Busy(chunk)) => {
+                self.target = chunk.target;
+                self.pending = chunk.bytes;
+                false
+            }
+            Err(SendError::Broken) => {
+                self.error = Some("the filecopy writer stopped".to_owned());
+                true
+            }
+        }
+    }
+}
+
+/// A transfer that moved all its bytes and waits for its copy to reach the disk before the
+/// final reply goes to the client.
+struct AwaitCopy {
+    id: u64,
+    path: String,
+    bytes: u64,
+    abort_on_failure: bool,
+}
+
+/// What the transfer event says of the copy.
+enum CopyNote {
+    /// The copy's path (complete, or the part that crossed for a transfer that did not end
+    /// well).
+    Stored(String),
+    Failed(String),
 }
 
 pub struct Session {
@@ -407,6 +490,15 @@ pub struct Session {
     counted_user: Option<String>,
     /// SHA-256 of the last relay, waiting for its transfer audit event.
     transfer_digest: Option<String>,
+    /// Bytes the last relay wrote to its sink, for the same event (the machine does not
+    /// know them for a transfer aborted with ABOR).
+    transfer_bytes: Option<u64>,
+    /// Filecopy mode: copies started in this session (the `<n>` of their names).
+    copies: u64,
+    /// Filecopy mode: the finished relay whose copy is still being written.
+    awaiting_copy: Option<AwaitCopy>,
+    /// Filecopy mode: the last relay's copy, waiting for its transfer audit event.
+    transfer_copy: Option<CopyNote>,
     /// When the running transfer began (its backend data connection was requested).
     transfer_started: Option<Instant>,
     bytes_in: u64,
@@ -513,6 +605,10 @@ impl Session {
             counted_user: None,
             transfer_started: None,
             transfer_digest: None,
+            transfer_bytes: None,
+            copies: 0,
+            awaiting_copy: None,
+            transfer_copy: None,
             bytes_in: 0,
             bytes_out: 0,
             events: VecDeque::new(),
@@ -575,7 +671,17 @@ impl Session {
             TIMER_CLOSE_LINGER => {
                 self.client.output.clear();
             }
-            TIMER_RATE => {} // the drive that follows resumes the relay
+            // The drive that follows resumes the relay.
+            TIMER_RATE | TIMER_COPY => {}
+            TIMER_COPY_RESULT => {
+                if let Some(wait) = self.awaiting_copy.take() {
+                    let reason = format!(
+                        "{} did not reach the disk within {FILECOPY_RESULT_TIMEOUT} s",
+                        wait.path
+                    );
+                    self.copy_settled(Err(reason), wait.bytes, wait.abort_on_failure, ctx);
+                }
+            }
             kind => {
                 if let Some(kind) = TimerKind::from_index(kind) {
                     self.push(Event::Timer(kind));
@@ -791,12 +897,23 @@ impl Session {
                 Action::StartServerTls => self.start_server_tls(),
                 Action::Audit(mut record) => {
                     if let AuditRecord::Transfer {
+                        bytes,
                         duration_ms,
                         sha256,
+                        filecopy,
+                        filecopy_error,
                         ..
                     } = &mut record
                     {
                         *sha256 = self.transfer_digest.take();
+                        if let Some(relayed) = self.transfer_bytes.take() {
+                            *bytes = relayed;
+                        }
+                        match self.transfer_copy.take() {
+                            Some(CopyNote::Stored(path)) => *filecopy = Some(path),
+                            Some(CopyNote::Failed(reason)) => *filecopy_error = Some(reason),
+                            None => {}
+                        }
                         *duration_ms = self.transfer_started.take().map_or(0, |t| {
                             ctx.now.saturating_duration_since(t).as_millis() as u64
                         });
@@ -1148,7 +1265,179 @@ impl Session {
             session_bucket,
             user_bucket,
             digest: tls::sha256(),
+            copy: None,
         });
+        self.transfer_copy = None;
+        self.transfer_bytes = None;
+        self.awaiting_copy = None;
+        let copy = self.new_copy(ctx);
+        if let Some(relay) = self.relay.as_mut() {
+            relay.copy = copy;
+        }
+    }
+
+    /// Filecopy mode: the copy of the file transfer that starts (none for a listing).
+    fn new_copy(&mut self, ctx: &WorkerCtx<'_>) -> Option<RelayCopy> {
+        let audit = &self.policy.audit;
+        let settings = audit
+            .filecopy
+            .as_ref()
+            .filter(|_| audit.mode == crate::policy::AuditMode::Filecopy)?;
+        let arg = self.fsm.transfer_file()?;
+        self.copies += 1;
+        let path = filecopy::copy_path(
+            &settings.directory,
+            std::time::SystemTime::now(),
+            &self.id,
+            self.copies,
+            arg,
+        );
+        let error = match ctx.copier {
+            Some(_) => None,
+            None => {
+                log::error!("{} no filecopy writer in this worker", self.id);
+                Some("no filecopy writer".to_owned())
+            }
+        };
+        Some(RelayCopy {
+            id: ctx.copier.map_or(0, FileCopier::new_id),
+            path: path.to_string_lossy().into_owned(),
+            target: Some(Box::new(Target {
+                owner: Owner {
+                    slot: self.slot,
+                    generation: self.generation,
+                },
+                path,
+            })),
+            pending: Vec::new(),
+            finished: false,
+            result: None,
+            error,
+            abort_on_failure: settings.on_failure == crate::policy::CopyFailure::Abort,
+        })
+    }
+
+    /// A relay ended before its copy was finished (failed, aborted, or the session closes):
+    /// what was copied is kept (the writer fsyncs it) and nobody waits for it.
+    fn abandon_copy(&mut self, copy: RelayCopy, ctx: &WorkerCtx<'_>) {
+        let RelayCopy {
+            id,
+            path,
+            target,
+            pending,
+            finished,
+            result,
+            error,
+            ..
+        } = copy;
+        self.transfer_copy = Some(match (error, result) {
+            (Some(reason), _) | (None, Some(Err(reason))) => CopyNote::Failed(reason),
+            (None, Some(Ok(path))) => CopyNote::Stored(path),
+            (None, None) => {
+                if !finished {
+                    if let Some(copier) = ctx.copier {
+                        copier.send_or_queue(Chunk {
+                            id,
+                            target,
+                            bytes: pending,
+                            end: End::Abandon,
+                        });
+                    }
+                }
+                CopyNote::Stored(path)
+            }
+        });
+    }
+
+    /// The relay moved every byte: the final reply waits for the copy's report.
+    fn copy_relayed(&mut self, copy: RelayCopy, bytes: u64, ctx: &mut WorkerCtx<'_>) {
+        let abort = copy.abort_on_failure;
+        match (copy.error, copy.result) {
+            (Some(reason), _) => self.copy_settled(Err(reason), bytes, abort, ctx),
+            (None, Some(result)) => self.copy_settled(result, bytes, abort, ctx),
+            (None, None) => {
+                self.awaiting_copy = Some(AwaitCopy {
+                    id: copy.id,
+                    path: copy.path,
+                    bytes,
+                    abort_on_failure: abort,
+                });
+                self.set_deadline(
+                    TIMER_COPY_RESULT,
+                    Duration::from_secs(FILECOPY_RESULT_TIMEOUT),
+                    ctx,
+                );
+            }
+        }
+    }
+
+    /// The copy of a relay that moved every byte is settled: the transfer ends.
+    fn copy_settled(
+        &mut self,
+        result: Result<String, String>,
+        bytes: u64,
+        abort_on_failure: bool,
+        ctx: &mut WorkerCtx<'_>,
+    ) {
+        self.cancel_deadline(TIMER_COPY_RESULT);
+        match result {
+            Ok(path) => {
+                self.transfer_copy = Some(CopyNote::Stored(path));
+                self.dispatch(Event::RelayDone { bytes }, ctx);
+            }
+            Err(reason) => {
+                log::error!("{} audit copy failed: {reason}", self.id);
+                self.transfer_copy = Some(CopyNote::Failed(reason));
+                if abort_on_failure {
+                    self.dispatch(Event::RelayCopyFailed { bytes }, ctx);
+                } else {
+                    self.dispatch(Event::RelayDone { bytes }, ctx);
+                }
+            }
+        }
+    }
+
+    /// The filecopy writer's report on copy `id`. Returns it when this session no longer
+    /// waits for it (its transfer was aborted or failed).
+    pub fn on_copy_report(
+        &mut self,
+        id: u64,
+        result: Result<String, String>,
+        ctx: &mut WorkerCtx<'_>,
+    ) -> Option<Result<String, String>> {
+        if self.awaiting_copy.as_ref().is_some_and(|w| w.id == id) {
+            if let Some(wait) = self.awaiting_copy.take() {
+                self.copy_settled(result, wait.bytes, wait.abort_on_failure, ctx);
+            }
+            return None;
+        }
+        let Some(relay) = self
+            .relay
+            .as_mut()
+            .filter(|r| r.copy.as_ref().is_some_and(|c| c.id == id))
+        else {
+            return Some(result);
+        };
+        let Some(copy) = relay.copy.as_mut() else {
+            return Some(result);
+        };
+        match result {
+            // The last chunk is written; the relay is still closing its connections.
+            Ok(path) => copy.result = Some(Ok(path)),
+            Err(reason) => {
+                log::error!("{} audit copy failed: {reason}", self.id);
+                copy.error = Some(reason);
+                copy.pending = Vec::new();
+                copy.target = None;
+                if copy.abort_on_failure {
+                    // SECURITY: no transfer without its copy: stop it now.
+                    let bytes = relay.bytes;
+                    self.abort_data(ctx);
+                    self.dispatch(Event::RelayCopyFailed { bytes }, ctx);
+                }
+            }
+        }
+        None
     }
 
     /// Active mode: connects to the client's validated PORT/EPRT address from the address
@@ -1213,6 +1502,15 @@ impl Session {
             let _ = ctx.registry.deregister(&mut relay.server.stream);
             let _ = ctx.registry.deregister(&mut relay.client.stream);
             self.transfer_digest = relay.digest.take().map(|d| tls::hex(d.finish().as_ref()));
+            self.transfer_bytes = Some(relay.bytes);
+            if let Some(copy) = relay.copy.take() {
+                self.abandon_copy(copy, ctx);
+            }
+        }
+        if let Some(wait) = self.awaiting_copy.take() {
+            // Aborted while the copy (complete) was being written: nobody waits for it.
+            self.cancel_deadline(TIMER_COPY_RESULT);
+            self.transfer_copy = Some(CopyNote::Stored(wait.path));
         }
     }
 
@@ -1593,7 +1891,7 @@ impl Session {
         let Some(relay) = self.relay.as_mut() else {
             return false;
         };
-        let outcome = pump(relay, budget, ctx.now);
+        let outcome = pump(relay, budget, ctx.now, ctx.copier);
         match outcome {
             Pump::Progress => progress = true,
             Pump::Stalled => {}
@@ -1609,8 +1907,12 @@ impl Session {
                     Direction::Download => self.bytes_out += bytes,
                     Direction::Upload => self.bytes_in += bytes,
                 }
+                let copy = relay.copy.take();
                 self.abort_data(ctx);
-                self.dispatch(Event::RelayDone { bytes }, ctx);
+                match copy {
+                    Some(copy) => self.copy_relayed(copy, bytes, ctx),
+                    None => self.dispatch(Event::RelayDone { bytes }, ctx),
+                }
                 return true;
             }
             Pump::Failed(side) => {
@@ -1632,6 +1934,12 @@ impl Session {
             Pump::Throttled(wait) => {
                 if self.deadlines[TIMER_RATE as usize].is_none() {
                     self.set_deadline(TIMER_RATE, wait, ctx);
+                }
+                return progress;
+            }
+            Pump::CopyWait => {
+                if self.deadlines[TIMER_COPY as usize].is_none() {
+                    self.set_deadline(TIMER_COPY, Duration::from_millis(FILECOPY_RETRY_MS), ctx);
                 }
                 return progress;
             }
@@ -1848,6 +2156,9 @@ enum Pump {
     OverLimit,
     /// A rate bucket is empty: resume after this long (the source stays marked readable).
     Throttled(Duration),
+    /// The filecopy writer's queue is full: resume shortly (the source stays marked
+    /// readable).
+    CopyWait,
 }
 
 /// How many bytes the rate buckets let the relay read now; with the wait when none.
@@ -1885,7 +2196,7 @@ fn consume_rate(relay: &mut Relay, n: usize) {
 
 /// Moves bytes from the relay's source to its sink until either side would block, the
 /// budget is spent, or the source has ended and everything was written.
-fn pump(relay: &mut Relay, budget: &mut usize, now: Instant) -> Pump {
+fn pump(relay: &mut Relay, budget: &mut usize, now: Instant, copier: Option<&FileCopier>) -> Pump {
     let (source_side, sink_side) = match relay.direction {
         Direction::Download => (Side::Server, Side::Client),
         Direction::Upload => (Side::Client, Side::Server),
@@ -1922,13 +2233,33 @@ fn pump(relay: &mut Relay, budget: &mut usize, now: Instant) -> Pump {
             return Pump::Failed(sink_side);
         }
         while !relay.buffer.is_empty() {
-            match sink.write_from(relay.buffer.data()) {
+            // Filecopy: what is written is copied, so a write takes at most what the copy's
+            // chunk has room for; a full chunk goes to the writer first (backpressure: when
+            // its queue is full, nothing more is written or read until it drains).
+            let mut limit = relay.buffer.data().len();
+            if let Some(copy) = relay.copy.as_mut().filter(|c| c.copying()) {
+                let room = FILECOPY_CHUNK.saturating_sub(copy.pending.len());
+                if room == 0 {
+                    if !copy.hand_over(copier, End::More) {
+                        return Pump::CopyWait;
+                    }
+                    continue;
+                }
+                limit = limit.min(room);
+            }
+            let data = relay.buffer.data().get(..limit).unwrap_or(&[]);
+            match sink.write_from(data) {
                 Ok(0) => break,
                 Ok(n) => {
-                    if let (Some(digest), Some(written)) =
-                        (relay.digest.as_mut(), relay.buffer.data().get(..n))
-                    {
+                    let written = data.get(..n).unwrap_or(&[]);
+                    if let Some(digest) = relay.digest.as_mut() {
                         digest.update(written);
+                    }
+                    if let Some(copy) = relay.copy.as_mut().filter(|c| c.copying()) {
+                        if copy.pending.capacity() == 0 {
+                            copy.pending.reserve_exact(FILECOPY_CHUNK);
+                        }
+                        copy.pending.extend_from_slice(written);
                     }
                     relay.buffer.consume(n);
                     relay.bytes += n as u64;
@@ -1947,6 +2278,11 @@ fn pump(relay: &mut Relay, budget: &mut usize, now: Instant) -> Pump {
                 } else {
                     Pump::Stalled
                 };
+            }
+            if let Some(copy) = relay.copy.as_mut().filter(|c| c.copying()) {
+                if !copy.hand_over(copier, End::Finish) {
+                    return Pump::CopyWait;
+                }
             }
             let sink_done = match sink.finish_writes() {
                 Ok(done) => done,
