@@ -49,8 +49,24 @@ fn utc_days() -> Vec<String> {
         .collect()
 }
 
+/// The transfer events; each has only fields (and a result) that etc/audit-schema.json
+/// lists for transfers.
 fn transfers(events: &[Value]) -> Vec<&Value> {
-    events.iter().filter(|e| e["event"] == "transfer").collect()
+    let schema: Value =
+        serde_json::from_str(include_str!("../etc/audit-schema.json")).expect("schema");
+    let transfer = &schema["$defs"]["transfer"]["properties"];
+    let found: Vec<&Value> = events.iter().filter(|e| e["event"] == "transfer").collect();
+    for event in &found {
+        for key in event.as_object().expect("object").keys() {
+            assert!(
+                transfer.get(key).is_some(),
+                "{key} is not in the schema: {event}"
+            );
+        }
+        let results = transfer["result"]["enum"].as_array().expect("enum");
+        assert!(results.contains(&event["result"]), "{event}");
+    }
+    found
 }
 
 /// Every regular file under `dir`, recursively (symbolic links are not followed).
