@@ -518,6 +518,26 @@ impl<'t> Checker<'t> {
             .tls
             .as_ref()
             .and_then(|Object(tls)| self.tls(tls, &root.key("tls")));
+        // A global TLS requirement would lock everyone out of a plain listener (AUTH gets
+        // 502 there): refuse the combination rather than serve a listener nobody can use.
+        if let Some(tls) = &tls {
+            if tls.require != TlsRequire::None {
+                for (i, listener) in listeners.iter().enumerate() {
+                    if listener.tls == TlsMode::None {
+                        self.bad(
+                            &root.key("tls").key("require"),
+                            format!(
+                                "{:?} also applies to listeners[{i}] ({}), which has no TLS: \
+                                 nobody could log in there; put \"require\" on the TLS \
+                                 listeners instead",
+                                tls.require.name(),
+                                listener.address
+                            ),
+                        );
+                    }
+                }
+            }
+        }
         let backends = self.backends(raw.backends.as_ref(), &root.key("backends"));
         let roles = self.roles(raw.roles.as_ref(), &root.key("roles"));
         let defaults = self.defaults(raw.defaults.as_ref().map(|o| &o.0), &root.key("defaults"));

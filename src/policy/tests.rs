@@ -3330,3 +3330,24 @@ fn load_policy_refuses_world_writable_files() {
     assert!(load_policy(&path).is_ok());
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn a_global_tls_requirement_is_refused_next_to_a_plain_listener() {
+    let doc = r#"{
+  "listeners": [ { "address": "0.0.0.0:21", "tls": "explicit" },
+                 { "address": "0.0.0.0:2121" } ],
+  "tls": { "certificate": "/c.pem", "private_key": "/k.pem", "require": "login" },
+  "backends": { "files": { "servers": ["10.0.0.11:21"] } },
+  "roles": { "download": { "allow": ["RETR"] } },
+  "users": { "alice": { "role": "download", "backend": "files" } }
+}"#;
+    let errors = errors(doc);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let (line, column) = at(doc, "\"login\"");
+    assert!(
+        errors[0].starts_with(&format!(
+            "{line}:{column}: tls.require: \"login\" also applies to listeners[1]"
+        )),
+        "{errors:?}"
+    );
+}
