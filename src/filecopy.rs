@@ -33,7 +33,8 @@ use std::time::{Duration, SystemTime};
 
 use crate::audit::utc_date;
 use crate::limits::{
-    FILECOPY_QUEUE_BYTES, FILECOPY_QUEUE_MESSAGES, FILECOPY_RETENTION_BATCH, MAX_FILECOPY_NAME,
+    FILECOPY_QUEUE_BYTES, FILECOPY_QUEUE_MESSAGES, FILECOPY_RETENTION_BATCH, FILECOPY_SYNC_BYTES,
+    MAX_FILECOPY_NAME,
 };
 
 /// The session a copy belongs to: its slot in the reactor and the slot's generation.
@@ -239,6 +240,8 @@ struct OpenCopy {
     owner: Owner,
     path: PathBuf,
     file: File,
+    /// Bytes written since the last `fdatasync`.
+    unsynced: usize,
 }
 
 fn run_writer(
@@ -307,6 +310,7 @@ fn write_chunk(
                         owner: target.owner,
                         path: target.path,
                         file,
+                        unsynced: 0,
                     },
                 );
             }
@@ -321,7 +325,19 @@ fn write_chunk(
     let Some(copy) = open.get_mut(&id) else {
         return;
     };
-    if let Err(e) = copy.file.write_all(&bytes) {
+    copy.unsynced += bytes.len();
+    // A long copy goes to the disk as it is written, not all at once at its end: the
+    // kernel would otherwise hold it dirty (up to a tenth of the memory) and the final
+    // fsync, which the client's final reply waits for, would write it all.
+    let synced = if copy.unsynced >= FILECOPY_SYNC_BYTES {
+        copy.unsynced = 0;
+        copy.file
+            .write_all(&bytes)
+            .and_then(|()| copy.file.sync_data())
+    } else {
+        copy.file.write_all(&bytes)
+    };
+    if let Err(e) = synced {
         if let Some(copy) = open.remove(&id) {
             let reason = format!("cannot write {}: {e}", copy.path.display());
             report(copy.owner, id, Err(reason));

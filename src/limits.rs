@@ -87,6 +87,9 @@ pub const FILECOPY_CHUNK: usize = 64 * 1024;
 pub const FILECOPY_QUEUE_BYTES: usize = 64 * 1024 * 1024;
 /// Messages in the writer's channel (chunks are at most [`FILECOPY_CHUNK`] bytes).
 pub const FILECOPY_QUEUE_MESSAGES: usize = 2 * FILECOPY_QUEUE_BYTES / FILECOPY_CHUNK;
+/// Bytes of a copy written between two `fdatasync` calls of the writer, so that a long copy
+/// reaches the disk while it is written rather than in one flush at the end.
+pub const FILECOPY_SYNC_BYTES: usize = 16 * 1024 * 1024;
 /// How soon a relay held back by a full copy queue tries again, in milliseconds.
 pub const FILECOPY_RETRY_MS: u64 = 10;
 /// Seconds a finished transfer waits for its copy to reach the disk before the copy counts
