@@ -35,9 +35,10 @@ fn gate(vs: &Vsftpd, copies: &Path, settings: Value) -> Ftpgate {
         .start()
 }
 
-/// Today's (and, for a run across midnight, tomorrow's) UTC day directory name.
+/// Today's UTC day directory name, with yesterday's and tomorrow's for a run across
+/// midnight.
 fn utc_days() -> Vec<String> {
-    ["now", "tomorrow"]
+    ["yesterday", "now", "tomorrow"]
         .iter()
         .map(|when| {
             let out = run(
@@ -245,8 +246,8 @@ fn hostile_names_stay_inside_the_copy_directory() {
     }
 }
 
-/// Puts a regular file where today's (and tomorrow's) day directory would go: creating the
-/// copy fails even for root.
+/// Puts a regular file where today's (and yesterday's and tomorrow's) day directory would
+/// go: creating the copy fails even for root.
 fn block_day_directories(copies: &Path) {
     for day in utc_days() {
         let path = copies.join(day);
@@ -458,4 +459,49 @@ fn an_aborted_transfer_keeps_the_part_that_crossed() {
     );
     assert_eq!(fs::read(&path).expect("read"), &big[..bytes]);
     assert_eq!(event["sha256"], sha256_bytes(&big[..bytes]));
+}
+
+#[test]
+fn every_worker_copies_its_transfers() {
+    let vs = Vsftpd::start();
+    let root = temp_dir();
+    let copies = root.path().join("copies");
+    let filecopy = json!({ "directory": copies.to_string_lossy() });
+    let gate = Ftpgate::builder()
+        .backend("vsftpd", vs.addr())
+        .standard_roles()
+        .user("anonymous", "full", "vsftpd")
+        .workers(2)
+        .set(&["audit", "mode"], json!("filecopy"))
+        .set(&["audit", "filecopy"], filecopy)
+        .start();
+    let mut datas = Vec::new();
+    for i in 0..6u64 {
+        let data = random_bytes(50_000 + i as usize, 280 + i);
+        let mut c = Ftp::connect(gate.addr());
+        c.login_ok("anonymous", "x");
+        assert_eq!(c.cmd("TYPE I").0, 200);
+        c.stor(&format!("/pub/w{i}.bin"), &data);
+        assert_eq!(c.cmd("QUIT").0, 221);
+        datas.push(data);
+    }
+    let events = gate.wait_audit(WAIT, |ev| transfers(ev).len() >= datas.len());
+    let mut stored = Vec::new();
+    for event in transfers(&events) {
+        let i: usize = event["arg"]
+            .as_str()
+            .and_then(|a| a.strip_prefix("/pub/w"))
+            .and_then(|a| a.strip_suffix(".bin"))
+            .and_then(|n| n.parse().ok())
+            .expect("index");
+        stored.push(check_copy(
+            event,
+            &copies,
+            1,
+            &format!("w{i}.bin"),
+            &datas[i],
+        ));
+    }
+    stored.sort();
+    assert_eq!(files_under(&copies), stored);
 }
