@@ -78,6 +78,17 @@ pub enum AuditRecord {
         #[serde(skip_serializing_if = "Option::is_none")]
         filecopy_error: Option<String>,
     },
+    /// A TLS handshake finished: on the control or a data connection, toward the client
+    /// or the backend.
+    Tls {
+        channel: &'static str,
+        side: &'static str,
+        version: String,
+        cipher: String,
+        resumed: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        alpn: Option<String>,
+    },
     PolicyViolation {
         kind: &'static str,
         detail: String,
@@ -98,6 +109,7 @@ impl AuditRecord {
             AuditRecord::Login { .. } => "login",
             AuditRecord::Command { .. } => "command",
             AuditRecord::Transfer { .. } => "transfer",
+            AuditRecord::Tls { .. } => "tls",
             AuditRecord::PolicyViolation { .. } => "policy_violation",
             AuditRecord::SessionEnd { .. } => "session_end",
         }

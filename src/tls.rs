@@ -366,6 +366,35 @@ impl rustls::client::danger::ServerCertVerifier for PinnedCertificate {
     }
 }
 
+/// What the audit trail records of a finished handshake.
+pub struct Summary {
+    pub version: String,
+    pub cipher: String,
+    pub resumed: bool,
+    pub alpn: Option<String>,
+}
+
+/// The handshake's outcome, once it is done (`None` while it runs).
+pub fn summary(conn: &Connection) -> Option<Summary> {
+    if conn.is_handshaking() {
+        return None;
+    }
+    let version = conn
+        .protocol_version()
+        .map_or_else(|| "unknown".to_string(), |v| format!("{v:?}"));
+    let cipher = conn
+        .negotiated_cipher_suite()
+        .map_or_else(|| "unknown".to_string(), |c| format!("{:?}", c.suite()));
+    Some(Summary {
+        version,
+        cipher,
+        resumed: resumed(conn),
+        alpn: conn
+            .alpn_protocol()
+            .map(|p| String::from_utf8_lossy(p).into_owned()),
+    })
+}
+
 /// An incremental SHA-256 from the crypto provider rustls brings (ring: the CPU's SHA
 /// instructions), for the audit trail's transfer digests. Never a hand-written hash.
 pub fn sha256() -> Option<Box<dyn rustls::crypto::hash::Context>> {

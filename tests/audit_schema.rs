@@ -257,9 +257,53 @@ fn every_event_kind_ftpgate_emits_matches_the_schema() {
             json!({ "socket": daemon.path().to_string_lossy(), "facility": "local0" }),
         )
         .set(&["audit", "on_failure"], json!("continue"))
+        .ftps()
         .start();
     let script = scripted_sessions(&vs, &gate);
-    let file = gate.wait_audit(WAIT, |e| ended(e, script.full) && ended(e, script.failed));
+    // tls: an FTPS session (ftplib, explicit AUTH TLS, PROT P, a protected download whose
+    // data connection resumes the control session).
+    vs.put_file("pub/tls.bin", b"protected");
+    let out = python(
+        r#"
+import ftplib, ssl, sys
+class Reusing(ftplib.FTP_TLS):
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
+        return conn, size
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+f = Reusing(context=ctx)
+f.connect(sys.argv[1], int(sys.argv[2]), timeout=30)
+f.login("anonymous", "x")
+f.prot_p()
+chunks = []
+f.retrbinary("RETR /pub/tls.bin", chunks.append)
+print(b"".join(chunks).decode())
+f.quit()
+"#,
+        &[
+            &gate.addr().ip().to_string(),
+            &gate.addr().port().to_string(),
+        ],
+    );
+    assert_eq!(out.stdout_str().trim(), "protected", "{out:?}");
+    let file = gate.wait_audit(WAIT, |e| {
+        ended(e, script.full)
+            && ended(e, script.failed)
+            && e.iter()
+                .any(|e| e["event"] == "tls" && e["channel"] == "data")
+    });
+    let data_tls = file
+        .iter()
+        .find(|e| e["event"] == "tls" && e["channel"] == "data")
+        .expect("tls event of the data connection");
+    assert_eq!(data_tls["resumed"], true, "{data_tls}");
+    assert!(
+        file.iter()
+            .any(|e| e["event"] == "tls" && e["channel"] == "control" && e["side"] == "client"),
+        "{file:?}"
+    );
 
     // audit_loss: syslog goes away for a session and comes back.
     daemon.close();

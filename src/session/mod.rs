@@ -154,6 +154,8 @@ struct Conn {
     closing_tls: bool,
     /// The TLS session was checked against the data-connection reuse rule.
     tls_checked: bool,
+    /// The finished TLS handshake was recorded in the audit trail (a `tls` event).
+    tls_reported: bool,
 }
 
 impl Conn {
@@ -166,6 +168,7 @@ impl Conn {
             tls: None,
             closing_tls: false,
             tls_checked: false,
+            tls_reported: false,
         }
     }
 
@@ -707,6 +710,7 @@ impl Session {
             progress |= self.flush_server(ctx);
             progress |= self.flush_client(ctx);
             progress |= self.run_events(ctx);
+            self.report_tls(ctx);
             if self.closing.is_some() && self.client.output.is_empty() {
                 return DriveOutcome::Closed;
             }
@@ -1493,6 +1497,8 @@ impl Session {
     }
 
     fn abort_data(&mut self, ctx: &mut WorkerCtx<'_>) {
+        // Data connections end here: their finished handshakes are recorded first.
+        self.report_tls(ctx);
         if let Some(mut listener) = self.passive.take() {
             let _ = ctx.registry.deregister(&mut listener);
         }
@@ -2033,6 +2039,48 @@ impl Session {
                 detail: "data connection TLS did not resume the control session".into(),
             },
         );
+    }
+
+    /// Records each TLS handshake once it is done: which connection, the protocol version,
+    /// the cipher suite, whether the session was resumed, the ALPN protocol.
+    fn report_tls(&mut self, ctx: &mut WorkerCtx<'_>) {
+        let mut records = Vec::new();
+        let relay = self.relay.as_mut();
+        let (client_data, server_data) = match relay {
+            Some(r) => (Some(&mut r.client), Some(&mut r.server)),
+            None => (self.client_data.as_mut(), self.server_data.as_mut()),
+        };
+        let conns = [
+            ("control", "client", Some(&mut self.client.conn)),
+            (
+                "control",
+                "backend",
+                self.server.as_mut().map(|s| &mut s.conn),
+            ),
+            ("data", "client", client_data),
+            ("data", "backend", server_data),
+        ];
+        for (channel, side, conn) in conns {
+            let Some(conn) = conn else { continue };
+            if conn.tls_reported {
+                continue;
+            }
+            let Some(summary) = conn.tls.as_ref().and_then(|t| tls::summary(t)) else {
+                continue;
+            };
+            conn.tls_reported = true;
+            records.push(AuditRecord::Tls {
+                channel,
+                side,
+                version: summary.version,
+                cipher: summary.cipher,
+                resumed: summary.resumed,
+                alpn: summary.alpn,
+            });
+        }
+        for record in records {
+            self.audit(ctx, &record);
+        }
     }
 
     /// The backend answered AUTH TLS with 234: TLS on its control connection from here.
