@@ -133,6 +133,9 @@ struct Envelope<'a> {
     client: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     user: Option<&'a str>,
+    /// The user name's original bytes in hex when they are not UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_hex: Option<&'a str>,
     #[serde(flatten)]
     record: &'a AuditRecord,
 }
@@ -142,6 +145,7 @@ pub struct AuditContext<'a> {
     pub session: &'a str,
     pub client: &'a str,
     pub user: Option<&'a str>,
+    pub user_hex: Option<&'a str>,
 }
 
 /// Formats a time as RFC 3339 in UTC with milliseconds: `2026-11-21T13:32:05.123Z`.
@@ -210,6 +214,7 @@ mod tests {
             worker: 0,
             client: "127.0.0.1:1",
             user: Some("u"),
+            user_hex: None,
             record: &record,
         };
         let text = serde_json::to_string(&envelope).expect("serialise");

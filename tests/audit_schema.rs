@@ -27,7 +27,9 @@ const SCHEMA: &str = include_str!("../etc/audit-schema.json");
 const MAN: &str = include_str!("../man/ftpgate.json.5");
 
 /// Fields every event may have (documented once, in the envelope part of the man page).
-const ENVELOPE: &[&str] = &["ts", "session", "worker", "client", "user", "event"];
+const ENVELOPE: &[&str] = &[
+    "ts", "session", "worker", "client", "user", "user_hex", "event",
+];
 
 /// Keywords that only annotate.
 const ANNOTATIONS: &[&str] = &[

@@ -617,6 +617,7 @@ impl AuditSink {
             worker: self.worker,
             client: ctx.client,
             user: ctx.user,
+            user_hex: ctx.user_hex,
             record,
         };
         self.json.clear();
@@ -711,6 +712,7 @@ mod tests {
                     session: "s",
                     client: "127.0.0.1:1",
                     user: None,
+                    user_hex: None,
                 },
                 &AuditRecord::SessionStart {
                     server: "127.0.0.1:21".to_owned(),

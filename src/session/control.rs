@@ -242,6 +242,8 @@ pub enum Action {
 #[derive(Clone, Debug)]
 pub struct UserContext {
     pub name: String,
+    /// The name's original bytes in hex when they are not UTF-8 (`name` is then lossy).
+    pub name_hex: Option<String>,
     /// `None`: not in the policy (the login will fail without contacting any backend).
     pub known: Option<KnownUser>,
 }
@@ -909,7 +911,11 @@ impl ControlFsm {
                     out.push(Action::SetTimer(TimerKind::Login, secs(k.timeouts.login)));
                 }
                 // SECURITY: the same 331 for every name, known or not (no user enumeration).
-                self.user = Some(UserContext { name, known });
+                self.user = Some(UserContext {
+                    name,
+                    name_hex: hex_unless_utf8(&cmd.arg),
+                    known,
+                });
                 self.phase = Phase::AwaitPass;
                 self.local(
                     &cmd,

@@ -1122,3 +1122,13 @@ fn non_utf8_arguments_are_recoverable_from_the_audit_event() {
     .expect("json");
     assert!(!line.contains('\n'));
 }
+
+#[test]
+fn a_non_utf8_user_name_keeps_its_bytes() {
+    let (mut s, _) = Script::new();
+    s.fsm
+        .on_event(Event::ClientLine(b"USER j\xf6rg"), &s.policy);
+    let user = s.fsm.user().expect("user");
+    assert_eq!(user.name_hex.as_deref(), Some("6af67267"));
+    assert!(user.name.contains('\u{fffd}'));
+}

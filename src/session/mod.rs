@@ -767,10 +767,12 @@ impl Session {
     fn audit(&self, ctx: &mut WorkerCtx<'_>, record: &AuditRecord) {
         let client = self.client_addr.to_string();
         let user = self.fsm.user().map(|u| u.name.as_str());
+        let user_hex = self.fsm.user().and_then(|u| u.name_hex.as_deref());
         let actx = AuditContext {
             session: &self.id,
             client: &client,
             user,
+            user_hex,
         };
         ctx.audit.emit(&actx, record);
     }
