@@ -43,6 +43,7 @@ command -v rpmbuild >/dev/null 2>&1 || missing+=(rpm)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 [ -x /usr/sbin/vsftpd ] || missing+=(vsftpd)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v logrotate >/dev/null 2>&1 || missing+=(logrotate)
 command -v adduser >/dev/null 2>&1 || missing+=(adduser)
 command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
@@ -267,9 +268,20 @@ timeout 30 setpriv --reuid=ftpgate --regid=ftpgate --init-groups \
     fail "the ftpgate user cannot read and check /etc/ftpgate/ftpgate.json"
 ok "ftpgate --check --config /etc/ftpgate/ftpgate.json passes (as root and as ftpgate)"
 examples=(/usr/share/doc/ftpgate/examples/*.json)
-[ "${#examples[@]}" -ge 3 ] || fail "fewer than 3 example policies"
+[ "${#examples[@]}" -ge 5 ] || fail "fewer than 5 example policies"
+# Examples naming /etc/ftpgate/tls/ files are checked against throwaway certificates.
+mkdir -p "$work/tls"
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=example.invalid \
+    -keyout "$work/tls/key.pem" -out "$work/tls/cert.pem" >/dev/null 2>&1 ||
+    fail "openssl req"
+cp "$work/tls/cert.pem" "$work/tls/internal-ca.pem"
 for ex in "${examples[@]}"; do
-    timeout 30 /usr/sbin/ftpgate --check --config "$ex" >"$work/check.out" 2>&1 ||
+    checked=$ex
+    if grep -q '/etc/ftpgate/tls/' "$ex"; then
+        checked="$work/tls/$(basename "$ex")"
+        sed "s#/etc/ftpgate/tls/#$work/tls/#g" "$ex" >"$checked"
+    fi
+    timeout 30 /usr/sbin/ftpgate --check --config "$checked" >"$work/check.out" 2>&1 ||
         fail "example $ex: $(cat "$work/check.out")"
 done
 ok "${#examples[@]} example policies pass ftpgate --check"
