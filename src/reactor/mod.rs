@@ -71,27 +71,15 @@ pub struct Worker {
     accept_pending: Vec<bool>,
     /// What each listener asks of its sessions (TLS mode and requirement).
     listener_configs: Vec<ListenerConfig>,
-    /// TLS toward clients, from the policy's `tls` section.
-    tls: Option<TlsServer>,
-    /// TLS toward the backends that use it, by backend name.
-    backend_tls: HashMap<String, TlsClient>,
     slots: Vec<Slot>,
     free: Vec<usize>,
     policy: Rc<Policy>,
     policy_path: Option<std::path::PathBuf>,
-    timers: TimerHeap,
-    pool: BufferPool,
-    audit: AuditSink,
-    passive: PassivePorts,
-    backends: BackendBook,
-    counters: SharedCounters,
-    /// Per-user rate buckets, dropped when no session of the user holds them.
-    user_buckets: HashMap<String, Rc<RefCell<TokenBucket>>>,
+    /// What the worker lends its sessions on every call ([`WorkerCtx`]).
+    services: Services,
     wake: pipe::Receiver,
     _wake_sender: pipe::Sender,
-    /// Filecopy mode: the writer thread (started when a policy first asks for filecopy, kept
-    /// for the life of the worker) and the channel of its reports.
-    copier: Option<FileCopier>,
+    /// The filecopy writer thread's reports.
     copy_reports: mpsc::Receiver<Report>,
     copy_report_sender: mpsc::Sender<Report>,
     copy_waker: Arc<mio::Waker>,
@@ -104,6 +92,45 @@ pub struct Worker {
     stopping_since: Option<Instant>,
     /// Sessions that stopped for fairness and must be driven again.
     again: Vec<usize>,
+}
+
+/// The parts of the worker its sessions use, lent to one session at a time as a
+/// [`WorkerCtx`].
+struct Services {
+    /// TLS toward clients, from the policy's `tls` section.
+    tls: Option<TlsServer>,
+    /// TLS toward the backends that use it, by backend name.
+    backend_tls: HashMap<String, TlsClient>,
+    timers: TimerHeap,
+    pool: BufferPool,
+    audit: AuditSink,
+    passive: PassivePorts,
+    backends: BackendBook,
+    counters: SharedCounters,
+    /// Per-user rate buckets, dropped when no session of the user holds them.
+    user_buckets: HashMap<String, Rc<RefCell<TokenBucket>>>,
+    /// Filecopy mode: the writer thread (started when a policy first asks for filecopy, kept
+    /// for the life of the worker).
+    copier: Option<FileCopier>,
+}
+
+impl Services {
+    fn ctx<'a>(&'a mut self, registry: &'a mio::Registry, now: Instant) -> WorkerCtx<'a> {
+        WorkerCtx {
+            registry,
+            timers: &mut self.timers,
+            pool: &self.pool,
+            audit: &mut self.audit,
+            passive: &mut self.passive,
+            backends: &mut self.backends,
+            counters: &self.counters,
+            user_buckets: &mut self.user_buckets,
+            tls: self.tls.as_ref(),
+            backend_tls: &self.backend_tls,
+            copier: self.copier.as_ref(),
+            now,
+        }
+    }
 }
 
 impl Worker {
@@ -166,20 +193,23 @@ impl Worker {
             events: Events::with_capacity(1024),
             accept_pending: vec![false; listeners.len()],
             listener_configs,
-            tls,
-            backend_tls,
             listeners,
             slots: Vec::new(),
             free: Vec::new(),
             policy: config.policy,
             policy_path: config.policy_path,
-            timers: TimerHeap::new(),
-            pool: BufferPool::new(RELAY_BUFFER_SIZE, MAX_RELAY_BUFFERS),
-            audit,
-            passive,
-            backends: BackendBook::new(),
-            counters: config.counters,
-            user_buckets: HashMap::new(),
+            services: Services {
+                tls,
+                backend_tls,
+                timers: TimerHeap::new(),
+                pool: BufferPool::new(RELAY_BUFFER_SIZE, MAX_RELAY_BUFFERS),
+                audit,
+                passive,
+                backends: BackendBook::new(),
+                counters: config.counters,
+                user_buckets: HashMap::new(),
+                copier: None,
+            },
             wake: receiver,
             _wake_sender: sender,
             index: config.index,
@@ -188,7 +218,6 @@ impl Worker {
             accept_paused_until: None,
             stopping_since: None,
             again: Vec::new(),
-            copier: None,
             copy_reports,
             copy_report_sender,
             copy_waker,
@@ -200,7 +229,7 @@ impl Worker {
 
     /// Starts the filecopy writer thread when the policy asks for filecopy and none runs.
     fn start_copier(&mut self) -> io::Result<()> {
-        if self.copier.is_some() || self.policy.audit.filecopy.is_none() {
+        if self.services.copier.is_some() || self.policy.audit.filecopy.is_none() {
             return Ok(());
         }
         let waker = Arc::clone(&self.copy_waker);
@@ -211,7 +240,7 @@ impl Worker {
             .map_err(|e| {
                 io::Error::new(e.kind(), format!("cannot start the filecopy writer: {e}"))
             })?;
-        self.copier = Some(copier);
+        self.services.copier = Some(copier);
         Ok(())
     }
 
@@ -219,20 +248,7 @@ impl Worker {
     fn copy_reports(&mut self, now: Instant, touched: &mut Vec<usize>) {
         while let Ok(report) = self.copy_reports.try_recv() {
             let Report { owner, id, result } = report;
-            let mut ctx = WorkerCtx {
-                registry: self.poll.registry(),
-                timers: &mut self.timers,
-                pool: &self.pool,
-                audit: &mut self.audit,
-                passive: &mut self.passive,
-                backends: &mut self.backends,
-                counters: &self.counters,
-                user_buckets: &mut self.user_buckets,
-                tls: self.tls.as_ref(),
-                backend_tls: &self.backend_tls,
-                copier: self.copier.as_ref(),
-                now,
-            };
+            let mut ctx = self.services.ctx(self.poll.registry(), now);
             let unclaimed = match self.slots.get_mut(owner.slot) {
                 Some(Slot {
                     session: Some(session),
@@ -254,7 +270,7 @@ impl Worker {
     /// Filecopy housekeeping once per turn: queued messages to the writer, and (worker 0)
     /// the retention pass once a minute.
     fn copy_tick(&mut self, now: Instant) {
-        let Some(copier) = self.copier.as_ref() else {
+        let Some(copier) = self.services.copier.as_ref() else {
             return;
         };
         copier.flush_backlog();
@@ -280,7 +296,7 @@ impl Worker {
             "worker {} listening on {:?}, passive ports {:?}",
             self.index,
             self.local_addrs(),
-            self.passive.range()
+            self.services.passive.range()
         );
         let mut touched: Vec<usize> = Vec::new();
         loop {
@@ -329,7 +345,7 @@ impl Worker {
             self.copy_tick(now);
             // Sends held syslog messages and brings back a failed audit sink (reporting its
             // loss) even when no event or connection comes along.
-            self.audit.tick(now);
+            self.services.audit.tick(now);
             if self.stopping_since.is_none() && self.accept_paused_until.is_none_or(|t| t <= now) {
                 self.accept_paused_until = None;
                 for i in 0..self.listeners.len() {
@@ -344,21 +360,8 @@ impl Worker {
             for &slot in &touched {
                 self.drive(slot, now, &mut finished);
             }
-            while let Some(entry) = self.timers.pop_due(now) {
-                let mut ctx = WorkerCtx {
-                    registry: self.poll.registry(),
-                    timers: &mut self.timers,
-                    pool: &self.pool,
-                    audit: &mut self.audit,
-                    passive: &mut self.passive,
-                    backends: &mut self.backends,
-                    counters: &self.counters,
-                    user_buckets: &mut self.user_buckets,
-                    tls: self.tls.as_ref(),
-                    backend_tls: &self.backend_tls,
-                    copier: self.copier.as_ref(),
-                    now,
-                };
+            while let Some(entry) = self.services.timers.pop_due(now) {
+                let mut ctx = self.services.ctx(self.poll.registry(), now);
                 let Some(Slot {
                     session: Some(session),
                     generation,
@@ -405,7 +408,7 @@ impl Worker {
         if !self.again.is_empty() || accept_now {
             return Some(Duration::ZERO);
         }
-        let mut timeout = self.timers.next_timeout(now);
+        let mut timeout = self.services.timers.next_timeout(now);
         if let Some(until) = self.accept_paused_until {
             let pause = until.saturating_duration_since(now);
             timeout = Some(timeout.map_or(pause, |t| t.min(pause)));
@@ -414,10 +417,10 @@ impl Worker {
             let tick = Duration::from_secs(1);
             timeout = Some(timeout.map_or(tick, |t| t.min(tick)));
         }
-        if let Some(tick) = self.audit.next_tick() {
+        if let Some(tick) = self.services.audit.next_tick() {
             timeout = Some(timeout.map_or(tick, |t| t.min(tick)));
         }
-        if let Some(copier) = self.copier.as_ref() {
+        if let Some(copier) = self.services.copier.as_ref() {
             let mut tick = if copier.backlog_len() > 0 {
                 Duration::from_millis(FILECOPY_RETRY_MS)
             } else {
@@ -464,7 +467,7 @@ impl Worker {
     /// file is reopened (logrotate) and syslog reconnected; a new policy's audit settings
     /// take effect at once.
     fn reload(&mut self) {
-        if let Err(e) = self.audit.reopen() {
+        if let Err(e) = self.services.audit.reopen() {
             log::error!("cannot reopen the audit trail: {e}");
         }
         let Some(path) = self.policy_path.as_ref() else {
@@ -475,9 +478,9 @@ impl Worker {
             {
                 Ok((tls, backend_tls)) => {
                     log::info!("policy reloaded from {}", path.display());
-                    self.tls = tls;
-                    self.backend_tls = backend_tls;
-                    self.audit.apply(&policy.audit);
+                    self.services.tls = tls;
+                    self.services.backend_tls = backend_tls;
+                    self.services.audit.apply(&policy.audit);
                     self.policy = Rc::new(policy);
                     if let Err(e) = self.start_copier() {
                         // Transfers of the new policy's sessions fail (or go on, by its
@@ -557,20 +560,7 @@ impl Worker {
         self.session_counter += 1;
         let id = format!("{}-{:x}", self.session_prefix, self.session_counter);
         let generation = self.slots[slot].generation + 1;
-        let mut ctx = WorkerCtx {
-            registry: self.poll.registry(),
-            timers: &mut self.timers,
-            pool: &self.pool,
-            audit: &mut self.audit,
-            passive: &mut self.passive,
-            backends: &mut self.backends,
-            counters: &self.counters,
-            user_buckets: &mut self.user_buckets,
-            tls: self.tls.as_ref(),
-            backend_tls: &self.backend_tls,
-            copier: self.copier.as_ref(),
-            now,
-        };
+        let mut ctx = self.services.ctx(self.poll.registry(), now);
         match Session::new(
             id,
             stream,
@@ -597,20 +587,7 @@ impl Worker {
     }
 
     fn drive(&mut self, slot: usize, now: Instant, finished: &mut Vec<usize>) {
-        let mut ctx = WorkerCtx {
-            registry: self.poll.registry(),
-            timers: &mut self.timers,
-            pool: &self.pool,
-            audit: &mut self.audit,
-            passive: &mut self.passive,
-            backends: &mut self.backends,
-            counters: &self.counters,
-            user_buckets: &mut self.user_buckets,
-            tls: self.tls.as_ref(),
-            backend_tls: &self.backend_tls,
-            copier: self.copier.as_ref(),
-            now,
-        };
+        let mut ctx = self.services.ctx(self.poll.registry(), now);
         let Some(Slot {
             session: Some(session),
             ..
@@ -630,27 +607,16 @@ impl Worker {
     }
 
     fn remove(&mut self, slot: usize, now: Instant) {
-        let mut ctx = WorkerCtx {
-            registry: self.poll.registry(),
-            timers: &mut self.timers,
-            pool: &self.pool,
-            audit: &mut self.audit,
-            passive: &mut self.passive,
-            backends: &mut self.backends,
-            counters: &self.counters,
-            user_buckets: &mut self.user_buckets,
-            tls: self.tls.as_ref(),
-            backend_tls: &self.backend_tls,
-            copier: self.copier.as_ref(),
-            now,
-        };
+        let mut ctx = self.services.ctx(self.poll.registry(), now);
         let Some(entry) = self.slots.get_mut(slot) else {
             return;
         };
         if let Some(mut session) = entry.session.take() {
             session.finish(&mut ctx);
             entry.generation = session.generation();
-            self.user_buckets.retain(|_, b| Rc::strong_count(b) > 1);
+            self.services
+                .user_buckets
+                .retain(|_, b| Rc::strong_count(b) > 1);
             self.again.retain(|&s| s != slot);
             self.free.push(slot);
         }
