@@ -12,6 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 pub static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 /// Set by SIGHUP: reload the policy and reopen the audit file.
 pub static RELOAD_REQUESTED: AtomicBool = AtomicBool::new(false);
+/// Set by SIGUSR1: log one line of the worker's resource counts (sessions, timers,
+/// buffers), for operators and for the tests that measure the bounds.
+pub static STATS_REQUESTED: AtomicBool = AtomicBool::new(false);
 /// Set by SIGCHLD in the supervisor.
 pub static CHILD_EXITED: AtomicBool = AtomicBool::new(false);
 
@@ -22,6 +25,7 @@ extern "C" fn on_signal(signal: libc::c_int) {
         libc::SIGTERM | libc::SIGINT => STOP_REQUESTED.store(true, Ordering::SeqCst),
         libc::SIGHUP => RELOAD_REQUESTED.store(true, Ordering::SeqCst),
         libc::SIGCHLD => CHILD_EXITED.store(true, Ordering::SeqCst),
+        libc::SIGUSR1 => STATS_REQUESTED.store(true, Ordering::SeqCst),
         _ => {}
     }
     let fd = WAKE_FD.load(Ordering::SeqCst);
@@ -36,11 +40,17 @@ extern "C" fn on_signal(signal: libc::c_int) {
     }
 }
 
-/// Installs the handlers for SIGTERM, SIGINT, SIGHUP and SIGCHLD and makes `wake` the pipe
+/// Installs the handlers for SIGTERM, SIGINT, SIGHUP, SIGUSR1 and SIGCHLD and makes `wake` the pipe
 /// they write to. `wake` must stay open for the life of the process.
 pub fn install_signal_handlers(wake: &impl AsRawFd) -> io::Result<()> {
     WAKE_FD.store(wake.as_raw_fd(), Ordering::SeqCst);
-    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGCHLD] {
+    for signal in [
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGHUP,
+        libc::SIGUSR1,
+        libc::SIGCHLD,
+    ] {
         // SAFETY: `action` is zero-initialised (a valid sigaction), then given a handler of
         // the right type and an empty mask; sigaction(2) copies it. SA_RESTART keeps
         // blocking calls of std from failing with EINTR.
@@ -99,7 +109,7 @@ pub fn send_signal(pid: u32, signal: i32) -> io::Result<()> {
     Ok(())
 }
 
-pub use libc::{SIGHUP, SIGKILL, SIGTERM};
+pub use libc::{SIGHUP, SIGKILL, SIGTERM, SIGUSR1};
 
 /// The host name (gethostname(2)), for the HOSTNAME field of syslog messages; `None` when it
 /// cannot be read or is not UTF-8.

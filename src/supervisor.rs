@@ -90,6 +90,11 @@ pub fn run(config: &Path, policy: &Policy, count: usize) -> ExitCode {
                 let _ = os::send_signal(w.child.id(), os::SIGHUP);
             }
         }
+        if os::STATS_REQUESTED.swap(false, Ordering::SeqCst) {
+            for w in &workers {
+                let _ = os::send_signal(w.child.id(), os::SIGUSR1);
+            }
+        }
         os::CHILD_EXITED.store(false, Ordering::SeqCst);
         for w in &mut workers {
             let Ok(Some(status)) = w.child.try_wait() else {
