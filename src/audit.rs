@@ -18,6 +18,7 @@ mod syslog;
 pub use sink::AuditSink;
 
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What the control state machine asks the shell to record. The shell adds the envelope
@@ -98,6 +99,14 @@ pub enum AuditRecord {
         duration_ms: u64,
         bytes_in: u64,
         bytes_out: u64,
+        /// Commands before login that repeated one already recorded (same verb, decision
+        /// and reply), by verb: counted instead of recorded one by one.
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        repeated_commands: BTreeMap<String, u64>,
+        /// Connections from other addresses to this session's passive ports, all refused;
+        /// the first few are also `port_theft` violations of their own.
+        #[serde(skip_serializing_if = "is_zero")]
+        port_theft_attempts: u64,
     },
 }
 
@@ -122,6 +131,10 @@ impl AuditRecord {
             _ => syslog::INFO,
         }
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The envelope every event carries.

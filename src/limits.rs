@@ -15,6 +15,25 @@ pub const MAX_REPLY_LINE: usize = 4096;
 pub const MAX_REPLY_BYTES: usize = 64 * 1024;
 /// Most lines in one multi-line reply.
 pub const MAX_REPLY_LINES: usize = 2048;
+/// Command lines a client may send before it is logged in; the next one gets 421 and the
+/// session is closed (audited once). A real login takes about ten (FEAT, AUTH, PBSZ, PROT,
+/// USER, PASS, and a few retries).
+pub const MAX_COMMANDS_BEFORE_LOGIN: u32 = 50;
+/// Command lines one session may have processed in one turn of the event loop before the
+/// other sessions get theirs (fairness, like [`MAX_RELAY_BYTES_PER_TURN`] for bytes).
+pub const MAX_COMMANDS_PER_TURN: usize = 16;
+/// Commands per second one session may have processed, sustained; beyond it ftpgate reads
+/// its commands more slowly (they wait in the socket). Bounds the loop time and the audit
+/// trail one logged-in client can take, far above what a real client sends.
+pub const MAX_COMMANDS_PER_SECOND: u64 = 1000;
+/// Commands a session may send at once above that rate.
+pub const COMMAND_BURST: u64 = 1000;
+/// Preliminary (1xx) replies a backend may send for one command; one more is a protocol
+/// violation (421, audited): a stream of them would only fill the client's output.
+pub const MAX_PRELIMINARY_REPLIES: u32 = 16;
+/// Bytes of replies queued toward the client beyond which ftpgate stops reading client
+/// commands and backend replies until the client reads (backpressure).
+pub const MAX_CLIENT_OUTPUT: usize = 64 * 1024;
 /// Longest verb accepted (RFC 959 verbs are 3 or 4 letters; some extensions are longer).
 pub const MAX_VERB_LEN: usize = 8;
 /// Largest policy file accepted by the loader.
@@ -30,6 +49,25 @@ pub const MAX_RELAY_BYTES_PER_TURN: usize = 1024 * 1024;
 /// is closed rather than the loop spinning.
 pub const MAX_DRIVE_ITERATIONS: usize = 10_000;
 
+/// Connections one control listener accepts in one turn of the event loop (a connection
+/// flood cannot starve the sessions; what is left is accepted next turn).
+pub const MAX_ACCEPTS_PER_TURN: usize = 256;
+/// Connections one passive listener takes in one turn (the client's own, or intruders that
+/// are refused and audited).
+pub const MAX_PASSIVE_ACCEPTS_PER_TURN: usize = 16;
+/// How long accepting pauses after the process ran out of file descriptors (nginx's
+/// back-off: an accept loop on EMFILE would spin).
+pub const ACCEPT_BACKOFF_MS: u64 = 200;
+/// How long a closing session may take to flush its last reply to a client that does not
+/// read before it is dropped.
+pub const CLOSE_LINGER_SECONDS: u64 = 5;
+/// How long a stopping worker lets sessions finish before closing them.
+pub const DRAIN_DEADLINE_SECONDS: u64 = 30;
+/// Port-theft attempts (connections from another address to a passive port) recorded one
+/// by one per session; beyond it they are refused all the same but only counted (in
+/// `session_end`'s `port_theft_attempts`), so an intruder cannot fill the audit trail.
+pub const MAX_THEFT_EVENTS_PER_SESSION: u32 = 8;
+
 /// Seconds to wait for a TCP connect to a backend (control or data).
 pub const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
 /// Seconds a data connection (passive accept or active connect) may take to come up.
@@ -40,8 +78,12 @@ pub const DEFAULT_LOGIN_TIMEOUT: u64 = 30;
 pub const DEFAULT_IDLE_TIMEOUT: u64 = 300;
 /// Seconds a whole session may last.
 pub const DEFAULT_SESSION_TIMEOUT: u64 = 900;
-/// Milliseconds before a failed login is answered with 530 (known and unknown users alike).
-pub const FAILED_LOGIN_DELAY_MS: u64 = 1000;
+/// Milliseconds from PASS to the 530 of a failed login (`defaults.limits.failed_login_delay_ms`),
+/// the same for known and unknown names and whatever the backend's own delay up to then, so
+/// the timing of the answer does not tell which names exist.
+pub const DEFAULT_FAILED_LOGIN_DELAY_MS: u32 = 3000;
+/// Longest failed-login delay the policy accepts (a minute).
+pub const MAX_FAILED_LOGIN_DELAY_MS: u32 = 60_000;
 /// Seconds a backend server that refused a connection stays out of its pool.
 pub const BACKEND_DOWN_SECONDS: u64 = 30;
 /// Seconds a backend may take to answer a command before the session is closed with 421.

@@ -173,16 +173,21 @@ fn validate(root: &Value, schema: &Value, value: &Value, at: &str, errors: &mut 
                 }
             }
             "additionalProperties" => {
-                assert_eq!(argument, &json!(false), "only additionalProperties: false");
                 let allowed = keywords
                     .get("properties")
                     .and_then(Value::as_object)
                     .cloned()
                     .unwrap_or_default();
                 if let Some(object) = value.as_object() {
-                    for key in object.keys() {
-                        if !allowed.contains_key(key) {
+                    for (key, v) in object {
+                        if allowed.contains_key(key) {
+                            continue;
+                        }
+                        if argument == &json!(false) {
                             errors.push(format!("{at}: \"{key}\" is not allowed"));
+                        } else {
+                            // A schema every other property must match (a map's values).
+                            validate(root, argument, v, &format!("{at}/{key}"), errors);
                         }
                     }
                 }
@@ -241,6 +246,17 @@ fn the_validator_rejects_what_the_schema_forbids() {
     let bad_result = json!({"ts": "t", "session": "s", "worker": 0, "client": "c",
                             "event": "login", "result": "maybe"});
     assert!(!check(&root, &bad_result).is_empty(), "an enum");
+    let end = json!({"ts": "2026-11-21T13:52:12.170Z", "session": "s", "worker": 0,
+                     "client": "c", "event": "session_end", "reason": "quit",
+                     "duration_ms": 1, "bytes_in": 0, "bytes_out": 0,
+                     "repeated_commands": { "NOOP": 3 }});
+    assert_eq!(check(&root, &end), Vec::<String>::new());
+    let mut bad_count = end.clone();
+    bad_count["repeated_commands"]["NOOP"] = json!("three");
+    assert!(
+        !check(&root, &bad_count).is_empty(),
+        "a map's values are checked"
+    );
 }
 
 #[test]
@@ -301,6 +317,11 @@ f.quit()
         .find(|e| e["event"] == "tls" && e["channel"] == "data")
         .expect("tls event of the data connection");
     assert_eq!(data_tls["resumed"], true, "{data_tls}");
+    assert!(
+        file.iter()
+            .any(|e| e["event"] == "session_end" && e["repeated_commands"]["NOOP"] == 1),
+        "the repeated NOOP before login is counted"
+    );
     assert!(
         file.iter()
             .any(|e| e["event"] == "tls" && e["channel"] == "control" && e["side"] == "client"),

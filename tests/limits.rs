@@ -146,7 +146,8 @@ fn failed_logins_ban_the_address_until_the_ban_expires() {
     let vs = Vsftpd::start();
     let mut gate = builder(&vs)
         .set(&["defaults", "limits", "failed_logins_per_ip"], json!(3))
-        .set(&["defaults", "limits", "ban"], json!(3))
+        // Longer than the failed-login delay (3 s), which the ban's 421 waits for.
+        .set(&["defaults", "limits", "ban"], json!(6))
         .start();
     let mut c = Ftp::connect(gate.addr());
     let mut banned_at = Instant::now();
@@ -168,10 +169,10 @@ fn failed_logins_ban_the_address_until_the_ban_expires() {
     assert!(violations(&gate, "failed_logins") >= 2);
     // The ban expires.
     assert!(
-        wait_until(Duration::from_secs(15), || greeting(&gate).0 == 220),
+        wait_until(Duration::from_secs(20), || greeting(&gate).0 == 220),
         "ban lifted"
     );
-    assert!(banned_at.elapsed() >= Duration::from_secs(2));
+    assert!(banned_at.elapsed() >= Duration::from_secs(5));
     gate.assert_healthy();
 }
 

@@ -8,4 +8,5 @@ pub mod codes;
 pub mod command;
 pub mod line;
 pub mod path;
+pub mod permission;
 pub mod reply;

@@ -91,6 +91,9 @@ pub fn named_path(verb: Verb, arg: &str) -> Option<&str> {
         Verb::Cdup => Some(".."),
         Verb::List | Verb::Nlst => Some(strip_list_options(arg)),
         Verb::Mlsd | Verb::Mlst => Some(arg),
+        // STAT with a path lists it (without one it names nothing).
+        Verb::Stat => non_empty(strip_list_options(arg)),
+        Verb::Site => site_path(arg),
         Verb::Mfmt => non_empty(after_first_word(arg)),
         Verb::Mdtm => non_empty(strip_time_stamp(arg)),
         Verb::Retr
@@ -106,6 +109,21 @@ pub fn named_path(verb: Verb, arg: &str) -> Option<&str> {
         | Verb::Cwd
         | Verb::Smnt => non_empty(arg),
         _ => None,
+    }
+}
+
+/// The path a SITE subcommand names: `SITE CHMOD 644 path`, `SITE CPFR path`, ...
+fn site_path(arg: &str) -> Option<&str> {
+    let sub = arg.split(' ').next().unwrap_or("");
+    if sub.eq_ignore_ascii_case("CHMOD") || sub.eq_ignore_ascii_case("CHGRP") {
+        non_empty(after_first_word(after_first_word(arg)))
+    } else if ["CPFR", "CPTO", "MKDIR", "RMDIR", "SYMLINK"]
+        .iter()
+        .any(|s| sub.eq_ignore_ascii_case(s))
+    {
+        non_empty(after_first_word(arg))
+    } else {
+        None
     }
 }
 
@@ -345,15 +363,25 @@ mod tests {
         for verb in [
             Verb::Pwd,
             Verb::Noop,
-            Verb::Site,
             Verb::Type,
             Verb::Rest,
             Verb::User,
             Verb::Pass,
-            Verb::Stat,
         ] {
             assert_eq!(named_path(verb, "x"), None, "{verb:?}");
         }
+        // STAT with a path is a listing of it; without one it names nothing.
+        assert_eq!(named_path(Verb::Stat, "-la /etc"), Some("/etc"));
+        assert_eq!(named_path(Verb::Stat, ""), None);
+        // SITE subcommands that name a file.
+        assert_eq!(named_path(Verb::Site, "CHMOD 644 a b.txt"), Some("a b.txt"));
+        assert_eq!(
+            named_path(Verb::Site, "cpfr /etc/passwd"),
+            Some("/etc/passwd")
+        );
+        assert_eq!(named_path(Verb::Site, "MKDIR new"), Some("new"));
+        assert_eq!(named_path(Verb::Site, "UMASK 022"), None);
+        assert_eq!(named_path(Verb::Site, "CHMOD 644"), None);
     }
 
     #[test]

@@ -260,6 +260,7 @@ pub(crate) struct GlobalLimitsFile {
     pub rate: Option<Scalar>,
     pub user_rate: Option<Scalar>,
     pub sessions_waiting_for_backend: Option<Scalar>,
+    pub failed_login_delay_ms: Option<Scalar>,
 }
 
 #[derive(Debug, Deserialize)]

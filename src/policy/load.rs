@@ -25,12 +25,13 @@ use serde_json::Value;
 
 use crate::ftp::command::Verb;
 use crate::limits::{
-    DEFAULT_BAN_SECONDS, DEFAULT_DATA_CONNECT_TIMEOUT, DEFAULT_FAILED_LOGIN_WINDOW,
-    DEFAULT_FAILED_LOGINS_PER_IP, DEFAULT_FILECOPY_RETENTION_DAYS, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_LOGIN_TIMEOUT, DEFAULT_PASSIVE_PORTS, DEFAULT_SESSION_TIMEOUT, DEFAULT_SESSIONS_PER_IP,
-    DEFAULT_SESSIONS_TOTAL, DEFAULT_SESSIONS_WAITING_FOR_BACKEND, DEFAULT_SYSLOG_APP_NAME,
-    DEFAULT_SYSLOG_FACILITY, DEFAULT_SYSLOG_SOCKET, MAX_POLICY_BYTES, MAX_PREFIX_TABLE_BYTES,
-    MAX_TIMEOUT_SECONDS, MAX_UNIX_SOCKET_PATH, MAX_WORKERS,
+    DEFAULT_BAN_SECONDS, DEFAULT_DATA_CONNECT_TIMEOUT, DEFAULT_FAILED_LOGIN_DELAY_MS,
+    DEFAULT_FAILED_LOGIN_WINDOW, DEFAULT_FAILED_LOGINS_PER_IP, DEFAULT_FILECOPY_RETENTION_DAYS,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_TIMEOUT, DEFAULT_PASSIVE_PORTS, DEFAULT_SESSION_TIMEOUT,
+    DEFAULT_SESSIONS_PER_IP, DEFAULT_SESSIONS_TOTAL, DEFAULT_SESSIONS_WAITING_FOR_BACKEND,
+    DEFAULT_SYSLOG_APP_NAME, DEFAULT_SYSLOG_FACILITY, DEFAULT_SYSLOG_SOCKET,
+    MAX_FAILED_LOGIN_DELAY_MS, MAX_POLICY_BYTES, MAX_PREFIX_TABLE_BYTES, MAX_TIMEOUT_SECONDS,
+    MAX_UNIX_SOCKET_PATH, MAX_WORKERS,
 };
 
 use super::access::{AccessRules, GeoTable, parse_asn, parse_country};
@@ -1114,6 +1115,7 @@ impl<'t> Checker<'t> {
             rate: None,
             user_rate: None,
             sessions_waiting_for_backend: DEFAULT_SESSIONS_WAITING_FOR_BACKEND,
+            failed_login_delay_ms: DEFAULT_FAILED_LOGIN_DELAY_MS,
         };
         let Some(raw) = raw else {
             return Defaults {
@@ -1149,11 +1151,27 @@ impl<'t> Checker<'t> {
                     "sessions_waiting_for_backend",
                     &mut limits.sessions_waiting_for_backend,
                 ),
+                (
+                    &raw.failed_login_delay_ms,
+                    "failed_login_delay_ms",
+                    &mut limits.failed_login_delay_ms,
+                ),
             ];
             for (value, key, slot) in fields {
                 if let Some(n) = value.as_ref().and_then(|v| self.count(v, &path.key(key))) {
                     *slot = n;
                 }
+            }
+            if limits.failed_login_delay_ms > MAX_FAILED_LOGIN_DELAY_MS {
+                let key = path.key("failed_login_delay_ms");
+                self.bad(
+                    &key,
+                    format!(
+                        "{} is too long; the most is {MAX_FAILED_LOGIN_DELAY_MS} (ms)",
+                        limits.failed_login_delay_ms
+                    ),
+                );
+                limits.failed_login_delay_ms = DEFAULT_FAILED_LOGIN_DELAY_MS;
             }
             let durations = [
                 (

@@ -354,6 +354,9 @@ pub struct GlobalLimits {
     pub user_rate: Option<u64>,
     /// Sessions per worker whose backend connection is being set up.
     pub sessions_waiting_for_backend: u32,
+    /// Milliseconds from PASS to the reply of a failed login, whatever the backend's own
+    /// delay up to then (known and unknown names alike).
+    pub failed_login_delay_ms: u32,
 }
 
 /// `defaults`, resolved against the built-in defaults.

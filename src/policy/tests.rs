@@ -200,6 +200,7 @@ fn minimal_policy_builds_the_expected_model() {
                 rate: None,
                 user_rate: None,
                 sessions_waiting_for_backend: limits::DEFAULT_SESSIONS_WAITING_FOR_BACKEND,
+                failed_login_delay_ms: limits::DEFAULT_FAILED_LOGIN_DELAY_MS,
             },
         },
         audit: AuditPolicy {
@@ -747,7 +748,7 @@ fn unknown_keys_are_refused_at_every_level() {
             "defaults.limits.sessions: unknown field `sessions`, expected one of \
              `sessions_total`, `sessions_per_ip`, `failed_logins_per_ip`, \
              `failed_login_window`, `ban`, `max_file_size`, `rate`, `user_rate`, \
-             `sessions_waiting_for_backend`",
+             `sessions_waiting_for_backend`, `failed_login_delay_ms`",
         ),
         (
             r#"{ "audit": { "files": "/x" } }"#,
@@ -976,7 +977,7 @@ fn unknown_keys_at_every_level_and_validation_errors_in_one_run() {
             "defaults.limits.sessions: unknown field `sessions`, expected one of \
              `sessions_total`, `sessions_per_ip`, `failed_logins_per_ip`, \
              `failed_login_window`, `ban`, `max_file_size`, `rate`, `user_rate`, \
-             `sessions_waiting_for_backend`",
+             `sessions_waiting_for_backend`, `failed_login_delay_ms`",
         ),
         err_at(
             doc,
@@ -2804,6 +2805,7 @@ fn limits_defaults_and_per_user() {
             rate: Some(5 << 20),
             user_rate: Some(10 << 20),
             sessions_waiting_for_backend: 50,
+            failed_login_delay_ms: limits::DEFAULT_FAILED_LOGIN_DELAY_MS,
         }
     );
     assert_eq!(policy.defaults.timeouts.data_connect, 12);

@@ -25,7 +25,8 @@ use crate::audit::AuditSink;
 use crate::counters::SharedCounters;
 use crate::filecopy::{FileCopier, Report};
 use crate::limits::{
-    FILECOPY_RETENTION_INTERVAL, FILECOPY_RETRY_MS, MAX_RELAY_BUFFERS, RELAY_BUFFER_SIZE,
+    ACCEPT_BACKOFF_MS, DRAIN_DEADLINE_SECONDS, FILECOPY_RETENTION_INTERVAL, FILECOPY_RETRY_MS,
+    MAX_ACCEPTS_PER_TURN, MAX_RELAY_BUFFERS, RELAY_BUFFER_SIZE,
 };
 use crate::os;
 use crate::policy::Policy;
@@ -43,10 +44,8 @@ const SPECIAL_BASE: usize = usize::MAX - 4096;
 const WAKE_TOKEN: Token = Token(usize::MAX - 1);
 /// The filecopy writer has reports.
 const COPY_TOKEN: Token = Token(usize::MAX - 2);
-/// How long accepting pauses after the process ran out of file descriptors.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(200);
-/// How long a stopping worker lets sessions finish before closing them.
-const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(ACCEPT_BACKOFF_MS);
+const DRAIN_DEADLINE: Duration = Duration::from_secs(DRAIN_DEADLINE_SECONDS);
 
 /// What a worker needs to start.
 pub struct WorkerConfig {
@@ -201,7 +200,7 @@ impl Worker {
             services: Services {
                 tls,
                 backend_tls,
-                timers: TimerHeap::new(),
+                timers: TimerHeap::new(crate::session::TIMER_SLOTS),
                 pool: BufferPool::new(RELAY_BUFFER_SIZE, MAX_RELAY_BUFFERS),
                 audit,
                 passive,
@@ -461,6 +460,24 @@ impl Worker {
         if os::RELOAD_REQUESTED.swap(false, Ordering::SeqCst) {
             self.reload();
         }
+        if os::STATS_REQUESTED.swap(false, Ordering::SeqCst) {
+            self.log_stats();
+        }
+    }
+
+    /// SIGUSR1: one line with what the worker holds, each figure bounded by a constant of
+    /// `limits` (the attack tests read it to measure those bounds).
+    fn log_stats(&self) {
+        let sessions = self.slots.iter().filter_map(|s| s.session.as_ref());
+        let (count, buffered) =
+            sessions.fold((0usize, 0usize), |(n, b), s| (n + 1, b + s.buffered()));
+        log::info!(
+            "stats: worker={} sessions={count} slots={} timers={} relay_buffers={} session_buffers={buffered}",
+            self.index,
+            self.slots.len(),
+            self.services.timers.len(),
+            self.services.pool.in_use(),
+        );
     }
 
     /// SIGHUP: new sessions get the new policy; a bad file keeps the old one. The audit
@@ -503,7 +520,7 @@ impl Worker {
 
     fn accept(&mut self, index: usize, now: Instant, touched: &mut Vec<usize>) {
         // Bounded per turn so one busy listener cannot starve the sessions.
-        for _ in 0..256 {
+        for _ in 0..MAX_ACCEPTS_PER_TURN {
             let Some((listener, _)) = self.listeners.get(index) else {
                 return;
             };

@@ -29,8 +29,11 @@ use crate::ftp::address::{
 use crate::ftp::codes;
 use crate::ftp::command::{Command, CommandError, Verb, parse_command};
 use crate::ftp::path::{MAX_TRACKED_PATH, named_path, parse_pwd_reply, resolve};
+use crate::ftp::permission::{self, Needs};
 use crate::ftp::reply::Reply;
+use crate::limits::{MAX_COMMANDS_BEFORE_LOGIN, MAX_PRELIMINARY_REPLIES};
 use crate::policy::{Cidr, Policy, Timeouts, TlsRequire, VerbSet};
+use std::collections::BTreeMap;
 
 /// Timers the control machine sets. The shell keeps one deadline per kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +122,8 @@ pub enum CloseReason {
     Refused,
     /// Too many failed logins from this address.
     Banned,
+    /// Too many commands before login.
+    TooManyCommands,
 }
 
 impl CloseReason {
@@ -136,6 +141,7 @@ impl CloseReason {
             CloseReason::WorkerStopping => "worker_stopping",
             CloseReason::Refused => "refused",
             CloseReason::Banned => "banned",
+            CloseReason::TooManyCommands => "too_many_commands",
         }
     }
 }
@@ -160,8 +166,12 @@ pub enum Event<'a> {
     PassiveFailed,
     ServerDataConnected,
     ServerDataFailed,
-    /// The client's data connection is up (accepted or connected).
+    /// The client's data connection is ready for file data: accepted or connected, and
+    /// for a protected one its TLS handshake finished and accepted.
     ClientDataConnected,
+    /// A protected client data connection is up at the TCP level; its TLS handshake has not
+    /// finished (clients such as ftplib and lftp start it only after the 150).
+    ClientDataTlsPending,
     /// The active-mode connection to the client failed.
     ClientDataFailed,
     /// The relay moved every byte and closed both data connections cleanly.
@@ -275,6 +285,9 @@ struct Transfer {
     relayed: Option<u64>,
     /// The backend's data connection is up.
     server_ready: bool,
+    /// ftpgate sent the client its own 150 (a protected data connection waiting for its
+    /// handshake): the backend's preliminary reply is not relayed.
+    own_preliminary: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -367,15 +380,32 @@ pub struct ControlFsm {
     rest: Option<u64>,
     epsv_all: bool,
     /// Which reply the client's pending PASV/EPSV wants once the listener is open.
-    pending_passive: Option<PassiveKind>,
+    /// Its argument is audited with the reply the client actually gets (227/229 or 425).
+    pending_passive: Option<(PassiveKind, Vec<u8>)>,
     /// Toward an IPv6 backend, ftpgate asks for EPSV instead of PASV.
     server_ipv6: bool,
     /// The client's data connection is up (passive: accepted; active: connected).
     client_data_connected: bool,
+    /// The client's protected data connection is up at the TCP level and its TLS handshake
+    /// not done yet: no file byte may cross it, and the backend gets no transfer command,
+    /// until the shell has seen the handshake finish and accepted it (session reuse).
+    client_data_tls_pending: bool,
     /// The failed-login delay since the last PASS has passed.
     login_delay_over: bool,
     /// The address was banned while a failed login waited for its delay.
     ban_pending: bool,
+    /// Command lines taken before login (bounded: [`MAX_COMMANDS_BEFORE_LOGIN`]).
+    commands_before_login: u32,
+    /// (verb, decision, reply) of the commands recorded before login.
+    audited_before_login: Vec<(String, &'static str, u16)>,
+    /// Commands before login that repeated a recorded one, by verb (for `session_end`).
+    repeated: BTreeMap<String, u64>,
+    /// Preliminary (1xx) replies since the backend's last final reply.
+    preliminaries: u32,
+    /// The login timeout passed after PASS: the session closes once the 530 is out.
+    login_expired: bool,
+    /// A known user's longer login timeout replaced the common one at PASS.
+    login_extended: bool,
     /// The control connection is under TLS (implicit, or after AUTH TLS).
     tls_active: bool,
     /// PBSZ was given (RFC 4217 wants it before PROT).
@@ -404,50 +434,26 @@ enum PassiveKind {
     Epsv,
 }
 
+impl PassiveKind {
+    fn verb(self) -> &'static str {
+        match self {
+            PassiveKind::Pasv => "PASV",
+            PassiveKind::Epsv => "EPSV",
+        }
+    }
+}
+
 const FILTERED_FEATURES: &[&str] = &[
     "AUTH", "PBSZ", "PROT", "CCC", "HOST", "EPRT", "EPSV", "PASV", "SPSV", "LPSV", "LPRT", "ADAT",
     "MIC", "CONF", "ENC",
 ];
 
-fn is_transfer(verb: Verb) -> bool {
-    matches!(
-        verb,
-        Verb::Retr | Verb::Stor | Verb::Stou | Verb::Appe | Verb::List | Verb::Nlst | Verb::Mlsd
-    )
-}
-
 fn direction_of(verb: Verb) -> Direction {
-    if matches!(verb, Verb::Stor | Verb::Stou | Verb::Appe) {
+    if verb.is_upload() {
         Direction::Upload
     } else {
         Direction::Download
     }
-}
-
-/// Verbs refused with 550 when the role does not permit them (denied file actions).
-fn is_file_action(verb: Verb) -> bool {
-    matches!(
-        verb,
-        Verb::Retr
-            | Verb::Stor
-            | Verb::Stou
-            | Verb::Appe
-            | Verb::Dele
-            | Verb::Rmd
-            | Verb::Mkd
-            | Verb::Rnfr
-            | Verb::Rnto
-            | Verb::List
-            | Verb::Nlst
-            | Verb::Mlsd
-            | Verb::Mlst
-            | Verb::Size
-            | Verb::Mdtm
-            | Verb::Cwd
-            | Verb::Cdup
-            | Verb::Mfmt
-            | Verb::Smnt
-    )
 }
 
 fn secs(seconds: u64) -> Duration {
@@ -547,8 +553,15 @@ impl ControlFsm {
             pending_passive: None,
             server_ipv6: false,
             client_data_connected: false,
+            client_data_tls_pending: false,
             login_delay_over: false,
             ban_pending: false,
+            login_expired: false,
+            preliminaries: 0,
+            commands_before_login: 0,
+            audited_before_login: Vec::new(),
+            repeated: BTreeMap::new(),
+            login_extended: false,
             tls_active,
             pbsz_done: false,
             data_protected: false,
@@ -608,6 +621,12 @@ impl ControlFsm {
         }
     }
 
+    /// The commands before login that were only counted, by verb (see `audit_command`);
+    /// empty afterwards.
+    pub fn take_repeated_commands(&mut self) -> BTreeMap<String, u64> {
+        std::mem::take(&mut self.repeated)
+    }
+
     pub fn is_logged_in(&self) -> bool {
         self.logged_in
     }
@@ -638,10 +657,14 @@ impl ControlFsm {
         }
         match event {
             Event::ClientLine(line) => self.on_client_line(line, policy, &mut out),
-            Event::ClientLineTooLong => out.push(Action::SendClient(Reply::new(
-                codes::SYNTAX_ERROR,
-                "Command line too long.",
-            ))),
+            Event::ClientLineTooLong => {
+                if self.count_before_login(&mut out) {
+                    out.push(Action::SendClient(Reply::new(
+                        codes::SYNTAX_ERROR,
+                        "Command line too long.",
+                    )));
+                }
+            }
             Event::ClientClosed => self.close(CloseReason::ClientClosed, &mut out),
             Event::ServerConnected => self.on_server_connected(&mut out),
             Event::ServerUnavailable => {
@@ -666,6 +689,9 @@ impl ControlFsm {
             Event::PassiveOpened(addr) => self.on_passive_opened(addr, &mut out),
             Event::PassiveFailed => {
                 self.data_mode = ClientDataMode::None;
+                if let Some((kind, arg)) = self.pending_passive.take() {
+                    self.audit_command(kind.verb(), &arg, "allow", codes::CANT_OPEN_DATA, &mut out);
+                }
                 out.push(Action::SendClient(Reply::new(
                     codes::CANT_OPEN_DATA,
                     "Cannot open passive connection.",
@@ -683,10 +709,29 @@ impl ControlFsm {
             }
             Event::ClientDataConnected => {
                 self.client_data_connected = true;
+                self.client_data_tls_pending = false;
                 out.push(Action::CancelTimer(TimerKind::DataConnect));
                 self.maybe_send_transfer_command(&mut out);
             }
-            Event::ClientDataFailed => self.client_data_failed(&mut out),
+            Event::ClientDataTlsPending => {
+                self.client_data_tls_pending = true;
+                if self.transfer_step().is_none() {
+                    // Accepted ahead of the transfer command: the passive port has done its
+                    // job; the handshake is bounded once a transfer waits for it.
+                    out.push(Action::CancelTimer(TimerKind::DataConnect));
+                }
+                self.maybe_send_transfer_command(&mut out);
+            }
+            Event::ClientDataFailed => {
+                self.client_data_connected = false;
+                self.client_data_tls_pending = false;
+                if self.transfer_step().is_none() && self.data_mode == ClientDataMode::Passive {
+                    // The passive port took its one connection and it was refused (a thief,
+                    // a handshake that failed): a transfer needs a new PASV.
+                    self.data_mode = ClientDataMode::None;
+                }
+                self.client_data_failed(&mut out)
+            }
             Event::RelayDone { bytes } => self.on_relay_done(bytes, &mut out),
             Event::RelayOverLimit { bytes } => self.on_relay_over_limit(bytes, &mut out),
             Event::RelayCopyFailed { bytes } => self.on_relay_copy_failed(bytes, &mut out),
@@ -734,7 +779,7 @@ impl ControlFsm {
 
     /// Answers a command locally and records it.
     fn local(
-        &self,
+        &mut self,
         cmd: &Command,
         decision: &'static str,
         code: u16,
@@ -753,13 +798,29 @@ impl ControlFsm {
     }
 
     fn audit_command(
-        &self,
+        &mut self,
         verb: &str,
         arg: &[u8],
         decision: &'static str,
         reply: u16,
         out: &mut Vec<Action>,
     ) {
+        // Before login a command that repeats one already recorded (same verb, decision and
+        // reply) is only counted: a flood costs the audit trail one line per kind and a
+        // count in `session_end`, not a line per command. USER and PASS are always
+        // recorded; after login every command is.
+        if !self.logged_in && verb != "USER" && verb != "PASS" {
+            let seen = self
+                .audited_before_login
+                .iter()
+                .any(|(v, d, r)| v == verb && *d == decision && *r == reply);
+            if seen {
+                *self.repeated.entry(verb.to_string()).or_default() += 1;
+                return;
+            }
+            self.audited_before_login
+                .push((verb.to_string(), decision, reply));
+        }
         out.push(Action::Audit(AuditRecord::Command {
             verb: verb.to_string(),
             arg: lossy(arg),
@@ -788,6 +849,7 @@ impl ControlFsm {
     /// Closes every data connection and the passive listener.
     fn abort_data(&mut self, out: &mut Vec<Action>) {
         self.client_data_connected = false;
+        self.client_data_tls_pending = false;
         out.push(Action::AbortData);
     }
 
@@ -804,7 +866,33 @@ impl ControlFsm {
 
     // ----- client commands -------------------------------------------------------------
 
+    /// Counts a command line before login; false (and the session closes) beyond the limit.
+    fn count_before_login(&mut self, out: &mut Vec<Action>) -> bool {
+        if self.logged_in {
+            return true;
+        }
+        self.commands_before_login = self.commands_before_login.saturating_add(1);
+        if self.commands_before_login <= MAX_COMMANDS_BEFORE_LOGIN {
+            return true;
+        }
+        // SECURITY: nobody may keep a session (and the loop, and the audit trail) busy
+        // without logging in.
+        out.push(Action::Audit(AuditRecord::PolicyViolation {
+            kind: "limit",
+            detail: format!("more than {MAX_COMMANDS_BEFORE_LOGIN} commands before login"),
+        }));
+        self.fail_close(
+            "Too many commands without a login.",
+            CloseReason::TooManyCommands,
+            out,
+        );
+        false
+    }
+
     fn on_client_line(&mut self, line: &[u8], policy: &Policy, out: &mut Vec<Action>) {
+        if !self.count_before_login(out) {
+            return;
+        }
         let cmd = match parse_command(line) {
             Ok(cmd) => cmd,
             Err(err) => {
@@ -906,10 +994,8 @@ impl ControlFsm {
                         tls_require: u.tls_require,
                     })
                 });
-                if let Some(k) = &known {
-                    // The user's own login limit, counted from the start of the session.
-                    out.push(Action::SetTimer(TimerKind::Login, secs(k.timeouts.login)));
-                }
+                // SECURITY: the login timeout stays the same for every name until PASS
+                // (a known user's own one from here on would tell the name exists).
                 // SECURITY: the same 331 for every name, known or not (no user enumeration).
                 self.user = Some(UserContext {
                     name,
@@ -955,6 +1041,14 @@ impl ControlFsm {
                     Duration::from_millis(self.config.failed_login_delay_ms),
                 ));
                 if known {
+                    // A user's own login timeout may give a slow backend login more time;
+                    // it never shortens the common one (a sooner 421 would tell).
+                    if let Some(login) = self.user_timeouts().map(|t| t.login) {
+                        if login > self.config.login_timeout {
+                            self.login_extended = true;
+                            out.push(Action::SetTimer(TimerKind::Login, secs(login)));
+                        }
+                    }
                     self.phase = Phase::Connecting { pass: cmd.arg };
                     out.push(Action::ConnectServer);
                 } else {
@@ -1102,7 +1196,7 @@ impl ControlFsm {
         }
     }
 
-    fn local_opts(&self, cmd: &Command, out: &mut Vec<Action>) {
+    fn local_opts(&mut self, cmd: &Command, out: &mut Vec<Action>) {
         let arg = String::from_utf8_lossy(&cmd.arg).to_ascii_uppercase();
         if arg.trim() == "UTF8 ON" || arg.trim() == "UTF8" {
             self.local(cmd, "allow", codes::COMMAND_OK, "Always in UTF8 mode.", out);
@@ -1141,6 +1235,17 @@ impl ControlFsm {
         self.phase = Phase::AwaitUser;
         self.user = None;
         self.reply(codes::NOT_LOGGED_IN, "Login incorrect.", out);
+        if self.login_expired {
+            // The login timeout passed while the failure waited for its delay: the 530
+            // first, as for any name, then the timeout.
+            return self.fail_close("Login timeout.", CloseReason::LoginTimeout, out);
+        }
+        if std::mem::take(&mut self.login_extended) {
+            out.push(Action::SetTimer(
+                TimerKind::Login,
+                secs(self.config.login_timeout),
+            ));
+        }
     }
 
     fn on_command_logged_in(&mut self, cmd: Command, policy: &Policy, out: &mut Vec<Action>) {
@@ -1168,7 +1273,8 @@ impl ControlFsm {
                 out,
             ),
             Verb::Pass => self.local(&cmd, "deny", codes::LOGGED_IN, "Already logged in.", out),
-            Verb::Noop | Verb::Syst | Verb::Opts => self.forward(cmd, false, out),
+            Verb::Noop | Verb::Syst => self.forward(cmd, false, out),
+            Verb::Opts => self.on_opts_logged_in(cmd, &allow, out),
             Verb::Feat => self.forward(cmd, true, out),
             Verb::Type => {
                 let arg = String::from_utf8_lossy(&cmd.arg).to_ascii_uppercase();
@@ -1250,8 +1356,19 @@ impl ControlFsm {
                 "Command not permitted.",
                 out,
             ),
-            verb if !allow.contains(verb) => {
-                if is_file_action(verb) {
+            verb => {
+                // SECURITY: commands are classified by what they do, not by their name
+                // (STAT with a path is a listing, SITE CPTO writes a file).
+                let needs = permission::needs(verb, &cmd.arg);
+                if needs.granted(|v| allow.contains(v)) {
+                    if verb.is_transfer() {
+                        self.start_transfer(cmd, out)
+                    } else {
+                        self.forward(cmd, false, out)
+                    }
+                } else if let Needs::Never(text) = needs {
+                    self.local(&cmd, "deny", codes::NOT_IMPLEMENTED, text, out)
+                } else if verb.is_file_action() || needs.touches_files() {
                     self.local(
                         &cmd,
                         "deny",
@@ -1269,9 +1386,24 @@ impl ControlFsm {
                     )
                 }
             }
-            verb if is_transfer(verb) => self.start_transfer(cmd, out),
-            _ => self.forward(cmd, false, out),
         }
+    }
+
+    /// OPTS after login: UTF8 goes to the backend (it changes how the backend encodes
+    /// names), MLST only for a role that lists; anything else is not understood.
+    fn on_opts_logged_in(&mut self, cmd: Command, allow: &VerbSet, out: &mut Vec<Action>) {
+        let (option, _) = permission::first_word(&cmd.arg);
+        if option == "UTF8"
+            || permission::needs(Verb::Opts, &cmd.arg).granted(|v| allow.contains(v))
+        {
+            return self.forward(cmd, false, out);
+        }
+        let (code, text) = if option == "MLST" {
+            (codes::FILE_UNAVAILABLE, "Permission denied.")
+        } else {
+            (codes::SYNTAX_ERROR_ARGS, "Option not understood.")
+        };
+        self.local(&cmd, "deny", code, text, out)
     }
 
     fn forward(&mut self, cmd: Command, feat: bool, out: &mut Vec<Action>) {
@@ -1297,10 +1429,10 @@ impl ControlFsm {
                 out,
             );
         }
-        self.audit_command("PASV", b"", "allow", codes::ENTERING_PASSIVE, out);
         self.data_mode = ClientDataMode::None;
         self.client_data_connected = false;
-        self.pending_passive = Some(PassiveKind::Pasv);
+        self.client_data_tls_pending = false;
+        self.pending_passive = Some((PassiveKind::Pasv, Vec::new()));
         out.push(Action::OpenPassive);
     }
 
@@ -1322,9 +1454,8 @@ impl ControlFsm {
                 out,
             ),
             Ok(_) => {
-                self.audit_command("EPSV", &cmd.arg, "allow", codes::ENTERING_EXT_PASSIVE, out);
                 self.data_mode = ClientDataMode::None;
-                self.pending_passive = Some(PassiveKind::Epsv);
+                self.pending_passive = Some((PassiveKind::Epsv, cmd.arg.clone()));
                 out.push(Action::OpenPassive);
             }
             Err(crate::ftp::address::AddressError::BadFamily) => self.local(
@@ -1353,7 +1484,7 @@ impl ControlFsm {
     }
 
     fn on_passive_opened(&mut self, addr: SocketAddr, out: &mut Vec<Action>) {
-        let Some(kind) = self.pending_passive.take() else {
+        let Some((kind, arg)) = self.pending_passive.take() else {
             return;
         };
         let reply = match (kind, addr) {
@@ -1362,13 +1493,16 @@ impl ControlFsm {
                 Some(ip) => format_pasv_reply(std::net::SocketAddrV4::new(ip, v6.port())),
                 None => {
                     self.abort_data(out);
+                    self.audit_command("PASV", b"", "allow", codes::CANT_OPEN_DATA, out);
                     return self.reply(codes::CANT_OPEN_DATA, "PASV is IPv4 only; use EPSV.", out);
                 }
             },
             (PassiveKind::Epsv, addr) => format_epsv_reply(addr.port()),
         };
         self.data_mode = ClientDataMode::Passive;
+        let code = reply.code;
         out.push(Action::SendClient(reply));
+        self.audit_command(kind.verb(), &arg, "allow", code, out);
         out.push(Action::SetTimer(
             TimerKind::DataConnect,
             secs(self.data_connect_timeout()),
@@ -1490,6 +1624,7 @@ impl ControlFsm {
         out.push(Action::CancelTimer(TimerKind::Idle));
         if let ClientDataMode::Active(addr) = self.data_mode {
             self.client_data_connected = false;
+            self.client_data_tls_pending = false;
             out.push(Action::ConnectClientData(addr));
         }
         if !self.client_data_connected {
@@ -1507,6 +1642,7 @@ impl ControlFsm {
             held: None,
             relayed: None,
             server_ready: false,
+            own_preliminary: false,
         }));
     }
 
@@ -1528,12 +1664,30 @@ impl ControlFsm {
     }
 
     /// Sends REST (if any) or the transfer command once both data connections are up.
+    ///
+    /// SECURITY: a protected client data connection counts as up only once its TLS
+    /// handshake is finished and accepted, so a thief's connection never gets a byte and the
+    /// backend never sees the command for it. A client that waits for the 150 before its
+    /// handshake gets ftpgate's own 150 first (and the backend's is then not relayed).
     fn maybe_send_transfer_command(&mut self, out: &mut Vec<Action>) {
         let client_ready = self.client_data_connected;
+        let tls_pending = self.client_data_tls_pending;
+        let timeout = self.data_connect_timeout();
         let Phase::Transfer(t) = &mut self.phase else {
             return;
         };
-        if t.step != TransferStep::AwaitDataConnect || !t.server_ready || !client_ready {
+        if t.step != TransferStep::AwaitDataConnect || !t.server_ready {
+            return;
+        }
+        if !client_ready {
+            if tls_pending && !t.own_preliminary {
+                t.own_preliminary = true;
+                out.push(Action::SendClient(Reply::new(
+                    codes::DATA_OPENING,
+                    "Opening data connection.",
+                )));
+                out.push(Action::SetTimer(TimerKind::DataConnect, secs(timeout)));
+            }
             return;
         }
         match t.rest {
@@ -1616,7 +1770,9 @@ impl ControlFsm {
             TransferStep::AwaitPreliminary => {
                 if reply.is_preliminary() {
                     t.step = TransferStep::Relaying;
-                    out.push(Action::SendClient(reply));
+                    if !t.own_preliminary {
+                        out.push(Action::SendClient(reply));
+                    }
                     out.push(Action::CancelTimer(TimerKind::BackendReply));
                     let max_bytes = self
                         .user
@@ -1922,7 +2078,36 @@ impl ControlFsm {
         )));
     }
 
+    /// The backend broke the protocol in a way that could only desynchronise or flood the
+    /// client: 421, recorded, closed.
+    fn backend_violation(&mut self, detail: String, out: &mut Vec<Action>) {
+        out.push(Action::Audit(AuditRecord::PolicyViolation {
+            kind: "backend_protocol",
+            detail,
+        }));
+        self.fail_close(
+            "Service not available, remote server sent an invalid reply.",
+            CloseReason::ServerProtocolError,
+            out,
+        );
+    }
+
     fn on_server_reply(&mut self, reply: Reply, out: &mut Vec<Action>) {
+        // SECURITY: a command gets one final reply and a few preliminary ones; a backend
+        // that streams 1xx replies (while the client may not even read them) is cut off.
+        if reply.is_preliminary() {
+            self.preliminaries += 1;
+            if self.preliminaries > MAX_PRELIMINARY_REPLIES {
+                return self.backend_violation(
+                    format!(
+                        "more than {MAX_PRELIMINARY_REPLIES} preliminary replies to one command"
+                    ),
+                    out,
+                );
+            }
+        } else {
+            self.preliminaries = 0;
+        }
         // The replies to ftpgate's own PBSZ/PROT toward a TLS backend come first.
         if self.server_setup_replies > 0 && !reply.is_preliminary() {
             self.server_setup_replies -= 1;
@@ -2041,9 +2226,11 @@ impl ControlFsm {
                 self.drain(replies.saturating_sub(1), relay, out);
             }
             Phase::Ready => {
-                // SECURITY: an unsolicited backend reply is not relayed; it could desynchronise
-                // the client's view of which reply answers which command.
+                // SECURITY: an unsolicited backend reply is never relayed (it would
+                // desynchronise the client's view of which reply answers which command),
+                // and a backend that sends them is not trusted with the session.
                 self.phase = Phase::Ready;
+                self.backend_violation(format!("unsolicited reply {}", reply.code), out);
             }
             other => self.phase = other,
         }
@@ -2106,11 +2293,43 @@ impl ControlFsm {
         }
     }
 
+    /// The login timeout. Once PASS was given the failure is answered like any failed login
+    /// (530 at the failed-login delay) and only then the session closes, so the moment of
+    /// the answer does not tell whether the name exists or how slow its backend is.
+    fn on_login_timeout(&mut self, out: &mut Vec<Action>) {
+        let phase = std::mem::replace(&mut self.phase, Phase::Closed);
+        match phase {
+            Phase::FailedLogin => {
+                self.login_expired = true;
+                self.phase = Phase::FailedLogin;
+            }
+            Phase::Connecting { mut pass }
+            | Phase::AwaitGreeting { mut pass }
+            | Phase::AwaitServerAuth { mut pass }
+            | Phase::AwaitUserReply { mut pass } => {
+                pass.iter_mut().for_each(|b| *b = 0);
+                self.backend_login_timed_out(out);
+            }
+            Phase::AwaitPassReply => self.backend_login_timed_out(out),
+            other => {
+                self.phase = other;
+                self.fail_close("Login timeout.", CloseReason::LoginTimeout, out);
+            }
+        }
+    }
+
+    fn backend_login_timed_out(&mut self, out: &mut Vec<Action>) {
+        self.login_expired = true;
+        out.push(Action::CloseServer);
+        out.push(Action::CancelTimer(TimerKind::BackendReply));
+        self.audit_login("failed", Some("login_timeout"), out);
+        out.push(Action::LoginFailed);
+        self.start_failed_login(out);
+    }
+
     fn on_timer(&mut self, kind: TimerKind, out: &mut Vec<Action>) {
         match kind {
-            TimerKind::Login if !self.logged_in => {
-                self.fail_close("Login timeout.", CloseReason::LoginTimeout, out)
-            }
+            TimerKind::Login if !self.logged_in => self.on_login_timeout(out),
             TimerKind::Idle if self.logged_in && self.transfer_step().is_none() => {
                 self.fail_close("Timeout.", CloseReason::IdleTimeout, out)
             }

@@ -9,11 +9,14 @@ const POLICY: &str = r#"{
   "backends": { "b": { "servers": ["127.0.0.1:21"] } },
   "roles": {
     "ro": { "allow": ["RETR", "LIST", "NLST", "SIZE", "MDTM", "CWD", "CDUP", "PWD"] },
-    "rw": { "allow": ["RETR", "STOR", "LIST", "DELE", "MKD", "CWD", "PWD", "SITE"] }
+    "rw": { "allow": ["RETR", "STOR", "LIST", "DELE", "MKD", "CWD", "PWD", "SITE"] },
+    "status": { "allow": ["STAT", "RETR", "SITE", "PWD"] }
   },
   "users": {
     "reader": { "role": "ro", "backend": "b" },
-    "writer": { "role": "rw", "backend": "b", "timeouts": { "idle": 120 } }
+    "writer": { "role": "rw", "backend": "b", "timeouts": { "idle": 120 } },
+    "auditor": { "role": "status", "backend": "b" },
+    "slow": { "role": "ro", "backend": "b", "timeouts": { "login": 120 } }
   }
 }"#;
 
@@ -1132,3 +1135,6 @@ fn a_non_utf8_user_name_keeps_its_bytes() {
     assert_eq!(user.name_hex.as_deref(), Some("6af67267"));
     assert!(user.name.contains('\u{fffd}'));
 }
+
+#[path = "control_hostile_tests.rs"]
+mod hostile;

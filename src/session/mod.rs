@@ -32,9 +32,11 @@ use crate::ftp::command::Verb;
 use crate::ftp::line::{Framed, LineFramer, TelnetFilter};
 use crate::ftp::reply::ReplyParser;
 use crate::limits::{
-    DEFAULT_BACKEND_REPLY_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, FAILED_LOGIN_DELAY_MS, FILECOPY_CHUNK,
-    FILECOPY_RESULT_TIMEOUT, FILECOPY_RETRY_MS, MAX_CLIENT_INPUT, MAX_COMMAND_LINE,
-    MAX_DRIVE_ITERATIONS, MAX_RELAY_BYTES_PER_TURN, MAX_REPLY_LINE,
+    CLOSE_LINGER_SECONDS, COMMAND_BURST, DEFAULT_BACKEND_REPLY_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
+    FILECOPY_CHUNK, FILECOPY_RESULT_TIMEOUT, FILECOPY_RETRY_MS, MAX_CLIENT_INPUT,
+    MAX_CLIENT_OUTPUT, MAX_COMMAND_LINE, MAX_COMMANDS_PER_SECOND, MAX_COMMANDS_PER_TURN,
+    MAX_DRIVE_ITERATIONS, MAX_PASSIVE_ACCEPTS_PER_TURN, MAX_RELAY_BYTES_PER_TURN, MAX_REPLY_LINE,
+    MAX_THEFT_EVENTS_PER_SESSION,
 };
 use crate::policy::Policy;
 use crate::reactor::pool::{BufferPool, RelayBuffer};
@@ -81,13 +83,11 @@ const TIMER_RATE: u8 = TimerKind::COUNT as u8 + 3;
 const TIMER_COPY: u8 = TimerKind::COUNT as u8 + 4;
 /// A finished transfer waits for its copy to reach the disk.
 const TIMER_COPY_RESULT: u8 = TimerKind::COUNT as u8 + 5;
-const TIMER_SLOTS: usize = TimerKind::COUNT + 6;
+/// The client's commands wait for the session's command rate bucket.
+const TIMER_COMMANDS: u8 = TimerKind::COUNT as u8 + 6;
+pub const TIMER_SLOTS: usize = TimerKind::COUNT + 7;
 
-/// How long a closing session may take to flush its last reply to a client that is not
-/// reading.
-const CLOSE_LINGER: Duration = Duration::from_secs(5);
-/// Client output beyond which no further command is processed until the client reads.
-const MAX_CLIENT_OUTPUT: usize = 64 * 1024;
+const CLOSE_LINGER: Duration = Duration::from_secs(CLOSE_LINGER_SECONDS);
 
 /// Everything of the worker a session needs while it runs, lent for one call.
 pub struct WorkerCtx<'a> {
@@ -506,6 +506,10 @@ pub struct Session {
     transfer_started: Option<Instant>,
     bytes_in: u64,
     bytes_out: u64,
+    /// Connections from other addresses to this session's passive ports (refused).
+    theft_attempts: u32,
+    /// Commands this session may have processed ([`MAX_COMMANDS_PER_SECOND`]).
+    command_bucket: TokenBucket,
     events: VecDeque<OwnedEvent>,
 }
 
@@ -550,7 +554,7 @@ impl Session {
             client_ip: client_addr.ip(),
             login_timeout: timeouts.login,
             session_timeout: timeouts.session,
-            failed_login_delay_ms: FAILED_LOGIN_DELAY_MS,
+            failed_login_delay_ms: u64::from(policy.defaults.limits.failed_login_delay_ms),
             data_connect_timeout: timeouts.data_connect,
             backend_reply_timeout: DEFAULT_BACKEND_REPLY_TIMEOUT,
             tls_available: tls_config.is_some(),
@@ -614,6 +618,12 @@ impl Session {
             transfer_copy: None,
             bytes_in: 0,
             bytes_out: 0,
+            theft_attempts: 0,
+            command_bucket: TokenBucket::with_burst(
+                MAX_COMMANDS_PER_SECOND,
+                COMMAND_BURST,
+                ctx.now,
+            ),
             events: VecDeque::new(),
         };
         session.audit(
@@ -628,6 +638,15 @@ impl Session {
 
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// Bytes this session holds in its control-channel buffers (for the worker's stats).
+    pub fn buffered(&self) -> usize {
+        let server = self
+            .server
+            .as_ref()
+            .map_or(0, |s| s.input.capacity() + s.output.capacity());
+        self.client.input.capacity() + self.client.output.capacity() + server
     }
 
     /// Called by the reactor for every mio event on one of this session's sockets.
@@ -674,8 +693,8 @@ impl Session {
             TIMER_CLOSE_LINGER => {
                 self.client.output.clear();
             }
-            // The drive that follows resumes the relay.
-            TIMER_RATE | TIMER_COPY => {}
+            // The drive that follows resumes the relay, or the commands.
+            TIMER_RATE | TIMER_COPY | TIMER_COMMANDS => {}
             TIMER_COPY_RESULT => {
                 if let Some(wait) = self.awaiting_copy.take() {
                     let reason = format!(
@@ -698,10 +717,11 @@ impl Session {
     /// timers, and again for sessions that stopped for fairness.
     pub fn drive(&mut self, ctx: &mut WorkerCtx<'_>) -> DriveOutcome {
         let mut budget = MAX_RELAY_BYTES_PER_TURN;
+        let mut commands = MAX_COMMANDS_PER_TURN;
         for _ in 0..MAX_DRIVE_ITERATIONS {
             let mut progress = false;
             progress |= self.read_client(ctx);
-            progress |= self.process_client_lines(ctx);
+            progress |= self.process_client_lines(ctx, &mut commands);
             progress |= self.progress_server(ctx);
             progress |= self.accept_passive(ctx);
             progress |= self.progress_server_data(ctx);
@@ -714,7 +734,8 @@ impl Session {
             if self.closing.is_some() && self.client.output.is_empty() {
                 return DriveOutcome::Closed;
             }
-            if budget == 0 {
+            if budget == 0 || commands == 0 {
+                // Fairness: the other sessions get their turn; this one goes on next turn.
                 return DriveOutcome::Again;
             }
             if !progress {
@@ -747,11 +768,14 @@ impl Session {
         }
         let _ = ctx.registry.deregister(&mut self.client.conn.stream);
         let _ = self.client.conn.stream.shutdown(Shutdown::Both);
+        ctx.timers.cancel_slot(self.slot);
         let record = AuditRecord::SessionEnd {
             reason,
             duration_ms: ctx.now.saturating_duration_since(self.started).as_millis() as u64,
             bytes_in: self.bytes_in,
             bytes_out: self.bytes_out,
+            repeated_commands: self.fsm.take_repeated_commands(),
+            port_theft_attempts: u64::from(self.theft_attempts),
         };
         self.audit(ctx, &record);
     }
@@ -813,19 +837,22 @@ impl Session {
             *slot = deadline;
         }
         if let Some(deadline) = deadline {
-            ctx.timers.push(TimerEntry {
+            ctx.timers.set(TimerEntry {
                 deadline,
                 slot: self.slot,
                 generation: self.generation,
                 kind,
             });
+        } else {
+            ctx.timers.cancel(self.slot, kind);
         }
     }
 
-    fn cancel_deadline(&mut self, kind: u8) {
+    fn cancel_deadline(&mut self, kind: u8, ctx: &mut WorkerCtx<'_>) {
         if let Some(slot) = self.deadlines.get_mut(kind as usize) {
             *slot = None;
         }
+        ctx.timers.cancel(self.slot, kind);
     }
 
     // ----- actions ---------------------------------------------------------------------
@@ -898,7 +925,7 @@ impl Session {
                 } => self.start_relay(direction, max_bytes, ctx),
                 Action::AbortData => self.abort_data(ctx),
                 Action::SetTimer(kind, after) => self.set_deadline(kind as u8, after, ctx),
-                Action::CancelTimer(kind) => self.cancel_deadline(kind as u8),
+                Action::CancelTimer(kind) => self.cancel_deadline(kind as u8, ctx),
                 Action::StartClientTls => self.tls_upgrade = true,
                 Action::StartServerTls => self.start_server_tls(),
                 Action::Audit(mut record) => {
@@ -1106,7 +1133,7 @@ impl Session {
         ctx.backends.stop_waiting();
         let _ = ctx.registry.deregister(&mut server.conn.stream);
         ctx.backends.mark_down(server.addr, ctx.now);
-        self.cancel_deadline(TIMER_SERVER_CONNECT);
+        self.cancel_deadline(TIMER_SERVER_CONNECT, ctx);
         let remaining = std::mem::take(&mut server.remaining);
         self.try_next_server(remaining, ctx);
     }
@@ -1117,7 +1144,7 @@ impl Session {
                 ctx.backends.stop_waiting();
             }
             let _ = ctx.registry.deregister(&mut server.conn.stream);
-            self.cancel_deadline(TIMER_SERVER_CONNECT);
+            self.cancel_deadline(TIMER_SERVER_CONNECT, ctx);
         }
     }
 
@@ -1228,7 +1255,7 @@ impl Session {
             });
             return;
         };
-        self.cancel_deadline(TIMER_SERVER_DATA_CONNECT);
+        self.cancel_deadline(TIMER_SERVER_DATA_CONNECT, ctx);
         let Some(buffer) = ctx.pool.checkout() else {
             log::warn!("{} relay buffer pool exhausted", self.id);
             for mut conn in [server, client] {
@@ -1385,7 +1412,7 @@ impl Session {
         abort_on_failure: bool,
         ctx: &mut WorkerCtx<'_>,
     ) {
-        self.cancel_deadline(TIMER_COPY_RESULT);
+        self.cancel_deadline(TIMER_COPY_RESULT, ctx);
         match result {
             Ok(path) => {
                 self.transfer_copy = Some(CopyNote::Stored(path));
@@ -1495,7 +1522,7 @@ impl Session {
         if let Some(mut conn) = self.server_data.take() {
             let _ = ctx.registry.deregister(&mut conn.stream);
         }
-        self.cancel_deadline(TIMER_SERVER_DATA_CONNECT);
+        self.cancel_deadline(TIMER_SERVER_DATA_CONNECT, ctx);
     }
 
     fn abort_data(&mut self, ctx: &mut WorkerCtx<'_>) {
@@ -1517,7 +1544,7 @@ impl Session {
         }
         if let Some(wait) = self.awaiting_copy.take() {
             // Aborted while the copy (complete) was being written: nobody waits for it.
-            self.cancel_deadline(TIMER_COPY_RESULT);
+            self.cancel_deadline(TIMER_COPY_RESULT, ctx);
             self.transfer_copy = Some(CopyNote::Stored(wait.path));
         }
     }
@@ -1557,12 +1584,16 @@ impl Session {
         progress
     }
 
-    fn process_client_lines(&mut self, ctx: &mut WorkerCtx<'_>) -> bool {
+    /// Runs the complete command lines the client sent, at most `budget` of them (fairness)
+    /// and as many as the command rate allows.
+    fn process_client_lines(&mut self, ctx: &mut WorkerCtx<'_>, budget: &mut usize) -> bool {
         let mut progress = false;
+        let mut throttled = false;
         let mut line = Vec::new();
         while self.closing.is_none()
             && !self.tls_upgrade
             && self.client.output.len() < MAX_CLIENT_OUTPUT
+            && *budget > 0
         {
             match self.client.framer.next_line(&self.client.input) {
                 Framed::Line { line_end, consumed } => {
@@ -1570,6 +1601,18 @@ impl Session {
                     if !self.fsm.can_take_line(text) {
                         break;
                     }
+                    if self.command_bucket.available(ctx.now) == 0 {
+                        // The line waits in the input buffer (and the next ones in the
+                        // socket) until the bucket refills.
+                        throttled = true;
+                        if self.deadlines[TIMER_COMMANDS as usize].is_none() {
+                            let wait = self.command_bucket.wait_for(1, ctx.now);
+                            self.set_deadline(TIMER_COMMANDS, wait, ctx);
+                        }
+                        break;
+                    }
+                    self.command_bucket.consume(1);
+                    *budget -= 1;
                     line.clear();
                     line.extend_from_slice(text);
                     self.client
@@ -1582,6 +1625,8 @@ impl Session {
                     self.client
                         .input
                         .drain(..consumed.min(self.client.input.len()));
+                    self.command_bucket.consume(1);
+                    *budget = budget.saturating_sub(1);
                     self.dispatch(Event::ClientLineTooLong, ctx);
                     progress = true;
                 }
@@ -1600,7 +1645,9 @@ impl Session {
         if self.client.input.is_empty() && self.client.input.capacity() > 0 {
             self.client.input = Vec::new();
         }
-        if self.client.eof && self.closing.is_none() && !progress {
+        // Lines held back for fairness or by the rate still run before the end of file.
+        let held_back = throttled || *budget == 0;
+        if self.client.eof && self.closing.is_none() && !progress && !held_back {
             self.dispatch(Event::ClientClosed, ctx);
             progress = true;
         }
@@ -1618,7 +1665,7 @@ impl Session {
                     ctx.backends.stop_waiting();
                     log::debug!("{} connected to backend {}", self.id, server.addr);
                     let ipv6 = server.addr.is_ipv6();
-                    self.cancel_deadline(TIMER_SERVER_CONNECT);
+                    self.cancel_deadline(TIMER_SERVER_CONNECT, ctx);
                     self.fsm.set_server_ipv6(ipv6);
                     self.dispatch(Event::ServerConnected, ctx);
                     return true;
@@ -1637,7 +1684,12 @@ impl Session {
             let Some(server) = self.server.as_mut() else {
                 return progress;
             };
-            if !server.conn.readable || server.input.len() > MAX_REPLY_LINE {
+            // Backpressure: replies for a client that does not read stay in the backend's
+            // socket (and the backend's own buffers), not in ftpgate's memory.
+            if !server.conn.readable
+                || server.input.len() > MAX_REPLY_LINE
+                || self.client.output.len() >= MAX_CLIENT_OUTPUT
+            {
                 return progress;
             }
             let step = read_some(&mut server.conn, &mut chunk);
@@ -1725,7 +1777,7 @@ impl Session {
     fn accept_passive(&mut self, ctx: &mut WorkerCtx<'_>) -> bool {
         let mut progress = false;
         // Bounded: a listener has a small backlog; stop after a handful per turn.
-        for _ in 0..16 {
+        for _ in 0..MAX_PASSIVE_ACCEPTS_PER_TURN {
             let Some(listener) = self.passive.as_ref() else {
                 return progress;
             };
@@ -1735,12 +1787,20 @@ impl Session {
                     // SECURITY: port theft. Only the client's own address may connect to a
                     // passive port; anyone else is closed at once and recorded.
                     if !net::same_ip(peer.ip(), self.client_addr.ip()) {
-                        log::warn!("{} passive connection from foreign {peer} refused", self.id);
-                        let record = AuditRecord::PolicyViolation {
-                            kind: "port_theft",
-                            detail: format!("data connection from {peer}"),
-                        };
-                        self.audit(ctx, &record);
+                        self.theft_attempts = self.theft_attempts.saturating_add(1);
+                        // Recorded one by one up to a bound, then only counted (in
+                        // session_end): an intruder cannot fill the audit trail.
+                        if self.theft_attempts <= MAX_THEFT_EVENTS_PER_SESSION {
+                            log::warn!(
+                                "{} passive connection from foreign {peer} refused",
+                                self.id
+                            );
+                            let record = AuditRecord::PolicyViolation {
+                                kind: "port_theft",
+                                detail: format!("data connection from {peer}"),
+                            };
+                            self.audit(ctx, &record);
+                        }
                         drop(stream);
                         continue;
                     }
@@ -1756,8 +1816,9 @@ impl Session {
                             self.dispatch(Event::ClientDataFailed, ctx);
                             continue;
                         }
+                        let protected = conn.tls.is_some();
                         self.client_data = Some(conn);
-                        self.dispatch(Event::ClientDataConnected, ctx);
+                        self.dispatch(client_data_up(protected), ctx);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return progress,
@@ -1794,6 +1855,11 @@ impl Session {
                             self.dispatch(Event::ClientDataFailed, ctx);
                             return true;
                         }
+                        // Only now may file data cross it (and the backend get the
+                        // transfer command).
+                        self.report_tls(ctx);
+                        self.dispatch(Event::ClientDataConnected, ctx);
+                        return true;
                     }
                     progress
                 }
@@ -1809,7 +1875,8 @@ impl Session {
             None => false,
             Some(Ok(())) => {
                 net::tune_data_socket(&conn.stream);
-                self.dispatch(Event::ClientDataConnected, ctx);
+                let protected = conn.tls.is_some();
+                self.dispatch(client_data_up(protected), ctx);
                 true
             }
             Some(Err(e)) => {
@@ -1832,7 +1899,7 @@ impl Session {
             None => false,
             Some(Ok(())) => {
                 net::tune_data_socket(&conn.stream);
-                self.cancel_deadline(TIMER_SERVER_DATA_CONNECT);
+                self.cancel_deadline(TIMER_SERVER_DATA_CONNECT, ctx);
                 self.dispatch(Event::ServerDataConnected, ctx);
                 true
             }
@@ -2195,6 +2262,16 @@ fn admit(
             "Too many sessions; try again later.",
         )
     })
+}
+
+/// The event for a client data connection that came up: ready at once in plain text; a
+/// protected one only once its TLS handshake is finished and accepted.
+fn client_data_up(protected: bool) -> Event<'static> {
+    if protected {
+        Event::ClientDataTlsPending
+    } else {
+        Event::ClientDataConnected
+    }
 }
 
 enum Pump {

@@ -32,6 +32,18 @@ impl TokenBucket {
         }
     }
 
+    /// A bucket refilling at `rate` units per second and holding at most `burst` (both at
+    /// least 1), starting full.
+    pub fn with_burst(rate: u64, burst: u64, now: Instant) -> TokenBucket {
+        let burst = burst.max(1);
+        TokenBucket {
+            rate: rate.max(1),
+            burst,
+            tokens: burst,
+            last: now,
+        }
+    }
+
     fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.last);
         let earned = (elapsed.as_nanos().saturating_mul(u128::from(self.rate)) / 1_000_000_000)

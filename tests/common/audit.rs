@@ -331,6 +331,9 @@ pub fn scripted_sessions(vs: &Vsftpd, gate: &Ftpgate) -> Script {
 
     let mut c = Ftp::connect(gate.addr());
     let failed = c.local_addr();
+    // A repeated command before login is counted in session_end's repeated_commands.
+    assert_eq!(c.cmd("NOOP").0, 200);
+    assert_eq!(c.cmd("NOOP").0, 200);
     assert_eq!(c.cmd("USER mallory").0, 331);
     assert_eq!(c.cmd("PASS guess").0, 530);
     assert_eq!(c.cmd("QUIT").0, 221);
