@@ -132,7 +132,11 @@ pub fn check_path(named: &Path, use_: FileUse) -> Result<(), String> {
 
 fn check_path_as(named: &Path, use_: FileUse, me: u32) -> Result<(), String> {
     let io_error = |path: &Path, err: io::Error| format!("{}: {err}", path.display());
-    let mut current = named.to_path_buf();
+    // A relative path (`--config ftpgate.json`) is taken from the working directory without
+    // resolving any link, so that the directory of a link named that way is checked too.
+    let absolute = std::path::absolute(named).map_err(|err| io_error(named, err))?;
+    let named = absolute.as_path();
+    let mut current = absolute.clone();
     let mut link: Option<PathBuf> = None;
     for _ in 0..=MAX_SYMLINK_HOPS {
         let parent = current.parent().filter(|p| !p.as_os_str().is_empty());
