@@ -31,10 +31,10 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::ffi::{OsStr, OsString};
-use std::fs::{self, File};
+use std::fs::{self, DirBuilder, File};
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -413,7 +413,18 @@ fn split_copy_path(path: &Path) -> io::Result<(&Path, [&OsStr; 3], &OsStr)> {
 }
 
 fn create_in(root: &Path, dated: &[&OsStr; 3], name: &OsStr) -> io::Result<(File, File)> {
-    let mut dir = os::open_dir(root)?;
+    let mut dir = match os::open_dir(root) {
+        // A copy directory that a reload named, or that was removed: made again, as the
+        // worker makes it at start (the operator's path, checked by the policy loader).
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(DIR_MODE)
+                .create(root)?;
+            os::open_dir(root)?
+        }
+        other => other?,
+    };
     let mut inside = PathBuf::new();
     for part in dated {
         inside.push(part);

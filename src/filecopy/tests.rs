@@ -198,6 +198,19 @@ fn is_empty_dir(dir: &Path) -> bool {
 }
 
 #[test]
+fn a_copy_directory_that_does_not_exist_is_created() {
+    // A reload may name a new directory; the worker made only the old one at start.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("new/copies");
+    let path = copy_path(&root, SystemTime::now(), "s", 1, b"a.bin");
+    assert_eq!(
+        copy_once(&path, b"new").as_deref(),
+        Ok(path.to_str().expect("utf-8"))
+    );
+    assert_eq!(fs::read(&path).expect("read"), b"new");
+}
+
+#[test]
 fn a_symbolic_link_in_the_dated_layout_fails_the_copy_and_writes_nothing_outside() {
     let dir = tempfile::tempdir().expect("tempdir");
     let outside = tempfile::tempdir().expect("tempdir");
