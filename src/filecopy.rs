@@ -16,15 +16,26 @@
 //! is used, every byte outside `[A-Za-z0-9._-]` becomes `_`, leading dots are stripped and
 //! the result is cut to [`MAX_FILECOPY_NAME`] bytes ([`copy_name`]): no `/`, NUL, control
 //! byte, `.` or `..` can reach the file system, so a copy cannot land outside its dated
-//! directory. Copies are created with `O_CREAT|O_EXCL|O_NOFOLLOW` (never an existing file,
-//! never through a symbolic link) and mode 0640; directories with mode 0750.
+//! directory.
+//!
+//! SECURITY: nothing inside the copy directory is followed. The writer opens the copy
+//! directory itself (the operator's path) and then walks `YYYY`, `MM` and `DD` through
+//! directory descriptors, each created with mkdirat(2) (mode 0750) and opened with
+//! `O_DIRECTORY|O_NOFOLLOW` relative to the one before; the copy is created relative to the
+//! day directory with `O_CREAT|O_EXCL|O_NOFOLLOW` and mode 0640 (never an existing file, never
+//! through a symbolic link). A symbolic link planted anywhere in the dated layout makes that
+//! copy fail with a reason that says so (the transfer then gets the policy's `on_failure`
+//! outcome), and nothing is written outside the copy directory. Retention lists and deletes
+//! through directory descriptors too (unlinkat(2)), so it never follows a link out of it.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, DirBuilder, File};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
@@ -33,9 +44,15 @@ use std::time::{Duration, SystemTime};
 
 use crate::audit::utc_date;
 use crate::limits::{
-    FILECOPY_QUEUE_BYTES, FILECOPY_QUEUE_MESSAGES, FILECOPY_RETENTION_BATCH, FILECOPY_SYNC_BYTES,
-    MAX_FILECOPY_NAME,
+    FILECOPY_QUEUE_BYTES, FILECOPY_QUEUE_MESSAGES, FILECOPY_RETENTION_BATCH,
+    FILECOPY_RETENTION_LISTING, FILECOPY_SYNC_BYTES, MAX_FILECOPY_NAME,
 };
+use crate::os::{self, DirStream, EntryKind};
+
+/// Mode of the dated directories (less the umask).
+const DIR_MODE: u32 = 0o750;
+/// Mode of a copy, exactly.
+const COPY_MODE: u32 = 0o640;
 
 /// The session a copy belongs to: its slot in the reactor and the slot's generation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -240,6 +257,8 @@ struct OpenCopy {
     owner: Owner,
     path: PathBuf,
     file: File,
+    /// The day directory the copy is in, to fsync its entry at the end.
+    dir: File,
     /// Bytes written since the last `fdatasync`.
     unsynced: usize,
 }
@@ -303,13 +322,14 @@ fn write_chunk(
     } = chunk;
     if let Some(target) = target {
         match create_copy(&target.path) {
-            Ok(file) => {
+            Ok((file, dir)) => {
                 open.insert(
                     id,
                     OpenCopy {
                         owner: target.owner,
                         path: target.path,
                         file,
+                        dir,
                         unsynced: 0,
                     },
                 );
@@ -355,41 +375,103 @@ fn write_chunk(
     }
 }
 
-/// Creates the dated directories (0750) and the copy (0640, never an existing file, never
-/// through a symbolic link).
-fn create_copy(path: &Path) -> io::Result<File> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no directory"))?;
-    let open = || {
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o640)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-    };
-    DirBuilder::new().recursive(true).mode(0o750).create(dir)?;
-    let file = match open() {
+/// Creates the dated directories (0750) and the copy (0640) for a path made by
+/// [`copy_path`], never through a symbolic link: returns the copy and its day directory.
+fn create_copy(path: &Path) -> io::Result<(File, File)> {
+    let (root, dated, name) = split_copy_path(path)?;
+    match create_in(root, &dated, name) {
         // Another worker's retention pass removed an empty day directory in between.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => create_in(root, &dated, name),
+        other => other,
+    }
+}
+
+/// `ROOT/YYYY/MM/DD/NAME` split into the copy directory, the three dated names and the
+/// file name, each a plain name (never `..`, `.` or a root).
+fn split_copy_path(path: &Path) -> io::Result<(&Path, [&OsStr; 3], &OsStr)> {
+    let bad = || {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not DIRECTORY/YYYY/MM/DD/NAME", path.display()),
+        )
+    };
+    let mut parts = [OsStr::new(""); 4];
+    let mut rest = path;
+    for part in parts.iter_mut().rev() {
+        let mut components = rest.components();
+        match components.next_back() {
+            Some(Component::Normal(name)) => *part = name,
+            _ => return Err(bad()),
+        }
+        rest = components.as_path();
+    }
+    let [year, month, day, name] = parts;
+    if rest.as_os_str().is_empty() {
+        return Err(bad());
+    }
+    Ok((rest, [year, month, day], name))
+}
+
+fn create_in(root: &Path, dated: &[&OsStr; 3], name: &OsStr) -> io::Result<(File, File)> {
+    let mut dir = match os::open_dir(root) {
+        // A copy directory that a reload named, or that was removed: made again, as the
+        // worker makes it at start (the operator's path, checked by the policy loader).
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            DirBuilder::new().recursive(true).mode(0o750).create(dir)?;
-            open()?
+            DirBuilder::new()
+                .recursive(true)
+                .mode(DIR_MODE)
+                .create(root)?;
+            os::open_dir(root)?
         }
         other => other?,
     };
+    let mut inside = PathBuf::new();
+    for part in dated {
+        inside.push(part);
+        match os::mkdir_at(dir.as_fd(), part, DIR_MODE) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        dir = os::open_dir_at(dir.as_fd(), part)
+            .map_err(|e| explain(dir.as_fd(), part, &inside, true, e))?;
+    }
+    inside.push(name);
+    let file = os::create_file_at(dir.as_fd(), name, COPY_MODE)
+        .map_err(|e| explain(dir.as_fd(), name, &inside, false, e))?;
     // Exactly 0640 whatever the umask.
-    file.set_permissions(fs::Permissions::from_mode(0o640))?;
-    Ok(file)
+    file.set_permissions(fs::Permissions::from_mode(COPY_MODE))?;
+    Ok((file, File::from(dir)))
+}
+
+/// Why `name` in `dir` (at `inside` in the copy directory) could not be opened as a
+/// directory (`want_dir`) or created as the copy: a symbolic link or something else in the
+/// way is named as such; any other error is kept.
+fn explain(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    inside: &Path,
+    want_dir: bool,
+    err: io::Error,
+) -> io::Error {
+    let inside = inside.display();
+    let message = match os::stat_at(dir, name).map(|stat| stat.kind) {
+        Ok(EntryKind::Symlink) => format!(
+            "a symbolic link was found at {inside} in the copy directory; copies are never \
+             written through one"
+        ),
+        Ok(EntryKind::Dir) if want_dir => return err,
+        Ok(_) if want_dir => format!("{inside} in the copy directory is not a directory"),
+        Ok(_) => format!("{inside} already exists in the copy directory"),
+        Err(_) => return err,
+    };
+    io::Error::new(err.kind(), message)
 }
 
 /// fsyncs the copy and its directory entry.
 fn finish_copy(copy: &OpenCopy) -> io::Result<()> {
     copy.file.sync_all()?;
-    if let Some(dir) = copy.path.parent() {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    copy.dir.sync_all()
 }
 
 /// The path of a copy: `DIRECTORY/YYYY/MM/DD/<session>-<n>-<name>`, dated in UTC.
@@ -448,7 +530,9 @@ pub struct Expired {
 /// Deletes copies under `directory` whose modification time is more than `days` days before
 /// `now`, oldest dated directories first, looking at `budget` entries at most; empty dated
 /// directories are removed. Only the dated layout is walked (`YYYY/MM/DD`, anything else is
-/// left alone), only regular files are deleted, and symbolic links are never followed.
+/// left alone), only regular files are deleted, and symbolic links are never followed: every
+/// directory below `directory` is opened with `O_NOFOLLOW` relative to its parent's
+/// descriptor and every deletion is an unlinkat(2) relative to its directory's descriptor.
 /// A day directory is looked at only once the cutoff has passed its whole day, and it (and
 /// its month and year) is removed only then: the directories copies are being written to
 /// (today's) are never touched.
@@ -459,321 +543,83 @@ pub fn remove_expired(directory: &Path, days: u32, now: SystemTime, budget: usiz
     let cutoff_date = (cy, i64::from(cm), i64::from(cd));
     let mut pass = Expired::default();
     let mut left = budget;
-    for (year, year_dir) in numbered(directory, 4, 0, 9999) {
+    let Ok(mut root) = os::open_dir(directory).and_then(DirStream::from_fd) else {
+        pass.finished = true;
+        return pass;
+    };
+    for (year, year_name) in numbered(&mut root, 4, 0, 9999) {
         if year > cy {
             break;
         }
-        for (month, month_dir) in numbered(&year_dir, 2, 1, 12) {
+        let Ok(mut year_dir) = DirStream::open_at(root.as_fd(), &year_name) else {
+            continue;
+        };
+        for (month, month_name) in numbered(&mut year_dir, 2, 1, 12) {
             if (year, month) > (cy, i64::from(cm)) {
                 break;
             }
-            for (day, day_dir) in numbered(&month_dir, 2, 1, 31) {
+            let Ok(mut month_dir) = DirStream::open_at(year_dir.as_fd(), &month_name) else {
+                continue;
+            };
+            for (day, day_name) in numbered(&mut month_dir, 2, 1, 31) {
                 if (year, month, day) >= cutoff_date {
                     break;
                 }
-                let Ok(entries) = fs::read_dir(&day_dir) else {
+                let Ok(mut day_dir) = DirStream::open_at(month_dir.as_fd(), &day_name) else {
                     continue;
                 };
-                for entry in entries.flatten() {
+                while let Some(name) = day_dir.next_name() {
                     if left == 0 {
                         return pass;
                     }
                     left -= 1;
-                    // DirEntry::metadata does not follow symbolic links.
-                    let old = entry.metadata().is_ok_and(|m| {
-                        m.file_type().is_file() && m.modified().is_ok_and(|t| t < cutoff)
-                    });
-                    if old && fs::remove_file(entry.path()).is_ok() {
+                    let old = os::stat_at(day_dir.as_fd(), &name)
+                        .is_ok_and(|stat| stat.kind == EntryKind::File && stat.modified < cutoff);
+                    if old && os::remove_file_at(day_dir.as_fd(), &name).is_ok() {
                         pass.removed += 1;
                     }
                 }
-                let _ = fs::remove_dir(&day_dir); // only when empty
+                drop(day_dir);
+                let _ = os::remove_dir_at(month_dir.as_fd(), &day_name); // only when empty
             }
+            drop(month_dir);
             if (year, month) < (cy, i64::from(cm)) {
-                let _ = fs::remove_dir(&month_dir);
+                let _ = os::remove_dir_at(year_dir.as_fd(), &month_name);
             }
         }
+        drop(year_dir);
         if year < cy {
-            let _ = fs::remove_dir(&year_dir);
+            let _ = os::remove_dir_at(root.as_fd(), &year_name);
         }
     }
     pass.finished = true;
     pass
 }
 
-/// The subdirectories of `dir` named by exactly `digits` digits in `min..=max`, sorted.
-fn numbered(dir: &Path, digits: usize, min: i64, max: i64) -> Vec<(i64, PathBuf)> {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut found: Vec<(i64, PathBuf)> = entries
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .filter_map(|e| {
-            let name = e.file_name();
-            let name = name.to_str()?;
-            if name.len() != digits || !name.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
+/// The names in `dir` made of exactly `digits` digits with a value in `min..=max`, sorted by
+/// value, from the first [`FILECOPY_RETENTION_LISTING`] entries. Whether each is a directory
+/// (and not a link to one) is settled when it is opened.
+fn numbered(dir: &mut DirStream, digits: usize, min: i64, max: i64) -> Vec<(i64, OsString)> {
+    let mut found = Vec::new();
+    for _ in 0..FILECOPY_RETENTION_LISTING {
+        let Some(name) = dir.next_name() else {
+            break;
+        };
+        let Some(text) = name.to_str() else {
+            continue;
+        };
+        if text.len() != digits || !text.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(value) = text.parse::<i64>() {
+            if (min..=max).contains(&value) {
+                found.push((value, name));
             }
-            let value: i64 = name.parse().ok()?;
-            (min..=max).contains(&value).then(|| (value, e.path()))
-        })
-        .collect();
+        }
+    }
     found.sort();
     found
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::UNIX_EPOCH;
-
-    #[test]
-    fn names_keep_only_the_last_segment_and_safe_bytes() {
-        assert_eq!(copy_name(b"report.csv"), "report.csv");
-        assert_eq!(copy_name(b"/in/2026/report.csv"), "report.csv");
-        assert_eq!(copy_name(b"../../etc/passwd"), "passwd");
-        assert_eq!(copy_name(b"dir/"), "dir");
-        assert_eq!(copy_name(b".."), "unnamed");
-        assert_eq!(copy_name(b"../.."), "unnamed");
-        assert_eq!(copy_name(b"."), "unnamed");
-        assert_eq!(copy_name(b""), "unnamed");
-        assert_eq!(copy_name(b"/"), "unnamed");
-        assert_eq!(copy_name(b"...hidden"), "hidden");
-        assert_eq!(
-            copy_name(b"evil name \"quoted\"\r\n"),
-            "evil_name__quoted___"
-        );
-        assert_eq!(copy_name(b"a\0b"), "a_b");
-        assert_eq!(copy_name(b"..\\..\\boot.ini"), "_.._boot.ini");
-        assert_eq!(copy_name(b"caf\xc3\xa9\xff.txt"), "caf___.txt");
-        assert_eq!(copy_name(b"-rf"), "-rf");
-        let long = vec![b'x'; 300];
-        assert_eq!(copy_name(&long).len(), MAX_FILECOPY_NAME);
-    }
-
-    #[test]
-    fn names_never_contain_a_separator_or_start_with_a_dot() {
-        for bytes in [
-            &b"\x00/\x01."[..],
-            b"\n..",
-            b"a/.b",
-            b"\xff\xfe/..\x00",
-            b"x/./.",
-        ] {
-            let name = copy_name(bytes);
-            assert!(!name.is_empty(), "{bytes:?}");
-            assert!(!name.starts_with('.'), "{bytes:?} -> {name}");
-            assert!(
-                name.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')),
-                "{bytes:?} -> {name}"
-            );
-        }
-    }
-
-    #[test]
-    fn paths_are_dated_in_utc() {
-        // 2026-11-18T11:06:40Z
-        let when = UNIX_EPOCH + Duration::from_secs(1_795_000_000);
-        let path = copy_path(Path::new("/copies"), when, "6b01a20b-261d-1", 3, b"/x/a b");
-        assert_eq!(path, Path::new("/copies/2026/11/18/6b01a20b-261d-1-3-a_b"));
-    }
-
-    fn write_at(path: &Path, age: Duration) {
-        fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        let file = File::create(path).expect("create");
-        file.set_modified(SystemTime::now() - age)
-            .expect("set_modified");
-    }
-
-    #[test]
-    fn retention_deletes_old_copies_and_their_empty_directories_only() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let root = dir.path();
-        let day = Duration::from_secs(86_400);
-        let old = root.join("2001/02/03/s-1-old");
-        let also_old = root.join("2001/02/04/s-2-old");
-        let (y, m, d) = utc_date(SystemTime::now());
-        let today = root.join(format!("{y:04}/{m:02}/{d:02}"));
-        let recent = today.join("s-3-new");
-        // Old by its time, but in today's directory: not looked at.
-        let odd = today.join("s-4-odd");
-        write_at(&old, 40 * day);
-        write_at(&also_old, 40 * day);
-        write_at(&recent, Duration::ZERO);
-        write_at(&odd, 40 * day);
-        // Not ours: left alone.
-        let foreign = root.join("lost+found/x");
-        write_at(&foreign, 40 * day);
-        let pass = remove_expired(root, 30, SystemTime::now(), 100);
-        assert_eq!(
-            pass,
-            Expired {
-                removed: 2,
-                finished: true
-            }
-        );
-        assert!(!old.exists() && !also_old.exists());
-        assert!(!root.join("2001").exists(), "empty dated directories go");
-        assert!(recent.exists() && odd.exists() && foreign.exists());
-    }
-
-    #[test]
-    fn retention_work_is_bounded() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let root = dir.path();
-        let age = Duration::from_secs(10 * 86_400);
-        for i in 0..5 {
-            write_at(&root.join(format!("2001/02/03/s-{i}-x")), age);
-        }
-        let pass = remove_expired(root, 1, SystemTime::now(), 3);
-        assert_eq!(
-            pass,
-            Expired {
-                removed: 3,
-                finished: false
-            }
-        );
-        let pass = remove_expired(root, 1, SystemTime::now(), 3);
-        assert_eq!(
-            pass,
-            Expired {
-                removed: 2,
-                finished: true
-            }
-        );
-        assert!(!root.join("2001").exists());
-    }
-
-    #[test]
-    fn retention_does_not_follow_symbolic_links() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let outside = tempfile::tempdir().expect("tempdir");
-        let victim = outside.path().join("victim");
-        write_at(&victim, Duration::from_secs(90 * 86_400));
-        let day_dir = dir.path().join("2001/02/03");
-        fs::create_dir_all(&day_dir).expect("mkdir");
-        std::os::unix::fs::symlink(&victim, day_dir.join("link")).expect("symlink");
-        std::os::unix::fs::symlink(outside.path(), dir.path().join("2001/02/04")).expect("symlink");
-        remove_expired(dir.path(), 1, SystemTime::now(), 100);
-        assert!(victim.exists());
-    }
-
-    fn collect(rx: &mpsc::Receiver<Report>, n: usize) -> Vec<Report> {
-        (0..n)
-            .map(|_| rx.recv_timeout(Duration::from_secs(10)).expect("report"))
-            .collect()
-    }
-
-    #[test]
-    fn the_writer_stores_chunks_and_reports_each_copy() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (tx, rx) = mpsc::channel();
-        let copier = FileCopier::spawn(0, tx, Box::new(|| {})).expect("spawn");
-        let owner = Owner {
-            slot: 1,
-            generation: 2,
-        };
-        let path = copy_path(dir.path(), SystemTime::now(), "s", 1, b"a.bin");
-        let id = copier.new_id();
-        copier
-            .try_send(Chunk {
-                id,
-                target: Some(Box::new(Target {
-                    owner,
-                    path: path.clone(),
-                })),
-                bytes: b"hello ".to_vec(),
-                end: End::More,
-            })
-            .expect("send");
-        copier
-            .try_send(Chunk {
-                id,
-                target: None,
-                bytes: b"world".to_vec(),
-                end: End::Finish,
-            })
-            .expect("send");
-        // The same name again: never overwritten.
-        let again = copier.new_id();
-        copier.send_or_queue(Chunk {
-            id: again,
-            target: Some(Box::new(Target {
-                owner,
-                path: path.clone(),
-            })),
-            bytes: b"x".to_vec(),
-            end: End::Abandon,
-        });
-        let reports = collect(&rx, 2);
-        assert_eq!(reports[0].id, id);
-        assert_eq!(reports[0].owner, owner);
-        assert_eq!(
-            reports[0].result.as_deref(),
-            Ok(path.to_str().expect("utf-8"))
-        );
-        assert_eq!(reports[1].id, again);
-        assert!(reports[1].result.is_err());
-        drop(copier);
-        assert_eq!(fs::read(&path).expect("read"), b"hello world");
-        let mode = fs::metadata(&path).expect("stat").permissions().mode();
-        assert_eq!(mode & 0o777, 0o640);
-        let day_dir = path.parent().expect("parent");
-        let mode = fs::metadata(day_dir).expect("stat").permissions().mode();
-        assert_eq!(mode & 0o777, 0o750 & !umask_bits());
-    }
-
-    /// The process umask, read without changing it (from /proc).
-    fn umask_bits() -> u32 {
-        fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("Umask:"))
-                    .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
-            })
-            .unwrap_or(0o022)
-    }
-
-    #[test]
-    fn a_copy_that_cannot_be_created_is_reported_and_its_chunks_dropped() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        // A regular file where the day directory should be.
-        let path = copy_path(dir.path(), SystemTime::now(), "s", 1, b"a");
-        let day_dir = path.parent().expect("parent");
-        fs::create_dir_all(day_dir.parent().expect("month")).expect("mkdir");
-        fs::write(day_dir, b"").expect("file");
-        let (tx, rx) = mpsc::channel();
-        let copier = FileCopier::spawn(0, tx, Box::new(|| {})).expect("spawn");
-        let owner = Owner {
-            slot: 0,
-            generation: 1,
-        };
-        let id = copier.new_id();
-        for (target, end) in [
-            (
-                Some(Box::new(Target {
-                    owner,
-                    path: path.clone(),
-                })),
-                End::More,
-            ),
-            (None, End::Finish),
-        ] {
-            copier
-                .try_send(Chunk {
-                    id,
-                    target,
-                    bytes: vec![1; 10],
-                    end,
-                })
-                .expect("send");
-        }
-        let reports = collect(&rx, 1);
-        assert!(reports[0].result.is_err(), "{:?}", reports[0]);
-        drop(copier);
-        assert!(rx.try_recv().is_err(), "one report per copy");
-    }
-}
+mod tests;

@@ -143,6 +143,10 @@ pub const FILECOPY_RETENTION_INTERVAL: u64 = 60;
 pub const FILECOPY_RETENTION_BATCH: usize = 5000;
 /// Longest file name part taken from the client's argument for a copy.
 pub const MAX_FILECOPY_NAME: usize = 100;
+/// Entries of the copy directory, of a year or of a month directory that a retention pass
+/// reads to find the dated subdirectories (there are at most 10000, 12 and 31 of those); the
+/// rest of a directory crowded with anything else waits for a later pass.
+pub const FILECOPY_RETENTION_LISTING: usize = 20_000;
 
 /// Seconds within which failed logins from one IP address are counted against
 /// `failed_logins_per_ip`.
@@ -152,6 +156,10 @@ pub const DEFAULT_BAN_SECONDS: u64 = 600;
 /// Sessions per worker whose backend connection is being set up at once; beyond it new
 /// logins get 421 rather than piling up connects.
 pub const DEFAULT_SESSIONS_WAITING_FOR_BACKEND: u32 = 1000;
+/// Symbolic links the loader follows from a path the policy names (or the policy file's own
+/// path) to the file, checking the directory of each one; more is refused (Linux itself stops
+/// at 40).
+pub const MAX_SYMLINK_HOPS: usize = 16;
 /// Largest prefix table (`access.prefix_table`) the loader reads.
 pub const MAX_PREFIX_TABLE_BYTES: u64 = 256 * 1024 * 1024;
 /// Problems of a prefix table listed one by one before the rest are only counted.

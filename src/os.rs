@@ -4,8 +4,10 @@
 //! handlers only set a flag and write one byte to a self-pipe that the event loop polls
 //! (nginx's rule: no work inside a handler).
 
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 /// Set by SIGTERM and SIGINT: stop accepting, drain, exit.
@@ -173,8 +175,7 @@ impl SharedRegion {
 
     /// Creates a memfd of `words` words for the workers to map; the descriptor is
     /// inherited by child processes (no close-on-exec). Returns its number.
-    pub fn create_memfd(words: usize) -> io::Result<std::os::fd::OwnedFd> {
-        use std::os::fd::FromRawFd;
+    pub fn create_memfd(words: usize) -> io::Result<OwnedFd> {
         let name = c"ftpgate-counters";
         // SAFETY: memfd_create takes a valid NUL-terminated name and flags; the returned
         // descriptor is checked and then owned by the OwnedFd.
@@ -183,7 +184,7 @@ impl SharedRegion {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` is a freshly created descriptor that nothing else owns.
-        let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
         let len = libc::off_t::try_from(words * 8)
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         // SAFETY: ftruncate on a descriptor we own, with a checked length.
@@ -249,5 +250,216 @@ pub fn close_fd(fd: i32) {
     // SAFETY: close(2) on a plain descriptor number; an invalid one only returns EBADF.
     unsafe {
         libc::close(fd);
+    }
+}
+
+/// The effective user id of this process: the owner the policy's files may have besides root.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid(2) takes nothing, cannot fail and touches no memory of ours.
+    unsafe { libc::geteuid() }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files through directory descriptors (the filecopy writer and its retention)
+//
+// SECURITY: every name given to these wrappers is one path component: no `/` (which would
+// make the kernel walk further, through whatever symbolic links it meets), no NUL, not empty,
+// not `.` or `..`. Directories are opened with O_DIRECTORY | O_NOFOLLOW and files created with
+// O_CREAT | O_EXCL | O_NOFOLLOW, so a symbolic link in the place of a directory or a file makes
+// the call fail instead of being followed.
+
+/// `name` as a C string, if it is a single path component.
+fn component(name: &OsStr) -> io::Result<CString> {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes == b"." || bytes == b".." || bytes.contains(&b'/') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name:?} is not a single file name"),
+        ));
+    }
+    CString::new(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte"))
+}
+
+/// A descriptor returned by a system call, owned; or the call's error.
+fn owned(fd: libc::c_int) -> io::Result<OwnedFd> {
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by a successful call that created it; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn check(rc: libc::c_int) -> io::Result<()> {
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Opens the directory at `path`. Symbolic links in `path` are followed: it is the operator's
+/// path (the copy root), not one built from anything a client sent.
+pub fn open_dir(path: &std::path::Path) -> io::Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(path)?;
+    Ok(OwnedFd::from(file))
+}
+
+/// Opens the subdirectory `name` of `dir`; fails (ELOOP) when `name` is a symbolic link and
+/// (ENOTDIR) when it is not a directory.
+pub fn open_dir_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
+    let name = component(name)?;
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: openat(2) with a live directory descriptor, a valid NUL-terminated name and no
+    // mode (O_CREAT is not set); the result is checked by `owned`.
+    owned(unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) })
+}
+
+/// Creates the directory `name` in `dir` with `mode` (less the umask).
+pub fn mkdir_at(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> io::Result<()> {
+    let name = component(name)?;
+    // SAFETY: mkdirat(2) with a live directory descriptor and a valid NUL-terminated name.
+    check(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t) })
+}
+
+/// Creates the file `name` in `dir` for writing, with `mode` (less the umask): never an
+/// existing file, never through a symbolic link (EEXIST for both).
+pub fn create_file_at(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> io::Result<std::fs::File> {
+    let name = component(name)?;
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: openat(2) with a live directory descriptor, a valid NUL-terminated name, and the
+    // mode argument that O_CREAT requires (passed as the variadic unsigned int it promotes to).
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, mode as libc::c_uint) };
+    owned(fd).map(std::fs::File::from)
+}
+
+/// What an entry of a directory is, its link not followed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+/// The type and modification time of an entry, as fstatat(2) with AT_SYMLINK_NOFOLLOW sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryStat {
+    pub kind: EntryKind,
+    pub modified: std::time::SystemTime,
+}
+
+/// The entry `name` of `dir`, a symbolic link described as itself.
+pub fn stat_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<EntryStat> {
+    let name = component(name)?;
+    // SAFETY: `stat` is plain old data for which all-zero bytes are a valid value.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstatat(2) with a live directory descriptor and a valid NUL-terminated name
+    // writes into the valid, exclusively borrowed `stat`.
+    check(unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &mut stat,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    let kind = match stat.st_mode & libc::S_IFMT {
+        libc::S_IFREG => EntryKind::File,
+        libc::S_IFDIR => EntryKind::Dir,
+        libc::S_IFLNK => EntryKind::Symlink,
+        _ => EntryKind::Other,
+    };
+    let nanos = u32::try_from(stat.st_mtime_nsec).unwrap_or(0);
+    let modified = match u64::try_from(stat.st_mtime) {
+        Ok(secs) => std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos),
+        Err(_) => {
+            let before = std::time::Duration::from_secs(stat.st_mtime.unsigned_abs());
+            std::time::UNIX_EPOCH
+                .checked_sub(before)
+                .unwrap_or(std::time::UNIX_EPOCH)
+        }
+    };
+    Ok(EntryStat { kind, modified })
+}
+
+/// Removes the entry `name` of `dir` that is not a directory (a symbolic link itself, never
+/// what it points to).
+pub fn remove_file_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    let name = component(name)?;
+    // SAFETY: unlinkat(2) with a live directory descriptor and a valid NUL-terminated name.
+    check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) })
+}
+
+/// Removes the subdirectory `name` of `dir` if it is empty (ENOTEMPTY otherwise, ENOTDIR for
+/// anything that is not a directory, a symbolic link included).
+pub fn remove_dir_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    let name = component(name)?;
+    // SAFETY: unlinkat(2) with a live directory descriptor and a valid NUL-terminated name.
+    check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) })
+}
+
+/// The names in an open directory (readdir(3) over a descriptor), `.` and `..` left out.
+pub struct DirStream {
+    dir: std::ptr::NonNull<libc::DIR>,
+}
+
+impl DirStream {
+    /// Reads the directory open at `fd`, which the stream takes over.
+    pub fn from_fd(fd: OwnedFd) -> io::Result<DirStream> {
+        // SAFETY: fdopendir(3) on a live descriptor we own; on success the stream owns it
+        // (closedir closes it), so ownership is given up only then.
+        let dir = unsafe { libc::fdopendir(fd.as_raw_fd()) };
+        match std::ptr::NonNull::new(dir) {
+            Some(dir) => {
+                let _ = fd.into_raw_fd();
+                Ok(DirStream { dir })
+            }
+            None => Err(io::Error::last_os_error()),
+        }
+    }
+
+    /// The subdirectory `name` of `dir`, never through a symbolic link (see [`open_dir_at`]).
+    pub fn open_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<DirStream> {
+        DirStream::from_fd(open_dir_at(dir, name)?)
+    }
+
+    /// The next name, `None` at the end (a read error ends the listing too: the callers only
+    /// skip what they cannot see, and a later pass sees it).
+    pub fn next_name(&mut self) -> Option<OsString> {
+        loop {
+            // SAFETY: the stream is open (closed only in Drop); readdir(3) returns null at the
+            // end or on error, or an entry valid until the next readdir or closedir on this
+            // stream, which cannot happen before the name is copied out below.
+            let entry = unsafe { libc::readdir(self.dir.as_ptr()) };
+            if entry.is_null() {
+                return None;
+            }
+            // SAFETY: `entry` is a live dirent (above); d_name is NUL-terminated within it.
+            let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) };
+            let bytes = name.to_bytes();
+            if bytes != b"." && bytes != b".." {
+                return Some(OsString::from_vec(bytes.to_vec()));
+            }
+        }
+    }
+}
+
+impl AsFd for DirStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: dirfd(3) on the open stream returns its descriptor, which stays open until
+        // the stream is closed in Drop, so for no longer than this borrow of `self`.
+        unsafe { BorrowedFd::borrow_raw(libc::dirfd(self.dir.as_ptr())) }
+    }
+}
+
+impl Drop for DirStream {
+    fn drop(&mut self) {
+        // SAFETY: the stream was opened by fdopendir and is closed exactly once, here.
+        unsafe {
+            libc::closedir(self.dir.as_ptr());
+        }
     }
 }

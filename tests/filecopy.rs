@@ -1,7 +1,7 @@
 //! The `filecopy` audit mode against a real vsftpd: byte-identical copies in both directions
 //! with the SHA-256 of the transfer event, dated paths and names, mode 0640, hostile names
 //! that stay inside the copy directory, a copy that cannot be written (on_failure "abort"
-//! and "continue"), and retention.
+//! and "continue"), symbolic links planted in the dated layout (never followed), and retention.
 
 mod common;
 
@@ -504,4 +504,162 @@ fn every_worker_copies_its_transfers() {
     }
     stored.sort();
     assert_eq!(files_under(&copies), stored);
+}
+
+/// STOR over PASV where the relay may be cut early (a copy that fails aborts it): the final
+/// reply.
+fn stor_cut(c: &mut Ftp, path: &str, data: &[u8]) -> Reply {
+    let mut conn = c.pasv_connect();
+    let (code, text) = c.cmd(&format!("STOR {path}"));
+    assert!(matches!(code, 125 | 150), "STOR {path}: {code} {text}");
+    let _ = conn.write_all(data);
+    drop(conn);
+    c.read_reply()
+}
+
+/// Whether `dir` holds nothing at all (no file, no directory, no link).
+fn is_empty_dir(dir: &Path) -> bool {
+    fs::read_dir(dir).expect("read_dir").next().is_none()
+}
+
+/// The `filecopy_error` of a transfer event names a symbolic link found at one of `places`
+/// (relative to the copy directory).
+fn names_a_link(event: &Value, places: &[String]) -> bool {
+    let error = event["filecopy_error"].as_str().unwrap_or_default();
+    places.iter().any(|place| {
+        error.contains(&format!(
+            "a symbolic link was found at {place} in the copy directory; copies are never \
+             written through one"
+        ))
+    })
+}
+
+#[test]
+fn a_symlinked_day_directory_fails_the_copy_and_nothing_is_written_through_it() {
+    let vs = Vsftpd::start();
+    let root = temp_dir();
+    let copies = root.path().join("copies");
+    let outside = root.path().join("outside");
+    fs::create_dir_all(&outside).expect("mkdir");
+    let days = utc_days();
+    for day in &days {
+        let path = copies.join(day);
+        fs::create_dir_all(path.parent().expect("month")).expect("mkdir");
+        std::os::unix::fs::symlink(&outside, &path).expect("symlink");
+    }
+    let gate = gate(&vs, &copies, json!({}));
+    let mut c = Ftp::connect(gate.addr());
+    c.login_ok("anonymous", "x");
+    assert_eq!(c.cmd("TYPE I").0, 200);
+    let up = random_bytes(100 * 1024, 291);
+    let (code, text) = stor_cut(&mut c, "/pub/linked.bin", &up);
+    assert_eq!(code, 451, "{text}");
+    assert!(
+        text.ends_with("Local error: the audit copy failed."),
+        "{text}"
+    );
+    let events = gate.wait_audit(WAIT, |ev| !transfers(ev).is_empty());
+    let event = transfers(&events)[0];
+    assert_eq!(event["result"], "copy_failed", "{event}");
+    assert!(names_a_link(event, &days), "{event}");
+    assert!(event.get("filecopy").is_none(), "{event}");
+    assert!(is_empty_dir(&outside), "a copy went through the link");
+
+    // With the links gone, the next copy lands in a real day directory.
+    for day in &days {
+        fs::remove_file(copies.join(day)).expect("rm link");
+    }
+    let data = random_bytes(10_000, 292);
+    c.stor("/pub/after.bin", &data);
+    assert_eq!(c.cmd("QUIT").0, 221);
+    let events = gate.wait_audit(WAIT, |ev| transfers(ev).len() >= 2);
+    let path = check_copy(transfers(&events)[1], &copies, 2, "after.bin", &data);
+    assert!(
+        !fs::symlink_metadata(path.parent().expect("day"))
+            .expect("stat")
+            .is_symlink()
+    );
+    assert!(is_empty_dir(&outside));
+}
+
+#[test]
+fn a_symlinked_year_directory_is_recorded_and_the_transfer_goes_on_with_continue() {
+    let vs = Vsftpd::start();
+    let root = temp_dir();
+    let copies = root.path().join("copies");
+    let outside = root.path().join("outside");
+    fs::create_dir_all(&outside).expect("mkdir");
+    fs::create_dir_all(&copies).expect("mkdir");
+    let mut years: Vec<String> = utc_days().iter().map(|d| d[..4].to_owned()).collect();
+    years.dedup();
+    for year in &years {
+        std::os::unix::fs::symlink(&outside, copies.join(year)).expect("symlink");
+    }
+    let gate = gate(&vs, &copies, json!({ "on_failure": "continue" }));
+    let mut c = Ftp::connect(gate.addr());
+    c.login_ok("anonymous", "x");
+    assert_eq!(c.cmd("TYPE I").0, 200);
+    let up = random_bytes(50 * 1024, 293);
+    c.stor("/pub/year.bin", &up);
+    assert_eq!(c.cmd("QUIT").0, 221);
+    let events = gate.wait_audit(WAIT, |ev| !transfers(ev).is_empty());
+    let event = transfers(&events)[0];
+    assert_eq!(event["result"], "ok", "{event}");
+    assert!(names_a_link(event, &years), "{event}");
+    assert!(event.get("filecopy").is_none(), "{event}");
+    assert!(
+        is_empty_dir(&outside),
+        "a month directory was made through the link"
+    );
+    assert_eq!(
+        sha256_file(&vs.pub_dir().join("year.bin")),
+        sha256_bytes(&up)
+    );
+}
+
+#[test]
+fn a_symlink_planted_as_the_copy_name_fails_the_copy_and_its_target_is_not_created() {
+    let vs = Vsftpd::start();
+    let root = temp_dir();
+    let copies = root.path().join("copies");
+    let outside = root.path().join("outside");
+    fs::create_dir_all(&outside).expect("mkdir");
+    let days = utc_days();
+    for day in &days {
+        fs::create_dir_all(copies.join(day)).expect("mkdir");
+    }
+    let gate = gate(&vs, &copies, json!({}));
+    let mut c = Ftp::connect(gate.addr());
+    c.login_ok("anonymous", "x");
+    assert_eq!(c.cmd("TYPE I").0, 200);
+    // The copy's name is predictable from the session id (in the audit trail) and the
+    // transfer's number: plant a dangling link under it in every candidate day directory.
+    let events = gate.wait_audit(WAIT, |ev| ev.iter().any(|e| e["event"] == "session_start"));
+    let session = events
+        .iter()
+        .find(|e| e["event"] == "session_start")
+        .and_then(|e| e["session"].as_str())
+        .expect("session id")
+        .to_owned();
+    let name = format!("{session}-1-planted.bin");
+    let victim = outside.join("victim");
+    let places: Vec<String> = days.iter().map(|d| format!("{d}/{name}")).collect();
+    for place in &places {
+        std::os::unix::fs::symlink(&victim, copies.join(place)).expect("symlink");
+    }
+    let up = random_bytes(64 * 1024, 294);
+    let (code, text) = stor_cut(&mut c, "/pub/planted.bin", &up);
+    assert_eq!(code, 451, "{text}");
+    let events = gate.wait_audit(WAIT, |ev| !transfers(ev).is_empty());
+    let event = transfers(&events)[0];
+    assert_eq!(event["result"], "copy_failed", "{event}");
+    assert!(names_a_link(event, &places), "{event}");
+    assert!(is_empty_dir(&outside), "the link's target was created");
+    // The next transfer has another number, hence another name: its copy works.
+    let data = random_bytes(20_000, 295);
+    c.stor("/pub/next.bin", &data);
+    assert_eq!(c.cmd("QUIT").0, 221);
+    let events = gate.wait_audit(WAIT, |ev| transfers(ev).len() >= 2);
+    check_copy(transfers(&events)[1], &copies, 2, "next.bin", &data);
+    assert!(is_empty_dir(&outside));
 }

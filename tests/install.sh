@@ -267,19 +267,35 @@ timeout 30 setpriv --reuid=ftpgate --regid=ftpgate --init-groups \
     /usr/sbin/ftpgate --check --config /etc/ftpgate/ftpgate.json >/dev/null 2>&1 ||
     fail "the ftpgate user cannot read and check /etc/ftpgate/ftpgate.json"
 ok "ftpgate --check --config /etc/ftpgate/ftpgate.json passes (as root and as ftpgate)"
+# The owner and mode checks: the installed policy is refused once every user can write it.
+chmod o+w /etc/ftpgate/ftpgate.json
+if timeout 30 /usr/sbin/ftpgate --check --config /etc/ftpgate/ftpgate.json >"$work/check.out" 2>&1; then
+    chmod o-w /etc/ftpgate/ftpgate.json
+    fail "ftpgate --check accepted /etc/ftpgate/ftpgate.json with mode o+w"
+fi
+chmod o-w /etc/ftpgate/ftpgate.json
+grep -q '/etc/ftpgate/ftpgate.json: every user can write it (mode 0642); run chmod o-w' \
+    "$work/check.out" || fail "unexpected refusal: $(cat "$work/check.out")"
+expect_mode /etc/ftpgate/ftpgate.json "640 root:ftpgate"
+ok "ftpgate --check refuses the installed policy once every user can write it"
 examples=(/usr/share/doc/ftpgate/examples/*.json)
 [ "${#examples[@]}" -ge 5 ] || fail "fewer than 5 example policies"
-# Examples naming /etc/ftpgate/tls/ files are checked against throwaway certificates.
+# Examples naming /etc/ftpgate/tls/ files are checked against throwaway certificates, with
+# modes that --check accepts whatever the umask (no group or other write, the key 0600).
 mkdir -p "$work/tls"
+chmod 0755 "$work/tls"
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=example.invalid \
     -keyout "$work/tls/key.pem" -out "$work/tls/cert.pem" >/dev/null 2>&1 ||
     fail "openssl req"
 cp "$work/tls/cert.pem" "$work/tls/internal-ca.pem"
+chmod 0600 "$work/tls/key.pem"
+chmod 0644 "$work/tls/cert.pem" "$work/tls/internal-ca.pem"
 for ex in "${examples[@]}"; do
     checked=$ex
     if grep -q '/etc/ftpgate/tls/' "$ex"; then
         checked="$work/tls/$(basename "$ex")"
         sed "s#/etc/ftpgate/tls/#$work/tls/#g" "$ex" >"$checked"
+        chmod 0644 "$checked"
     fi
     timeout 30 /usr/sbin/ftpgate --check --config "$checked" >"$work/check.out" 2>&1 ||
         fail "example $ex: $(cat "$work/check.out")"

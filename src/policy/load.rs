@@ -41,6 +41,7 @@ use super::file::{
     PolicyFile, RoleFile, RoutingFile, Scalar, TimeWindowFile, TimeoutsFile, TlsFile, UserFile,
 };
 use super::locate::{self, JsonPath, Seg, Target};
+use super::perms::{self, FileUse};
 use super::schema::{self, Sifted};
 use super::time::{TimeWindow, parse_days, parse_hours, parse_offset};
 use super::units::{parse_rate, parse_size};
@@ -99,10 +100,15 @@ fn lookup<T: Copy>(table: &[(&str, T)], text: &str) -> Option<T> {
 
 /// Reads and validates the policy file at `path`, and the prefix table it names.
 ///
-/// The file must be a regular file of at most [`MAX_POLICY_BYTES`], not writable by other
-/// users, in UTF-8. Problems reading it are one error at 0:0 with the OS error; like every
-/// error, it does not name the file (the caller does, as in `FILE:0:0: message`). The prefix
-/// table is read by [`read_named_file`]; its problems are errors at `access.prefix_table`.
+/// The file must be a regular file of at most [`MAX_POLICY_BYTES`], in UTF-8, and pass the
+/// owner and mode checks of `perms.rs` ([`perms::check_path`]): neither its group nor other
+/// users may write it or its directory. Problems reading it are one error at 0:0 with the OS
+/// error; like every error, it does not name the file (the caller does, as in
+/// `FILE:0:0: message`); a permission problem names the path at fault, which may be the
+/// target of a symbolic link. The prefix table is read by [`read_named_file`]; its problems
+/// are errors at `access.prefix_table`. The files and directories the policy names (keys,
+/// certificates, the prefix table, the filecopy directory) are checked too, each error at
+/// the key that names the path.
 pub fn load_policy(path: &Path) -> Result<Policy, Vec<PolicyError>> {
     let at_zero = |message: String| {
         vec![PolicyError {
@@ -115,19 +121,9 @@ pub fn load_policy(path: &Path) -> Result<Policy, Vec<PolicyError>> {
     if !metadata.is_file() {
         return Err(at_zero("not a regular file".to_owned()));
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = metadata.permissions().mode();
-        // SECURITY: a policy anyone can rewrite is no policy; refuse it as sshd refuses a
-        // world-writable authorized_keys.
-        if mode & 0o002 != 0 {
-            return Err(at_zero(format!(
-                "the file is writable by every user (mode {:04o}); run chmod o-w on it",
-                mode & 0o7777
-            )));
-        }
-    }
+    // SECURITY: a policy someone else can rewrite is no policy; refuse it as sshd refuses
+    // an authorized_keys file others can write (StrictModes).
+    perms::check_path(path, FileUse::Trusted).map_err(at_zero)?;
     let too_large = || {
         at_zero(format!(
             "the file is larger than {MAX_POLICY_BYTES} bytes, the most a policy may have"
@@ -145,7 +141,7 @@ pub fn load_policy(path: &Path) -> Result<Policy, Vec<PolicyError>> {
         return Err(too_large());
     }
     match String::from_utf8(bytes) {
-        Ok(text) => parse_policy_with(&text, &read_named_file),
+        Ok(text) => parse_checked(&text, &read_named_file, Some(&perms::check_path)),
         Err(err) => {
             let valid = err.utf8_error().valid_up_to();
             let bytes = err.into_bytes();
@@ -163,24 +159,14 @@ pub fn load_policy(path: &Path) -> Result<Policy, Vec<PolicyError>> {
     }
 }
 
-/// Reads a file the policy names (the prefix table), for [`load_policy`]: a regular file, not
-/// writable by every user (whoever can rewrite it decides who may connect), read up to one
-/// byte past [`MAX_PREFIX_TABLE_BYTES`] so that the loader can tell it is too large.
+/// Reads a file the policy names (the prefix table), for [`load_policy`]: a regular file,
+/// read up to one byte past [`MAX_PREFIX_TABLE_BYTES`] so that the loader can tell it is too
+/// large. Its owner and mode are checked afterwards with the other named files
+/// ([`perms::named_files`]).
 pub fn read_named_file(path: &Path) -> io::Result<Vec<u8>> {
     let metadata = std::fs::metadata(path)?;
     if !metadata.is_file() {
         return Err(io::Error::other("not a regular file"));
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = metadata.permissions().mode();
-        if mode & 0o002 != 0 {
-            return Err(io::Error::other(format!(
-                "the file is writable by every user (mode {:04o}); run chmod o-w on it",
-                mode & 0o7777
-            )));
-        }
     }
     let mut bytes = Vec::new();
     File::open(path)?
@@ -204,6 +190,20 @@ pub fn parse_policy(text: &str) -> Result<Policy, Vec<PolicyError>> {
 /// Parses and validates a policy document, reading the files it names (the prefix table)
 /// with `read_file`. On failure, every problem found, in file order.
 pub fn parse_policy_with(text: &str, read_file: ReadFile<'_>) -> Result<Policy, Vec<PolicyError>> {
+    parse_checked(text, read_file, None)
+}
+
+/// How the loader checks the owner and mode of a path the policy names ([`perms::check_path`]
+/// for [`load_policy`]).
+type CheckPath<'r> = &'r dyn Fn(&Path, FileUse) -> Result<(), String>;
+
+/// [`parse_policy_with`], and with `check_path`, the owner and mode checks of every path the
+/// policy names, each error placed at the key that names the path.
+fn parse_checked(
+    text: &str,
+    read_file: ReadFile<'_>,
+    check_path: Option<CheckPath<'_>>,
+) -> Result<Policy, Vec<PolicyError>> {
     // Editors on some systems start UTF-8 files with a byte-order mark; positions are
     // counted after it, as those editors show them.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -224,6 +224,13 @@ pub fn parse_policy_with(text: &str, read_file: ReadFile<'_>) -> Result<Policy, 
         }
     };
     let policy = check.policy(&raw, read_file);
+    if let Some(check_path) = check_path {
+        for (path, file, use_) in perms::named_files(&policy) {
+            if let Err(message) = check_path(file, use_) {
+                check.bad_key(&path, message);
+            }
+        }
+    }
     check.finish(policy, unsupported_yet(&raw))
 }
 

@@ -3,10 +3,11 @@
 //! This module owns the validated runtime model ([`Policy`] and its parts), the loader
 //! ([`parse_policy`], [`load_policy`]) that turns the file into it with every error located
 //! by line and column, and the one-screen [`Policy::summary`] printed by `ftpgate --check`.
-//! It is pure apart from [`load_policy`] reading the file and the prefix table it names
-//! ([`parse_policy_with`] takes the reader as an argument; [`parse_policy`] reads nothing): no
-//! sockets, no clock, no name resolution, no global state. A `Policy` is immutable once
-//! built; a reload builds a new one.
+//! It is pure apart from [`load_policy`] reading the file and the prefix table it names and
+//! checking the owners and modes of the files and directories the policy names (`perms.rs`;
+//! [`parse_policy_with`] takes the reader as an argument and checks no modes; [`parse_policy`]
+//! reads nothing): no sockets, no clock, no name resolution, no global state. A `Policy` is
+//! immutable once built; a reload builds a new one.
 //!
 //! Besides the model, it holds the pure decisions taken from it: [`AccessRules::check`]
 //! (networks, countries, AS numbers, through the operator's [`GeoTable`]) and
@@ -23,6 +24,7 @@ mod cidr;
 mod file;
 mod load;
 pub mod locate;
+mod perms;
 mod schema;
 mod summary;
 #[cfg(test)]

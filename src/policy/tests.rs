@@ -2516,13 +2516,16 @@ fn load_policy_refuses_a_world_writable_prefix_table() {
     let path = temp_file("open-table.json", doc.as_bytes());
     let errors = load_policy(&path).expect_err("world-writable");
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(
-        errors[0]
-            .message
-            .ends_with("the file is writable by every user (mode 0666); run chmod o-w on it"),
-        "{errors:?}"
+    let table_name = table.display();
+    assert_eq!(
+        errors[0].message,
+        format!(
+            "access.prefix_table: {table_name}: its group and every user can write it (mode \
+             0666); run chmod go-w {table_name}"
+        )
     );
-    let (line, column) = at(&doc, "\"/");
+    // At the key that names the file.
+    let (line, column) = at(&doc, "\"prefix_table\"");
     assert_eq!((errors[0].line, errors[0].column), (line, column));
     std::fs::set_permissions(&table, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     assert_eq!(
@@ -3253,11 +3256,16 @@ fn garbage_never_panics() {
 // ---------------------------------------------------------------------------------------
 // load_policy
 
+/// A file of mode 0644 in a directory of mode 0755 (whatever the umask): what the loader's
+/// owner and mode checks accept.
 fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
     let dir = std::env::temp_dir().join(format!("ftpgate-policy-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let path = dir.join(name);
     std::fs::write(&path, contents).expect("write temp file");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     path
 }
 
@@ -3322,11 +3330,25 @@ fn load_policy_refuses_world_writable_files() {
     let path = temp_file("open.json", MINIMAL.as_bytes());
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
     let errors = load_policy(&path).expect_err("world-writable");
-    assert!(
-        errors[0]
-            .message
-            .ends_with("the file is writable by every user (mode 0666); run chmod o-w on it"),
-        "{errors:?}"
+    let name = path.display();
+    assert_eq!(
+        errors[0].to_string(),
+        format!(
+            "0:0: {name}: its group and every user can write it (mode 0666); run chmod go-w \
+             {name}"
+        )
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o646)).expect("chmod");
+    let errors = load_policy(&path).expect_err("world-writable");
+    assert_eq!(
+        errors[0].message,
+        format!("{name}: every user can write it (mode 0646); run chmod o-w {name}")
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o620)).expect("chmod");
+    let errors = load_policy(&path).expect_err("group-writable");
+    assert_eq!(
+        errors[0].message,
+        format!("{name}: its group can write it (mode 0620); run chmod g-w {name}")
     );
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
     assert!(load_policy(&path).is_ok());

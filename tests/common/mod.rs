@@ -468,7 +468,21 @@ pub fn sha256_file(path: &Path) -> String {
 }
 
 /// A private temp dir, mode 0755 (servers that drop privileges must be able to enter it).
+///
+/// The first call also masks group and other write permission out of the umask of the test
+/// process (and so of every ftpgate it starts): ftpgate refuses a policy, certificate or copy
+/// directory that its group can write, and with a umask of 002 every file a test writes
+/// would be one.
 pub fn temp_dir() -> TempDir {
+    static UMASK: std::sync::Once = std::sync::Once::new();
+    UMASK.call_once(|| {
+        // SAFETY: umask(2) takes and returns plain mode bits; the second call puts back the
+        // old mask with the write bits for group and others added.
+        unsafe {
+            let old = libc::umask(0o022);
+            libc::umask(old | 0o022);
+        }
+    });
     let dir = tempfile::Builder::new()
         .prefix("ftpgate-test-")
         .tempdir()
