@@ -404,7 +404,7 @@ enum PassiveKind {
     Epsv,
 }
 
-const FILTERED_FEATURES: &[&str] = &[
+pub(crate) const FILTERED_FEATURES: &[&str] = &[
     "AUTH", "PBSZ", "PROT", "CCC", "HOST", "EPRT", "EPSV", "PASV", "SPSV", "LPSV", "LPRT", "ADAT",
     "MIC", "CONF", "ENC",
 ];
