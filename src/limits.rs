@@ -138,6 +138,8 @@ pub const MAX_FEATURE_PROBE_ITERATIONS: usize = 64;
 pub const MAX_FEATURES: usize = 64;
 /// Longest feature line kept from a backend's `FEAT` answer; longer ones are dropped.
 pub const MAX_FEATURE_LINE: usize = 512;
+/// Whether a backend pool's `FEAT` is probed when its `feature_probe` says nothing.
+pub const DEFAULT_FEATURE_PROBE: bool = true;
 /// Backend pools whose `FEAT` a worker probes; pools beyond (in name order) always count
 /// as the static feature list.
 pub const MAX_PROBED_POOLS: usize = 1000;

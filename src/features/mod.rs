@@ -88,13 +88,13 @@ impl Feature {
 
 /// The features in a `FEAT` answer. `Some(empty)` for a server without `FEAT` (500 or 502,
 /// RFC 2389 §3.2: it has no extensions) or with a single-line 211; `None` when the server
-/// refused or failed (any other reply): nothing was learned. Lines that [`Feature::parse`]
+/// refused or failed (any other reply, 2xx other than 211 included): nothing was learned. Lines that [`Feature::parse`]
 /// refuses are skipped; at most [`MAX_FEATURES`] are kept.
 pub fn parse_feat_reply(reply: &Reply) -> Option<Vec<Feature>> {
     if reply.code == codes::SYNTAX_ERROR || reply.code == codes::NOT_IMPLEMENTED {
         return Some(Vec::new());
     }
-    if !reply.is_positive_completion() {
+    if reply.code != codes::SYSTEM_STATUS {
         return None;
     }
     let middle = reply.lines.len().saturating_sub(2);
@@ -205,7 +205,8 @@ enum Round {
     Waiting(Instant),
     /// A probe of `servers[server]` is out; `failed`: a server of this round did not answer.
     Probing { server: usize, failed: bool },
-    /// Beyond [`MAX_PROBED_POOLS`]: never probed, always the static list.
+    /// Beyond [`MAX_PROBED_POOLS`], or `feature_probe: false`: never probed, always the
+    /// static list.
     Never,
 }
 
@@ -277,7 +278,7 @@ impl FeatureBook {
                         learned: None,
                     })
                     .collect(),
-                round: if i < MAX_PROBED_POOLS {
+                round: if i < MAX_PROBED_POOLS && backend.feature_probe {
                     Round::Waiting(now)
                 } else {
                     Round::Never
@@ -295,7 +296,9 @@ impl FeatureBook {
 
     /// Keeps what `old` learned for the servers that are still there, in a pool of the same
     /// name and TLS mode (a policy reload): the answer before login stays what it was until
-    /// the new rounds, which start at once, say otherwise.
+    /// new rounds say otherwise. A pool that did not change at all (servers, TLS mode, source
+    /// address) keeps its schedule; the others, and those whose probe was out, are probed
+    /// at once.
     pub fn carry_over(&mut self, old: &FeatureBook) {
         for pool in &mut self.pools {
             let Some(previous) = old
@@ -308,6 +311,17 @@ impl FeatureBook {
             for server in &mut pool.servers {
                 if let Some(known) = previous.servers.iter().find(|s| s.addr == server.addr) {
                     server.learned.clone_from(&known.learned);
+                }
+            }
+            let same_servers = previous.servers.len() == pool.servers.len()
+                && previous
+                    .servers
+                    .iter()
+                    .zip(&pool.servers)
+                    .all(|(a, b)| a.addr == b.addr);
+            if let (Round::Waiting(_), Round::Waiting(at)) = (pool.round, previous.round) {
+                if same_servers && previous.source == pool.source {
+                    pool.round = Round::Waiting(at);
                 }
             }
         }

@@ -97,6 +97,8 @@ fn feat_replies_parse_into_features_or_nothing() {
     assert_eq!(parse_feat_reply(&Reply::new(502, "no")), Some(Vec::new()));
     assert_eq!(parse_feat_reply(&Reply::new(530, "login")), None);
     assert_eq!(parse_feat_reply(&Reply::new(421, "bye")), None);
+    // Only 211 answers FEAT: a server that takes FEAT for something else taught nothing.
+    assert_eq!(parse_feat_reply(&Reply::new(230, "logged in")), None);
     // At most MAX_FEATURES are kept.
     let many: Vec<String> = (0..MAX_FEATURES + 5).map(|i| format!(" X{i}")).collect();
     let mut all = vec!["Features:"];
@@ -341,6 +343,125 @@ fn a_reload_keeps_what_the_remaining_servers_said() {
     assert_eq!(
         new.start_due(t0).len(),
         2,
-        "every pool is probed again at once"
+        "both pools changed: probed again at once"
+    );
+
+    // An unchanged pool keeps its schedule; one whose probe was out is probed at once.
+    let t1 = t0 + Duration::from_secs(10);
+    let mut again = book(&changed, t1);
+    again.carry_over(&new);
+    assert_eq!(again.start_due(t1).len(), 2, "both probes were out");
+    new.finish(0, Ok(set(PYFTPDLIB)), t0);
+    let mut again = book(&changed, t1);
+    again.carry_over(&new);
+    let due: Vec<usize> = again.start_due(t1).into_iter().map(|t| t.pool).collect();
+    assert_eq!(due, [1]);
+    assert_eq!(
+        again.next_round(),
+        Some(t0 + Duration::from_secs(FEATURE_PROBE_INTERVAL))
+    );
+}
+
+#[test]
+fn a_pool_with_the_probe_off_is_never_probed_and_counts_as_static() {
+    let t0 = Instant::now();
+    let text = TWO_POOLS.replace(
+        r#""tls": "implicit""#,
+        r#""tls": "implicit", "feature_probe": false"#,
+    );
+    let policy = match parse_policy(&text) {
+        Ok(p) => p,
+        Err(errors) => panic!("test policy invalid: {errors:?}"),
+    };
+    assert!(policy.backends["a"].feature_probe, "on by default");
+    assert!(!policy.backends["b"].feature_probe);
+    let mut b = FeatureBook::new(&policy, t0);
+    let due: Vec<usize> = b.start_due(t0).into_iter().map(|t| t.pool).collect();
+    assert_eq!(due, [0]);
+    b.finish(0, Ok(set(PYFTPDLIB)), t0);
+    b.finish(0, Ok(set(PYFTPDLIB)), t0);
+    assert_eq!(&**b.offered(), STATIC_FEATURES, "pool b is the static list");
+    let later = t0 + Duration::from_secs(FEATURE_PROBE_INTERVAL * 10);
+    assert_eq!(b.start_due(later).len(), 1, "pool a only, again");
+    let wrong = TWO_POOLS.replace(
+        r#""tls": "implicit""#,
+        r#""tls": "implicit", "feature_probe": "no""#,
+    );
+    assert!(parse_policy(&wrong).is_err(), "a boolean");
+}
+
+/// The control machine answers FEAT before login with ftpgate's own lines and the book's.
+#[test]
+fn feat_before_login_lists_the_learned_features() {
+    use crate::session::control::{Action, ControlConfig, ControlFsm, Event};
+    let policy = match parse_policy(TWO_POOLS) {
+        Ok(p) => p,
+        Err(errors) => panic!("test policy invalid: {errors:?}"),
+    };
+    let t0 = Instant::now();
+    let mut b = FeatureBook::new(&policy, t0);
+    b.start_due(t0);
+    b.finish(0, Ok(set(PURE_FTPD)), t0);
+    b.finish(0, Ok(set(PYFTPDLIB)), t0);
+    b.finish(1, Ok(set(PYFTPDLIB)), t0);
+    let feat = |tls: bool, features: Rc<[String]>| -> Vec<String> {
+        let (mut fsm, _) = ControlFsm::new(ControlConfig {
+            client_ip: "192.0.2.7".parse().expect("ip"),
+            login_timeout: 30,
+            session_timeout: 900,
+            failed_login_delay_ms: 1000,
+            data_connect_timeout: 30,
+            backend_reply_timeout: 60,
+            tls_available: tls,
+            tls_implicit: false,
+            tls_require: crate::policy::TlsRequire::None,
+            features,
+        });
+        let actions = fsm.on_event(Event::ClientLine(b"FEAT"), &policy);
+        let Some(Action::SendClient(reply)) = actions.first() else {
+            panic!("no FEAT reply: {actions:?}")
+        };
+        assert_eq!(reply.code, 211);
+        reply
+            .lines
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect()
+    };
+    assert_eq!(
+        feat(false, Rc::clone(b.offered())),
+        [
+            "211-Features:",
+            "EPRT",
+            "EPSV",
+            "PASV",
+            "MDTM",
+            "MFMT",
+            "MLST type*;size*;modify*;UNIX.mode;UNIX.uid;UNIX.gid;unique*;",
+            "REST STREAM",
+            "SIZE",
+            "TVFS",
+            "UTF8",
+            "211 End",
+        ]
+    );
+    let static_lines: Rc<[String]> = STATIC_FEATURES.iter().map(|f| f.to_string()).collect();
+    assert_eq!(
+        feat(true, static_lines),
+        [
+            "211-Features:",
+            "AUTH TLS",
+            "PBSZ",
+            "PROT",
+            "EPRT",
+            "EPSV",
+            "PASV",
+            "MDTM",
+            "REST STREAM",
+            "SIZE",
+            "UTF8",
+            "211 End",
+        ],
+        "nothing learned: the answer ftpgate always gave"
     );
 }

@@ -351,6 +351,9 @@ pub struct ControlConfig {
     pub tls_implicit: bool,
     /// What the listener and the global policy require.
     pub tls_require: TlsRequire,
+    /// The backend features `FEAT` advertises before login: what every pool offers
+    /// (`crate::features`).
+    pub features: std::rc::Rc<[String]>,
 }
 
 /// The control state machine.
@@ -466,30 +469,24 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// ftpgate's own FEAT answer before login (no backend is known yet).
-fn local_features(tls: bool) -> Reply {
+/// ftpgate's own FEAT answer before login (no backend is known yet): its own features and
+/// `backend`, what every pool offers.
+fn local_features(tls: bool, backend: &[String]) -> Reply {
     let mut lines = vec!["Features:"];
     if tls {
         lines.extend(["AUTH TLS", "PBSZ", "PROT"]);
     }
-    lines.extend([
-        "EPRT",
-        "EPSV",
-        "PASV",
-        "MDTM",
-        "REST STREAM",
-        "SIZE",
-        "UTF8",
-        "End",
-    ]);
+    lines.extend(["EPRT", "EPSV", "PASV"]);
+    lines.extend(backend.iter().map(String::as_str));
+    lines.push("End");
     Reply::multi(codes::SYSTEM_STATUS, &lines)
 }
 
 /// The backend's FEAT answer, minus what ftpgate handles itself (TLS, data-connection
 /// setup, HOST), plus what ftpgate offers itself.
-fn filter_features(reply: Reply, tls: bool) -> Reply {
+fn filter_features(reply: Reply, tls: bool, fallback: &[String]) -> Reply {
     if !reply.is_positive_completion() || !reply.is_multiline() {
-        return local_features(tls);
+        return local_features(tls, fallback);
     }
     let mut features: Vec<String> = Vec::new();
     let count = reply.lines.len();
@@ -975,6 +972,7 @@ impl ControlFsm {
             Verb::Feat => {
                 out.push(Action::SendClient(local_features(
                     self.config.tls_available,
+                    &self.config.features,
                 )));
                 self.audit_command("FEAT", b"", "allow", codes::SYSTEM_STATUS, out);
             }
@@ -2003,7 +2001,7 @@ impl ControlFsm {
                 }
                 let code = reply.code;
                 let reply = if feat {
-                    filter_features(reply, self.config.tls_available)
+                    filter_features(reply, self.config.tls_available, &self.config.features)
                 } else {
                     reply
                 };
