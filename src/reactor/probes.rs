@@ -11,9 +11,9 @@
 //! A pool has at most one probe connection at a time: the book learns a result when the
 //! connection is closed, and only then names the pool's next server.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
-use std::net::Shutdown;
+use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -216,6 +216,10 @@ pub struct Prober {
     again: bool,
     /// The worker is stopping: no new probes.
     stopped: bool,
+    /// Servers whose last probe failed: a failure is logged at info the first time, then
+    /// at debug until the server answers again (so a server that stays down does not fill
+    /// the log every 30 seconds).
+    failing: HashSet<SocketAddr>,
 }
 
 impl Prober {
@@ -236,6 +240,7 @@ impl Prober {
             bits: vec![false; pools],
             again: false,
             stopped: false,
+            failing: HashSet::new(),
         }
     }
 
@@ -345,28 +350,44 @@ impl Prober {
         }
     }
 
-    fn report(&self, target: &ProbeTarget, result: &Result<Vec<Feature>, ProbeError>) {
+    fn report(&mut self, target: &ProbeTarget, result: &Result<Vec<Feature>, ProbeError>) {
         match result {
-            Ok(features) => log::debug!(
-                "FEAT probe of {} (pool {}) done: {}",
-                target.addr,
-                target.name,
-                features
-                    .iter()
-                    .map(Feature::line)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            Err(e) => log::info!(
-                "FEAT probe of {} (pool {}) failed: {e}{}",
-                target.addr,
-                target.name,
-                if self.book.is_learned(target.pool) {
-                    " (keeping what the pool said before)"
+            Ok(features) => {
+                let level = if self.failing.remove(&target.addr) {
+                    log::Level::Info
                 } else {
-                    ""
-                }
-            ),
+                    log::Level::Debug
+                };
+                log::log!(
+                    level,
+                    "FEAT probe of {} (pool {}) done: {}",
+                    target.addr,
+                    target.name,
+                    features
+                        .iter()
+                        .map(Feature::line)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            Err(e) => {
+                let level = if self.failing.insert(target.addr) {
+                    log::Level::Info
+                } else {
+                    log::Level::Debug
+                };
+                log::log!(
+                    level,
+                    "FEAT probe of {} (pool {}) failed: {e}{}",
+                    target.addr,
+                    target.name,
+                    if self.book.is_learned(target.pool) {
+                        " (keeping what the pool said before)"
+                    } else {
+                        ""
+                    }
+                );
+            }
         }
     }
 
@@ -407,6 +428,10 @@ impl Prober {
         let mut fresh = Prober::new(self.base, policy, now);
         fresh.book.carry_over(&self.book);
         fresh.stopped = self.stopped;
+        fresh.failing = std::mem::take(&mut self.failing);
+        fresh
+            .failing
+            .retain(|addr| policy.backends.values().any(|b| b.servers.contains(addr)));
         *self = fresh;
     }
 
@@ -450,4 +475,124 @@ fn open(
     };
     registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
     Ok((stream, tls))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpListener;
+    use std::thread;
+
+    use mio::{Events, Poll};
+
+    use crate::policy::parse_policy;
+
+    /// A scripted backend for one probe: greeting, `feat` for FEAT, and (after `quit_delay`)
+    /// 221 for QUIT; then waits for the close. Returns when it accepted the connection and
+    /// when it was about to answer QUIT. Gives up after 10 seconds.
+    fn backend(
+        feat: &'static str,
+        quit_delay: Duration,
+    ) -> (SocketAddr, thread::JoinHandle<Option<(Instant, Instant)>>) {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let handle = thread::spawn(move || {
+            listener.set_nonblocking(true).ok()?;
+            let give_up = Instant::now() + Duration::from_secs(10);
+            let stream = loop {
+                match listener.accept() {
+                    Ok((stream, _)) => break stream,
+                    Err(_) if Instant::now() < give_up => thread::sleep(Duration::from_millis(5)),
+                    Err(_) => return None,
+                }
+            };
+            let accepted = Instant::now();
+            stream.set_nonblocking(false).ok()?;
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .ok()?;
+            let mut writer = stream.try_clone().ok()?;
+            let mut reader = BufReader::new(stream);
+            writer.write_all(b"220 scripted\r\n").ok()?;
+            let mut line = String::new();
+            reader.read_line(&mut line).ok()?;
+            assert_eq!(line, "FEAT\r\n");
+            writer.write_all(feat.as_bytes()).ok()?;
+            line.clear();
+            reader.read_line(&mut line).ok()?;
+            assert_eq!(line, "QUIT\r\n");
+            thread::sleep(quit_delay);
+            let quitting = Instant::now();
+            writer.write_all(b"221 bye\r\n").ok()?;
+            // The prober closes once it has the 221.
+            line.clear();
+            let _ = reader.read_line(&mut line);
+            Some((accepted, quitting))
+        });
+        (addr, handle)
+    }
+
+    #[test]
+    fn the_servers_of_a_pool_are_probed_one_after_the_other() {
+        let (first, first_log) = backend(
+            "211-F\r\n MLST type*;size*;modify*;\r\n SIZE\r\n PRET\r\n211 End\r\n",
+            Duration::from_millis(200),
+        );
+        let (second, second_log) = backend(
+            "211-F\r\n MLST type*;size;perm*;\r\n SIZE\r\n TVFS\r\n211 End\r\n",
+            Duration::ZERO,
+        );
+        let text = format!(
+            r#"{{ "listeners": [ {{ "address": "127.0.0.1:2121" }} ],
+                 "backends": {{ "p": {{ "servers": ["{first}", "{second}"] }} }},
+                 "roles": {{ "r": {{ "allow": ["LIST"] }} }},
+                 "users": {{ "u": {{ "role": "r", "backend": "p" }} }} }}"#
+        );
+        let policy = match parse_policy(&text) {
+            Ok(p) => p,
+            Err(errors) => panic!("test policy invalid: {errors:?}"),
+        };
+        let mut poll = Poll::new().expect("poll");
+        let mut events = Events::with_capacity(64);
+        let mut prober = Prober::new(1000, &policy, Instant::now());
+        assert!(prober.owns(Token(1000)) && prober.owns(Token(1000 + PROBE_TOKENS - 1)));
+        assert!(!prober.owns(Token(999)) && !prober.owns(Token(1000 + PROBE_TOKENS)));
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < give_up
+            && !(first_log.is_finished()
+                && second_log.is_finished()
+                && prober.book.next_round().is_some())
+        {
+            prober.tick(Instant::now(), poll.registry(), &HashMap::new());
+            let wait = prober
+                .next_timeout(Instant::now())
+                .map_or(Duration::from_millis(50), |t| {
+                    t.min(Duration::from_millis(50))
+                });
+            poll.poll(&mut events, Some(wait)).expect("poll");
+            for event in events.iter() {
+                assert!(prober.owns(event.token()), "{event:?}");
+                prober.on_ready(event.token(), event);
+            }
+        }
+        let first_log = first_log.join().expect("first backend").expect("probed");
+        let second_log = second_log.join().expect("second backend").expect("probed");
+        assert!(
+            second_log.0 > first_log.1,
+            "the second server was probed only after the first one's probe ended"
+        );
+        assert!(
+            prober.live.iter().all(Option::is_none),
+            "both probes closed"
+        );
+        assert_eq!(
+            &*prober.offered(),
+            ["MLST type*;size;", "SIZE"],
+            "what both servers have, only what ftpgate relays"
+        );
+        assert!(prober.take_changed().is_some());
+        let next = prober.next_timeout(Instant::now()).expect("a next round");
+        assert!(next > Duration::from_secs(crate::limits::FEATURE_PROBE_INTERVAL - 5));
+    }
 }
