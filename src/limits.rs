@@ -54,6 +54,8 @@ pub const DEFAULT_SESSIONS_TOTAL: u32 = 10_000;
 pub const DEFAULT_SESSIONS_PER_IP: u32 = 20;
 pub const DEFAULT_FAILED_LOGINS_PER_IP: u32 = 10;
 
+/// Most listeners a policy may have (a worker's event loop has tokens for that many).
+pub const MAX_LISTENERS: usize = 2048;
 /// Most worker processes the policy's `workers` may ask for.
 pub const MAX_WORKERS: usize = 256;
 /// Longest timeout the policy accepts, in seconds (30 days). Far beyond any sane session,

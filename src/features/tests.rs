@@ -465,3 +465,24 @@ fn feat_before_login_lists_the_learned_features() {
         "nothing learned: the answer ftpgate always gave"
     );
 }
+
+#[test]
+fn the_listeners_fit_below_the_probe_tokens() {
+    let listeners: Vec<String> = (0..=crate::limits::MAX_LISTENERS)
+        .map(|i| format!(r#"{{ "address": "127.0.0.1:{}" }}"#, 1024 + i))
+        .collect();
+    let text = TWO_POOLS.replace(
+        r#"[ { "address": "127.0.0.1:2121" } ]"#,
+        &format!("[{}]", listeners.join(",")),
+    );
+    let errors = match parse_policy(&text) {
+        Ok(_) => panic!("{} listeners accepted", listeners.len()),
+        Err(errors) => errors,
+    };
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.message.contains("at most 2048 listeners")),
+        "{errors:?}"
+    );
+}

@@ -26,7 +26,8 @@ use crate::audit::AuditSink;
 use crate::counters::SharedCounters;
 use crate::filecopy::{FileCopier, Report};
 use crate::limits::{
-    FILECOPY_RETENTION_INTERVAL, FILECOPY_RETRY_MS, MAX_RELAY_BUFFERS, RELAY_BUFFER_SIZE,
+    FILECOPY_RETENTION_INTERVAL, FILECOPY_RETRY_MS, MAX_LISTENERS, MAX_RELAY_BUFFERS,
+    RELAY_BUFFER_SIZE,
 };
 use crate::os;
 use crate::policy::Policy;
@@ -42,10 +43,8 @@ use timer::TimerHeap;
 /// Tokens at and above this value are not sessions.
 const SPECIAL_BASE: usize = usize::MAX - 4096;
 /// The `FEAT` probes' tokens ([`probes::PROBE_TOKENS`] of them), above the listeners'
-/// (`SPECIAL_BASE + i`, fewer than [`MAX_LISTENERS`]) and below the wake and copy tokens.
-const PROBE_BASE: usize = SPECIAL_BASE + 2048;
-/// Listeners one worker can have tokens for.
-const MAX_LISTENERS: usize = PROBE_BASE - SPECIAL_BASE;
+/// (`SPECIAL_BASE + i`, at most [`MAX_LISTENERS`]) and below the wake and copy tokens.
+const PROBE_BASE: usize = SPECIAL_BASE + MAX_LISTENERS;
 const _: () = assert!(PROBE_BASE + probes::PROBE_TOKENS < usize::MAX - 2);
 const WAKE_TOKEN: Token = Token(usize::MAX - 1);
 /// The filecopy writer has reports.
