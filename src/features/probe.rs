@@ -237,7 +237,10 @@ impl FeatProbe {
         }
         let start = self.pending.len();
         self.pending.extend_from_slice(bytes);
-        let kept = self.telnet.filter(&mut self.pending[start..]);
+        let kept = self
+            .pending
+            .get_mut(start..)
+            .map_or(0, |new| self.telnet.filter(new));
         self.pending.truncate(start + kept);
         let mut at = 0;
         while self.state != ProbeState::Closed {
