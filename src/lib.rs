@@ -9,11 +9,14 @@
 //!   owns the sockets of one FTP session and executes the machines' actions.
 //! - [`reactor`]: the mio event loop, the timer heap and the buffer pool. Knows nothing of FTP.
 //! - [`audit`]: the typed audit event stream and its sinks.
+//! - [`features`]: what `FEAT` advertises before login, learned from the backends by a
+//!   small probe state machine (pure; the reactor does the probe's I/O).
 //! - [`filecopy`]: the `filecopy` audit mode's writer thread, copy names and retention.
 //! - [`os`]: the few calls into the operating system that need `unsafe`.
 
 pub mod audit;
 pub mod counters;
+pub mod features;
 pub mod filecopy;
 pub mod ftp;
 pub mod limits;

@@ -96,6 +96,8 @@ pub const DEFAULT_SESSIONS_TOTAL: u32 = 10_000;
 pub const DEFAULT_SESSIONS_PER_IP: u32 = 20;
 pub const DEFAULT_FAILED_LOGINS_PER_IP: u32 = 10;
 
+/// Most listeners a policy may have (a worker's event loop has tokens for that many).
+pub const MAX_LISTENERS: usize = 2048;
 /// Most worker processes the policy's `workers` may ask for.
 pub const MAX_WORKERS: usize = 256;
 /// Longest timeout the policy accepts, in seconds (30 days). Far beyond any sane session,
@@ -166,3 +168,30 @@ pub const MAX_PREFIX_TABLE_BYTES: u64 = 256 * 1024 * 1024;
 pub const MAX_PREFIX_TABLE_ERRORS: usize = 20;
 /// Largest offset from UTC a time window may name, in minutes (UTC+14:00, Kiribati).
 pub const MAX_UTC_OFFSET_MINUTES: i16 = 14 * 60;
+
+/// Seconds between two `FEAT` probe rounds of a backend pool whose servers all answered
+/// (what ftpgate advertises before login follows a backend's upgrade within this time).
+pub const FEATURE_PROBE_INTERVAL: u64 = 300;
+/// Seconds before a pool is probed again after a round in which one of its servers did not
+/// answer (down, refusing, too slow), so that a server that comes back is learned soon.
+pub const FEATURE_PROBE_RETRY: u64 = 30;
+/// Seconds each step of a `FEAT` probe may take: the connect, the greeting, the answer to
+/// `FEAT`, the answer to `QUIT`.
+pub const FEATURE_PROBE_STEP_TIMEOUT: u64 = 10;
+/// Bytes one `FEAT` probe reads from a backend at most (greeting, `FEAT` and `QUIT`
+/// answers); beyond it the probe fails and learns nothing.
+pub const MAX_FEATURE_PROBE_BYTES: usize = 64 * 1024;
+/// Bytes read from a probe's socket in one call.
+pub const FEATURE_PROBE_READ_CHUNK: usize = 4096;
+/// Reads and writes for one probe in one turn of the event loop; the rest waits for the
+/// next turn.
+pub const MAX_FEATURE_PROBE_ITERATIONS: usize = 64;
+/// Feature lines kept from one backend's `FEAT` answer.
+pub const MAX_FEATURES: usize = 64;
+/// Longest feature line kept from a backend's `FEAT` answer; longer ones are dropped.
+pub const MAX_FEATURE_LINE: usize = 512;
+/// Whether a backend pool's `FEAT` is probed when its `feature_probe` says nothing.
+pub const DEFAULT_FEATURE_PROBE: bool = true;
+/// Backend pools whose `FEAT` a worker probes; pools beyond (in name order) always count
+/// as the static feature list.
+pub const MAX_PROBED_POOLS: usize = 1000;

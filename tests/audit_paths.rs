@@ -271,6 +271,8 @@ fn a_login_directory_other_than_the_root_prefixes_every_path() {
         .backend("fake", backend)
         .standard_roles()
         .user("edi", "read-only", "fake")
+        // The fake serves one connection: no FEAT probe may take it.
+        .set(&["backends", "fake", "feature_probe"], Value::Bool(false))
         .start();
     let mut c = Ftp::connect(gate.addr());
     c.login_ok("edi", "pw");

@@ -64,6 +64,11 @@ fn gate_for(vs: &Vsftpd, fake: SocketAddr) -> Ftpgate {
         .standard_roles()
         .user("anonymous", "full", "vsftpd")
         .user("mallory", "full", "fake")
+        // The fake serves one connection: no FEAT probe may take it.
+        .set(
+            &["backends", "fake", "feature_probe"],
+            serde_json::Value::Bool(false),
+        )
         .start()
 }
 

@@ -308,6 +308,8 @@ fn gate_with_flooder(backend: SocketAddr, vs: &Vsftpd) -> Ftpgate {
         .standard_roles()
         .user("anonymous", "full", "vsftpd")
         .user("mallory", "full", "flood")
+        // The fake serves sessions only (no FEAT probe connections).
+        .set(&["backends", "flood", "feature_probe"], json!(false))
         .start()
 }
 

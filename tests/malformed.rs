@@ -66,6 +66,11 @@ fn gate_with_fake(vs: &Vsftpd, fake: SocketAddr) -> Ftpgate {
         .user("anonymous", "full", "vsftpd")
         .user("ftp", "read-only", "vsftpd")
         .user("mallory", "full", "fake")
+        // The fake serves one connection: no FEAT probe may take it.
+        .set(
+            &["backends", "fake", "feature_probe"],
+            serde_json::Value::Bool(false),
+        )
         .start()
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of ftpgate: unit tests and the end-to-end suite against real FTP servers
-# (vsftpd, pyftpdlib) and clients (curl, lftp, Python ftplib) on the loopback interface.
+# (vsftpd, pyftpdlib, pure-ftpd) and clients (curl, lftp, Python ftplib) on the loopback interface.
 # Installs what is missing on a Debian/Ubuntu machine first. Extra arguments go to `cargo test`,
 # e.g. `./tests/run.sh --test readonly_policy` or `./tests/run.sh -- --nocapture`.
 # FTPGATE_TEST_DIRECT=1 points the clients at the backends directly (checks the fixtures).
@@ -40,6 +40,39 @@ if [ "${#missing[@]}" -gt 0 ]; then
         as_root rm -f "$policy_rc"
         trap - EXIT
     fi
+fi
+
+# pure-ftpd conflicts with vsftpd as a Debian package (both provide ftp-server), so it is not
+# installed: the package is unpacked into target/ (tests/common/pure_ftpd.rs runs it from
+# there), and the libraries it links against are installed.
+pure_dir=target/test-servers/pure-ftpd
+if [ ! -x "$pure_dir/usr/sbin/pure-ftpd" ] && [ ! -x /usr/sbin/pure-ftpd ]; then
+    echo "run.sh: unpacking pure-ftpd into $pure_dir" >&2
+    pure_tmp=$(mktemp -d)
+    download() {
+        (cd "$pure_tmp" && apt-get -q -o APT::Sandbox::User=root download pure-ftpd)
+    }
+    if ! download; then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+        download
+    fi
+    pure_deb=$(ls "$pure_tmp"/pure-ftpd_*.deb)
+    pure_libs=()
+    # The library packages of its Depends (the first of each alternative, versions dropped).
+    pure_deps=$(dpkg-deb -f "$pure_deb" Depends | tr ',' '\n' |
+        sed -e 's/(.*)//' -e 's/|.*//' -e 's/ //g' | grep '^lib' || true)
+    for pkg in $pure_deps; do
+        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+            pure_libs+=("$pkg")
+        fi
+    done
+    if [ "${#pure_libs[@]}" -gt 0 ]; then
+        echo "run.sh: installing ${pure_libs[*]} for pure-ftpd" >&2
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${pure_libs[@]}"
+    fi
+    mkdir -p "$pure_dir"
+    dpkg -x "$pure_deb" "$pure_dir"
+    rm -rf "$pure_tmp"
 fi
 
 # The vsftpd package may start a system vsftpd on port 21. The tests never use it (each test

@@ -181,6 +181,7 @@ pub(crate) struct BackendFile {
     pub client_certificate: Option<String>,
     pub client_key: Option<String>,
     pub server_name: Option<String>,
+    pub feature_probe: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -26,12 +26,13 @@ use serde_json::Value;
 use crate::ftp::command::Verb;
 use crate::limits::{
     DEFAULT_BAN_SECONDS, DEFAULT_DATA_CONNECT_TIMEOUT, DEFAULT_FAILED_LOGIN_DELAY_MS,
-    DEFAULT_FAILED_LOGIN_WINDOW, DEFAULT_FAILED_LOGINS_PER_IP, DEFAULT_FILECOPY_RETENTION_DAYS,
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_TIMEOUT, DEFAULT_PASSIVE_PORTS, DEFAULT_SESSION_TIMEOUT,
-    DEFAULT_SESSIONS_PER_IP, DEFAULT_SESSIONS_TOTAL, DEFAULT_SESSIONS_WAITING_FOR_BACKEND,
-    DEFAULT_SYSLOG_APP_NAME, DEFAULT_SYSLOG_FACILITY, DEFAULT_SYSLOG_SOCKET,
-    MAX_FAILED_LOGIN_DELAY_MS, MAX_POLICY_BYTES, MAX_PREFIX_TABLE_BYTES, MAX_TIMEOUT_SECONDS,
-    MAX_UNIX_SOCKET_PATH, MAX_WORKERS,
+    DEFAULT_FAILED_LOGIN_WINDOW, DEFAULT_FAILED_LOGINS_PER_IP, DEFAULT_FEATURE_PROBE,
+    DEFAULT_FILECOPY_RETENTION_DAYS, DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_TIMEOUT,
+    DEFAULT_PASSIVE_PORTS, DEFAULT_SESSION_TIMEOUT, DEFAULT_SESSIONS_PER_IP,
+    DEFAULT_SESSIONS_TOTAL, DEFAULT_SESSIONS_WAITING_FOR_BACKEND, DEFAULT_SYSLOG_APP_NAME,
+    DEFAULT_SYSLOG_FACILITY, DEFAULT_SYSLOG_SOCKET, MAX_FAILED_LOGIN_DELAY_MS, MAX_LISTENERS,
+    MAX_POLICY_BYTES, MAX_PREFIX_TABLE_BYTES, MAX_TIMEOUT_SECONDS, MAX_UNIX_SOCKET_PATH,
+    MAX_WORKERS,
 };
 
 use super::access::{AccessRules, GeoTable, parse_asn, parse_country};
@@ -792,6 +793,9 @@ impl<'t> Checker<'t> {
             );
             return listeners;
         };
+        if raw.len() > MAX_LISTENERS {
+            self.bad(path, format!("at most {MAX_LISTENERS} listeners"));
+        }
         let mut seen: HashMap<SocketAddr, usize> = HashMap::new();
         for (i, Object(listener)) in raw.iter().enumerate() {
             let path = path.index(i);
@@ -1035,6 +1039,7 @@ impl<'t> Checker<'t> {
                     tls: tls.unwrap_or_default(),
                     source_address,
                     tls_settings,
+                    feature_probe: raw.feature_probe.unwrap_or(DEFAULT_FEATURE_PROBE),
                 },
             );
         }

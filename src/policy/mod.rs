@@ -195,6 +195,9 @@ pub struct Backend {
     pub source_address: Option<IpAddr>,
     /// TLS toward this backend: how its certificate is checked and what ftpgate shows.
     pub tls_settings: BackendTls,
+    /// Each worker asks the pool's servers for their `FEAT` (before login, then
+    /// periodically) to learn what `FEAT` may advertise before login (`crate::features`).
+    pub feature_probe: bool,
 }
 
 /// Certificate checks and client identity for TLS toward a backend.

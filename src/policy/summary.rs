@@ -78,6 +78,9 @@ impl Policy {
             if let Some(source) = backend.source_address {
                 write!(out, ", from {source}")?;
             }
+            if !backend.feature_probe {
+                write!(out, ", no FEAT probe")?;
+            }
             writeln!(out, ")")?;
         }
         more(out, self.backends.len())?;

@@ -162,6 +162,7 @@ fn minimal_policy_builds_the_expected_model() {
                 tls: TlsMode::None,
                 source_address: None,
                 tls_settings: BackendTls::default(),
+                feature_probe: true,
             },
         )]),
         roles: BTreeMap::from([(
@@ -700,7 +701,7 @@ fn unknown_keys_are_refused_at_every_level() {
             "\"server\"",
             "backends.edi.server: unknown field `server`, expected one of `servers`, \
              `balance`, `tls`, `source_address`, `ca_file`, `pinned_certificate`, `client_certificate`, \
-             `client_key`, `server_name`",
+             `client_key`, `server_name`, `feature_probe`",
         ),
         (
             r#"{ "roles": { "ro": { "allow": [], "deny": [] } } }"#,
@@ -931,7 +932,7 @@ fn unknown_keys_at_every_level_and_validation_errors_in_one_run() {
             "\"weight\"",
             "backends.files.weight: unknown field `weight`, expected one of `servers`, \
              `balance`, `tls`, `source_address`, `ca_file`, `pinned_certificate`, `client_certificate`, \
-             `client_key`, `server_name`",
+             `client_key`, `server_name`, `feature_probe`",
         ),
         err_at(
             doc,

@@ -7,6 +7,7 @@
 //! a late event in the same batch can never reach a new session in a reused slot.
 
 pub mod pool;
+pub mod probes;
 pub mod timer;
 
 use std::io;
@@ -26,7 +27,7 @@ use crate::counters::SharedCounters;
 use crate::filecopy::{FileCopier, Report};
 use crate::limits::{
     ACCEPT_BACKOFF_MS, DRAIN_DEADLINE_SECONDS, FILECOPY_RETENTION_INTERVAL, FILECOPY_RETRY_MS,
-    MAX_ACCEPTS_PER_TURN, MAX_RELAY_BUFFERS, RELAY_BUFFER_SIZE,
+    MAX_ACCEPTS_PER_TURN, MAX_LISTENERS, MAX_RELAY_BUFFERS, RELAY_BUFFER_SIZE,
 };
 use crate::os;
 use crate::policy::Policy;
@@ -41,6 +42,10 @@ use timer::TimerHeap;
 
 /// Tokens at and above this value are not sessions.
 const SPECIAL_BASE: usize = usize::MAX - 4096;
+/// The `FEAT` probes' tokens ([`probes::PROBE_TOKENS`] of them), above the listeners'
+/// (`SPECIAL_BASE + i`, at most [`MAX_LISTENERS`]) and below the wake and copy tokens.
+const PROBE_BASE: usize = SPECIAL_BASE + MAX_LISTENERS;
+const _: () = assert!(PROBE_BASE + probes::PROBE_TOKENS < usize::MAX - 2);
 const WAKE_TOKEN: Token = Token(usize::MAX - 1);
 /// The filecopy writer has reports.
 const COPY_TOKEN: Token = Token(usize::MAX - 2);
@@ -91,6 +96,8 @@ pub struct Worker {
     stopping_since: Option<Instant>,
     /// Sessions that stopped for fairness and must be driven again.
     again: Vec<usize>,
+    /// The `FEAT` probes of the backend pools (what `FEAT` advertises before login).
+    probes: probes::Prober,
 }
 
 /// The parts of the worker its sessions use, lent to one session at a time as a
@@ -111,6 +118,8 @@ struct Services {
     /// Filecopy mode: the writer thread (started when a policy first asks for filecopy, kept
     /// for the life of the worker).
     copier: Option<FileCopier>,
+    /// The backend features `FEAT` advertises before login, learned by the probes.
+    features: Rc<[String]>,
 }
 
 impl Services {
@@ -127,6 +136,7 @@ impl Services {
             tls: self.tls.as_ref(),
             backend_tls: &self.backend_tls,
             copier: self.copier.as_ref(),
+            features: &self.features,
             now,
         }
     }
@@ -141,6 +151,12 @@ impl Worker {
         let mut listener_configs = Vec::new();
         let tls = load_tls(&config.policy)?;
         let backend_tls = load_backend_tls(&config.policy)?;
+        if config.policy.listeners.len() > MAX_LISTENERS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("more than {MAX_LISTENERS} listeners"),
+            ));
+        }
         for (i, listener) in config.policy.listeners.iter().enumerate() {
             listener_configs.push(ListenerConfig {
                 tls: listener.tls,
@@ -187,6 +203,7 @@ impl Worker {
                     )
                 })?;
         }
+        let probes = probes::Prober::new(PROBE_BASE, &config.policy, Instant::now());
         let mut worker = Worker {
             poll,
             events: Events::with_capacity(1024),
@@ -208,6 +225,7 @@ impl Worker {
                 counters: config.counters,
                 user_buckets: HashMap::new(),
                 copier: None,
+                features: probes.offered(),
             },
             wake: receiver,
             _wake_sender: sender,
@@ -221,6 +239,7 @@ impl Worker {
             copy_report_sender,
             copy_waker,
             next_retention: Instant::now(),
+            probes,
         };
         worker.start_copier()?;
         Ok(worker)
@@ -316,6 +335,8 @@ impl Worker {
                     woken = true;
                 } else if token == COPY_TOKEN {
                     // Reports are read below, every turn.
+                } else if self.probes.owns(token) {
+                    self.probes.on_ready(token, event);
                 } else if token.0 >= SPECIAL_BASE {
                     if let Some(pending) = self.accept_pending.get_mut(token.0 - SPECIAL_BASE) {
                         *pending = true;
@@ -345,6 +366,11 @@ impl Worker {
             // Sends held syslog messages and brings back a failed audit sink (reporting its
             // loss) even when no event or connection comes along.
             self.services.audit.tick(now);
+            self.probes
+                .tick(now, self.poll.registry(), &self.services.backend_tls);
+            if let Some(features) = self.probes.take_changed() {
+                self.services.features = features;
+            }
             if self.stopping_since.is_none() && self.accept_paused_until.is_none_or(|t| t <= now) {
                 self.accept_paused_until = None;
                 for i in 0..self.listeners.len() {
@@ -419,6 +445,9 @@ impl Worker {
         if let Some(tick) = self.services.audit.next_tick() {
             timeout = Some(timeout.map_or(tick, |t| t.min(tick)));
         }
+        if let Some(tick) = self.probes.next_timeout(now) {
+            timeout = Some(timeout.map_or(tick, |t| t.min(tick)));
+        }
         if let Some(copier) = self.services.copier.as_ref() {
             let mut tick = if copier.backlog_len() > 0 {
                 Duration::from_millis(FILECOPY_RETRY_MS)
@@ -456,6 +485,7 @@ impl Worker {
             }
             self.listeners.clear();
             self.accept_pending.clear();
+            self.probes.stop(self.poll.registry());
         }
         if os::RELOAD_REQUESTED.swap(false, Ordering::SeqCst) {
             self.reload();
@@ -498,6 +528,8 @@ impl Worker {
                     self.services.tls = tls;
                     self.services.backend_tls = backend_tls;
                     self.services.audit.apply(&policy.audit);
+                    self.probes
+                        .reload(&policy, Instant::now(), self.poll.registry());
                     self.policy = Rc::new(policy);
                     if let Err(e) = self.start_copier() {
                         // Transfers of the new policy's sessions fail (or go on, by its

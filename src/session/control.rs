@@ -364,6 +364,9 @@ pub struct ControlConfig {
     pub tls_implicit: bool,
     /// What the listener and the global policy require.
     pub tls_require: TlsRequire,
+    /// The backend features `FEAT` advertises before login: what every pool offers
+    /// (`crate::features`).
+    pub features: std::rc::Rc<[String]>,
 }
 
 /// The control state machine.
@@ -443,7 +446,7 @@ impl PassiveKind {
     }
 }
 
-const FILTERED_FEATURES: &[&str] = &[
+pub(crate) const FILTERED_FEATURES: &[&str] = &[
     "AUTH", "PBSZ", "PROT", "CCC", "HOST", "EPRT", "EPSV", "PASV", "SPSV", "LPSV", "LPRT", "ADAT",
     "MIC", "CONF", "ENC",
 ];
@@ -472,30 +475,24 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// ftpgate's own FEAT answer before login (no backend is known yet).
-fn local_features(tls: bool) -> Reply {
+/// ftpgate's own FEAT answer before login (no backend is known yet): its own features and
+/// `backend`, what every pool offers.
+fn local_features(tls: bool, backend: &[String]) -> Reply {
     let mut lines = vec!["Features:"];
     if tls {
         lines.extend(["AUTH TLS", "PBSZ", "PROT"]);
     }
-    lines.extend([
-        "EPRT",
-        "EPSV",
-        "PASV",
-        "MDTM",
-        "REST STREAM",
-        "SIZE",
-        "UTF8",
-        "End",
-    ]);
+    lines.extend(["EPRT", "EPSV", "PASV"]);
+    lines.extend(backend.iter().map(String::as_str));
+    lines.push("End");
     Reply::multi(codes::SYSTEM_STATUS, &lines)
 }
 
 /// The backend's FEAT answer, minus what ftpgate handles itself (TLS, data-connection
 /// setup, HOST), plus what ftpgate offers itself.
-fn filter_features(reply: Reply, tls: bool) -> Reply {
+fn filter_features(reply: Reply, tls: bool, fallback: &[String]) -> Reply {
     if !reply.is_positive_completion() || !reply.is_multiline() {
-        return local_features(tls);
+        return local_features(tls, fallback);
     }
     let mut features: Vec<String> = Vec::new();
     let count = reply.lines.len();
@@ -1069,6 +1066,7 @@ impl ControlFsm {
             Verb::Feat => {
                 out.push(Action::SendClient(local_features(
                     self.config.tls_available,
+                    &self.config.features,
                 )));
                 self.audit_command("FEAT", b"", "allow", codes::SYSTEM_STATUS, out);
             }
@@ -2188,7 +2186,7 @@ impl ControlFsm {
                 }
                 let code = reply.code;
                 let reply = if feat {
-                    filter_features(reply, self.config.tls_available)
+                    filter_features(reply, self.config.tls_available, &self.config.features)
                 } else {
                     reply
                 };

@@ -38,6 +38,10 @@ fn config() -> ControlConfig {
         tls_available: true,
         tls_implicit: false,
         tls_require: crate::policy::TlsRequire::None,
+        features: crate::features::STATIC_FEATURES
+            .iter()
+            .map(|f| f.to_string())
+            .collect(),
     }
 }
 

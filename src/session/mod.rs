@@ -106,6 +106,8 @@ pub struct WorkerCtx<'a> {
     pub backend_tls: &'a HashMap<String, tls::TlsClient>,
     /// The filecopy writer of this worker, once a policy asked for filecopy.
     pub copier: Option<&'a FileCopier>,
+    /// The backend features `FEAT` advertises before login (`features::FeatureBook`).
+    pub features: &'a Rc<[String]>,
     pub now: Instant,
 }
 
@@ -560,6 +562,7 @@ impl Session {
             tls_available: tls_config.is_some(),
             tls_implicit: implicit,
             tls_require: listener.require.max(global_require),
+            features: Rc::clone(ctx.features),
         };
         let (fsm, actions, counted) = match admit(&policy, client_addr, ctx) {
             Ok(()) => {

@@ -236,6 +236,7 @@ mod tests {
             tls: Default::default(),
             source_address: None,
             tls_settings: Default::default(),
+            feature_probe: true,
         }
     }
 

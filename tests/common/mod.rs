@@ -29,6 +29,10 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
+mod pure_ftpd;
+#[allow(unused_imports)] // not every test binary runs a pure-ftpd
+pub use pure_ftpd::*;
+
 /// How long a server may take to start listening.
 pub const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// Read timeout of the raw control client and of its data connections.
@@ -1022,6 +1026,14 @@ impl FtpgateBuilder {
             if wait_until(START_TIMEOUT, || is_listening(addr) || !proc.is_running())
                 && proc.is_running()
             {
+                // The first round of FEAT probes opens a connection to every backend server
+                // at start: let it end, so that a test sees no probe in its backend's logs
+                // and FEAT before login already lists what was learned. Not an error if it
+                // takes longer (a backend that never answers): the test goes on.
+                let probes = first_probe_round(&policy);
+                wait_until(START_TIMEOUT, || {
+                    probes_done(&read_lossy(&stderr)) >= probes || !proc.is_running()
+                });
                 return Ftpgate {
                     proc: Some(proc),
                     implicit,
@@ -1038,6 +1050,32 @@ impl FtpgateBuilder {
         }
         panic!("ftpgate did not start listening: {last_err}");
     }
+}
+
+/// How many FEAT probes the workers make in their first round for `policy`: one per server
+/// of every pool whose `feature_probe` is not false, in every worker.
+fn first_probe_round(policy: &Value) -> usize {
+    let workers = policy["workers"].as_u64().map_or_else(
+        || thread::available_parallelism().map_or(1, |n| n.get()),
+        |n| n as usize,
+    );
+    let servers: usize = policy["backends"].as_object().map_or(0, |pools| {
+        pools
+            .values()
+            .filter(|pool| pool["feature_probe"] != Value::Bool(false))
+            .map(|pool| pool["servers"].as_array().map_or(0, Vec::len))
+            .sum()
+    });
+    workers * servers
+}
+
+/// The FEAT probes that ended (learned or failed) in ftpgate's log (RUST_LOG=debug).
+pub fn probes_done(log: &str) -> usize {
+    log.lines()
+        .filter(|l| {
+            l.contains("FEAT probe of ") && (l.contains(") done:") || l.contains(") failed:"))
+        })
+        .count()
 }
 
 /// A running ftpgate (see [`FtpgateBuilder`]).
@@ -1108,6 +1146,19 @@ impl Ftpgate {
     /// ftpgate's stderr (its log, RUST_LOG=debug) so far.
     pub fn stderr_log(&self) -> String {
         read_lossy(&self.stderr)
+    }
+
+    /// The lines of ftpgate's answer to `FEAT` before login (without the first and last).
+    pub fn feat_before_login(&self) -> Vec<String> {
+        let mut c = Ftp::connect(self.addr);
+        let (code, text) = c.cmd("FEAT");
+        assert_eq!(code, 211, "FEAT before login: {text}");
+        assert_eq!(c.cmd("QUIT").0, 221);
+        let lines: Vec<String> = text.lines().map(|l| l.trim().to_string()).collect();
+        lines
+            .get(1..lines.len().saturating_sub(1))
+            .unwrap_or_default()
+            .to_vec()
     }
 
     /// True while the ftpgate process runs (always true in direct mode).
