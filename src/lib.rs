@@ -10,6 +10,8 @@
 //! - [`reactor`]: the mio event loop, the timer heap and the buffer pool. Knows nothing of FTP.
 //! - [`audit`]: the typed audit event stream and its sinks.
 //! - [`filecopy`]: the `filecopy` audit mode's writer thread, copy names and retention.
+//! - [`counters`]: the session and failed-login counts shared by the worker processes.
+//! - [`siphash`]: the keyed hash of those counters' tables.
 //! - [`os`]: the few calls into the operating system that need `unsafe`.
 
 pub mod audit;
@@ -21,5 +23,6 @@ pub mod os;
 pub mod policy;
 pub mod reactor;
 pub mod session;
+pub mod siphash;
 pub mod supervisor;
 pub mod tls;
