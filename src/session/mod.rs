@@ -1121,7 +1121,10 @@ impl Session {
 
     fn open_passive(&mut self, ctx: &mut WorkerCtx<'_>) {
         self.abort_data(ctx);
-        match ctx.passive.open(self.local_addr.ip()) {
+        match ctx
+            .passive
+            .open(self.local_addr.ip(), self.client_addr.ip(), ctx.now)
+        {
             Ok((mut listener, port)) => {
                 if let Err(e) = ctx.registry.register(
                     &mut listener,
@@ -1501,6 +1504,8 @@ impl Session {
         self.report_tls(ctx);
         if let Some(mut listener) = self.passive.take() {
             let _ = ctx.registry.deregister(&mut listener);
+            ctx.passive
+                .release(&listener, self.client_addr.ip(), ctx.now);
         }
         self.drop_client_data(ctx);
         self.drop_server_data(ctx);
@@ -1746,6 +1751,8 @@ impl Session {
                     // One connection per passive port: the listener closes now.
                     if let Some(mut listener) = self.passive.take() {
                         let _ = ctx.registry.deregister(&mut listener);
+                        ctx.passive
+                            .release(&listener, self.client_addr.ip(), ctx.now);
                     }
                     self.drop_client_data(ctx);
                     if let Some(mut conn) = self.register_client_data(stream, false, ctx) {
