@@ -9,6 +9,9 @@
 //! - More single failed logins from distinct addresses than the failed-login table has slots
 //!   (`COUNTER_FAILED_LOGIN_SLOTS`): the table is full, the victim still logs in and
 //!   transfers, and an address that keeps failing is still banned.
+//! - More logins held at once (against a backend that never answers) than the user table has
+//!   slots: the victim still logs in, and each login the table had no room for is a
+//!   `counter_overflow` policy violation in the audit trail.
 
 mod common;
 
@@ -225,5 +228,94 @@ fn more_failed_logins_from_distinct_addresses_than_the_table_holds_leave_the_vic
     );
     assert!(!refused.is_empty());
     // And a normal session works after.
+    gate.assert_healthy();
+}
+
+#[test]
+fn a_full_user_table_still_lets_the_victim_log_in_and_says_so_in_the_audit() {
+    ftpgate::os::raise_nofile_limit().expect("raise RLIMIT_NOFILE");
+    let vs = Vsftpd::start();
+    let data = random_bytes(300 * 1024, 73);
+    vs.put_file("pub/v.bin", &data);
+    // A backend whose accept queue is full: connects to it hang (SYN-SENT) for ftpgate's
+    // backend connect timeout (10 s), and meanwhile each login stays counted for its user.
+    let stuck =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    stuck
+        .bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
+        .expect("bind");
+    stuck.listen(0).expect("listen");
+    let stuck_addr = stuck.local_addr().expect("addr").as_socket().expect("inet");
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        match TcpStream::connect_timeout(&stuck_addr, std::time::Duration::from_millis(300)) {
+            Ok(s) => fillers.push(s),
+            Err(_) => break,
+        }
+    }
+    // More users at once than the user table has slots (4096 per worker).
+    let users = ftpgate::limits::COUNTER_USER_SLOTS + 256;
+    let mut builder = Ftpgate::builder()
+        .backend("vsftpd", vs.addr())
+        .backend("stuck", stuck_addr)
+        .standard_roles()
+        .user("ftp", "read-only", "vsftpd")
+        .user("anonymous", "full", "vsftpd")
+        .set(
+            &["defaults", "limits", "sessions_waiting_for_backend"],
+            json!(users + 100),
+        );
+    for i in 0..users {
+        builder = builder.user(&format!("s{i}"), "read-only", "stuck");
+    }
+    let mut gate = builder.start();
+    let started = Instant::now();
+    let mut held = Vec::with_capacity(users);
+    for i in 0..users {
+        let source = IpAddr::from((0x7f14_0000u32 + i as u32).to_be_bytes());
+        let mut stream = connect_from(gate.addr(), source);
+        stream
+            .write_all(format!("USER s{i}\r\nPASS x\r\n").as_bytes())
+            .expect("send");
+        held.push(stream);
+    }
+    let overflowed = |gate: &Ftpgate| {
+        violations(gate)
+            .into_iter()
+            .filter(|v| v["kind"] == "counter_overflow")
+            .collect::<Vec<Value>>()
+    };
+    assert!(
+        wait_until(std::time::Duration::from_secs(8), || !overflowed(&gate)
+            .is_empty()),
+        "the user table overflowed"
+    );
+    // The victim logs in while the table is full (on main: 421 Too many sessions).
+    victim_is_served(&gate, &data);
+    assert!(
+        started.elapsed().as_secs() < 10,
+        "all within the backend connect timeout: {:?}",
+        started.elapsed()
+    );
+    let events = overflowed(&gate);
+    assert!(
+        events.iter().all(|e| e["session"].is_string()
+            && e["client"].is_string()
+            && e["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("shared table of users"))),
+        "{events:?}"
+    );
+    assert!(
+        violations(&gate).iter().all(|v| v["kind"] != "limit"),
+        "nobody refused for a full table"
+    );
+    eprintln!(
+        "{users} logins held at once: {} counted in the overflow, in {:.1} s",
+        events.len(),
+        started.elapsed().as_secs_f64()
+    );
+    drop(held);
+    drop(fillers);
     gate.assert_healthy();
 }
