@@ -12,6 +12,8 @@
 //! - [`features`]: what `FEAT` advertises before login, learned from the backends by a
 //!   small probe state machine (pure; the reactor does the probe's I/O).
 //! - [`filecopy`]: the `filecopy` audit mode's writer thread, copy names and retention.
+//! - [`counters`]: the session and failed-login counts shared by the worker processes.
+//! - [`siphash`]: the keyed hash of those counters' tables.
 //! - [`os`]: the few calls into the operating system that need `unsafe`.
 
 pub mod audit;
@@ -24,5 +26,6 @@ pub mod os;
 pub mod policy;
 pub mod reactor;
 pub mod session;
+pub mod siphash;
 pub mod supervisor;
 pub mod tls;

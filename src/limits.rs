@@ -195,3 +195,40 @@ pub const DEFAULT_FEATURE_PROBE: bool = true;
 /// Backend pools whose `FEAT` a worker probes; pools beyond (in name order) always count
 /// as the static feature list.
 pub const MAX_PROBED_POOLS: usize = 1000;
+
+/// Slots of the shared per-address session table of one worker: the addresses with open
+/// sessions it can count one by one. A session whose address finds no slot (all taken, or
+/// its probe window full) still counts toward `sessions_total` (the worker's overflow
+/// count), but not toward `sessions_per_ip`; it is never refused for that.
+pub const COUNTER_ADDRESS_SLOTS: usize = 1 << 14;
+/// Slots of the shared per-user session table of one worker (as for addresses: a login
+/// that finds no slot is not refused, it does not count toward the user's
+/// `limits.sessions`).
+pub const COUNTER_USER_SLOTS: usize = 1 << 12;
+/// Slots of the shared failed-login table of one worker: the addresses whose recent failed
+/// logins it can count. When an address finds no slot, the failed login takes the slot of
+/// an address with a single failure and no ban (the oldest one in its probe window); when
+/// there is none either, it is not counted and bans nobody.
+pub const COUNTER_FAILED_LOGIN_SLOTS: usize = 1 << 14;
+/// Longest probe sequence of a key in a shared counter table (linear probing from the slot
+/// the keyed hash of the key names). Keys are SipHash-2-4 under a secret drawn from the
+/// kernel at every start, so nobody can compute keys that land in the same window.
+pub const COUNTER_MAX_PROBE: usize = 64;
+/// Seconds between two log lines about counts the shared tables could not attribute (a
+/// full table is reported once per interval with the number since the last line, not once
+/// per connection). The audit trail records each one.
+pub const COUNTER_OVERFLOW_LOG_SECONDS: u64 = 10;
+
+/// Bytes read from the kernel's random source (getrandom(2)) at a time by a worker's buffered
+/// random source (passive ports); the next read comes when they are used up.
+pub const RANDOM_BUFFER_BYTES: usize = 256;
+/// Random passive ports a worker tries before it walks its whole slice (from a random point)
+/// for a free one.
+pub const PASSIVE_RANDOM_TRIES: usize = 16;
+/// Seconds a passive port released by a client's session is not handed to a session of the
+/// same client address again (unless every other free port of the worker's slice was, too:
+/// then the one released longest ago is used rather than refusing the transfer).
+pub const PASSIVE_QUARANTINE_SECONDS: u64 = 30;
+/// Most (port, client address) pairs one worker keeps in quarantine; beyond it the oldest
+/// pair leaves the quarantine early.
+pub const MAX_PASSIVE_QUARANTINE: usize = 1024;

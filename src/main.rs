@@ -192,7 +192,7 @@ fn main() -> ExitCode {
     };
     let counters = match args.shm_fd {
         Some(fd) => {
-            let words = count * ftpgate::counters::BLOCK_WORDS;
+            let words = ftpgate::counters::region_words(count);
             let region = ftpgate::os::SharedRegion::from_fd(fd, words);
             // The mapping stays valid after the descriptor is closed.
             ftpgate::os::close_fd(fd);
@@ -207,7 +207,13 @@ fn main() -> ExitCode {
                 }
             }
         }
-        None => SharedCounters::private(),
+        None => match SharedCounters::private() {
+            Ok(counters) => counters,
+            Err(e) => {
+                log::error!("cannot set up the session counters: {e}");
+                return ExitCode::from(1);
+            }
+        },
     };
     let config = WorkerConfig {
         index,

@@ -127,6 +127,99 @@ pub fn hostname() -> Option<String> {
     String::from_utf8(buf.get(..len)?.to_vec()).ok()
 }
 
+/// Fills `buf` with random bytes from the kernel (getrandom(2), the urandom source: it
+/// blocks only at early boot, until the kernel's pool is initialised).
+pub fn fill_random(buf: &mut [u8]) -> io::Result<()> {
+    let mut filled = 0;
+    // Bounded: each call returns at least one byte or fails; EINTR is retried a few times.
+    let mut interrupted = 0;
+    while filled < buf.len() {
+        let rest = &mut buf[filled..];
+        // SAFETY: getrandom writes at most `rest.len()` bytes into the valid, exclusively
+        // borrowed buffer `rest`; the result is checked below.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if n < 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() == io::ErrorKind::Interrupted && interrupted < 16 {
+                interrupted += 1;
+                continue;
+            }
+            return Err(error);
+        }
+        if n == 0 {
+            return Err(io::Error::other("getrandom returned no bytes"));
+        }
+        filled += n as usize;
+    }
+    Ok(())
+}
+
+/// 128 random bits from the kernel, as two words (a per-boot secret key).
+pub fn random_key() -> io::Result<[u64; 2]> {
+    let mut bytes = [0u8; 16];
+    fill_random(&mut bytes)?;
+    let mut k0 = [0u8; 8];
+    let mut k1 = [0u8; 8];
+    k0.copy_from_slice(&bytes[..8]);
+    k1.copy_from_slice(&bytes[8..]);
+    Ok([u64::from_le_bytes(k0), u64::from_le_bytes(k1)])
+}
+
+/// Kernel randomness for frequent small draws (passive ports): read
+/// [`RANDOM_BUFFER_BYTES`](crate::limits::RANDOM_BUFFER_BYTES) at a time, so that a PASV
+/// costs no system call most of the time.
+pub struct RandomSource {
+    buf: [u8; crate::limits::RANDOM_BUFFER_BYTES],
+    used: usize,
+}
+
+impl Default for RandomSource {
+    fn default() -> Self {
+        RandomSource::new()
+    }
+}
+
+impl RandomSource {
+    /// An empty source: the first draw reads the kernel.
+    pub fn new() -> RandomSource {
+        RandomSource {
+            buf: [0; crate::limits::RANDOM_BUFFER_BYTES],
+            used: crate::limits::RANDOM_BUFFER_BYTES,
+        }
+    }
+
+    pub fn next_u64(&mut self) -> io::Result<u64> {
+        if self.used + 8 > self.buf.len() {
+            fill_random(&mut self.buf)?;
+            self.used = 0;
+        }
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&self.buf[self.used..self.used + 8]);
+        // Used bytes are wiped: a later look at this memory does not tell past draws.
+        self.buf[self.used..self.used + 8].fill(0);
+        self.used += 8;
+        Ok(u64::from_le_bytes(word))
+    }
+
+    /// A uniform number in `0..n` (`n` > 0; 0 for `n` == 0).
+    pub fn below(&mut self, n: u64) -> io::Result<u64> {
+        if n <= 1 {
+            return Ok(0);
+        }
+        // Rejection sampling: only draws below the largest multiple of n are used. A draw
+        // is rejected with probability < n / 2^64, so the bound is never reached in practice.
+        let zone = u64::MAX - u64::MAX % n;
+        let mut x = self.next_u64()?;
+        for _ in 0..8 {
+            if x < zone {
+                break;
+            }
+            x = self.next_u64()?;
+        }
+        Ok(x % n)
+    }
+}
+
 /// Memory shared by the worker processes (see `counters`), viewed as 64-bit atomics.
 ///
 /// The supervisor creates it as a memfd that the workers inherit; a single worker without a
@@ -461,5 +554,39 @@ impl Drop for DirStream {
         unsafe {
             libc::closedir(self.dir.as_ptr());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_randomness_fills_and_differs() {
+        let mut a = [0u8; 600];
+        let mut b = [0u8; 600];
+        fill_random(&mut a).expect("getrandom");
+        fill_random(&mut b).expect("getrandom");
+        assert_ne!(a, b);
+        assert_ne!(random_key().expect("key"), random_key().expect("key"));
+    }
+
+    #[test]
+    fn the_buffered_source_is_uniform_enough_and_refills() {
+        let mut random = RandomSource::new();
+        let mut seen = [0u32; 10];
+        // More draws than one buffer holds: the source refills itself.
+        for _ in 0..10_000 {
+            let x = random.below(10).expect("draw");
+            seen[x as usize] += 1;
+        }
+        for (value, count) in seen.iter().enumerate() {
+            assert!(
+                (800..1200).contains(count),
+                "{value} drawn {count} times of 10000"
+            );
+        }
+        assert_eq!(random.below(1).expect("draw"), 0);
+        assert_eq!(random.below(0).expect("draw"), 0);
     }
 }

@@ -51,7 +51,9 @@ pub fn run(config: &Path, policy: &Policy, count: usize) -> ExitCode {
         return ExitCode::from(1);
     }
     // The session counters all workers share (see `counters`): one memfd, inherited.
-    let shm = match crate::os::SharedRegion::create_memfd(count * crate::counters::BLOCK_WORDS) {
+    // Its header holds the secret key of the tables' hash, drawn from the kernel now: every
+    // worker of this start (restarted ones too) uses it, nobody outside knows it.
+    let shm = match crate::counters::create_region_fd(count) {
         Ok(fd) => fd,
         Err(e) => {
             log::error!("cannot create the shared session counters: {e}");

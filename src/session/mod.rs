@@ -906,7 +906,7 @@ impl Session {
                         limits.failed_logins_per_ip,
                         limits.ban,
                     );
-                    if matches!(banned, Ok(true) | Err(_)) {
+                    if banned {
                         log::warn!(
                             "{} address {} banned after failed logins",
                             self.id,
@@ -970,6 +970,10 @@ impl Session {
                 }
             }
         }
+        // Counts the shared tables had no room for (at most one record per table).
+        while let Some(record) = ctx.counters.take_notice() {
+            self.audit(ctx, &record);
+        }
     }
 
     /// The checks on a known user before any backend is contacted: the user's session cap.
@@ -981,14 +985,8 @@ impl Session {
         let decision = self.check_user(ctx);
         if decision.is_ok() {
             if let Some(name) = self.fsm.user().map(|u| u.name.clone()) {
-                // SECURITY: a full table refuses (bounded memory) instead of not counting.
-                if ctx.counters.open_user(&name).is_err() {
-                    return Err((
-                        "Too many sessions; try again later.",
-                        "session table full".to_string(),
-                        true,
-                    ));
-                }
+                // SECURITY: a full table never refuses (see counters): not counted per user.
+                ctx.counters.open_user(&name);
                 self.counted_user = Some(name);
             }
         }
@@ -1153,7 +1151,10 @@ impl Session {
 
     fn open_passive(&mut self, ctx: &mut WorkerCtx<'_>) {
         self.abort_data(ctx);
-        match ctx.passive.open(self.local_addr.ip()) {
+        match ctx
+            .passive
+            .open(self.local_addr.ip(), self.client_addr.ip(), ctx.now)
+        {
             Ok((mut listener, port)) => {
                 if let Err(e) = ctx.registry.register(
                     &mut listener,
@@ -1533,6 +1534,8 @@ impl Session {
         self.report_tls(ctx);
         if let Some(mut listener) = self.passive.take() {
             let _ = ctx.registry.deregister(&mut listener);
+            ctx.passive
+                .release(&listener, self.client_addr.ip(), ctx.now);
         }
         self.drop_client_data(ctx);
         self.drop_server_data(ctx);
@@ -1811,6 +1814,8 @@ impl Session {
                     // One connection per passive port: the listener closes now.
                     if let Some(mut listener) = self.passive.take() {
                         let _ = ctx.registry.deregister(&mut listener);
+                        ctx.passive
+                            .release(&listener, self.client_addr.ip(), ctx.now);
                     }
                     self.drop_client_data(ctx);
                     if let Some(mut conn) = self.register_client_data(stream, false, ctx) {
@@ -2258,13 +2263,9 @@ fn admit(
             "Too many sessions from your address.",
         ));
     }
-    ctx.counters.open_session(ip).map_err(|_| {
-        (
-            "limit",
-            "session table full".to_string(),
-            "Too many sessions; try again later.",
-        )
-    })
+    // SECURITY: a full table never refuses (see counters): counted toward the total only.
+    ctx.counters.open_session(ip);
+    Ok(())
 }
 
 /// The event for a client data connection that came up: ready at once in plain text; a

@@ -4,8 +4,9 @@
 //! Passive data listeners never do (STYLE.md pitfall 14): with it, two workers could bind
 //! the same passive port and the kernel would hand a client's data connection to the wrong
 //! one. A passive port in use is skipped, so overlapping ranges cost a retry, not a failure.
+//! Passive ports are drawn at random within the worker's slice (see [`PassivePorts`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -13,7 +14,9 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-use crate::limits::BACKEND_DOWN_SECONDS;
+use crate::limits::{
+    BACKEND_DOWN_SECONDS, MAX_PASSIVE_QUARANTINE, PASSIVE_QUARANTINE_SECONDS, PASSIVE_RANDOM_TRIES,
+};
 use crate::policy::{Backend, Balance};
 
 /// Backlog of a control listener.
@@ -79,11 +82,25 @@ pub fn connect_from(source: IpAddr, target: SocketAddr) -> io::Result<TcpStream>
     Ok(TcpStream::from_std(socket.into()))
 }
 
-/// This worker's slice of the passive port range, handed out round-robin.
+/// This worker's slice of the passive port range, handed out at random.
+///
+/// SECURITY: a port is drawn from kernel randomness (a buffered source: no system call per
+/// PASV most of the time), so that someone behind the client's own address (NAT) cannot
+/// guess the next one and connect first. A port with an open listener is never handed out
+/// (the kernel refuses the bind anyway), and a port released by a session of a client is
+/// not handed to that client's address again for [`PASSIVE_QUARANTINE_SECONDS`] — unless
+/// every other free port of the slice was too: then the one released longest ago is used
+/// rather than refusing the transfer (a quarantine that refuses would let a same-address
+/// attacker deny the client every port).
 pub struct PassivePorts {
     first: u16,
     last: u16,
-    next: u16,
+    /// Ports of the slice with a listener open (bit `i`: port `first + i`). A hint for
+    /// speed: the bind is the authority, and a bit left set by a listener that was dropped
+    /// without [`release`](Self::release) is reclaimed once the port binds again.
+    in_use: Vec<u64>,
+    quarantine: Quarantine,
+    random: crate::os::RandomSource,
 }
 
 impl PassivePorts {
@@ -93,10 +110,13 @@ impl PassivePorts {
         } else {
             (last, first)
         };
+        let size = usize::from(last - first) + 1;
         PassivePorts {
             first,
             last,
-            next: first,
+            in_use: vec![0; size.div_ceil(64)],
+            quarantine: Quarantine::default(),
+            random: crate::os::RandomSource::new(),
         }
     }
 
@@ -124,24 +144,176 @@ impl PassivePorts {
         (self.first, self.last)
     }
 
-    /// Binds a listener on `ip` at the next free port of the range.
-    pub fn open(&mut self, ip: IpAddr) -> io::Result<(TcpListener, u16)> {
-        let size = u32::from(self.last - self.first) + 1;
-        let mut last_error = io::Error::new(io::ErrorKind::AddrInUse, "passive range exhausted");
-        for _ in 0..size {
-            let port = self.next;
-            self.next = if self.next >= self.last {
-                self.first
-            } else {
-                self.next + 1
-            };
-            match bind_passive(SocketAddr::new(ip, port)) {
-                Ok(listener) => return Ok((listener, port)),
-                Err(e) if e.kind() == io::ErrorKind::AddrInUse => last_error = e,
-                Err(e) => return Err(e),
+    fn size(&self) -> u64 {
+        u64::from(self.last - self.first) + 1
+    }
+
+    fn bit(&self, port: u16) -> Option<(usize, u64)> {
+        let i = usize::from(port.checked_sub(self.first)?);
+        (port <= self.last).then_some((i / 64, 1u64 << (i % 64)))
+    }
+
+    fn is_in_use(&self, port: u16) -> bool {
+        self.bit(port)
+            .and_then(|(w, b)| self.in_use.get(w).map(|word| word & b != 0))
+            .unwrap_or(false)
+    }
+
+    fn mark(&mut self, port: u16, used: bool) {
+        if let Some((w, b)) = self.bit(port) {
+            if let Some(word) = self.in_use.get_mut(w) {
+                if used {
+                    *word |= b;
+                } else {
+                    *word &= !b;
+                }
             }
         }
-        Err(last_error)
+    }
+
+    /// The `n`-th port of the slice (`n` below its size).
+    fn nth(&self, n: u64) -> u16 {
+        self.first.saturating_add(u16::try_from(n).unwrap_or(0))
+    }
+
+    /// Binds a listener on `ip` at a random free port of the slice, for a session of
+    /// `client`. Errors: `AddrInUse` when no port of the slice can be bound, or the error of
+    /// the socket calls (e.g. out of descriptors, no randomness).
+    pub fn open(
+        &mut self,
+        ip: IpAddr,
+        client: IpAddr,
+        now: Instant,
+    ) -> io::Result<(TcpListener, u16)> {
+        let client = canonical(client);
+        self.quarantine.expire(now);
+        let size = self.size();
+        // Random ports first: in a slice with room, the first one almost always binds.
+        for _ in 0..PASSIVE_RANDOM_TRIES {
+            let draw = self.random.below(size)?;
+            let port = self.nth(draw);
+            if self.is_in_use(port) || self.quarantine.released(port, client, now).is_some() {
+                continue;
+            }
+            if let Some(listener) = self.try_bind(ip, port)? {
+                return Ok((listener, port));
+            }
+        }
+        // A crowded slice: walk it from a random point (bounded by its size), taking the
+        // first free port out of quarantine; remember the quarantined ones.
+        let start = self.random.below(size)?;
+        let mut quarantined = Vec::new();
+        for i in 0..size {
+            let port = self.nth((start + i) % size);
+            if self.is_in_use(port) {
+                continue;
+            }
+            if let Some(at) = self.quarantine.released(port, client, now) {
+                quarantined.push((at, port));
+                continue;
+            }
+            if let Some(listener) = self.try_bind(ip, port)? {
+                return Ok((listener, port));
+            }
+        }
+        // Every free port was released to this client lately: the oldest release first.
+        quarantined.sort_unstable();
+        for (_, port) in quarantined {
+            if let Some(listener) = self.try_bind(ip, port)? {
+                log::debug!("passive port {port} reused for {client} within its quarantine");
+                return Ok((listener, port));
+            }
+        }
+        // Ports marked in use whose listener may be gone without a release (a few only).
+        let mut tried = 0;
+        for i in 0..size {
+            let port = self.nth((start + i) % size);
+            if !self.is_in_use(port) {
+                continue;
+            }
+            if tried >= PASSIVE_RANDOM_TRIES {
+                break;
+            }
+            tried += 1;
+            if let Some(listener) = self.try_bind(ip, port)? {
+                log::warn!("passive port {port} was marked in use without a listener");
+                return Ok((listener, port));
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "passive range exhausted",
+        ))
+    }
+
+    /// Binds `port`, marking it in use; None when it is taken (by anyone).
+    fn try_bind(&mut self, ip: IpAddr, port: u16) -> io::Result<Option<TcpListener>> {
+        match bind_passive(SocketAddr::new(ip, port)) {
+            Ok(listener) => {
+                self.mark(port, true);
+                Ok(Some(listener))
+            }
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The session of `client` closed `listener` (one from [`open`](Self::open)) at `now`:
+    /// its port is free again, and in quarantine for that client's address.
+    pub fn release(&mut self, listener: &TcpListener, client: IpAddr, now: Instant) {
+        let Ok(port) = listener.local_addr().map(|a| a.port()) else {
+            return;
+        };
+        if self.bit(port).is_none() {
+            return;
+        }
+        self.mark(port, false);
+        self.quarantine.insert(port, canonical(client), now);
+    }
+}
+
+/// Passive ports recently released, by client address (bounded in size and time).
+#[derive(Default)]
+struct Quarantine {
+    /// When each (port, client) pair was last released.
+    since: HashMap<(u16, IpAddr), Instant>,
+    /// The same releases in order, for expiry and the size bound (a pair released again
+    /// appears twice; only its last release counts).
+    order: VecDeque<(u16, IpAddr, Instant)>,
+}
+
+impl Quarantine {
+    fn quarantine() -> Duration {
+        Duration::from_secs(PASSIVE_QUARANTINE_SECONDS)
+    }
+
+    /// Forgets the releases older than the quarantine, and the oldest beyond the bound.
+    fn expire(&mut self, now: Instant) {
+        // Bounded: every turn removes an entry.
+        while let Some(&(port, ip, at)) = self.order.front() {
+            let old = now.saturating_duration_since(at) >= Self::quarantine();
+            if !old && self.order.len() <= MAX_PASSIVE_QUARANTINE {
+                break;
+            }
+            self.order.pop_front();
+            if self.since.get(&(port, ip)) == Some(&at) {
+                self.since.remove(&(port, ip));
+            }
+        }
+    }
+
+    fn insert(&mut self, port: u16, ip: IpAddr, now: Instant) {
+        self.order.push_back((port, ip, now));
+        self.since.insert((port, ip), now);
+        self.expire(now);
+    }
+
+    /// When `port` was released by a session of `ip`, if that is within the quarantine.
+    fn released(&self, port: u16, ip: IpAddr, now: Instant) -> Option<Instant> {
+        self.since
+            .get(&(port, ip))
+            .copied()
+            .filter(|at| now.saturating_duration_since(*at) < Self::quarantine())
     }
 }
 
@@ -280,17 +452,173 @@ mod tests {
         assert_eq!(tiny.range(), (50000, 50000));
     }
 
+    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    /// A client address for the passive tests (the listener is on 127.0.0.1 either way).
+    fn client(n: u8) -> IpAddr {
+        IpAddr::from([192, 0, 2, n])
+    }
+
+    /// `len` consecutive loopback ports that were free a moment ago, above the ephemeral
+    /// range (61000-65535) where the integration tests' ranges never are.
+    fn free_block(len: u16) -> (u16, u16) {
+        // Tests of this binary run in parallel: each call starts at another block.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let slots = (65_535 - 61_000) / u32::from(len);
+        let offset = std::process::id().wrapping_mul(2_654_435_761);
+        let first = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        for k in first..first + slots {
+            let lo = 61_000 + (offset.wrapping_add(k.wrapping_mul(7919)) % slots) * u32::from(len);
+            let (lo, hi) = (lo as u16, (lo + u32::from(len) - 1) as u16);
+            if (lo..=hi).all(|p| std::net::TcpListener::bind((LOCAL, p)).is_ok()) {
+                return (lo, hi);
+            }
+        }
+        panic!("no free block of {len} ports");
+    }
+
     #[test]
     fn passive_ports_skip_ports_in_use() {
-        let ip = IpAddr::from([127, 0, 0, 1]);
-        let busy = std::net::TcpListener::bind((ip, 0)).expect("bind");
+        let busy = std::net::TcpListener::bind((LOCAL, 0)).expect("bind");
         let port = busy.local_addr().expect("addr").port();
+        let now = Instant::now();
         let mut only_busy = PassivePorts::new(port, port);
-        let err = only_busy.open(ip).expect_err("the only port is taken");
+        let err = only_busy
+            .open(LOCAL, client(1), now)
+            .expect_err("the only port is taken");
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
         drop(busy);
-        let (_listener, got) = only_busy.open(ip).expect("free again");
+        let (_listener, got) = only_busy.open(LOCAL, client(1), now).expect("free again");
         assert_eq!(got, port);
+    }
+
+    #[test]
+    fn no_passive_port_is_handed_out_twice_while_in_use() {
+        let (lo, hi) = free_block(20);
+        let mut ports = PassivePorts::new(lo, hi);
+        let now = Instant::now();
+        let mut held = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        // Bounded: at most twice the slice.
+        for _ in 0..40 {
+            match ports.open(LOCAL, client(1), now) {
+                Ok((listener, port)) => {
+                    assert!((lo..=hi).contains(&port), "{port} outside {lo}-{hi}");
+                    assert!(seen.insert(port), "{port} handed out twice");
+                    held.push(listener);
+                }
+                Err(e) => {
+                    assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+                    break;
+                }
+            }
+        }
+        assert!(held.len() >= 15, "most of the slice: {}", held.len());
+        assert!(held.len() <= 20);
+        // One released: that one is free again (for another client: no quarantine).
+        let listener = held.pop().expect("one");
+        let port = listener.local_addr().expect("addr").port();
+        ports.release(&listener, client(1), now);
+        drop(listener);
+        let (_again, got) = ports.open(LOCAL, client(2), now).expect("a free port");
+        assert_eq!(got, port);
+    }
+
+    #[test]
+    fn a_released_port_is_not_given_to_the_same_client_within_the_quarantine() {
+        let (lo, hi) = free_block(3);
+        let mut ports = PassivePorts::new(lo, hi);
+        let t = Instant::now();
+        let c = client(7);
+        let (first, a) = ports.open(LOCAL, c, t).expect("port");
+        ports.release(&first, c, t);
+        drop(first);
+        let (second, b) = ports.open(LOCAL, c, t).expect("port");
+        assert_ne!(a, b, "not the port just released");
+        ports.release(&second, c, t + Duration::from_secs(1));
+        drop(second);
+        let (third, last) = ports
+            .open(LOCAL, c, t + Duration::from_secs(2))
+            .expect("port");
+        assert!(last != a && last != b, "the only port out of quarantine");
+        ports.release(&third, c, t + Duration::from_secs(2));
+        drop(third);
+        // Every port of the slice was released to this client: the oldest release is used
+        // rather than refusing the transfer.
+        let (fourth, got) = ports
+            .open(LOCAL, c, t + Duration::from_secs(3))
+            .expect("port");
+        assert_eq!(got, a, "released longest ago");
+        ports.release(&fourth, c, t + Duration::from_secs(3));
+        drop(fourth);
+        // Another client is not held back by this client's quarantine (any port will do).
+        let (other, _) = ports.open(LOCAL, client(8), t).expect("port");
+        ports.release(&other, client(8), t);
+        drop(other);
+        // Once the quarantine is over, it is forgotten.
+        let later = t + Duration::from_secs(PASSIVE_QUARANTINE_SECONDS + 4);
+        assert!(ports.open(LOCAL, c, later).is_ok());
+        assert!(ports.quarantine.released(a, c, later).is_none());
+        assert!(
+            ports.quarantine.since.len() <= 2,
+            "expired entries are dropped"
+        );
+    }
+
+    #[test]
+    fn random_passive_ports_cover_the_slice_and_are_not_a_sequence() {
+        let (lo, hi) = free_block(20);
+        let mut ports = PassivePorts::new(lo, hi);
+        let now = Instant::now();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut order = Vec::new();
+        for i in 0..400u32 {
+            let c = IpAddr::from(i.to_be_bytes()); // another client each time
+            let (listener, port) = ports.open(LOCAL, c, now).expect("port");
+            seen.insert(port);
+            order.push(port);
+            ports.release(&listener, c, now);
+        }
+        assert_eq!(seen.len(), 20, "every port of the slice: {seen:?}");
+        let successors = order.windows(2).filter(|w| w[1] == w[0] + 1).count();
+        assert!(
+            successors < 100,
+            "{successors} of 399 in sequence (random: about 20)"
+        );
+    }
+
+    #[test]
+    fn a_port_dropped_without_release_is_reclaimed() {
+        let (lo, hi) = free_block(1);
+        let mut ports = PassivePorts::new(lo, hi);
+        let now = Instant::now();
+        let (listener, port) = ports.open(LOCAL, client(1), now).expect("port");
+        drop(listener); // a session that never called release
+        let (_again, got) = ports.open(LOCAL, client(1), now).expect("reclaimed");
+        assert_eq!(got, port);
+    }
+
+    #[test]
+    fn the_quarantine_is_bounded() {
+        let mut q = Quarantine::default();
+        let now = Instant::now();
+        for i in 0..(MAX_PASSIVE_QUARANTINE as u32 + 500) {
+            q.insert((i % 60_000) as u16, IpAddr::from(i.to_be_bytes()), now);
+        }
+        assert_eq!(q.order.len(), MAX_PASSIVE_QUARANTINE);
+        assert!(q.since.len() <= MAX_PASSIVE_QUARANTINE);
+        // The oldest left early; the newest are still there.
+        assert!(
+            q.released(0, IpAddr::from(0u32.to_be_bytes()), now)
+                .is_none()
+        );
+        let newest = MAX_PASSIVE_QUARANTINE as u32 + 499;
+        assert!(
+            q.released(newest as u16, IpAddr::from(newest.to_be_bytes()), now)
+                .is_some()
+        );
+        q.expire(now + Duration::from_secs(PASSIVE_QUARANTINE_SECONDS));
+        assert!(q.order.is_empty() && q.since.is_empty());
     }
 
     #[test]

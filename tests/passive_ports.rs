@@ -1,0 +1,68 @@
+//! Passive ports are drawn at random within the worker's slice of the range: twenty PASV in
+//! one session give twenty different ports of the serving worker's slice, not a sequence,
+//! and the session still transfers afterwards.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::json;
+
+use common::*;
+use ftpgate::session::net::PassivePorts;
+
+#[test]
+fn twenty_pasv_in_one_session_are_random_ports_of_the_workers_slice() {
+    let vs = Vsftpd::start();
+    let data = random_bytes(256 * 1024, 61);
+    vs.put_file("pub/p.bin", &data);
+    let (lo, hi) = port_range(200);
+    let gate = Ftpgate::builder()
+        .backend("vsftpd", vs.addr())
+        .standard_roles()
+        .user("ftp", "read-only", "vsftpd")
+        .workers(2)
+        .set(&["passive", "ports"], json!(format!("{lo}-{hi}")))
+        .start();
+    let mut c = Ftp::connect(gate.addr());
+    c.login_ok("ftp", "x");
+    // Which worker serves this session: its session_start carries our client port.
+    let me = c.local_addr().to_string();
+    let events = gate.wait_audit(Duration::from_secs(10), |ev| {
+        ev.iter()
+            .any(|e| e["event"] == "session_start" && e["client"] == me.as_str())
+    });
+    let worker = events
+        .iter()
+        .find(|e| e["event"] == "session_start" && e["client"] == me.as_str())
+        .and_then(|e| e["worker"].as_u64())
+        .expect("the session's worker") as usize;
+    let (first, last) = PassivePorts::slice(lo, hi, worker, 2).range();
+    assert_eq!(last - first + 1, 100, "half of the range each");
+    let mut ports = Vec::new();
+    for _ in 0..20 {
+        let (code, text) = c.cmd("PASV");
+        assert_eq!(code, 227, "{text}");
+        let addr = parse_227(&text).unwrap_or_else(|| panic!("227: {text}"));
+        ports.push(addr.port());
+    }
+    for port in &ports {
+        assert!(
+            (first..=last).contains(port),
+            "{port} outside worker {worker}'s slice {first}-{last}: {ports:?}"
+        );
+    }
+    // Each PASV closes the previous listener; a port released by this client is in
+    // quarantine, so twenty PASV give twenty ports.
+    let distinct: BTreeSet<u16> = ports.iter().copied().collect();
+    assert_eq!(distinct.len(), 20, "{ports:?}");
+    let successors = ports.windows(2).filter(|w| w[1] == w[0] + 1).count();
+    assert!(successors < 5, "not a sequence: {ports:?}");
+    let ascending = ports.windows(2).filter(|w| w[1] > w[0]).count();
+    assert!((2..=17).contains(&ascending), "not sorted: {ports:?}");
+    // The session works after all that.
+    assert_eq!(c.cmd("TYPE I").0, 200);
+    assert_eq!(sha256_bytes(&c.retr("/pub/p.bin")), sha256_bytes(&data));
+    assert_eq!(c.cmd("QUIT").0, 221);
+}
