@@ -564,6 +564,12 @@ impl Session {
             tls_require: listener.require.max(global_require),
             features: Rc::clone(ctx.features),
         };
+        // Implicit FTPS: TLS from the first byte; plaintext is a failed handshake and a clean
+        // close. Set up before the session is counted, so that a failure here leaks no count.
+        let client_tls = match (implicit, tls_config.as_ref()) {
+            (true, Some(config)) => Some(tls::accept(config)?),
+            _ => None,
+        };
         let (fsm, actions, counted) = match admit(&policy, client_addr, ctx) {
             Ok(()) => {
                 let (fsm, actions) = ControlFsm::new(config);
@@ -587,11 +593,7 @@ impl Session {
             client: ClientCtrl {
                 conn: {
                     let mut conn = Conn::new(stream, false);
-                    if implicit {
-                        // Implicit FTPS: TLS from the first byte; plaintext is a failed
-                        // handshake and a clean close.
-                        conn.tls = tls_config.as_ref().map(tls::accept).transpose()?;
-                    }
+                    conn.tls = client_tls;
                     conn
                 },
                 input: Vec::new(),
