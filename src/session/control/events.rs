@@ -1,0 +1,232 @@
+//! The machine's interface: the events it takes, the actions it returns, and the small
+//! types they carry (timer kinds, directions, close reasons).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::audit::AuditRecord;
+use crate::ftp::command::Command;
+use crate::ftp::reply::Reply;
+
+/// Timers the control machine sets. The shell keeps one deadline per kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum TimerKind {
+    /// From connect to a successful login.
+    Login = 0,
+    /// No command while no transfer moves.
+    Idle = 1,
+    /// The whole session.
+    Session = 2,
+    /// A failed login is answered only when this fires (same delay for every user).
+    FailedLogin = 3,
+    /// A client data connection must come up in time (passive accept or active connect).
+    DataConnect = 4,
+    /// The backend must answer a command in time.
+    BackendReply = 5,
+}
+
+impl TimerKind {
+    pub const COUNT: usize = 6;
+    pub const ALL: [TimerKind; TimerKind::COUNT] = [
+        TimerKind::Login,
+        TimerKind::Idle,
+        TimerKind::Session,
+        TimerKind::FailedLogin,
+        TimerKind::DataConnect,
+        TimerKind::BackendReply,
+    ];
+
+    pub fn from_index(i: u8) -> Option<TimerKind> {
+        TimerKind::ALL.get(i as usize).copied()
+    }
+}
+
+/// Which way file data moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Backend to client: RETR, LIST, NLST, MLSD.
+    Download,
+    /// Client to backend: STOR, STOU, APPE.
+    Upload,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Download => "download",
+            Direction::Upload => "upload",
+        }
+    }
+}
+
+/// Which side of a data connection failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Client,
+    Server,
+}
+
+/// How the client wants its next data connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientDataMode {
+    None,
+    /// The shell holds a passive listener for the client.
+    Passive,
+    /// ftpgate connects to this address (validated against the control peer).
+    Active(SocketAddr),
+}
+
+/// Why a session ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    Quit,
+    ClientClosed,
+    ServerClosed,
+    ServerProtocolError,
+    BackendUnavailable,
+    LoginTimeout,
+    IdleTimeout,
+    SessionTimeout,
+    BackendTimeout,
+    /// The worker stopped and closed sessions left at its drain deadline.
+    WorkerStopping,
+    /// An access rule or a limit refused the session.
+    Refused,
+    /// Too many failed logins from this address.
+    Banned,
+    /// Too many commands before login.
+    TooManyCommands,
+}
+
+impl CloseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Quit => "quit",
+            CloseReason::ClientClosed => "client_closed",
+            CloseReason::ServerClosed => "backend_closed",
+            CloseReason::ServerProtocolError => "backend_protocol_error",
+            CloseReason::BackendUnavailable => "backend_unavailable",
+            CloseReason::LoginTimeout => "login_timeout",
+            CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::SessionTimeout => "session_timeout",
+            CloseReason::BackendTimeout => "backend_timeout",
+            CloseReason::WorkerStopping => "worker_stopping",
+            CloseReason::Refused => "refused",
+            CloseReason::Banned => "banned",
+            CloseReason::TooManyCommands => "too_many_commands",
+        }
+    }
+}
+
+/// Inputs to the machine.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// One framed, Telnet-filtered command line from the client.
+    ClientLine(&'a [u8]),
+    /// The client sent a line longer than the limit (it has been discarded).
+    ClientLineTooLong,
+    ClientClosed,
+    ServerConnected,
+    /// No server of the user's backend pool could be reached.
+    ServerUnavailable,
+    ServerReply(Reply),
+    ServerClosed,
+    /// The backend sent something that is not an FTP reply, or too much of it.
+    ServerProtocolError,
+    /// The shell opened a passive listener for the client at this (advertised) address.
+    PassiveOpened(SocketAddr),
+    PassiveFailed,
+    ServerDataConnected,
+    ServerDataFailed,
+    /// The client's data connection is ready for file data: accepted or connected, and
+    /// for a protected one its TLS handshake finished and accepted.
+    ClientDataConnected,
+    /// A protected client data connection is up at the TCP level; its TLS handshake has not
+    /// finished (clients such as ftplib and lftp start it only after the 150).
+    ClientDataTlsPending,
+    /// The active-mode connection to the client failed.
+    ClientDataFailed,
+    /// The relay moved every byte and closed both data connections cleanly.
+    RelayDone {
+        bytes: u64,
+    },
+    /// The transfer went past the user's file size limit and was stopped.
+    RelayOverLimit {
+        bytes: u64,
+    },
+    /// A data connection failed during the relay.
+    RelayFailed {
+        bytes: u64,
+        side: Side,
+    },
+    /// Filecopy mode: the copy of the transfer failed and the policy says a failed copy
+    /// fails the transfer (the relay is over or was stopped).
+    RelayCopyFailed {
+        bytes: u64,
+    },
+    Timer(TimerKind),
+    /// The shell's admission check refused the login of this known user (access rule, time
+    /// window, session cap) before any backend was contacted; `rule` says which.
+    LoginRefused {
+        /// The reply text for a limit (421); access-rule refusals get the plain 530.
+        text: &'static str,
+        rule: String,
+        limit: bool,
+    },
+    /// This address reached the failed-login limit and is banned for a while.
+    Banned,
+    /// TLS toward the backend failed (certificate not trusted, handshake error).
+    ServerTlsFailed,
+}
+
+/// Outputs of the machine, performed in order by the shell.
+#[derive(Debug, PartialEq)]
+pub enum Action {
+    SendClient(Reply),
+    SendServer(Command),
+    /// Connect to the user's backend pool.
+    ConnectServer,
+    /// Close the backend control connection (a failed login).
+    CloseServer,
+    /// Open a passive listener for the client (replacing any previous one).
+    OpenPassive,
+    ConnectServerData(u16),
+    /// Connect to the client for an active-mode transfer (PORT/EPRT, validated).
+    ConnectClientData(SocketAddr),
+    /// Start relaying between the two data connections, which are both up.
+    StartRelay {
+        direction: Direction,
+        /// The user's file size limit: the relay stops beyond it.
+        max_bytes: Option<u64>,
+    },
+    /// Close every data connection and the passive listener.
+    AbortData,
+    /// Arms a timer `Duration` from now; the Login and Session timers count from the
+    /// session's start instead.
+    SetTimer(TimerKind, Duration),
+    CancelTimer(TimerKind),
+    Audit(AuditRecord),
+    /// Flush what was sent to the client, then close the session.
+    Close(CloseReason),
+    /// Once the reply just queued (234) has left in plaintext, start TLS on the client's
+    /// control connection; whatever the client sent after AUTH is discarded.
+    StartClientTls,
+    /// The backend accepted AUTH TLS: start TLS on the backend control connection before
+    /// the next command goes out.
+    StartServerTls,
+    /// The login succeeded: count the user's session.
+    LoginSucceeded,
+    /// The login failed: count it against the client's address.
+    LoginFailed,
+}
+
+/// TLS toward the backend control connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerTls {
+    None,
+    /// AUTH TLS after the greeting.
+    Explicit,
+    /// TLS from the first byte (the shell starts it at connect).
+    Implicit,
+}

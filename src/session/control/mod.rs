@@ -1,0 +1,675 @@
+//! The control-channel state machine of one FTP session. Pure: no sockets, no clock, no log.
+//!
+//! It takes [`Event`]s (a client command line, a backend reply, a connection that came up or
+//! failed, a timer) and returns [`Action`]s (send this reply to the client, this command to
+//! the backend, open a passive listener, start relaying data, record this audit event,
+//! close). The session shell in `session/mod.rs` performs the actions and feeds back the
+//! events they cause.
+//!
+//! The login is ftpgate's own: USER selects the user's policy and is answered locally (the
+//! same 331 for known and unknown names: no enumeration); only after PASS of a known user is
+//! the backend contacted, its greeting consumed and USER/PASS relayed. Before that nothing
+//! reaches any backend.
+//!
+//! Data connections are split at the gateway. The client's PASV/EPSV/PORT/EPRT is answered
+//! locally; when a transfer command arrives, ftpgate asks the backend for a passive port
+//! (PASV, or EPSV toward an IPv6 backend), connects to it at the backend's *control* address,
+//! sends REST if the client gave one, then the command, and starts the relay when the
+//! backend's 1xx arrives. The backend's final reply is held until the relay has written and
+//! closed the client's data connection.
+//!
+//! The machine is one type, [`ControlFsm`]; its `impl` is split by concern:
+//! - `events.rs`: the interface ([`Event`], [`Action`] and what they carry);
+//! - this file: the state ([`Phase`] and the session's settings), the public API, the
+//!   dispatch of events and backend replies, the shared helpers, the timers;
+//! - `login.rs`: ftpgate's own login and the backend login;
+//! - `tls.rs`: AUTH, PBSZ, PROT, CCC;
+//! - `commands.rs`: the role check and commands after login, forwarded replies, FEAT;
+//! - `data.rs`: PASV, EPSV, PORT, EPRT;
+//! - `transfer.rs`: transfers, from the backend's passive port to the final reply, and ABOR;
+//! - `cwd.rs`: the working directory behind the audit trail's paths;
+//! - `tests/`: event-script tests, one file per concern (`hostile.rs` for hostile peers).
+
+mod commands;
+mod cwd;
+mod data;
+mod events;
+mod login;
+mod tls;
+mod transfer;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::audit::AuditRecord;
+use crate::ftp::address::{
+    EpsvArg, format_epsv_reply, format_pasv_reply, parse_eprt_arg, parse_epsv_arg,
+    parse_epsv_reply, parse_pasv_reply, parse_port_arg,
+};
+use crate::ftp::codes;
+use crate::ftp::command::{Command, CommandError, Verb, parse_command};
+use crate::ftp::path::{MAX_TRACKED_PATH, named_path, parse_pwd_reply, resolve};
+use crate::ftp::permission::{self, Needs};
+use crate::ftp::reply::Reply;
+use crate::limits::{MAX_COMMANDS_BEFORE_LOGIN, MAX_PRELIMINARY_REPLIES};
+use crate::policy::{Cidr, Policy, Timeouts, TlsRequire, VerbSet};
+
+pub(crate) use commands::FILTERED_FEATURES;
+use commands::local_features;
+use data::PassiveKind;
+pub use events::*;
+use transfer::{Transfer, TransferStep};
+
+/// What the machine knows of the user after USER.
+#[derive(Clone, Debug)]
+pub struct UserContext {
+    pub name: String,
+    /// The name's original bytes in hex when they are not UTF-8 (`name` is then lossy).
+    pub name_hex: Option<String>,
+    /// `None`: not in the policy (the login will fail without contacting any backend).
+    pub known: Option<KnownUser>,
+}
+
+#[derive(Clone, Debug)]
+pub struct KnownUser {
+    pub role: String,
+    pub allow: VerbSet,
+    pub backend: String,
+    pub timeouts: Timeouts,
+    pub max_file_size: Option<u64>,
+    /// Addresses PORT/EPRT may name besides the client's own (the FXP exception).
+    pub allow_fxp_to: Vec<Cidr>,
+    /// The user's own TLS requirement (tightens the listener's).
+    pub tls_require: TlsRequire,
+}
+
+/// Where the session is.
+#[derive(Debug)]
+enum Phase {
+    AwaitUser,
+    AwaitPass,
+    /// A failed login; 530 goes out when the FailedLogin timer fires.
+    FailedLogin,
+    Connecting {
+        pass: Vec<u8>,
+    },
+    AwaitGreeting {
+        pass: Vec<u8>,
+    },
+    /// AUTH TLS sent to a backend with explicit TLS.
+    AwaitServerAuth {
+        pass: Vec<u8>,
+    },
+    AwaitUserReply {
+        pass: Vec<u8>,
+    },
+    AwaitPassReply,
+    /// Logged in, no command in flight.
+    Ready,
+    /// ftpgate's own PWD is in flight (after login, or after a CWD whose target it cannot
+    /// compute). Its reply sets the working directory and is not relayed; client commands
+    /// wait for it.
+    AwaitPwd,
+    /// A command forwarded to the backend; its final reply is relayed.
+    Forwarded {
+        verb: Verb,
+        arg: Vec<u8>,
+        feat: bool,
+    },
+    Transfer(Box<Transfer>),
+    /// The backend's final replies still owed for an aborted or failed transfer: relay them
+    /// (`relay`) or swallow them, then back to Ready.
+    Draining {
+        replies: u8,
+        relay: bool,
+    },
+    Closed,
+}
+
+/// Settings the shell gives the machine at creation.
+#[derive(Clone, Debug)]
+pub struct ControlConfig {
+    pub client_ip: IpAddr,
+    pub login_timeout: u64,
+    pub session_timeout: u64,
+    pub failed_login_delay_ms: u64,
+    pub data_connect_timeout: u64,
+    pub backend_reply_timeout: u64,
+    /// TLS toward the client is configured: AUTH TLS may be used (explicit FTPS).
+    pub tls_available: bool,
+    /// The control connection is already under TLS (an implicit FTPS listener).
+    pub tls_implicit: bool,
+    /// What the listener and the global policy require.
+    pub tls_require: TlsRequire,
+    /// The backend features `FEAT` advertises before login: what every pool offers
+    /// (`crate::features`).
+    pub features: std::rc::Rc<[String]>,
+}
+
+/// The control state machine.
+#[derive(Debug)]
+pub struct ControlFsm {
+    config: ControlConfig,
+    phase: Phase,
+    user: Option<UserContext>,
+    logged_in: bool,
+    /// The backend's working directory for the audit trail's paths: from ftpgate's PWD
+    /// after login, then followed through successful CWD/CDUP. `None` while unknown.
+    cwd: Option<String>,
+    data_mode: ClientDataMode,
+    rest: Option<u64>,
+    epsv_all: bool,
+    /// Which reply the client's pending PASV/EPSV wants once the listener is open.
+    /// Its argument is audited with the reply the client actually gets (227/229 or 425).
+    pending_passive: Option<(PassiveKind, Vec<u8>)>,
+    /// Toward an IPv6 backend, ftpgate asks for EPSV instead of PASV.
+    server_ipv6: bool,
+    /// The client's data connection is up (passive: accepted; active: connected).
+    client_data_connected: bool,
+    /// The client's protected data connection is up at the TCP level and its TLS handshake
+    /// not done yet: no file byte may cross it, and the backend gets no transfer command,
+    /// until the shell has seen the handshake finish and accepted it (session reuse).
+    client_data_tls_pending: bool,
+    /// The failed-login delay since the last PASS has passed.
+    login_delay_over: bool,
+    /// The address was banned while a failed login waited for its delay.
+    ban_pending: bool,
+    /// Command lines taken before login (bounded: [`MAX_COMMANDS_BEFORE_LOGIN`]).
+    commands_before_login: u32,
+    /// (verb, decision, reply) of the commands recorded before login.
+    audited_before_login: Vec<(String, &'static str, u16)>,
+    /// Commands before login that repeated a recorded one, by verb (for `session_end`).
+    repeated: BTreeMap<String, u64>,
+    /// Preliminary (1xx) replies since the backend's last final reply.
+    preliminaries: u32,
+    /// The login timeout passed after PASS: the session closes once the 530 is out.
+    login_expired: bool,
+    /// A known user's longer login timeout replaced the common one at PASS.
+    login_extended: bool,
+    /// The control connection is under TLS (implicit, or after AUTH TLS).
+    tls_active: bool,
+    /// PBSZ was given (RFC 4217 wants it before PROT).
+    pbsz_done: bool,
+    /// PROT P: every data connection is TLS.
+    data_protected: bool,
+    /// TLS toward the backend (told by the shell when it connects).
+    server_tls: ServerTls,
+    /// Replies still owed to ftpgate's own PBSZ/PROT toward the backend.
+    server_setup_replies: u8,
+}
+
+fn secs(seconds: u64) -> Duration {
+    Duration::from_secs(seconds)
+}
+
+/// Compares addresses across IPv4 and IPv4-mapped IPv6 forms.
+fn same_ip(a: IpAddr, b: IpAddr) -> bool {
+    canonical(a) == canonical(b)
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The original bytes in hex when they are not valid UTF-8 (the audit's recoverable form).
+fn hex_unless_utf8(bytes: &[u8]) -> Option<String> {
+    std::str::from_utf8(bytes)
+        .is_err()
+        .then(|| crate::tls::hex(bytes))
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+impl ControlFsm {
+    /// A new session: returns the machine and the actions for the greeting and timers.
+    pub fn new(config: ControlConfig) -> (ControlFsm, Vec<Action>) {
+        let actions = vec![
+            Action::SendClient(Reply::new(codes::SERVICE_READY, "ftpgate ready.")),
+            Action::SetTimer(TimerKind::Login, secs(config.login_timeout)),
+            Action::SetTimer(TimerKind::Session, secs(config.session_timeout)),
+        ];
+        let tls_active = config.tls_implicit;
+        let fsm = ControlFsm {
+            config,
+            phase: Phase::AwaitUser,
+            user: None,
+            logged_in: false,
+            cwd: None,
+            data_mode: ClientDataMode::None,
+            rest: None,
+            epsv_all: false,
+            pending_passive: None,
+            server_ipv6: false,
+            client_data_connected: false,
+            client_data_tls_pending: false,
+            login_delay_over: false,
+            ban_pending: false,
+            login_expired: false,
+            preliminaries: 0,
+            commands_before_login: 0,
+            audited_before_login: Vec::new(),
+            repeated: BTreeMap::new(),
+            login_extended: false,
+            tls_active,
+            pbsz_done: false,
+            data_protected: false,
+            server_tls: ServerTls::None,
+            server_setup_replies: 0,
+        };
+        (fsm, actions)
+    }
+
+    /// A session refused at connect time (access rule, session limit, ban): 421 with `text`,
+    /// the violation recorded, then close.
+    pub fn refused(
+        config: ControlConfig,
+        kind: &'static str,
+        detail: String,
+        text: &str,
+    ) -> (ControlFsm, Vec<Action>) {
+        let (mut fsm, _) = ControlFsm::new(config);
+        fsm.phase = Phase::Closed;
+        let actions = vec![
+            Action::SendClient(Reply::new(codes::SERVICE_NOT_AVAILABLE, text)),
+            Action::Audit(AuditRecord::PolicyViolation { kind, detail }),
+            Action::Close(CloseReason::Refused),
+        ];
+        (fsm, actions)
+    }
+
+    /// Whether data connections are TLS (PROT P).
+    pub fn data_protected(&self) -> bool {
+        self.data_protected
+    }
+
+    /// Told by the shell when it connects to a backend.
+    pub fn set_server_tls(&mut self, tls: ServerTls) {
+        self.server_tls = tls;
+    }
+
+    /// Told by the shell once it knows the backend's address family.
+    pub fn set_server_ipv6(&mut self, ipv6: bool) {
+        self.server_ipv6 = ipv6;
+    }
+
+    pub fn user(&self) -> Option<&UserContext> {
+        self.user.as_ref()
+    }
+
+    /// The argument of the file transfer in progress (RETR, STOR, STOU, APPE); `None` for a
+    /// listing or when no transfer runs. Filecopy mode names its copy after it.
+    pub fn transfer_file(&self) -> Option<&[u8]> {
+        match &self.phase {
+            Phase::Transfer(t)
+                if matches!(t.verb, Verb::Retr | Verb::Stor | Verb::Stou | Verb::Appe) =>
+            {
+                Some(&t.arg)
+            }
+            _ => None,
+        }
+    }
+
+    /// The commands before login that were only counted, by verb (see `audit_command`);
+    /// empty afterwards.
+    pub fn take_repeated_commands(&mut self) -> BTreeMap<String, u64> {
+        std::mem::take(&mut self.repeated)
+    }
+
+    pub fn is_logged_in(&self) -> bool {
+        self.logged_in
+    }
+
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
+    }
+
+    /// Whether the machine can take `line` now. While a command is in flight further lines
+    /// wait in the client's input buffer (pipelining), except QUIT at any time and ABOR
+    /// during a relay.
+    pub fn can_take_line(&self, line: &[u8]) -> bool {
+        match &self.phase {
+            Phase::AwaitUser | Phase::AwaitPass | Phase::Ready => true,
+            Phase::Closed => false,
+            Phase::Transfer(t) if t.step == TransferStep::Relaying => {
+                matches!(parse_command(line), Ok(c) if matches!(c.verb, Verb::Abor | Verb::Quit))
+            }
+            _ => matches!(parse_command(line), Ok(c) if c.verb == Verb::Quit),
+        }
+    }
+
+    /// Feeds one event; returns the actions to perform, in order.
+    pub fn on_event(&mut self, event: Event<'_>, policy: &Policy) -> Vec<Action> {
+        let mut out = Vec::new();
+        if matches!(self.phase, Phase::Closed) {
+            return out;
+        }
+        match event {
+            Event::ClientLine(line) => self.on_client_line(line, policy, &mut out),
+            Event::ClientLineTooLong => {
+                if self.count_before_login(&mut out) {
+                    out.push(Action::SendClient(Reply::new(
+                        codes::SYNTAX_ERROR,
+                        "Command line too long.",
+                    )));
+                }
+            }
+            Event::ClientClosed => self.close(CloseReason::ClientClosed, &mut out),
+            Event::ServerConnected => self.on_server_connected(&mut out),
+            Event::ServerUnavailable => {
+                self.audit_login("failed", Some("backend_unavailable"), &mut out);
+                self.fail_close(
+                    "Service not available: the backend cannot be reached.",
+                    CloseReason::BackendUnavailable,
+                    &mut out,
+                );
+            }
+            Event::ServerReply(reply) => self.on_server_reply(reply, &mut out),
+            Event::ServerClosed => self.fail_close(
+                "Service not available, remote server has closed connection.",
+                CloseReason::ServerClosed,
+                &mut out,
+            ),
+            Event::ServerProtocolError => self.fail_close(
+                "Service not available, remote server sent an invalid reply.",
+                CloseReason::ServerProtocolError,
+                &mut out,
+            ),
+            Event::PassiveOpened(addr) => self.on_passive_opened(addr, &mut out),
+            Event::PassiveFailed => {
+                self.data_mode = ClientDataMode::None;
+                if let Some((kind, arg)) = self.pending_passive.take() {
+                    self.audit_command(kind.verb(), &arg, "allow", codes::CANT_OPEN_DATA, &mut out);
+                }
+                out.push(Action::SendClient(Reply::new(
+                    codes::CANT_OPEN_DATA,
+                    "Cannot open passive connection.",
+                )));
+            }
+            Event::ServerDataConnected => self.on_server_data_connected(&mut out),
+            Event::ServerDataFailed => {
+                if self.transfer_step() == Some(TransferStep::AwaitDataConnect) {
+                    self.transfer_failed(
+                        Reply::new(codes::CANT_OPEN_DATA, "Cannot open data connection."),
+                        0,
+                        &mut out,
+                    );
+                }
+            }
+            Event::ClientDataConnected => {
+                self.client_data_connected = true;
+                self.client_data_tls_pending = false;
+                out.push(Action::CancelTimer(TimerKind::DataConnect));
+                self.maybe_send_transfer_command(&mut out);
+            }
+            Event::ClientDataTlsPending => {
+                self.client_data_tls_pending = true;
+                if self.transfer_step().is_none() {
+                    // Accepted ahead of the transfer command: the passive port has done its
+                    // job; the handshake is bounded once a transfer waits for it.
+                    out.push(Action::CancelTimer(TimerKind::DataConnect));
+                }
+                self.maybe_send_transfer_command(&mut out);
+            }
+            Event::ClientDataFailed => {
+                self.client_data_connected = false;
+                self.client_data_tls_pending = false;
+                if self.transfer_step().is_none() && self.data_mode == ClientDataMode::Passive {
+                    // The passive port took its one connection and it was refused (a thief,
+                    // a handshake that failed): a transfer needs a new PASV.
+                    self.data_mode = ClientDataMode::None;
+                }
+                self.client_data_failed(&mut out)
+            }
+            Event::RelayDone { bytes } => self.on_relay_done(bytes, &mut out),
+            Event::RelayOverLimit { bytes } => self.on_relay_over_limit(bytes, &mut out),
+            Event::RelayCopyFailed { bytes } => self.on_relay_copy_failed(bytes, &mut out),
+            Event::LoginRefused { text, rule, limit } => {
+                self.on_login_refused(text, rule, limit, &mut out)
+            }
+            Event::Banned => {
+                out.push(Action::Audit(AuditRecord::PolicyViolation {
+                    kind: "failed_logins",
+                    detail: "too many failed logins; address banned".into(),
+                }));
+                if matches!(self.phase, Phase::FailedLogin) {
+                    // The 421 waits for the failed-login delay like the 530 would have.
+                    self.ban_pending = true;
+                } else {
+                    self.close_banned(&mut out);
+                }
+            }
+            Event::RelayFailed { bytes, side } => self.on_relay_failed(bytes, side, &mut out),
+            Event::ServerTlsFailed => {
+                if !self.logged_in {
+                    self.audit_login("failed", Some("backend_tls"), &mut out);
+                }
+                self.fail_close(
+                    "Service not available: no trusted TLS connection to the server.",
+                    CloseReason::ServerProtocolError,
+                    &mut out,
+                );
+            }
+            Event::Timer(kind) => self.on_timer(kind, &mut out),
+        }
+        out
+    }
+
+    fn transfer_step(&self) -> Option<TransferStep> {
+        match &self.phase {
+            Phase::Transfer(t) => Some(t.step),
+            _ => None,
+        }
+    }
+
+    fn reply(&self, code: u16, text: &str, out: &mut Vec<Action>) {
+        out.push(Action::SendClient(Reply::new(code, text)));
+    }
+
+    /// Answers a command locally and records it.
+    fn local(
+        &mut self,
+        cmd: &Command,
+        decision: &'static str,
+        code: u16,
+        text: &str,
+        out: &mut Vec<Action>,
+    ) {
+        self.reply(code, text, out);
+        // SECURITY: a password never reaches the audit trail, even when mistyped as a
+        // command at the wrong time.
+        let arg: &[u8] = if cmd.verb == Verb::Pass {
+            b""
+        } else {
+            &cmd.arg
+        };
+        self.audit_command(cmd.verb.name(), arg, decision, code, out);
+    }
+
+    fn audit_command(
+        &mut self,
+        verb: &str,
+        arg: &[u8],
+        decision: &'static str,
+        reply: u16,
+        out: &mut Vec<Action>,
+    ) {
+        // Before login a command that repeats one already recorded (same verb, decision and
+        // reply) is only counted: a flood costs the audit trail one line per kind and a
+        // count in `session_end`, not a line per command. USER and PASS are always
+        // recorded; after login every command is.
+        if !self.logged_in && verb != "USER" && verb != "PASS" {
+            let seen = self
+                .audited_before_login
+                .iter()
+                .any(|(v, d, r)| v == verb && *d == decision && *r == reply);
+            if seen {
+                *self.repeated.entry(verb.to_string()).or_default() += 1;
+                return;
+            }
+            self.audited_before_login
+                .push((verb.to_string(), decision, reply));
+        }
+        out.push(Action::Audit(AuditRecord::Command {
+            verb: verb.to_string(),
+            arg: lossy(arg),
+            arg_hex: hex_unless_utf8(arg),
+            path: Verb::from_name(verb.as_bytes()).and_then(|v| self.audit_path(v, arg)),
+            decision,
+            reply,
+        }));
+    }
+
+    fn audit_login(
+        &self,
+        result: &'static str,
+        reason: Option<&'static str>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(user) = &self.user else { return };
+        out.push(Action::Audit(AuditRecord::Login {
+            result,
+            role: user.known.as_ref().map(|k| k.role.clone()),
+            backend: user.known.as_ref().map(|k| k.backend.clone()),
+            reason,
+        }));
+    }
+
+    /// Closes every data connection and the passive listener.
+    fn abort_data(&mut self, out: &mut Vec<Action>) {
+        self.client_data_connected = false;
+        self.client_data_tls_pending = false;
+        out.push(Action::AbortData);
+    }
+
+    fn close(&mut self, reason: CloseReason, out: &mut Vec<Action>) {
+        self.abort_data(out);
+        out.push(Action::Close(reason));
+        self.phase = Phase::Closed;
+    }
+
+    fn fail_close(&mut self, text: &str, reason: CloseReason, out: &mut Vec<Action>) {
+        self.reply(codes::SERVICE_NOT_AVAILABLE, text, out);
+        self.close(reason, out);
+    }
+
+    fn user_timeouts(&self) -> Option<&Timeouts> {
+        self.user.as_ref()?.known.as_ref().map(|k| &k.timeouts)
+    }
+
+    fn on_server_reply(&mut self, reply: Reply, out: &mut Vec<Action>) {
+        // SECURITY: a command gets one final reply and a few preliminary ones; a backend
+        // that streams 1xx replies (while the client may not even read them) is cut off.
+        if reply.is_preliminary() {
+            self.preliminaries += 1;
+            if self.preliminaries > MAX_PRELIMINARY_REPLIES {
+                return self.backend_violation(
+                    format!(
+                        "more than {MAX_PRELIMINARY_REPLIES} preliminary replies to one command"
+                    ),
+                    out,
+                );
+            }
+        } else {
+            self.preliminaries = 0;
+        }
+        // The replies to ftpgate's own PBSZ/PROT toward a TLS backend come first.
+        if self.server_setup_replies > 0 && !reply.is_preliminary() {
+            self.server_setup_replies -= 1;
+            if !reply.is_positive_completion() {
+                self.fail_close(
+                    "Service not available: the server refused protected data connections.",
+                    CloseReason::BackendUnavailable,
+                    out,
+                );
+            }
+            return;
+        }
+        let phase = std::mem::replace(&mut self.phase, Phase::Closed);
+        match phase {
+            Phase::AwaitGreeting { .. }
+            | Phase::AwaitServerAuth { .. }
+            | Phase::AwaitUserReply { .. }
+            | Phase::AwaitPassReply => self.on_login_reply(phase, reply, out),
+            Phase::Forwarded { verb, arg, feat } => {
+                self.on_forwarded_reply(verb, arg, feat, reply, out)
+            }
+            Phase::AwaitPwd => self.on_own_pwd_reply(reply, out),
+            Phase::Transfer(t) => {
+                self.phase = Phase::Transfer(t);
+                self.on_transfer_reply(reply, out);
+            }
+            Phase::Draining { replies, relay } => {
+                self.on_draining_reply(replies, relay, reply, out)
+            }
+            Phase::Ready => {
+                // SECURITY: an unsolicited backend reply is never relayed (it would
+                // desynchronise the client's view of which reply answers which command),
+                // and a backend that sends them is not trusted with the session.
+                self.phase = Phase::Ready;
+                self.backend_violation(format!("unsolicited reply {}", reply.code), out);
+            }
+            // No backend connection in these phases: nothing can arrive.
+            other => self.phase = other,
+        }
+    }
+
+    fn on_timer(&mut self, kind: TimerKind, out: &mut Vec<Action>) {
+        match kind {
+            TimerKind::Login if !self.logged_in => self.on_login_timeout(out),
+            TimerKind::Idle if self.logged_in && self.transfer_step().is_none() => {
+                self.fail_close("Timeout.", CloseReason::IdleTimeout, out)
+            }
+            TimerKind::Session => self.fail_close(
+                "Session time limit reached.",
+                CloseReason::SessionTimeout,
+                out,
+            ),
+            TimerKind::FailedLogin => {
+                self.login_delay_over = true;
+                if matches!(self.phase, Phase::FailedLogin) {
+                    self.answer_failed_login(out);
+                }
+            }
+            TimerKind::DataConnect => match self.transfer_step() {
+                Some(TransferStep::AwaitPasv | TransferStep::AwaitDataConnect) => {
+                    self.client_data_failed(out)
+                }
+                Some(_) => {}
+                None => {
+                    // SECURITY: a passive port stays open only for a bounded time.
+                    if self.data_mode == ClientDataMode::Passive && !self.client_data_connected {
+                        self.data_mode = ClientDataMode::None;
+                        self.abort_data(out);
+                    }
+                }
+            },
+            TimerKind::BackendReply => {
+                let waiting = match &self.phase {
+                    Phase::Ready | Phase::AwaitUser | Phase::AwaitPass | Phase::FailedLogin => {
+                        false
+                    }
+                    // While data moves the backend owes nothing until the relay is done.
+                    Phase::Transfer(t) if t.step == TransferStep::Relaying => t.relayed.is_some(),
+                    _ => true,
+                };
+                if waiting {
+                    self.fail_close(
+                        "Service not available: the backend did not answer in time.",
+                        CloseReason::BackendTimeout,
+                        out,
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

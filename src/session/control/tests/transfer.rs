@@ -1,0 +1,287 @@
+//! Event-script tests of transfers: passive and active data connections, the relay, REST,
+//! ABOR, failures on either side, filecopy failures.
+
+use super::*;
+
+#[test]
+fn passive_download_holds_the_final_reply_until_the_relay_is_done() {
+    let mut s = Script::logged_in("reader");
+    let actions = s.line("PASV");
+    assert!(actions.contains(&Action::OpenPassive));
+    assert!(
+        client_replies(&actions).is_empty(),
+        "227 waits for the listener"
+    );
+    assert!(
+        server_commands(&actions).is_empty(),
+        "the backend is not asked yet"
+    );
+    let actions = s.event(Event::PassiveOpened(
+        "203.0.113.5:50001".parse().expect("addr"),
+    ));
+    let Some(Action::SendClient(r)) = actions.first() else {
+        panic!("no 227: {actions:?}")
+    };
+    assert_eq!(r.code, 227);
+    assert_eq!(
+        r.lines[0],
+        b"227 Entering Passive Mode (203,0,113,5,195,81).".to_vec()
+    );
+    assert_eq!(server_commands(&s.line("RETR big.bin")), vec!["PASV"]);
+    let actions = s.event(reply(227, "Entering Passive Mode (10,9,9,9,200,1)."));
+    // The backend's address is ignored: only the port travels.
+    assert!(actions.contains(&Action::ConnectServerData(200 * 256 + 1)));
+    assert!(
+        server_commands(&s.event(Event::ServerDataConnected)).is_empty(),
+        "the command waits for the client's data connection"
+    );
+    assert_eq!(
+        server_commands(&s.event(Event::ClientDataConnected)),
+        vec!["RETR big.bin"]
+    );
+    let actions = s.event(reply(150, "Opening"));
+    assert_eq!(client_replies(&actions), vec![150]);
+    assert!(actions.contains(&Action::StartRelay {
+        direction: Direction::Download,
+        max_bytes: None,
+    }));
+    let actions = s.event(reply(226, "Transfer complete."));
+    assert!(client_replies(&actions).is_empty(), "226 is held");
+    let actions = s.event(Event::RelayDone { bytes: 42 });
+    assert_eq!(client_replies(&actions), vec![226]);
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Audit(AuditRecord::Transfer {
+            bytes: 42,
+            result: "ok",
+            direction: "download",
+            ..
+        })
+    )));
+    assert!(s.fsm.can_take_line(b"NOOP"));
+}
+
+#[test]
+fn relay_done_before_the_final_reply_waits_for_it() {
+    let mut s = Script::logged_in("writer");
+    s.line("PORT 192,0,2,7,19,137");
+    let actions = s.line("STOR up.bin");
+    assert!(actions.contains(&Action::ConnectClientData(
+        "192.0.2.7:5001".parse().expect("addr")
+    )));
+    s.event(reply(227, "(127,0,0,1,4,1)"));
+    s.event(Event::ClientDataConnected);
+    assert_eq!(
+        server_commands(&s.event(Event::ServerDataConnected)),
+        vec!["STOR up.bin"]
+    );
+    let actions = s.event(reply(150, "Ok to send data."));
+    assert!(actions.contains(&Action::StartRelay {
+        direction: Direction::Upload,
+        max_bytes: None,
+    }));
+    assert!(client_replies(&s.event(Event::RelayDone { bytes: 7 })).is_empty());
+    assert_eq!(client_replies(&s.event(reply(226, "ok"))), vec![226]);
+}
+
+/// A reader's RETR of `name` up to the relay.
+fn relaying_download(name: &str) -> Script {
+    let mut s = Script::logged_in("reader");
+    s.line("PASV");
+    s.event(Event::PassiveOpened(
+        "127.0.0.1:50000".parse().expect("addr"),
+    ));
+    s.event(Event::ClientDataConnected);
+    s.line(&format!("RETR {name}"));
+    s.event(reply(227, "(127,0,0,1,4,1)"));
+    s.event(Event::ServerDataConnected);
+    s.event(reply(150, "Opening"));
+    s
+}
+
+#[test]
+fn a_failed_audit_copy_fails_the_transfer_with_451() {
+    // The backend's 226 came first and is held; then the copy failed.
+    let mut s = relaying_download("dir/a.bin");
+    assert_eq!(s.fsm.transfer_file(), Some(&b"dir/a.bin"[..]));
+    assert!(client_replies(&s.event(reply(226, "ok"))).is_empty());
+    let actions = s.event(Event::RelayCopyFailed { bytes: 9 });
+    assert_eq!(client_replies(&actions), vec![451]);
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Audit(AuditRecord::Transfer {
+            bytes: 9,
+            result: "copy_failed",
+            ..
+        })
+    )));
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Audit(AuditRecord::Command { reply: 451, .. })))
+    );
+    assert!(s.fsm.can_take_line(b"NOOP"));
+    assert_eq!(s.fsm.transfer_file(), None);
+
+    // The copy failed before the backend's final reply: that reply is swallowed.
+    let mut s = relaying_download("b.bin");
+    assert_eq!(
+        client_replies(&s.event(Event::RelayCopyFailed { bytes: 0 })),
+        vec![451]
+    );
+    assert!(client_replies(&s.event(reply(226, "ok"))).is_empty());
+    assert!(s.fsm.can_take_line(b"NOOP"));
+}
+
+#[test]
+fn listings_have_no_transfer_file() {
+    let mut s = Script::logged_in("reader");
+    s.line("PASV");
+    s.event(Event::PassiveOpened(
+        "127.0.0.1:50000".parse().expect("addr"),
+    ));
+    s.event(Event::ClientDataConnected);
+    s.line("LIST /");
+    assert_eq!(s.fsm.transfer_file(), None);
+}
+
+#[test]
+fn rest_is_held_and_sent_after_the_data_connection() {
+    let mut s = Script::logged_in("reader");
+    let actions = s.line("REST 1000");
+    assert_eq!(client_replies(&actions), vec![350]);
+    assert!(server_commands(&actions).is_empty());
+    s.line("PASV");
+    s.event(Event::PassiveOpened(
+        "127.0.0.1:50000".parse().expect("addr"),
+    ));
+    s.event(Event::ClientDataConnected);
+    s.line("RETR f");
+    s.event(reply(227, "(127,0,0,1,4,1)"));
+    assert_eq!(
+        server_commands(&s.event(Event::ServerDataConnected)),
+        vec!["REST 1000"]
+    );
+    assert_eq!(
+        server_commands(&s.event(reply(350, "Restart"))),
+        vec!["RETR f"]
+    );
+}
+
+#[test]
+fn transfer_without_port_or_pasv_gets_425() {
+    let mut s = Script::logged_in("reader");
+    let actions = s.line("RETR f");
+    assert_eq!(client_replies(&actions), vec![425]);
+    assert!(server_commands(&actions).is_empty());
+}
+
+#[test]
+fn backend_error_before_the_data_flows_is_relayed() {
+    let mut s = Script::logged_in("reader");
+    s.line("PASV");
+    s.event(Event::PassiveOpened(
+        "127.0.0.1:50000".parse().expect("addr"),
+    ));
+    s.event(Event::ClientDataConnected);
+    s.line("RETR missing");
+    s.event(reply(227, "(127,0,0,1,4,1)"));
+    s.event(Event::ServerDataConnected);
+    let actions = s.event(reply(550, "Failed to open file."));
+    assert_eq!(client_replies(&actions), vec![550]);
+    assert!(actions.contains(&Action::AbortData));
+}
+
+#[test]
+fn abor_during_a_relay_relays_both_backend_replies() {
+    let mut s = Script::logged_in("reader");
+    s.line("PASV");
+    s.event(Event::PassiveOpened(
+        "127.0.0.1:50000".parse().expect("addr"),
+    ));
+    s.event(Event::ClientDataConnected);
+    s.line("RETR big");
+    s.event(reply(227, "(127,0,0,1,4,1)"));
+    s.event(Event::ServerDataConnected);
+    s.event(reply(150, "Opening"));
+    assert!(s.fsm.can_take_line(b"ABOR"));
+    assert!(!s.fsm.can_take_line(b"NOOP"));
+    let actions = s.line("ABOR");
+    assert!(actions.contains(&Action::AbortData));
+    assert_eq!(server_commands(&actions), vec!["ABOR"]);
+    assert_eq!(client_replies(&s.event(reply(426, "aborted"))), vec![426]);
+    assert_eq!(client_replies(&s.event(reply(226, "ABOR ok"))), vec![226]);
+    assert!(s.fsm.can_take_line(b"NOOP"));
+}
+
+#[test]
+fn client_data_failure_answers_426_and_swallows_the_backend_reply() {
+    let mut s = Script::logged_in("reader");
+    s.line("PASV");
+    s.event(Event::PassiveOpened(
+        "127.0.0.1:50000".parse().expect("addr"),
+    ));
+    s.event(Event::ClientDataConnected);
+    s.line("RETR big");
+    s.event(reply(227, "(127,0,0,1,4,1)"));
+    s.event(Event::ServerDataConnected);
+    s.event(reply(150, "Opening"));
+    let actions = s.event(Event::RelayFailed {
+        bytes: 10,
+        side: Side::Client,
+    });
+    assert_eq!(client_replies(&actions), vec![426]);
+    assert!(client_replies(&s.event(reply(426, "Failure writing"))).is_empty());
+    assert!(s.fsm.can_take_line(b"NOOP"));
+}
+
+#[test]
+fn backend_closing_gives_421_and_closes() {
+    let mut s = Script::logged_in("reader");
+    let actions = s.event(Event::ServerClosed);
+    assert_eq!(client_replies(&actions), vec![421]);
+    assert!(actions.contains(&Action::Close(CloseReason::ServerClosed)));
+    assert!(s.fsm.is_closed());
+}
+
+#[test]
+fn active_connect_failure_is_425_and_the_backend_never_sees_the_command() {
+    let mut s = Script::logged_in("writer");
+    s.line("PORT 192,0,2,7,19,137");
+    s.line("STOR up.bin");
+    let actions = s.event(Event::ClientDataFailed);
+    assert_eq!(client_replies(&actions), vec![425]);
+    assert!(server_commands(&actions).is_empty());
+    // The backend's 227 for ftpgate's own PASV is still owed: swallowed, not relayed.
+    let actions = s.event(reply(227, "(127,0,0,1,4,1)"));
+    assert!(client_replies(&actions).is_empty());
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::ConnectServerData(_)))
+    );
+    assert!(s.fsm.can_take_line(b"NOOP"));
+}
+
+#[test]
+fn passive_client_that_never_connects_gets_425_after_the_timeout() {
+    let mut s = Script::logged_in("reader");
+    s.line("PASV");
+    s.event(Event::PassiveOpened(
+        "127.0.0.1:50000".parse().expect("addr"),
+    ));
+    let actions = s.line("RETR f");
+    assert!(actions.contains(&Action::SetTimer(
+        TimerKind::DataConnect,
+        Duration::from_secs(30)
+    )));
+    s.event(reply(227, "(127,0,0,1,4,1)"));
+    s.event(Event::ServerDataConnected);
+    let actions = s.event(Event::Timer(TimerKind::DataConnect));
+    assert_eq!(client_replies(&actions), vec![425]);
+    assert!(
+        server_commands(&actions).is_empty(),
+        "RETR never reached the backend"
+    );
+    assert!(actions.contains(&Action::AbortData));
+}

@@ -1,0 +1,470 @@
+//! Transfers: the backend's passive port, both data connections up (a protected one with its
+//! TLS handshake accepted) before the backend sees the command, the relay, the final reply
+//! held until the client's data connection is closed, ABOR, and the replies still owed by the
+//! backend after a failed or aborted transfer.
+
+use super::*;
+
+/// A transfer in progress and how far it got.
+#[derive(Debug)]
+pub(super) struct Transfer {
+    pub(super) verb: Verb,
+    pub(super) arg: Vec<u8>,
+    pub(super) direction: Direction,
+    pub(super) rest: Option<u64>,
+    pub(super) step: TransferStep,
+    /// The backend's positive final reply, waiting for the relay to finish.
+    pub(super) held: Option<Reply>,
+    /// The relay finished with this many bytes before the final reply came.
+    pub(super) relayed: Option<u64>,
+    /// The backend's data connection is up.
+    pub(super) server_ready: bool,
+    /// ftpgate sent the client its own 150 (a protected data connection waiting for its
+    /// handshake): the backend's preliminary reply is not relayed.
+    pub(super) own_preliminary: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TransferStep {
+    /// PASV/EPSV sent to the backend.
+    AwaitPasv,
+    /// Connecting to the backend's data port and waiting for the client's data connection;
+    /// the command goes to the backend only when both are up, so a client that never
+    /// connects costs the backend nothing (no empty file from a failed STOR).
+    AwaitDataConnect,
+    /// REST sent to the backend.
+    AwaitRest,
+    /// The transfer command sent; waiting for 1xx.
+    AwaitPreliminary,
+    /// Data moves.
+    Relaying,
+}
+
+fn direction_of(verb: Verb) -> Direction {
+    if verb.is_upload() {
+        Direction::Upload
+    } else {
+        Direction::Download
+    }
+}
+
+impl ControlFsm {
+    pub(super) fn start_transfer(&mut self, cmd: Command, out: &mut Vec<Action>) {
+        if self.tls_required() == TlsRequire::All && !self.data_protected {
+            return self.local(
+                &cmd,
+                "deny",
+                codes::DATA_NOT_PROTECTED,
+                "Data connections must be encrypted: use PROT P.",
+                out,
+            );
+        }
+        if self.data_mode == ClientDataMode::None {
+            return self.local(
+                &cmd,
+                "deny",
+                codes::CANT_OPEN_DATA,
+                "Use PORT or PASV first.",
+                out,
+            );
+        }
+        let server_ipv6 = self.server_ipv6;
+        out.push(Action::SendServer(if server_ipv6 {
+            Command::new(Verb::Epsv, b"")
+        } else {
+            Command::new(Verb::Pasv, b"")
+        }));
+        out.push(Action::SetTimer(
+            TimerKind::BackendReply,
+            secs(self.config.backend_reply_timeout),
+        ));
+        out.push(Action::CancelTimer(TimerKind::Idle));
+        if let ClientDataMode::Active(addr) = self.data_mode {
+            self.client_data_connected = false;
+            self.client_data_tls_pending = false;
+            out.push(Action::ConnectClientData(addr));
+        }
+        if !self.client_data_connected {
+            out.push(Action::SetTimer(
+                TimerKind::DataConnect,
+                secs(self.data_connect_timeout()),
+            ));
+        }
+        self.phase = Phase::Transfer(Box::new(Transfer {
+            verb: cmd.verb,
+            direction: direction_of(cmd.verb),
+            arg: cmd.arg,
+            rest: self.rest.take(),
+            step: TransferStep::AwaitPasv,
+            held: None,
+            relayed: None,
+            server_ready: false,
+            own_preliminary: false,
+        }));
+    }
+
+    /// The client's data connection failed or did not come in time, before the backend saw
+    /// the transfer command: 425, and the backend's PASV reply (if still owed) is swallowed.
+    pub(super) fn client_data_failed(&mut self, out: &mut Vec<Action>) {
+        let owed = match self.transfer_step() {
+            Some(TransferStep::AwaitPasv) => 1,
+            Some(TransferStep::AwaitDataConnect) => 0,
+            _ => return,
+        };
+        self.end_transfer_with_code("failed", 0, codes::CANT_OPEN_DATA, out);
+        self.reply(
+            codes::CANT_OPEN_DATA,
+            "Failed to establish data connection.",
+            out,
+        );
+        self.drain(owed, false, out);
+    }
+
+    /// Sends REST (if any) or the transfer command once both data connections are up.
+    ///
+    /// SECURITY: a protected client data connection counts as up only once its TLS
+    /// handshake is finished and accepted, so a thief's connection never gets a byte and the
+    /// backend never sees the command for it. A client that waits for the 150 before its
+    /// handshake gets ftpgate's own 150 first (and the backend's is then not relayed).
+    pub(super) fn maybe_send_transfer_command(&mut self, out: &mut Vec<Action>) {
+        let client_ready = self.client_data_connected;
+        let tls_pending = self.client_data_tls_pending;
+        let timeout = self.data_connect_timeout();
+        let Phase::Transfer(t) = &mut self.phase else {
+            return;
+        };
+        if t.step != TransferStep::AwaitDataConnect || !t.server_ready {
+            return;
+        }
+        if !client_ready {
+            if tls_pending && !t.own_preliminary {
+                t.own_preliminary = true;
+                out.push(Action::SendClient(Reply::new(
+                    codes::DATA_OPENING,
+                    "Opening data connection.",
+                )));
+                out.push(Action::SetTimer(TimerKind::DataConnect, secs(timeout)));
+            }
+            return;
+        }
+        match t.rest {
+            Some(offset) if offset > 0 => {
+                t.step = TransferStep::AwaitRest;
+                out.push(Action::SendServer(Command::new(
+                    Verb::Rest,
+                    offset.to_string().as_bytes(),
+                )));
+            }
+            _ => {
+                t.step = TransferStep::AwaitPreliminary;
+                out.push(Action::SendServer(Command::new(t.verb, &t.arg)));
+            }
+        }
+        out.push(Action::SetTimer(
+            TimerKind::BackendReply,
+            secs(self.config.backend_reply_timeout),
+        ));
+    }
+
+    pub(super) fn on_server_data_connected(&mut self, out: &mut Vec<Action>) {
+        let Phase::Transfer(t) = &mut self.phase else {
+            return;
+        };
+        if t.step != TransferStep::AwaitDataConnect {
+            return;
+        }
+        t.server_ready = true;
+        out.push(Action::CancelTimer(TimerKind::BackendReply));
+        self.maybe_send_transfer_command(out);
+    }
+
+    pub(super) fn on_transfer_reply(&mut self, reply: Reply, out: &mut Vec<Action>) {
+        let Phase::Transfer(t) = &mut self.phase else {
+            return;
+        };
+        match t.step {
+            TransferStep::AwaitPasv => {
+                let port = if reply.code == codes::ENTERING_PASSIVE {
+                    parse_pasv_reply(reply.text()).ok().map(|a| a.port())
+                } else if reply.code == codes::ENTERING_EXT_PASSIVE {
+                    parse_epsv_reply(reply.text()).ok()
+                } else {
+                    None
+                };
+                match port {
+                    // SECURITY: the address inside the backend's 227/229 is ignored; the
+                    // shell connects to the backend's control address at this port.
+                    Some(port) => {
+                        t.step = TransferStep::AwaitDataConnect;
+                        out.push(Action::ConnectServerData(port));
+                    }
+                    None => self.transfer_failed(
+                        Reply::new(
+                            codes::CANT_OPEN_DATA,
+                            "Cannot open data connection to the server.",
+                        ),
+                        0,
+                        out,
+                    ),
+                }
+            }
+            TransferStep::AwaitDataConnect => {
+                // A reply before we sent anything: the backend is confused.
+                self.transfer_failed(reply, 0, out);
+            }
+            TransferStep::AwaitRest => {
+                if reply.code == codes::PENDING_FURTHER {
+                    t.step = TransferStep::AwaitPreliminary;
+                    out.push(Action::SendServer(Command::new(t.verb, &t.arg)));
+                    out.push(Action::SetTimer(
+                        TimerKind::BackendReply,
+                        secs(self.config.backend_reply_timeout),
+                    ));
+                } else {
+                    self.transfer_failed(reply, 0, out);
+                }
+            }
+            TransferStep::AwaitPreliminary => {
+                if reply.is_preliminary() {
+                    t.step = TransferStep::Relaying;
+                    if !t.own_preliminary {
+                        out.push(Action::SendClient(reply));
+                    }
+                    out.push(Action::CancelTimer(TimerKind::BackendReply));
+                    let max_bytes = self
+                        .user
+                        .as_ref()
+                        .and_then(|u| u.known.as_ref())
+                        .and_then(|k| k.max_file_size)
+                        // Listings are not files: the size limit does not cut them.
+                        .filter(|_| !matches!(t.verb, Verb::List | Verb::Nlst | Verb::Mlsd));
+                    out.push(Action::StartRelay {
+                        direction: t.direction,
+                        max_bytes,
+                    });
+                } else {
+                    self.transfer_failed(reply, 0, out);
+                }
+            }
+            TransferStep::Relaying => {
+                if reply.is_preliminary() {
+                    out.push(Action::SendClient(reply));
+                } else if reply.is_positive_completion() {
+                    match t.relayed {
+                        Some(bytes) => self.transfer_finished(reply, bytes, out),
+                        None => t.held = Some(reply),
+                    }
+                } else {
+                    let bytes = t.relayed.unwrap_or(0);
+                    self.transfer_failed(reply, bytes, out);
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_relay_done(&mut self, bytes: u64, out: &mut Vec<Action>) {
+        let Phase::Transfer(t) = &mut self.phase else {
+            return;
+        };
+        if t.step != TransferStep::Relaying {
+            return;
+        }
+        match t.held.take() {
+            Some(reply) => self.transfer_finished(reply, bytes, out),
+            None => {
+                t.relayed = Some(bytes);
+                out.push(Action::SetTimer(
+                    TimerKind::BackendReply,
+                    secs(self.config.backend_reply_timeout),
+                ));
+            }
+        }
+    }
+
+    /// The file size limit stopped the relay: 552 for an upload (the backend keeps the part
+    /// it received; the transfer event reports it), 426 for a download. The backend's own
+    /// final reply to the cut transfer is swallowed.
+    pub(super) fn on_relay_over_limit(&mut self, bytes: u64, out: &mut Vec<Action>) {
+        let Phase::Transfer(t) = &self.phase else {
+            return;
+        };
+        let owed = if t.held.is_some() { 0 } else { 1 };
+        let upload = t.direction == Direction::Upload;
+        out.push(Action::Audit(AuditRecord::PolicyViolation {
+            kind: "limit",
+            detail: format!("max_file_size exceeded after {bytes} bytes"),
+        }));
+        let code = if upload {
+            codes::EXCEEDED_STORAGE
+        } else {
+            codes::TRANSFER_ABORTED
+        };
+        self.end_transfer_with_code("size_limit", bytes, code, out);
+        self.reply(code, "File size limit exceeded; transfer aborted.", out);
+        self.drain(owed, false, out);
+    }
+
+    /// Filecopy mode: the audit copy failed and the policy's `on_failure` is "abort": 451 to
+    /// the client and result "copy_failed". The backend's own final reply is swallowed.
+    pub(super) fn on_relay_copy_failed(&mut self, bytes: u64, out: &mut Vec<Action>) {
+        let Phase::Transfer(t) = &self.phase else {
+            return;
+        };
+        if t.step != TransferStep::Relaying {
+            return;
+        }
+        let owed = if t.held.is_some() { 0 } else { 1 };
+        self.end_transfer_with_code("copy_failed", bytes, codes::LOCAL_ERROR, out);
+        self.reply(
+            codes::LOCAL_ERROR,
+            "Local error: the audit copy failed.",
+            out,
+        );
+        self.drain(owed, false, out);
+    }
+
+    pub(super) fn on_relay_failed(&mut self, bytes: u64, side: Side, out: &mut Vec<Action>) {
+        let Phase::Transfer(t) = &self.phase else {
+            return;
+        };
+        let owed = if t.held.is_some() { 0 } else { 1 };
+        let text = match side {
+            Side::Client => "Connection closed; transfer aborted.",
+            Side::Server => "Connection to the server failed; transfer aborted.",
+        };
+        self.end_transfer("failed", bytes, out);
+        self.reply(codes::TRANSFER_ABORTED, text, out);
+        self.drain(owed, false, out);
+    }
+
+    /// The transfer ended well: the held or just-arrived final reply goes to the client.
+    pub(super) fn transfer_finished(&mut self, reply: Reply, bytes: u64, out: &mut Vec<Action>) {
+        let code = reply.code;
+        self.end_transfer_with_code("ok", bytes, code, out);
+        out.push(Action::SendClient(reply));
+        self.enter_ready(out);
+    }
+
+    /// The transfer ended badly before or during the relay; `reply` goes to the client.
+    pub(super) fn transfer_failed(&mut self, reply: Reply, bytes: u64, out: &mut Vec<Action>) {
+        let code = reply.code;
+        let relaying = self.transfer_step() == Some(TransferStep::Relaying);
+        let before_command = matches!(
+            self.transfer_step(),
+            Some(TransferStep::AwaitPasv | TransferStep::AwaitDataConnect)
+        );
+        if relaying || !before_command {
+            self.end_transfer_with_code("failed", bytes, code, out);
+        } else {
+            self.end_transfer_with_code("failed", 0, code, out);
+        }
+        out.push(Action::SendClient(reply));
+        self.enter_ready(out);
+    }
+
+    pub(super) fn end_transfer(&mut self, result: &'static str, bytes: u64, out: &mut Vec<Action>) {
+        self.end_transfer_with_code(result, bytes, codes::TRANSFER_ABORTED, out);
+    }
+
+    /// Closes the data side and records the command and the transfer.
+    pub(super) fn end_transfer_with_code(
+        &mut self,
+        result: &'static str,
+        bytes: u64,
+        code: u16,
+        out: &mut Vec<Action>,
+    ) {
+        self.abort_data(out);
+        out.push(Action::CancelTimer(TimerKind::DataConnect));
+        out.push(Action::CancelTimer(TimerKind::BackendReply));
+        self.data_mode = ClientDataMode::None;
+        let Phase::Transfer(t) = std::mem::replace(&mut self.phase, Phase::Ready) else {
+            return;
+        };
+        let decision = "allow";
+        self.audit_command(t.verb.name(), &t.arg, decision, code, out);
+        out.push(Action::Audit(AuditRecord::Transfer {
+            verb: t.verb.name(),
+            arg: lossy(&t.arg),
+            arg_hex: hex_unless_utf8(&t.arg),
+            path: self.audit_path(t.verb, &t.arg),
+            direction: t.direction.as_str(),
+            bytes,
+            result,
+            duration_ms: 0,
+            sha256: None,
+            filecopy: None,
+            filecopy_error: None,
+        }));
+    }
+
+    pub(super) fn abort_transfer(&mut self, cmd: &Command, out: &mut Vec<Action>) {
+        let Phase::Transfer(t) = &self.phase else {
+            return;
+        };
+        let had_final = t.held.is_some();
+        let bytes = t.relayed.unwrap_or(0);
+        self.end_transfer("aborted", bytes, out);
+        out.push(Action::SendServer(Command::new(Verb::Abor, b"")));
+        out.push(Action::SetTimer(
+            TimerKind::BackendReply,
+            secs(self.config.backend_reply_timeout),
+        ));
+        self.audit_command(cmd.verb.name(), b"", "allow", codes::DATA_CLOSE_OK, out);
+        if had_final {
+            // The backend already finished; the client still gets the RFC 959 pair: 426 for
+            // the transfer it aborted, then the backend's reply to ABOR.
+            self.reply(
+                codes::TRANSFER_ABORTED,
+                "Connection closed; transfer aborted.",
+                out,
+            );
+            self.drain(1, true, out);
+        } else {
+            // The backend answers both: 426 (or 226) for the transfer, then 226 for ABOR.
+            self.drain(2, true, out);
+        }
+    }
+
+    pub(super) fn drain(&mut self, replies: u8, relay: bool, out: &mut Vec<Action>) {
+        if replies == 0 {
+            self.enter_ready(out);
+        } else {
+            self.phase = Phase::Draining { replies, relay };
+            out.push(Action::SetTimer(
+                TimerKind::BackendReply,
+                secs(self.config.backend_reply_timeout),
+            ));
+        }
+    }
+
+    pub(super) fn enter_ready(&mut self, out: &mut Vec<Action>) {
+        self.phase = Phase::Ready;
+        out.push(Action::CancelTimer(TimerKind::BackendReply));
+        if let Some(t) = self.user_timeouts() {
+            out.push(Action::SetTimer(TimerKind::Idle, secs(t.idle)));
+        }
+    }
+
+    /// A reply the backend still owed for an aborted or failed transfer: relayed or not, as
+    /// the transfer's end decided.
+    pub(super) fn on_draining_reply(
+        &mut self,
+        replies: u8,
+        relay: bool,
+        reply: Reply,
+        out: &mut Vec<Action>,
+    ) {
+        if reply.is_preliminary() {
+            if relay {
+                out.push(Action::SendClient(reply));
+            }
+            self.phase = Phase::Draining { replies, relay };
+            return;
+        }
+        if relay {
+            out.push(Action::SendClient(reply));
+        }
+        self.drain(replies.saturating_sub(1), relay, out);
+    }
+}
