@@ -61,37 +61,6 @@ const MAX_APP_NAME_LEN: usize = 48;
 /// How many defined names an "unknown name" error lists before "...".
 const MAX_NAMES_LISTED: usize = 10;
 
-const TLS_MODES: &[(&str, TlsMode)] = &[
-    ("none", TlsMode::None),
-    ("explicit", TlsMode::Explicit),
-    ("implicit", TlsMode::Implicit),
-];
-const TLS_REQUIRES: &[(&str, TlsRequire)] = &[
-    ("none", TlsRequire::None),
-    ("login", TlsRequire::Login),
-    ("all", TlsRequire::All),
-];
-const BALANCES: &[(&str, Balance)] = &[
-    ("round-robin", Balance::RoundRobin),
-    ("first-available", Balance::FirstAvailable),
-];
-const AUDIT_MODES: &[(&str, AuditMode)] = &[
-    ("monitor", AuditMode::Monitor),
-    ("filecopy", AuditMode::Filecopy),
-];
-const SYSLOG_FORMATS: &[(&str, SyslogFormat)] = &[
-    ("rfc5424", SyslogFormat::Rfc5424),
-    ("rfc3164", SyslogFormat::Rfc3164),
-];
-const COPY_FAILURES: &[(&str, CopyFailure)] = &[
-    ("abort", CopyFailure::Abort),
-    ("continue", CopyFailure::Continue),
-];
-const AUDIT_FAILURES: &[(&str, AuditFailure)] = &[
-    ("refuse_sessions", AuditFailure::RefuseSessions),
-    ("continue", AuditFailure::Continue),
-];
-
 fn lookup<T: Copy>(table: &[(&str, T)], text: &str) -> Option<T> {
     table
         .iter()
@@ -799,11 +768,11 @@ impl<'t> Checker<'t> {
         let mut seen: HashMap<SocketAddr, usize> = HashMap::new();
         for (i, Object(listener)) in raw.iter().enumerate() {
             let path = path.index(i);
-            let tls = self.choice(listener.tls.as_ref(), &path.key("tls"), TLS_MODES);
+            let tls = self.choice(listener.tls.as_ref(), &path.key("tls"), TlsMode::SPELLINGS);
             let require = self.choice(
                 listener.require.as_ref(),
                 &path.key("require"),
-                TLS_REQUIRES,
+                TlsRequire::SPELLINGS,
             );
             if tls.is_some_and(|t| t != TlsMode::None) && !have_certificate {
                 self.bad(
@@ -935,7 +904,11 @@ impl<'t> Checker<'t> {
     fn tls(&mut self, raw: &TlsFile, path: &JsonPath) -> Option<TlsPolicy> {
         let certificate = self.required_path(raw.certificate.as_ref(), path, "certificate");
         let private_key = self.required_path(raw.private_key.as_ref(), path, "private_key");
-        let require = self.choice(raw.require.as_ref(), &path.key("require"), TLS_REQUIRES);
+        let require = self.choice(
+            raw.require.as_ref(),
+            &path.key("require"),
+            TlsRequire::SPELLINGS,
+        );
         Some(TlsPolicy {
             certificate: certificate?,
             private_key: private_key?,
@@ -972,8 +945,12 @@ impl<'t> Checker<'t> {
                     }
                 }
             }
-            let balance = self.choice(raw.balance.as_ref(), &path.key("balance"), BALANCES);
-            let tls = self.choice(raw.tls.as_ref(), &path.key("tls"), TLS_MODES);
+            let balance = self.choice(
+                raw.balance.as_ref(),
+                &path.key("balance"),
+                Balance::SPELLINGS,
+            );
+            let tls = self.choice(raw.tls.as_ref(), &path.key("tls"), TlsMode::SPELLINGS);
             let source_address = raw.source_address.as_ref().and_then(|text| {
                 let path = path.key("source_address");
                 let ip = self.ip(text, &path)?;
@@ -1302,7 +1279,7 @@ impl<'t> Checker<'t> {
             .choice(
                 raw.tls_require.as_ref(),
                 &path.key("tls_require"),
-                TLS_REQUIRES,
+                TlsRequire::SPELLINGS,
             )
             .unwrap_or_default();
         let tls_session_reuse = raw.tls_session_reuse.unwrap_or(true);
@@ -1557,7 +1534,11 @@ impl<'t> Checker<'t> {
                 socket,
                 cee: syslog.cee.unwrap_or(false),
                 format: self
-                    .choice(syslog.format.as_ref(), &path.key("format"), SYSLOG_FORMATS)
+                    .choice(
+                        syslog.format.as_ref(),
+                        &path.key("format"),
+                        SyslogFormat::SPELLINGS,
+                    )
                     .unwrap_or_default(),
             });
         }
@@ -1565,12 +1546,12 @@ impl<'t> Checker<'t> {
             .choice(
                 raw.on_failure.as_ref(),
                 &path.key("on_failure"),
-                AUDIT_FAILURES,
+                AuditFailure::SPELLINGS,
             )
             .unwrap_or_default();
         let mode_path = path.key("mode");
         audit.mode = self
-            .choice(raw.mode.as_ref(), &mode_path, AUDIT_MODES)
+            .choice(raw.mode.as_ref(), &mode_path, AuditMode::SPELLINGS)
             .unwrap_or_default();
         let mut filecopy = None;
         if let Some(Object(raw_copy)) = &raw.filecopy {
@@ -1588,7 +1569,7 @@ impl<'t> Checker<'t> {
                 .choice(
                     raw_copy.on_failure.as_ref(),
                     &path.key("on_failure"),
-                    COPY_FAILURES,
+                    CopyFailure::SPELLINGS,
                 )
                 .unwrap_or_default();
             if audit.mode != AuditMode::Filecopy && !self.is_broken(&mode_path) {
