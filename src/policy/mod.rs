@@ -15,9 +15,12 @@
 //!
 //! Loading is two-staged (sozu's FileConfig → Config): `file.rs` mirrors the JSON with serde;
 //! `schema.rs` holds the parsed JSON to it first, reporting every unknown key and wrongly
-//! typed value instead of stopping at the first; `load.rs` validates the rest into this
-//! model, collecting all errors and placing them with `locate.rs`. Keys that are recognised
-//! but not yet enforced by this build are refused in one place, `load.rs::unsupported_yet`.
+//! typed value instead of stopping at the first; `load/` validates the rest into this model,
+//! one file per section of the policy file (`load/mod.rs` lists them), collecting all errors
+//! and placing them with `locate.rs`. Keys that are recognised but not yet enforced by this
+//! build are refused in one place, `load/mod.rs::unsupported_yet`. The values an enum of the
+//! model can be spelled with are one table next to the enum (`SPELLINGS`), which the loader
+//! parses with and `name()` writes with.
 
 mod access;
 mod cidr;
