@@ -7,12 +7,13 @@
 //! backstop. Every struct must be a JSON object ([`Object`] refuses the arrays serde would
 //! otherwise accept as positional structs). Values whose meaning needs checking (enums,
 //! addresses, sizes, durations) are kept as written (`String`, [`Scalar`]) and judged by
-//! `load.rs`, so that all of their errors are reported together with exact positions.
+//! the loader (`load/`), so that all of their errors are reported together with exact
+//! positions.
 //!
 //! A struct that holds other structs, lists or maps must have them described in the tables
 //! of `schema.rs` (a test there checks that they agree).
 //!
-//! Nothing here has defaults or meaning: that is `load.rs` and `mod.rs`.
+//! Nothing here has defaults or meaning: that is `load/` and `mod.rs`.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -15,9 +15,12 @@
 //!
 //! Loading is two-staged (sozu's FileConfig → Config): `file.rs` mirrors the JSON with serde;
 //! `schema.rs` holds the parsed JSON to it first, reporting every unknown key and wrongly
-//! typed value instead of stopping at the first; `load.rs` validates the rest into this
-//! model, collecting all errors and placing them with `locate.rs`. Keys that are recognised
-//! but not yet enforced by this build are refused in one place, `load.rs::unsupported_yet`.
+//! typed value instead of stopping at the first; `load/` validates the rest into this model,
+//! one file per section of the policy file (`load/mod.rs` lists them), collecting all errors
+//! and placing them with `locate.rs`. Keys that are recognised but not yet enforced by this
+//! build are refused in one place, `load/mod.rs::unsupported_yet`. The values an enum of the
+//! model can be spelled with are one table next to the enum (`SPELLINGS`), which the loader
+//! parses with and `name()` writes with.
 
 mod access;
 mod cidr;
@@ -96,6 +99,20 @@ pub enum TlsMode {
     Implicit,
 }
 
+impl TlsMode {
+    /// The policy file's spelling of each variant, in the order errors list them.
+    pub const SPELLINGS: &'static [(&'static str, TlsMode)] = &[
+        ("none", TlsMode::None),
+        ("explicit", TlsMode::Explicit),
+        ("implicit", TlsMode::Implicit),
+    ];
+
+    /// The policy file's spelling.
+    pub fn name(self) -> &'static str {
+        spelling(TlsMode::SPELLINGS, self)
+    }
+}
+
 /// What must happen under TLS.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TlsRequire {
@@ -108,12 +125,39 @@ pub enum TlsRequire {
     All,
 }
 
+impl TlsRequire {
+    /// The policy file's spelling of each variant, in the order errors list them.
+    pub const SPELLINGS: &'static [(&'static str, TlsRequire)] = &[
+        ("none", TlsRequire::None),
+        ("login", TlsRequire::Login),
+        ("all", TlsRequire::All),
+    ];
+
+    /// The policy file's spelling.
+    pub fn name(self) -> &'static str {
+        spelling(TlsRequire::SPELLINGS, self)
+    }
+}
+
 /// How a backend pool picks a server.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Balance {
     #[default]
     RoundRobin,
     FirstAvailable,
+}
+
+impl Balance {
+    /// The policy file's spelling of each variant, in the order errors list them.
+    pub const SPELLINGS: &'static [(&'static str, Balance)] = &[
+        ("round-robin", Balance::RoundRobin),
+        ("first-available", Balance::FirstAvailable),
+    ];
+
+    /// The policy file's spelling.
+    pub fn name(self) -> &'static str {
+        spelling(Balance::SPELLINGS, self)
+    }
 }
 
 /// How much the audit trail keeps.
@@ -126,42 +170,30 @@ pub enum AuditMode {
     Filecopy,
 }
 
-impl TlsMode {
-    pub fn name(self) -> &'static str {
-        match self {
-            TlsMode::None => "none",
-            TlsMode::Explicit => "explicit",
-            TlsMode::Implicit => "implicit",
-        }
-    }
-}
-
-impl TlsRequire {
-    pub fn name(self) -> &'static str {
-        match self {
-            TlsRequire::None => "none",
-            TlsRequire::Login => "login",
-            TlsRequire::All => "all",
-        }
-    }
-}
-
-impl Balance {
-    pub fn name(self) -> &'static str {
-        match self {
-            Balance::RoundRobin => "round-robin",
-            Balance::FirstAvailable => "first-available",
-        }
-    }
-}
-
 impl AuditMode {
+    /// The policy file's spelling of each variant, in the order errors list them.
+    pub const SPELLINGS: &'static [(&'static str, AuditMode)] = &[
+        ("monitor", AuditMode::Monitor),
+        ("filecopy", AuditMode::Filecopy),
+    ];
+
+    /// The policy file's spelling.
     pub fn name(self) -> &'static str {
-        match self {
-            AuditMode::Monitor => "monitor",
-            AuditMode::Filecopy => "filecopy",
-        }
+        spelling(AuditMode::SPELLINGS, self)
     }
+}
+
+/// The name of `value` in a table of spellings (an enum's `SPELLINGS`, [`SYSLOG_FACILITIES`]).
+///
+/// Each value the policy file can spell has one table, next to its type: the loader parses
+/// with it (and lists it in "expected ..." errors), and `name()` writes with it, so a spelling
+/// is written once. Every variant has exactly one entry (the test
+/// `every_variant_is_spelled_exactly_once`), so the `"?"` is never seen.
+fn spelling<T: Copy + PartialEq>(table: &[(&'static str, T)], value: T) -> &'static str {
+    table
+        .iter()
+        .find(|&&(_, v)| v == value)
+        .map_or("?", |&(name, _)| name)
 }
 
 /// One listening socket.
@@ -412,21 +444,22 @@ pub enum SyslogFormat {
 }
 
 impl SyslogFormat {
+    /// The policy file's spelling of each variant, in the order errors list them.
+    pub const SPELLINGS: &'static [(&'static str, SyslogFormat)] = &[
+        ("rfc5424", SyslogFormat::Rfc5424),
+        ("rfc3164", SyslogFormat::Rfc3164),
+    ];
+
+    /// The policy file's spelling.
     pub fn name(self) -> &'static str {
-        match self {
-            SyslogFormat::Rfc5424 => "rfc5424",
-            SyslogFormat::Rfc3164 => "rfc3164",
-        }
+        spelling(SyslogFormat::SPELLINGS, self)
     }
 }
 
 impl SyslogPolicy {
     /// The facility's name as the policy file writes it.
     pub fn facility_name(&self) -> &'static str {
-        SYSLOG_FACILITIES
-            .iter()
-            .find(|&&(_, code)| code == self.facility)
-            .map_or("?", |&(name, _)| name)
+        spelling(SYSLOG_FACILITIES, self.facility)
     }
 }
 
@@ -466,11 +499,15 @@ pub enum AuditFailure {
 }
 
 impl AuditFailure {
+    /// The policy file's spelling of each variant, in the order errors list them.
+    pub const SPELLINGS: &'static [(&'static str, AuditFailure)] = &[
+        ("refuse_sessions", AuditFailure::RefuseSessions),
+        ("continue", AuditFailure::Continue),
+    ];
+
+    /// The policy file's spelling.
     pub fn name(self) -> &'static str {
-        match self {
-            AuditFailure::RefuseSessions => "refuse_sessions",
-            AuditFailure::Continue => "continue",
-        }
+        spelling(AuditFailure::SPELLINGS, self)
     }
 }
 
@@ -492,11 +529,15 @@ pub enum CopyFailure {
 }
 
 impl CopyFailure {
+    /// The policy file's spelling of each variant, in the order errors list them.
+    pub const SPELLINGS: &'static [(&'static str, CopyFailure)] = &[
+        ("abort", CopyFailure::Abort),
+        ("continue", CopyFailure::Continue),
+    ];
+
+    /// The policy file's spelling.
     pub fn name(self) -> &'static str {
-        match self {
-            CopyFailure::Abort => "abort",
-            CopyFailure::Continue => "continue",
-        }
+        spelling(CopyFailure::SPELLINGS, self)
     }
 }
 

@@ -457,7 +457,7 @@ mod tests {
         )
         .expect("JSON");
         let sifted = sift(&mut document);
-        // The order follows the map's, which is not the file's; load.rs sorts by position.
+        // The order follows the map's, which is not the file's; the loader sorts by position.
         let mut found: Vec<(String, Target, &str)> = sifted
             .problems
             .iter()

@@ -1,0 +1,243 @@
+//! `workers`, `listeners`, `passive` and `tls`: what ftpgate listens on, the passive ports
+//! it hands out, the certificate of client-side FTPS, and what these say about each other
+//! (a TLS listener needs the certificate, a global TLS requirement needs TLS listeners,
+//! passive ports are not listener ports, each worker needs a passive port).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use crate::limits::{DEFAULT_PASSIVE_PORTS, MAX_LISTENERS, MAX_WORKERS};
+use crate::policy::file::{ListenerFile, Object, PassiveFile, Scalar, TlsFile};
+use crate::policy::locate::JsonPath;
+use crate::policy::{Listener, Passive, TlsMode, TlsPolicy, TlsRequire, Workers};
+
+use super::checker::Checker;
+
+impl Checker<'_> {
+    pub(super) fn workers(&mut self, value: Option<&Scalar>, path: &JsonPath) -> Workers {
+        match value {
+            None => Workers::Auto,
+            Some(Scalar::Text(text)) if text == "auto" => Workers::Auto,
+            Some(Scalar::Unsigned(n)) if (1..=MAX_WORKERS as u64).contains(n) => {
+                usize::try_from(*n).map_or(Workers::Auto, Workers::Count)
+            }
+            Some(_) => {
+                self.bad(
+                    path,
+                    format!(
+                        "must be \"auto\" or a number of worker processes from 1 to {MAX_WORKERS}"
+                    ),
+                );
+                Workers::Auto
+            }
+        }
+    }
+
+    /// `have_certificate`: the file has a `tls` section, which TLS listeners need.
+    pub(super) fn listeners(
+        &mut self,
+        raw: Option<&[Object<ListenerFile>]>,
+        path: &JsonPath,
+        have_certificate: bool,
+    ) -> Vec<Listener> {
+        let mut listeners: Vec<Listener> = Vec::new();
+        let Some(raw) = raw.filter(|list| !list.is_empty()) else {
+            self.bad(
+                path,
+                "at least one listener is required, e.g. [{ \"address\": \"0.0.0.0:21\" }]",
+            );
+            return listeners;
+        };
+        if raw.len() > MAX_LISTENERS {
+            self.bad(path, format!("at most {MAX_LISTENERS} listeners"));
+        }
+        let mut seen: HashMap<SocketAddr, usize> = HashMap::new();
+        for (i, Object(listener)) in raw.iter().enumerate() {
+            let path = path.index(i);
+            let tls = self.choice(listener.tls.as_ref(), &path.key("tls"), TlsMode::SPELLINGS);
+            let require = self.choice(
+                listener.require.as_ref(),
+                &path.key("require"),
+                TlsRequire::SPELLINGS,
+            );
+            if tls.is_some_and(|t| t != TlsMode::None) && !have_certificate {
+                self.bad(
+                    &path.key("tls"),
+                    format!(
+                        "{:?} needs the \"tls\" section (certificate and private_key)",
+                        tls.unwrap_or_default().name()
+                    ),
+                );
+            }
+            let plain = listener.tls.is_none() || tls == Some(TlsMode::None);
+            if plain && require.is_some_and(|r| r != TlsRequire::None) {
+                self.bad(
+                    &path.key("require"),
+                    "requires TLS, but this listener has \"tls\": \"none\"",
+                );
+            }
+            let Some(text) = &listener.address else {
+                self.missing(&path, "address", " (e.g. \"0.0.0.0:21\")");
+                continue;
+            };
+            let address_path = path.key("address");
+            let Some(address) = self.socket_addr(text, &address_path, "\"0.0.0.0:21\"") else {
+                continue;
+            };
+            if let Some(first) = seen.get(&address) {
+                self.bad(
+                    &address_path,
+                    format!("{address} is already used by listeners[{first}]"),
+                );
+            }
+            seen.entry(address).or_insert(i);
+            listeners.push(Listener {
+                address,
+                tls: tls.unwrap_or_default(),
+                require: require.unwrap_or_default(),
+                proxy_protocol: listener.proxy_protocol.unwrap_or(false),
+            });
+        }
+        listeners
+    }
+
+    pub(super) fn ports_against_listeners(&mut self, passive: &Passive, listeners: &[Listener]) {
+        let (first, last) = passive.ports;
+        for listener in listeners {
+            if (first..=last).contains(&listener.address.port()) {
+                self.bad(
+                    &JsonPath::root().key("passive").key("ports"),
+                    format!(
+                        "the range contains the port of listener {}",
+                        listener.address
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Each worker gets its own slice of the passive ports, so there can be no more workers
+    /// than ports.
+    pub(super) fn workers_against_ports(&mut self, workers: Workers, passive: &Passive) {
+        if let Workers::Count(count) = workers {
+            let (first, last) = passive.ports;
+            let ports = usize::from(last.saturating_sub(first)) + 1;
+            if count > ports {
+                self.bad(
+                    &JsonPath::root().key("workers"),
+                    format!(
+                        "{count} workers cannot share the {ports} passive ports of \
+                         passive.ports: each worker needs at least one"
+                    ),
+                );
+            }
+        }
+    }
+
+    pub(super) fn passive(&mut self, raw: Option<&PassiveFile>, path: &JsonPath) -> Passive {
+        let mut passive = Passive {
+            ports: DEFAULT_PASSIVE_PORTS,
+            advertise: None,
+        };
+        let Some(raw) = raw else {
+            return passive;
+        };
+        if let Some(text) = &raw.ports {
+            if let Some(ports) = self.port_range(text, &path.key("ports")) {
+                passive.ports = ports;
+            }
+        }
+        if let Some(text) = &raw.advertise {
+            let path = path.key("advertise");
+            match self.ip(text, &path) {
+                Some(IpAddr::V4(v4)) if v4.is_unspecified() => self.bad(
+                    &path,
+                    "0.0.0.0 cannot be advertised; name the address clients connect to",
+                ),
+                Some(IpAddr::V6(_)) => self.bad(
+                    &path,
+                    "must be an IPv4 address: it only goes into 227 replies to PASV \
+                     (EPSV replies carry no address)",
+                ),
+                Some(ip) => passive.advertise = Some(ip),
+                None => {}
+            }
+        }
+        passive
+    }
+
+    fn port_range(&mut self, text: &str, path: &JsonPath) -> Option<(u16, u16)> {
+        let number = |s: &str| {
+            let s = s.trim_matches(' ');
+            if s.is_empty() || s.len() > 5 || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            s.parse::<u32>().ok()
+        };
+        let range = text
+            .split_once('-')
+            .and_then(|(first, last)| Some((number(first)?, number(last)?)));
+        let Some((first, last)) = range else {
+            self.bad(
+                path,
+                format!("{text:?} is not a port range; write \"FIRST-LAST\", e.g. \"50000-50999\""),
+            );
+            return None;
+        };
+        let (Ok(first), Ok(last)) = (u16::try_from(first), u16::try_from(last)) else {
+            self.bad(path, format!("{text:?}: ports go from 1024 to 65535"));
+            return None;
+        };
+        if first < 1024 {
+            self.bad(
+                path,
+                format!("{text:?}: passive ports must be 1024 or higher (no privileged ports)"),
+            );
+            return None;
+        }
+        if first > last {
+            self.bad(
+                path,
+                format!("{text:?}: the first port is higher than the last"),
+            );
+            return None;
+        }
+        Some((first, last))
+    }
+
+    pub(super) fn tls(&mut self, raw: &TlsFile, path: &JsonPath) -> Option<TlsPolicy> {
+        let certificate = self.required_path(raw.certificate.as_ref(), path, "certificate");
+        let private_key = self.required_path(raw.private_key.as_ref(), path, "private_key");
+        let require = self.choice(
+            raw.require.as_ref(),
+            &path.key("require"),
+            TlsRequire::SPELLINGS,
+        );
+        Some(TlsPolicy {
+            certificate: certificate?,
+            private_key: private_key?,
+            require: require.unwrap_or_default(),
+        })
+    }
+
+    /// A global TLS requirement would lock everyone out of a plain listener (AUTH gets
+    /// 502 there): refuse the combination rather than serve a listener nobody can use.
+    pub(super) fn tls_against_listeners(&mut self, tls: &TlsPolicy, listeners: &[Listener]) {
+        if tls.require != TlsRequire::None {
+            for (i, listener) in listeners.iter().enumerate() {
+                if listener.tls == TlsMode::None {
+                    self.bad(
+                        &JsonPath::root().key("tls").key("require"),
+                        format!(
+                            "{:?} also applies to listeners[{i}] ({}), which has no TLS: \
+                             nobody could log in there; put \"require\" on the TLS \
+                             listeners instead",
+                            tls.require.name(),
+                            listener.address
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! `workers`, `listeners`, `passive` and `tls` (`load/listeners.rs`).
+
+use super::*;
+
+#[test]
+fn workers_errors() {
+    for bad in ["0", "257", "-1", "1.5", "\"many\"", "\"AUTO\"", "\"4\""] {
+        let doc = minimal_with(&format!("\"workers\": {bad}"));
+        assert_eq!(
+            errors(&doc),
+            ["6:12: workers: must be \"auto\" or a number of worker processes from 1 to 256"],
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        parse(&minimal_with("\"workers\": 256")).workers,
+        Workers::Count(256)
+    );
+    assert_eq!(
+        parse(&minimal_with("\"workers\": 1")).workers,
+        Workers::Count(1)
+    );
+    assert_eq!(
+        parse(&minimal_with("\"workers\": \"auto\"")).workers,
+        Workers::Auto
+    );
+    assert_eq!(
+        parse(&minimal_with("\"workers\": null")).workers,
+        Workers::Auto
+    );
+}
+
+#[test]
+fn listener_errors() {
+    let doc = MINIMAL.replace(r#"[{ "address": "0.0.0.0:2121" }]"#, "[]");
+    assert_eq!(
+        errors(&doc),
+        [err_at(
+            &doc,
+            "[]",
+            "listeners: at least one listener is required, e.g. [{ \"address\": \"0.0.0.0:21\" }]"
+        )]
+    );
+    let doc = MINIMAL.replace(
+        "  \"listeners\": [{ \"address\": \"0.0.0.0:2121\" }],\n",
+        "",
+    );
+    assert_eq!(
+        errors(&doc),
+        [
+            "1:1: listeners: at least one listener is required, e.g. [{ \"address\": \"0.0.0.0:21\" }]"
+        ]
+    );
+    expect_one(
+        LISTENER,
+        "{ }",
+        "{ }",
+        "listeners[0]: \"address\" is missing (e.g. \"0.0.0.0:21\")",
+    );
+    expect_one(
+        "0.0.0.0:2121",
+        "localhost:21",
+        "\"localhost:21\"",
+        "listeners[0].address: \"localhost:21\": use an IP address; ftpgate does not resolve names",
+    );
+    expect_one(
+        "0.0.0.0:2121",
+        "0.0.0.0:0",
+        "\"0.0.0.0:0\"",
+        "listeners[0].address: \"0.0.0.0:0\": port 0 is not allowed",
+    );
+    expect_one(
+        "0.0.0.0:2121",
+        "::1:21",
+        "\"::1:21\"",
+        "listeners[0].address: \"::1:21\" has no port; write IP:PORT, e.g. \"[::1:21]:21\"",
+    );
+    expect_one(
+        "0.0.0.0:2121",
+        "0.0.0.0:99999",
+        "\"0.0.0.0:99999\"",
+        "listeners[0].address: \"0.0.0.0:99999\" is not an IP:PORT address (e.g. \"0.0.0.0:21\" or \"[::1]:21\")",
+    );
+    expect_one(
+        LISTENER,
+        r#"{ "address": "0.0.0.0:2121", "tls": "explict" }"#,
+        "\"explict\"",
+        "listeners[0].tls: unknown value \"explict\"; expected \"none\", \"explicit\" or \"implicit\"",
+    );
+    expect_one(
+        LISTENER,
+        r#"{ "address": "0.0.0.0:2121", "require": "always" }"#,
+        "\"always\"",
+        "listeners[0].require: unknown value \"always\"; expected \"none\", \"login\" or \"all\"",
+    );
+    expect_one(
+        LISTENER,
+        r#"{ "address": "0.0.0.0:2121" }, { "address": "0.0.0.0:2121" }"#,
+        "\"0.0.0.0:2121\" }]",
+        "listeners[1].address: 0.0.0.0:2121 is already used by listeners[0]",
+    );
+}
+
+#[test]
+fn passive_errors() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "\"50000\"",
+            "\"50000\" is not a port range; write \"FIRST-LAST\", e.g. \"50000-50999\"",
+        ),
+        (
+            "\"a-b\"",
+            "\"a-b\" is not a port range; write \"FIRST-LAST\", e.g. \"50000-50999\"",
+        ),
+        (
+            "\"+5000-6000\"",
+            "\"+5000-6000\" is not a port range; write \"FIRST-LAST\", e.g. \"50000-50999\"",
+        ),
+        (
+            "\"\"",
+            "\"\" is not a port range; write \"FIRST-LAST\", e.g. \"50000-50999\"",
+        ),
+        (
+            "\"1000-2000\"",
+            "\"1000-2000\": passive ports must be 1024 or higher (no privileged ports)",
+        ),
+        (
+            "\"60000-70000\"",
+            "\"60000-70000\": ports go from 1024 to 65535",
+        ),
+        (
+            "\"50999-50000\"",
+            "\"50999-50000\": the first port is higher than the last",
+        ),
+        (
+            "\"2000-2200\"",
+            "the range contains the port of listener 0.0.0.0:2121",
+        ),
+    ];
+    for &(ports, message) in cases {
+        let doc = minimal_with(&format!("\"passive\": {{ \"ports\": {ports} }}"));
+        assert_eq!(
+            errors(&doc),
+            [err_at(
+                &doc,
+                &format!("{ports} }}"),
+                &format!("passive.ports: {message}")
+            )],
+            "{ports}"
+        );
+    }
+    let policy = parse(&minimal_with(r#""passive": { "ports": "1024-1024" }"#));
+    assert_eq!(policy.passive.ports, (1024, 1024));
+    let policy = parse(&minimal_with(r#""passive": { "ports": "60000 - 65535" }"#));
+    assert_eq!(policy.passive.ports, (60000, 65535));
+
+    let cases: &[(&str, &str)] = &[
+        (
+            "\"nat.example.com\"",
+            "\"nat.example.com\": use an IP address; ftpgate does not resolve names",
+        ),
+        ("\"203.0.113\"", "\"203.0.113\" is not an IP address"),
+        (
+            "\"0.0.0.0\"",
+            "0.0.0.0 cannot be advertised; name the address clients connect to",
+        ),
+        (
+            "\"2001:db8::1\"",
+            "must be an IPv4 address: it only goes into 227 replies to PASV (EPSV replies carry no address)",
+        ),
+    ];
+    for &(advertise, message) in cases {
+        let doc = minimal_with(&format!("\"passive\": {{ \"advertise\": {advertise} }}"));
+        assert_eq!(
+            errors(&doc),
+            [err_at(
+                &doc,
+                advertise,
+                &format!("passive.advertise: {message}")
+            )],
+            "{advertise}"
+        );
+    }
+
+    // Four workers cannot share two ports.
+    let doc = minimal_with(r#""workers": 4, "passive": { "ports": "50000-50001" }"#);
+    assert_eq!(
+        errors(&doc),
+        [err_at(
+            &doc,
+            "4,",
+            "workers: 4 workers cannot share the 2 passive ports of passive.ports: each worker needs at least one"
+        )]
+    );
+}
+
+#[test]
+fn a_global_tls_requirement_is_refused_next_to_a_plain_listener() {
+    let doc = r#"{
+  "listeners": [ { "address": "0.0.0.0:21", "tls": "explicit" },
+                 { "address": "0.0.0.0:2121" } ],
+  "tls": { "certificate": "/c.pem", "private_key": "/k.pem", "require": "login" },
+  "backends": { "files": { "servers": ["10.0.0.11:21"] } },
+  "roles": { "download": { "allow": ["RETR"] } },
+  "users": { "alice": { "role": "download", "backend": "files" } }
+}"#;
+    let errors = errors(doc);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let (line, column) = at(doc, "\"login\"");
+    assert!(
+        errors[0].starts_with(&format!(
+            "{line}:{column}: tls.require: \"login\" also applies to listeners[1]"
+        )),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn tls_section_and_listener_tls() {
+    let doc = with("").replacen(
+        "{ \"listeners\": [{ \"address\": \"0.0.0.0:21\" }]",
+        r#"{ "tls": { "certificate": "/etc/c.pem", "private_key": "/etc/k.pem", "require": "login" },
+            "listeners": [{ "address": "0.0.0.0:21", "tls": "explicit", "require": "all" },
+                          { "address": "0.0.0.0:990", "tls": "implicit", "proxy_protocol": true }]"#,
+        1,
+    );
+    let (policy, messages) = validate(&doc);
+    assert_eq!(messages, Vec::<String>::new());
+    assert_eq!(
+        policy.tls,
+        Some(TlsPolicy {
+            certificate: PathBuf::from("/etc/c.pem"),
+            private_key: PathBuf::from("/etc/k.pem"),
+            require: TlsRequire::Login,
+        })
+    );
+    assert_eq!(policy.listeners[0].tls, TlsMode::Explicit);
+    assert_eq!(policy.listeners[0].require, TlsRequire::All);
+    assert_eq!(policy.listeners[1].tls, TlsMode::Implicit);
+    assert!(policy.listeners[1].proxy_protocol);
+    let summary = policy.summary();
+    assert!(
+        summary.contains("  0.0.0.0:21 tls explicit, require all\n"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("  0.0.0.0:990 tls implicit, PROXY protocol\n"),
+        "{summary}"
+    );
+    assert!(summary.contains("tls: certificate /etc/c.pem, key /etc/k.pem, require login\n"));
+
+    let doc = with("").replacen(
+        "{ \"listeners\": [{ \"address\": \"0.0.0.0:21\" }]",
+        r#"{ "tls": { "certificate": "c.pem" },
+            "listeners": [{ "address": "0.0.0.0:21", "require": "login" }]"#,
+        1,
+    );
+    assert_eq!(
+        validate(&doc).1,
+        [
+            "listeners[0].require: requires TLS, but this listener has \"tls\": \"none\"",
+            "tls.certificate: \"c.pem\" must be an absolute path (starting with /)",
+            "tls: \"private_key\" is missing",
+        ]
+    );
+    let doc = with("").replacen(
+        "\"0.0.0.0:21\" }",
+        "\"0.0.0.0:21\", \"tls\": \"implicit\" }",
+        1,
+    );
+    assert_eq!(
+        validate(&doc).1,
+        ["listeners[0].tls: \"implicit\" needs the \"tls\" section (certificate and private_key)"]
+    );
+}
