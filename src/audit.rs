@@ -78,6 +78,10 @@ pub enum AuditRecord {
         /// says `on_failure: "continue"`).
         #[serde(skip_serializing_if = "Option::is_none")]
         filecopy_error: Option<String>,
+        /// When the data came over TLS and its stream ended: "clean" (close_notify) or
+        /// "truncated" (a TCP close without it, which anyone on the path could forge).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tls_end: Option<&'static str>,
     },
     /// A TLS handshake finished: on the control or a data connection, toward the client
     /// or the backend.
@@ -254,6 +258,7 @@ mod tests {
             sha256: None,
             filecopy: None,
             filecopy_error: None,
+            tls_end: None,
         };
         let text = serde_json::to_string(&record).expect("serialise");
         assert!(!text.contains("\"path\""), "{text}");

@@ -642,3 +642,91 @@ fn an_intruder_hammering_a_passive_port_is_counted_not_logged_line_by_line() {
     assert_eq!(end["port_theft_attempts"], json!(ATTEMPTS));
     gate.assert_healthy();
 }
+
+/// Uploads `data` over FTPS with a data connection that resumes the control session, and
+/// ends it with close_notify (`clean`) or with a bare TCP close (a truncation).
+fn ftps_upload(gate: &Ftpgate, name: &str, data: &[u8], clean: bool) -> String {
+    let dir = temp_dir();
+    let file = dir.path().join("data.bin");
+    std::fs::write(&file, data).expect("write data");
+    let script = r#"
+import ftplib, socket, ssl, sys
+host, port, path, name, clean = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5] == "1"
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+f = ftplib.FTP_TLS(context=ctx, timeout=20)
+f.connect(host, port)
+f.auth()
+f.login("anonymous", "x")
+f.prot_p()
+f.voidcmd("TYPE I")
+raw, _ = ftplib.FTP.ntransfercmd(f, "STOR " + name)
+conn = ctx.wrap_socket(raw, server_hostname=host, session=f.sock.session)
+conn.sendall(open(path, "rb").read())
+if clean:
+    conn.unwrap().close()
+else:
+    # No close_notify: SSLSocket.shutdown drops TLS and sends a bare TCP FIN.
+    conn.shutdown(socket.SHUT_WR)
+print(f.voidresp())
+conn.close()
+"#;
+    let out = run(
+        Command::new("/usr/bin/python3")
+            .arg("-c")
+            .arg(script)
+            .arg(gate.addr().ip().to_string())
+            .arg(gate.addr().port().to_string())
+            .arg(&file)
+            .arg(name)
+            .arg(if clean { "1" } else { "0" }),
+        CLIENT_TIMEOUT,
+    );
+    out.assert_success("ftps upload");
+    out.stdout_str()
+}
+
+#[test]
+fn the_transfer_event_says_whether_a_tls_upload_ended_cleanly_or_was_truncated() {
+    let vs = Vsftpd::start();
+    let mut gate = Ftpgate::builder()
+        .backend("vsftpd", vs.addr())
+        .standard_roles()
+        .user("anonymous", "full", "vsftpd")
+        .ftps()
+        .start();
+    let data = random_bytes(300_000, 5);
+    assert!(ftps_upload(&gate, "/pub/clean.bin", &data, true).starts_with("226"));
+    assert!(ftps_upload(&gate, "/pub/cut.bin", &data, false).starts_with("226"));
+    let events = gate.wait_audit(Duration::from_secs(10), |events| {
+        events
+            .iter()
+            .filter(|e| e["event"] == "transfer" && e["direction"] == "upload")
+            .count()
+            == 2
+    });
+    let ends: Vec<(String, String, u64)> = events
+        .iter()
+        .filter(|e| e["event"] == "transfer" && e["direction"] == "upload")
+        .map(|e| {
+            (
+                e["path"].as_str().unwrap_or("").to_string(),
+                e["tls_end"].as_str().unwrap_or("none").to_string(),
+                e["bytes"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ends,
+        vec![
+            ("/pub/clean.bin".to_string(), "clean".to_string(), 300_000),
+            ("/pub/cut.bin".to_string(), "truncated".to_string(), 300_000),
+        ]
+    );
+    assert_eq!(
+        sha256_file(&vs.root().join("pub/clean.bin")),
+        sha256_bytes(&data)
+    );
+    gate.assert_healthy();
+}

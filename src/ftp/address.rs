@@ -9,7 +9,7 @@
 //! can never name a data connection. No I/O, no panics on any input.
 
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use crate::ftp::codes;
 use crate::ftp::reply::Reply;
@@ -313,6 +313,20 @@ fn scan_six_numbers(text: &[u8]) -> Scan {
         return Scan::Found(Err(AddressError::BadNumber));
     }
     Scan::Found(socket_v4(numbers))
+}
+
+/// `ip` in its canonical form: an IPv4-mapped IPv6 address (`::ffff:192.0.2.7`, how a dual
+/// stack socket shows an IPv4 peer) as the IPv4 address it carries.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Whether two addresses are the same host, across IPv4 and IPv4-mapped IPv6 forms.
+pub fn same_ip(a: IpAddr, b: IpAddr) -> bool {
+    canonical_ip(a) == canonical_ip(b)
 }
 
 #[cfg(test)]
@@ -694,5 +708,15 @@ mod tests {
         for (error, text) in table {
             assert_eq!(error.to_string(), *text);
         }
+    }
+
+    #[test]
+    fn mapped_addresses_are_the_same_host() {
+        let v4: IpAddr = "127.0.0.1".parse().expect("v4");
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().expect("mapped");
+        assert!(same_ip(v4, mapped));
+        assert_eq!(canonical_ip(mapped), v4);
+        assert!(!same_ip(v4, "127.0.0.2".parse().expect("v4")));
+        assert!(!same_ip("::1".parse().expect("v6"), v4));
     }
 }

@@ -10,13 +10,16 @@
 //! read or written until `WouldBlock` before its flag is cleared. [`Session::drive`] loops
 //! over all sockets until no step makes progress, so an edge is never lost.
 
+mod admission;
 pub mod control;
 pub mod net;
 pub mod rate;
+mod relay;
+mod transport;
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -27,24 +30,29 @@ use mio::{Interest, Registry, Token};
 
 use crate::audit::{AuditContext, AuditRecord, AuditSink};
 use crate::counters::SharedCounters;
-use crate::filecopy::{self, Chunk, End, FileCopier, Owner, SendError, Target};
+use crate::filecopy::{self, Chunk, End, FileCopier, Owner, Target};
 use crate::ftp::command::Verb;
 use crate::ftp::line::{Framed, LineFramer, TelnetFilter};
 use crate::ftp::reply::ReplyParser;
 use crate::limits::{
     CLOSE_LINGER_SECONDS, COMMAND_BURST, DEFAULT_BACKEND_REPLY_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
-    FILECOPY_CHUNK, FILECOPY_RESULT_TIMEOUT, FILECOPY_RETRY_MS, MAX_CLIENT_INPUT,
-    MAX_CLIENT_OUTPUT, MAX_COMMAND_LINE, MAX_COMMANDS_PER_SECOND, MAX_COMMANDS_PER_TURN,
-    MAX_DRIVE_ITERATIONS, MAX_PASSIVE_ACCEPTS_PER_TURN, MAX_RELAY_BYTES_PER_TURN, MAX_REPLY_LINE,
+    FILECOPY_RESULT_TIMEOUT, FILECOPY_RETRY_MS, MAX_CLIENT_INPUT, MAX_CLIENT_OUTPUT,
+    MAX_COMMAND_LINE, MAX_COMMANDS_PER_SECOND, MAX_COMMANDS_PER_TURN, MAX_DRIVE_ITERATIONS,
+    MAX_PASSIVE_ACCEPTS_PER_TURN, MAX_RELAY_BYTES_PER_TURN, MAX_REPLY_LINE,
     MAX_THEFT_EVENTS_PER_SESSION,
 };
 use crate::policy::Policy;
-use crate::reactor::pool::{BufferPool, RelayBuffer};
+use crate::reactor::pool::BufferPool;
 use crate::reactor::timer::{TimerEntry, TimerHeap};
 use crate::tls;
-use control::{Action, CloseReason, ControlConfig, ControlFsm, Direction, Event, Side, TimerKind};
+use admission::{ConnectionFacts, LoginFacts, Refusal};
+use control::{
+    Action, CloseReason, ControlConfig, ControlFsm, Direction, Event, RelayReport, Side, TimerKind,
+};
 use net::{BackendBook, PassivePorts};
 use rate::TokenBucket;
+use relay::{Pump, Relay, RelayCopy, pump};
+use transport::{Conn, Ending, ReadStep, flush, read_some};
 
 /// The sockets of a session, encoded in the low bits of its tokens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,202 +151,6 @@ pub enum DriveOutcome {
     Closed,
 }
 
-/// A socket and its last known readiness.
-struct Conn {
-    stream: TcpStream,
-    readable: bool,
-    writable: bool,
-    /// A non-blocking connect is in progress.
-    connecting: bool,
-    /// TLS over this socket (FTPS), driven by hand (see `tls`).
-    tls: Option<Box<rustls::Connection>>,
-    /// close_notify was queued (TLS) before the write side is shut.
-    closing_tls: bool,
-    /// The TLS session was checked against the data-connection reuse rule.
-    tls_checked: bool,
-    /// The finished TLS handshake was recorded in the audit trail (a `tls` event).
-    tls_reported: bool,
-}
-
-impl Conn {
-    fn new(stream: TcpStream, connecting: bool) -> Conn {
-        Conn {
-            stream,
-            readable: true,
-            writable: true,
-            connecting,
-            tls: None,
-            closing_tls: false,
-            tls_checked: false,
-            tls_reported: false,
-        }
-    }
-
-    /// Reads plaintext (through TLS when it is on).
-    fn read_into(&mut self, buf: &mut [u8]) -> io::Result<ReadStep> {
-        let Some(tls) = self.tls.as_mut() else {
-            return read_plain(self, buf);
-        };
-        Ok(
-            match tls::read(
-                tls,
-                &mut self.stream,
-                &mut self.readable,
-                &mut self.writable,
-                buf,
-            )? {
-                tls::TlsRead::Data(n) => ReadStep::Data(n),
-                tls::TlsRead::Closed | tls::TlsRead::Truncated => ReadStep::Eof,
-                tls::TlsRead::Blocked => ReadStep::Blocked,
-            },
-        )
-    }
-
-    /// Writes plaintext (through TLS when it is on); Ok(0) when nothing more fits now.
-    fn write_from(&mut self, data: &[u8]) -> io::Result<usize> {
-        if let Some(tls) = self.tls.as_mut() {
-            return tls::write(tls, &mut self.stream, &mut self.writable, data);
-        }
-        loop {
-            if !self.writable {
-                return Ok(0);
-            }
-            match self.stream.write(data) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.writable = false;
-                    return Ok(0);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Sends TLS records rustls has queued (handshake, alerts, tickets). Ok(true) on progress.
-    fn flush_tls(&mut self) -> io::Result<bool> {
-        match self.tls.as_mut() {
-            Some(tls) if !self.connecting => tls::flush(tls, &mut self.stream, &mut self.writable),
-            _ => Ok(false),
-        }
-    }
-
-    /// Drives a TLS handshake without reading application data. Ok(true) on progress.
-    fn handshake(&mut self) -> io::Result<bool> {
-        let Some(tls) = self.tls.as_mut() else {
-            return Ok(false);
-        };
-        if self.connecting || !tls.is_handshaking() {
-            return Ok(false);
-        }
-        let mut progress = tls::flush(tls, &mut self.stream, &mut self.writable)?;
-        while self.readable && tls.is_handshaking() {
-            match tls.read_tls(&mut self.stream) {
-                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(_) => {
-                    progress = true;
-                    if let Err(e) = tls.process_new_packets() {
-                        let _ = tls.write_tls(&mut self.stream);
-                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-                    }
-                    tls::flush(tls, &mut self.stream, &mut self.writable)?;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(progress)
-    }
-
-    /// Ends the write side: close_notify first under TLS. Ok(true) once everything left.
-    fn finish_writes(&mut self) -> io::Result<bool> {
-        if let Some(tls) = self.tls.as_mut() {
-            if !self.closing_tls {
-                tls.send_close_notify();
-                self.closing_tls = true;
-            }
-            tls::flush(tls, &mut self.stream, &mut self.writable)?;
-            if tls.wants_write() {
-                return Ok(false);
-            }
-        }
-        let _ = self.stream.flush();
-        let _ = self.stream.shutdown(Shutdown::Write);
-        Ok(true)
-    }
-
-    /// Completes a non-blocking connect (mio's protocol: writable, then `take_error`, then
-    /// `peer_addr`). Returns `Some(Ok)` when connected, `Some(Err)` on failure, `None` while
-    /// still in progress.
-    fn finish_connect(&mut self) -> Option<io::Result<()>> {
-        if !self.connecting || !self.writable {
-            return None;
-        }
-        match self.stream.take_error() {
-            Ok(Some(e)) | Err(e) => return Some(Err(e)),
-            Ok(None) => {}
-        }
-        match self.stream.peer_addr() {
-            Ok(_) => {
-                self.connecting = false;
-                Some(Ok(()))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                self.writable = false;
-                None
-            }
-            Err(e) => Some(Err(e)),
-        }
-    }
-}
-
-/// Writes as much of `out` as the socket takes. Ok(true) when something was written.
-fn flush(conn: &mut Conn, out: &mut Vec<u8>) -> io::Result<bool> {
-    if conn.connecting {
-        return Ok(false);
-    }
-    let mut progress = conn.flush_tls()?;
-    while !out.is_empty() {
-        let n = conn.write_from(out)?;
-        if n == 0 {
-            break;
-        }
-        out.drain(..n);
-        progress = true;
-    }
-    if out.is_empty() && out.capacity() > 4096 {
-        *out = Vec::new();
-    }
-    Ok(progress)
-}
-
-enum ReadStep {
-    Data(usize),
-    Eof,
-    Blocked,
-}
-
-fn read_some(conn: &mut Conn, chunk: &mut [u8]) -> io::Result<ReadStep> {
-    conn.read_into(chunk)
-}
-
-fn read_plain(conn: &mut Conn, chunk: &mut [u8]) -> io::Result<ReadStep> {
-    loop {
-        match conn.stream.read(chunk) {
-            Ok(0) => return Ok(ReadStep::Eof),
-            Ok(n) => return Ok(ReadStep::Data(n)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                conn.readable = false;
-                return Ok(ReadStep::Blocked);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 /// The client's control connection.
 struct ClientCtrl {
     conn: Conn,
@@ -362,90 +174,13 @@ struct ServerCtrl {
     remaining: Vec<SocketAddr>,
 }
 
-/// A data transfer in flight.
-struct Relay {
-    direction: Direction,
-    client: Conn,
-    server: Conn,
-    buffer: RelayBuffer,
-    bytes: u64,
-    /// Bytes read from the source so far (may run one ahead of `bytes`).
-    read: u64,
-    source_eof: bool,
-    started: Instant,
-    /// The user's file size limit.
-    max_bytes: Option<u64>,
-    session_bucket: Option<TokenBucket>,
-    user_bucket: Option<Rc<RefCell<TokenBucket>>>,
-    /// SHA-256 of the bytes written to the sink, computed on the relay buffer as it passes.
-    digest: Option<Box<dyn rustls::crypto::hash::Context>>,
-    /// Filecopy mode: the copy of the bytes written to the sink.
-    copy: Option<RelayCopy>,
-}
-
-/// The copy of one transfer in filecopy mode: the bytes the relay wrote to its sink, handed
-/// to the worker's writer thread in chunks.
-struct RelayCopy {
-    id: u64,
-    /// The copy's absolute path, for the transfer event.
-    path: String,
-    /// Where the copy goes, until the first chunk takes it to the writer.
-    target: Option<Box<Target>>,
-    /// Bytes written to the sink and not yet handed to the writer (at most
-    /// [`FILECOPY_CHUNK`]).
-    pending: Vec<u8>,
-    /// The last chunk has left (`End::Finish`).
-    finished: bool,
-    /// The writer's report, when it came before the relay ended.
-    result: Option<Result<String, String>>,
-    /// The copy failed: nothing more is copied.
-    error: Option<String>,
-    /// `audit.filecopy.on_failure` is "abort".
-    abort_on_failure: bool,
-}
-
-impl RelayCopy {
-    fn copying(&self) -> bool {
-        self.error.is_none() && !self.finished
-    }
-
-    /// Hands the pending bytes to the writer, ending the copy's stream with `end`. False
-    /// when the writer's queue is full: the bytes stay here and the relay waits.
-    fn hand_over(&mut self, copier: Option<&FileCopier>, end: End) -> bool {
-        let Some(copier) = copier else {
-            self.error = Some("no filecopy writer".to_owned());
-            return true;
-        };
-        let chunk = Chunk {
-            id: self.id,
-            target: self.target.take(),
-            bytes: std::mem::take(&mut self.pending),
-            end,
-        };
-        match copier.try_send(chunk) {
-            Ok(()) => {
-                self.finished = end != End::More;
-                true
-            }
-            Err(SendError::Busy(chunk)) => {
-                self.target = chunk.target;
-                self.pending = chunk.bytes;
-                false
-            }
-            Err(SendError::Broken) => {
-                self.error = Some("the filecopy writer stopped".to_owned());
-                true
-            }
-        }
-    }
-}
-
 /// A transfer that moved all its bytes and waits for its copy to reach the disk before the
 /// final reply goes to the client.
 struct AwaitCopy {
     id: u64,
     path: String,
-    bytes: u64,
+    /// What the relay reported; the copy's outcome completes it.
+    report: RelayReport,
     abort_on_failure: bool,
 }
 
@@ -493,17 +228,10 @@ pub struct Session {
     counted: bool,
     /// The logged-in user this session is counted for.
     counted_user: Option<String>,
-    /// SHA-256 of the last relay, waiting for its transfer audit event.
-    transfer_digest: Option<String>,
-    /// Bytes the last relay wrote to its sink, for the same event (the machine does not
-    /// know them for a transfer aborted with ABOR).
-    transfer_bytes: Option<u64>,
     /// Filecopy mode: copies started in this session (the `<n>` of their names).
     copies: u64,
     /// Filecopy mode: the finished relay whose copy is still being written.
     awaiting_copy: Option<AwaitCopy>,
-    /// Filecopy mode: the last relay's copy, waiting for its transfer audit event.
-    transfer_copy: Option<CopyNote>,
     /// When the running transfer began (its backend data connection was requested).
     transfer_started: Option<Instant>,
     bytes_in: u64,
@@ -575,9 +303,9 @@ impl Session {
                 let (fsm, actions) = ControlFsm::new(config);
                 (fsm, actions, true)
             }
-            Err((kind, detail, text)) => {
-                log::info!("session from {client_addr} refused: {detail}");
-                let (fsm, actions) = ControlFsm::refused(config, kind, detail, text);
+            Err(refusal) => {
+                log::info!("session from {client_addr} refused: {}", refusal.detail());
+                let (fsm, actions) = ControlFsm::refused(config, &refusal);
                 (fsm, actions, false)
             }
         };
@@ -616,11 +344,8 @@ impl Session {
             counted,
             counted_user: None,
             transfer_started: None,
-            transfer_digest: None,
-            transfer_bytes: None,
             copies: 0,
             awaiting_copy: None,
-            transfer_copy: None,
             bytes_in: 0,
             bytes_out: 0,
             theft_attempts: 0,
@@ -706,7 +431,7 @@ impl Session {
                         "{} did not reach the disk within {FILECOPY_RESULT_TIMEOUT} s",
                         wait.path
                     );
-                    self.copy_settled(Err(reason), wait.bytes, wait.abort_on_failure, ctx);
+                    self.copy_settled(Err(reason), wait.report, wait.abort_on_failure, ctx);
                 }
             }
             kind => {
@@ -889,9 +614,9 @@ impl Session {
                 }
                 Action::ConnectServer => match self.admit_user(ctx) {
                     Ok(()) => self.connect_server(ctx),
-                    Err((text, rule, limit)) => {
-                        log::info!("{} login refused: {rule}", self.id);
-                        self.push(Event::LoginRefused { text, rule, limit });
+                    Err(refusal) => {
+                        log::info!("{} login refused: {}", self.id, refusal.detail());
+                        self.push(Event::LoginRefused(refusal));
                     }
                 },
                 // The user's session was counted when its login was admitted.
@@ -933,30 +658,11 @@ impl Session {
                 Action::CancelTimer(kind) => self.cancel_deadline(kind as u8, ctx),
                 Action::StartClientTls => self.tls_upgrade = true,
                 Action::StartServerTls => self.start_server_tls(),
-                Action::Audit(mut record) => {
-                    if let AuditRecord::Transfer {
-                        bytes,
-                        duration_ms,
-                        sha256,
-                        filecopy,
-                        filecopy_error,
-                        ..
-                    } = &mut record
-                    {
-                        *sha256 = self.transfer_digest.take();
-                        if let Some(relayed) = self.transfer_bytes.take() {
-                            *bytes = relayed;
-                        }
-                        match self.transfer_copy.take() {
-                            Some(CopyNote::Stored(path)) => *filecopy = Some(path),
-                            Some(CopyNote::Failed(reason)) => *filecopy_error = Some(reason),
-                            None => {}
-                        }
-                        *duration_ms = self.transfer_started.take().map_or(0, |t| {
-                            ctx.now.saturating_duration_since(t).as_millis() as u64
-                        });
-                    }
-                    self.audit(ctx, &record)
+                Action::Audit(record) => self.audit(ctx, &record),
+                Action::StopRelay => {
+                    // What crossed travels in the event the machine waits for.
+                    let report = self.stop_data(ctx).unwrap_or_default();
+                    self.push(Event::RelayStopped(report));
                 }
                 Action::Close(reason) => {
                     if self.closing.is_none() {
@@ -978,64 +684,23 @@ impl Session {
         }
     }
 
-    /// The checks on a known user before any backend is contacted: the user's session cap.
-    /// Err carries the rule that refused and whether it is a limit (421) rather than an
-    /// access rule (530).
-    /// Counts the user's session when admitted (the check and the count happen in one
-    /// step of this single-threaded worker, so concurrent logins cannot both pass a cap).
-    fn admit_user(&mut self, ctx: &WorkerCtx<'_>) -> Result<(), (&'static str, String, bool)> {
-        let decision = self.check_user(ctx);
-        if decision.is_ok() {
-            if let Some(name) = self.fsm.user().map(|u| u.name.clone()) {
-                // SECURITY: a full table never refuses (see counters): not counted per user.
-                ctx.counters.open_user(&name);
-                self.counted_user = Some(name);
-            }
-        }
-        decision
-    }
-
-    fn check_user(&self, ctx: &WorkerCtx<'_>) -> Result<(), (&'static str, String, bool)> {
-        const DENIED: &str = "Login incorrect.";
-        let Some(name) = self.fsm.user().map(|u| u.name.as_str()) else {
+    /// The checks on a known user before any backend is contacted
+    /// ([`admission::admit_login`]). Counts the user's session when admitted (the check and
+    /// the count happen in one step of this single-threaded worker, so concurrent logins
+    /// cannot both pass a cap).
+    fn admit_user(&mut self, ctx: &WorkerCtx<'_>) -> Result<(), Refusal> {
+        let Some(name) = self.fsm.user().map(|u| u.name.clone()) else {
             return Ok(());
         };
-        let Some(user) = self.policy.user(name) else {
-            return Ok(());
+        let facts = LoginFacts {
+            unix_now: i64::try_from(unix_now()).unwrap_or(i64::MAX),
+            waiting_for_backend: ctx.backends.waiting(),
+            user_sessions: ctx.counters.sessions_of(&name),
         };
-        let ip = self.client_addr.ip();
-        // SECURITY: the user's own access rules and time windows, before any backend.
-        if let Err(rule) = user.access.check(ip, self.policy.geo.as_deref()) {
-            return Err((DENIED, format!("user {name}: {rule}"), false));
-        }
-        let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
-        if !crate::policy::windows_allow(&user.time_windows, now) {
-            return Err((
-                DENIED,
-                format!("user {name}: outside its time windows"),
-                false,
-            ));
-        }
-        if ctx.backends.waiting() >= self.policy.defaults.limits.sessions_waiting_for_backend {
-            return Err((
-                "Too many sessions waiting for a server; try again later.",
-                format!(
-                    "limits.sessions_waiting_for_backend {} reached",
-                    self.policy.defaults.limits.sessions_waiting_for_backend
-                ),
-                true,
-            ));
-        }
-        if let Some(cap) = user.limits.sessions {
-            let open = ctx.counters.sessions_of(name);
-            if open >= u64::from(cap) {
-                return Err((
-                    "Too many sessions for this user.",
-                    format!("limits.sessions {cap} reached for user {name}"),
-                    true,
-                ));
-            }
-        }
+        admission::admit_login(&self.policy, &name, self.client_addr.ip(), &facts)?;
+        // SECURITY: a full table never refuses (see counters): not counted per user.
+        ctx.counters.open_user(&name);
+        self.counted_user = Some(name);
         Ok(())
     }
 
@@ -1256,7 +921,7 @@ impl Session {
         else {
             self.abort_data(ctx);
             self.push(Event::RelayFailed {
-                bytes: 0,
+                report: RelayReport::default(),
                 side: Side::Server,
             });
             return;
@@ -1268,7 +933,7 @@ impl Session {
                 let _ = ctx.registry.deregister(&mut conn.stream);
             }
             self.push(Event::RelayFailed {
-                bytes: 0,
+                report: RelayReport::default(),
                 side: Side::Server,
             });
             return;
@@ -1299,6 +964,7 @@ impl Session {
             bytes: 0,
             read: 0,
             source_eof: false,
+            source_end: None,
             started: ctx.now,
             max_bytes,
             session_bucket,
@@ -1306,8 +972,6 @@ impl Session {
             digest: tls::sha256(),
             copy: None,
         });
-        self.transfer_copy = None;
-        self.transfer_bytes = None;
         self.awaiting_copy = None;
         let copy = self.new_copy(ctx);
         if let Some(relay) = self.relay.as_mut() {
@@ -1357,8 +1021,9 @@ impl Session {
     }
 
     /// A relay ended before its copy was finished (failed, aborted, or the session closes):
-    /// what was copied is kept (the writer fsyncs it) and nobody waits for it.
-    fn abandon_copy(&mut self, copy: RelayCopy, ctx: &WorkerCtx<'_>) {
+    /// what was copied is kept (the writer fsyncs it) and nobody waits for it. Returns what
+    /// the transfer event says of the copy.
+    fn abandon_copy(copy: RelayCopy, ctx: &WorkerCtx<'_>) -> CopyNote {
         let RelayCopy {
             id,
             path,
@@ -1369,7 +1034,7 @@ impl Session {
             error,
             ..
         } = copy;
-        self.transfer_copy = Some(match (error, result) {
+        match (error, result) {
             (Some(reason), _) | (None, Some(Err(reason))) => CopyNote::Failed(reason),
             (None, Some(Ok(path))) => CopyNote::Stored(path),
             (None, None) => {
@@ -1385,20 +1050,20 @@ impl Session {
                 }
                 CopyNote::Stored(path)
             }
-        });
+        }
     }
 
     /// The relay moved every byte: the final reply waits for the copy's report.
-    fn copy_relayed(&mut self, copy: RelayCopy, bytes: u64, ctx: &mut WorkerCtx<'_>) {
+    fn copy_relayed(&mut self, copy: RelayCopy, report: RelayReport, ctx: &mut WorkerCtx<'_>) {
         let abort = copy.abort_on_failure;
         match (copy.error, copy.result) {
-            (Some(reason), _) => self.copy_settled(Err(reason), bytes, abort, ctx),
-            (None, Some(result)) => self.copy_settled(result, bytes, abort, ctx),
+            (Some(reason), _) => self.copy_settled(Err(reason), report, abort, ctx),
+            (None, Some(result)) => self.copy_settled(result, report, abort, ctx),
             (None, None) => {
                 self.awaiting_copy = Some(AwaitCopy {
                     id: copy.id,
                     path: copy.path,
-                    bytes,
+                    report,
                     abort_on_failure: abort,
                 });
                 self.set_deadline(
@@ -1414,23 +1079,23 @@ impl Session {
     fn copy_settled(
         &mut self,
         result: Result<String, String>,
-        bytes: u64,
+        mut report: RelayReport,
         abort_on_failure: bool,
         ctx: &mut WorkerCtx<'_>,
     ) {
         self.cancel_deadline(TIMER_COPY_RESULT, ctx);
         match result {
             Ok(path) => {
-                self.transfer_copy = Some(CopyNote::Stored(path));
-                self.dispatch(Event::RelayDone { bytes }, ctx);
+                report.filecopy = Some(path);
+                self.dispatch(Event::RelayDone(report), ctx);
             }
             Err(reason) => {
                 log::error!("{} audit copy failed: {reason}", self.id);
-                self.transfer_copy = Some(CopyNote::Failed(reason));
+                report.filecopy_error = Some(reason);
                 if abort_on_failure {
-                    self.dispatch(Event::RelayCopyFailed { bytes }, ctx);
+                    self.dispatch(Event::RelayCopyFailed(report), ctx);
                 } else {
-                    self.dispatch(Event::RelayDone { bytes }, ctx);
+                    self.dispatch(Event::RelayDone(report), ctx);
                 }
             }
         }
@@ -1446,7 +1111,7 @@ impl Session {
     ) -> Option<Result<String, String>> {
         if self.awaiting_copy.as_ref().is_some_and(|w| w.id == id) {
             if let Some(wait) = self.awaiting_copy.take() {
-                self.copy_settled(result, wait.bytes, wait.abort_on_failure, ctx);
+                self.copy_settled(result, wait.report, wait.abort_on_failure, ctx);
             }
             return None;
         }
@@ -1470,9 +1135,8 @@ impl Session {
                 copy.target = None;
                 if copy.abort_on_failure {
                     // SECURITY: no transfer without its copy: stop it now.
-                    let bytes = relay.bytes;
-                    self.abort_data(ctx);
-                    self.dispatch(Event::RelayCopyFailed { bytes }, ctx);
+                    let report = self.stop_data(ctx).unwrap_or_default();
+                    self.dispatch(Event::RelayCopyFailed(report), ctx);
                 }
             }
         }
@@ -1532,6 +1196,12 @@ impl Session {
     }
 
     fn abort_data(&mut self, ctx: &mut WorkerCtx<'_>) {
+        let _ = self.stop_data(ctx);
+    }
+
+    /// Closes the passive listener and every data connection, and stops the relay (or the
+    /// wait for its copy). Returns what crossed when a relay had started.
+    fn stop_data(&mut self, ctx: &mut WorkerCtx<'_>) -> Option<RelayReport> {
         // Data connections end here: their finished handshakes are recorded first.
         self.report_tls(ctx);
         if let Some(mut listener) = self.passive.take() {
@@ -1541,19 +1211,50 @@ impl Session {
         }
         self.drop_client_data(ctx);
         self.drop_server_data(ctx);
+        let mut report = None;
         if let Some(mut relay) = self.relay.take() {
-            let _ = ctx.registry.deregister(&mut relay.server.stream);
-            let _ = ctx.registry.deregister(&mut relay.client.stream);
-            self.transfer_digest = relay.digest.take().map(|d| tls::hex(d.finish().as_ref()));
-            self.transfer_bytes = Some(relay.bytes);
-            if let Some(copy) = relay.copy.take() {
-                self.abandon_copy(copy, ctx);
+            let copy = relay.copy.take();
+            let mut r = self.relay_report(relay, ctx);
+            if let Some(copy) = copy {
+                match Session::abandon_copy(copy, ctx) {
+                    CopyNote::Stored(path) => r.filecopy = Some(path),
+                    CopyNote::Failed(reason) => r.filecopy_error = Some(reason),
+                }
             }
+            report = Some(r);
         }
         if let Some(wait) = self.awaiting_copy.take() {
-            // Aborted while the copy (complete) was being written: nobody waits for it.
+            // Stopped while the copy (complete) was being written: nobody waits for it.
             self.cancel_deadline(TIMER_COPY_RESULT, ctx);
-            self.transfer_copy = Some(CopyNote::Stored(wait.path));
+            let mut r = wait.report;
+            r.filecopy = Some(wait.path);
+            report = Some(r);
+        }
+        report
+    }
+
+    /// Ends `relay` (both connections deregistered and closed) and says what crossed; its
+    /// copy, if any, is the caller's.
+    fn relay_report(&mut self, mut relay: Relay, ctx: &mut WorkerCtx<'_>) -> RelayReport {
+        let _ = ctx.registry.deregister(&mut relay.server.stream);
+        let _ = ctx.registry.deregister(&mut relay.client.stream);
+        match relay.direction {
+            Direction::Download => self.bytes_out += relay.bytes,
+            Direction::Upload => self.bytes_in += relay.bytes,
+        }
+        let source_tls = match relay.direction {
+            Direction::Download => relay.server.tls.is_some(),
+            Direction::Upload => relay.client.tls.is_some(),
+        };
+        RelayReport {
+            bytes: relay.bytes,
+            duration_ms: self.transfer_started.take().map_or(0, |t| {
+                ctx.now.saturating_duration_since(t).as_millis() as u64
+            }),
+            sha256: relay.digest.take().map(|d| tls::hex(d.finish().as_ref())),
+            tls_end: relay.source_end.filter(|_| source_tls).map(Ending::as_str),
+            filecopy: None,
+            filecopy_error: None,
         }
     }
 
@@ -1577,7 +1278,7 @@ impl Session {
                     self.client.input.extend_from_slice(&chunk[..kept]);
                     progress = true;
                 }
-                Ok(ReadStep::Eof) => {
+                Ok(ReadStep::Eof(_)) => {
                     self.client.eof = true;
                     progress = true;
                 }
@@ -1726,7 +1427,7 @@ impl Session {
                     }
                     return true;
                 }
-                Ok(ReadStep::Eof) | Err(_) => {
+                Ok(ReadStep::Eof(_)) | Err(_) => {
                     self.close_server(ctx);
                     if self.closing.is_none() {
                         self.dispatch(Event::ServerClosed, ctx);
@@ -1794,7 +1495,7 @@ impl Session {
                     progress = true;
                     // SECURITY: port theft. Only the client's own address may connect to a
                     // passive port; anyone else is closed at once and recorded.
-                    if !net::same_ip(peer.ip(), self.client_addr.ip()) {
+                    if !admission::data_source_allowed(peer.ip(), self.client_addr.ip()) {
                         self.theft_attempts = self.theft_attempts.saturating_add(1);
                         // Recorded one by one up to a bound, then only counted (in
                         // session_end): an intruder cannot fill the audit trail.
@@ -1938,14 +1639,13 @@ impl Session {
             .handshake()
             .and_then(|_| relay.server.flush_tls());
         if client_tls.is_err() || source_tls.is_err() {
-            let bytes = relay.bytes;
             let side = if client_tls.is_err() {
                 Side::Client
             } else {
                 Side::Server
             };
-            self.abort_data(ctx);
-            self.dispatch(Event::RelayFailed { bytes, side }, ctx);
+            let report = self.stop_data(ctx).unwrap_or_default();
+            self.dispatch(Event::RelayFailed { report, side }, ctx);
             return true;
         }
         let handshake_done = relay
@@ -1960,12 +1660,11 @@ impl Session {
                 .as_ref()
                 .is_some_and(|r| self.data_tls_acceptable(&r.client));
             if !acceptable {
-                let bytes = self.relay.as_ref().map_or(0, |r| r.bytes);
                 self.refuse_data_tls(ctx);
-                self.abort_data(ctx);
+                let report = self.stop_data(ctx).unwrap_or_default();
                 self.dispatch(
                     Event::RelayFailed {
-                        bytes,
+                        report,
                         side: Side::Client,
                     },
                     ctx,
@@ -1981,39 +1680,35 @@ impl Session {
             Pump::Progress => progress = true,
             Pump::Stalled => {}
             Pump::Done => {
-                let bytes = relay.bytes;
                 let elapsed = ctx.now.saturating_duration_since(relay.started);
                 log::debug!(
-                    "{} relay done: {bytes} bytes {} in {elapsed:?}",
+                    "{} relay done: {} bytes {} in {elapsed:?}",
                     self.id,
+                    relay.bytes,
                     relay.direction.as_str()
                 );
-                match relay.direction {
-                    Direction::Download => self.bytes_out += bytes,
-                    Direction::Upload => self.bytes_in += bytes,
-                }
+                // The copy is settled apart: the final reply waits for it.
                 let copy = relay.copy.take();
-                self.abort_data(ctx);
+                let report = self.stop_data(ctx).unwrap_or_default();
                 match copy {
-                    Some(copy) => self.copy_relayed(copy, bytes, ctx),
-                    None => self.dispatch(Event::RelayDone { bytes }, ctx),
+                    Some(copy) => self.copy_relayed(copy, report, ctx),
+                    None => self.dispatch(Event::RelayDone(report), ctx),
                 }
                 return true;
             }
             Pump::Failed(side) => {
-                let bytes = relay.bytes;
-                self.abort_data(ctx);
-                self.dispatch(Event::RelayFailed { bytes, side }, ctx);
+                let report = self.stop_data(ctx).unwrap_or_default();
+                self.dispatch(Event::RelayFailed { report, side }, ctx);
                 return true;
             }
             Pump::OverLimit => {
-                let bytes = relay.bytes;
                 log::info!(
-                    "{} transfer stopped at the file size limit ({bytes} bytes)",
-                    self.id
+                    "{} transfer stopped at the file size limit ({} bytes)",
+                    self.id,
+                    relay.bytes
                 );
-                self.abort_data(ctx);
-                self.dispatch(Event::RelayOverLimit { bytes }, ctx);
+                let report = self.stop_data(ctx).unwrap_or_default();
+                self.dispatch(Event::RelayOverLimit(report), ctx);
                 return true;
             }
             Pump::Throttled(wait) => {
@@ -2193,18 +1888,15 @@ impl Session {
         Ok(())
     }
 
-    /// A protected data connection must resume this control connection's TLS session
-    /// (vsftpd's require_ssl_reuse), unless the user's policy switches that off.
+    /// Whether a finished data-connection handshake passes the session-reuse rule
+    /// ([`admission::data_tls_acceptable`]).
     fn data_tls_acceptable(&self, conn: &Conn) -> bool {
-        let Some(tls) = conn.tls.as_ref() else {
-            return true;
-        };
         let required = self
             .fsm
             .user()
             .and_then(|u| self.policy.user(&u.name))
             .is_none_or(|u| u.tls_session_reuse);
-        !required || tls::resumed(tls)
+        admission::data_tls_acceptable(conn.tls.as_ref().map(|t| tls::resumed(t)), required)
     }
 
     /// The local address of this session's control connection, for diagnostics.
@@ -2213,58 +1905,17 @@ impl Session {
     }
 }
 
-/// The checks on a new connection, before the greeting: bans, then the session limits.
-/// Counts the session when it is admitted. Err: (violation kind, detail, reply text).
-fn admit(
-    policy: &Policy,
-    client: SocketAddr,
-    ctx: &mut WorkerCtx<'_>,
-) -> Result<(), (&'static str, String, &'static str)> {
-    // SECURITY: no session without its audit trail (audit.on_failure "refuse_sessions").
-    if !ctx.audit.accepting_sessions(ctx.now) {
-        return Err((
-            "audit_unavailable",
-            "the audit trail is unavailable".to_string(),
-            "Audit trail unavailable; try again later.",
-        ));
-    }
+/// The checks on a new connection, before the greeting ([`admission::admit_connection`]).
+/// Counts the session when it is admitted.
+fn admit(policy: &Policy, client: SocketAddr, ctx: &mut WorkerCtx<'_>) -> Result<(), Refusal> {
     let ip = client.ip();
-    // SECURITY: the global access rules (source CIDR, country, ASN) come first.
-    if let Err(rule) = policy.access.check(ip, policy.geo.as_deref()) {
-        return Err((
-            "access_rule",
-            format!("access: {rule}"),
-            "Access denied from your address.",
-        ));
-    }
-    // SECURITY: an address banned for failed logins is refused before it may try again.
-    if ctx.counters.is_banned(ip, unix_now()) {
-        return Err((
-            "failed_logins",
-            format!("{ip} is banned after too many failed logins"),
-            "Too many failed logins; try again later.",
-        ));
-    }
-    let limits = &policy.defaults.limits;
-    let total = ctx.counters.sessions_total();
-    if total >= u64::from(limits.sessions_total) {
-        return Err((
-            "limit",
-            format!("limits.sessions_total {} reached", limits.sessions_total),
-            "Too many sessions; try again later.",
-        ));
-    }
-    let from_ip = ctx.counters.sessions_from(ip);
-    if from_ip >= u64::from(limits.sessions_per_ip) {
-        return Err((
-            "limit",
-            format!(
-                "limits.sessions_per_ip {} reached for {ip}",
-                limits.sessions_per_ip
-            ),
-            "Too many sessions from your address.",
-        ));
-    }
+    let facts = ConnectionFacts {
+        audit_accepting: ctx.audit.accepting_sessions(ctx.now),
+        banned: ctx.counters.is_banned(ip, unix_now()),
+        sessions_total: ctx.counters.sessions_total(),
+        sessions_from_ip: ctx.counters.sessions_from(ip),
+    };
+    admission::admit_connection(policy, ip, &facts)?;
     // SECURITY: a full table never refuses (see counters): counted toward the total only.
     ctx.counters.open_session(ip);
     Ok(())
@@ -2277,221 +1928,5 @@ fn client_data_up(protected: bool) -> Event<'static> {
         Event::ClientDataTlsPending
     } else {
         Event::ClientDataConnected
-    }
-}
-
-enum Pump {
-    Progress,
-    Stalled,
-    Done,
-    Failed(Side),
-    /// The source has more than the file size limit allows.
-    OverLimit,
-    /// A rate bucket is empty: resume after this long (the source stays marked readable).
-    Throttled(Duration),
-    /// The filecopy writer's queue is full: resume shortly (the source stays marked
-    /// readable).
-    CopyWait,
-}
-
-/// How many bytes the rate buckets let the relay read now; with the wait when none.
-fn rate_allowance(relay: &mut Relay, now: Instant) -> (usize, Duration) {
-    let mut allowed = u64::MAX;
-    let mut wait = Duration::ZERO;
-    if let Some(bucket) = relay.session_bucket.as_mut() {
-        allowed = allowed.min(bucket.available(now));
-        if allowed == 0 {
-            wait = wait.max(bucket.wait_for(16 * 1024, now));
-        }
-    }
-    if let Some(bucket) = relay.user_bucket.as_ref() {
-        if let Ok(mut bucket) = bucket.try_borrow_mut() {
-            let available = bucket.available(now);
-            if available == 0 {
-                wait = wait.max(bucket.wait_for(16 * 1024, now));
-            }
-            allowed = allowed.min(available);
-        }
-    }
-    (usize::try_from(allowed).unwrap_or(usize::MAX), wait)
-}
-
-fn consume_rate(relay: &mut Relay, n: usize) {
-    if let Some(bucket) = relay.session_bucket.as_mut() {
-        bucket.consume(n as u64);
-    }
-    if let Some(bucket) = relay.user_bucket.as_ref() {
-        if let Ok(mut bucket) = bucket.try_borrow_mut() {
-            bucket.consume(n as u64);
-        }
-    }
-}
-
-/// Moves bytes from the relay's source to its sink until either side would block, the
-/// budget is spent, or the source has ended and everything was written.
-fn pump(relay: &mut Relay, budget: &mut usize, now: Instant, copier: Option<&FileCopier>) -> Pump {
-    let (source_side, sink_side) = match relay.direction {
-        Direction::Download => (Side::Server, Side::Client),
-        Direction::Upload => (Side::Client, Side::Server),
-    };
-    let mut progress = false;
-    loop {
-        if *budget == 0 {
-            return if progress {
-                Pump::Progress
-            } else {
-                Pump::Stalled
-            };
-        }
-        let (source, sink) = match relay.direction {
-            Direction::Download => (&mut relay.server, &mut relay.client),
-            Direction::Upload => (&mut relay.client, &mut relay.server),
-        };
-        let mut moved = false;
-        // A TLS sink still sends records our way (TLS 1.3 session tickets, alerts): take
-        // them in, so that closing the socket later does not reset it with unread data and
-        // destroy bytes the peer has not read yet.
-        if sink.tls.is_some() {
-            let mut scratch = [0u8; 256];
-            for _ in 0..16 {
-                match sink.read_into(&mut scratch) {
-                    Ok(ReadStep::Data(_)) => {}
-                    Ok(ReadStep::Blocked | ReadStep::Eof) => break,
-                    Err(_) => return Pump::Failed(sink_side),
-                }
-            }
-        }
-        // Write what is buffered.
-        if sink.flush_tls().map_err(|_| ()).is_err() {
-            return Pump::Failed(sink_side);
-        }
-        while !relay.buffer.is_empty() {
-            // Filecopy: what is written is copied, so a write takes at most what the copy's
-            // chunk has room for; a full chunk goes to the writer first (backpressure: when
-            // its queue is full, nothing more is written or read until it drains).
-            let mut limit = relay.buffer.data().len();
-            if let Some(copy) = relay.copy.as_mut().filter(|c| c.copying()) {
-                let room = FILECOPY_CHUNK.saturating_sub(copy.pending.len());
-                if room == 0 {
-                    if !copy.hand_over(copier, End::More) {
-                        return Pump::CopyWait;
-                    }
-                    continue;
-                }
-                limit = limit.min(room);
-            }
-            let data = relay.buffer.data().get(..limit).unwrap_or(&[]);
-            match sink.write_from(data) {
-                Ok(0) => break,
-                Ok(n) => {
-                    let written = data.get(..n).unwrap_or(&[]);
-                    if let Some(digest) = relay.digest.as_mut() {
-                        digest.update(written);
-                    }
-                    if let Some(copy) = relay.copy.as_mut().filter(|c| c.copying()) {
-                        if copy.pending.capacity() == 0 {
-                            copy.pending.reserve_exact(FILECOPY_CHUNK);
-                        }
-                        copy.pending.extend_from_slice(written);
-                    }
-                    relay.buffer.consume(n);
-                    relay.bytes += n as u64;
-                    *budget = budget.saturating_sub(n);
-                    moved = true;
-                }
-                Err(_) => return Pump::Failed(sink_side),
-            }
-        }
-        if relay.source_eof && relay.buffer.is_empty() {
-            // A TLS sink still in its handshake (ftplib and lftp start data-channel TLS only
-            // after the 150) holds the data inside rustls: the end waits for the handshake.
-            if sink.tls.as_ref().is_some_and(|t| t.is_handshaking()) {
-                return if progress || moved {
-                    Pump::Progress
-                } else {
-                    Pump::Stalled
-                };
-            }
-            if let Some(copy) = relay.copy.as_mut().filter(|c| c.copying()) {
-                if !copy.hand_over(copier, End::Finish) {
-                    return Pump::CopyWait;
-                }
-            }
-            let sink_done = match sink.finish_writes() {
-                Ok(done) => done,
-                Err(_) => return Pump::Failed(sink_side),
-            };
-            // A TLS source (the client's upload) gets our close_notify too: clients such as
-            // ftplib wait for it (SSL_shutdown) before they read the final reply.
-            let source_done = if source.tls.is_some() {
-                source.finish_writes().unwrap_or(true)
-            } else {
-                true
-            };
-            return match (sink_done && source_done, progress || moved) {
-                (true, _) => Pump::Done,
-                (false, true) => Pump::Progress,
-                (false, false) => Pump::Stalled,
-            };
-        }
-        // Read more when there is room; backpressure: a full buffer stops reading.
-        let source_ready = source.readable || source.tls.is_some();
-        if !relay.source_eof && source_ready && !relay.buffer.is_full() {
-            let (allowed, wait) = if relay.session_bucket.is_some() || relay.user_bucket.is_some() {
-                rate_allowance(relay, now)
-            } else {
-                (usize::MAX, Duration::ZERO)
-            };
-            if allowed == 0 {
-                return Pump::Throttled(wait);
-            }
-            let limit = match relay.max_bytes {
-                Some(max) => usize::try_from(max.saturating_add(1).saturating_sub(relay.read))
-                    .unwrap_or(usize::MAX),
-                None => usize::MAX,
-            };
-            let (source, _) = match relay.direction {
-                Direction::Download => (&mut relay.server, &mut relay.client),
-                Direction::Upload => (&mut relay.client, &mut relay.server),
-            };
-            let space = relay.buffer.space();
-            let take = space.len().min(allowed).min(limit);
-            match source.read_into(&mut space[..take]) {
-                Ok(ReadStep::Eof) => {
-                    relay.source_eof = true;
-                    moved = true;
-                }
-                Ok(ReadStep::Data(n)) => {
-                    relay.buffer.fill(n);
-                    relay.read += n as u64;
-                    consume_rate(relay, n);
-                    moved = true;
-                    // SECURITY: the file size limit. Reads stop one byte past it, and that
-                    // byte proves the file too large: stop before writing any of this read.
-                    if relay.max_bytes.is_some_and(|max| relay.read > max) {
-                        return Pump::OverLimit;
-                    }
-                }
-                Ok(ReadStep::Blocked) => {}
-                Err(e)
-                    if e.kind() == io::ErrorKind::ConnectionReset
-                        && source_side == Side::Server =>
-                {
-                    // A reset after the data is the backend's way of aborting; the
-                    // control reply will say what happened.
-                    relay.source_eof = true;
-                    moved = true;
-                }
-                Err(_) => return Pump::Failed(source_side),
-            }
-        }
-        if !moved {
-            return if progress {
-                Pump::Progress
-            } else {
-                Pump::Stalled
-            };
-        }
-        progress = true;
     }
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
+use crate::ftp::address::canonical_ip;
 use crate::limits::{
     BACKEND_DOWN_SECONDS, MAX_PASSIVE_QUARANTINE, PASSIVE_QUARANTINE_SECONDS, PASSIVE_RANDOM_TRIES,
 };
@@ -23,18 +24,6 @@ use crate::policy::{Backend, Balance};
 const CONTROL_BACKLOG: i32 = 1024;
 /// Backlog of a passive data listener: the legitimate client plus a few intruders.
 const PASSIVE_BACKLOG: i32 = 8;
-
-/// Compares addresses across IPv4 and IPv4-mapped IPv6 forms.
-pub fn same_ip(a: IpAddr, b: IpAddr) -> bool {
-    canonical(a) == canonical(b)
-}
-
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
 
 /// Binds a control listener shared by all workers (SO_REUSEPORT).
 pub fn bind_control_listener(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -185,7 +174,7 @@ impl PassivePorts {
         client: IpAddr,
         now: Instant,
     ) -> io::Result<(TcpListener, u16)> {
-        let client = canonical(client);
+        let client = canonical_ip(client);
         self.quarantine.expire(now);
         let size = self.size();
         // Random ports first: in a slice with room, the first one almost always binds.
@@ -268,7 +257,7 @@ impl PassivePorts {
             return;
         }
         self.mark(port, false);
-        self.quarantine.insert(port, canonical(client), now);
+        self.quarantine.insert(port, canonical_ip(client), now);
     }
 }
 
@@ -619,13 +608,5 @@ mod tests {
         );
         q.expire(now + Duration::from_secs(PASSIVE_QUARANTINE_SECONDS));
         assert!(q.order.is_empty() && q.since.is_empty());
-    }
-
-    #[test]
-    fn mapped_addresses_compare_equal() {
-        let v4: IpAddr = "127.0.0.1".parse().expect("v4");
-        let mapped: IpAddr = "::ffff:127.0.0.1".parse().expect("mapped");
-        assert!(same_ip(v4, mapped));
-        assert!(!same_ip(v4, "127.0.0.2".parse().expect("v4")));
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::audit::AuditRecord;
 use crate::ftp::command::Command;
 use crate::ftp::reply::Reply;
+use crate::session::admission::Refusal;
 
 /// Timers the control machine sets. The shell keeps one deadline per kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,37 +148,47 @@ pub enum Event<'a> {
     ClientDataTlsPending,
     /// The active-mode connection to the client failed.
     ClientDataFailed,
-    /// The relay moved every byte and closed both data connections cleanly.
-    RelayDone {
-        bytes: u64,
-    },
+    /// The relay moved every byte and closed both data connections cleanly (and in filecopy
+    /// mode its copy is on the disk, or failed under `on_failure: "continue"`).
+    RelayDone(RelayReport),
     /// The transfer went past the user's file size limit and was stopped.
-    RelayOverLimit {
-        bytes: u64,
-    },
+    RelayOverLimit(RelayReport),
     /// A data connection failed during the relay.
     RelayFailed {
-        bytes: u64,
+        report: RelayReport,
         side: Side,
     },
     /// Filecopy mode: the copy of the transfer failed and the policy says a failed copy
     /// fails the transfer (the relay is over or was stopped).
-    RelayCopyFailed {
-        bytes: u64,
-    },
+    RelayCopyFailed(RelayReport),
+    /// The relay was stopped as [`Action::StopRelay`] asked; what had crossed by then.
+    RelayStopped(RelayReport),
     Timer(TimerKind),
     /// The shell's admission check refused the login of this known user (access rule, time
-    /// window, session cap) before any backend was contacted; `rule` says which.
-    LoginRefused {
-        /// The reply text for a limit (421); access-rule refusals get the plain 530.
-        text: &'static str,
-        rule: String,
-        limit: bool,
-    },
+    /// window, session cap) before any backend was contacted.
+    LoginRefused(Refusal),
     /// This address reached the failed-login limit and is banned for a while.
     Banned,
     /// TLS toward the backend failed (certificate not trusted, handshake error).
     ServerTlsFailed,
+}
+
+/// What crossed a transfer's data connections, measured by the shell and carried by the event
+/// that ends the relay, so that the transfer's audit record is made once and whole.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RelayReport {
+    /// Bytes written to the sink.
+    pub bytes: u64,
+    /// From the backend data connection's request to the end of the relay.
+    pub duration_ms: u64,
+    /// SHA-256 (hex) of the bytes written to the sink.
+    pub sha256: Option<String>,
+    /// How the data's source ended when it was TLS and reached its end: "clean"
+    /// (close_notify) or "truncated" (a bare TCP close, which anyone on the path can forge).
+    pub tls_end: Option<&'static str>,
+    /// Filecopy mode: the copy's path, or why it failed.
+    pub filecopy: Option<String>,
+    pub filecopy_error: Option<String>,
 }
 
 /// Outputs of the machine, performed in order by the shell.
@@ -202,6 +213,9 @@ pub enum Action {
     },
     /// Close every data connection and the passive listener.
     AbortData,
+    /// Stop the relay now (ABOR, a failure reply from the backend) and report what crossed
+    /// with [`Event::RelayStopped`]; the transfer's record waits for it.
+    StopRelay,
     /// Arms a timer `Duration` from now; the Login and Session timers count from the
     /// session's start instead.
     SetTimer(TimerKind, Duration),

@@ -266,23 +266,17 @@ impl ControlFsm {
     }
 
     /// The shell refused a known user's login before contacting the backend.
-    pub(super) fn on_login_refused(
-        &mut self,
-        text: &'static str,
-        rule: String,
-        limit: bool,
-        out: &mut Vec<Action>,
-    ) {
+    pub(super) fn on_login_refused(&mut self, refusal: Refusal, out: &mut Vec<Action>) {
         if !matches!(self.phase, Phase::Connecting { .. }) {
             return;
         }
         out.push(Action::Audit(AuditRecord::PolicyViolation {
-            kind: if limit { "limit" } else { "access_rule" },
-            detail: rule,
+            kind: refusal.audit_kind(),
+            detail: refusal.detail(),
         }));
-        if limit {
+        if refusal.closes_session() {
             self.audit_login("failed", Some("limit"), out);
-            self.fail_close(text, CloseReason::Refused, out);
+            self.fail_close(refusal.reply_text(), CloseReason::Refused, out);
         } else {
             // Refused like a wrong password (530 after the delay, and counted like one):
             // the rule is in the audit trail, not in the reply.

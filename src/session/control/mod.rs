@@ -54,6 +54,7 @@ use crate::ftp::permission::{self, Needs};
 use crate::ftp::reply::Reply;
 use crate::limits::{MAX_COMMANDS_BEFORE_LOGIN, MAX_PRELIMINARY_REPLIES};
 use crate::policy::{Cidr, Policy, Timeouts, TlsRequire, VerbSet};
+use crate::session::admission::{Refusal, same_ip};
 
 pub(crate) use commands::FILTERED_FEATURES;
 use commands::local_features;
@@ -203,18 +204,6 @@ fn secs(seconds: u64) -> Duration {
     Duration::from_secs(seconds)
 }
 
-/// Compares addresses across IPv4 and IPv4-mapped IPv6 forms.
-fn same_ip(a: IpAddr, b: IpAddr) -> bool {
-    canonical(a) == canonical(b)
-}
-
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
 /// The original bytes in hex when they are not valid UTF-8 (the audit's recoverable form).
 fn hex_unless_utf8(bytes: &[u8]) -> Option<String> {
     std::str::from_utf8(bytes)
@@ -265,19 +254,20 @@ impl ControlFsm {
         (fsm, actions)
     }
 
-    /// A session refused at connect time (access rule, session limit, ban): 421 with `text`,
-    /// the violation recorded, then close.
-    pub fn refused(
-        config: ControlConfig,
-        kind: &'static str,
-        detail: String,
-        text: &str,
-    ) -> (ControlFsm, Vec<Action>) {
+    /// A session refused at connect time (audit trail, access rule, ban, session limit): 421
+    /// with the refusal's text, the violation recorded, then close.
+    pub fn refused(config: ControlConfig, refusal: &Refusal) -> (ControlFsm, Vec<Action>) {
         let (mut fsm, _) = ControlFsm::new(config);
         fsm.phase = Phase::Closed;
         let actions = vec![
-            Action::SendClient(Reply::new(codes::SERVICE_NOT_AVAILABLE, text)),
-            Action::Audit(AuditRecord::PolicyViolation { kind, detail }),
+            Action::SendClient(Reply::new(
+                codes::SERVICE_NOT_AVAILABLE,
+                refusal.reply_text(),
+            )),
+            Action::Audit(AuditRecord::PolicyViolation {
+                kind: refusal.audit_kind(),
+                detail: refusal.detail(),
+            }),
             Action::Close(CloseReason::Refused),
         ];
         (fsm, actions)
@@ -396,7 +386,7 @@ impl ControlFsm {
                 if self.transfer_step() == Some(TransferStep::AwaitDataConnect) {
                     self.transfer_failed(
                         Reply::new(codes::CANT_OPEN_DATA, "Cannot open data connection."),
-                        0,
+                        None,
                         &mut out,
                     );
                 }
@@ -426,12 +416,11 @@ impl ControlFsm {
                 }
                 self.client_data_failed(&mut out)
             }
-            Event::RelayDone { bytes } => self.on_relay_done(bytes, &mut out),
-            Event::RelayOverLimit { bytes } => self.on_relay_over_limit(bytes, &mut out),
-            Event::RelayCopyFailed { bytes } => self.on_relay_copy_failed(bytes, &mut out),
-            Event::LoginRefused { text, rule, limit } => {
-                self.on_login_refused(text, rule, limit, &mut out)
-            }
+            Event::RelayDone(report) => self.on_relay_done(report, &mut out),
+            Event::RelayOverLimit(report) => self.on_relay_over_limit(report, &mut out),
+            Event::RelayCopyFailed(report) => self.on_relay_copy_failed(report, &mut out),
+            Event::RelayStopped(report) => self.on_relay_stopped(report, &mut out),
+            Event::LoginRefused(refusal) => self.on_login_refused(refusal, &mut out),
             Event::Banned => {
                 out.push(Action::Audit(AuditRecord::PolicyViolation {
                     kind: "failed_logins",
@@ -444,7 +433,7 @@ impl ControlFsm {
                     self.close_banned(&mut out);
                 }
             }
-            Event::RelayFailed { bytes, side } => self.on_relay_failed(bytes, side, &mut out),
+            Event::RelayFailed { report, side } => self.on_relay_failed(report, side, &mut out),
             Event::ServerTlsFailed => {
                 if !self.logged_in {
                     self.audit_login("failed", Some("backend_tls"), &mut out);

@@ -15,8 +15,11 @@ pub(super) struct Transfer {
     pub(super) step: TransferStep,
     /// The backend's positive final reply, waiting for the relay to finish.
     pub(super) held: Option<Reply>,
-    /// The relay finished with this many bytes before the final reply came.
-    pub(super) relayed: Option<u64>,
+    /// The relay finished (with what it reports) before the final reply came.
+    pub(super) relayed: Option<RelayReport>,
+    /// The relay is being stopped (StopRelay sent); how the transfer ends once the shell
+    /// reports what crossed.
+    pub(super) stopping: Option<Stopping>,
     /// The backend's data connection is up.
     pub(super) server_ready: bool,
     /// ftpgate sent the client its own 150 (a protected data connection waiting for its
@@ -38,6 +41,15 @@ pub(super) enum TransferStep {
     AwaitPreliminary,
     /// Data moves.
     Relaying,
+}
+
+/// Why a running relay is being stopped.
+#[derive(Debug)]
+pub(super) enum Stopping {
+    /// The client sent ABOR.
+    Abort,
+    /// The backend's final reply says the transfer failed; it goes to the client.
+    BackendFailed(Reply),
 }
 
 fn direction_of(verb: Verb) -> Direction {
@@ -98,6 +110,7 @@ impl ControlFsm {
             step: TransferStep::AwaitPasv,
             held: None,
             relayed: None,
+            stopping: None,
             server_ready: false,
             own_preliminary: false,
         }));
@@ -111,7 +124,7 @@ impl ControlFsm {
             Some(TransferStep::AwaitDataConnect) => 0,
             _ => return,
         };
-        self.end_transfer_with_code("failed", 0, codes::CANT_OPEN_DATA, out);
+        self.end_transfer_with_code("failed", None, codes::CANT_OPEN_DATA, out);
         self.reply(
             codes::CANT_OPEN_DATA,
             "Failed to establish data connection.",
@@ -203,14 +216,14 @@ impl ControlFsm {
                             codes::CANT_OPEN_DATA,
                             "Cannot open data connection to the server.",
                         ),
-                        0,
+                        None,
                         out,
                     ),
                 }
             }
             TransferStep::AwaitDataConnect => {
                 // A reply before we sent anything: the backend is confused.
-                self.transfer_failed(reply, 0, out);
+                self.transfer_failed(reply, None, out);
             }
             TransferStep::AwaitRest => {
                 if reply.code == codes::PENDING_FURTHER {
@@ -221,7 +234,7 @@ impl ControlFsm {
                         secs(self.config.backend_reply_timeout),
                     ));
                 } else {
-                    self.transfer_failed(reply, 0, out);
+                    self.transfer_failed(reply, None, out);
                 }
             }
             TransferStep::AwaitPreliminary => {
@@ -243,26 +256,34 @@ impl ControlFsm {
                         max_bytes,
                     });
                 } else {
-                    self.transfer_failed(reply, 0, out);
+                    self.transfer_failed(reply, None, out);
                 }
             }
             TransferStep::Relaying => {
                 if reply.is_preliminary() {
                     out.push(Action::SendClient(reply));
                 } else if reply.is_positive_completion() {
-                    match t.relayed {
-                        Some(bytes) => self.transfer_finished(reply, bytes, out),
+                    match t.relayed.take() {
+                        Some(report) => self.transfer_finished(reply, report, out),
                         None => t.held = Some(reply),
                     }
                 } else {
-                    let bytes = t.relayed.unwrap_or(0);
-                    self.transfer_failed(reply, bytes, out);
+                    match t.relayed.take() {
+                        Some(report) => self.transfer_failed(reply, Some(report), out),
+                        None if t.stopping.is_none() => {
+                            // The data still moves: stop it, and end once it says what
+                            // crossed.
+                            t.stopping = Some(Stopping::BackendFailed(reply));
+                            out.push(Action::StopRelay);
+                        }
+                        None => {}
+                    }
                 }
             }
         }
     }
 
-    pub(super) fn on_relay_done(&mut self, bytes: u64, out: &mut Vec<Action>) {
+    pub(super) fn on_relay_done(&mut self, report: RelayReport, out: &mut Vec<Action>) {
         let Phase::Transfer(t) = &mut self.phase else {
             return;
         };
@@ -270,9 +291,9 @@ impl ControlFsm {
             return;
         }
         match t.held.take() {
-            Some(reply) => self.transfer_finished(reply, bytes, out),
+            Some(reply) => self.transfer_finished(reply, report, out),
             None => {
-                t.relayed = Some(bytes);
+                t.relayed = Some(report);
                 out.push(Action::SetTimer(
                     TimerKind::BackendReply,
                     secs(self.config.backend_reply_timeout),
@@ -281,40 +302,46 @@ impl ControlFsm {
         }
     }
 
+    /// The backend's final replies still owed once the relay ended early: none when its
+    /// final reply came already.
+    fn replies_owed(&self) -> u8 {
+        match &self.phase {
+            Phase::Transfer(t) if t.held.is_some() => 0,
+            _ => 1,
+        }
+    }
+
     /// The file size limit stopped the relay: 552 for an upload (the backend keeps the part
     /// it received; the transfer event reports it), 426 for a download. The backend's own
     /// final reply to the cut transfer is swallowed.
-    pub(super) fn on_relay_over_limit(&mut self, bytes: u64, out: &mut Vec<Action>) {
+    pub(super) fn on_relay_over_limit(&mut self, report: RelayReport, out: &mut Vec<Action>) {
         let Phase::Transfer(t) = &self.phase else {
             return;
         };
-        let owed = if t.held.is_some() { 0 } else { 1 };
+        let owed = self.replies_owed();
         let upload = t.direction == Direction::Upload;
         out.push(Action::Audit(AuditRecord::PolicyViolation {
             kind: "limit",
-            detail: format!("max_file_size exceeded after {bytes} bytes"),
+            detail: format!("max_file_size exceeded after {} bytes", report.bytes),
         }));
         let code = if upload {
             codes::EXCEEDED_STORAGE
         } else {
             codes::TRANSFER_ABORTED
         };
-        self.end_transfer_with_code("size_limit", bytes, code, out);
+        self.end_transfer_with_code("size_limit", Some(report), code, out);
         self.reply(code, "File size limit exceeded; transfer aborted.", out);
         self.drain(owed, false, out);
     }
 
     /// Filecopy mode: the audit copy failed and the policy's `on_failure` is "abort": 451 to
     /// the client and result "copy_failed". The backend's own final reply is swallowed.
-    pub(super) fn on_relay_copy_failed(&mut self, bytes: u64, out: &mut Vec<Action>) {
-        let Phase::Transfer(t) = &self.phase else {
-            return;
-        };
-        if t.step != TransferStep::Relaying {
+    pub(super) fn on_relay_copy_failed(&mut self, report: RelayReport, out: &mut Vec<Action>) {
+        if self.transfer_step() != Some(TransferStep::Relaying) {
             return;
         }
-        let owed = if t.held.is_some() { 0 } else { 1 };
-        self.end_transfer_with_code("copy_failed", bytes, codes::LOCAL_ERROR, out);
+        let owed = self.replies_owed();
+        self.end_transfer_with_code("copy_failed", Some(report), codes::LOCAL_ERROR, out);
         self.reply(
             codes::LOCAL_ERROR,
             "Local error: the audit copy failed.",
@@ -323,54 +350,69 @@ impl ControlFsm {
         self.drain(owed, false, out);
     }
 
-    pub(super) fn on_relay_failed(&mut self, bytes: u64, side: Side, out: &mut Vec<Action>) {
-        let Phase::Transfer(t) = &self.phase else {
+    pub(super) fn on_relay_failed(
+        &mut self,
+        report: RelayReport,
+        side: Side,
+        out: &mut Vec<Action>,
+    ) {
+        if self.transfer_step().is_none() {
             return;
-        };
-        let owed = if t.held.is_some() { 0 } else { 1 };
+        }
+        let owed = self.replies_owed();
         let text = match side {
             Side::Client => "Connection closed; transfer aborted.",
             Side::Server => "Connection to the server failed; transfer aborted.",
         };
-        self.end_transfer("failed", bytes, out);
+        self.end_transfer_with_code("failed", Some(report), codes::TRANSFER_ABORTED, out);
         self.reply(codes::TRANSFER_ABORTED, text, out);
         self.drain(owed, false, out);
     }
 
+    /// The relay that StopRelay stopped reported what crossed: the transfer ends as decided.
+    pub(super) fn on_relay_stopped(&mut self, report: RelayReport, out: &mut Vec<Action>) {
+        let Phase::Transfer(t) = &mut self.phase else {
+            return;
+        };
+        match t.stopping.take() {
+            Some(Stopping::Abort) => self.aborted(report, out),
+            Some(Stopping::BackendFailed(reply)) => self.transfer_failed(reply, Some(report), out),
+            None => {}
+        }
+    }
+
     /// The transfer ended well: the held or just-arrived final reply goes to the client.
-    pub(super) fn transfer_finished(&mut self, reply: Reply, bytes: u64, out: &mut Vec<Action>) {
+    pub(super) fn transfer_finished(
+        &mut self,
+        reply: Reply,
+        report: RelayReport,
+        out: &mut Vec<Action>,
+    ) {
         let code = reply.code;
-        self.end_transfer_with_code("ok", bytes, code, out);
+        self.end_transfer_with_code("ok", Some(report), code, out);
         out.push(Action::SendClient(reply));
         self.enter_ready(out);
     }
 
     /// The transfer ended badly before or during the relay; `reply` goes to the client.
-    pub(super) fn transfer_failed(&mut self, reply: Reply, bytes: u64, out: &mut Vec<Action>) {
+    pub(super) fn transfer_failed(
+        &mut self,
+        reply: Reply,
+        report: Option<RelayReport>,
+        out: &mut Vec<Action>,
+    ) {
         let code = reply.code;
-        let relaying = self.transfer_step() == Some(TransferStep::Relaying);
-        let before_command = matches!(
-            self.transfer_step(),
-            Some(TransferStep::AwaitPasv | TransferStep::AwaitDataConnect)
-        );
-        if relaying || !before_command {
-            self.end_transfer_with_code("failed", bytes, code, out);
-        } else {
-            self.end_transfer_with_code("failed", 0, code, out);
-        }
+        self.end_transfer_with_code("failed", report, code, out);
         out.push(Action::SendClient(reply));
         self.enter_ready(out);
     }
 
-    pub(super) fn end_transfer(&mut self, result: &'static str, bytes: u64, out: &mut Vec<Action>) {
-        self.end_transfer_with_code(result, bytes, codes::TRANSFER_ABORTED, out);
-    }
-
-    /// Closes the data side and records the command and the transfer.
+    /// Closes the data side and records the command and the transfer, whole: what crossed
+    /// comes from the relay's report (none when the relay never started).
     pub(super) fn end_transfer_with_code(
         &mut self,
         result: &'static str,
-        bytes: u64,
+        report: Option<RelayReport>,
         code: u16,
         out: &mut Vec<Action>,
     ) {
@@ -383,34 +425,54 @@ impl ControlFsm {
         };
         let decision = "allow";
         self.audit_command(t.verb.name(), &t.arg, decision, code, out);
+        let report = report.unwrap_or_default();
         out.push(Action::Audit(AuditRecord::Transfer {
             verb: t.verb.name(),
             arg: lossy(&t.arg),
             arg_hex: hex_unless_utf8(&t.arg),
             path: self.audit_path(t.verb, &t.arg),
             direction: t.direction.as_str(),
-            bytes,
+            bytes: report.bytes,
             result,
-            duration_ms: 0,
-            sha256: None,
-            filecopy: None,
-            filecopy_error: None,
+            duration_ms: report.duration_ms,
+            sha256: report.sha256,
+            filecopy: report.filecopy,
+            filecopy_error: report.filecopy_error,
+            tls_end: report.tls_end,
         }));
     }
 
+    /// ABOR during the relay: the relay stops first (its report makes the record), unless it
+    /// already ended.
     pub(super) fn abort_transfer(&mut self, cmd: &Command, out: &mut Vec<Action>) {
-        let Phase::Transfer(t) = &self.phase else {
+        let Phase::Transfer(t) = &mut self.phase else {
             return;
         };
-        let had_final = t.held.is_some();
-        let bytes = t.relayed.unwrap_or(0);
-        self.end_transfer("aborted", bytes, out);
+        if t.stopping.is_some() {
+            return; // ABOR again while the first is handled
+        }
+        self.audit_command(cmd.verb.name(), b"", "allow", codes::DATA_CLOSE_OK, out);
+        let Phase::Transfer(t) = &mut self.phase else {
+            return;
+        };
+        match t.relayed.take() {
+            Some(report) => self.aborted(report, out),
+            None => {
+                t.stopping = Some(Stopping::Abort);
+                out.push(Action::StopRelay);
+            }
+        }
+    }
+
+    /// The transfer was aborted with ABOR and `report` says what crossed.
+    fn aborted(&mut self, report: RelayReport, out: &mut Vec<Action>) {
+        let had_final = matches!(&self.phase, Phase::Transfer(t) if t.held.is_some());
+        self.end_transfer_with_code("aborted", Some(report), codes::TRANSFER_ABORTED, out);
         out.push(Action::SendServer(Command::new(Verb::Abor, b"")));
         out.push(Action::SetTimer(
             TimerKind::BackendReply,
             secs(self.config.backend_reply_timeout),
         ));
-        self.audit_command(cmd.verb.name(), b"", "allow", codes::DATA_CLOSE_OK, out);
         if had_final {
             // The backend already finished; the client still gets the RFC 959 pair: 426 for
             // the transfer it aborted, then the backend's reply to ABOR.

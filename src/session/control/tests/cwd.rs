@@ -55,7 +55,7 @@ impl Script {
         );
         self.event(reply(150, "Opening"));
         self.event(reply(226, "Transfer complete."));
-        let actions = self.event(Event::RelayDone { bytes: 3 });
+        let actions = self.event(Event::RelayDone(relayed(3)));
         assert_eq!(client_replies(&actions), vec![226]);
         audit_paths(&actions)
     }

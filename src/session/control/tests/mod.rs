@@ -70,6 +70,14 @@ fn server_commands(actions: &[Action]) -> Vec<String> {
         .collect()
 }
 
+/// What a relay that moved `bytes` reports.
+fn relayed(bytes: u64) -> RelayReport {
+    RelayReport {
+        bytes,
+        ..RelayReport::default()
+    }
+}
+
 fn reply(code: u16, text: &str) -> Event<'static> {
     Event::ServerReply(Reply::new(code, text))
 }
@@ -390,11 +398,10 @@ fn an_access_rule_refusal_is_a_delayed_530_without_a_backend() {
     let (mut s, _) = Script::new();
     s.line("USER reader");
     assert!(s.line("PASS pw").contains(&Action::ConnectServer));
-    let actions = s.event(Event::LoginRefused {
-        text: "Too many sessions for this user.",
+    let actions = s.event(Event::LoginRefused(Refusal::UserAccess {
+        user: "reader".into(),
         rule: "deny_from 192.0.2.0/24".into(),
-        limit: false,
-    });
+    }));
     assert!(
         client_replies(&actions).is_empty(),
         "530 waits for the delay"
@@ -417,11 +424,10 @@ fn a_session_cap_refusal_is_421_and_close() {
     let (mut s, _) = Script::new();
     s.line("USER reader");
     s.line("PASS pw");
-    let actions = s.event(Event::LoginRefused {
-        text: "Too many sessions for this user.",
-        rule: "limits.sessions 1".into(),
-        limit: true,
-    });
+    let actions = s.event(Event::LoginRefused(Refusal::UserSessions {
+        user: "reader".into(),
+        cap: 1,
+    }));
     assert_eq!(client_replies(&actions), vec![421]);
     assert!(actions.contains(&Action::Close(CloseReason::Refused)));
 }
@@ -440,7 +446,7 @@ fn failed_logins_are_reported_and_a_ban_closes_with_421() {
 
 #[test]
 fn a_refused_connection_gets_421_and_closes() {
-    let (_, actions) = ControlFsm::refused(config(), "limit", "x".into(), "Too many.");
+    let (_, actions) = ControlFsm::refused(config(), &Refusal::SessionsTotal(1));
     assert_eq!(client_replies(&actions), vec![421]);
     assert!(actions.contains(&Action::Close(CloseReason::Refused)));
 }

@@ -47,7 +47,7 @@ fn passive_download_holds_the_final_reply_until_the_relay_is_done() {
     }));
     let actions = s.event(reply(226, "Transfer complete."));
     assert!(client_replies(&actions).is_empty(), "226 is held");
-    let actions = s.event(Event::RelayDone { bytes: 42 });
+    let actions = s.event(Event::RelayDone(relayed(42)));
     assert_eq!(client_replies(&actions), vec![226]);
     assert!(actions.iter().any(|a| matches!(
         a,
@@ -80,7 +80,7 @@ fn relay_done_before_the_final_reply_waits_for_it() {
         direction: Direction::Upload,
         max_bytes: None,
     }));
-    assert!(client_replies(&s.event(Event::RelayDone { bytes: 7 })).is_empty());
+    assert!(client_replies(&s.event(Event::RelayDone(relayed(7)))).is_empty());
     assert_eq!(client_replies(&s.event(reply(226, "ok"))), vec![226]);
 }
 
@@ -105,7 +105,7 @@ fn a_failed_audit_copy_fails_the_transfer_with_451() {
     let mut s = relaying_download("dir/a.bin");
     assert_eq!(s.fsm.transfer_file(), Some(&b"dir/a.bin"[..]));
     assert!(client_replies(&s.event(reply(226, "ok"))).is_empty());
-    let actions = s.event(Event::RelayCopyFailed { bytes: 9 });
+    let actions = s.event(Event::RelayCopyFailed(relayed(9)));
     assert_eq!(client_replies(&actions), vec![451]);
     assert!(actions.iter().any(|a| matches!(
         a,
@@ -126,7 +126,7 @@ fn a_failed_audit_copy_fails_the_transfer_with_451() {
     // The copy failed before the backend's final reply: that reply is swallowed.
     let mut s = relaying_download("b.bin");
     assert_eq!(
-        client_replies(&s.event(Event::RelayCopyFailed { bytes: 0 })),
+        client_replies(&s.event(Event::RelayCopyFailed(relayed(0)))),
         vec![451]
     );
     assert!(client_replies(&s.event(reply(226, "ok"))).is_empty());
@@ -206,9 +206,30 @@ fn abor_during_a_relay_relays_both_backend_replies() {
     s.event(reply(150, "Opening"));
     assert!(s.fsm.can_take_line(b"ABOR"));
     assert!(!s.fsm.can_take_line(b"NOOP"));
+    // The relay stops first; the transfer's record waits for what it says crossed.
     let actions = s.line("ABOR");
+    assert_eq!(actions.last(), Some(&Action::StopRelay));
+    assert!(server_commands(&actions).is_empty());
+    assert!(
+        s.line("ABOR").is_empty(),
+        "a second ABOR while the relay stops is not a second abort"
+    );
+    let actions = s.event(Event::RelayStopped(RelayReport {
+        bytes: 1234,
+        sha256: Some("ab".repeat(32)),
+        ..RelayReport::default()
+    }));
     assert!(actions.contains(&Action::AbortData));
     assert_eq!(server_commands(&actions), vec!["ABOR"]);
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Audit(AuditRecord::Transfer {
+            bytes: 1234,
+            result: "aborted",
+            sha256: Some(_),
+            ..
+        })
+    )));
     assert_eq!(client_replies(&s.event(reply(426, "aborted"))), vec![426]);
     assert_eq!(client_replies(&s.event(reply(226, "ABOR ok"))), vec![226]);
     assert!(s.fsm.can_take_line(b"NOOP"));
@@ -227,7 +248,7 @@ fn client_data_failure_answers_426_and_swallows_the_backend_reply() {
     s.event(Event::ServerDataConnected);
     s.event(reply(150, "Opening"));
     let actions = s.event(Event::RelayFailed {
-        bytes: 10,
+        report: relayed(10),
         side: Side::Client,
     });
     assert_eq!(client_replies(&actions), vec![426]);
@@ -284,4 +305,51 @@ fn passive_client_that_never_connects_gets_425_after_the_timeout() {
         "RETR never reached the backend"
     );
     assert!(actions.contains(&Action::AbortData));
+}
+
+#[test]
+fn a_backend_failure_during_the_relay_stops_it_and_records_what_crossed() {
+    let mut s = relaying_download("reader");
+    let actions = s.event(reply(451, "Local error in processing."));
+    assert_eq!(
+        actions,
+        vec![Action::StopRelay],
+        "nothing before the report"
+    );
+    let report = RelayReport {
+        bytes: 777,
+        duration_ms: 12,
+        sha256: Some("cd".repeat(32)),
+        tls_end: Some("truncated"),
+        ..RelayReport::default()
+    };
+    let actions = s.event(Event::RelayStopped(report));
+    assert_eq!(client_replies(&actions), vec![451]);
+    let transfers: Vec<_> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Audit(AuditRecord::Transfer {
+                bytes,
+                result,
+                duration_ms,
+                tls_end,
+                sha256,
+                ..
+            }) => Some((*bytes, *result, *duration_ms, *tls_end, sha256.is_some())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        transfers,
+        vec![(777, "failed", 12, Some("truncated"), true)],
+        "one record, whole"
+    );
+    assert!(s.fsm.can_take_line(b"NOOP"));
+}
+
+#[test]
+fn a_relay_report_that_comes_unasked_changes_nothing() {
+    let mut s = relaying_download("reader");
+    assert!(s.event(Event::RelayStopped(relayed(5))).is_empty());
+    assert!(!s.fsm.can_take_line(b"NOOP"), "the transfer goes on");
 }

@@ -1,0 +1,235 @@
+//! One transport for plain and TLS sockets: a non-blocking mio socket with its last known
+//! readiness, and rustls over it when the connection is FTPS (driven by hand, see `tls`).
+//!
+//! Every read and write goes through [`Conn`], whatever the protocol: a read says what it
+//! brought ([`ReadStep`]: bytes, would-block, or the end, clean or truncated), a write how
+//! much it took (0: would block), and errors are `io::Error`s. Readiness follows mio's
+//! edge-triggered contract: a flag is cleared only when the socket returned `WouldBlock`.
+
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+
+use mio::net::TcpStream;
+
+use crate::tls;
+
+/// A socket and its last known readiness.
+pub struct Conn {
+    pub(super) stream: TcpStream,
+    pub(super) readable: bool,
+    pub(super) writable: bool,
+    /// A non-blocking connect is in progress.
+    pub(super) connecting: bool,
+    /// TLS over this socket (FTPS), driven by hand (see `tls`).
+    pub(super) tls: Option<Box<rustls::Connection>>,
+    /// close_notify was queued (TLS) before the write side is shut.
+    pub(super) closing_tls: bool,
+    /// The TLS session was checked against the data-connection reuse rule.
+    pub(super) tls_checked: bool,
+    /// The finished TLS handshake was recorded in the audit trail (a `tls` event).
+    pub(super) tls_reported: bool,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream, connecting: bool) -> Conn {
+        Conn {
+            stream,
+            readable: true,
+            writable: true,
+            connecting,
+            tls: None,
+            closing_tls: false,
+            tls_checked: false,
+            tls_reported: false,
+        }
+    }
+
+    /// Reads plaintext (through TLS when it is on).
+    pub fn read_into(&mut self, buf: &mut [u8]) -> io::Result<ReadStep> {
+        let Some(tls) = self.tls.as_mut() else {
+            return read_plain(self, buf);
+        };
+        Ok(
+            match tls::read(
+                tls,
+                &mut self.stream,
+                &mut self.readable,
+                &mut self.writable,
+                buf,
+            )? {
+                tls::TlsRead::Data(n) => ReadStep::Data(n),
+                tls::TlsRead::Closed => ReadStep::Eof(Ending::Clean),
+                tls::TlsRead::Truncated => ReadStep::Eof(Ending::Truncated),
+                tls::TlsRead::Blocked => ReadStep::Blocked,
+            },
+        )
+    }
+
+    /// Writes plaintext (through TLS when it is on); Ok(0) when nothing more fits now.
+    pub fn write_from(&mut self, data: &[u8]) -> io::Result<usize> {
+        if let Some(tls) = self.tls.as_mut() {
+            return tls::write(tls, &mut self.stream, &mut self.writable, data);
+        }
+        loop {
+            if !self.writable {
+                return Ok(0);
+            }
+            match self.stream.write(data) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.writable = false;
+                    return Ok(0);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Sends TLS records rustls has queued (handshake, alerts, tickets). Ok(true) on progress.
+    pub fn flush_tls(&mut self) -> io::Result<bool> {
+        match self.tls.as_mut() {
+            Some(tls) if !self.connecting => tls::flush(tls, &mut self.stream, &mut self.writable),
+            _ => Ok(false),
+        }
+    }
+
+    /// Drives a TLS handshake without reading application data. Ok(true) on progress.
+    pub fn handshake(&mut self) -> io::Result<bool> {
+        let Some(tls) = self.tls.as_mut() else {
+            return Ok(false);
+        };
+        if self.connecting || !tls.is_handshaking() {
+            return Ok(false);
+        }
+        let mut progress = tls::flush(tls, &mut self.stream, &mut self.writable)?;
+        while self.readable && tls.is_handshaking() {
+            match tls.read_tls(&mut self.stream) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(_) => {
+                    progress = true;
+                    if let Err(e) = tls.process_new_packets() {
+                        let _ = tls.write_tls(&mut self.stream);
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                    }
+                    tls::flush(tls, &mut self.stream, &mut self.writable)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(progress)
+    }
+
+    /// Ends the write side: close_notify first under TLS. Ok(true) once everything left.
+    pub fn finish_writes(&mut self) -> io::Result<bool> {
+        if let Some(tls) = self.tls.as_mut() {
+            if !self.closing_tls {
+                tls.send_close_notify();
+                self.closing_tls = true;
+            }
+            tls::flush(tls, &mut self.stream, &mut self.writable)?;
+            if tls.wants_write() {
+                return Ok(false);
+            }
+        }
+        let _ = self.stream.flush();
+        let _ = self.stream.shutdown(Shutdown::Write);
+        Ok(true)
+    }
+
+    /// Completes a non-blocking connect (mio's protocol: writable, then `take_error`, then
+    /// `peer_addr`). Returns `Some(Ok)` when connected, `Some(Err)` on failure, `None` while
+    /// still in progress.
+    pub fn finish_connect(&mut self) -> Option<io::Result<()>> {
+        if !self.connecting || !self.writable {
+            return None;
+        }
+        match self.stream.take_error() {
+            Ok(Some(e)) | Err(e) => return Some(Err(e)),
+            Ok(None) => {}
+        }
+        match self.stream.peer_addr() {
+            Ok(_) => {
+                self.connecting = false;
+                Some(Ok(()))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                self.writable = false;
+                None
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
+/// Writes as much of `out` as the socket takes. Ok(true) when something was written.
+pub fn flush(conn: &mut Conn, out: &mut Vec<u8>) -> io::Result<bool> {
+    if conn.connecting {
+        return Ok(false);
+    }
+    let mut progress = conn.flush_tls()?;
+    while !out.is_empty() {
+        let n = conn.write_from(out)?;
+        if n == 0 {
+            break;
+        }
+        out.drain(..n);
+        progress = true;
+    }
+    if out.is_empty() && out.capacity() > 4096 {
+        *out = Vec::new();
+    }
+    Ok(progress)
+}
+
+/// What a read brought.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadStep {
+    /// This many bytes of plaintext.
+    Data(usize),
+    /// The peer ended the stream: cleanly (TCP FIN in plain text; TLS close_notify), or, under
+    /// TLS, with a bare TCP close that anyone on the path could have forged (truncation).
+    Eof(Ending),
+    /// Nothing more now (the readiness flag is cleared).
+    Blocked,
+}
+
+/// How a stream ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    Clean,
+    /// TLS without close_notify: the data may have been cut short by someone on the path.
+    Truncated,
+}
+
+impl Ending {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ending::Clean => "clean",
+            Ending::Truncated => "truncated",
+        }
+    }
+}
+
+/// Reads plaintext from `conn` (through TLS when it is on).
+pub fn read_some(conn: &mut Conn, chunk: &mut [u8]) -> io::Result<ReadStep> {
+    conn.read_into(chunk)
+}
+
+fn read_plain(conn: &mut Conn, chunk: &mut [u8]) -> io::Result<ReadStep> {
+    loop {
+        match conn.stream.read(chunk) {
+            Ok(0) => return Ok(ReadStep::Eof(Ending::Clean)),
+            Ok(n) => return Ok(ReadStep::Data(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                conn.readable = false;
+                return Ok(ReadStep::Blocked);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
