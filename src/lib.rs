@@ -25,6 +25,7 @@ pub mod limits;
 pub mod os;
 pub mod policy;
 pub mod reactor;
+pub mod services;
 pub mod session;
 pub mod siphash;
 pub mod supervisor;

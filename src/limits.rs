@@ -49,6 +49,12 @@ pub const MAX_RELAY_BYTES_PER_TURN: usize = 1024 * 1024;
 /// is closed rather than the loop spinning.
 pub const MAX_DRIVE_ITERATIONS: usize = 10_000;
 
+/// Backlog of a control listener: connections the kernel completes for ftpgate before it
+/// accepts them (beyond it the kernel drops SYNs, and clients retry).
+pub const CONTROL_BACKLOG: i32 = 1024;
+/// Backlog of a passive data listener: the legitimate client plus a few intruders, which are
+/// refused as they are accepted.
+pub const PASSIVE_BACKLOG: i32 = 8;
 /// Connections one control listener accepts in one turn of the event loop (a connection
 /// flood cannot starve the sessions; what is left is accepted next turn).
 pub const MAX_ACCEPTS_PER_TURN: usize = 256;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::os;
 use crate::policy::Policy;
-use crate::session::net::bind_control_listener;
+use crate::services::sockets::bind_control_listener;
 
 /// A worker that dies sooner than this after its start is failing to start, not crashing.
 const STARTUP_GRACE: Duration = Duration::from_secs(2);

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use common::*;
-use ftpgate::session::net::PassivePorts;
+use ftpgate::services::passive::PassivePorts;
 
 #[test]
 fn twenty_pasv_in_one_session_are_random_ports_of_the_workers_slice() {

@@ -174,7 +174,7 @@ impl FeatProbe {
     }
 
     /// Feeds one event; returns what to do.
-    pub fn on_event(&mut self, event: ProbeEvent<'_>, now: Instant) -> Vec<ProbeAction> {
+    pub fn on_event(&mut self, event: ProbeEvent, now: Instant) -> Vec<ProbeAction> {
         let mut out = Vec::new();
         let step = self.state.step();
         match (self.state, event) {

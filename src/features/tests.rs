@@ -417,7 +417,10 @@ fn feat_before_login_lists_the_learned_features() {
             tls_require: crate::policy::TlsRequire::None,
             features,
         });
-        let actions = fsm.on_event(Event::ClientLine(b"FEAT"), &policy);
+        let actions = fsm.on_event(
+            Event::ClientCommand(crate::ftp::command::parse_command(b"FEAT")),
+            &policy,
+        );
         let Some(Action::SendClient(reply)) = actions.first() else {
             panic!("no FEAT reply: {actions:?}")
         };

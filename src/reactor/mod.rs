@@ -31,9 +31,16 @@ use crate::limits::{
 };
 use crate::os;
 use crate::policy::Policy;
-use crate::session::net::{BackendBook, PassivePorts, bind_control_listener};
-use crate::session::rate::TokenBucket;
-use crate::session::{DriveOutcome, ListenerConfig, ROLE_BITS, Session, SocketRole, WorkerCtx};
+use crate::services::backends::BackendBook;
+use crate::services::passive::PassivePorts;
+use crate::services::rate::TokenBucket;
+use crate::services::sockets::bind_control_listener;
+use crate::services::token::{MAX_SLOTS, MAX_TOKEN, SessionToken};
+
+// The reactor's own tokens lie above every session token.
+const _: () = assert!(MAX_TOKEN < SPECIAL_BASE);
+use crate::services::{ListenerConfig, SessionKey, WorkerCtx};
+use crate::session::{DriveOutcome, Session};
 use crate::tls::{TlsClient, TlsServer};
 use pool::BufferPool;
 use std::cell::RefCell;
@@ -341,19 +348,18 @@ impl Worker {
                     if let Some(pending) = self.accept_pending.get_mut(token.0 - SPECIAL_BASE) {
                         *pending = true;
                     }
-                } else {
-                    let slot = token.0 >> ROLE_BITS;
-                    let role = SocketRole::from_bits(token.0 & ((1 << ROLE_BITS) - 1));
-                    if let (
-                        Some(role),
-                        Some(Slot {
-                            session: Some(session),
-                            ..
-                        }),
-                    ) = (role, self.slots.get_mut(slot))
+                } else if let Some(t) = SessionToken::decode(token) {
+                    // A stale event (the slot's session ended and another took the slot)
+                    // carries the old generation and is dropped.
+                    if let Some(Slot {
+                        session: Some(session),
+                        generation,
+                    }) = self.slots.get_mut(t.slot)
                     {
-                        session.on_ready(role, event);
-                        touched.push(slot);
+                        if t.is_current(*generation) {
+                            session.on_ready(t.role, event);
+                            touched.push(t.slot);
+                        }
                     }
                 }
             }
@@ -603,7 +609,7 @@ impl Worker {
                 self.slots.len() - 1
             }
         };
-        if slot >= (SPECIAL_BASE >> ROLE_BITS) {
+        if slot >= MAX_SLOTS {
             return None;
         }
         self.session_counter += 1;
@@ -614,7 +620,7 @@ impl Worker {
             id,
             stream,
             peer,
-            crate::session::SessionKey { slot, generation },
+            SessionKey { slot, generation },
             Rc::clone(&self.policy),
             listener,
             &mut ctx,

@@ -25,7 +25,7 @@ use crate::features::{
 };
 use crate::limits::{FEATURE_PROBE_READ_CHUNK, MAX_FEATURE_PROBE_ITERATIONS, MAX_PROBED_POOLS};
 use crate::policy::{Policy, TlsMode};
-use crate::session::net;
+use crate::services::sockets as net;
 use crate::tls::{self, TlsClient};
 
 /// Tokens a [`Prober`] uses from its base: two per pool.
@@ -136,7 +136,7 @@ impl Live {
     }
 
     /// Feeds one event to the machine and queues what it asks. True when it asked to close.
-    fn apply(&mut self, event: ProbeEvent<'_>, now: Instant) -> bool {
+    fn apply(&mut self, event: ProbeEvent, now: Instant) -> bool {
         let mut close = false;
         for action in self.fsm.on_event(event, now) {
             match action {

@@ -38,17 +38,21 @@ impl Session {
         self.try_next_server(candidates, ctx);
     }
 
-    pub(super) fn try_next_server(&mut self, mut remaining: Vec<SocketAddr>, ctx: &mut WorkerCtx<'_>) {
+    pub(super) fn try_next_server(
+        &mut self,
+        mut remaining: Vec<SocketAddr>,
+        ctx: &mut WorkerCtx<'_>,
+    ) {
         while let Some(addr) = remaining.pop() {
             let connected = match self.server_source {
-                Some(source) => net::connect_from(source, addr),
+                Some(source) => sockets::connect_from(source, addr),
                 None => TcpStream::connect(addr),
             };
             match connected {
                 Ok(mut stream) => {
                     if let Err(e) = ctx.registry.register(
                         &mut stream,
-                        token(self.slot, SocketRole::ServerCtrl),
+                        token(self.slot, self.generation, SocketRole::ServerCtrl),
                         Interest::READABLE | Interest::WRITABLE,
                     ) {
                         log::warn!("{} cannot register backend socket: {e}", self.id);

@@ -40,10 +40,13 @@ impl Session {
 
     /// Runs the complete command lines the client sent, at most `budget` of them (fairness)
     /// and as many as the command rate allows.
-    pub(super) fn process_client_lines(&mut self, ctx: &mut WorkerCtx<'_>, budget: &mut usize) -> bool {
+    pub(super) fn process_client_lines(
+        &mut self,
+        ctx: &mut WorkerCtx<'_>,
+        budget: &mut usize,
+    ) -> bool {
         let mut progress = false;
         let mut throttled = false;
-        let mut line = Vec::new();
         while self.closing.is_none()
             && !self.tls_upgrade
             && self.client.output.len() < MAX_CLIENT_OUTPUT
@@ -52,7 +55,9 @@ impl Session {
             match self.client.framer.next_line(&self.client.input) {
                 Framed::Line { line_end, consumed } => {
                     let text = self.client.input.get(..line_end).unwrap_or(&[]);
-                    if !self.fsm.can_take_line(text) {
+                    // Parsed once, here: the machine decides on the parsed command.
+                    let command = parse_command(text);
+                    if !self.fsm.can_take(&command) {
                         break;
                     }
                     if self.command_bucket.available(ctx.now) == 0 {
@@ -67,12 +72,10 @@ impl Session {
                     }
                     self.command_bucket.consume(1);
                     *budget -= 1;
-                    line.clear();
-                    line.extend_from_slice(text);
                     self.client
                         .input
                         .drain(..consumed.min(self.client.input.len()));
-                    self.dispatch(Event::ClientLine(&line), ctx);
+                    self.dispatch(Event::ClientCommand(command), ctx);
                     progress = true;
                 }
                 Framed::TooLong { consumed } => {

@@ -79,7 +79,12 @@ impl Session {
     }
 
     /// The relay moved every byte: the final reply waits for the copy's report.
-    pub(super) fn copy_relayed(&mut self, copy: RelayCopy, report: RelayReport, ctx: &mut WorkerCtx<'_>) {
+    pub(super) fn copy_relayed(
+        &mut self,
+        copy: RelayCopy,
+        report: RelayReport,
+        ctx: &mut WorkerCtx<'_>,
+    ) {
         let abort = copy.abort_on_failure;
         match (copy.error, copy.result) {
             (Some(reason), _) => self.copy_settled(Err(reason), report, abort, ctx),

@@ -14,7 +14,7 @@ impl Session {
             Ok((mut listener, port)) => {
                 if let Err(e) = ctx.registry.register(
                     &mut listener,
-                    token(self.slot, SocketRole::PassiveListener),
+                    token(self.slot, self.generation, SocketRole::PassiveListener),
                     Interest::READABLE,
                 ) {
                     log::warn!("{} cannot register passive listener: {e}", self.id);
@@ -55,7 +55,7 @@ impl Session {
             return;
         }
         let connected = match self.server_source {
-            Some(source) => net::connect_from(source, addr),
+            Some(source) => sockets::connect_from(source, addr),
             None => TcpStream::connect(addr),
         };
         match connected {
@@ -64,7 +64,7 @@ impl Session {
                     .registry
                     .register(
                         &mut stream,
-                        token(self.slot, SocketRole::ServerData),
+                        token(self.slot, self.generation, SocketRole::ServerData),
                         Interest::READABLE | Interest::WRITABLE,
                     )
                     .is_err()
@@ -172,7 +172,7 @@ impl Session {
     /// the client reached ftpgate on.
     pub(super) fn connect_client_data(&mut self, addr: SocketAddr, ctx: &mut WorkerCtx<'_>) {
         self.drop_client_data(ctx);
-        let conn = match net::connect_from(self.local_addr.ip(), addr) {
+        let conn = match sockets::connect_from(self.local_addr.ip(), addr) {
             Ok(stream) => self.register_client_data(stream, true, ctx),
             Err(e) => {
                 log::info!("{} active data connect to {addr} failed: {e}", self.id);
@@ -200,7 +200,7 @@ impl Session {
         ctx.registry
             .register(
                 &mut stream,
-                token(self.slot, SocketRole::ClientData),
+                token(self.slot, self.generation, SocketRole::ClientData),
                 Interest::READABLE | Interest::WRITABLE,
             )
             .ok()?;
@@ -260,7 +260,11 @@ impl Session {
 
     /// Ends `relay` (both connections deregistered and closed) and says what crossed; its
     /// copy, if any, is the caller's.
-    pub(super) fn relay_report(&mut self, mut relay: Relay, ctx: &mut WorkerCtx<'_>) -> RelayReport {
+    pub(super) fn relay_report(
+        &mut self,
+        mut relay: Relay,
+        ctx: &mut WorkerCtx<'_>,
+    ) -> RelayReport {
         let _ = ctx.registry.deregister(&mut relay.server.stream);
         let _ = ctx.registry.deregister(&mut relay.client.stream);
         match relay.direction {
@@ -313,7 +317,7 @@ impl Session {
                         drop(stream);
                         continue;
                     }
-                    net::tune_data_socket(&stream);
+                    sockets::tune_data_socket(&stream);
                     // One connection per passive port: the listener closes now.
                     if let Some(mut listener) = self.passive.take() {
                         let _ = ctx.registry.deregister(&mut listener);
@@ -385,7 +389,7 @@ impl Session {
         match conn.finish_connect() {
             None => false,
             Some(Ok(())) => {
-                net::tune_data_socket(&conn.stream);
+                sockets::tune_data_socket(&conn.stream);
                 let protected = conn.tls.is_some();
                 self.dispatch(client_data_up(protected), ctx);
                 true
@@ -409,7 +413,7 @@ impl Session {
         match conn.finish_connect() {
             None => false,
             Some(Ok(())) => {
-                net::tune_data_socket(&conn.stream);
+                sockets::tune_data_socket(&conn.stream);
                 self.cancel_deadline(TIMER_SERVER_DATA_CONNECT, ctx);
                 self.dispatch(Event::ServerDataConnected, ctx);
                 true

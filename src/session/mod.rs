@@ -20,16 +20,14 @@
 mod admission;
 mod backend_io;
 mod client_io;
+pub mod control;
 mod copy_io;
 mod data_io;
-pub mod control;
-pub mod net;
-pub mod rate;
 mod relay;
 mod transport;
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
@@ -37,12 +35,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
-use mio::{Interest, Registry, Token};
+use mio::{Interest, Token};
 
-use crate::audit::{AuditContext, AuditRecord, AuditSink};
-use crate::counters::SharedCounters;
+use crate::audit::{AuditContext, AuditRecord};
 use crate::filecopy::{self, Chunk, End, FileCopier, Owner, Target};
-use crate::ftp::command::Verb;
+use crate::ftp::command::{Verb, parse_command};
 use crate::ftp::line::{Framed, LineFramer, TelnetFilter};
 use crate::ftp::reply::ReplyParser;
 use crate::limits::{
@@ -53,44 +50,17 @@ use crate::limits::{
     MAX_THEFT_EVENTS_PER_SESSION,
 };
 use crate::policy::Policy;
-use crate::reactor::pool::BufferPool;
-use crate::reactor::timer::{TimerEntry, TimerHeap};
+use crate::reactor::timer::TimerEntry;
+use crate::services::rate::TokenBucket;
+use crate::services::token::{SessionToken, SocketRole};
+use crate::services::{ListenerConfig, SessionKey, WorkerCtx, sockets};
 use crate::tls;
 use admission::{ConnectionFacts, LoginFacts, Refusal};
 use control::{
     Action, CloseReason, ControlConfig, ControlFsm, Direction, Event, RelayReport, Side, TimerKind,
 };
-use net::{BackendBook, PassivePorts};
-use rate::TokenBucket;
 use relay::{Pump, Relay, RelayCopy, pump};
 use transport::{Conn, Ending, ReadStep, flush, read_some};
-
-/// The sockets of a session, encoded in the low bits of its tokens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(usize)]
-pub enum SocketRole {
-    ClientCtrl = 0,
-    ServerCtrl = 1,
-    PassiveListener = 2,
-    ClientData = 3,
-    ServerData = 4,
-}
-
-/// Bits of a token that carry the socket role.
-pub const ROLE_BITS: usize = 3;
-
-impl SocketRole {
-    pub fn from_bits(bits: usize) -> Option<SocketRole> {
-        match bits {
-            0 => Some(SocketRole::ClientCtrl),
-            1 => Some(SocketRole::ServerCtrl),
-            2 => Some(SocketRole::PassiveListener),
-            3 => Some(SocketRole::ClientData),
-            4 => Some(SocketRole::ServerData),
-            _ => None,
-        }
-    }
-}
 
 /// Shell-level timers, after the control machine's own kinds.
 const TIMER_SERVER_CONNECT: u8 = TimerKind::COUNT as u8;
@@ -107,42 +77,6 @@ const TIMER_COMMANDS: u8 = TimerKind::COUNT as u8 + 6;
 pub const TIMER_SLOTS: usize = TimerKind::COUNT + 7;
 
 const CLOSE_LINGER: Duration = Duration::from_secs(CLOSE_LINGER_SECONDS);
-
-/// Everything of the worker a session needs while it runs, lent for one call.
-pub struct WorkerCtx<'a> {
-    pub registry: &'a Registry,
-    pub timers: &'a mut TimerHeap,
-    pub pool: &'a BufferPool,
-    pub audit: &'a mut AuditSink,
-    pub passive: &'a mut PassivePorts,
-    pub backends: &'a mut BackendBook,
-    pub counters: &'a SharedCounters,
-    /// Rate buckets shared by all sessions of a user in this worker.
-    pub user_buckets: &'a mut HashMap<String, Rc<RefCell<TokenBucket>>>,
-    /// TLS toward clients, when the policy configures it.
-    pub tls: Option<&'a tls::TlsServer>,
-    /// TLS toward each backend pool that uses it, by backend name.
-    pub backend_tls: &'a HashMap<String, tls::TlsClient>,
-    /// The filecopy writer of this worker, once a policy asked for filecopy.
-    pub copier: Option<&'a FileCopier>,
-    /// The backend features `FEAT` advertises before login (`features::FeatureBook`).
-    pub features: &'a Rc<[String]>,
-    pub now: Instant,
-}
-
-/// Where a session lives in the reactor's slab: its slot and the slot's generation.
-#[derive(Clone, Copy, Debug)]
-pub struct SessionKey {
-    pub slot: usize,
-    pub generation: u64,
-}
-
-/// What a session needs to know of the listener that accepted it.
-#[derive(Clone, Copy, Debug)]
-pub struct ListenerConfig {
-    pub tls: crate::policy::TlsMode,
-    pub require: crate::policy::TlsRequire,
-}
 
 /// Wall-clock seconds, for limits shared between processes (bans) and time windows.
 fn unix_now() -> u64 {
@@ -256,11 +190,16 @@ pub struct Session {
 
 /// Events the shell raises for itself while performing actions.
 enum OwnedEvent {
-    Fsm(Event<'static>),
+    Fsm(Event),
 }
 
-fn token(slot: usize, role: SocketRole) -> Token {
-    Token((slot << ROLE_BITS) | role as usize)
+fn token(slot: usize, generation: u64, role: SocketRole) -> Token {
+    SessionToken {
+        slot,
+        generation,
+        role,
+    }
+    .encode()
 }
 
 impl Session {
@@ -284,10 +223,10 @@ impl Session {
         };
         let implicit = listener.tls == TlsMode::Implicit && tls_config.is_some();
         let global_require = policy.tls.as_ref().map_or(TlsRequire::None, |t| t.require);
-        net::tune_control_socket(&stream);
+        sockets::tune_control_socket(&stream);
         ctx.registry.register(
             &mut stream,
-            token(slot, SocketRole::ClientCtrl),
+            token(slot, generation, SocketRole::ClientCtrl),
             Interest::READABLE | Interest::WRITABLE,
         )?;
         let timeouts = &policy.defaults.timeouts;
@@ -542,7 +481,7 @@ impl Session {
         ctx.audit.emit(&actx, record);
     }
 
-    fn push(&mut self, event: Event<'static>) {
+    fn push(&mut self, event: Event) {
         self.events.push_back(OwnedEvent::Fsm(event));
     }
 
@@ -561,7 +500,7 @@ impl Session {
         progress
     }
 
-    fn dispatch(&mut self, event: Event<'_>, ctx: &mut WorkerCtx<'_>) {
+    fn dispatch(&mut self, event: Event, ctx: &mut WorkerCtx<'_>) {
         let actions = self.fsm.on_event(event, &self.policy);
         self.apply(actions, ctx);
         self.run_events(ctx);
@@ -741,7 +680,7 @@ fn admit(policy: &Policy, client: SocketAddr, ctx: &mut WorkerCtx<'_>) -> Result
 
 /// The event for a client data connection that came up: ready at once in plain text; a
 /// protected one only once its TLS handshake is finished and accepted.
-fn client_data_up(protected: bool) -> Event<'static> {
+fn client_data_up(protected: bool) -> Event {
     if protected {
         Event::ClientDataTlsPending
     } else {

@@ -10,11 +10,11 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::control::{Direction, Side};
-use super::rate::TokenBucket;
 use super::transport::{Conn, Ending, ReadStep};
 use crate::filecopy::{Chunk, End, FileCopier, SendError, Target};
 use crate::limits::FILECOPY_CHUNK;
 use crate::reactor::pool::RelayBuffer;
+use crate::services::rate::TokenBucket;
 
 /// A data transfer in flight.
 pub struct Relay {

@@ -53,11 +53,16 @@ pub(super) fn filter_features(reply: Reply, tls: bool, fallback: &[String]) -> R
 }
 
 impl ControlFsm {
-    pub(super) fn on_client_line(&mut self, line: &[u8], policy: &Policy, out: &mut Vec<Action>) {
+    pub(super) fn on_client_command(
+        &mut self,
+        command: Result<Command, CommandError>,
+        policy: &Policy,
+        out: &mut Vec<Action>,
+    ) {
         if !self.count_before_login(out) {
             return;
         }
-        let cmd = match parse_command(line) {
+        let cmd = match command {
             Ok(cmd) => cmd,
             Err(err) => {
                 let (code, text) = match &err {

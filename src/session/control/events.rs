@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::audit::AuditRecord;
-use crate::ftp::command::Command;
+use crate::ftp::command::{Command, CommandError};
 use crate::ftp::reply::Reply;
 use crate::session::admission::Refusal;
 
@@ -122,9 +122,9 @@ impl CloseReason {
 
 /// Inputs to the machine.
 #[derive(Debug)]
-pub enum Event<'a> {
+pub enum Event {
     /// One framed, Telnet-filtered command line from the client.
-    ClientLine(&'a [u8]),
+    ClientCommand(Result<Command, CommandError>),
     /// The client sent a line longer than the limit (it has been discarded).
     ClientLineTooLong,
     ClientClosed,

@@ -48,7 +48,9 @@ use crate::ftp::address::{
     parse_epsv_reply, parse_pasv_reply, parse_port_arg,
 };
 use crate::ftp::codes;
-use crate::ftp::command::{Command, CommandError, Verb, parse_command};
+#[cfg(test)]
+use crate::ftp::command::parse_command;
+use crate::ftp::command::{Command, CommandError, Verb};
 use crate::ftp::path::{MAX_TRACKED_PATH, named_path, parse_pwd_reply, resolve};
 use crate::ftp::permission::{self, Needs};
 use crate::ftp::reply::Reply;
@@ -322,25 +324,31 @@ impl ControlFsm {
     /// Whether the machine can take `line` now. While a command is in flight further lines
     /// wait in the client's input buffer (pipelining), except QUIT at any time and ABOR
     /// during a relay.
-    pub fn can_take_line(&self, line: &[u8]) -> bool {
+    pub fn can_take(&self, command: &Result<Command, CommandError>) -> bool {
         match &self.phase {
             Phase::AwaitUser | Phase::AwaitPass | Phase::Ready => true,
             Phase::Closed => false,
             Phase::Transfer(t) if t.step == TransferStep::Relaying => {
-                matches!(parse_command(line), Ok(c) if matches!(c.verb, Verb::Abor | Verb::Quit))
+                matches!(command, Ok(c) if matches!(c.verb, Verb::Abor | Verb::Quit))
             }
-            _ => matches!(parse_command(line), Ok(c) if c.verb == Verb::Quit),
+            _ => matches!(command, Ok(c) if c.verb == Verb::Quit),
         }
     }
 
+    /// [`can_take`](Self::can_take) for a raw line (tests).
+    #[cfg(test)]
+    pub fn can_take_line(&self, line: &[u8]) -> bool {
+        self.can_take(&parse_command(line))
+    }
+
     /// Feeds one event; returns the actions to perform, in order.
-    pub fn on_event(&mut self, event: Event<'_>, policy: &Policy) -> Vec<Action> {
+    pub fn on_event(&mut self, event: Event, policy: &Policy) -> Vec<Action> {
         let mut out = Vec::new();
         if matches!(self.phase, Phase::Closed) {
             return out;
         }
         match event {
-            Event::ClientLine(line) => self.on_client_line(line, policy, &mut out),
+            Event::ClientCommand(command) => self.on_client_command(command, policy, &mut out),
             Event::ClientLineTooLong => {
                 if self.count_before_login(&mut out) {
                     out.push(Action::SendClient(Reply::new(

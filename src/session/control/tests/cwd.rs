@@ -273,9 +273,10 @@ fn an_over_long_directory_becomes_unknown() {
 #[test]
 fn non_utf8_arguments_are_recoverable_from_the_audit_event() {
     let mut s = Script::logged_in("reader");
-    let actions = s
-        .fsm
-        .on_event(Event::ClientLine(b"SIZE caf\xe9 \"x\"\\"), &s.policy);
+    let actions = s.fsm.on_event(
+        Event::ClientCommand(parse_command(b"SIZE caf\xe9 \"x\"\\")),
+        &s.policy,
+    );
     let record = actions.iter().find_map(|a| match a {
         Action::SendServer(_) => None,
         Action::Audit(r) => Some(r.clone()),
@@ -307,8 +308,10 @@ fn non_utf8_arguments_are_recoverable_from_the_audit_event() {
 #[test]
 fn a_non_utf8_user_name_keeps_its_bytes() {
     let (mut s, _) = Script::new();
-    s.fsm
-        .on_event(Event::ClientLine(b"USER j\xf6rg"), &s.policy);
+    s.fsm.on_event(
+        Event::ClientCommand(parse_command(b"USER j\xf6rg")),
+        &s.policy,
+    );
     let user = s.fsm.user().expect("user");
     assert_eq!(user.name_hex.as_deref(), Some("6af67267"));
     assert!(user.name.contains('\u{fffd}'));

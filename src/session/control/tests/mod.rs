@@ -78,7 +78,7 @@ fn relayed(bytes: u64) -> RelayReport {
     }
 }
 
-fn reply(code: u16, text: &str) -> Event<'static> {
+fn reply(code: u16, text: &str) -> Event {
     Event::ServerReply(Reply::new(code, text))
 }
 
@@ -100,11 +100,13 @@ impl Script {
     }
 
     fn line(&mut self, line: &str) -> Vec<Action> {
-        self.fsm
-            .on_event(Event::ClientLine(line.as_bytes()), &self.policy)
+        self.fsm.on_event(
+            Event::ClientCommand(parse_command(line.as_bytes())),
+            &self.policy,
+        )
     }
 
-    fn event(&mut self, event: Event<'_>) -> Vec<Action> {
+    fn event(&mut self, event: Event) -> Vec<Action> {
         self.fsm.on_event(event, &self.policy)
     }
 
@@ -115,7 +117,7 @@ impl Script {
     }
 
     /// A full login of `user`, the backend answering ftpgate's own PWD with `pwd_reply`.
-    fn logged_in_at(user: &str, pwd_reply: Event<'_>) -> Script {
+    fn logged_in_at(user: &str, pwd_reply: Event) -> Script {
         let (mut s, _) = Script::new();
         assert_eq!(client_replies(&s.line(&format!("USER {user}"))), vec![331]);
         assert!(s.line("PASS secret").contains(&Action::ConnectServer));

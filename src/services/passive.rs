@@ -1,75 +1,16 @@
-//! Socket set-up for sessions: control listeners, passive ports, backend choice.
-//!
-//! Control listeners use SO_REUSEPORT so that one worker process per core can share them.
-//! Passive data listeners never do (STYLE.md pitfall 14): with it, two workers could bind
-//! the same passive port and the kernel would hand a client's data connection to the wrong
-//! one. A passive port in use is skipped, so overlapping ranges cost a retry, not a failure.
-//! Passive ports are drawn at random within the worker's slice (see [`PassivePorts`]).
+//! This worker's slice of the passive port range: ports drawn at random, never one with an
+//! open listener, not one just released to the same client address (a bounded quarantine).
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use mio::net::{TcpListener, TcpStream};
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use mio::net::TcpListener;
 
+use super::sockets::bind_passive;
 use crate::ftp::address::canonical_ip;
-use crate::limits::{
-    BACKEND_DOWN_SECONDS, MAX_PASSIVE_QUARANTINE, PASSIVE_QUARANTINE_SECONDS, PASSIVE_RANDOM_TRIES,
-};
-use crate::policy::{Backend, Balance};
-
-/// Backlog of a control listener.
-const CONTROL_BACKLOG: i32 = 1024;
-/// Backlog of a passive data listener: the legitimate client plus a few intruders.
-const PASSIVE_BACKLOG: i32 = 8;
-
-/// Binds a control listener shared by all workers (SO_REUSEPORT).
-pub fn bind_control_listener(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(CONTROL_BACKLOG)?;
-    Ok(TcpListener::from_std(socket.into()))
-}
-
-/// TCP_NODELAY (a relayed reply must not wait for Nagle) and inline urgent data (Telnet
-/// IP/DM before ABOR arrive in the stream, where the Telnet filter drops them).
-pub fn tune_control_socket(stream: &TcpStream) {
-    let _ = stream.set_nodelay(true);
-    let _ = SockRef::from(stream).set_out_of_band_inline(true);
-}
-
-/// Data connections carry bulk bytes: no Nagle delay on the last segment either.
-pub fn tune_data_socket(stream: &TcpStream) {
-    let _ = stream.set_nodelay(true);
-}
-
-/// Starts a non-blocking connect to `target` from the local address `source` (port chosen
-/// by the kernel), for active-mode data connections to the client.
-pub fn connect_from(source: IpAddr, target: SocketAddr) -> io::Result<TcpStream> {
-    let socket = Socket::new(
-        Domain::for_address(target),
-        Type::STREAM,
-        Some(Protocol::TCP),
-    )?;
-    socket.set_nonblocking(true)?;
-    if source.is_ipv4() == target.is_ipv4() {
-        socket.bind(&SocketAddr::new(source, 0).into())?;
-    }
-    match socket.connect(&target.into()) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-        Err(e) => return Err(e),
-    }
-    Ok(TcpStream::from_std(socket.into()))
-}
+use crate::limits::{MAX_PASSIVE_QUARANTINE, PASSIVE_QUARANTINE_SECONDS, PASSIVE_RANDOM_TRIES};
 
 /// This worker's slice of the passive port range, handed out at random.
 ///
@@ -306,130 +247,9 @@ impl Quarantine {
     }
 }
 
-fn bind_passive(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    // SO_REUSEADDR only (ports in TIME_WAIT are reusable); never SO_REUSEPORT here.
-    socket.set_reuse_address(true)?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(PASSIVE_BACKLOG)?;
-    Ok(TcpListener::from_std(socket.into()))
-}
-
-/// The worker's memory of backend pools: whose turn it is, and who failed recently.
-#[derive(Default)]
-pub struct BackendBook {
-    next: HashMap<String, usize>,
-    down_until: HashMap<SocketAddr, Instant>,
-    /// Sessions whose backend connection is in progress.
-    waiting: u32,
-}
-
-impl BackendBook {
-    pub fn new() -> BackendBook {
-        BackendBook::default()
-    }
-
-    /// The servers of `backend` in the order to try them: round-robin or first-available
-    /// order, with servers that failed recently moved to the end (still tried, last).
-    pub fn candidates(&mut self, backend: &Backend, now: Instant) -> Vec<SocketAddr> {
-        let servers = &backend.servers;
-        if servers.is_empty() {
-            return Vec::new();
-        }
-        let start = match backend.balance {
-            Balance::RoundRobin => {
-                let next = self.next.entry(backend.name.clone()).or_insert(0);
-                let start = *next % servers.len();
-                *next = next.wrapping_add(1);
-                start
-            }
-            Balance::FirstAvailable => 0,
-        };
-        self.down_until.retain(|_, until| *until > now);
-        let mut up = Vec::with_capacity(servers.len());
-        let mut down = Vec::new();
-        for i in 0..servers.len() {
-            let addr = servers[(start + i) % servers.len()];
-            if self.down_until.contains_key(&addr) {
-                down.push(addr);
-            } else {
-                up.push(addr);
-            }
-        }
-        up.extend(down);
-        up
-    }
-
-    pub fn waiting(&self) -> u32 {
-        self.waiting
-    }
-
-    pub fn start_waiting(&mut self) {
-        self.waiting = self.waiting.saturating_add(1);
-    }
-
-    pub fn stop_waiting(&mut self) {
-        self.waiting = self.waiting.saturating_sub(1);
-    }
-
-    /// Takes a server out of rotation for a while after a failed connect.
-    pub fn mark_down(&mut self, addr: SocketAddr, now: Instant) {
-        self.down_until
-            .insert(addr, now + Duration::from_secs(BACKEND_DOWN_SECONDS));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn backend(balance: Balance, n: u16) -> Backend {
-        Backend {
-            name: "pool".into(),
-            servers: (0..n)
-                .map(|i| SocketAddr::from(([127, 0, 0, 1], 2000 + i)))
-                .collect(),
-            balance,
-            tls: Default::default(),
-            source_address: None,
-            tls_settings: Default::default(),
-            feature_probe: true,
-        }
-    }
-
-    #[test]
-    fn round_robin_rotates_and_skips_failed_servers() {
-        let mut book = BackendBook::new();
-        let b = backend(Balance::RoundRobin, 3);
-        let now = Instant::now();
-        assert_eq!(book.candidates(&b, now)[0].port(), 2000);
-        assert_eq!(book.candidates(&b, now)[0].port(), 2001);
-        book.mark_down(b.servers[2], now);
-        let order: Vec<u16> = book.candidates(&b, now).iter().map(|a| a.port()).collect();
-        assert_eq!(order, vec![2000, 2001, 2002], "failed server goes last");
-        let later = now + Duration::from_secs(BACKEND_DOWN_SECONDS + 1);
-        let order: Vec<u16> = book
-            .candidates(&b, later)
-            .iter()
-            .map(|a| a.port())
-            .collect();
-        assert_eq!(order, vec![2000, 2001, 2002]);
-    }
-
-    #[test]
-    fn first_available_always_starts_at_the_first_server() {
-        let mut book = BackendBook::new();
-        let b = backend(Balance::FirstAvailable, 2);
-        let now = Instant::now();
-        assert_eq!(book.candidates(&b, now)[0].port(), 2000);
-        assert_eq!(book.candidates(&b, now)[0].port(), 2000);
-        book.mark_down(b.servers[0], now);
-        assert_eq!(book.candidates(&b, now)[0].port(), 2001);
-    }
 
     #[test]
     fn passive_slices_cover_the_range_without_overlap() {
