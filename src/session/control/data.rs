@@ -11,6 +11,40 @@ pub(super) enum PassiveKind {
     Epsv,
 }
 
+/// The client's side of the data channel, from PASV/EPSV/PORT/EPRT to the end of the
+/// transfer that uses it. Each state carries what it needs; nothing else says where the
+/// client's data connection is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum ClientData {
+    /// No PASV, EPSV, PORT or EPRT, or the last one was used up.
+    None,
+    /// PASV or EPSV asked the shell for a listener; the reply (and its audit event) waits
+    /// for it.
+    Opening { kind: PassiveKind, arg: Vec<u8> },
+    /// ftpgate's passive listener waits for the client.
+    Listening,
+    /// PORT or EPRT named this address (checked); ftpgate connects when a transfer asks.
+    Active(SocketAddr),
+    /// Connecting to the PORT/EPRT address for a transfer.
+    Connecting,
+    /// The connection is up (accepted or connected). `ready` once it may carry file data:
+    /// at once in plain text, for a protected one once its TLS handshake is finished and
+    /// accepted (session reuse).
+    Up { ready: bool },
+}
+
+impl ClientData {
+    /// Ready for file data.
+    pub(super) fn ready(&self) -> bool {
+        matches!(self, ClientData::Up { ready: true })
+    }
+
+    /// Up at the TCP level, its TLS handshake not accepted yet.
+    pub(super) fn handshaking(&self) -> bool {
+        matches!(self, ClientData::Up { ready: false })
+    }
+}
+
 impl PassiveKind {
     pub(super) fn verb(self) -> &'static str {
         match self {
@@ -31,10 +65,10 @@ impl ControlFsm {
                 out,
             );
         }
-        self.data_mode = ClientDataMode::None;
-        self.client_data_connected = false;
-        self.client_data_tls_pending = false;
-        self.pending_passive = Some((PassiveKind::Pasv, Vec::new()));
+        self.client = ClientData::Opening {
+            kind: PassiveKind::Pasv,
+            arg: Vec::new(),
+        };
         out.push(Action::OpenPassive);
     }
 
@@ -56,8 +90,10 @@ impl ControlFsm {
                 out,
             ),
             Ok(_) => {
-                self.data_mode = ClientDataMode::None;
-                self.pending_passive = Some((PassiveKind::Epsv, cmd.arg.clone()));
+                self.client = ClientData::Opening {
+                    kind: PassiveKind::Epsv,
+                    arg: cmd.arg.clone(),
+                };
                 out.push(Action::OpenPassive);
             }
             Err(crate::ftp::address::AddressError::BadFamily) => self.local(
@@ -86,7 +122,9 @@ impl ControlFsm {
     }
 
     pub(super) fn on_passive_opened(&mut self, addr: SocketAddr, out: &mut Vec<Action>) {
-        let Some((kind, arg)) = self.pending_passive.take() else {
+        let ClientData::Opening { kind, arg } =
+            std::mem::replace(&mut self.client, ClientData::None)
+        else {
             return;
         };
         let reply = match (kind, addr) {
@@ -101,7 +139,7 @@ impl ControlFsm {
             },
             (PassiveKind::Epsv, addr) => format_epsv_reply(addr.port()),
         };
-        self.data_mode = ClientDataMode::Passive;
+        self.client = ClientData::Listening;
         let code = reply.code;
         out.push(Action::SendClient(reply));
         self.audit_command(kind.verb(), &arg, "allow", code, out);
@@ -184,7 +222,7 @@ impl ControlFsm {
             );
         }
         self.abort_data(out);
-        self.data_mode = ClientDataMode::Active(addr);
+        self.client = ClientData::Active(addr);
         let text = format!(
             "{} command successful. Consider using PASV.",
             cmd.verb.name()

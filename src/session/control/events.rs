@@ -68,16 +68,6 @@ pub enum Side {
     Server,
 }
 
-/// How the client wants its next data connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClientDataMode {
-    None,
-    /// The shell holds a passive listener for the client.
-    Passive,
-    /// ftpgate connects to this address (validated against the control peer).
-    Active(SocketAddr),
-}
-
 /// Why a session ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloseReason {

@@ -60,7 +60,7 @@ use crate::session::admission::{Refusal, same_ip};
 
 pub(crate) use commands::FILTERED_FEATURES;
 use commands::local_features;
-use data::PassiveKind;
+use data::ClientData;
 pub use events::*;
 use transfer::{Transfer, TransferStep};
 
@@ -160,20 +160,12 @@ pub struct ControlFsm {
     /// The backend's working directory for the audit trail's paths: from ftpgate's PWD
     /// after login, then followed through successful CWD/CDUP. `None` while unknown.
     cwd: Option<String>,
-    data_mode: ClientDataMode,
+    /// The client's side of the data channel.
+    client: ClientData,
     rest: Option<u64>,
     epsv_all: bool,
-    /// Which reply the client's pending PASV/EPSV wants once the listener is open.
-    /// Its argument is audited with the reply the client actually gets (227/229 or 425).
-    pending_passive: Option<(PassiveKind, Vec<u8>)>,
     /// Toward an IPv6 backend, ftpgate asks for EPSV instead of PASV.
     server_ipv6: bool,
-    /// The client's data connection is up (passive: accepted; active: connected).
-    client_data_connected: bool,
-    /// The client's protected data connection is up at the TCP level and its TLS handshake
-    /// not done yet: no file byte may cross it, and the backend gets no transfer command,
-    /// until the shell has seen the handshake finish and accepted it (session reuse).
-    client_data_tls_pending: bool,
     /// The failed-login delay since the last PASS has passed.
     login_delay_over: bool,
     /// The address was banned while a failed login waited for its delay.
@@ -232,13 +224,10 @@ impl ControlFsm {
             user: None,
             logged_in: false,
             cwd: None,
-            data_mode: ClientDataMode::None,
             rest: None,
             epsv_all: false,
-            pending_passive: None,
+            client: ClientData::None,
             server_ipv6: false,
-            client_data_connected: false,
-            client_data_tls_pending: false,
             login_delay_over: false,
             ban_pending: false,
             login_expired: false,
@@ -380,8 +369,9 @@ impl ControlFsm {
             ),
             Event::PassiveOpened(addr) => self.on_passive_opened(addr, &mut out),
             Event::PassiveFailed => {
-                self.data_mode = ClientDataMode::None;
-                if let Some((kind, arg)) = self.pending_passive.take() {
+                if let ClientData::Opening { kind, arg } =
+                    std::mem::replace(&mut self.client, ClientData::None)
+                {
                     self.audit_command(kind.verb(), &arg, "allow", codes::CANT_OPEN_DATA, &mut out);
                 }
                 out.push(Action::SendClient(Reply::new(
@@ -400,13 +390,12 @@ impl ControlFsm {
                 }
             }
             Event::ClientDataConnected => {
-                self.client_data_connected = true;
-                self.client_data_tls_pending = false;
+                self.client = ClientData::Up { ready: true };
                 out.push(Action::CancelTimer(TimerKind::DataConnect));
                 self.maybe_send_transfer_command(&mut out);
             }
             Event::ClientDataTlsPending => {
-                self.client_data_tls_pending = true;
+                self.client = ClientData::Up { ready: false };
                 if self.transfer_step().is_none() {
                     // Accepted ahead of the transfer command: the passive port has done its
                     // job; the handshake is bounded once a transfer waits for it.
@@ -415,13 +404,9 @@ impl ControlFsm {
                 self.maybe_send_transfer_command(&mut out);
             }
             Event::ClientDataFailed => {
-                self.client_data_connected = false;
-                self.client_data_tls_pending = false;
-                if self.transfer_step().is_none() && self.data_mode == ClientDataMode::Passive {
-                    // The passive port took its one connection and it was refused (a thief,
-                    // a handshake that failed): a transfer needs a new PASV.
-                    self.data_mode = ClientDataMode::None;
-                }
+                // A passive port takes one connection; refused (a thief, a handshake that
+                // failed) or broken, a transfer needs a new PASV or PORT.
+                self.client = ClientData::None;
                 self.client_data_failed(&mut out)
             }
             Event::RelayDone(report) => self.on_relay_done(report, &mut out),
@@ -539,8 +524,7 @@ impl ControlFsm {
 
     /// Closes every data connection and the passive listener.
     fn abort_data(&mut self, out: &mut Vec<Action>) {
-        self.client_data_connected = false;
-        self.client_data_tls_pending = false;
+        self.client = ClientData::None;
         out.push(Action::AbortData);
     }
 
@@ -640,8 +624,7 @@ impl ControlFsm {
                 Some(_) => {}
                 None => {
                     // SECURITY: a passive port stays open only for a bounded time.
-                    if self.data_mode == ClientDataMode::Passive && !self.client_data_connected {
-                        self.data_mode = ClientDataMode::None;
+                    if self.client == ClientData::Listening {
                         self.abort_data(out);
                     }
                 }

@@ -71,7 +71,7 @@ impl ControlFsm {
                 out,
             );
         }
-        if self.data_mode == ClientDataMode::None {
+        if matches!(self.client, ClientData::None | ClientData::Opening { .. }) {
             return self.local(
                 &cmd,
                 "deny",
@@ -91,12 +91,11 @@ impl ControlFsm {
             secs(self.config.backend_reply_timeout),
         ));
         out.push(Action::CancelTimer(TimerKind::Idle));
-        if let ClientDataMode::Active(addr) = self.data_mode {
-            self.client_data_connected = false;
-            self.client_data_tls_pending = false;
+        if let ClientData::Active(addr) = self.client {
+            self.client = ClientData::Connecting;
             out.push(Action::ConnectClientData(addr));
         }
-        if !self.client_data_connected {
+        if !self.client.ready() {
             out.push(Action::SetTimer(
                 TimerKind::DataConnect,
                 secs(self.data_connect_timeout()),
@@ -140,8 +139,8 @@ impl ControlFsm {
     /// backend never sees the command for it. A client that waits for the 150 before its
     /// handshake gets ftpgate's own 150 first (and the backend's is then not relayed).
     pub(super) fn maybe_send_transfer_command(&mut self, out: &mut Vec<Action>) {
-        let client_ready = self.client_data_connected;
-        let tls_pending = self.client_data_tls_pending;
+        let client_ready = self.client.ready();
+        let tls_pending = self.client.handshaking();
         let timeout = self.data_connect_timeout();
         let Phase::Transfer(t) = &mut self.phase else {
             return;
@@ -419,7 +418,7 @@ impl ControlFsm {
         self.abort_data(out);
         out.push(Action::CancelTimer(TimerKind::DataConnect));
         out.push(Action::CancelTimer(TimerKind::BackendReply));
-        self.data_mode = ClientDataMode::None;
+        self.client = ClientData::None;
         let Phase::Transfer(t) = std::mem::replace(&mut self.phase, Phase::Ready) else {
             return;
         };

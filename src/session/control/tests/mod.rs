@@ -454,6 +454,7 @@ fn a_refused_connection_gets_421_and_closes() {
 }
 
 mod cwd;
+mod data;
 mod hostile;
 mod tls;
 mod transfer;
