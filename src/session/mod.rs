@@ -609,6 +609,12 @@ impl Session {
                 Action::StartClientTls => self.tls_upgrade = true,
                 Action::StartServerTls => self.start_server_tls(),
                 Action::Audit(record) => self.audit(ctx, &record),
+                Action::Unexpected { event, phase } => {
+                    log::warn!(
+                        "{} protocol violation: {event} is not expected in phase {phase}; ignored",
+                        self.id
+                    );
+                }
                 Action::StopRelay => {
                     // What crossed travels in the event the machine waits for.
                     let report = self.stop_data(ctx).unwrap_or_default();

@@ -163,6 +163,38 @@ pub enum Event {
     ServerTlsFailed,
 }
 
+impl Event {
+    /// The event's name, for the log.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::ClientCommand(_) => "ClientCommand",
+            Event::ClientLineTooLong => "ClientLineTooLong",
+            Event::ClientClosed => "ClientClosed",
+            Event::ServerConnected => "ServerConnected",
+            Event::ServerUnavailable => "ServerUnavailable",
+            Event::ServerReply(_) => "ServerReply",
+            Event::ServerClosed => "ServerClosed",
+            Event::ServerProtocolError => "ServerProtocolError",
+            Event::PassiveOpened(_) => "PassiveOpened",
+            Event::PassiveFailed => "PassiveFailed",
+            Event::ServerDataConnected => "ServerDataConnected",
+            Event::ServerDataFailed => "ServerDataFailed",
+            Event::ClientDataConnected => "ClientDataConnected",
+            Event::ClientDataTlsPending => "ClientDataTlsPending",
+            Event::ClientDataFailed => "ClientDataFailed",
+            Event::RelayDone(_) => "RelayDone",
+            Event::RelayOverLimit(_) => "RelayOverLimit",
+            Event::RelayFailed { .. } => "RelayFailed",
+            Event::RelayCopyFailed(_) => "RelayCopyFailed",
+            Event::RelayStopped(_) => "RelayStopped",
+            Event::Timer(_) => "Timer",
+            Event::LoginRefused(_) => "LoginRefused",
+            Event::Banned => "Banned",
+            Event::ServerTlsFailed => "ServerTlsFailed",
+        }
+    }
+}
+
 /// What crossed a transfer's data connections, measured by the shell and carried by the event
 /// that ends the relay, so that the transfer's audit record is made once and whole.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -203,6 +235,12 @@ pub enum Action {
     },
     /// Close every data connection and the passive listener.
     AbortData,
+    /// An event came that the machine's phase does not expect (a bug, or a peer doing
+    /// something out of order): it changed nothing, and the shell logs it.
+    Unexpected {
+        event: &'static str,
+        phase: &'static str,
+    },
     /// Stop the relay now (ABOR, a failure reply from the backend) and report what crossed
     /// with [`Event::RelayStopped`]; the transfer's record waits for it.
     StopRelay,

@@ -130,6 +130,27 @@ enum Phase {
     Closed,
 }
 
+impl Phase {
+    fn name(&self) -> &'static str {
+        match self {
+            Phase::AwaitUser => "AwaitUser",
+            Phase::AwaitPass => "AwaitPass",
+            Phase::FailedLogin => "FailedLogin",
+            Phase::Connecting { .. } => "Connecting",
+            Phase::AwaitGreeting { .. } => "AwaitGreeting",
+            Phase::AwaitServerAuth { .. } => "AwaitServerAuth",
+            Phase::AwaitUserReply { .. } => "AwaitUserReply",
+            Phase::AwaitPassReply => "AwaitPassReply",
+            Phase::Ready => "Ready",
+            Phase::AwaitPwd => "AwaitPwd",
+            Phase::Forwarded { .. } => "Forwarded",
+            Phase::Transfer(_) => "Transfer",
+            Phase::Draining { .. } => "Draining",
+            Phase::Closed => "Closed",
+        }
+    }
+}
+
 /// Settings the shell gives the machine at creation.
 #[derive(Clone, Debug)]
 pub struct ControlConfig {
@@ -336,6 +357,13 @@ impl ControlFsm {
         if matches!(self.phase, Phase::Closed) {
             return out;
         }
+        if !self.expects(&event) {
+            out.push(Action::Unexpected {
+                event: event.name(),
+                phase: self.phase.name(),
+            });
+            return out;
+        }
         match event {
             Event::ClientCommand(command) => self.on_client_command(command, policy, &mut out),
             Event::ClientLineTooLong => {
@@ -440,6 +468,51 @@ impl ControlFsm {
             Event::Timer(kind) => self.on_timer(kind, &mut out),
         }
         out
+    }
+
+    /// Whether the machine, where it is (its phase, the client's data side, the transfer's
+    /// step), expects `event`. Everything else is refused before any handler sees it.
+    fn expects(&self, event: &Event) -> bool {
+        let step = self.transfer_step();
+        match event {
+            Event::ClientCommand(_)
+            | Event::ClientLineTooLong
+            | Event::ClientClosed
+            | Event::ServerClosed
+            | Event::ServerProtocolError
+            | Event::ServerTlsFailed
+            | Event::Banned
+            | Event::Timer(_) => true,
+            Event::ServerConnected | Event::ServerUnavailable | Event::LoginRefused(_) => {
+                matches!(self.phase, Phase::Connecting { .. })
+            }
+            // Unsolicited replies in Ready are the backend's violation, handled there.
+            Event::ServerReply(_) => !matches!(
+                self.phase,
+                Phase::AwaitUser | Phase::AwaitPass | Phase::FailedLogin | Phase::Connecting { .. }
+            ),
+            Event::PassiveOpened(_) | Event::PassiveFailed => {
+                matches!(self.client, ClientData::Opening { .. })
+            }
+            Event::ServerDataConnected | Event::ServerDataFailed => {
+                step == Some(TransferStep::AwaitDataConnect)
+            }
+            Event::ClientDataConnected | Event::ClientDataTlsPending => matches!(
+                self.client,
+                ClientData::Listening | ClientData::Connecting | ClientData::Up { ready: false }
+            ),
+            Event::ClientDataFailed => !matches!(
+                self.client,
+                ClientData::None | ClientData::Opening { .. } | ClientData::Active(_)
+            ),
+            Event::RelayDone(_)
+            | Event::RelayOverLimit(_)
+            | Event::RelayFailed { .. }
+            | Event::RelayCopyFailed(_) => step == Some(TransferStep::Relaying),
+            Event::RelayStopped(_) => {
+                matches!(&self.phase, Phase::Transfer(t) if t.stopping.is_some())
+            }
+        }
     }
 
     fn transfer_step(&self) -> Option<TransferStep> {

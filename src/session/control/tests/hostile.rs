@@ -334,3 +334,37 @@ fn a_connection_refused_before_the_transfer_leaves_no_pending_handshake() {
         "no 150 for a connection that was refused: {actions:?}"
     );
 }
+
+#[test]
+fn events_the_phase_does_not_expect_change_nothing_and_are_reported() {
+    let mut s = Script::logged_in("reader");
+    for event in [
+        Event::ServerConnected,
+        Event::PassiveOpened("192.0.2.1:50000".parse().expect("addr")),
+        Event::ServerDataConnected,
+        Event::ClientDataConnected,
+        Event::RelayDone(relayed(1)),
+        Event::RelayStopped(relayed(1)),
+        Event::LoginRefused(Refusal::SessionsTotal(1)),
+    ] {
+        let name = event.name();
+        assert_eq!(
+            s.event(event),
+            vec![Action::Unexpected {
+                event: name,
+                phase: "Ready"
+            }],
+            "{name}"
+        );
+    }
+    // The session goes on as if nothing came.
+    assert_eq!(server_commands(&s.line("SIZE a")), vec!["SIZE a"]);
+    let (mut fresh, _) = Script::new();
+    assert!(matches!(
+        fresh.event(reply(220, "out of the blue")).as_slice(),
+        [Action::Unexpected {
+            event: "ServerReply",
+            phase: "AwaitUser"
+        }]
+    ));
+}

@@ -350,6 +350,12 @@ fn a_backend_failure_during_the_relay_stops_it_and_records_what_crossed() {
 #[test]
 fn a_relay_report_that_comes_unasked_changes_nothing() {
     let mut s = relaying_download("reader");
-    assert!(s.event(Event::RelayStopped(relayed(5))).is_empty());
+    assert_eq!(
+        s.event(Event::RelayStopped(relayed(5))),
+        vec![Action::Unexpected {
+            event: "RelayStopped",
+            phase: "Transfer"
+        }]
+    );
     assert!(!s.fsm.can_take_line(b"NOOP"), "the transfer goes on");
 }
