@@ -58,24 +58,11 @@ enum Read1 {
 impl Live {
     /// mio's non-blocking connect protocol: writable, then `take_error`, then `peer_addr`.
     fn finish_connect(&mut self) -> Option<io::Result<()>> {
-        if !self.writable {
-            return None;
+        let done = net::finish_connect(&self.stream, &mut self.writable);
+        if matches!(done, Some(Ok(()))) {
+            self.connecting = false;
         }
-        match self.stream.take_error() {
-            Ok(Some(e)) | Err(e) => return Some(Err(e)),
-            Ok(None) => {}
-        }
-        match self.stream.peer_addr() {
-            Ok(_) => {
-                self.connecting = false;
-                Some(Ok(()))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                self.writable = false;
-                None
-            }
-            Err(e) => Some(Err(e)),
-        }
+        done
     }
 
     /// Writes what is queued (through TLS where there is TLS) while the socket takes it.

@@ -12,6 +12,28 @@ use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use crate::limits::{CONTROL_BACKLOG, PASSIVE_BACKLOG};
 
+/// Completes a non-blocking connect, mio's protocol: writable, then `take_error`, then
+/// `peer_addr` (STYLE.md pitfall 6). `writable` is the socket's last known readiness; it is
+/// cleared when the connect is still in progress. `Some(Ok)` once connected, `Some(Err)` on
+/// failure, `None` while in progress.
+pub fn finish_connect(stream: &TcpStream, writable: &mut bool) -> Option<io::Result<()>> {
+    if !*writable {
+        return None;
+    }
+    match stream.take_error() {
+        Ok(Some(e)) | Err(e) => return Some(Err(e)),
+        Ok(None) => {}
+    }
+    match stream.peer_addr() {
+        Ok(_) => Some(Ok(())),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+            *writable = false;
+            None
+        }
+        Err(e) => Some(Err(e)),
+    }
+}
+
 /// Binds a control listener shared by all workers (SO_REUSEPORT).
 pub fn bind_control_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;

@@ -11,6 +11,7 @@ use std::net::Shutdown;
 
 use mio::net::TcpStream;
 
+use crate::services::sockets;
 use crate::tls;
 
 /// A socket and its last known readiness.
@@ -144,24 +145,14 @@ impl Conn {
     /// `peer_addr`). Returns `Some(Ok)` when connected, `Some(Err)` on failure, `None` while
     /// still in progress.
     pub fn finish_connect(&mut self) -> Option<io::Result<()>> {
-        if !self.connecting || !self.writable {
+        if !self.connecting {
             return None;
         }
-        match self.stream.take_error() {
-            Ok(Some(e)) | Err(e) => return Some(Err(e)),
-            Ok(None) => {}
+        let done = sockets::finish_connect(&self.stream, &mut self.writable);
+        if matches!(done, Some(Ok(()))) {
+            self.connecting = false;
         }
-        match self.stream.peer_addr() {
-            Ok(_) => {
-                self.connecting = false;
-                Some(Ok(()))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                self.writable = false;
-                None
-            }
-            Err(e) => Some(Err(e)),
-        }
+        done
     }
 }
 

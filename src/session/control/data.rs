@@ -55,15 +55,25 @@ impl PassiveKind {
 }
 
 impl ControlFsm {
+    /// RFC 2428: after EPSV ALL only EPSV may set up data connections (a NAT in front of the
+    /// client relies on it). True when `cmd` was refused for that.
+    fn refused_after_epsv_all(&mut self, cmd: &Command, out: &mut Vec<Action>) -> bool {
+        if !self.epsv_all {
+            return false;
+        }
+        self.local(
+            cmd,
+            "deny",
+            codes::BAD_SEQUENCE,
+            "Only EPSV is allowed after EPSV ALL.",
+            out,
+        );
+        true
+    }
+
     pub(super) fn on_pasv(&mut self, cmd: &Command, out: &mut Vec<Action>) {
-        if self.epsv_all {
-            return self.local(
-                cmd,
-                "deny",
-                codes::BAD_SEQUENCE,
-                "Only EPSV is allowed after EPSV ALL.",
-                out,
-            );
+        if self.refused_after_epsv_all(cmd, out) {
+            return;
         }
         self.client = ClientData::Opening {
             kind: PassiveKind::Pasv,
@@ -150,14 +160,8 @@ impl ControlFsm {
     }
 
     pub(super) fn on_port(&mut self, cmd: &Command, out: &mut Vec<Action>) {
-        if self.epsv_all {
-            return self.local(
-                cmd,
-                "deny",
-                codes::BAD_SEQUENCE,
-                "Only EPSV is allowed after EPSV ALL.",
-                out,
-            );
+        if self.refused_after_epsv_all(cmd, out) {
+            return;
         }
         match parse_port_arg(&cmd.arg) {
             Ok(addr) => self.set_active(cmd, SocketAddr::V4(addr), out),
@@ -172,14 +176,8 @@ impl ControlFsm {
     }
 
     pub(super) fn on_eprt(&mut self, cmd: &Command, out: &mut Vec<Action>) {
-        if self.epsv_all {
-            return self.local(
-                cmd,
-                "deny",
-                codes::BAD_SEQUENCE,
-                "Only EPSV is allowed after EPSV ALL.",
-                out,
-            );
+        if self.refused_after_epsv_all(cmd, out) {
+            return;
         }
         match parse_eprt_arg(&cmd.arg) {
             Ok(addr) => self.set_active(cmd, addr, out),
