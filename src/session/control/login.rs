@@ -37,7 +37,7 @@ impl ControlFsm {
         out: &mut Vec<Action>,
     ) {
         match cmd.verb {
-            Verb::User if self.config.tls_require != TlsRequire::None && !self.tls_active => self
+            Verb::User if self.config.tls_require != TlsRequire::None && !self.tls.active() => self
                 .local(
                     &cmd,
                     "deny",
@@ -97,7 +97,7 @@ impl ControlFsm {
                 }
                 // SECURITY: a user who requires TLS never logs in (nor sends a password to
                 // a backend) over plaintext; refused like a wrong password.
-                let tls_refused = self.tls_required() != TlsRequire::None && !self.tls_active;
+                let tls_refused = self.tls_required() != TlsRequire::None && !self.tls.active();
                 if tls_refused {
                     if let Some(u) = self.user.as_ref() {
                         out.push(Action::Audit(AuditRecord::PolicyViolation {
@@ -109,7 +109,7 @@ impl ControlFsm {
                 let known = !tls_refused && self.user.as_ref().is_some_and(|u| u.known.is_some());
                 // SECURITY: every failed login is answered no sooner than the delay after
                 // PASS, known user or not, so timing does not tell which names exist.
-                self.login_delay_over = false;
+                self.attempt = LoginAttempt::default();
                 out.push(Action::SetTimer(
                     TimerKind::FailedLogin,
                     Duration::from_millis(self.config.failed_login_delay_ms),
@@ -119,7 +119,7 @@ impl ControlFsm {
                     // it never shortens the common one (a sooner 421 would tell).
                     if let Some(login) = self.user_timeouts().map(|t| t.login) {
                         if login > self.config.login_timeout {
-                            self.login_extended = true;
+                            self.attempt.extended = true;
                             out.push(Action::SetTimer(TimerKind::Login, secs(login)));
                         }
                     }
@@ -135,7 +135,7 @@ impl ControlFsm {
                     };
                     self.audit_login("failed", Some(reason), out);
                     out.push(Action::LoginFailed);
-                    self.start_failed_login(out);
+                    self.start_failed_login(false, out);
                 }
             }
             Verb::Noop => self.local(&cmd, "allow", codes::COMMAND_OK, "NOOP ok.", out),
@@ -177,11 +177,15 @@ impl ControlFsm {
     }
 
     /// The login failed: 530 goes out when the delay that started at PASS is over.
-    pub(super) fn start_failed_login(&mut self, out: &mut Vec<Action>) {
-        if self.login_delay_over {
-            self.answer_failed_login(out);
+    /// `expired`: the login timeout passed already (the session closes after the 530).
+    pub(super) fn start_failed_login(&mut self, expired: bool, out: &mut Vec<Action>) {
+        if self.attempt.delay_over {
+            self.answer_failed_login(false, expired, out);
         } else {
-            self.phase = Phase::FailedLogin;
+            self.phase = Phase::FailedLogin {
+                ban_pending: false,
+                expired,
+            };
         }
     }
 
@@ -193,19 +197,24 @@ impl ControlFsm {
         );
     }
 
-    pub(super) fn answer_failed_login(&mut self, out: &mut Vec<Action>) {
-        if self.ban_pending {
+    pub(super) fn answer_failed_login(
+        &mut self,
+        ban_pending: bool,
+        expired: bool,
+        out: &mut Vec<Action>,
+    ) {
+        if ban_pending {
             return self.close_banned(out);
         }
         self.phase = Phase::AwaitUser;
         self.user = None;
         self.reply(codes::NOT_LOGGED_IN, "Login incorrect.", out);
-        if self.login_expired {
+        if expired {
             // The login timeout passed while the failure waited for its delay: the 530
             // first, as for any name, then the timeout.
             return self.fail_close("Login timeout.", CloseReason::LoginTimeout, out);
         }
-        if std::mem::take(&mut self.login_extended) {
+        if std::mem::take(&mut self.attempt.extended) {
             out.push(Action::SetTimer(
                 TimerKind::Login,
                 secs(self.config.login_timeout),
@@ -262,7 +271,7 @@ impl ControlFsm {
         out.push(Action::CancelTimer(TimerKind::BackendReply));
         self.audit_login("failed", Some("backend_refused"), out);
         out.push(Action::LoginFailed);
-        self.start_failed_login(out);
+        self.start_failed_login(false, out);
     }
 
     /// The shell refused a known user's login before contacting the backend.
@@ -282,7 +291,7 @@ impl ControlFsm {
             // the rule is in the audit trail, not in the reply.
             self.audit_login("failed", Some("access_rule"), out);
             out.push(Action::LoginFailed);
-            self.start_failed_login(out);
+            self.start_failed_login(false, out);
         }
     }
 
@@ -292,9 +301,11 @@ impl ControlFsm {
     pub(super) fn on_login_timeout(&mut self, out: &mut Vec<Action>) {
         let phase = std::mem::replace(&mut self.phase, Phase::Closed);
         match phase {
-            Phase::FailedLogin => {
-                self.login_expired = true;
-                self.phase = Phase::FailedLogin;
+            Phase::FailedLogin { ban_pending, .. } => {
+                self.phase = Phase::FailedLogin {
+                    ban_pending,
+                    expired: true,
+                };
             }
             Phase::Connecting { mut pass }
             | Phase::AwaitGreeting { mut pass }
@@ -312,12 +323,11 @@ impl ControlFsm {
     }
 
     pub(super) fn backend_login_timed_out(&mut self, out: &mut Vec<Action>) {
-        self.login_expired = true;
         out.push(Action::CloseServer);
         out.push(Action::CancelTimer(TimerKind::BackendReply));
         self.audit_login("failed", Some("login_timeout"), out);
         out.push(Action::LoginFailed);
-        self.start_failed_login(out);
+        self.start_failed_login(true, out);
     }
 
     /// A reply during the backend login: the greeting, AUTH TLS toward the backend, then the

@@ -62,6 +62,7 @@ pub(crate) use commands::FILTERED_FEATURES;
 use commands::local_features;
 use data::ClientData;
 pub use events::*;
+use tls::ClientTls;
 use transfer::{Transfer, TransferStep};
 
 /// What the machine knows of the user after USER.
@@ -93,7 +94,12 @@ enum Phase {
     AwaitUser,
     AwaitPass,
     /// A failed login; 530 goes out when the FailedLogin timer fires.
-    FailedLogin,
+    FailedLogin {
+        /// The address was banned meanwhile: the answer is 421 and the session closes.
+        ban_pending: bool,
+        /// The login timeout passed meanwhile: the session closes after the 530.
+        expired: bool,
+    },
     Connecting {
         pass: Vec<u8>,
     },
@@ -130,12 +136,21 @@ enum Phase {
     Closed,
 }
 
+/// What a login attempt needs to remember from its PASS to its answer.
+#[derive(Clone, Copy, Debug, Default)]
+struct LoginAttempt {
+    /// The failed-login delay since PASS has passed: a failure is answered at once.
+    delay_over: bool,
+    /// A known user's longer login timeout replaced the common one at PASS.
+    extended: bool,
+}
+
 impl Phase {
     fn name(&self) -> &'static str {
         match self {
             Phase::AwaitUser => "AwaitUser",
             Phase::AwaitPass => "AwaitPass",
-            Phase::FailedLogin => "FailedLogin",
+            Phase::FailedLogin { .. } => "FailedLogin",
             Phase::Connecting { .. } => "Connecting",
             Phase::AwaitGreeting { .. } => "AwaitGreeting",
             Phase::AwaitServerAuth { .. } => "AwaitServerAuth",
@@ -187,10 +202,8 @@ pub struct ControlFsm {
     epsv_all: bool,
     /// Toward an IPv6 backend, ftpgate asks for EPSV instead of PASV.
     server_ipv6: bool,
-    /// The failed-login delay since the last PASS has passed.
-    login_delay_over: bool,
-    /// The address was banned while a failed login waited for its delay.
-    ban_pending: bool,
+    /// The login attempt since the last PASS.
+    attempt: LoginAttempt,
     /// Command lines taken before login (bounded: [`MAX_COMMANDS_BEFORE_LOGIN`]).
     commands_before_login: u32,
     /// (verb, decision, reply) of the commands recorded before login.
@@ -199,16 +212,9 @@ pub struct ControlFsm {
     repeated: BTreeMap<String, u64>,
     /// Preliminary (1xx) replies since the backend's last final reply.
     preliminaries: u32,
-    /// The login timeout passed after PASS: the session closes once the 530 is out.
-    login_expired: bool,
-    /// A known user's longer login timeout replaced the common one at PASS.
-    login_extended: bool,
-    /// The control connection is under TLS (implicit, or after AUTH TLS).
-    tls_active: bool,
-    /// PBSZ was given (RFC 4217 wants it before PROT).
-    pbsz_done: bool,
-    /// PROT P: every data connection is TLS.
-    data_protected: bool,
+    /// TLS toward the client: whether the control connection is under it, and what PBSZ
+    /// and PROT said.
+    tls: ClientTls,
     /// TLS toward the backend (told by the shell when it connects).
     server_tls: ServerTls,
     /// Replies still owed to ftpgate's own PBSZ/PROT toward the backend.
@@ -238,7 +244,14 @@ impl ControlFsm {
             Action::SetTimer(TimerKind::Login, secs(config.login_timeout)),
             Action::SetTimer(TimerKind::Session, secs(config.session_timeout)),
         ];
-        let tls_active = config.tls_implicit;
+        let tls = if config.tls_implicit {
+            ClientTls::Secured {
+                pbsz: false,
+                private: false,
+            }
+        } else {
+            ClientTls::Plain
+        };
         let fsm = ControlFsm {
             config,
             phase: Phase::AwaitUser,
@@ -249,17 +262,12 @@ impl ControlFsm {
             epsv_all: false,
             client: ClientData::None,
             server_ipv6: false,
-            login_delay_over: false,
-            ban_pending: false,
-            login_expired: false,
+            attempt: LoginAttempt::default(),
             preliminaries: 0,
             commands_before_login: 0,
             audited_before_login: Vec::new(),
             repeated: BTreeMap::new(),
-            login_extended: false,
-            tls_active,
-            pbsz_done: false,
-            data_protected: false,
+            tls,
             server_tls: ServerTls::None,
             server_setup_replies: 0,
         };
@@ -287,7 +295,7 @@ impl ControlFsm {
 
     /// Whether data connections are TLS (PROT P).
     pub fn data_protected(&self) -> bool {
-        self.data_protected
+        self.tls.data_protected()
     }
 
     /// Told by the shell when it connects to a backend.
@@ -447,9 +455,9 @@ impl ControlFsm {
                     kind: "failed_logins",
                     detail: "too many failed logins; address banned".into(),
                 }));
-                if matches!(self.phase, Phase::FailedLogin) {
+                if let Phase::FailedLogin { ban_pending, .. } = &mut self.phase {
                     // The 421 waits for the failed-login delay like the 530 would have.
-                    self.ban_pending = true;
+                    *ban_pending = true;
                 } else {
                     self.close_banned(&mut out);
                 }
@@ -489,7 +497,10 @@ impl ControlFsm {
             // Unsolicited replies in Ready are the backend's violation, handled there.
             Event::ServerReply(_) => !matches!(
                 self.phase,
-                Phase::AwaitUser | Phase::AwaitPass | Phase::FailedLogin | Phase::Connecting { .. }
+                Phase::AwaitUser
+                    | Phase::AwaitPass
+                    | Phase::FailedLogin { .. }
+                    | Phase::Connecting { .. }
             ),
             Event::PassiveOpened(_) | Event::PassiveFailed => {
                 matches!(self.client, ClientData::Opening { .. })
@@ -685,9 +696,13 @@ impl ControlFsm {
                 out,
             ),
             TimerKind::FailedLogin => {
-                self.login_delay_over = true;
-                if matches!(self.phase, Phase::FailedLogin) {
-                    self.answer_failed_login(out);
+                self.attempt.delay_over = true;
+                if let Phase::FailedLogin {
+                    ban_pending,
+                    expired,
+                } = self.phase
+                {
+                    self.answer_failed_login(ban_pending, expired, out);
                 }
             }
             TimerKind::DataConnect => match self.transfer_step() {
@@ -704,9 +719,10 @@ impl ControlFsm {
             },
             TimerKind::BackendReply => {
                 let waiting = match &self.phase {
-                    Phase::Ready | Phase::AwaitUser | Phase::AwaitPass | Phase::FailedLogin => {
-                        false
-                    }
+                    Phase::Ready
+                    | Phase::AwaitUser
+                    | Phase::AwaitPass
+                    | Phase::FailedLogin { .. } => false,
                     // While data moves the backend owes nothing until the relay is done.
                     Phase::Transfer(t) if t.step == TransferStep::Relaying => t.relayed.is_some(),
                     _ => true,

@@ -3,6 +3,27 @@
 
 use super::*;
 
+/// TLS toward the client, as the TLS commands left it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ClientTls {
+    /// The control connection is plain text.
+    Plain,
+    /// The control connection is under TLS (implicit, or after AUTH). `pbsz`: PBSZ was
+    /// given (RFC 4217 wants it before PROT); `private`: PROT P, every data connection is
+    /// TLS.
+    Secured { pbsz: bool, private: bool },
+}
+
+impl ClientTls {
+    pub(super) fn active(self) -> bool {
+        matches!(self, ClientTls::Secured { .. })
+    }
+
+    pub(super) fn data_protected(self) -> bool {
+        matches!(self, ClientTls::Secured { private: true, .. })
+    }
+}
+
 impl ControlFsm {
     /// The TLS level the session must meet: the listener's and global requirement,
     /// tightened by the user's own once known.
@@ -29,7 +50,7 @@ impl ControlFsm {
                 out,
             );
         }
-        if self.tls_active {
+        if self.tls.active() {
             return self.local(cmd, "deny", codes::BAD_SEQUENCE, "Already using TLS.", out);
         }
         if !matches!(mechanism.as_str(), "TLS" | "SSL" | "TLS-C" | "TLS-P") {
@@ -41,11 +62,11 @@ impl ControlFsm {
                 out,
             );
         }
-        self.tls_active = true;
-        if mechanism == "TLS-P" || mechanism == "SSL" {
+        self.tls = ClientTls::Secured {
+            pbsz: false,
             // RFC 4217 §4: the historical AUTH SSL and TLS-P imply protected data.
-            self.data_protected = true;
-        }
+            private: mechanism == "TLS-P" || mechanism == "SSL",
+        };
         self.local(
             cmd,
             "allow",
@@ -58,22 +79,26 @@ impl ControlFsm {
 
     /// PBSZ, PROT and CCC (RFC 4217).
     pub(super) fn on_tls_command(&mut self, cmd: &Command, out: &mut Vec<Action>) {
-        if !self.tls_active {
+        let ClientTls::Secured { pbsz, private } = self.tls else {
             return self.local(cmd, "deny", codes::BAD_SEQUENCE, "Use AUTH TLS first.", out);
-        }
+        };
         let arg = String::from_utf8_lossy(&cmd.arg)
             .trim()
             .to_ascii_uppercase();
         match cmd.verb {
             Verb::Pbsz => {
-                self.pbsz_done = true;
+                self.tls = ClientTls::Secured {
+                    pbsz: true,
+                    private,
+                };
                 self.local(cmd, "allow", codes::COMMAND_OK, "PBSZ=0", out)
             }
-            Verb::Prot if !self.pbsz_done => {
-                self.local(cmd, "deny", codes::BAD_SEQUENCE, "PBSZ first.", out)
-            }
+            Verb::Prot if !pbsz => self.local(cmd, "deny", codes::BAD_SEQUENCE, "PBSZ first.", out),
             Verb::Prot if arg == "P" => {
-                self.data_protected = true;
+                self.tls = ClientTls::Secured {
+                    pbsz,
+                    private: true,
+                };
                 self.local(cmd, "allow", codes::COMMAND_OK, "PROT now Private.", out)
             }
             Verb::Prot if arg == "C" => {
@@ -86,7 +111,10 @@ impl ControlFsm {
                         out,
                     );
                 }
-                self.data_protected = false;
+                self.tls = ClientTls::Secured {
+                    pbsz,
+                    private: false,
+                };
                 self.local(cmd, "allow", codes::COMMAND_OK, "PROT now Clear.", out)
             }
             Verb::Prot if arg == "S" || arg == "E" => self.local(

@@ -62,7 +62,7 @@ fn direction_of(verb: Verb) -> Direction {
 
 impl ControlFsm {
     pub(super) fn start_transfer(&mut self, cmd: Command, out: &mut Vec<Action>) {
-        if self.tls_required() == TlsRequire::All && !self.data_protected {
+        if self.tls_required() == TlsRequire::All && !self.tls.data_protected() {
             return self.local(
                 &cmd,
                 "deny",
