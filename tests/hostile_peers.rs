@@ -730,3 +730,41 @@ fn the_transfer_event_says_whether_a_tls_upload_ended_cleanly_or_was_truncated()
     );
     gate.assert_healthy();
 }
+
+#[test]
+fn a_client_that_hangs_up_mid_transfer_still_leaves_a_transfer_record() {
+    let vs = Vsftpd::start();
+    let data = random_bytes(4 * 1024 * 1024, 11);
+    vs.put_file("pub/slow.bin", &data);
+    let mut gate = Ftpgate::builder()
+        .backend("vsftpd", vs.addr())
+        .standard_roles()
+        .user("anonymous", "full", "vsftpd")
+        .set(&["users", "anonymous", "limits", "rate"], json!("1MiB/s"))
+        .start();
+    let mut c = Ftp::connect(gate.addr());
+    c.login_ok("anonymous", "x");
+    assert_eq!(c.cmd("TYPE I").0, 200);
+    let mut data_conn = c.pasv_connect();
+    assert_eq!(c.cmd("RETR /pub/slow.bin").0, 150);
+    let mut first = vec![0u8; 64 * 1024];
+    data_conn.read_exact(&mut first).expect("the first bytes");
+    // Hang up the control connection while the relay runs.
+    drop(c);
+    let events = gate.wait_audit(Duration::from_secs(20), |events| {
+        events.iter().any(|e| e["event"] == "session_end")
+    });
+    let transfer = events
+        .iter()
+        .find(|e| e["event"] == "transfer")
+        .expect("a transfer record for the cut download");
+    assert_eq!(transfer["result"], "aborted");
+    let bytes = transfer["bytes"].as_u64().unwrap_or(0);
+    assert!(
+        bytes >= first.len() as u64 && bytes < data.len() as u64,
+        "{transfer}"
+    );
+    assert!(transfer["sha256"].is_string(), "{transfer}");
+    drop(data_conn);
+    gate.assert_healthy();
+}

@@ -63,7 +63,7 @@ use commands::local_features;
 use data::ClientData;
 pub use events::*;
 use tls::ClientTls;
-use transfer::{Transfer, TransferStep};
+use transfer::{Stopping, Transfer, TransferStep};
 
 /// What the machine knows of the user after USER.
 #[derive(Clone, Debug)]
@@ -613,6 +613,18 @@ impl ControlFsm {
     }
 
     fn close(&mut self, reason: CloseReason, out: &mut Vec<Action>) {
+        // A transfer cut by the session's end still gets its record, whole: a running relay
+        // is stopped first (the close follows its report, see `on_relay_stopped`).
+        if let Phase::Transfer(t) = &mut self.phase {
+            if t.step == TransferStep::Relaying && t.relayed.is_none() {
+                if t.stopping.replace(Stopping::Close(reason)).is_none() {
+                    out.push(Action::StopRelay);
+                }
+                return;
+            }
+            let report = t.relayed.take();
+            self.end_transfer_with_code("aborted", report, codes::TRANSFER_ABORTED, out);
+        }
         self.abort_data(out);
         out.push(Action::Close(reason));
         self.phase = Phase::Closed;

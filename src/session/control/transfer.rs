@@ -50,6 +50,8 @@ pub(super) enum Stopping {
     Abort,
     /// The backend's final reply says the transfer failed; it goes to the client.
     BackendFailed(Reply),
+    /// The session ends (QUIT, a timeout, a side gone): the record, then the close.
+    Close(CloseReason),
 }
 
 fn direction_of(verb: Verb) -> Direction {
@@ -376,6 +378,10 @@ impl ControlFsm {
         match t.stopping.take() {
             Some(Stopping::Abort) => self.aborted(report, out),
             Some(Stopping::BackendFailed(reply)) => self.transfer_failed(reply, Some(report), out),
+            Some(Stopping::Close(reason)) => {
+                self.end_transfer_with_code("aborted", Some(report), codes::TRANSFER_ABORTED, out);
+                self.close(reason, out);
+            }
             None => {}
         }
     }

@@ -359,3 +359,50 @@ fn a_relay_report_that_comes_unasked_changes_nothing() {
     );
     assert!(!s.fsm.can_take_line(b"NOOP"), "the transfer goes on");
 }
+
+fn transfer_records(actions: &[Action]) -> Vec<(u64, &'static str)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Audit(AuditRecord::Transfer { bytes, result, .. }) => Some((*bytes, *result)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_session_that_ends_during_the_relay_records_the_transfer_first() {
+    let mut s = relaying_download("big");
+    let actions = s.event(Event::ClientClosed);
+    assert_eq!(
+        actions,
+        vec![Action::StopRelay],
+        "the close waits for the report"
+    );
+    let actions = s.event(Event::RelayStopped(relayed(4096)));
+    assert_eq!(transfer_records(&actions), vec![(4096, "aborted")]);
+    assert!(actions.contains(&Action::Close(CloseReason::ClientClosed)));
+    assert!(s.fsm.is_closed());
+}
+
+#[test]
+fn quit_during_the_relay_answers_221_and_records_what_crossed() {
+    let mut s = relaying_download("big");
+    assert!(s.fsm.can_take_line(b"QUIT"));
+    let actions = s.line("QUIT");
+    assert_eq!(client_replies(&actions), vec![221]);
+    assert_eq!(actions.last(), Some(&Action::StopRelay));
+    let actions = s.event(Event::RelayStopped(relayed(10)));
+    assert_eq!(transfer_records(&actions), vec![(10, "aborted")]);
+    assert!(actions.contains(&Action::Close(CloseReason::Quit)));
+}
+
+#[test]
+fn a_session_that_ends_after_the_relay_but_before_the_final_reply_records_it_at_once() {
+    let mut s = relaying_download("big");
+    s.event(Event::RelayDone(relayed(77)));
+    let actions = s.event(Event::Timer(TimerKind::Session));
+    assert_eq!(client_replies(&actions), vec![421]);
+    assert_eq!(transfer_records(&actions), vec![(77, "aborted")]);
+    assert!(actions.contains(&Action::Close(CloseReason::SessionTimeout)));
+}
