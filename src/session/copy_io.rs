@@ -1,6 +1,7 @@
 //! Filecopy mode, the session's side: the copy of a transfer that starts, the chunks handed
 //! to the worker's writer thread, and the final reply held until the copy is on the disk.
 
+use super::data::{CopyState, Input};
 use super::*;
 
 impl Session {
@@ -45,10 +46,11 @@ impl Session {
         })
     }
 
-    /// A relay ended before its copy was finished (failed, aborted, or the session closes):
-    /// what was copied is kept (the writer fsyncs it) and nobody waits for it. Returns what
-    /// the transfer event says of the copy.
-    pub(super) fn abandon_copy(copy: RelayCopy, ctx: &WorkerCtx<'_>) -> CopyNote {
+    /// Where the copy of a relay that is being closed stands. A copy that was not finished
+    /// (the relay failed, was aborted, or the session closes) is abandoned: what was copied
+    /// is kept (the writer fsyncs it) and nobody waits for it. A finished one whose report
+    /// has not come yet is `Writing`: a transfer that moved every byte waits for it.
+    pub(super) fn settle_copy(copy: RelayCopy, ctx: &WorkerCtx<'_>) -> CopyState {
         let RelayCopy {
             id,
             path,
@@ -57,11 +59,14 @@ impl Session {
             finished,
             result,
             error,
-            ..
+            abort_on_failure,
         } = copy;
         match (error, result) {
-            (Some(reason), _) | (None, Some(Err(reason))) => CopyNote::Failed(reason),
-            (None, Some(Ok(path))) => CopyNote::Stored(path),
+            (Some(reason), _) | (None, Some(Err(reason))) => CopyState::Failed {
+                reason,
+                abort_on_failure,
+            },
+            (None, Some(Ok(path))) => CopyState::Stored(path),
             (None, None) => {
                 if !finished {
                     if let Some(copier) = ctx.copier {
@@ -73,59 +78,10 @@ impl Session {
                         });
                     }
                 }
-                CopyNote::Stored(path)
-            }
-        }
-    }
-
-    /// The relay moved every byte: the final reply waits for the copy's report.
-    pub(super) fn copy_relayed(
-        &mut self,
-        copy: RelayCopy,
-        report: RelayReport,
-        ctx: &mut WorkerCtx<'_>,
-    ) {
-        let abort = copy.abort_on_failure;
-        match (copy.error, copy.result) {
-            (Some(reason), _) => self.copy_settled(Err(reason), report, abort, ctx),
-            (None, Some(result)) => self.copy_settled(result, report, abort, ctx),
-            (None, None) => {
-                self.awaiting_copy = Some(AwaitCopy {
-                    id: copy.id,
-                    path: copy.path,
-                    report,
-                    abort_on_failure: abort,
-                });
-                self.set_deadline(
-                    TIMER_COPY_RESULT,
-                    Duration::from_secs(FILECOPY_RESULT_TIMEOUT),
-                    ctx,
-                );
-            }
-        }
-    }
-
-    /// The copy of a relay that moved every byte is settled: the transfer ends.
-    pub(super) fn copy_settled(
-        &mut self,
-        result: Result<String, String>,
-        mut report: RelayReport,
-        abort_on_failure: bool,
-        ctx: &mut WorkerCtx<'_>,
-    ) {
-        self.cancel_deadline(TIMER_COPY_RESULT, ctx);
-        match result {
-            Ok(path) => {
-                report.filecopy = Some(path);
-                self.dispatch(Event::RelayDone(report), ctx);
-            }
-            Err(reason) => {
-                log::error!("{} audit copy failed: {reason}", self.id);
-                report.filecopy_error = Some(reason);
-                if abort_on_failure {
-                    self.dispatch(Event::RelayCopyFailed(report), ctx);
-                } else {
-                    self.dispatch(Event::RelayDone(report), ctx);
+                CopyState::Writing {
+                    id,
+                    path,
+                    abort_on_failure,
                 }
             }
         }
@@ -139,20 +95,21 @@ impl Session {
         result: Result<String, String>,
         ctx: &mut WorkerCtx<'_>,
     ) -> Option<Result<String, String>> {
-        if self.awaiting_copy.as_ref().is_some_and(|w| w.id == id) {
-            if let Some(wait) = self.awaiting_copy.take() {
-                self.copy_settled(result, wait.report, wait.abort_on_failure, ctx);
+        if self.data.settling_copy() == Some(id) {
+            if let Err(reason) = &result {
+                log::error!("{} audit copy failed: {reason}", self.id);
             }
+            self.data_input(Input::CopySettled(result), ctx);
+            self.run_events(ctx);
             return None;
         }
-        let Some(relay) = self
+        let Some(copy) = self
+            .sockets
             .relay
             .as_mut()
-            .filter(|r| r.copy.as_ref().is_some_and(|c| c.id == id))
+            .and_then(|r| r.copy.as_mut())
+            .filter(|c| c.id == id)
         else {
-            return Some(result);
-        };
-        let Some(copy) = relay.copy.as_mut() else {
             return Some(result);
         };
         match result {
@@ -165,8 +122,8 @@ impl Session {
                 copy.target = None;
                 if copy.abort_on_failure {
                     // SECURITY: no transfer without its copy: stop it now.
-                    let report = self.stop_data(ctx).unwrap_or_default();
-                    self.dispatch(Event::RelayCopyFailed(report), ctx);
+                    self.fail_relay_for_copy(ctx);
+                    self.run_events(ctx);
                 }
             }
         }

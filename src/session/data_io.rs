@@ -1,12 +1,88 @@
-//! The data connections: the passive listener (port-theft check), the active connect to the
-//! client, the connect to the backend's data port, a protected connection's TLS handshake and
-//! its session-reuse check, the relay, and its end with the report of what crossed.
+//! The data connections' I/O: the passive listener, the active connect to the client, the
+//! connect to the backend's data port, a protected connection's TLS handshake, the relay and
+//! its close with the measure of what crossed. What all of it means is the data machine's
+//! (`data/`): this file feeds it what the sockets did and performs its [`Output`]s.
 
+use super::data::{Acceptance, CopyState, DataTimer, Input, Measure, Output, RelayEnd};
 use super::*;
 
+/// The sockets of the data channel. Which of them exist follows the data machine's state:
+/// the listener while it listens, the connections while they are set up, then the relay
+/// that owns both.
+#[derive(Default)]
+pub(super) struct DataSockets {
+    pub(super) listener: Option<TcpListener>,
+    /// The client's data connection before the relay starts (accepted or connecting).
+    pub(super) client: Option<Conn>,
+    pub(super) server: Option<Conn>,
+    pub(super) relay: Option<Relay>,
+}
+
+fn timer_slot(timer: DataTimer) -> u8 {
+    match timer {
+        DataTimer::ServerConnect => TIMER_SERVER_DATA_CONNECT,
+        DataTimer::CopyResult => TIMER_COPY_RESULT,
+    }
+}
+
 impl Session {
-    pub(super) fn open_passive(&mut self, ctx: &mut WorkerCtx<'_>) {
-        self.abort_data(ctx);
+    /// Feeds `input` to the data machine and performs what it returns. Control events are
+    /// queued for the control machine.
+    pub(super) fn data_input(&mut self, input: Input, ctx: &mut WorkerCtx<'_>) {
+        let outputs = self.data.on(input);
+        self.perform_data(outputs, ctx);
+    }
+
+    fn perform_data(&mut self, outputs: Vec<Output>, ctx: &mut WorkerCtx<'_>) {
+        for output in outputs {
+            match output {
+                Output::CloseAll => {
+                    let _ = self.close_data(ctx);
+                }
+                Output::OpenListener => self.open_passive(ctx),
+                Output::ConnectClient(addr) => self.connect_client_data(addr, ctx),
+                Output::DropClient => self.drop_client_data(ctx),
+                Output::ConnectServer(port) => self.connect_server_data(port, ctx),
+                Output::DropServer => self.drop_server_data(ctx),
+                Output::StartRelay {
+                    direction,
+                    max_bytes,
+                } => self.start_relay(direction, max_bytes, ctx),
+                Output::FailRelay(side) => self.end_relay(RelayEnd::Failed(side), ctx),
+                Output::SetTimer(timer, after) => self.set_deadline(timer_slot(timer), after, ctx),
+                Output::CancelTimer(timer) => self.cancel_deadline(timer_slot(timer), ctx),
+                Output::Audit(record) => {
+                    if let AuditRecord::PolicyViolation {
+                        kind: "tls_session_reuse",
+                        ..
+                    } = &record
+                    {
+                        log::warn!(
+                            "{} data connection did not resume the control TLS session",
+                            self.id
+                        );
+                    }
+                    self.audit(ctx, &record)
+                }
+                Output::Control(event) => {
+                    // A data connection that may carry file data: its handshake is
+                    // recorded before anything crosses it.
+                    self.report_tls(ctx);
+                    self.push(event);
+                }
+            }
+        }
+    }
+
+    /// The control machine's AbortData (`stop` false) or StopRelay (`stop` true: what
+    /// crossed is reported to it).
+    pub(super) fn close_data_for_control(&mut self, stop: bool, ctx: &mut WorkerCtx<'_>) {
+        let measure = self.close_data(ctx);
+        let now = ctx.now;
+        self.data_input(Input::Closed { stop, measure, now }, ctx);
+    }
+
+    fn open_passive(&mut self, ctx: &mut WorkerCtx<'_>) {
         match ctx
             .passive
             .open(self.local_addr.ip(), self.client_addr.ip(), ctx.now)
@@ -18,113 +94,98 @@ impl Session {
                     Interest::READABLE,
                 ) {
                     log::warn!("{} cannot register passive listener: {e}", self.id);
-                    self.push(Event::PassiveFailed);
+                    ctx.passive
+                        .release(&listener, self.client_addr.ip(), ctx.now);
+                    self.data_input(Input::ListenerFailed, ctx);
                     return;
                 }
-                self.passive = Some(listener);
-                // passive.advertise is an IPv4 address for 227 replies; a client on IPv6
-                // gets ftpgate's own address (and 227 is refused for it: EPSV only).
-                let local = self.local_addr.ip();
-                let on_ipv4 = match local {
-                    std::net::IpAddr::V4(_) => true,
-                    std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().is_some(),
-                };
-                let ip = match self.policy.passive.advertise {
-                    Some(advertise) if on_ipv4 => advertise,
-                    _ => local,
-                };
-                self.push(Event::PassiveOpened(SocketAddr::new(ip, port)));
+                self.sockets.listener = Some(listener);
+                let ip = data::advertised_ip(self.local_addr.ip(), self.policy.passive.advertise);
+                self.data_input(Input::ListenerOpened(SocketAddr::new(ip, port)), ctx);
             }
             Err(e) => {
                 log::warn!("{} no passive port available: {e}", self.id);
-                self.push(Event::PassiveFailed);
+                self.data_input(Input::ListenerFailed, ctx);
             }
         }
     }
 
-    pub(super) fn connect_server_data(&mut self, port: u16, ctx: &mut WorkerCtx<'_>) {
+    fn close_listener(&mut self, ctx: &mut WorkerCtx<'_>) {
+        if let Some(mut listener) = self.sockets.listener.take() {
+            let _ = ctx.registry.deregister(&mut listener);
+            ctx.passive
+                .release(&listener, self.client_addr.ip(), ctx.now);
+        }
+    }
+
+    fn connect_server_data(&mut self, port: u16, ctx: &mut WorkerCtx<'_>) {
+        self.drop_server_data(ctx);
         let Some(server) = self.server.as_ref() else {
-            self.push(Event::ServerDataFailed);
+            self.data_input(Input::ServerFailed, ctx);
             return;
         };
         // SECURITY: the backend's data address is its control address with the port it
         // named; the address inside 227/229 is never used.
         let addr = SocketAddr::new(server.addr.ip(), port);
-        if port == 0 {
-            self.push(Event::ServerDataFailed);
-            return;
-        }
         let connected = match self.server_source {
             Some(source) => sockets::connect_from(source, addr),
             None => TcpStream::connect(addr),
         };
-        match connected {
-            Ok(mut stream) => {
-                if ctx
-                    .registry
-                    .register(
-                        &mut stream,
-                        token(self.slot, self.generation, SocketRole::ServerData),
-                        Interest::READABLE | Interest::WRITABLE,
-                    )
-                    .is_err()
-                {
-                    self.push(Event::ServerDataFailed);
-                    return;
-                }
-                let mut conn = Conn::new(stream, true);
-                // Toward a TLS backend data connections are protected (PROT P) and resume
-                // the control connection's session.
-                if let Some((config, client, _)) = self.server_tls.as_ref() {
-                    match tls::connect(config, client.server_name(addr.ip())) {
-                        Ok(tls) => conn.tls = Some(tls),
-                        Err(e) => {
-                            log::warn!("{} cannot start data TLS toward {addr}: {e}", self.id);
-                            let _ = ctx.registry.deregister(&mut conn.stream);
-                            self.push(Event::ServerDataFailed);
-                            return;
-                        }
-                    }
-                }
-                self.server_data = Some(conn);
-                self.set_deadline(
-                    TIMER_SERVER_DATA_CONNECT,
-                    Duration::from_secs(DEFAULT_CONNECT_TIMEOUT),
-                    ctx,
-                );
-            }
+        let mut stream = match connected {
+            Ok(stream) => stream,
             Err(e) => {
                 log::warn!("{} backend data connect to {addr} failed: {e}", self.id);
-                self.push(Event::ServerDataFailed);
+                self.data_input(Input::ServerFailed, ctx);
+                return;
+            }
+        };
+        if ctx
+            .registry
+            .register(
+                &mut stream,
+                token(self.slot, self.generation, SocketRole::ServerData),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .is_err()
+        {
+            self.data_input(Input::ServerFailed, ctx);
+            return;
+        }
+        let mut conn = Conn::new(stream, true);
+        // Toward a TLS backend data connections are protected (PROT P) and resume the
+        // control connection's session.
+        if let Some((config, client, _)) = self.server_tls.as_ref() {
+            match tls::connect(config, client.server_name(addr.ip())) {
+                Ok(tls) => conn.tls = Some(tls),
+                Err(e) => {
+                    log::warn!("{} cannot start data TLS toward {addr}: {e}", self.id);
+                    let _ = ctx.registry.deregister(&mut conn.stream);
+                    self.data_input(Input::ServerFailed, ctx);
+                    return;
+                }
             }
         }
+        self.sockets.server = Some(conn);
     }
 
-    pub(super) fn start_relay(
+    fn start_relay(
         &mut self,
         direction: Direction,
         max_bytes: Option<u64>,
         ctx: &mut WorkerCtx<'_>,
     ) {
-        let (Some(server), Some(client)) = (self.server_data.take(), self.client_data.take())
+        let (Some(server), Some(client)) = (self.sockets.server.take(), self.sockets.client.take())
         else {
-            self.abort_data(ctx);
-            self.push(Event::RelayFailed {
-                report: RelayReport::default(),
-                side: Side::Server,
-            });
+            log::error!("{} relay without both data connections (bug)", self.id);
+            self.end_relay(RelayEnd::Failed(Side::Server), ctx);
             return;
         };
-        self.cancel_deadline(TIMER_SERVER_DATA_CONNECT, ctx);
         let Some(buffer) = ctx.pool.checkout() else {
             log::warn!("{} relay buffer pool exhausted", self.id);
             for mut conn in [server, client] {
                 let _ = ctx.registry.deregister(&mut conn.stream);
             }
-            self.push(Event::RelayFailed {
-                report: RelayReport::default(),
-                side: Side::Server,
-            });
+            self.end_relay(RelayEnd::Failed(Side::Server), ctx);
             return;
         };
         let limits = self
@@ -145,7 +206,8 @@ impl Session {
             ),
             None => (None, None),
         };
-        self.relay = Some(Relay {
+        let copy = self.new_copy(ctx);
+        self.sockets.relay = Some(Relay {
             direction,
             client,
             server,
@@ -159,18 +221,13 @@ impl Session {
             session_bucket,
             user_bucket,
             digest: tls::sha256(),
-            copy: None,
+            copy,
         });
-        self.awaiting_copy = None;
-        let copy = self.new_copy(ctx);
-        if let Some(relay) = self.relay.as_mut() {
-            relay.copy = copy;
-        }
     }
 
     /// Active mode: connects to the client's validated PORT/EPRT address from the address
     /// the client reached ftpgate on.
-    pub(super) fn connect_client_data(&mut self, addr: SocketAddr, ctx: &mut WorkerCtx<'_>) {
+    fn connect_client_data(&mut self, addr: SocketAddr, ctx: &mut WorkerCtx<'_>) {
         self.drop_client_data(ctx);
         let conn = match sockets::connect_from(self.local_addr.ip(), addr) {
             Ok(stream) => self.register_client_data(stream, true, ctx),
@@ -181,17 +238,17 @@ impl Session {
         };
         match conn {
             Some(mut conn) => match self.protect_client_data(&mut conn) {
-                Ok(()) => self.client_data = Some(conn),
+                Ok(()) => self.sockets.client = Some(conn),
                 Err(_) => {
                     let _ = ctx.registry.deregister(&mut conn.stream);
-                    self.push(Event::ClientDataFailed);
+                    self.data_input(Input::ClientFailed, ctx);
                 }
             },
-            None => self.push(Event::ClientDataFailed),
+            None => self.data_input(Input::ClientFailed, ctx),
         }
     }
 
-    pub(super) fn register_client_data(
+    fn register_client_data(
         &mut self,
         mut stream: TcpStream,
         connecting: bool,
@@ -207,64 +264,47 @@ impl Session {
         Some(Conn::new(stream, connecting))
     }
 
-    pub(super) fn drop_client_data(&mut self, ctx: &mut WorkerCtx<'_>) {
-        if let Some(mut conn) = self.client_data.take() {
+    fn drop_client_data(&mut self, ctx: &mut WorkerCtx<'_>) {
+        if let Some(mut conn) = self.sockets.client.take() {
             let _ = ctx.registry.deregister(&mut conn.stream);
         }
     }
 
-    pub(super) fn drop_server_data(&mut self, ctx: &mut WorkerCtx<'_>) {
-        if let Some(mut conn) = self.server_data.take() {
+    fn drop_server_data(&mut self, ctx: &mut WorkerCtx<'_>) {
+        if let Some(mut conn) = self.sockets.server.take() {
             let _ = ctx.registry.deregister(&mut conn.stream);
         }
-        self.cancel_deadline(TIMER_SERVER_DATA_CONNECT, ctx);
     }
 
-    pub(super) fn abort_data(&mut self, ctx: &mut WorkerCtx<'_>) {
-        let _ = self.stop_data(ctx);
-    }
-
-    /// Closes the passive listener and every data connection, and stops the relay (or the
-    /// wait for its copy). Returns what crossed when a relay had started.
-    pub(super) fn stop_data(&mut self, ctx: &mut WorkerCtx<'_>) -> Option<RelayReport> {
+    /// Closes the passive listener, every data connection and the relay. Returns what the
+    /// relay measured when one ran.
+    pub(super) fn close_data(&mut self, ctx: &mut WorkerCtx<'_>) -> Option<Measure> {
         // Data connections end here: their finished handshakes are recorded first.
         self.report_tls(ctx);
-        if let Some(mut listener) = self.passive.take() {
-            let _ = ctx.registry.deregister(&mut listener);
-            ctx.passive
-                .release(&listener, self.client_addr.ip(), ctx.now);
-        }
+        self.close_listener(ctx);
         self.drop_client_data(ctx);
         self.drop_server_data(ctx);
-        let mut report = None;
-        if let Some(mut relay) = self.relay.take() {
-            let copy = relay.copy.take();
-            let mut r = self.relay_report(relay, ctx);
-            if let Some(copy) = copy {
-                match Session::abandon_copy(copy, ctx) {
-                    CopyNote::Stored(path) => r.filecopy = Some(path),
-                    CopyNote::Failed(reason) => r.filecopy_error = Some(reason),
-                }
-            }
-            report = Some(r);
-        }
-        if let Some(wait) = self.awaiting_copy.take() {
-            // Stopped while the copy (complete) was being written: nobody waits for it.
-            self.cancel_deadline(TIMER_COPY_RESULT, ctx);
-            let mut r = wait.report;
-            r.filecopy = Some(wait.path);
-            report = Some(r);
-        }
-        report
+        let relay = self.sockets.relay.take()?;
+        Some(self.measure(relay, ctx))
     }
 
-    /// Ends `relay` (both connections deregistered and closed) and says what crossed; its
-    /// copy, if any, is the caller's.
-    pub(super) fn relay_report(
-        &mut self,
-        mut relay: Relay,
-        ctx: &mut WorkerCtx<'_>,
-    ) -> RelayReport {
+    /// Closes the relay (when one runs) and tells the data machine how it ended.
+    fn end_relay(&mut self, end: RelayEnd, ctx: &mut WorkerCtx<'_>) {
+        let measure = match self.sockets.relay.take() {
+            Some(relay) => {
+                self.report_tls(ctx);
+                self.measure(relay, ctx)
+            }
+            None => Measure::default(),
+        };
+        let now = ctx.now;
+        self.data_input(Input::RelayEnded { end, measure, now }, ctx);
+    }
+
+    /// Ends `relay` (both connections deregistered and closed) and says what crossed and
+    /// where its copy stands. A copy that was not finished is abandoned: the writer keeps
+    /// the part that crossed.
+    fn measure(&mut self, mut relay: Relay, ctx: &mut WorkerCtx<'_>) -> Measure {
         let _ = ctx.registry.deregister(&mut relay.server.stream);
         let _ = ctx.registry.deregister(&mut relay.client.stream);
         match relay.direction {
@@ -275,15 +315,15 @@ impl Session {
             Direction::Download => relay.server.tls.is_some(),
             Direction::Upload => relay.client.tls.is_some(),
         };
-        RelayReport {
+        let copy = match relay.copy.take() {
+            None => CopyState::None,
+            Some(copy) => Session::settle_copy(copy, ctx),
+        };
+        Measure {
             bytes: relay.bytes,
-            duration_ms: self.transfer_started.take().map_or(0, |t| {
-                ctx.now.saturating_duration_since(t).as_millis() as u64
-            }),
             sha256: relay.digest.take().map(|d| tls::hex(d.finish().as_ref())),
             tls_end: relay.source_end.filter(|_| source_tls).map(Ending::as_str),
-            filecopy: None,
-            filecopy_error: None,
+            copy,
         }
     }
 
@@ -291,49 +331,46 @@ impl Session {
         let mut progress = false;
         // Bounded: a listener has a small backlog; stop after a handful per turn.
         for _ in 0..MAX_PASSIVE_ACCEPTS_PER_TURN {
-            let Some(listener) = self.passive.as_ref() else {
+            let Some(listener) = self.sockets.listener.as_ref() else {
                 return progress;
             };
             match listener.accept() {
                 Ok((stream, peer)) => {
                     progress = true;
-                    // SECURITY: port theft. Only the client's own address may connect to a
-                    // passive port; anyone else is closed at once and recorded.
-                    if !admission::data_source_allowed(peer.ip(), self.client_addr.ip()) {
-                        self.theft_attempts = self.theft_attempts.saturating_add(1);
-                        // Recorded one by one up to a bound, then only counted (in
-                        // session_end): an intruder cannot fill the audit trail.
-                        if self.theft_attempts <= MAX_THEFT_EVENTS_PER_SESSION {
-                            log::warn!(
-                                "{} passive connection from foreign {peer} refused",
-                                self.id
+                    match self.data.on_accepted(peer) {
+                        Acceptance::Refuse(record) => {
+                            drop(stream);
+                            if let Some(record) = record {
+                                log::warn!(
+                                    "{} passive connection from foreign {peer} refused",
+                                    self.id
+                                );
+                                self.audit(ctx, &record);
+                            }
+                        }
+                        Acceptance::Take => {
+                            sockets::tune_data_socket(&stream);
+                            // One connection per passive port: the listener closes now.
+                            self.close_listener(ctx);
+                            self.drop_client_data(ctx);
+                            let conn = self.register_client_data(stream, false, ctx).and_then(
+                                |mut conn| match self.protect_client_data(&mut conn) {
+                                    Ok(()) => Some(conn),
+                                    Err(_) => {
+                                        let _ = ctx.registry.deregister(&mut conn.stream);
+                                        None
+                                    }
+                                },
                             );
-                            let record = AuditRecord::PolicyViolation {
-                                kind: "port_theft",
-                                detail: format!("data connection from {peer}"),
-                            };
-                            self.audit(ctx, &record);
+                            match conn {
+                                Some(conn) => {
+                                    let protected = conn.tls.is_some();
+                                    self.sockets.client = Some(conn);
+                                    self.data_input(Input::ClientUp { protected }, ctx);
+                                }
+                                None => self.data_input(Input::ClientFailed, ctx),
+                            }
                         }
-                        drop(stream);
-                        continue;
-                    }
-                    sockets::tune_data_socket(&stream);
-                    // One connection per passive port: the listener closes now.
-                    if let Some(mut listener) = self.passive.take() {
-                        let _ = ctx.registry.deregister(&mut listener);
-                        ctx.passive
-                            .release(&listener, self.client_addr.ip(), ctx.now);
-                    }
-                    self.drop_client_data(ctx);
-                    if let Some(mut conn) = self.register_client_data(stream, false, ctx) {
-                        if self.protect_client_data(&mut conn).is_err() {
-                            let _ = ctx.registry.deregister(&mut conn.stream);
-                            self.dispatch(Event::ClientDataFailed, ctx);
-                            continue;
-                        }
-                        let protected = conn.tls.is_some();
-                        self.client_data = Some(conn);
-                        self.dispatch(client_data_up(protected), ctx);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return progress,
@@ -348,63 +385,52 @@ impl Session {
     }
 
     pub(super) fn progress_client_data(&mut self, ctx: &mut WorkerCtx<'_>) -> bool {
-        let Some(conn) = self.client_data.as_mut() else {
+        let Some(conn) = self.sockets.client.as_mut() else {
             return false;
         };
-        if !conn.connecting {
-            // Before the relay: drive a TLS handshake the client starts early (curl does,
-            // before it sends RETR/STOR).
-            let result = conn.handshake();
-            let done = conn.tls.as_ref().is_some_and(|t| !t.is_handshaking());
-            return match result {
-                Ok(progress) => {
-                    if done && !conn.tls_checked {
-                        conn.tls_checked = true;
-                        let acceptable = self
-                            .client_data
-                            .as_ref()
-                            .is_some_and(|c| self.data_tls_acceptable(c));
-                        if !acceptable {
-                            self.refuse_data_tls(ctx);
-                            self.drop_client_data(ctx);
-                            self.dispatch(Event::ClientDataFailed, ctx);
-                            return true;
-                        }
-                        // Only now may file data cross it (and the backend get the
-                        // transfer command).
-                        self.report_tls(ctx);
-                        self.dispatch(Event::ClientDataConnected, ctx);
-                        return true;
-                    }
-                    progress
+        if conn.connecting {
+            return match conn.finish_connect() {
+                None => false,
+                Some(Ok(())) => {
+                    sockets::tune_data_socket(&conn.stream);
+                    let protected = conn.tls.is_some();
+                    self.data_input(Input::ClientUp { protected }, ctx);
+                    true
                 }
-                Err(e) => {
-                    log::info!("{} data connection TLS failed: {e}", self.id);
-                    self.drop_client_data(ctx);
-                    self.dispatch(Event::ClientDataFailed, ctx);
+                Some(Err(e)) => {
+                    log::info!("{} active data connect failed: {e}", self.id);
+                    self.data_input(Input::ClientFailed, ctx);
                     true
                 }
             };
         }
-        match conn.finish_connect() {
-            None => false,
-            Some(Ok(())) => {
-                sockets::tune_data_socket(&conn.stream);
-                let protected = conn.tls.is_some();
-                self.dispatch(client_data_up(protected), ctx);
-                true
+        // Before the relay: drive a TLS handshake the client starts early (curl does,
+        // before it sends RETR/STOR) or after ftpgate's own 150 (ftplib, lftp).
+        match conn.handshake() {
+            Ok(progress) => {
+                if let Some(resumed) = conn.finished_unchecked_handshake() {
+                    let reuse_required = self.reuse_required();
+                    self.data_input(
+                        Input::ClientHandshakeDone {
+                            resumed,
+                            reuse_required,
+                        },
+                        ctx,
+                    );
+                    return true;
+                }
+                progress
             }
-            Some(Err(e)) => {
-                log::info!("{} active data connect failed: {e}", self.id);
-                self.drop_client_data(ctx);
-                self.dispatch(Event::ClientDataFailed, ctx);
+            Err(e) => {
+                log::info!("{} data connection TLS failed: {e}", self.id);
+                self.data_input(Input::ClientFailed, ctx);
                 true
             }
         }
     }
 
     pub(super) fn progress_server_data(&mut self, ctx: &mut WorkerCtx<'_>) -> bool {
-        let Some(conn) = self.server_data.as_mut() else {
+        let Some(conn) = self.sockets.server.as_mut() else {
             return false;
         };
         if !conn.connecting {
@@ -414,26 +440,22 @@ impl Session {
             None => false,
             Some(Ok(())) => {
                 sockets::tune_data_socket(&conn.stream);
-                self.cancel_deadline(TIMER_SERVER_DATA_CONNECT, ctx);
-                self.dispatch(Event::ServerDataConnected, ctx);
+                self.data_input(Input::ServerUp, ctx);
                 true
             }
             Some(Err(e)) => {
                 log::warn!("{} backend data connect failed: {e}", self.id);
-                self.drop_server_data(ctx);
-                self.dispatch(Event::ServerDataFailed, ctx);
+                self.data_input(Input::ServerFailed, ctx);
                 true
             }
         }
     }
 
     pub(super) fn progress_relay(&mut self, ctx: &mut WorkerCtx<'_>, budget: &mut usize) -> bool {
-        let Some(relay) = self.relay.as_mut() else {
+        let Some(relay) = self.sockets.relay.as_mut() else {
             return false;
         };
-        let mut progress = false;
-        // The client's data TLS: its handshake may run during the relay (ftplib wraps the
-        // socket after the 150), and records may wait to go out on either side.
+        // TLS records may wait to go out on either side (and a handshake finish).
         let client_tls = relay
             .client
             .handshake()
@@ -448,62 +470,42 @@ impl Session {
             } else {
                 Side::Server
             };
-            let report = self.stop_data(ctx).unwrap_or_default();
-            self.dispatch(Event::RelayFailed { report, side }, ctx);
+            self.end_relay(RelayEnd::Failed(side), ctx);
             return true;
         }
-        let handshake_done = relay
-            .client
-            .tls
-            .as_ref()
-            .is_some_and(|t| !t.is_handshaking());
-        if handshake_done && !relay.client.tls_checked {
-            relay.client.tls_checked = true;
-            let acceptable = self
-                .relay
-                .as_ref()
-                .is_some_and(|r| self.data_tls_acceptable(&r.client));
-            if !acceptable {
-                self.refuse_data_tls(ctx);
-                let report = self.stop_data(ctx).unwrap_or_default();
-                self.dispatch(
-                    Event::RelayFailed {
-                        report,
-                        side: Side::Client,
-                    },
-                    ctx,
-                );
+        if let Some(resumed) = relay.client.finished_unchecked_handshake() {
+            let reuse_required = self.reuse_required();
+            self.data_input(
+                Input::ClientHandshakeDone {
+                    resumed,
+                    reuse_required,
+                },
+                ctx,
+            );
+            if !self.data.relaying() {
                 return true;
             }
         }
-        let Some(relay) = self.relay.as_mut() else {
+        let Some(relay) = self.sockets.relay.as_mut() else {
             return false;
         };
-        let outcome = pump(relay, budget, ctx.now, ctx.copier);
-        match outcome {
-            Pump::Progress => progress = true,
-            Pump::Stalled => {}
+        match pump(relay, budget, ctx.now, ctx.copier) {
+            Pump::Progress => true,
+            Pump::Stalled => false,
             Pump::Done => {
-                let elapsed = ctx.now.saturating_duration_since(relay.started);
                 log::debug!(
-                    "{} relay done: {} bytes {} in {elapsed:?}",
+                    "{} relay done: {} bytes {} in {:?}",
                     self.id,
                     relay.bytes,
-                    relay.direction.as_str()
+                    relay.direction.as_str(),
+                    ctx.now.saturating_duration_since(relay.started)
                 );
-                // The copy is settled apart: the final reply waits for it.
-                let copy = relay.copy.take();
-                let report = self.stop_data(ctx).unwrap_or_default();
-                match copy {
-                    Some(copy) => self.copy_relayed(copy, report, ctx),
-                    None => self.dispatch(Event::RelayDone(report), ctx),
-                }
-                return true;
+                self.end_relay(RelayEnd::Done, ctx);
+                true
             }
             Pump::Failed(side) => {
-                let report = self.stop_data(ctx).unwrap_or_default();
-                self.dispatch(Event::RelayFailed { report, side }, ctx);
-                return true;
+                self.end_relay(RelayEnd::Failed(side), ctx);
+                true
             }
             Pump::OverLimit => {
                 log::info!(
@@ -511,48 +513,37 @@ impl Session {
                     self.id,
                     relay.bytes
                 );
-                let report = self.stop_data(ctx).unwrap_or_default();
-                self.dispatch(Event::RelayOverLimit(report), ctx);
-                return true;
+                self.end_relay(RelayEnd::OverLimit, ctx);
+                true
             }
             Pump::Throttled(wait) => {
                 if self.deadlines[TIMER_RATE as usize].is_none() {
                     self.set_deadline(TIMER_RATE, wait, ctx);
                 }
-                return progress;
+                false
             }
             Pump::CopyWait => {
                 if self.deadlines[TIMER_COPY as usize].is_none() {
                     self.set_deadline(TIMER_COPY, Duration::from_millis(FILECOPY_RETRY_MS), ctx);
                 }
-                return progress;
+                false
             }
         }
-        progress
     }
 
-    pub(super) fn refuse_data_tls(&mut self, ctx: &mut WorkerCtx<'_>) {
-        log::warn!(
-            "{} data connection did not resume the control TLS session",
-            self.id
-        );
-        self.audit(
-            ctx,
-            &AuditRecord::PolicyViolation {
-                kind: "tls_session_reuse",
-                detail: "data connection TLS did not resume the control session".into(),
-            },
-        );
+    /// The filecopy writer reported a failure of the running relay's copy and the policy
+    /// says a failed copy fails the transfer: no transfer without its copy.
+    pub(super) fn fail_relay_for_copy(&mut self, ctx: &mut WorkerCtx<'_>) {
+        self.end_relay(RelayEnd::CopyFailed, ctx);
     }
 
     /// Records each TLS handshake once it is done: which connection, the protocol version,
     /// the cipher suite, whether the session was resumed, the ALPN protocol.
     pub(super) fn report_tls(&mut self, ctx: &mut WorkerCtx<'_>) {
         let mut records = Vec::new();
-        let relay = self.relay.as_mut();
-        let (client_data, server_data) = match relay {
+        let (client_data, server_data) = match self.sockets.relay.as_mut() {
             Some(r) => (Some(&mut r.client), Some(&mut r.server)),
-            None => (self.client_data.as_mut(), self.server_data.as_mut()),
+            None => (self.sockets.client.as_mut(), self.sockets.server.as_mut()),
         };
         let conns = [
             ("control", "client", Some(&mut self.client.conn)),
@@ -588,7 +579,7 @@ impl Session {
     }
 
     /// Wraps a client data connection in TLS when the client asked for PROT P.
-    pub(super) fn protect_client_data(&self, conn: &mut Conn) -> io::Result<()> {
+    fn protect_client_data(&self, conn: &mut Conn) -> io::Result<()> {
         if self.fsm.data_protected() {
             if let Some(config) = self.tls_config.as_ref() {
                 conn.tls = Some(tls::accept(config)?);
@@ -597,14 +588,12 @@ impl Session {
         Ok(())
     }
 
-    /// Whether a finished data-connection handshake passes the session-reuse rule
-    /// ([`admission::data_tls_acceptable`]).
-    pub(super) fn data_tls_acceptable(&self, conn: &Conn) -> bool {
-        let required = self
-            .fsm
+    /// Whether the user's policy requires data connections to resume the control
+    /// connection's TLS session (the default; also before login).
+    fn reuse_required(&self) -> bool {
+        self.fsm
             .user()
             .and_then(|u| self.policy.user(&u.name))
-            .is_none_or(|u| u.tls_session_reuse);
-        admission::data_tls_acceptable(conn.tls.as_ref().map(|t| tls::resumed(t)), required)
+            .is_none_or(|u| u.tls_session_reuse)
     }
 }

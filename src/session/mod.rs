@@ -1,16 +1,19 @@
 //! The session shell: the sockets, buffers, readiness and timers of one FTP session.
 //!
 //! This is the only module that holds sockets and protocol state together. It turns socket
-//! readiness into [`control::Event`]s for the pure control machine and performs the
-//! [`control::Action`]s it returns. It decides no policy: the protocol decisions are the
-//! machine's, the admission decisions are pure functions in `admission.rs`.
+//! readiness into [`control::Event`]s for the pure control machine and into inputs for the
+//! pure data-channel machine (`data/`), and performs the actions they return. It decides no
+//! policy: the protocol decisions are the machines', the admission decisions are pure
+//! functions in `admission.rs`.
 //!
 //! The session is one type, [`Session`]; this file holds its state, its public API (what the
-//! reactor calls), the drive loop, timers and the performing of actions. Its I/O is split by
-//! connection: `client_io.rs` (the client's control connection), `backend_io.rs` (the
-//! backend's), `data_io.rs` (passive listener, data connections, TLS on them, the relay's
-//! start and end), `copy_io.rs` (filecopy). Below them: `transport.rs` (one socket type for
-//! plain and TLS), `relay.rs` (moving the bytes of a transfer), `admission.rs`, `control/`.
+//! reactor calls), the drive loop, timers and the performing of the control machine's
+//! actions. Its I/O is split by connection: `client_io.rs` (the client's control
+//! connection), `backend_io.rs` (the backend's), `data_io.rs` (passive listener, data
+//! connections, TLS on them, the relay's start and close; it performs the data machine's
+//! outputs), `copy_io.rs` (filecopy). Below them: `transport.rs` (one socket type for plain
+//! and TLS), `relay.rs` (moving the bytes of a transfer), `admission.rs`, `control/`,
+//! `data/`.
 //!
 //! Readiness follows the edge-triggered contract of mio: every socket is registered once for
 //! READABLE | WRITABLE, the last reported readiness is remembered per socket, and a socket is
@@ -22,6 +25,7 @@ mod backend_io;
 mod client_io;
 pub mod control;
 mod copy_io;
+mod data;
 mod data_io;
 mod relay;
 mod transport;
@@ -44,10 +48,9 @@ use crate::ftp::line::{Framed, LineFramer, TelnetFilter};
 use crate::ftp::reply::ReplyParser;
 use crate::limits::{
     CLOSE_LINGER_SECONDS, COMMAND_BURST, DEFAULT_BACKEND_REPLY_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
-    FILECOPY_RESULT_TIMEOUT, FILECOPY_RETRY_MS, MAX_CLIENT_INPUT, MAX_CLIENT_OUTPUT,
-    MAX_COMMAND_LINE, MAX_COMMANDS_PER_SECOND, MAX_COMMANDS_PER_TURN, MAX_DRIVE_ITERATIONS,
+    FILECOPY_RETRY_MS, MAX_CLIENT_INPUT, MAX_CLIENT_OUTPUT, MAX_COMMAND_LINE,
+    MAX_COMMANDS_PER_SECOND, MAX_COMMANDS_PER_TURN, MAX_DRIVE_ITERATIONS,
     MAX_PASSIVE_ACCEPTS_PER_TURN, MAX_RELAY_BYTES_PER_TURN, MAX_REPLY_LINE,
-    MAX_THEFT_EVENTS_PER_SESSION,
 };
 use crate::policy::Policy;
 use crate::reactor::timer::TimerEntry;
@@ -56,9 +59,7 @@ use crate::services::token::{SessionToken, SocketRole};
 use crate::services::{ListenerConfig, SessionKey, WorkerCtx, sockets};
 use crate::tls;
 use admission::{ConnectionFacts, LoginFacts, Refusal};
-use control::{
-    Action, CloseReason, ControlConfig, ControlFsm, Direction, Event, RelayReport, Side, TimerKind,
-};
+use control::{Action, CloseReason, ControlConfig, ControlFsm, Direction, Event, Side, TimerKind};
 use relay::{Pump, Relay, RelayCopy, pump};
 use transport::{Conn, Ending, ReadStep, flush, read_some};
 
@@ -119,24 +120,6 @@ struct ServerCtrl {
     remaining: Vec<SocketAddr>,
 }
 
-/// A transfer that moved all its bytes and waits for its copy to reach the disk before the
-/// final reply goes to the client.
-struct AwaitCopy {
-    id: u64,
-    path: String,
-    /// What the relay reported; the copy's outcome completes it.
-    report: RelayReport,
-    abort_on_failure: bool,
-}
-
-/// What the transfer event says of the copy.
-enum CopyNote {
-    /// The copy's path (complete, or the part that crossed for a transfer that did not end
-    /// well).
-    Stored(String),
-    Failed(String),
-}
-
 pub struct Session {
     id: String,
     slot: usize,
@@ -148,11 +131,9 @@ pub struct Session {
     fsm: ControlFsm,
     client: ClientCtrl,
     server: Option<ServerCtrl>,
-    passive: Option<TcpListener>,
-    /// The client's data connection before the relay starts (accepted or connecting).
-    client_data: Option<Conn>,
-    server_data: Option<Conn>,
-    relay: Option<Relay>,
+    /// The data channel's state machine, and the sockets it stands for.
+    data: data::DataFsm,
+    sockets: data_io::DataSockets,
     deadlines: [Option<Instant>; TIMER_SLOTS],
     closing: Option<CloseReason>,
     /// This session's TLS configuration (its own session cache: data connections resume
@@ -175,14 +156,8 @@ pub struct Session {
     counted_user: Option<String>,
     /// Filecopy mode: copies started in this session (the `<n>` of their names).
     copies: u64,
-    /// Filecopy mode: the finished relay whose copy is still being written.
-    awaiting_copy: Option<AwaitCopy>,
-    /// When the running transfer began (its backend data connection was requested).
-    transfer_started: Option<Instant>,
     bytes_in: u64,
     bytes_out: u64,
-    /// Connections from other addresses to this session's passive ports (refused).
-    theft_attempts: u32,
     /// Commands this session may have processed ([`MAX_COMMANDS_PER_SECOND`]).
     command_bucket: TokenBucket,
     events: VecDeque<OwnedEvent>,
@@ -281,10 +256,8 @@ impl Session {
                 eof: false,
             },
             server: None,
-            passive: None,
-            client_data: None,
-            server_data: None,
-            relay: None,
+            data: data::DataFsm::new(client_addr.ip()),
+            sockets: data_io::DataSockets::default(),
             deadlines: [None; TIMER_SLOTS],
             closing: None,
             tls_config,
@@ -293,12 +266,9 @@ impl Session {
             server_source: None,
             counted,
             counted_user: None,
-            transfer_started: None,
             copies: 0,
-            awaiting_copy: None,
             bytes_in: 0,
             bytes_out: 0,
-            theft_attempts: 0,
             command_bucket: TokenBucket::with_burst(
                 MAX_COMMANDS_PER_SECOND,
                 COMMAND_BURST,
@@ -337,13 +307,13 @@ impl Session {
             SocketRole::ClientCtrl => Some(&mut self.client.conn),
             SocketRole::ServerCtrl => self.server.as_mut().map(|s| &mut s.conn),
             SocketRole::PassiveListener => None,
-            SocketRole::ClientData => match self.relay.as_mut() {
+            SocketRole::ClientData => match self.sockets.relay.as_mut() {
                 Some(r) => Some(&mut r.client),
-                None => self.client_data.as_mut(),
+                None => self.sockets.client.as_mut(),
             },
-            SocketRole::ServerData => match self.relay.as_mut() {
+            SocketRole::ServerData => match self.sockets.relay.as_mut() {
                 Some(r) => Some(&mut r.server),
-                None => self.server_data.as_mut(),
+                None => self.sockets.server.as_mut(),
             },
         };
         if let Some(conn) = conn {
@@ -367,8 +337,7 @@ impl Session {
                 self.server_connect_failed(ctx);
             }
             TIMER_SERVER_DATA_CONNECT => {
-                self.drop_server_data(ctx);
-                self.push(Event::ServerDataFailed);
+                self.data_input(data::Input::Timer(data::DataTimer::ServerConnect), ctx);
             }
             TIMER_CLOSE_LINGER => {
                 self.client.output.clear();
@@ -376,13 +345,7 @@ impl Session {
             // The drive that follows resumes the relay, or the commands.
             TIMER_RATE | TIMER_COPY | TIMER_COMMANDS => {}
             TIMER_COPY_RESULT => {
-                if let Some(wait) = self.awaiting_copy.take() {
-                    let reason = format!(
-                        "{} did not reach the disk within {FILECOPY_RESULT_TIMEOUT} s",
-                        wait.path
-                    );
-                    self.copy_settled(Err(reason), wait.report, wait.abort_on_failure, ctx);
-                }
+                self.data_input(data::Input::Timer(data::DataTimer::CopyResult), ctx);
             }
             kind => {
                 if let Some(kind) = TimerKind::from_index(kind) {
@@ -437,7 +400,7 @@ impl Session {
             .closing
             .map_or("worker_stopping", |r| r.as_str())
             .to_string();
-        self.abort_data(ctx);
+        self.close_data_for_control(false, ctx);
         self.close_server(ctx);
         if self.counted {
             ctx.counters.close_session(self.client_addr.ip());
@@ -455,7 +418,7 @@ impl Session {
             bytes_in: self.bytes_in,
             bytes_out: self.bytes_out,
             repeated_commands: self.fsm.take_repeated_commands(),
-            port_theft_attempts: u64::from(self.theft_attempts),
+            port_theft_attempts: u64::from(self.data.theft_attempts()),
         };
         self.audit(ctx, &record);
     }
@@ -593,17 +556,25 @@ impl Session {
                     }
                 }
                 Action::CloseServer => self.close_server(ctx),
-                Action::OpenPassive => self.open_passive(ctx),
+                Action::OpenPassive => self.data_input(data::Input::OpenPassive, ctx),
                 Action::ConnectServerData(port) => {
-                    self.transfer_started = Some(ctx.now);
-                    self.connect_server_data(port, ctx)
+                    let now = ctx.now;
+                    self.data_input(data::Input::ConnectServer { port, now }, ctx)
                 }
-                Action::ConnectClientData(addr) => self.connect_client_data(addr, ctx),
+                Action::ConnectClientData(addr) => {
+                    self.data_input(data::Input::ConnectClient(addr), ctx)
+                }
                 Action::StartRelay {
                     direction,
                     max_bytes,
-                } => self.start_relay(direction, max_bytes, ctx),
-                Action::AbortData => self.abort_data(ctx),
+                } => self.data_input(
+                    data::Input::StartRelay {
+                        direction,
+                        max_bytes,
+                    },
+                    ctx,
+                ),
+                Action::AbortData => self.close_data_for_control(false, ctx),
                 Action::SetTimer(kind, after) => self.set_deadline(kind as u8, after, ctx),
                 Action::CancelTimer(kind) => self.cancel_deadline(kind as u8, ctx),
                 Action::StartClientTls => self.tls_upgrade = true,
@@ -615,15 +586,12 @@ impl Session {
                         self.id
                     );
                 }
-                Action::StopRelay => {
-                    // What crossed travels in the event the machine waits for.
-                    let report = self.stop_data(ctx).unwrap_or_default();
-                    self.push(Event::RelayStopped(report));
-                }
+                // What crossed travels in the event the machine waits for (RelayStopped).
+                Action::StopRelay => self.close_data_for_control(true, ctx),
                 Action::Close(reason) => {
                     if self.closing.is_none() {
                         self.closing = Some(reason);
-                        self.abort_data(ctx);
+                        self.close_data_for_control(false, ctx);
                         if let Some(server) = self.server.as_mut() {
                             // Best effort: a QUIT queued for the backend goes out now.
                             let _ = flush(&mut server.conn, &mut server.output);
@@ -682,14 +650,4 @@ fn admit(policy: &Policy, client: SocketAddr, ctx: &mut WorkerCtx<'_>) -> Result
     // SECURITY: a full table never refuses (see counters): counted toward the total only.
     ctx.counters.open_session(ip);
     Ok(())
-}
-
-/// The event for a client data connection that came up: ready at once in plain text; a
-/// protected one only once its TLS handshake is finished and accepted.
-fn client_data_up(protected: bool) -> Event {
-    if protected {
-        Event::ClientDataTlsPending
-    } else {
-        Event::ClientDataConnected
-    }
 }

@@ -124,6 +124,18 @@ impl Conn {
         Ok(progress)
     }
 
+    /// A TLS handshake that finished and was not yet checked against the data-connection
+    /// reuse rule: whether it resumed a session. Marks it checked (each handshake is checked
+    /// once).
+    pub fn finished_unchecked_handshake(&mut self) -> Option<bool> {
+        let tls = self.tls.as_ref()?;
+        if self.tls_checked || tls.is_handshaking() {
+            return None;
+        }
+        self.tls_checked = true;
+        Some(tls::resumed(tls))
+    }
+
     /// Ends the write side: close_notify first under TLS. Ok(true) once everything left.
     pub fn finish_writes(&mut self) -> io::Result<bool> {
         if let Some(tls) = self.tls.as_mut() {

@@ -111,7 +111,7 @@ impl CloseReason {
 }
 
 /// Inputs to the machine.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub enum Event {
     /// One framed, Telnet-filtered command line from the client.
     ClientCommand(Result<Command, CommandError>),
