@@ -245,14 +245,56 @@ impl ControlFsm {
     }
 
     pub(super) fn login_succeeded(&mut self, reply: Reply, out: &mut Vec<Action>) {
-        // Toward a TLS backend every data connection is protected too (RFC 4217). These go
-        // before anything else ftpgate sends after login; their replies are swallowed by
-        // `server_setup_replies` in on_server_reply, which keeps the order.
+        // Toward a TLS backend every data connection is protected too (RFC 4217): PBSZ and
+        // PROT go first, and the client is told 230 only once the backend accepted both, so
+        // a backend that refuses protected data fails the login, not the first transfer.
         if self.server_tls != ServerTls::None {
             out.push(Action::SendServer(Command::new(Verb::Pbsz, b"0")));
             out.push(Action::SendServer(Command::new(Verb::Prot, b"P")));
-            self.server_setup_replies = 2;
+            out.push(Action::SetTimer(
+                TimerKind::BackendReply,
+                secs(self.config.backend_reply_timeout),
+            ));
+            self.phase = Phase::AwaitServerProtection { reply, owed: 2 };
+            return;
         }
+        self.complete_login(reply, out);
+    }
+
+    /// A reply to ftpgate's own PBSZ or PROT toward a TLS backend; `held` is the backend's
+    /// 230, for the client once both are accepted.
+    pub(super) fn on_server_protection_reply(
+        &mut self,
+        held: Reply,
+        owed: u8,
+        reply: Reply,
+        out: &mut Vec<Action>,
+    ) {
+        if reply.is_preliminary() {
+            self.phase = Phase::AwaitServerProtection { reply: held, owed };
+            return;
+        }
+        if !reply.is_positive_completion() {
+            self.audit_login("failed", Some("backend_tls"), out);
+            return self.fail_close(
+                "Service not available: the server refused protected data connections.",
+                CloseReason::BackendUnavailable,
+                out,
+            );
+        }
+        if owed > 1 {
+            self.phase = Phase::AwaitServerProtection {
+                reply: held,
+                owed: owed - 1,
+            };
+        } else {
+            out.push(Action::CancelTimer(TimerKind::BackendReply));
+            self.complete_login(held, out);
+        }
+    }
+
+    /// The login is done: the backend's 230 goes to the client.
+    fn complete_login(&mut self, reply: Reply, out: &mut Vec<Action>) {
         self.logged_in = true;
         out.push(Action::LoginSucceeded);
         out.push(Action::CancelTimer(TimerKind::Login));

@@ -63,7 +63,7 @@ use commands::local_features;
 use data::ClientData;
 pub use events::*;
 use tls::ClientTls;
-use transfer::{Stopping, Transfer, TransferStep};
+use transfer::{RelayStage, Stopping, Transfer, TransferStep};
 
 /// What the machine knows of the user after USER.
 #[derive(Clone, Debug)]
@@ -114,6 +114,13 @@ enum Phase {
         pass: Vec<u8>,
     },
     AwaitPassReply,
+    /// The backend accepted the login; ftpgate's own PBSZ 0 and PROT P toward a TLS
+    /// backend are answered first (`owed` replies), then `reply` (its 230) goes to the
+    /// client.
+    AwaitServerProtection {
+        reply: Reply,
+        owed: u8,
+    },
     /// Logged in, no command in flight.
     Ready,
     /// ftpgate's own PWD is in flight (after login, or after a CWD whose target it cannot
@@ -156,6 +163,7 @@ impl Phase {
             Phase::AwaitServerAuth { .. } => "AwaitServerAuth",
             Phase::AwaitUserReply { .. } => "AwaitUserReply",
             Phase::AwaitPassReply => "AwaitPassReply",
+            Phase::AwaitServerProtection { .. } => "AwaitServerProtection",
             Phase::Ready => "Ready",
             Phase::AwaitPwd => "AwaitPwd",
             Phase::Forwarded { .. } => "Forwarded",
@@ -217,8 +225,6 @@ pub struct ControlFsm {
     tls: ClientTls,
     /// TLS toward the backend (told by the shell when it connects).
     server_tls: ServerTls,
-    /// Replies still owed to ftpgate's own PBSZ/PROT toward the backend.
-    server_setup_replies: u8,
 }
 
 fn secs(seconds: u64) -> Duration {
@@ -269,7 +275,6 @@ impl ControlFsm {
             repeated: BTreeMap::new(),
             tls,
             server_tls: ServerTls::None,
-            server_setup_replies: 0,
         };
         (fsm, actions)
     }
@@ -346,7 +351,7 @@ impl ControlFsm {
         match &self.phase {
             Phase::AwaitUser | Phase::AwaitPass | Phase::Ready => true,
             Phase::Closed => false,
-            Phase::Transfer(t) if t.step == TransferStep::Relaying => {
+            Phase::Transfer(t) if matches!(t.step, TransferStep::Relaying(_)) => {
                 matches!(command, Ok(c) if matches!(c.verb, Verb::Abor | Verb::Quit))
             }
             _ => matches!(command, Ok(c) if c.verb == Verb::Quit),
@@ -417,7 +422,10 @@ impl ControlFsm {
             }
             Event::ServerDataConnected => self.on_server_data_connected(&mut out),
             Event::ServerDataFailed => {
-                if self.transfer_step() == Some(TransferStep::AwaitDataConnect) {
+                if matches!(
+                    self.transfer_step(),
+                    Some(TransferStep::AwaitDataConnect { .. })
+                ) {
                     self.transfer_failed(
                         Reply::new(codes::CANT_OPEN_DATA, "Cannot open data connection."),
                         None,
@@ -506,7 +514,7 @@ impl ControlFsm {
                 matches!(self.client, ClientData::Opening { .. })
             }
             Event::ServerDataConnected | Event::ServerDataFailed => {
-                step == Some(TransferStep::AwaitDataConnect)
+                matches!(step, Some(TransferStep::AwaitDataConnect { .. }))
             }
             Event::ClientDataConnected | Event::ClientDataTlsPending => matches!(
                 self.client,
@@ -519,16 +527,17 @@ impl ControlFsm {
             Event::RelayDone(_)
             | Event::RelayOverLimit(_)
             | Event::RelayFailed { .. }
-            | Event::RelayCopyFailed(_) => step == Some(TransferStep::Relaying),
-            Event::RelayStopped(_) => {
-                matches!(&self.phase, Phase::Transfer(t) if t.stopping.is_some())
-            }
+            | Event::RelayCopyFailed(_) => matches!(step, Some(TransferStep::Relaying(_))),
+            Event::RelayStopped(_) => matches!(
+                step,
+                Some(TransferStep::Relaying(RelayStage::Stopping { .. }))
+            ),
         }
     }
 
-    fn transfer_step(&self) -> Option<TransferStep> {
+    fn transfer_step(&self) -> Option<&TransferStep> {
         match &self.phase {
-            Phase::Transfer(t) => Some(t.step),
+            Phase::Transfer(t) => Some(&t.step),
             _ => None,
         }
     }
@@ -616,13 +625,30 @@ impl ControlFsm {
         // A transfer cut by the session's end still gets its record, whole: a running relay
         // is stopped first (the close follows its report, see `on_relay_stopped`).
         if let Phase::Transfer(t) = &mut self.phase {
-            if t.step == TransferStep::Relaying && t.relayed.is_none() {
-                if t.stopping.replace(Stopping::Close(reason)).is_none() {
-                    out.push(Action::StopRelay);
-                }
-                return;
-            }
-            let report = t.relayed.take();
+            let report = match &mut t.step {
+                TransferStep::Relaying(stage) => match std::mem::replace(stage, RelayStage::Moving)
+                {
+                    RelayStage::Relayed(report) => Some(report),
+                    RelayStage::Stopping { held, .. } => {
+                        // Being stopped already (ABOR): the close follows its report.
+                        *stage = RelayStage::Stopping {
+                            why: Stopping::Close(reason),
+                            held,
+                        };
+                        return;
+                    }
+                    other => {
+                        let held = matches!(other, RelayStage::Held(_));
+                        *stage = RelayStage::Stopping {
+                            why: Stopping::Close(reason),
+                            held,
+                        };
+                        out.push(Action::StopRelay);
+                        return;
+                    }
+                },
+                _ => None,
+            };
             self.end_transfer_with_code("aborted", report, codes::TRANSFER_ABORTED, out);
         }
         self.abort_data(out);
@@ -655,24 +681,15 @@ impl ControlFsm {
         } else {
             self.preliminaries = 0;
         }
-        // The replies to ftpgate's own PBSZ/PROT toward a TLS backend come first.
-        if self.server_setup_replies > 0 && !reply.is_preliminary() {
-            self.server_setup_replies -= 1;
-            if !reply.is_positive_completion() {
-                self.fail_close(
-                    "Service not available: the server refused protected data connections.",
-                    CloseReason::BackendUnavailable,
-                    out,
-                );
-            }
-            return;
-        }
         let phase = std::mem::replace(&mut self.phase, Phase::Closed);
         match phase {
             Phase::AwaitGreeting { .. }
             | Phase::AwaitServerAuth { .. }
             | Phase::AwaitUserReply { .. }
             | Phase::AwaitPassReply => self.on_login_reply(phase, reply, out),
+            Phase::AwaitServerProtection { reply: held, owed } => {
+                self.on_server_protection_reply(held, owed, reply, out)
+            }
             Phase::Forwarded { verb, arg, feat } => {
                 self.on_forwarded_reply(verb, arg, feat, reply, out)
             }
@@ -718,7 +735,7 @@ impl ControlFsm {
                 }
             }
             TimerKind::DataConnect => match self.transfer_step() {
-                Some(TransferStep::AwaitPasv | TransferStep::AwaitDataConnect) => {
+                Some(TransferStep::AwaitPasv | TransferStep::AwaitDataConnect { .. }) => {
                     self.client_data_failed(out)
                 }
                 Some(_) => {}
@@ -736,7 +753,10 @@ impl ControlFsm {
                     | Phase::AwaitPass
                     | Phase::FailedLogin { .. } => false,
                     // While data moves the backend owes nothing until the relay is done.
-                    Phase::Transfer(t) if t.step == TransferStep::Relaying => t.relayed.is_some(),
+                    Phase::Transfer(t) => match &t.step {
+                        TransferStep::Relaying(stage) => matches!(stage, RelayStage::Relayed(_)),
+                        _ => true,
+                    },
                     _ => true,
                 };
                 if waiting {

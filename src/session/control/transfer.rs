@@ -13,34 +13,41 @@ pub(super) struct Transfer {
     pub(super) direction: Direction,
     pub(super) rest: Option<u64>,
     pub(super) step: TransferStep,
-    /// The backend's positive final reply, waiting for the relay to finish.
-    pub(super) held: Option<Reply>,
-    /// The relay finished (with what it reports) before the final reply came.
-    pub(super) relayed: Option<RelayReport>,
-    /// The relay is being stopped (StopRelay sent); how the transfer ends once the shell
-    /// reports what crossed.
-    pub(super) stopping: Option<Stopping>,
-    /// The backend's data connection is up.
-    pub(super) server_ready: bool,
     /// ftpgate sent the client its own 150 (a protected data connection waiting for its
     /// handshake): the backend's preliminary reply is not relayed.
     pub(super) own_preliminary: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub(super) enum TransferStep {
     /// PASV/EPSV sent to the backend.
     AwaitPasv,
-    /// Connecting to the backend's data port and waiting for the client's data connection;
-    /// the command goes to the backend only when both are up, so a client that never
-    /// connects costs the backend nothing (no empty file from a failed STOR).
-    AwaitDataConnect,
+    /// Connecting to the backend's data port (`server_ready` once it is up) and waiting
+    /// for the client's data connection; the command goes to the backend only when both are
+    /// up, so a client that never connects costs the backend nothing (no empty file from a
+    /// failed STOR).
+    AwaitDataConnect { server_ready: bool },
     /// REST sent to the backend.
     AwaitRest,
     /// The transfer command sent; waiting for 1xx.
     AwaitPreliminary,
-    /// Data moves.
-    Relaying,
+    /// Data moves; the stage says what happened since.
+    Relaying(RelayStage),
+}
+
+/// How far a relaying transfer got: the relay's end and the backend's final reply come in
+/// either order, and the transfer ends when both are there.
+#[derive(Debug)]
+pub(super) enum RelayStage {
+    /// Data moves; the backend's final reply has not come.
+    Moving,
+    /// The backend's positive final reply came first; it waits for the relay to finish.
+    Held(Reply),
+    /// The relay finished first, with what it reports; the final reply is awaited.
+    Relayed(RelayReport),
+    /// The relay is being stopped (StopRelay sent): how the transfer ends once the shell
+    /// reports what crossed, and whether the backend's final reply had come (`held`).
+    Stopping { why: Stopping, held: bool },
 }
 
 /// Why a running relay is being stopped.
@@ -63,6 +70,17 @@ fn direction_of(verb: Verb) -> Direction {
 }
 
 impl ControlFsm {
+    /// The stage of a relaying transfer.
+    pub(super) fn relay_stage(&mut self) -> Option<&mut RelayStage> {
+        match &mut self.phase {
+            Phase::Transfer(t) => match &mut t.step {
+                TransferStep::Relaying(stage) => Some(stage),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     pub(super) fn start_transfer(&mut self, cmd: Command, out: &mut Vec<Action>) {
         if self.tls_required() == TlsRequire::All && !self.tls.data_protected() {
             return self.local(
@@ -109,10 +127,6 @@ impl ControlFsm {
             arg: cmd.arg,
             rest: self.rest.take(),
             step: TransferStep::AwaitPasv,
-            held: None,
-            relayed: None,
-            stopping: None,
-            server_ready: false,
             own_preliminary: false,
         }));
     }
@@ -122,7 +136,7 @@ impl ControlFsm {
     pub(super) fn client_data_failed(&mut self, out: &mut Vec<Action>) {
         let owed = match self.transfer_step() {
             Some(TransferStep::AwaitPasv) => 1,
-            Some(TransferStep::AwaitDataConnect) => 0,
+            Some(TransferStep::AwaitDataConnect { .. }) => 0,
             _ => return,
         };
         self.end_transfer_with_code("failed", None, codes::CANT_OPEN_DATA, out);
@@ -147,7 +161,10 @@ impl ControlFsm {
         let Phase::Transfer(t) = &mut self.phase else {
             return;
         };
-        if t.step != TransferStep::AwaitDataConnect || !t.server_ready {
+        if !matches!(
+            t.step,
+            TransferStep::AwaitDataConnect { server_ready: true }
+        ) {
             return;
         }
         if !client_ready {
@@ -184,10 +201,10 @@ impl ControlFsm {
         let Phase::Transfer(t) = &mut self.phase else {
             return;
         };
-        if t.step != TransferStep::AwaitDataConnect {
+        if !matches!(t.step, TransferStep::AwaitDataConnect { .. }) {
             return;
         }
-        t.server_ready = true;
+        t.step = TransferStep::AwaitDataConnect { server_ready: true };
         out.push(Action::CancelTimer(TimerKind::BackendReply));
         self.maybe_send_transfer_command(out);
     }
@@ -196,7 +213,7 @@ impl ControlFsm {
         let Phase::Transfer(t) = &mut self.phase else {
             return;
         };
-        match t.step {
+        match &mut t.step {
             TransferStep::AwaitPasv => {
                 let port = if reply.code == codes::ENTERING_PASSIVE {
                     parse_pasv_reply(reply.text()).ok().map(|a| a.port())
@@ -209,7 +226,9 @@ impl ControlFsm {
                     // SECURITY: the address inside the backend's 227/229 is ignored; the
                     // shell connects to the backend's control address at this port.
                     Some(port) => {
-                        t.step = TransferStep::AwaitDataConnect;
+                        t.step = TransferStep::AwaitDataConnect {
+                            server_ready: false,
+                        };
                         out.push(Action::ConnectServerData(port));
                     }
                     None => self.transfer_failed(
@@ -222,7 +241,7 @@ impl ControlFsm {
                     ),
                 }
             }
-            TransferStep::AwaitDataConnect => {
+            TransferStep::AwaitDataConnect { .. } => {
                 // A reply before we sent anything: the backend is confused.
                 self.transfer_failed(reply, None, out);
             }
@@ -240,7 +259,7 @@ impl ControlFsm {
             }
             TransferStep::AwaitPreliminary => {
                 if reply.is_preliminary() {
-                    t.step = TransferStep::Relaying;
+                    t.step = TransferStep::Relaying(RelayStage::Moving);
                     if !t.own_preliminary {
                         out.push(Action::SendClient(reply));
                     }
@@ -260,46 +279,49 @@ impl ControlFsm {
                     self.transfer_failed(reply, None, out);
                 }
             }
-            TransferStep::Relaying => {
+            TransferStep::Relaying(stage) => {
                 if reply.is_preliminary() {
                     out.push(Action::SendClient(reply));
-                } else if reply.is_positive_completion() {
-                    match t.relayed.take() {
-                        Some(report) => self.transfer_finished(reply, report, out),
-                        None => t.held = Some(reply),
+                    return;
+                }
+                let positive = reply.is_positive_completion();
+                match std::mem::replace(stage, RelayStage::Moving) {
+                    RelayStage::Relayed(report) if positive => {
+                        self.transfer_finished(reply, report, out)
                     }
-                } else {
-                    match t.relayed.take() {
-                        Some(report) => self.transfer_failed(reply, Some(report), out),
-                        None if t.stopping.is_none() => {
-                            // The data still moves: stop it, and end once it says what
-                            // crossed.
-                            t.stopping = Some(Stopping::BackendFailed(reply));
-                            out.push(Action::StopRelay);
-                        }
-                        None => {}
+                    RelayStage::Relayed(report) => self.transfer_failed(reply, Some(report), out),
+                    RelayStage::Moving | RelayStage::Held(_) if positive => {
+                        *stage = RelayStage::Held(reply)
                     }
+                    moving @ (RelayStage::Moving | RelayStage::Held(_)) => {
+                        // The data still moves: stop it, and end once it says what crossed.
+                        *stage = RelayStage::Stopping {
+                            why: Stopping::BackendFailed(reply),
+                            held: matches!(moving, RelayStage::Held(_)),
+                        };
+                        out.push(Action::StopRelay);
+                    }
+                    // Stopping already: its end decides.
+                    stopping @ RelayStage::Stopping { .. } => *stage = stopping,
                 }
             }
         }
     }
 
     pub(super) fn on_relay_done(&mut self, report: RelayReport, out: &mut Vec<Action>) {
-        let Phase::Transfer(t) = &mut self.phase else {
+        let Some(stage) = self.relay_stage() else {
             return;
         };
-        if t.step != TransferStep::Relaying {
-            return;
-        }
-        match t.held.take() {
-            Some(reply) => self.transfer_finished(reply, report, out),
-            None => {
-                t.relayed = Some(report);
+        match std::mem::replace(stage, RelayStage::Moving) {
+            RelayStage::Held(reply) => self.transfer_finished(reply, report, out),
+            RelayStage::Moving => {
+                *stage = RelayStage::Relayed(report);
                 out.push(Action::SetTimer(
                     TimerKind::BackendReply,
                     secs(self.config.backend_reply_timeout),
                 ));
             }
+            other => *stage = other,
         }
     }
 
@@ -307,7 +329,16 @@ impl ControlFsm {
     /// final reply came already.
     fn replies_owed(&self) -> u8 {
         match &self.phase {
-            Phase::Transfer(t) if t.held.is_some() => 0,
+            Phase::Transfer(t)
+                if matches!(
+                    t.step,
+                    TransferStep::Relaying(
+                        RelayStage::Held(_) | RelayStage::Stopping { held: true, .. }
+                    )
+                ) =>
+            {
+                0
+            }
             _ => 1,
         }
     }
@@ -338,7 +369,7 @@ impl ControlFsm {
     /// Filecopy mode: the audit copy failed and the policy's `on_failure` is "abort": 451 to
     /// the client and result "copy_failed". The backend's own final reply is swallowed.
     pub(super) fn on_relay_copy_failed(&mut self, report: RelayReport, out: &mut Vec<Action>) {
-        if self.transfer_step() != Some(TransferStep::Relaying) {
+        if self.relay_stage().is_none() {
             return;
         }
         let owed = self.replies_owed();
@@ -372,17 +403,26 @@ impl ControlFsm {
 
     /// The relay that StopRelay stopped reported what crossed: the transfer ends as decided.
     pub(super) fn on_relay_stopped(&mut self, report: RelayReport, out: &mut Vec<Action>) {
-        let Phase::Transfer(t) = &mut self.phase else {
+        let Some(stage) = self.relay_stage() else {
             return;
         };
-        match t.stopping.take() {
-            Some(Stopping::Abort) => self.aborted(report, out),
-            Some(Stopping::BackendFailed(reply)) => self.transfer_failed(reply, Some(report), out),
-            Some(Stopping::Close(reason)) => {
+        match std::mem::replace(stage, RelayStage::Moving) {
+            RelayStage::Stopping {
+                why: Stopping::Abort,
+                held,
+            } => self.aborted(report, held, out),
+            RelayStage::Stopping {
+                why: Stopping::BackendFailed(reply),
+                ..
+            } => self.transfer_failed(reply, Some(report), out),
+            RelayStage::Stopping {
+                why: Stopping::Close(reason),
+                ..
+            } => {
                 self.end_transfer_with_code("aborted", Some(report), codes::TRANSFER_ABORTED, out);
                 self.close(reason, out);
             }
-            None => {}
+            other => *stage = other,
         }
     }
 
@@ -450,28 +490,30 @@ impl ControlFsm {
     /// ABOR during the relay: the relay stops first (its report makes the record), unless it
     /// already ended.
     pub(super) fn abort_transfer(&mut self, cmd: &Command, out: &mut Vec<Action>) {
-        let Phase::Transfer(t) = &mut self.phase else {
-            return;
-        };
-        if t.stopping.is_some() {
-            return; // ABOR again while the first is handled
+        match self.relay_stage() {
+            None | Some(RelayStage::Stopping { .. }) => return, // ABOR again while handled
+            Some(_) => {}
         }
         self.audit_command(cmd.verb.name(), b"", "allow", codes::DATA_CLOSE_OK, out);
-        let Phase::Transfer(t) = &mut self.phase else {
+        let Some(stage) = self.relay_stage() else {
             return;
         };
-        match t.relayed.take() {
-            Some(report) => self.aborted(report, out),
-            None => {
-                t.stopping = Some(Stopping::Abort);
-                out.push(Action::StopRelay);
-            }
+        let held = matches!(stage, RelayStage::Held(_));
+        match std::mem::replace(
+            stage,
+            RelayStage::Stopping {
+                why: Stopping::Abort,
+                held,
+            },
+        ) {
+            RelayStage::Relayed(report) => self.aborted(report, false, out),
+            _ => out.push(Action::StopRelay),
         }
     }
 
-    /// The transfer was aborted with ABOR and `report` says what crossed.
-    fn aborted(&mut self, report: RelayReport, out: &mut Vec<Action>) {
-        let had_final = matches!(&self.phase, Phase::Transfer(t) if t.held.is_some());
+    /// The transfer was aborted with ABOR and `report` says what crossed; `had_final`: the
+    /// backend's final reply had come.
+    fn aborted(&mut self, report: RelayReport, had_final: bool, out: &mut Vec<Action>) {
         self.end_transfer_with_code("aborted", Some(report), codes::TRANSFER_ABORTED, out);
         out.push(Action::SendServer(Command::new(Verb::Abor, b"")));
         out.push(Action::SetTimer(

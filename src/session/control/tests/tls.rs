@@ -100,3 +100,71 @@ fn tls_required_for_all_refuses_prot_c_and_clear_transfers() {
     assert_eq!(client_replies(&s.line("PROT P")), vec![200]);
     assert_eq!(server_commands(&s.line("RETR f")), vec!["PASV"]);
 }
+
+/// A login of `reader` toward an implicit-TLS backend, up to the backend's 230.
+fn login_toward_tls_backend() -> (Script, Vec<Action>) {
+    let (mut s, _) = Script::new();
+    s.fsm.set_server_tls(ServerTls::Implicit);
+    s.line("USER reader");
+    assert!(s.line("PASS secret").contains(&Action::ConnectServer));
+    s.event(Event::ServerConnected);
+    assert_eq!(
+        server_commands(&s.event(reply(220, "hi"))),
+        vec!["USER reader"]
+    );
+    assert_eq!(
+        server_commands(&s.event(reply(331, "pw"))),
+        vec!["PASS secret"]
+    );
+    let actions = s.event(reply(230, "in"));
+    (s, actions)
+}
+
+#[test]
+fn toward_a_tls_backend_the_client_gets_230_only_once_pbsz_and_prot_are_accepted() {
+    let (mut s, actions) = login_toward_tls_backend();
+    assert_eq!(server_commands(&actions), vec!["PBSZ 0", "PROT P"]);
+    assert!(
+        client_replies(&actions).is_empty(),
+        "230 waits: {actions:?}"
+    );
+    assert!(!s.fsm.is_logged_in());
+    assert!(!s.fsm.can_take_line(b"NOOP"), "commands wait for the login");
+    assert!(client_replies(&s.event(reply(200, "PBSZ=0"))).is_empty());
+    let actions = s.event(reply(200, "PROT now Private"));
+    assert_eq!(client_replies(&actions), vec![230]);
+    assert_eq!(server_commands(&actions), vec!["PWD"]);
+    assert!(s.fsm.is_logged_in());
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Audit(AuditRecord::Login { result: "ok", .. })))
+    );
+}
+
+#[test]
+fn a_tls_backend_that_refuses_prot_fails_the_login_before_any_230() {
+    for refusal in ["PBSZ", "PROT"] {
+        let (mut s, _) = login_toward_tls_backend();
+        let mut actions = Vec::new();
+        if refusal == "PROT" {
+            actions.extend(s.event(reply(200, "PBSZ=0")));
+        }
+        actions.extend(s.event(reply(534, "Protection level denied")));
+        assert_eq!(
+            client_replies(&actions),
+            vec![421],
+            "{refusal}: {actions:?}"
+        );
+        assert!(actions.iter().any(|a| matches!(
+            a,
+            Action::Audit(AuditRecord::Login {
+                result: "failed",
+                reason: Some("backend_tls"),
+                ..
+            })
+        )));
+        assert!(actions.contains(&Action::Close(CloseReason::BackendUnavailable)));
+        assert!(!s.fsm.is_logged_in());
+    }
+}
