@@ -78,7 +78,7 @@ impl ControlFsm {
                         codes::SYNTAX_ERROR_ARGS,
                         "Control characters are not allowed in commands.".to_string(),
                     ),
-                    CommandError::Unknown(verb) if self.logged_in => (
+                    CommandError::Unknown(verb) if self.is_logged_in() => (
                         codes::NOT_IMPLEMENTED,
                         format!("Command {verb} not implemented."),
                     ),
@@ -97,7 +97,7 @@ impl ControlFsm {
             }
         };
         if cmd.verb == Verb::Quit {
-            if self.logged_in {
+            if self.is_logged_in() {
                 out.push(Action::SendServer(Command::new(Verb::Quit, b"")));
             }
             self.local(&cmd, "allow", codes::CLOSING_CONTROL, "Goodbye.", out);
@@ -110,7 +110,7 @@ impl ControlFsm {
             }
             return;
         }
-        if self.logged_in {
+        if self.is_logged_in() {
             if let Some(t) = self.user_timeouts() {
                 out.push(Action::SetTimer(TimerKind::Idle, secs(t.idle)));
             }

@@ -55,7 +55,7 @@ impl ControlFsm {
     /// is unknown, a relative argument is logged as given behind a `?` (`?file.csv`).
     /// `None` before login and for commands that name no path.
     pub(super) fn audit_path(&self, verb: Verb, arg: &[u8]) -> Option<String> {
-        if !self.logged_in {
+        if !self.is_logged_in() {
             return None;
         }
         let arg = lossy(arg);

@@ -9,11 +9,11 @@ use super::*;
 impl ControlFsm {
     /// Counts a command line before login; false (and the session closes) beyond the limit.
     pub(super) fn count_before_login(&mut self, out: &mut Vec<Action>) -> bool {
-        if self.logged_in {
+        let Login::Pending(before) = &mut self.login else {
             return true;
-        }
-        self.commands_before_login = self.commands_before_login.saturating_add(1);
-        if self.commands_before_login <= MAX_COMMANDS_BEFORE_LOGIN {
+        };
+        before.commands = before.commands.saturating_add(1);
+        if before.commands <= MAX_COMMANDS_BEFORE_LOGIN {
             return true;
         }
         // SECURITY: nobody may keep a session (and the loop, and the audit trail) busy
@@ -109,7 +109,9 @@ impl ControlFsm {
                 let known = !tls_refused && self.user.as_ref().is_some_and(|u| u.known.is_some());
                 // SECURITY: every failed login is answered no sooner than the delay after
                 // PASS, known user or not, so timing does not tell which names exist.
-                self.attempt = LoginAttempt::default();
+                if let Some(attempt) = self.attempt() {
+                    *attempt = LoginAttempt::default();
+                }
                 out.push(Action::SetTimer(
                     TimerKind::FailedLogin,
                     Duration::from_millis(self.config.failed_login_delay_ms),
@@ -119,7 +121,9 @@ impl ControlFsm {
                     // it never shortens the common one (a sooner 421 would tell).
                     if let Some(login) = self.user_timeouts().map(|t| t.login) {
                         if login > self.config.login_timeout {
-                            self.attempt.extended = true;
+                            if let Some(attempt) = self.attempt() {
+                                attempt.extended = true;
+                            }
                             out.push(Action::SetTimer(TimerKind::Login, secs(login)));
                         }
                     }
@@ -179,7 +183,7 @@ impl ControlFsm {
     /// The login failed: 530 goes out when the delay that started at PASS is over.
     /// `expired`: the login timeout passed already (the session closes after the 530).
     pub(super) fn start_failed_login(&mut self, expired: bool, out: &mut Vec<Action>) {
-        if self.attempt.delay_over {
+        if self.attempt().is_some_and(|a| a.delay_over) {
             self.answer_failed_login(false, expired, out);
         } else {
             self.phase = Phase::FailedLogin {
@@ -214,7 +218,10 @@ impl ControlFsm {
             // first, as for any name, then the timeout.
             return self.fail_close("Login timeout.", CloseReason::LoginTimeout, out);
         }
-        if std::mem::take(&mut self.attempt.extended) {
+        if self
+            .attempt()
+            .is_some_and(|a| std::mem::take(&mut a.extended))
+        {
             out.push(Action::SetTimer(
                 TimerKind::Login,
                 secs(self.config.login_timeout),
@@ -295,7 +302,7 @@ impl ControlFsm {
 
     /// The login is done: the backend's 230 goes to the client.
     fn complete_login(&mut self, reply: Reply, out: &mut Vec<Action>) {
-        self.logged_in = true;
+        self.login = Login::Done;
         out.push(Action::LoginSucceeded);
         out.push(Action::CancelTimer(TimerKind::Login));
         if let Some(t) = self.user_timeouts() {

@@ -20,8 +20,10 @@
 //!
 //! The machine is one type, [`ControlFsm`]; its `impl` is split by concern:
 //! - `events.rs`: the interface ([`Event`], [`Action`] and what they carry);
-//! - this file: the state ([`Phase`] and the session's settings), the public API, the
-//!   dispatch of events and backend replies, the shared helpers, the timers;
+//! - `phase.rs`: where the machine is ([`Phase`], each phase carrying what it needs, and
+//!   how far the login is);
+//! - this file: the session's settings and state, the public API, the dispatch of events
+//!   and backend replies, the shared helpers, the timers;
 //! - `login.rs`: ftpgate's own login and the backend login;
 //! - `tls.rs`: AUTH, PBSZ, PROT, CCC;
 //! - `commands.rs`: the role check and commands after login, forwarded replies, FEAT;
@@ -35,6 +37,7 @@ mod cwd;
 mod data;
 mod events;
 mod login;
+mod phase;
 mod tls;
 mod transfer;
 
@@ -62,8 +65,9 @@ pub(crate) use commands::FILTERED_FEATURES;
 use commands::local_features;
 use data::ClientData;
 pub use events::*;
+use phase::{BeforeLogin, Login, LoginAttempt, Phase};
 use tls::ClientTls;
-use transfer::{RelayStage, Stopping, Transfer, TransferStep};
+use transfer::{RelayStage, Stopping, TransferStep};
 
 /// What the machine knows of the user after USER.
 #[derive(Clone, Debug)]
@@ -86,92 +90,6 @@ pub struct KnownUser {
     pub allow_fxp_to: Vec<Cidr>,
     /// The user's own TLS requirement (tightens the listener's).
     pub tls_require: TlsRequire,
-}
-
-/// Where the session is.
-#[derive(Debug)]
-enum Phase {
-    AwaitUser,
-    AwaitPass,
-    /// A failed login; 530 goes out when the FailedLogin timer fires.
-    FailedLogin {
-        /// The address was banned meanwhile: the answer is 421 and the session closes.
-        ban_pending: bool,
-        /// The login timeout passed meanwhile: the session closes after the 530.
-        expired: bool,
-    },
-    Connecting {
-        pass: Vec<u8>,
-    },
-    AwaitGreeting {
-        pass: Vec<u8>,
-    },
-    /// AUTH TLS sent to a backend with explicit TLS.
-    AwaitServerAuth {
-        pass: Vec<u8>,
-    },
-    AwaitUserReply {
-        pass: Vec<u8>,
-    },
-    AwaitPassReply,
-    /// The backend accepted the login; ftpgate's own PBSZ 0 and PROT P toward a TLS
-    /// backend are answered first (`owed` replies), then `reply` (its 230) goes to the
-    /// client.
-    AwaitServerProtection {
-        reply: Reply,
-        owed: u8,
-    },
-    /// Logged in, no command in flight.
-    Ready,
-    /// ftpgate's own PWD is in flight (after login, or after a CWD whose target it cannot
-    /// compute). Its reply sets the working directory and is not relayed; client commands
-    /// wait for it.
-    AwaitPwd,
-    /// A command forwarded to the backend; its final reply is relayed.
-    Forwarded {
-        verb: Verb,
-        arg: Vec<u8>,
-        feat: bool,
-    },
-    Transfer(Box<Transfer>),
-    /// The backend's final replies still owed for an aborted or failed transfer: relay them
-    /// (`relay`) or swallow them, then back to Ready.
-    Draining {
-        replies: u8,
-        relay: bool,
-    },
-    Closed,
-}
-
-/// What a login attempt needs to remember from its PASS to its answer.
-#[derive(Clone, Copy, Debug, Default)]
-struct LoginAttempt {
-    /// The failed-login delay since PASS has passed: a failure is answered at once.
-    delay_over: bool,
-    /// A known user's longer login timeout replaced the common one at PASS.
-    extended: bool,
-}
-
-impl Phase {
-    fn name(&self) -> &'static str {
-        match self {
-            Phase::AwaitUser => "AwaitUser",
-            Phase::AwaitPass => "AwaitPass",
-            Phase::FailedLogin { .. } => "FailedLogin",
-            Phase::Connecting { .. } => "Connecting",
-            Phase::AwaitGreeting { .. } => "AwaitGreeting",
-            Phase::AwaitServerAuth { .. } => "AwaitServerAuth",
-            Phase::AwaitUserReply { .. } => "AwaitUserReply",
-            Phase::AwaitPassReply => "AwaitPassReply",
-            Phase::AwaitServerProtection { .. } => "AwaitServerProtection",
-            Phase::Ready => "Ready",
-            Phase::AwaitPwd => "AwaitPwd",
-            Phase::Forwarded { .. } => "Forwarded",
-            Phase::Transfer(_) => "Transfer",
-            Phase::Draining { .. } => "Draining",
-            Phase::Closed => "Closed",
-        }
-    }
 }
 
 /// Settings the shell gives the machine at creation.
@@ -200,22 +118,19 @@ pub struct ControlFsm {
     config: ControlConfig,
     phase: Phase,
     user: Option<UserContext>,
-    logged_in: bool,
+    login: Login,
     /// The backend's working directory for the audit trail's paths: from ftpgate's PWD
     /// after login, then followed through successful CWD/CDUP. `None` while unknown.
     cwd: Option<String>,
     /// The client's side of the data channel.
     client: ClientData,
+    /// The client's REST offset, for the next transfer only (RFC 3659 §5).
     rest: Option<u64>,
+    /// The client sent EPSV ALL: for the rest of the session only EPSV may set up data
+    /// connections (RFC 2428 §4).
     epsv_all: bool,
     /// Toward an IPv6 backend, ftpgate asks for EPSV instead of PASV.
     server_ipv6: bool,
-    /// The login attempt since the last PASS.
-    attempt: LoginAttempt,
-    /// Command lines taken before login (bounded: [`MAX_COMMANDS_BEFORE_LOGIN`]).
-    commands_before_login: u32,
-    /// (verb, decision, reply) of the commands recorded before login.
-    audited_before_login: Vec<(String, &'static str, u16)>,
     /// Commands before login that repeated a recorded one, by verb (for `session_end`).
     repeated: BTreeMap<String, u64>,
     /// Preliminary (1xx) replies since the backend's last final reply.
@@ -262,16 +177,13 @@ impl ControlFsm {
             config,
             phase: Phase::AwaitUser,
             user: None,
-            logged_in: false,
+            login: Login::Pending(BeforeLogin::default()),
             cwd: None,
             rest: None,
             epsv_all: false,
             client: ClientData::None,
             server_ipv6: false,
-            attempt: LoginAttempt::default(),
             preliminaries: 0,
-            commands_before_login: 0,
-            audited_before_login: Vec::new(),
             repeated: BTreeMap::new(),
             tls,
             server_tls: ServerTls::None,
@@ -337,7 +249,15 @@ impl ControlFsm {
     }
 
     pub fn is_logged_in(&self) -> bool {
-        self.logged_in
+        matches!(self.login, Login::Done)
+    }
+
+    /// The login attempt in progress (none once logged in).
+    fn attempt(&mut self) -> Option<&mut LoginAttempt> {
+        match &mut self.login {
+            Login::Pending(before) => Some(&mut before.attempt),
+            Login::Done => None,
+        }
     }
 
     pub fn is_closed(&self) -> bool {
@@ -472,7 +392,7 @@ impl ControlFsm {
             }
             Event::RelayFailed { report, side } => self.on_relay_failed(report, side, &mut out),
             Event::ServerTlsFailed => {
-                if !self.logged_in {
+                if !self.is_logged_in() {
                     self.audit_login("failed", Some("backend_tls"), &mut out);
                 }
                 self.fail_close(
@@ -578,17 +498,18 @@ impl ControlFsm {
         // reply) is only counted: a flood costs the audit trail one line per kind and a
         // count in `session_end`, not a line per command. USER and PASS are always
         // recorded; after login every command is.
-        if !self.logged_in && verb != "USER" && verb != "PASS" {
-            let seen = self
-                .audited_before_login
-                .iter()
-                .any(|(v, d, r)| v == verb && *d == decision && *r == reply);
-            if seen {
-                *self.repeated.entry(verb.to_string()).or_default() += 1;
-                return;
+        if let Login::Pending(before) = &mut self.login {
+            if verb != "USER" && verb != "PASS" {
+                let seen = before
+                    .audited
+                    .iter()
+                    .any(|(v, d, r)| v == verb && *d == decision && *r == reply);
+                if seen {
+                    *self.repeated.entry(verb.to_string()).or_default() += 1;
+                    return;
+                }
+                before.audited.push((verb.to_string(), decision, reply));
             }
-            self.audited_before_login
-                .push((verb.to_string(), decision, reply));
         }
         out.push(Action::Audit(AuditRecord::Command {
             verb: verb.to_string(),
@@ -715,8 +636,8 @@ impl ControlFsm {
 
     fn on_timer(&mut self, kind: TimerKind, out: &mut Vec<Action>) {
         match kind {
-            TimerKind::Login if !self.logged_in => self.on_login_timeout(out),
-            TimerKind::Idle if self.logged_in && self.transfer_step().is_none() => {
+            TimerKind::Login if !self.is_logged_in() => self.on_login_timeout(out),
+            TimerKind::Idle if self.is_logged_in() && self.transfer_step().is_none() => {
                 self.fail_close("Timeout.", CloseReason::IdleTimeout, out)
             }
             TimerKind::Session => self.fail_close(
@@ -725,7 +646,9 @@ impl ControlFsm {
                 out,
             ),
             TimerKind::FailedLogin => {
-                self.attempt.delay_over = true;
+                if let Some(attempt) = self.attempt() {
+                    attempt.delay_over = true;
+                }
                 if let Phase::FailedLogin {
                     ban_pending,
                     expired,
