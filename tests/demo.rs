@@ -3,6 +3,8 @@
 //! refused upload that never reaches vsftpd), then stopped with SIGINT (Ctrl-C), leaving no
 //! process, no listener and no PAM file behind.
 
+// The shared helpers; the gate builder is not needed here (the demo starts its own).
+#[allow(unused_imports)]
 mod common;
 
 use std::net::{Ipv4Addr, SocketAddr};
