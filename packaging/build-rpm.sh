@@ -6,7 +6,8 @@
 # Needs cargo and rpmbuild (on Debian: apt-get install rpm). It packages the same staged tree
 # as build-deb.sh (packaging/stage.sh), so both packages hold the same files; the .deb alone
 # adds changelog.Debian.gz (the RPM keeps its changelog in the header) and its lintian
-# overrides. Prints the path of the package.
+# overrides, the .rpm alone its systemd preset (rpm/90-ftpgate.preset: installed disabled).
+# Prints the path of the package.
 set -euo pipefail
 umask 022
 # shellcheck source=packaging/common.sh
@@ -27,6 +28,7 @@ rpmbuild -bb --quiet \
     --define "use_source_date_epoch_as_buildtime 1" \
     --define "clamp_mtime_to_source_date_epoch 1" \
     --define "stagedir $stage" \
+    --define "presetfile $pkg/rpm/90-ftpgate.preset" \
     --define "ftpgate_version $version" \
     --define "ftpgate_release $revision" \
     "$pkg/rpm/ftpgate.spec" >&2

@@ -15,6 +15,8 @@
 //! - [`counters`]: the session and failed-login counts shared by the worker processes.
 //! - [`siphash`]: the keyed hash of those counters' tables.
 //! - [`os`]: the few calls into the operating system that need `unsafe`.
+//! - [`notify`]: readiness and reload notifications for systemd (`Type=notify`).
+//! - [`logging`]: the diagnostics on stderr, with sd-daemon priorities under journald.
 
 pub mod audit;
 pub mod counters;
@@ -22,6 +24,8 @@ pub mod features;
 pub mod filecopy;
 pub mod ftp;
 pub mod limits;
+pub mod logging;
+pub mod notify;
 pub mod os;
 pub mod policy;
 pub mod reactor;

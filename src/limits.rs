@@ -238,3 +238,8 @@ pub const PASSIVE_QUARANTINE_SECONDS: u64 = 30;
 /// Most (port, client address) pairs one worker keeps in quarantine; beyond it the oldest
 /// pair leaves the quarantine early.
 pub const MAX_PASSIVE_QUARANTINE: usize = 1024;
+
+/// Bytes of one notification datagram a worker sends its supervisor (`READY=1`, `STATUS=`
+/// with the listen addresses or the first reason a reload was refused). A longer one is cut
+/// by the kernel, which costs only the end of its status text.
+pub const MAX_NOTIFY_DATAGRAM: usize = 4096;

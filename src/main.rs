@@ -1,11 +1,14 @@
 //! The `ftpgate` command: argument parsing, `--check`, and the choice between running one
 //! worker in this process or supervising one worker process per core.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
 
 use ftpgate::counters::SharedCounters;
+use ftpgate::logging::LogFormat;
+use ftpgate::notify::Notifier;
 use ftpgate::policy::{Policy, Workers, load_policy};
 use ftpgate::reactor::{Worker, WorkerConfig};
 use ftpgate::supervisor;
@@ -18,13 +21,46 @@ Usage: ftpgate [--config FILE]          run the gateway in the foreground
        ftpgate --help | --version
 
 Options:
-  -c, --config FILE   policy file (default: /etc/ftpgate/ftpgate.json)
+  -c, --config FILE   policy file (default: /etc/ftpgate/ftpgate.json); also --config=FILE
       --check         validate the policy: errors as LINE:COLUMN: message, exit 1
+      --log-format F  diagnostics on stderr: auto (the default: journal under systemd,
+                      else text), journal (<PRIORITY>message) or text (timestamped)
   -h, --help          this text
-  -V, --version       the version
+  -V, --version       the version, the build's features and its TLS provider
 
-Signals: SIGTERM/SIGINT drain and stop, SIGHUP reloads the policy and reopens the audit file.
+Signals: SIGTERM/SIGINT drain and stop, SIGHUP reloads the policy and reopens the audit
+file, SIGUSR2 only reopens the audit file (log rotation), SIGUSR1 logs resource counts.
+Under systemd (Type=notify) readiness and reloads are reported to $NOTIFY_SOCKET.
 Diagnostics go to stderr; RUST_LOG=debug shows every relayed command. See ftpgate(8).";
+
+/// What this build can do, for `--version` (and bug reports). There are no cargo
+/// features: every build has all of these.
+const FEATURES: &[&str] = &[
+    "ftps-client-side",
+    "ftps-backend-side",
+    "audit-file",
+    "audit-syslog(rfc3164,rfc5424)",
+    "filecopy",
+    "prefix-table(tsv)",
+    "sd-notify",
+    "journald-priorities",
+];
+
+/// The `--version` text.
+fn version_text() -> String {
+    let provider = rustls::crypto::ring::default_provider();
+    let versions: Vec<String> = rustls::DEFAULT_VERSIONS
+        .iter()
+        .map(|v| format!("{:?}", v.version).replace("TLSv1_", "TLS 1."))
+        .collect();
+    format!(
+        "ftpgate {}\nfeatures: {}\ntls: rustls with the ring crypto provider ({}; {} cipher suites)\n",
+        env!("CARGO_PKG_VERSION"),
+        FEATURES.join(" "),
+        versions.join(", "),
+        provider.cipher_suites.len(),
+    )
+}
 
 struct Args {
     config: PathBuf,
@@ -33,6 +69,11 @@ struct Args {
     worker: Option<(usize, usize)>,
     /// Internal: the supervisor's shared-counter memfd, inherited.
     shm_fd: Option<i32>,
+    /// Internal: the worker's end of the supervisor's notification socket, inherited.
+    notify_fd: Option<i32>,
+    log_format: LogFormat,
+    /// `--log-format` was given: the workers get it too.
+    log_format_given: bool,
 }
 
 enum Parsed {
@@ -46,22 +87,60 @@ fn parse_args() -> Parsed {
         check: false,
         worker: None,
         shm_fd: None,
+        notify_fd: None,
+        log_format: LogFormat::Auto,
+        log_format_given: false,
     };
     let mut it = std::env::args_os().skip(1);
     while let Some(arg) = it.next() {
+        // `--option=VALUE` is `--option VALUE` (getopt_long's two spellings).
+        if let Some((option, value)) = arg.to_str().and_then(|a| a.split_once('=')) {
+            if option.starts_with("--") {
+                match option {
+                    "--config" if !value.is_empty() => args.config = PathBuf::from(value),
+                    "--config" => return usage_error("--config needs a file name"),
+                    "--log-format" => match LogFormat::parse(value) {
+                        Some(format) => {
+                            args.log_format = format;
+                            args.log_format_given = true;
+                        }
+                        None => return usage_error("--log-format is auto, journal or text"),
+                    },
+                    _ => return usage_error(&format!("unknown argument {option}")),
+                }
+                continue;
+            }
+        }
         match arg.to_str() {
             Some("-h" | "--help") => {
                 say(format_args!("{USAGE}\n"));
                 return Parsed::Exit(ExitCode::SUCCESS);
             }
             Some("-V" | "--version") => {
-                say(format_args!("ftpgate {}\n", env!("CARGO_PKG_VERSION")));
+                say(format_args!("{}", version_text()));
                 return Parsed::Exit(ExitCode::SUCCESS);
             }
             Some("--check") => args.check = true,
             Some("-c" | "--config") => match it.next() {
                 Some(path) => args.config = PathBuf::from(path),
                 None => return usage_error("--config needs a file name"),
+            },
+            Some("--log-format") => match it.next().and_then(|v| v.into_string().ok()).as_deref() {
+                Some(value) => match LogFormat::parse(value) {
+                    Some(format) => {
+                        args.log_format = format;
+                        args.log_format_given = true;
+                    }
+                    None => return usage_error("--log-format is auto, journal or text"),
+                },
+                None => return usage_error("--log-format needs auto, journal or text"),
+            },
+            Some("--notify-fd") => match it.next().and_then(|v| v.into_string().ok()) {
+                Some(fd) => match fd.parse() {
+                    Ok(fd) => args.notify_fd = Some(fd),
+                    Err(_) => return usage_error("--notify-fd needs a descriptor number"),
+                },
+                None => return usage_error("--notify-fd needs a descriptor number"),
             },
             Some("--shm-fd") => match it.next().and_then(|v| v.into_string().ok()) {
                 Some(fd) => match fd.parse() {
@@ -165,9 +244,7 @@ fn main() -> ExitCode {
             Err(code) => code,
         };
     }
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp_millis()
-        .init();
+    ftpgate::logging::init(args.log_format);
     let policy = match load(&args.config) {
         Ok(policy) => policy,
         Err(code) => return code,
@@ -187,7 +264,14 @@ fn main() -> ExitCode {
             }
             worker
         }
-        None if count > 1 => return supervisor::run(&args.config, &policy, count),
+        None if count > 1 => {
+            let mut extra = Vec::new();
+            if args.log_format_given {
+                extra.push(OsString::from("--log-format"));
+                extra.push(OsString::from(args.log_format.name()));
+            }
+            return supervisor::run(&args.config, &policy, count, &extra);
+        }
         None => (0, 1),
     };
     let counters = match args.shm_fd {
@@ -215,12 +299,25 @@ fn main() -> ExitCode {
             }
         },
     };
+    let notify = match args.notify_fd {
+        Some(fd) => match ftpgate::os::inherited_datagram(fd) {
+            Ok(socket) => Notifier::to_supervisor(socket, index),
+            Err(e) => {
+                log::warn!("cannot use the supervisor's notification socket: {e}");
+                Notifier::none()
+            }
+        },
+        // A worker of its own: the main process, which tells systemd itself.
+        None if args.worker.is_none() => Notifier::from_env(),
+        None => Notifier::none(),
+    };
     let config = WorkerConfig {
         index,
         count,
         policy: Rc::new(policy),
         policy_path: Some(args.config.clone()),
         counters,
+        notify,
     };
     let mut worker = match Worker::new(config) {
         Ok(worker) => worker,

@@ -17,6 +17,9 @@ pub static RELOAD_REQUESTED: AtomicBool = AtomicBool::new(false);
 /// Set by SIGUSR1: log one line of the worker's resource counts (sessions, timers,
 /// buffers), for operators and for the tests that measure the bounds.
 pub static STATS_REQUESTED: AtomicBool = AtomicBool::new(false);
+/// Set by SIGUSR2: reopen the audit file (logrotate's postrotate) without reloading the
+/// policy.
+pub static REOPEN_REQUESTED: AtomicBool = AtomicBool::new(false);
 /// Set by SIGCHLD in the supervisor.
 pub static CHILD_EXITED: AtomicBool = AtomicBool::new(false);
 
@@ -28,6 +31,7 @@ extern "C" fn on_signal(signal: libc::c_int) {
         libc::SIGHUP => RELOAD_REQUESTED.store(true, Ordering::SeqCst),
         libc::SIGCHLD => CHILD_EXITED.store(true, Ordering::SeqCst),
         libc::SIGUSR1 => STATS_REQUESTED.store(true, Ordering::SeqCst),
+        libc::SIGUSR2 => REOPEN_REQUESTED.store(true, Ordering::SeqCst),
         _ => {}
     }
     let fd = WAKE_FD.load(Ordering::SeqCst);
@@ -42,8 +46,8 @@ extern "C" fn on_signal(signal: libc::c_int) {
     }
 }
 
-/// Installs the handlers for SIGTERM, SIGINT, SIGHUP, SIGUSR1 and SIGCHLD and makes `wake` the pipe
-/// they write to. `wake` must stay open for the life of the process.
+/// Installs the handlers for SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 and SIGCHLD and makes
+/// `wake` the pipe they write to. `wake` must stay open for the life of the process.
 pub fn install_signal_handlers(wake: &impl AsRawFd) -> io::Result<()> {
     WAKE_FD.store(wake.as_raw_fd(), Ordering::SeqCst);
     for signal in [
@@ -51,6 +55,7 @@ pub fn install_signal_handlers(wake: &impl AsRawFd) -> io::Result<()> {
         libc::SIGINT,
         libc::SIGHUP,
         libc::SIGUSR1,
+        libc::SIGUSR2,
         libc::SIGCHLD,
     ] {
         // SAFETY: `action` is zero-initialised (a valid sigaction), then given a handler of
@@ -111,7 +116,7 @@ pub fn send_signal(pid: u32, signal: i32) -> io::Result<()> {
     Ok(())
 }
 
-pub use libc::{SIGHUP, SIGKILL, SIGTERM, SIGUSR1};
+pub use libc::{SIGHUP, SIGKILL, SIGTERM, SIGUSR1, SIGUSR2};
 
 /// The host name (gethostname(2)), for the HOSTNAME field of syslog messages; `None` when it
 /// cannot be read or is not UTF-8.
@@ -336,6 +341,63 @@ impl SharedRegion {
             Backing::Mapped { ptr, words } => unsafe { std::slice::from_raw_parts(*ptr, *words) },
         }
     }
+}
+
+/// Lets `fd` survive `exec` (clears close-on-exec), for a descriptor a re-executed worker
+/// inherits on purpose (the supervisor's notification socket).
+pub fn set_inheritable(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let raw = fd.as_raw_fd();
+    // SAFETY: fcntl(2) F_GETFD/F_SETFD on a descriptor kept open by the borrow; only the
+    // FD_CLOEXEC bit of its flags is changed.
+    let flags = unsafe { libc::fcntl(raw, libc::F_GETFD) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(raw, libc::F_SETFD, flags & !libc::FD_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Takes ownership of the datagram socket `fd` that the supervisor passed down
+/// (`--notify-fd`), after checking that it is an open socket; close-on-exec is set again
+/// so that nothing this process starts inherits it.
+pub fn inherited_datagram(fd: i32) -> io::Result<std::os::unix::net::UnixDatagram> {
+    // SAFETY: fstat(2) into a zeroed stat buffer of the right type; an invalid descriptor
+    // only returns EBADF.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut stat) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("descriptor {fd} is not a socket"),
+        ));
+    }
+    // SAFETY: `fd` is an open socket (checked above) that this process inherited for this
+    // purpose and that nothing else in the process owns.
+    let socket = unsafe { std::os::unix::net::UnixDatagram::from_raw_fd(fd) };
+    // SAFETY: fcntl(2) F_SETFD on the descriptor `socket` now owns.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(socket)
+}
+
+/// CLOCK_MONOTONIC in microseconds: the `MONOTONIC_USEC=` that systemd wants with
+/// `RELOADING=1` (std's `Instant` reads the same clock but does not show its value).
+pub fn monotonic_usec() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime(2) writes one timespec into the live local `ts`.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+        return 0;
+    }
+    ts.tv_sec.unsigned_abs() * 1_000_000 + ts.tv_nsec.unsigned_abs() / 1_000
 }
 
 /// Closes a descriptor this process inherited and no longer needs.

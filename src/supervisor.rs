@@ -4,13 +4,22 @@
 //! Workers are this same binary re-executed with `--worker INDEX/COUNT`; each binds the
 //! control listeners itself with SO_REUSEPORT and serves its own slice of the passive port
 //! range. The supervisor holds no client socket and does no FTP.
+//!
+//! Under systemd (`Type=notify`) the supervisor is the main process and the only one that
+//! notifies: each worker reports `READY=1` over a socket pair the supervisor passes down
+//! (`--notify-fd`), and systemd hears `READY=1` once all of them have, at start and after
+//! each reload (see `notify`).
 
+use std::ffi::OsString;
 use std::io::Read;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Child, Command, ExitCode};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use crate::notify::{self, Notifier, Readiness};
 use crate::os;
 use crate::policy::Policy;
 use crate::services::sockets::bind_control_listener;
@@ -26,8 +35,22 @@ struct WorkerProcess {
     started: Instant,
 }
 
-/// Runs `count` workers until SIGTERM/SIGINT. Returns the process exit code.
-pub fn run(config: &Path, policy: &Policy, count: usize) -> ExitCode {
+/// What each worker is started with.
+struct Spawn<'a> {
+    config: &'a Path,
+    count: usize,
+    shm_fd: i32,
+    notify_fd: i32,
+    /// Options the supervisor was given that the workers need too (`--log-format`).
+    extra: &'a [OsString],
+}
+
+const SIGNAL_TOKEN: mio::Token = mio::Token(0);
+const NOTIFY_TOKEN: mio::Token = mio::Token(1);
+
+/// Runs `count` workers until SIGTERM/SIGINT. Returns the process exit code. `extra` are
+/// arguments passed on to every worker.
+pub fn run(config: &Path, policy: &Policy, count: usize, extra: &[OsString]) -> ExitCode {
     // Fail early and clearly if a listener cannot be bound (the socket is closed at once:
     // a listening socket the supervisor never accepts on would steal connections).
     for listener in &policy.listeners {
@@ -43,13 +66,35 @@ pub fn run(config: &Path, policy: &Policy, count: usize) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if let Err(e) = receiver
-        .set_nonblocking(false)
-        .and_then(|()| os::install_signal_handlers(&sender))
-    {
+    if let Err(e) = os::install_signal_handlers(&sender) {
         log::error!("cannot install signal handlers: {e}");
         return ExitCode::from(1);
     }
+    let systemd = Notifier::from_env();
+    // The workers' notifications: one socket pair, the workers share the far end.
+    let (mut from_workers, to_supervisor) = match UnixDatagram::pair().and_then(|(a, b)| {
+        os::set_inheritable(b.as_fd())?;
+        a.set_nonblocking(true)?;
+        Ok((mio::net::UnixDatagram::from_std(a), b))
+    }) {
+        Ok(pair) => pair,
+        Err(e) => {
+            log::error!("cannot create the workers' notification socket: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let (mut poll, mut events) = match mio::Poll::new().and_then(|poll| {
+        let registry = poll.registry();
+        registry.register(&mut receiver, SIGNAL_TOKEN, mio::Interest::READABLE)?;
+        registry.register(&mut from_workers, NOTIFY_TOKEN, mio::Interest::READABLE)?;
+        Ok((poll, mio::Events::with_capacity(16)))
+    }) {
+        Ok(pair) => pair,
+        Err(e) => {
+            log::error!("cannot set up the supervisor's loop: {e}");
+            return ExitCode::from(1);
+        }
+    };
     // The session counters all workers share (see `counters`): one memfd, inherited.
     // Its header holds the secret key of the tables' hash, drawn from the kernel now: every
     // worker of this start (restarted ones too) uses it, nobody outside knows it.
@@ -61,9 +106,17 @@ pub fn run(config: &Path, policy: &Policy, count: usize) -> ExitCode {
         }
     };
     let shm_fd = std::os::fd::AsRawFd::as_raw_fd(&shm);
+    let spawning = Spawn {
+        config,
+        count,
+        shm_fd,
+        notify_fd: std::os::fd::AsRawFd::as_raw_fd(&to_supervisor),
+        extra,
+    };
+    let mut readiness = Readiness::new(count);
     let mut workers = Vec::with_capacity(count);
     for index in 0..count {
-        match spawn(config, index, count, shm_fd) {
+        match spawn(&spawning, index) {
             Ok(w) => workers.push(w),
             Err(e) => {
                 log::error!("cannot start worker {index}: {e}");
@@ -74,12 +127,35 @@ pub fn run(config: &Path, policy: &Policy, count: usize) -> ExitCode {
     }
     log::info!("supervising {count} workers");
     let mut buf = [0u8; 64];
+    let mut datagram = [0u8; crate::limits::MAX_NOTIFY_DATAGRAM];
+    let listening: Vec<String> = policy
+        .listeners
+        .iter()
+        .map(|l| l.address.to_string())
+        .collect();
+    let serving = format!("{count} workers serving on {}", listening.join(", "));
     loop {
         if os::STOP_REQUESTED.load(Ordering::SeqCst) {
+            systemd.stopping();
             stop_all(&mut workers);
             return ExitCode::SUCCESS;
         }
+        // What the workers said: READY=1 after their start or their reload.
+        while let Ok(n) = from_workers.recv(&mut datagram) {
+            let Some(message) = datagram.get(..n).and_then(notify::parse_worker_message) else {
+                continue;
+            };
+            if message.ready && readiness.done(message.index) {
+                let detail = message.status.as_deref().and_then(|s| s.split_once("; "));
+                match detail {
+                    Some((_, after)) => systemd.ready(&format!("{serving}; {after}")),
+                    None => systemd.ready(&serving),
+                }
+            }
+        }
         if os::RELOAD_REQUESTED.swap(false, Ordering::SeqCst) {
+            systemd.reloading();
+            readiness.reloading();
             match crate::policy::load_policy(config) {
                 Ok(_) => log::info!("reloading workers"),
                 Err(errors) => {
@@ -90,6 +166,11 @@ pub fn run(config: &Path, policy: &Policy, count: usize) -> ExitCode {
             }
             for w in &workers {
                 let _ = os::send_signal(w.child.id(), os::SIGHUP);
+            }
+        }
+        if os::REOPEN_REQUESTED.swap(false, Ordering::SeqCst) {
+            for w in &workers {
+                let _ = os::send_signal(w.child.id(), os::SIGUSR2);
             }
         }
         if os::STATS_REQUESTED.swap(false, Ordering::SeqCst) {
@@ -111,31 +192,48 @@ pub fn run(config: &Path, policy: &Policy, count: usize) -> ExitCode {
                 return ExitCode::from(1);
             }
             log::error!("worker {} exited ({status}); restarting it", w.index);
-            match spawn(config, w.index, count, shm_fd) {
+            // It cannot answer a reload in progress any more; its successor starts on the
+            // current file anyway.
+            if readiness.done(w.index) {
+                systemd.ready(&serving);
+            }
+            match spawn(&spawning, w.index) {
                 Ok(new) => *w = new,
                 Err(e) => log::error!("cannot restart worker {}: {e}", w.index),
             }
         }
-        // Blocks until a signal handler writes to the pipe (SIGCHLD, SIGTERM, SIGHUP).
+        // Blocks until a signal handler writes to the pipe (SIGCHLD, SIGTERM, SIGHUP) or a
+        // worker notifies.
         if os::STOP_REQUESTED.load(Ordering::SeqCst)
             || os::RELOAD_REQUESTED.load(Ordering::SeqCst)
+            || os::REOPEN_REQUESTED.load(Ordering::SeqCst)
             || os::CHILD_EXITED.load(Ordering::SeqCst)
         {
             continue;
         }
-        let _ = receiver.read(&mut buf);
+        if let Err(e) = poll.poll(&mut events, None) {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                log::error!("supervisor poll failed: {e}");
+            }
+        }
+        while receiver.read(&mut buf).is_ok_and(|n| n > 0) {}
     }
 }
 
-fn spawn(config: &Path, index: usize, count: usize, shm_fd: i32) -> std::io::Result<WorkerProcess> {
+fn spawn(how: &Spawn<'_>, index: usize) -> std::io::Result<WorkerProcess> {
     let exe = std::env::current_exe()?;
     let child = Command::new(exe)
         .arg("--config")
-        .arg(config)
+        .arg(how.config)
         .arg("--worker")
-        .arg(format!("{index}/{count}"))
+        .arg(format!("{index}/{}", how.count))
         .arg("--shm-fd")
-        .arg(shm_fd.to_string())
+        .arg(how.shm_fd.to_string())
+        .arg("--notify-fd")
+        .arg(how.notify_fd.to_string())
+        .args(how.extra)
+        // The supervisor is the one that notifies systemd (NotifyAccess=main).
+        .env_remove("NOTIFY_SOCKET")
         .spawn()?;
     Ok(WorkerProcess {
         index,

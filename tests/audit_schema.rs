@@ -272,7 +272,8 @@ fn every_event_kind_ftpgate_emits_matches_the_schema() {
         .user("ftp", "read-only", "vsftpd")
         .set(
             &["audit", "syslog"],
-            json!({ "socket": daemon.path().to_string_lossy(), "facility": "local0" }),
+            json!({ "socket": daemon.path().to_string_lossy(), "facility": "local0",
+                    "format": "rfc5424" }),
         )
         .set(&["audit", "on_failure"], json!("continue"))
         .ftps()

@@ -1,4 +1,5 @@
-//! The audit sinks: syslog (RFC 5424 over our own Unix datagram socket, never the system's
+//! The audit sinks: syslog (RFC 5424 and the default local form over our own Unix datagram
+//! socket, a real rsyslogd in the stock Debian configuration too, never the system's
 //! /dev/log), the file (followed across a logrotate rename, with and without SIGHUP), both at
 //! once, and what happens when a sink fails: `audit.on_failure` "refuse_sessions" (421 until
 //! it is back) and "continue", the loss counted and reported with an `audit_loss` event, and a
@@ -72,7 +73,7 @@ fn syslog_and_file_get_every_event_with_an_rfc5424_header() {
         json!({
             "file": file.to_string_lossy(),
             "syslog": { "facility": "local3", "app_name": "ftpgate-test",
-                        "socket": daemon.path().to_string_lossy() }
+                        "socket": daemon.path().to_string_lossy(), "format": "rfc5424" }
         }),
     );
     let script = scripted_sessions(&vs, &gate);
@@ -159,7 +160,8 @@ fn cee_cookie_default_facility_and_syslog_alone() {
     let mut daemon = SyslogListener::bind(&dir.path().join("log"));
     let gate = start_gate(
         &vs,
-        json!({ "syslog": { "socket": daemon.path().to_string_lossy(), "cee": true } }),
+        json!({ "syslog": { "socket": daemon.path().to_string_lossy(), "cee": true,
+                            "format": "rfc5424" } }),
     );
     let mut c = Ftp::connect(gate.addr());
     let client = c.local_addr();
@@ -430,7 +432,7 @@ fn syslog_outage_refuses_sessions_then_reports_the_loss_to_syslog() {
     let mut daemon = SyslogListener::bind(&dir.path().join("log"));
     let gate = start_gate(
         &vs,
-        json!({ "syslog": { "socket": daemon.path().to_string_lossy() } }),
+        json!({ "syslog": { "socket": daemon.path().to_string_lossy(), "format": "rfc5424" } }),
     );
     let (reply, first) = knock(&gate);
     assert_eq!(reply.0, 220);
@@ -482,7 +484,7 @@ fn a_syslog_daemon_that_stops_reading_never_stalls_the_gateway() {
     let mut daemon = SyslogListener::bind(&dir.path().join("log"));
     let gate = start_gate(
         &vs,
-        json!({ "syslog": { "socket": daemon.path().to_string_lossy() },
+        json!({ "syslog": { "socket": daemon.path().to_string_lossy(), "format": "rfc5424" },
                 "on_failure": "continue" }),
     );
     let first = short_session(&gate);
@@ -632,4 +634,92 @@ input(type="imuxsock" socket="{d}/rfc3164.sock" ruleset="rfc3164")
             );
         }
     }
+}
+
+/// The default syslog settings (no `format`, no facility, no cookie) against rsyslog in
+/// the configuration a stock Debian 12 host runs: `/etc/rsyslog.conf` of the rsyslog
+/// package, line for line, except that imuxsock's system socket is a private path instead
+/// of /dev/log, the spool directory and the log files are under the test's directory, and
+/// what needs the host (imklog's kernel log, `:omusrmsg:*` writing emergencies to every
+/// terminal, the /etc/rsyslog.d include) is left out. The events land in auth.log (the
+/// default facility authpriv), each under the tag `ftpgate[PID]:`, and the text after the
+/// tag is the event's JSON: what an operator's `grep ftpgate /var/log/auth.log | cut`
+/// or a SIEM's syslog parser gets.
+#[test]
+fn stock_debian_rsyslog_files_the_default_format_under_its_tag() {
+    const RSYSLOGD: &str = "/usr/sbin/rsyslogd";
+    assert!(
+        std::path::Path::new(RSYSLOGD).exists(),
+        "{RSYSLOGD} is not installed: tests/run.sh installs the rsyslog package"
+    );
+    let vs = Vsftpd::start();
+    let dir = temp_dir();
+    let d = dir.path();
+    let conf = format!(
+        r#"# Debian 12's /etc/rsyslog.conf (rsyslog 8.2302), socket and paths moved.
+module(load="imuxsock" SysSock.Name="{d}/log") # provides support for local system logging
+$FileOwner root
+$FileGroup adm
+$FileCreateMode 0640
+$DirCreateMode 0755
+$Umask 0022
+$WorkDirectory {d}
+*.*;auth,authpriv.none		-{d}/syslog
+auth,authpriv.*			{d}/auth.log
+cron.*				-{d}/cron.log
+kern.*				-{d}/kern.log
+mail.*				-{d}/mail.log
+user.*				-{d}/user.log
+"#,
+        d = d.display()
+    );
+    fs::write(d.join("rsyslog.conf"), conf).expect("write rsyslog.conf");
+    let _rsyslogd = ProcessGuard::spawn(
+        "rsyslogd",
+        std::process::Command::new(RSYSLOGD)
+            .arg("-n")
+            .arg("-f")
+            .arg(d.join("rsyslog.conf"))
+            .arg("-i")
+            .arg(d.join("rsyslogd.pid"))
+            .stdin(std::process::Stdio::null())
+            .stdout(fs::File::create(d.join("rsyslogd.out")).expect("stdout"))
+            .stderr(fs::File::create(d.join("rsyslogd.err")).expect("stderr")),
+    );
+    assert!(
+        wait_until(WAIT, || d.join("log").exists()),
+        "rsyslogd did not start: {}",
+        fs::read_to_string(d.join("rsyslogd.err")).unwrap_or_default()
+    );
+    let file = d.join("audit.jsonl");
+    let gate = start_gate(
+        &vs,
+        json!({ "file": file.to_string_lossy(),
+                "syslog": { "socket": d.join("log").to_string_lossy() } }),
+    );
+    let script = scripted_sessions(&vs, &gate);
+    let expected = poll(WAIT, || {
+        let events = file_events(&file);
+        (ended(&events, script.full) && ended(&events, script.failed)).then_some(events)
+    });
+    let tag = format!(" ftpgate[{}]: ", gate.pid().expect("pid"));
+    let lines = poll(WAIT, || {
+        let text = fs::read_to_string(d.join("auth.log")).unwrap_or_default();
+        let lines: Vec<String> = text
+            .lines()
+            .filter(|l| l.contains(&tag))
+            .map(str::to_string)
+            .collect();
+        (lines.len() >= expected.len()).then_some(lines)
+    });
+    assert_eq!(lines.len(), expected.len(), "{lines:#?}");
+    for (line, event) in lines.iter().zip(&expected) {
+        let (_, json) = line.split_once(&tag).expect("tag");
+        let parsed: Value = serde_json::from_str(json)
+            .unwrap_or_else(|e| panic!("the text after the tag is not JSON ({e}): {line}"));
+        assert_eq!(&parsed, event, "{line}");
+    }
+    // authpriv only: nothing in the general log (auth,authpriv.none).
+    let general = fs::read_to_string(d.join("syslog")).unwrap_or_default();
+    assert!(!general.contains("ftpgate"), "{general}");
 }

@@ -41,13 +41,169 @@ fn positions(stderr: &str, file: &Path) -> Vec<(u32, u32, String)> {
 }
 
 #[test]
-fn version_prints_name_and_version() {
-    let out = ftpgate(&["--version"]);
-    out.assert_success("--version");
+fn version_prints_name_version_features_and_tls_provider() {
+    for flag in ["--version", "-V"] {
+        let out = ftpgate(&[flag]);
+        out.assert_success(flag);
+        let text = out.stdout_str();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines.first().copied(),
+            Some(format!("ftpgate {}", env!("CARGO_PKG_VERSION")).as_str()),
+            "{text}"
+        );
+        let features = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("features: "))
+            .unwrap_or_else(|| panic!("no features line: {text}"));
+        for feature in ["filecopy", "sd-notify", "ftps-client-side"] {
+            assert!(features.split(' ').any(|f| f == feature), "{text}");
+        }
+        let tls = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("tls: "))
+            .unwrap_or_else(|| panic!("no tls line: {text}"));
+        assert!(tls.contains("rustls") && tls.contains("ring"), "{text}");
+        assert!(tls.contains("TLS 1.3") && tls.contains("TLS 1.2"), "{text}");
+    }
+}
+
+#[test]
+fn config_is_accepted_in_all_three_spellings() {
+    let dir = temp_dir();
+    let policy = Ftpgate::builder()
+        .backend("vsftpd", "127.0.0.1:2100".parse().unwrap())
+        .standard_roles()
+        .user("ftp", "read-only", "vsftpd")
+        .policy(
+            "127.0.0.1:2121".parse().unwrap(),
+            (40000, 40099),
+            &dir.path().join("audit.jsonl"),
+        );
+    let path = dir.path().join("spellings.json");
+    fs::write(&path, serde_json::to_string_pretty(&policy).unwrap()).unwrap();
+    let file = path.to_string_lossy().into_owned();
+    let joined = format!("--config={file}");
+    for args in [
+        vec!["--check", "--config", file.as_str()],
+        vec!["--check", "-c", file.as_str()],
+        vec!["--check", joined.as_str()],
+        vec![joined.as_str(), "--check"],
+    ] {
+        let out = ftpgate(&args);
+        out.assert_success(&format!("{args:?}"));
+        assert!(
+            out.stdout_str().contains("spellings.json: OK"),
+            "{args:?}: {out:?}"
+        );
+    }
+    // The file given is the one read: a missing one is named in the error.
+    let out = ftpgate(&["--check", "--config=/nonexistent/ftpgate.json"]);
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("/nonexistent/ftpgate.json"), "{out:?}");
+    for bad in ["--config=", "--no-such=1", "--log-format=xml"] {
+        let out = ftpgate(&["--check", bad]);
+        assert_eq!(out.code(), Some(2), "{bad}: {out:?}");
+    }
+}
+
+/// Starts ftpgate on a policy whose listener address is already taken (so it logs an error
+/// and exits 1) with stderr in a file and `env`; returns what it wrote on stderr.
+fn failed_start_log(args: &[&str], env: impl Fn(&Path) -> Vec<(String, String)>) -> String {
+    let dir = temp_dir();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = taken.local_addr().unwrap();
+    let policy = Ftpgate::builder()
+        .backend("vsftpd", "127.0.0.1:2100".parse().unwrap())
+        .standard_roles()
+        .user("ftp", "read-only", "vsftpd")
+        .policy(listen, (40000, 40099), &dir.path().join("audit.jsonl"));
+    let path = dir.path().join("ftpgate.json");
+    fs::write(&path, serde_json::to_string_pretty(&policy).unwrap()).unwrap();
+    let stderr_path = dir.path().join("stderr");
+    let stderr = fs::File::create(&stderr_path).unwrap();
+    let mut cmd = Command::new(FTPGATE);
+    cmd.arg("--config")
+        .arg(&path)
+        .args(args)
+        .env_remove("JOURNAL_STREAM")
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr);
+    for (k, v) in env(&stderr_path) {
+        cmd.env(k, v);
+    }
+    let mut proc = ProcessGuard::spawn("ftpgate", &mut cmd);
+    let status = proc.wait_exit(Duration::from_secs(30));
     assert_eq!(
-        out.stdout_str().trim(),
-        format!("ftpgate {}", env!("CARGO_PKG_VERSION"))
+        status.and_then(|s| s.code()),
+        Some(1),
+        "a listener in use fails the start"
     );
+    drop(taken);
+    fs::read_to_string(&stderr_path).unwrap()
+}
+
+fn assert_journal_form(log: &str) {
+    let line = log
+        .lines()
+        .find(|l| l.contains("cannot listen"))
+        .unwrap_or_else(|| panic!("no error line: {log}"));
+    assert!(line.starts_with("<3>cannot listen on 127.0.0.1:"), "{log}");
+    for line in log.lines() {
+        let priority = line
+            .strip_prefix('<')
+            .and_then(|l| l.split_once('>'))
+            .map(|(p, _)| p);
+        assert!(
+            matches!(priority, Some("3" | "4" | "5" | "6" | "7")),
+            "every line has a priority prefix: {line:?}"
+        );
+    }
+}
+
+#[test]
+fn log_lines_carry_syslog_priorities_when_stderr_is_the_journal() {
+    // What systemd sets: JOURNAL_STREAM=DEVICE:INODE of the stream that stderr is.
+    let log = failed_start_log(&[], |stderr| {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(stderr).unwrap();
+        vec![(
+            "JOURNAL_STREAM".into(),
+            format!("{}:{}", meta.dev(), meta.ino()),
+        )]
+    });
+    assert_journal_form(&log);
+    // The flag does the same without the variable.
+    assert_journal_form(&failed_start_log(&["--log-format", "journal"], |_| vec![]));
+}
+
+#[test]
+fn log_lines_carry_timestamps_and_levels_elsewhere() {
+    // A JOURNAL_STREAM that names another stream (stderr redirected by the service) is not
+    // the journal.
+    for log in [
+        failed_start_log(&[], |_| vec![("JOURNAL_STREAM".into(), "1:2".into())]),
+        failed_start_log(&["--log-format=text"], |_| vec![]),
+    ] {
+        let line = log
+            .lines()
+            .find(|l| l.contains("cannot listen"))
+            .unwrap_or_else(|| panic!("no error line: {log}"));
+        // [2026-11-21T13:52:12.170Z ERROR ftpgate] cannot listen on ...
+        let (stamp, rest) = line
+            .strip_prefix('[')
+            .and_then(|l| l.split_once(' '))
+            .unwrap_or_else(|| panic!("no timestamp: {line}"));
+        assert_eq!(stamp.len(), "2026-11-21T13:52:12.170Z".len(), "{line}");
+        assert!(
+            stamp.ends_with('Z') && stamp.as_bytes()[10] == b'T',
+            "{line}"
+        );
+        assert!(rest.starts_with("ERROR "), "{line}");
+        assert!(!log.contains("<3>"), "{log}");
+    }
 }
 
 #[test]

@@ -262,7 +262,11 @@ ok "man pages ftpgate(8) and ftpgate.json(5)"
 
 timeout 30 /usr/sbin/ftpgate --check --config /etc/ftpgate/ftpgate.json >"$work/check.out" 2>&1 ||
     fail "ftpgate --check on the installed policy: $(cat "$work/check.out")"
-grep -q '0.0.0.0:2121' "$work/check.out" || fail "the default policy does not listen on 0.0.0.0:2121"
+# Loopback only until the operator edits it (the anonymous read-only users must not be open
+# to the network on installation).
+grep -q '127.0.0.1:2121' "$work/check.out" || fail "the default policy does not listen on 127.0.0.1:2121"
+! grep -Eq '0\.0\.0\.0|\[::\]' /etc/ftpgate/ftpgate.json ||
+    fail "the default policy listens on a wildcard address: $(grep -E '0\.0\.0\.0|\[::\]' /etc/ftpgate/ftpgate.json)"
 timeout 30 setpriv --reuid=ftpgate --regid=ftpgate --init-groups \
     /usr/sbin/ftpgate --check --config /etc/ftpgate/ftpgate.json >/dev/null 2>&1 ||
     fail "the ftpgate user cannot read and check /etc/ftpgate/ftpgate.json"
@@ -303,6 +307,16 @@ done
 ok "${#examples[@]} example policies pass ftpgate --check"
 
 unit=/usr/lib/systemd/system/ftpgate.service
+# Readiness: Type=notify, only the main process (the supervisor) may notify; a reload checks
+# the file before it signals (tests/systemd.rs runs these commands on a broken policy).
+grep -qx 'Type=notify' "$unit" || fail "the unit is not Type=notify"
+grep -qx 'NotifyAccess=main' "$unit" || fail "the unit lacks NotifyAccess=main"
+reloads=$(grep '^ExecReload=' "$unit")
+[ "$(head -n 1 <<<"$reloads")" = 'ExecReload=/usr/sbin/ftpgate --check --config /etc/ftpgate/ftpgate.json' ] ||
+    fail "ExecReload does not check the policy first: $reloads"
+[ "$(tail -n 1 <<<"$reloads")" = 'ExecReload=/bin/kill -HUP $MAINPID' ] ||
+    fail "ExecReload does not end with SIGHUP: $reloads"
+ok "unit: Type=notify, NotifyAccess=main, ExecReload checks the policy before SIGHUP"
 if timeout 60 systemd-analyze verify "$unit" >"$work/verify.out" 2>&1 && [ ! -s "$work/verify.out" ]; then
     ok "systemd-analyze verify $unit: clean"
 else
@@ -461,8 +475,8 @@ grep '"event":"transfer"' "$audit" | grep '"result":"ok"' | grep -q "\"bytes\":$
 ok "audit trail written by the ftpgate user to $audit"
 
 # Log rotation with the packaged rules (for this test's file only: any other audit trail in
-# /var/log/ftpgate is not this test's to rotate), then SIGHUP to reopen, as the postrotate
-# script does through systemd.
+# /var/log/ftpgate is not this test's to rotate), then SIGUSR2 to reopen, as the postrotate
+# script does through systemd (without reloading the policy).
 sed "s|^/var/log/ftpgate/\*\.jsonl {|$audit {|" /etc/logrotate.d/ftpgate >"$work/logrotate.conf"
 grep -q "^$audit {" "$work/logrotate.conf" || fail "unexpected /etc/logrotate.d/ftpgate"
 timeout 60 logrotate -f -s "$work/logrotate.state" "$work/logrotate.conf" 2>"$work/logrotate.err" ||
@@ -471,15 +485,23 @@ rotated=$(find /var/log/ftpgate -maxdepth 1 -name "$(basename "$audit")-*" | hea
 [ -n "$rotated" ] || fail "logrotate did not rotate $audit"
 expect_mode "$audit" "640 ftpgate:adm"
 [ ! -s "$audit" ] || fail "the new audit file is not empty"
-kill -HUP "$gw_pid"
+grep -q 'systemctl kill --kill-who=main --signal=SIGUSR2 ftpgate.service' /etc/logrotate.d/ftpgate ||
+    fail "the packaged postrotate does not send SIGUSR2: $(cat /etc/logrotate.d/ftpgate)"
+kill -USR2 "$gw_pid"
+deadline=$((SECONDS + 15))
+until [ "$(grep -c 'audit trail reopened' "$work/ftpgate.log")" -ge 2 ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "the workers did not reopen the audit file on SIGUSR2"
+    sleep 0.1
+done
+download "$work/after-usr2.bin"
 deadline=$((SECONDS + 15))
 until grep -q '"event":"transfer"' "$audit" 2>/dev/null; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "no transfer event in the new audit file after SIGHUP"
-    download "$work/after-hup.bin"
-    sleep 0.2
+    [ "$SECONDS" -lt "$deadline" ] || fail "no transfer event in the new audit file after SIGUSR2"
+    sleep 0.1
 done
-kill -0 "$gw_pid" || fail "ftpgate died on SIGHUP"
-ok "logrotate rotated the audit file to $(basename "$rotated"); SIGHUP reopened $audit"
+kill -0 "$gw_pid" || fail "ftpgate died on SIGUSR2"
+! grep -q 'reload' "$work/ftpgate.log" || fail "SIGUSR2 reloaded the policy: $(grep reload "$work/ftpgate.log")"
+ok "logrotate rotated the audit file to $(basename "$rotated"); SIGUSR2 reopened $audit (no reload)"
 
 stop_pid "$gw_pid" 45 || fail "ftpgate was not running at the end"
 gw_status=0
@@ -540,13 +562,16 @@ rpm_files=$(rpm -qlp "$rpm" 2>/dev/null | sort)
 rpm_regular=$(rpm -qp --qf '[%{FILEMODES:perms} %{FILENAMES}\n]' "$rpm" 2>/dev/null |
     awk '$1 !~ /^d/ { print $2 }' | sort)
 deb_only=(/usr/share/doc/ftpgate/changelog.Debian.gz /usr/share/lintian/overrides/ftpgate)
+rpm_only=(/usr/lib/systemd/system-preset/90-ftpgate.preset)
 deb_regular=$(deb_files | grep -vxF -f <(printf '%s\n' "${deb_only[@]}"))
+grep -qxF "${rpm_only[0]}" <<<"$rpm_regular" || fail "the .rpm has no systemd preset"
+rpm_regular=$(grep -vxF -f <(printf '%s\n' "${rpm_only[@]}") <<<"$rpm_regular")
 [ "$rpm_regular" = "$deb_regular" ] ||
     fail "the .rpm and the .deb hold different files: $(diff <(echo "$deb_regular") <(echo "$rpm_regular"))"
 for d in /etc/ftpgate /usr/share/doc/ftpgate /usr/share/doc/ftpgate/examples; do
     grep -qx "$d" <<<"$rpm_files" || fail "the .rpm does not own $d"
 done
-ok "rpm -qlp: the same $(wc -l <<<"$rpm_regular") files as the .deb (which adds only ${deb_only[*]})"
+ok "rpm -qlp: the same $(wc -l <<<"$rpm_regular") files as the .deb (which adds only ${deb_only[*]}; the .rpm only ${rpm_only[*]})"
 
 [ "$(rpm -qcp "$rpm" 2>/dev/null | sort)" = "$conffiles" ] || fail "rpm config files: $(rpm -qcp "$rpm")"
 attrs=$(rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\n]' "$rpm" 2>/dev/null)
@@ -560,7 +585,12 @@ for want in 'preinstall scriptlet' 'groupadd --system ftpgate' 'useradd --system
     '/var/log/ftpgate is kept'; do
     grep -qF -- "$want" <<<"$scripts" || fail "rpm -qp --scripts lacks: $want"
 done
-ok "rpm -qp --scripts: creates the user and group, the log directory; erase keeps the logs"
+# Installed disabled (Fedora/RHEL practice): the preset says so, %post neither enables nor
+# starts the service.
+post=$(sed -n '/^postinstall scriptlet/,/^[a-z]* scriptlet/p' <<<"$scripts")
+grep -qF 'systemctl --no-reload preset ftpgate.service' <<<"$post" || fail "rpm %post does not apply the preset"
+! grep -Eq 'systemctl [^|;]*(enable|start|restart)' <<<"$post" || fail "rpm %post enables or starts: $post"
+ok "rpm -qp --scripts: creates the user and group, the log directory; erase keeps the logs; installed disabled (preset)"
 
 if [ "${FTPGATE_INSTALL_TEST_RPM:-1}" = 1 ]; then
     # Install and erase it for real, with a private rpm database: the scriptlets run.
@@ -584,10 +614,14 @@ if [ "${FTPGATE_INSTALL_TEST_RPM:-1}" = 1 ]; then
     timeout 30 setpriv --reuid=ftpgate --regid=ftpgate --init-groups \
         /usr/sbin/ftpgate --check --config /etc/ftpgate/ftpgate.json >/dev/null 2>&1 ||
         fail "rpm: ftpgate --check on the installed policy"
+    if [ -e "$wants" ] || [ -L "$wants" ]; then fail "rpm %post enabled the unit ($wants)"; fi
+    grep -qx 'disable ftpgate.service' /usr/lib/systemd/system-preset/90-ftpgate.preset ||
+        fail "rpm -i: the preset does not disable the unit"
     if command -v systemctl >/dev/null 2>&1; then
-        [ -L "$wants" ] || fail "rpm %post did not enable the unit"
+        state=$(systemctl is-enabled ftpgate.service 2>/dev/null || true)
+        [ "$state" = disabled ] || fail "rpm: the unit is $state after installation, not disabled"
     fi
-    ok "rpm -i (private database): user, modes, enabled unit, --check as ftpgate, old audit file set aside"
+    ok "rpm -i (private database): user, modes, unit disabled (preset), --check as ftpgate, old audit file set aside"
     timeout 300 rpm -e --nodeps --dbpath "$rpmdb" ftpgate >"$work/rpm.log" 2>&1 ||
         fail "rpm -e: $(cat "$work/rpm.log")"
     grep -q '/var/log/ftpgate is kept' "$work/rpm.log" || fail "rpm -e printed no note"

@@ -3,10 +3,10 @@
 //! socket (`/dev/log` unless the policy names another).
 //!
 //! ```text
-//! <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID - MSG           (RFC 5424, the default)
-//! <86>1 2026-11-21T13:52:12.170Z gw1 ftpgate 4242 login - {"ts":...,"event":"login",...}
-//! <PRI>APP-NAME[PROCID]: MSG                                      (format "rfc3164")
+//! <PRI>APP-NAME[PROCID]: MSG                                      (format "rfc3164", the default)
 //! <86>ftpgate[4242]: {"ts":...,"event":"login",...}
+//! <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID - MSG           (format "rfc5424")
+//! <86>1 2026-11-21T13:52:12.170Z gw1 ftpgate 4242 login - {"ts":...,"event":"login",...}
 //! ```
 //!
 //! PRI is facility * 8 + severity; TIMESTAMP is the event's `ts`; MSGID is the event kind;
@@ -14,9 +14,10 @@
 //! `@cee: ` cookie that rsyslog's mmjsonparse looks for. No BOM is written: it would come
 //! before the cookie, and JSON is plain UTF-8 anyway.
 //!
-//! The second form is what syslog(3) writes to `/dev/log` (without its local-time
-//! timestamp, which the daemon supplies): journald, which owns `/dev/log` under systemd, and
-//! rsyslog's default socket parser do not parse RFC 5424 there and keep its header as text.
+//! The first form is what syslog(3) writes to `/dev/log` (without its local-time
+//! timestamp, which the daemon supplies), hence the default: journald, which owns `/dev/log`
+//! under systemd, and rsyslog's default socket parser do not parse RFC 5424 there and keep
+//! its header as text. RFC 5424 is for a daemon input configured to parse it.
 //!
 //! The socket never blocks. A daemon that is busy (EAGAIN, ENOBUFS: its queue is full) gets
 //! the message later, from a small bounded backlog sent in order once it has room; a daemon

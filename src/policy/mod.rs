@@ -434,12 +434,15 @@ pub struct SyslogPolicy {
 /// `audit.syslog.format`: how the header of a syslog message is written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SyslogFormat {
-    /// `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID - MSG` (the default).
-    #[default]
+    /// `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID - MSG`: for a daemon configured to
+    /// parse it (rsyslog's imuxsock with `useSpecialParser="off"`, syslog-ng's
+    /// `syslog-protocol`).
     Rfc5424,
     /// `<PRI>APP-NAME[PROCID]: MSG`, as syslog(3) writes to /dev/log (RFC 3164 without the
     /// timestamp and host name, which the local daemon adds): what journald and rsyslog's
-    /// default socket input parse.
+    /// default socket input parse, so the default (a stock Debian host files it under its
+    /// tag in /var/log/auth.log).
+    #[default]
     Rfc3164,
 }
 

@@ -67,6 +67,8 @@ pub struct WorkerConfig {
     pub policy_path: Option<std::path::PathBuf>,
     /// Session counters shared with the other workers (private when there are none).
     pub counters: SharedCounters,
+    /// Readiness and reload notifications: to systemd, or to the supervisor.
+    pub notify: crate::notify::Notifier,
 }
 
 struct Slot {
@@ -86,6 +88,7 @@ pub struct Worker {
     free: Vec<usize>,
     policy: Rc<Policy>,
     policy_path: Option<std::path::PathBuf>,
+    notify: crate::notify::Notifier,
     /// What the worker lends its sessions on every call ([`WorkerCtx`]).
     services: Services,
     wake: pipe::Receiver,
@@ -221,6 +224,7 @@ impl Worker {
             free: Vec::new(),
             policy: config.policy,
             policy_path: config.policy_path,
+            notify: config.notify,
             services: Services {
                 tls,
                 backend_tls,
@@ -307,6 +311,12 @@ impl Worker {
         }
     }
 
+    /// The `STATUS=` line systemd shows: where the worker listens.
+    fn status(&self) -> String {
+        let addrs: Vec<String> = self.local_addrs().iter().map(|a| a.to_string()).collect();
+        format!("worker {} serving on {}", self.index, addrs.join(", "))
+    }
+
     /// The addresses the worker listens on.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners
@@ -323,6 +333,7 @@ impl Worker {
             self.local_addrs(),
             self.services.passive.range()
         );
+        self.notify.ready(&self.status());
         let mut touched: Vec<usize> = Vec::new();
         loop {
             let now = Instant::now();
@@ -492,9 +503,22 @@ impl Worker {
             self.listeners.clear();
             self.accept_pending.clear();
             self.probes.stop(self.poll.registry());
+            self.notify.stopping();
         }
         if os::RELOAD_REQUESTED.swap(false, Ordering::SeqCst) {
-            self.reload();
+            self.notify.reloading();
+            let status = match self.reload() {
+                Ok(()) => format!("{}; policy reloaded", self.status()),
+                Err(why) => format!("{}; reload refused, old policy kept: {why}", self.status()),
+            };
+            self.notify.ready(&status);
+        }
+        if os::REOPEN_REQUESTED.swap(false, Ordering::SeqCst) {
+            // logrotate's postrotate: the file only, the policy stays as it is.
+            match self.services.audit.reopen() {
+                Ok(()) => log::info!("worker {}: audit trail reopened", self.index),
+                Err(e) => log::error!("cannot reopen the audit trail: {e}"),
+            }
         }
         if os::STATS_REQUESTED.swap(false, Ordering::SeqCst) {
             self.log_stats();
@@ -519,12 +543,13 @@ impl Worker {
     /// SIGHUP: new sessions get the new policy; a bad file keeps the old one. The audit
     /// file is reopened (logrotate) and syslog reconnected; a new policy's audit settings
     /// take effect at once.
-    fn reload(&mut self) {
+    /// Err carries the first reason a new policy was refused, for the `STATUS=` line.
+    fn reload(&mut self) -> Result<(), String> {
         if let Err(e) = self.services.audit.reopen() {
             log::error!("cannot reopen the audit trail: {e}");
         }
         let Some(path) = self.policy_path.as_ref() else {
-            return;
+            return Ok(());
         };
         match crate::policy::load_policy(path) {
             Ok(policy) => match load_tls(&policy).and_then(|t| Ok((t, load_backend_tls(&policy)?)))
@@ -542,16 +567,23 @@ impl Worker {
                         // on_failure) with this error in their events.
                         log::error!("{e}");
                     }
+                    Ok(())
                 }
-                Err(e) => log::error!("policy reload refused, keeping the old policy: {e}"),
+                Err(e) => {
+                    log::error!("policy reload refused, keeping the old policy: {e}");
+                    Err(e.to_string())
+                }
             },
             Err(errors) => {
-                for e in errors {
+                for e in &errors {
                     log::error!(
                         "policy reload refused, keeping the old policy: {}: {e}",
                         path.display()
                     );
                 }
+                Err(errors
+                    .first()
+                    .map_or_else(String::new, |e| format!("{}: {e}", path.display())))
             }
         }
     }

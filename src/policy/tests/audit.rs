@@ -131,13 +131,14 @@ fn audit_syslog_and_on_failure() {
     assert!(
         summary.contains(
             "audit: monitor to file /var/log/ftpgate/audit.jsonl and syslog (facility local5, \
-             app-name gw-1, socket /run/ftpgate-test/log, @cee cookie, format rfc3164)\n  \
+             app-name gw-1, socket /run/ftpgate-test/log, @cee cookie)\n  \
              if a sink fails: sessions continue, lost events are counted\n"
         ),
         "{summary}"
     );
 
-    // The defaults: authpriv, "ftpgate", /dev/log, no cookie, refuse new sessions.
+    // The defaults: authpriv, "ftpgate", /dev/log, no cookie, the local (RFC 3164) form,
+    // refuse new sessions.
     let policy = parse(&minimal_with(r#""audit": { "syslog": {} }"#));
     assert_eq!(
         policy.audit.syslog,
@@ -146,7 +147,7 @@ fn audit_syslog_and_on_failure() {
             app_name: "ftpgate".to_owned(),
             socket: PathBuf::from("/dev/log"),
             cee: false,
-            format: SyslogFormat::Rfc5424,
+            format: SyslogFormat::Rfc3164,
         })
     );
     assert_eq!(policy.audit.file, None);
@@ -318,7 +319,7 @@ fn audit_sinks_and_filecopy() {
                 app_name: "gw1".to_owned(),
                 socket: PathBuf::from("/dev/log"),
                 cee: false,
-                format: SyslogFormat::Rfc5424,
+                format: SyslogFormat::Rfc3164,
             }),
             mode: AuditMode::Filecopy,
             on_failure: AuditFailure::RefuseSessions,
@@ -350,7 +351,7 @@ fn audit_sinks_and_filecopy() {
             app_name: DEFAULT_SYSLOG_APP_NAME.to_owned(),
             socket: PathBuf::from(DEFAULT_SYSLOG_SOCKET),
             cee: false,
-            format: SyslogFormat::Rfc5424,
+            format: SyslogFormat::Rfc3164,
         })
     );
 

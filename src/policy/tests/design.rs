@@ -63,7 +63,7 @@ fn design_example_without_unsupported_keys_is_valid() {
             app_name: "ftpgate".to_owned(),
             socket: PathBuf::from("/dev/log"),
             cee: false,
-            format: SyslogFormat::Rfc5424,
+            format: SyslogFormat::Rfc3164,
         })
     );
     assert_eq!(policy.audit.on_failure, AuditFailure::RefuseSessions);
