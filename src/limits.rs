@@ -67,8 +67,15 @@ pub const ACCEPT_BACKOFF_MS: u64 = 200;
 /// How long a closing session may take to flush its last reply to a client that does not
 /// read before it is dropped.
 pub const CLOSE_LINGER_SECONDS: u64 = 5;
-/// How long a stopping worker lets sessions finish before closing them.
-pub const DRAIN_DEADLINE_SECONDS: u64 = 30;
+/// How long a stopping worker lets transfers in flight finish before closing what is left
+/// (`drain_timeout` in the policy; idle sessions close at once).
+pub const DEFAULT_DRAIN_TIMEOUT_SECONDS: u64 = 30;
+/// The longest `drain_timeout` the policy may set: a stop must end in bounded time (and
+/// systemd's `TimeoutStopSec` must be raised with it).
+pub const MAX_DRAIN_TIMEOUT_SECONDS: u64 = 3600;
+/// How long the supervisor waits for its workers beyond `drain_timeout` before it kills
+/// them (their last 421s and audit records need a moment after the deadline).
+pub const DRAIN_STOP_MARGIN_SECONDS: u64 = 10;
 /// Port-theft attempts (connections from another address to a passive port) recorded one
 /// by one per session; beyond it they are refused all the same but only counted (in
 /// `session_end`'s `port_theft_attempts`), so an intruder cannot fill the audit trail.

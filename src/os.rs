@@ -8,10 +8,12 @@ use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 
 /// Set by SIGTERM and SIGINT: stop accepting, drain, exit.
 pub static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+/// SIGTERM/SIGINT received so far: a second one means stop at once, without draining.
+pub static STOP_SIGNALS: AtomicU32 = AtomicU32::new(0);
 /// Set by SIGHUP: reload the policy and reopen the audit file.
 pub static RELOAD_REQUESTED: AtomicBool = AtomicBool::new(false);
 /// Set by SIGUSR1: log one line of the worker's resource counts (sessions, timers,
@@ -27,7 +29,10 @@ static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
 
 extern "C" fn on_signal(signal: libc::c_int) {
     match signal {
-        libc::SIGTERM | libc::SIGINT => STOP_REQUESTED.store(true, Ordering::SeqCst),
+        libc::SIGTERM | libc::SIGINT => {
+            STOP_SIGNALS.fetch_add(1, Ordering::SeqCst);
+            STOP_REQUESTED.store(true, Ordering::SeqCst)
+        }
         libc::SIGHUP => RELOAD_REQUESTED.store(true, Ordering::SeqCst),
         libc::SIGCHLD => CHILD_EXITED.store(true, Ordering::SeqCst),
         libc::SIGUSR1 => STATS_REQUESTED.store(true, Ordering::SeqCst),

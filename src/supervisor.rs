@@ -14,11 +14,13 @@ use std::ffi::OsString;
 use std::io::Read;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixDatagram;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitCode};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use crate::limits::DRAIN_STOP_MARGIN_SECONDS;
 use crate::notify::{self, Notifier, Readiness};
 use crate::os;
 use crate::policy::Policy;
@@ -26,8 +28,6 @@ use crate::services::sockets::bind_control_listener;
 
 /// A worker that dies sooner than this after its start is failing to start, not crashing.
 const STARTUP_GRACE: Duration = Duration::from_secs(2);
-/// How long stopping workers may take before they are killed.
-const STOP_DEADLINE: Duration = Duration::from_secs(40);
 
 struct WorkerProcess {
     index: usize,
@@ -120,7 +120,7 @@ pub fn run(config: &Path, policy: &Policy, count: usize, extra: &[OsString]) -> 
             Ok(w) => workers.push(w),
             Err(e) => {
                 log::error!("cannot start worker {index}: {e}");
-                stop_all(&mut workers);
+                stop_all(&mut workers, Duration::from_secs(DRAIN_STOP_MARGIN_SECONDS));
                 return ExitCode::from(1);
             }
         }
@@ -134,10 +134,15 @@ pub fn run(config: &Path, policy: &Policy, count: usize, extra: &[OsString]) -> 
         .map(|l| l.address.to_string())
         .collect();
     let serving = format!("{count} workers serving on {}", listening.join(", "));
+    // The drain of the policy in force (a reload may change it).
+    let mut drain = Duration::from_secs(policy.drain_timeout);
     loop {
         if os::STOP_REQUESTED.load(Ordering::SeqCst) {
             systemd.stopping();
-            stop_all(&mut workers);
+            stop_all(
+                &mut workers,
+                drain + Duration::from_secs(DRAIN_STOP_MARGIN_SECONDS),
+            );
             return ExitCode::SUCCESS;
         }
         // What the workers said: READY=1 after their start or their reload.
@@ -157,7 +162,10 @@ pub fn run(config: &Path, policy: &Policy, count: usize, extra: &[OsString]) -> 
             systemd.reloading();
             readiness.reloading();
             match crate::policy::load_policy(config) {
-                Ok(_) => log::info!("reloading workers"),
+                Ok(new) => {
+                    log::info!("reloading workers");
+                    drain = Duration::from_secs(new.drain_timeout);
+                }
                 Err(errors) => {
                     for e in errors {
                         log::error!("policy reload refused: {}:{e}", config.display());
@@ -188,7 +196,7 @@ pub fn run(config: &Path, policy: &Policy, count: usize, extra: &[OsString]) -> 
             // only loop. Death by a signal is a crash: restart.
             if w.started.elapsed() < STARTUP_GRACE && status.code().is_some_and(|c| c != 0) {
                 log::error!("worker {} failed at start ({status}); stopping", w.index);
-                stop_all(&mut workers);
+                stop_all(&mut workers, drain);
                 return ExitCode::from(1);
             }
             log::error!("worker {} exited ({status}); restarting it", w.index);
@@ -234,6 +242,9 @@ fn spawn(how: &Spawn<'_>, index: usize) -> std::io::Result<WorkerProcess> {
         .args(how.extra)
         // The supervisor is the one that notifies systemd (NotifyAccess=main).
         .env_remove("NOTIFY_SOCKET")
+        // Its own process group: Ctrl-C in a terminal reaches the supervisor only, which
+        // passes the stop on (a second signal there means "at once").
+        .process_group(0)
         .spawn()?;
     Ok(WorkerProcess {
         index,
@@ -242,22 +253,40 @@ fn spawn(how: &Spawn<'_>, index: usize) -> std::io::Result<WorkerProcess> {
     })
 }
 
-fn stop_all(workers: &mut [WorkerProcess]) {
+/// Tells every worker to stop (they drain) and waits for them up to `wait`, then kills
+/// what is left. A second SIGTERM to the supervisor meanwhile is passed on: the workers
+/// stop at once.
+fn stop_all(workers: &mut [WorkerProcess], wait: Duration) {
     for w in workers.iter() {
         let _ = os::send_signal(w.child.id(), os::SIGTERM);
     }
-    let deadline = Instant::now() + STOP_DEADLINE;
-    for w in workers.iter_mut() {
-        loop {
-            match w.child.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) if Instant::now() >= deadline => {
-                    let _ = w.child.kill();
-                    let _ = w.child.wait();
-                    break;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+    let deadline = Instant::now() + wait;
+    let mut passed_on = os::STOP_SIGNALS.load(Ordering::SeqCst);
+    let mut live = vec![true; workers.len()];
+    loop {
+        let signals = os::STOP_SIGNALS.load(Ordering::SeqCst);
+        if signals > passed_on {
+            passed_on = signals;
+            for (w, _) in workers.iter().zip(&live).filter(|(_, l)| **l) {
+                let _ = os::send_signal(w.child.id(), os::SIGTERM);
             }
         }
+        for (w, l) in workers.iter_mut().zip(live.iter_mut()) {
+            if *l && !matches!(w.child.try_wait(), Ok(None)) {
+                *l = false;
+            }
+        }
+        if !live.contains(&true) {
+            return;
+        }
+        if Instant::now() >= deadline {
+            for (w, _) in workers.iter_mut().zip(&live).filter(|(_, l)| **l) {
+                let _ = w.child.kill();
+                let _ = w.child.wait();
+            }
+            return;
+        }
+        // Bounded by `wait`; the supervisor has nothing else to do while its workers drain.
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -121,6 +121,7 @@ impl<'de> Deserialize<'de> for OneOrMany {
 #[serde(deny_unknown_fields)]
 pub(crate) struct PolicyFile {
     pub workers: Option<Scalar>,
+    pub drain_timeout: Option<Scalar>,
     pub listeners: Option<Vec<Object<ListenerFile>>>,
     pub passive: Option<Object<PassiveFile>>,
     pub tls: Option<Object<TlsFile>>,

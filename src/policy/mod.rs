@@ -59,6 +59,8 @@ pub use units::{parse_rate, parse_size};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
     pub workers: Workers,
+    /// Seconds a stopping worker lets transfers in flight finish (`drain_timeout`).
+    pub drain_timeout: u64,
     /// At least one.
     pub listeners: Vec<Listener>,
     pub passive: Passive,

@@ -335,6 +335,7 @@ mod tests {
     /// Every key of every raw struct, each used at least once, with a value of its type.
     const EVERY_KEY: &str = r#"{
   "workers": "auto",
+  "drain_timeout": 30,
   "listeners": [{ "address": "0.0.0.0:21", "tls": "none", "require": "none",
                   "proxy_protocol": false }],
   "passive": { "ports": "50000-50999", "advertise": "203.0.113.10" },
@@ -501,7 +502,7 @@ mod tests {
                 (
                     "y".to_owned(),
                     Target::Key,
-                    "y: unknown field `y`, expected one of `workers`, `listeners`, `passive`, \
+                    "y: unknown field `y`, expected one of `workers`, `drain_timeout`, `listeners`, `passive`, \
                      `tls`, `backends`, `roles`, `users`, `routing`, `defaults`, `audit`, `access`"
                 ),
             ]

@@ -26,7 +26,7 @@ use crate::audit::AuditSink;
 use crate::counters::SharedCounters;
 use crate::filecopy::{FileCopier, Report};
 use crate::limits::{
-    ACCEPT_BACKOFF_MS, DRAIN_DEADLINE_SECONDS, FILECOPY_RETENTION_INTERVAL, FILECOPY_RETRY_MS,
+    ACCEPT_BACKOFF_MS, CLOSE_LINGER_SECONDS, FILECOPY_RETENTION_INTERVAL, FILECOPY_RETRY_MS,
     MAX_ACCEPTS_PER_TURN, MAX_LISTENERS, MAX_RELAY_BUFFERS, RELAY_BUFFER_SIZE,
 };
 use crate::os;
@@ -57,7 +57,7 @@ const WAKE_TOKEN: Token = Token(usize::MAX - 1);
 /// The filecopy writer has reports.
 const COPY_TOKEN: Token = Token(usize::MAX - 2);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(ACCEPT_BACKOFF_MS);
-const DRAIN_DEADLINE: Duration = Duration::from_secs(DRAIN_DEADLINE_SECONDS);
+const CLOSE_LINGER: Duration = Duration::from_secs(CLOSE_LINGER_SECONDS);
 
 /// What a worker needs to start.
 pub struct WorkerConfig {
@@ -104,6 +104,10 @@ pub struct Worker {
     session_counter: u64,
     accept_paused_until: Option<Instant>,
     stopping_since: Option<Instant>,
+    /// The sessions were told the worker stops (idle ones close at once).
+    sessions_told: bool,
+    /// The drain deadline passed and the sessions were told (421, transfers cut).
+    deadline_told: bool,
     /// Sessions that stopped for fairness and must be driven again.
     again: Vec<usize>,
     /// The `FEAT` probes of the backend pools (what `FEAT` advertises before login).
@@ -245,6 +249,8 @@ impl Worker {
             session_counter: 0,
             accept_paused_until: None,
             stopping_since: None,
+            sessions_told: false,
+            deadline_told: false,
             again: Vec::new(),
             copy_reports,
             copy_report_sender,
@@ -378,6 +384,13 @@ impl Worker {
                 self.drain_wake();
             }
             self.handle_signals(now);
+            if self.stopping_since.is_some() && os::STOP_SIGNALS.load(Ordering::SeqCst) >= 2 {
+                // A second SIGTERM: no more draining.
+                log::warn!("worker {}: stopping at once", self.index);
+                self.close_all(now);
+                return Ok(());
+            }
+            self.tell_sessions(now, &mut touched);
             self.copy_reports(now, &mut touched);
             self.copy_tick(now);
             // Sends held syslog messages and brings back a failed audit sink (reporting its
@@ -426,19 +439,67 @@ impl Worker {
                     log::info!("worker {} stopped", self.index);
                     return Ok(());
                 }
-                if now.saturating_duration_since(since) > DRAIN_DEADLINE {
+                // The 421s of the deadline had their moment to leave: whatever is left goes.
+                let drain = Duration::from_secs(self.policy.drain_timeout);
+                if now.saturating_duration_since(since) > drain + CLOSE_LINGER {
                     log::warn!(
-                        "worker {}: closing {live} sessions at the drain deadline",
+                        "worker {}: dropping {live} sessions after the drain",
                         self.index
                     );
-                    let slots: Vec<usize> = (0..self.slots.len()).collect();
-                    for slot in slots {
-                        if let Some(session) = self.slots[slot].session.as_mut() {
-                            session.force_close();
-                            self.remove(slot, now);
-                        }
-                    }
+                    self.close_all(now);
+                    return Ok(());
                 }
+            }
+        }
+    }
+
+    /// A stopping worker tells its sessions once that it stops (idle ones close at once
+    /// with 421, the others after what is in flight), and once more at the drain deadline
+    /// (421 now, transfers cut and recorded).
+    fn tell_sessions(&mut self, now: Instant, touched: &mut Vec<usize>) {
+        let Some(since) = self.stopping_since else {
+            return;
+        };
+        let deadline =
+            now.saturating_duration_since(since) >= Duration::from_secs(self.policy.drain_timeout);
+        if self.sessions_told && (self.deadline_told || !deadline) {
+            return;
+        }
+        if deadline && !self.deadline_told {
+            let live = self.slots.iter().filter(|s| s.session.is_some()).count();
+            if live > 0 {
+                log::warn!(
+                    "worker {}: closing {live} sessions at the drain deadline",
+                    self.index
+                );
+            }
+        }
+        for slot in 0..self.slots.len() {
+            let mut ctx = self.services.ctx(self.poll.registry(), now);
+            let Some(session) = self.slots[slot].session.as_mut() else {
+                continue;
+            };
+            if !self.sessions_told {
+                session.stop(&mut ctx);
+            }
+            if deadline && !self.deadline_told {
+                session.drain_deadline(&mut ctx);
+            }
+            touched.push(slot);
+        }
+        self.sessions_told = true;
+        self.deadline_told |= deadline;
+    }
+
+    /// Closes every session now: a transfer in flight is cut and recorded (result
+    /// `shutdown`), each session records its end.
+    fn close_all(&mut self, now: Instant) {
+        for slot in 0..self.slots.len() {
+            let mut ctx = self.services.ctx(self.poll.registry(), now);
+            if let Some(session) = self.slots[slot].session.as_mut() {
+                session.drain_deadline(&mut ctx);
+                session.force_close();
+                self.remove(slot, now);
             }
         }
     }

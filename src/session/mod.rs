@@ -423,6 +423,17 @@ impl Session {
         self.audit(ctx, &record);
     }
 
+    /// The worker stops: the session closes with 421 as soon as nothing is in flight.
+    pub fn stop(&mut self, ctx: &mut WorkerCtx<'_>) {
+        self.dispatch(Event::WorkerStopping, ctx);
+    }
+
+    /// The worker's drain deadline passed: 421 now; a transfer in flight is cut and
+    /// recorded.
+    pub fn drain_deadline(&mut self, ctx: &mut WorkerCtx<'_>) {
+        self.dispatch(Event::DrainDeadline, ctx);
+    }
+
     /// Closes the session at once (worker stopping).
     pub fn force_close(&mut self) {
         if self.closing.is_none() {

@@ -1,4 +1,4 @@
-//! `workers`, `listeners`, `passive` and `tls`: what ftpgate listens on, the passive ports
+//! `workers`, `drain_timeout`, `listeners`, `passive` and `tls`: what ftpgate listens on, the passive ports
 //! it hands out, the certificate of client-side FTPS, and what these say about each other
 //! (a TLS listener needs the certificate, a global TLS requirement needs TLS listeners,
 //! passive ports are not listener ports, each worker needs a passive port).
@@ -6,7 +6,10 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::limits::{DEFAULT_PASSIVE_PORTS, MAX_LISTENERS, MAX_WORKERS};
+use crate::limits::{
+    DEFAULT_DRAIN_TIMEOUT_SECONDS, DEFAULT_PASSIVE_PORTS, MAX_DRAIN_TIMEOUT_SECONDS, MAX_LISTENERS,
+    MAX_WORKERS,
+};
 use crate::policy::file::{ListenerFile, Object, PassiveFile, Scalar, TlsFile};
 use crate::policy::locate::JsonPath;
 use crate::policy::{Listener, Passive, TlsMode, TlsPolicy, TlsRequire, Workers};
@@ -14,6 +17,24 @@ use crate::policy::{Listener, Passive, TlsMode, TlsPolicy, TlsRequire, Workers};
 use super::checker::Checker;
 
 impl Checker<'_> {
+    /// `drain_timeout`: seconds, at most [`MAX_DRAIN_TIMEOUT_SECONDS`].
+    pub(super) fn drain_timeout(&mut self, value: Option<&Scalar>, path: &JsonPath) -> u64 {
+        let Some(value) = value else {
+            return DEFAULT_DRAIN_TIMEOUT_SECONDS;
+        };
+        match self.seconds(value, path) {
+            Some(n) if n > MAX_DRAIN_TIMEOUT_SECONDS => {
+                self.bad(
+                    path,
+                    format!("{n} is too long; the most is {MAX_DRAIN_TIMEOUT_SECONDS} seconds"),
+                );
+                DEFAULT_DRAIN_TIMEOUT_SECONDS
+            }
+            Some(n) => n,
+            None => DEFAULT_DRAIN_TIMEOUT_SECONDS,
+        }
+    }
+
     pub(super) fn workers(&mut self, value: Option<&Scalar>, path: &JsonPath) -> Workers {
         match value {
             None => Workers::Auto,

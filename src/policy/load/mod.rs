@@ -19,7 +19,7 @@
 //! - `checker.rs`: the [`Checker`], which collects the errors and places them;
 //! - `values.rs`: the checks of single values every section shares (names, choices from a
 //!   table of spellings, paths, addresses, seconds, counts, sizes, rates, networks);
-//! - `listeners.rs`: `workers`, `listeners`, `passive` and `tls`;
+//! - `listeners.rs`: `workers`, `drain_timeout`, `listeners`, `passive` and `tls`;
 //! - `backends.rs`: `backends`;
 //! - `roles.rs`: `roles`;
 //! - `users.rs`: `users`;
@@ -285,6 +285,8 @@ impl Checker<'_> {
     fn policy(&mut self, raw: &PolicyFile, read_file: ReadFile<'_>) -> Policy {
         let root = JsonPath::root();
         let workers = self.workers(raw.workers.as_ref(), &root.key("workers"));
+        let drain_timeout =
+            self.drain_timeout(raw.drain_timeout.as_ref(), &root.key("drain_timeout"));
         // A `tls` section with a wrong type is there, just wrong.
         let have_tls = raw.tls.is_some() || self.is_broken(&root.key("tls"));
         let listeners = self.listeners(raw.listeners.as_deref(), &root.key("listeners"), have_tls);
@@ -320,6 +322,7 @@ impl Checker<'_> {
 
         Policy {
             workers,
+            drain_timeout,
             listeners,
             passive,
             backends,

@@ -161,6 +161,12 @@ pub enum Event {
     Banned,
     /// TLS toward the backend failed (certificate not trusted, handshake error).
     ServerTlsFailed,
+    /// The worker stops (SIGTERM): the session closes with 421 as soon as nothing is in
+    /// flight (at once when idle; after the command or transfer in progress otherwise).
+    WorkerStopping,
+    /// The worker's drain deadline passed: 421 now, a transfer in flight is cut (and
+    /// recorded with result `shutdown`).
+    DrainDeadline,
 }
 
 impl Event {
@@ -191,6 +197,8 @@ impl Event {
             Event::LoginRefused(_) => "LoginRefused",
             Event::Banned => "Banned",
             Event::ServerTlsFailed => "ServerTlsFailed",
+            Event::WorkerStopping => "WorkerStopping",
+            Event::DrainDeadline => "DrainDeadline",
         }
     }
 }

@@ -140,6 +140,8 @@ pub struct ControlFsm {
     tls: ClientTls,
     /// TLS toward the backend (told by the shell when it connects).
     server_tls: ServerTls,
+    /// The worker stops: close as soon as nothing is in flight.
+    worker_stopping: bool,
 }
 
 fn secs(seconds: u64) -> Duration {
@@ -187,6 +189,7 @@ impl ControlFsm {
             repeated: BTreeMap::new(),
             tls,
             server_tls: ServerTls::None,
+            worker_stopping: false,
         };
         (fsm, actions)
     }
@@ -286,6 +289,27 @@ impl ControlFsm {
 
     /// Feeds one event; returns the actions to perform, in order.
     pub fn on_event(&mut self, event: Event, policy: &Policy) -> Vec<Action> {
+        let mut out = self.dispatch(event, policy);
+        // A stopping worker: the session ends as soon as nothing is in flight.
+        if self.worker_stopping && self.idle() {
+            self.fail_close(
+                "Service shutting down; please reconnect.",
+                CloseReason::WorkerStopping,
+                &mut out,
+            );
+        }
+        out
+    }
+
+    /// Nothing in flight: no command waits for the backend, no transfer, no login step.
+    fn idle(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Ready | Phase::AwaitUser | Phase::AwaitPass | Phase::FailedLogin { .. }
+        )
+    }
+
+    fn dispatch(&mut self, event: Event, policy: &Policy) -> Vec<Action> {
         let mut out = Vec::new();
         if matches!(self.phase, Phase::Closed) {
             return out;
@@ -402,6 +426,12 @@ impl ControlFsm {
                 );
             }
             Event::Timer(kind) => self.on_timer(kind, &mut out),
+            Event::WorkerStopping => self.worker_stopping = true,
+            Event::DrainDeadline => self.fail_close(
+                "Service shutting down.",
+                CloseReason::WorkerStopping,
+                &mut out,
+            ),
         }
         out
     }
@@ -417,6 +447,8 @@ impl ControlFsm {
             | Event::ServerClosed
             | Event::ServerProtocolError
             | Event::ServerTlsFailed
+            | Event::WorkerStopping
+            | Event::DrainDeadline
             | Event::Banned
             | Event::Timer(_) => true,
             Event::ServerConnected | Event::ServerUnavailable | Event::LoginRefused(_) => {

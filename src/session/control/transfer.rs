@@ -419,7 +419,13 @@ impl ControlFsm {
                 why: Stopping::Close(reason),
                 ..
             } => {
-                self.end_transfer_with_code("aborted", Some(report), codes::TRANSFER_ABORTED, out);
+                // Cut by the worker's stop (its drain deadline) or by the session's end.
+                let result = if reason == CloseReason::WorkerStopping {
+                    "shutdown"
+                } else {
+                    "aborted"
+                };
+                self.end_transfer_with_code(result, Some(report), codes::TRANSFER_ABORTED, out);
                 self.close(reason, out);
             }
             other => *stage = other,
