@@ -19,6 +19,8 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # rsyslogd is run by one test in the foreground on private sockets.
 [ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
 [ -x /usr/bin/python3 ] || missing+=(python3)
+# Time windows with an IANA zone ("tz") read the system's tzdata; the tests use Europe/Berlin.
+[ -e /usr/share/zoneinfo/Europe/Berlin ] || missing+=(tzdata)
 if ! /usr/bin/python3 -c 'import pyftpdlib' >/dev/null 2>&1; then
     missing+=(python3-pyftpdlib)
 fi
