@@ -14,12 +14,15 @@ const DEFAULT_CONFIG: &str = "/etc/ftpgate/ftpgate.json";
 
 const USAGE: &str = "\
 Usage: ftpgate [--config FILE]          run the gateway in the foreground
-       ftpgate --check [--config FILE]  validate the policy file and print a summary
+       ftpgate --check [--strict] [--config FILE]
+                                        validate the policy file and print a summary
        ftpgate --help | --version
 
 Options:
   -c, --config FILE   policy file (default: /etc/ftpgate/ftpgate.json)
-      --check         validate the policy: errors as LINE:COLUMN: message, exit 1
+      --check         validate the policy: errors as LINE:COLUMN: message, exit 1;
+                      warnings as LINE:COLUMN: warning: message, exit 3 if only those
+      --strict        with --check: warnings are fatal too (exit 1)
   -h, --help          this text
   -V, --version       the version
 
@@ -29,6 +32,8 @@ Diagnostics go to stderr; RUST_LOG=debug shows every relayed command. See ftpgat
 struct Args {
     config: PathBuf,
     check: bool,
+    /// With `--check`: warnings are fatal (exit 1).
+    strict: bool,
     /// Internal: run as worker `index` of `count` under the supervisor.
     worker: Option<(usize, usize)>,
     /// Internal: the supervisor's shared-counter memfd, inherited.
@@ -44,6 +49,7 @@ fn parse_args() -> Parsed {
     let mut args = Args {
         config: PathBuf::from(DEFAULT_CONFIG),
         check: false,
+        strict: false,
         worker: None,
         shm_fd: None,
     };
@@ -59,6 +65,7 @@ fn parse_args() -> Parsed {
                 return Parsed::Exit(ExitCode::SUCCESS);
             }
             Some("--check") => args.check = true,
+            Some("--strict") => args.strict = true,
             Some("-c" | "--config") => match it.next() {
                 Some(path) => args.config = PathBuf::from(path),
                 None => return usage_error("--config needs a file name"),
@@ -144,6 +151,40 @@ fn check_tls(path: &std::path::Path, policy: &Policy) -> Option<ExitCode> {
     failed.then(|| ExitCode::from(1))
 }
 
+/// Exit status of `--check` for a valid policy with warnings (and no `--strict`): apart
+/// from 1 (errors) and 2 (usage), so that scripts can tell the three apart.
+const EXIT_WARNINGS: u8 = 3;
+
+/// `--check` of a valid policy: its warnings on stderr (`policy::lint`), then the summary.
+/// Exit 0 without warnings, [`EXIT_WARNINGS`] with some, 1 with some under `--strict`.
+fn check_warnings(path: &std::path::Path, policy: &Policy, strict: bool) -> ExitCode {
+    use ftpgate::policy::lint::{SystemHost, lint};
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let warnings = lint(policy, &text, &SystemHost);
+    for warning in &warnings {
+        eprintln!("{}:{warning}", path.display());
+    }
+    let count = match warnings.len() {
+        0 => String::new(),
+        1 => " (1 warning)".to_owned(),
+        n => format!(" ({n} warnings)"),
+    };
+    if strict && !warnings.is_empty() {
+        eprintln!("{}: refused{count}: --strict", path.display());
+        return ExitCode::from(1);
+    }
+    say(format_args!(
+        "{}: OK{count}\n\n{}\n",
+        path.display(),
+        policy.summary()
+    ));
+    if warnings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_WARNINGS)
+    }
+}
+
 fn main() -> ExitCode {
     let args = match parse_args() {
         Parsed::Run(args) => args,
@@ -155,12 +196,7 @@ fn main() -> ExitCode {
                 if let Some(code) = check_tls(&args.config, &policy) {
                     return code;
                 }
-                say(format_args!(
-                    "{}: OK\n\n{}\n",
-                    args.config.display(),
-                    policy.summary()
-                ));
-                ExitCode::SUCCESS
+                check_warnings(&args.config, &policy, args.strict)
             }
             Err(code) => code,
         };
