@@ -274,3 +274,23 @@ fn the_shipped_examples_give_no_other_warning() {
         }
     }
 }
+
+#[test]
+fn the_policy_the_end_to_end_tests_run_is_clean() {
+    let dir = temp_dir();
+    let policy = Ftpgate::builder()
+        .backend("vsftpd", "127.0.0.1:2100".parse().expect("addr"))
+        .standard_roles()
+        .user("alice", "full", "vsftpd")
+        .user("anonymous", "read-only", "vsftpd")
+        .policy(
+            "127.0.0.1:2121".parse().expect("addr"),
+            (40000, 40099),
+            &dir.path().join("audit.jsonl"),
+        );
+    let path = dir.path().join("ftpgate.json");
+    fs::write(&path, serde_json::to_string_pretty(&policy).expect("json")).expect("write");
+    let out = check(&path, true);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stderr, "");
+}
