@@ -28,6 +28,7 @@ mod file;
 pub mod lint;
 mod load;
 pub mod locate;
+mod mmdb;
 mod perms;
 mod schema;
 mod summary;
