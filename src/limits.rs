@@ -116,6 +116,22 @@ pub const MAX_WORKERS: usize = 256;
 /// Longest timeout the policy accepts, in seconds (30 days). Far beyond any sane session,
 /// and far from the overflow of `Instant + Duration`.
 pub const MAX_TIMEOUT_SECONDS: u64 = 30 * 24 * 3600;
+
+// What `ftpgate --check` warns about (`policy/lint`): values that are valid but so large
+// that they limit nothing, and networks so wide that an exception becomes the rule.
+/// A session or login count from which a limit is "effectively unlimited": a hundred times
+/// the default total of sessions, beyond the descriptors one host can give them.
+pub const LINT_UNLIMITED_COUNT: u32 = 1_000_000;
+/// A file size from which `max_file_size` is effectively unlimited (1 TiB).
+pub const LINT_UNLIMITED_FILE_SIZE: u64 = 1 << 40;
+/// A rate from which `rate` and `user_rate` are effectively unlimited: 1.25 GB/s, a full
+/// 10 Gbit/s link.
+pub const LINT_UNLIMITED_RATE: u64 = 1_250_000_000;
+/// IPv4 networks of `allow_fxp_to` this wide or wider (a /8 is 16 million addresses) are
+/// warned about: FXP toward them is bounce toward most of the Internet.
+pub const LINT_WIDEST_FXP_PREFIX_V4: u8 = 8;
+/// The same for IPv6: a /32 is a whole provider's allocation.
+pub const LINT_WIDEST_FXP_PREFIX_V6: u8 = 32;
 /// Syslog facility when the policy's `audit.syslog` names none.
 pub const DEFAULT_SYSLOG_FACILITY: &str = "authpriv";
 /// Syslog APP-NAME when the policy's `audit.syslog` names none.

@@ -17,12 +17,15 @@ const DEFAULT_CONFIG: &str = "/etc/ftpgate/ftpgate.json";
 
 const USAGE: &str = "\
 Usage: ftpgate [--config FILE]          run the gateway in the foreground
-       ftpgate --check [--config FILE]  validate the policy file and print a summary
+       ftpgate --check [--strict] [--config FILE]
+                                        validate the policy file and print a summary
        ftpgate --help | --version
 
 Options:
   -c, --config FILE   policy file (default: /etc/ftpgate/ftpgate.json); also --config=FILE
-      --check         validate the policy: errors as LINE:COLUMN: message, exit 1
+      --check         validate the policy: errors as LINE:COLUMN: message, exit 1;
+                      warnings as LINE:COLUMN: warning: message, exit 3 if only those
+      --strict        with --check: warnings are fatal too (exit 1)
       --log-format F  diagnostics on stderr: auto (the default: journal under systemd,
                       else text), journal (<PRIORITY>message) or text (timestamped)
   -h, --help          this text
@@ -41,7 +44,8 @@ const FEATURES: &[&str] = &[
     "audit-file",
     "audit-syslog(rfc3164,rfc5424)",
     "filecopy",
-    "prefix-table(tsv)",
+    "prefix-table(tsv,mmdb)",
+    "time-zones(system tzdata)",
     "sd-notify",
     "journald-priorities",
 ];
@@ -65,6 +69,8 @@ fn version_text() -> String {
 struct Args {
     config: PathBuf,
     check: bool,
+    /// With `--check`: warnings are fatal (exit 1).
+    strict: bool,
     /// Internal: run as worker `index` of `count` under the supervisor.
     worker: Option<(usize, usize)>,
     /// Internal: the supervisor's shared-counter memfd, inherited.
@@ -85,6 +91,7 @@ fn parse_args() -> Parsed {
     let mut args = Args {
         config: PathBuf::from(DEFAULT_CONFIG),
         check: false,
+        strict: false,
         worker: None,
         shm_fd: None,
         notify_fd: None,
@@ -121,6 +128,7 @@ fn parse_args() -> Parsed {
                 return Parsed::Exit(ExitCode::SUCCESS);
             }
             Some("--check") => args.check = true,
+            Some("--strict") => args.strict = true,
             Some("-c" | "--config") => match it.next() {
                 Some(path) => args.config = PathBuf::from(path),
                 None => return usage_error("--config needs a file name"),
@@ -223,6 +231,40 @@ fn check_tls(path: &std::path::Path, policy: &Policy) -> Option<ExitCode> {
     failed.then(|| ExitCode::from(1))
 }
 
+/// Exit status of `--check` for a valid policy with warnings (and no `--strict`): apart
+/// from 1 (errors) and 2 (usage), so that scripts can tell the three apart.
+const EXIT_WARNINGS: u8 = 3;
+
+/// `--check` of a valid policy: its warnings on stderr (`policy::lint`), then the summary.
+/// Exit 0 without warnings, [`EXIT_WARNINGS`] with some, 1 with some under `--strict`.
+fn check_warnings(path: &std::path::Path, policy: &Policy, strict: bool) -> ExitCode {
+    use ftpgate::policy::lint::{SystemHost, lint};
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let warnings = lint(policy, &text, &SystemHost);
+    for warning in &warnings {
+        eprintln!("{}:{warning}", path.display());
+    }
+    let count = match warnings.len() {
+        0 => String::new(),
+        1 => " (1 warning)".to_owned(),
+        n => format!(" ({n} warnings)"),
+    };
+    if strict && !warnings.is_empty() {
+        eprintln!("{}: refused{count}: --strict", path.display());
+        return ExitCode::from(1);
+    }
+    say(format_args!(
+        "{}: OK{count}\n\n{}\n",
+        path.display(),
+        policy.summary()
+    ));
+    if warnings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_WARNINGS)
+    }
+}
+
 fn main() -> ExitCode {
     let args = match parse_args() {
         Parsed::Run(args) => args,
@@ -234,12 +276,7 @@ fn main() -> ExitCode {
                 if let Some(code) = check_tls(&args.config, &policy) {
                     return code;
                 }
-                say(format_args!(
-                    "{}: OK\n\n{}\n",
-                    args.config.display(),
-                    policy.summary()
-                ));
-                ExitCode::SUCCESS
+                check_warnings(&args.config, &policy, args.strict)
             }
             Err(code) => code,
         };

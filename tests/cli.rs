@@ -231,7 +231,7 @@ fn check_of_a_valid_policy_exits_0_with_a_summary() {
     let policy = Ftpgate::builder()
         .backend("vsftpd", "127.0.0.1:2100".parse().unwrap())
         .standard_roles()
-        .user("anonymous", "full", "vsftpd")
+        .user("anonymous", "read-only", "vsftpd")
         .user("ftp", "read-only", "vsftpd")
         .policy(listen, (40000, 40099), &dir.path().join("audit.jsonl"));
     let path = dir.path().join("ftpgate.json");

@@ -19,6 +19,10 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # rsyslogd is run by one test in the foreground on private sockets.
 [ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
 [ -x /usr/bin/python3 ] || missing+=(python3)
+# Time windows with an IANA zone ("tz") read the system's tzdata; the tests use Europe/Berlin.
+[ -e /usr/share/zoneinfo/Europe/Berlin ] || missing+=(tzdata)
+# tests/prefix_mmdb.rs builds a MaxMind DB with mmdb-writer from PyPI, in a venv under target/.
+/usr/bin/python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 if ! /usr/bin/python3 -c 'import pyftpdlib' >/dev/null 2>&1; then
     missing+=(python3-pyftpdlib)
 fi
@@ -45,6 +49,13 @@ fi
 # pure-ftpd conflicts with vsftpd as a Debian package (both provide ftp-server), so it is not
 # installed: the package is unpacked into target/ (tests/common/pure_ftpd.rs runs it from
 # there), and the libraries it links against are installed.
+mmdb_venv=target/mmdb-venv
+if ! "$mmdb_venv/bin/python" -c 'import mmdb_writer, netaddr' >/dev/null 2>&1; then
+    echo "run.sh: installing mmdb-writer into $mmdb_venv" >&2
+    /usr/bin/python3 -m venv "$mmdb_venv"
+    "$mmdb_venv/bin/pip" install -q 'mmdb-writer==0.2.7'
+fi
+
 pure_dir=target/test-servers/pure-ftpd
 if [ ! -x "$pure_dir/usr/sbin/pure-ftpd" ] && [ ! -x /usr/sbin/pure-ftpd ]; then
     echo "run.sh: unpacking pure-ftpd into $pure_dir" >&2

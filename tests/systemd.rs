@@ -214,21 +214,20 @@ fn the_supervisor_notifies_once_all_workers_are_ready_on_an_abstract_socket() {
 }
 
 /// The unit's `ExecReload=` command lines, in order, with the packaged paths replaced by
-/// the test's binary and policy and `$MAINPID` by `pid` (what systemd substitutes).
-fn exec_reload_commands(binary: &str, config: &Path, pid: u32) -> Vec<Vec<String>> {
+/// the test's binary and policy, `$MAINPID` by `pid` (what systemd substitutes) and `$$` by
+/// `$` (systemd's escape). Each is run by `sh -c`: the lines use only the quoting that
+/// systemd and the shell read alike (words, and `/bin/sh -c '...'`).
+fn exec_reload_commands(binary: &str, config: &Path, pid: u32) -> Vec<String> {
     let unit = fs::read_to_string(UNIT).expect("read the unit");
-    let commands: Vec<Vec<String>> = unit
+    let commands: Vec<String> = unit
         .lines()
         .filter_map(|l| l.trim().strip_prefix("ExecReload="))
         .map(|cmd| {
-            cmd.split_whitespace()
-                .map(|word| match word {
-                    "/usr/sbin/ftpgate" => binary.to_string(),
-                    "/etc/ftpgate/ftpgate.json" => config.to_string_lossy().into_owned(),
-                    "$MAINPID" | "${MAINPID}" => pid.to_string(),
-                    other => other.to_string(),
-                })
-                .collect()
+            cmd.replace("/usr/sbin/ftpgate", binary)
+                .replace("/etc/ftpgate/ftpgate.json", &config.to_string_lossy())
+                .replace("${MAINPID}", &pid.to_string())
+                .replace("$MAINPID", &pid.to_string())
+                .replace("$$", "$")
         })
         .collect();
     assert!(
@@ -240,12 +239,11 @@ fn exec_reload_commands(binary: &str, config: &Path, pid: u32) -> Vec<Vec<String
 
 /// Runs the commands as systemd runs ExecReload= lines: in order, the first failure fails
 /// the reload and the rest do not run. Returns the exit code of the last command run.
-fn run_reload(commands: &[Vec<String>]) -> i32 {
+fn run_reload(commands: &[String]) -> i32 {
     for command in commands {
-        let (program, args) = command.split_first().expect("a command");
         // systemd ignores the exit status of a command prefixed with "-": none may be.
-        assert!(!program.starts_with('-'), "{program}");
-        let out = run(Command::new(program).args(args), WAIT);
+        assert!(!command.starts_with('-'), "{command}");
+        let out = run(Command::new("/bin/sh").arg("-c").arg(command), WAIT);
         match out.code() {
             Some(0) => {}
             code => return code.unwrap_or(-1),
@@ -287,6 +285,20 @@ fn exec_reload_fails_on_a_broken_policy_and_never_signals() {
         "{}",
         gate.log()
     );
+
+    // A file with warnings only (`--check` exits 3) is still a valid policy: it reloads.
+    let mut warned: serde_json::Value = serde_json::from_str(&good).unwrap();
+    let users = warned["users"].as_object_mut().expect("users");
+    for user in users.values_mut() {
+        user["allow_fxp_to"] = serde_json::json!(["0.0.0.0/0"]);
+    }
+    fs::write(&gate.config, warned.to_string()).unwrap();
+    let check = run(
+        Command::new(FTPGATE).args(["--check", "--config"]).arg(&gate.config),
+        WAIT,
+    );
+    assert_eq!(check.code(), Some(3), "warnings only");
+    assert_eq!(run_reload(&commands), 0, "a policy with warnings reloads");
 }
 
 #[test]

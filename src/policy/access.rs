@@ -15,6 +15,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use crate::limits::MAX_PREFIX_TABLE_ERRORS;
 
 use super::cidr::Cidr;
+use super::mmdb::MmdbTable;
 
 /// Allow and deny rules on the client's address: global (`access`) or one user's.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -141,13 +142,18 @@ struct Range {
 pub struct GeoTable {
     /// Sorted by `start`; no two overlap.
     ranges: Vec<Range>,
+    /// A MaxMind DB in place of the ranges (`mmdb.rs`).
+    pub(super) mmdb: Option<MmdbTable>,
 }
 
 impl fmt::Debug for GeoTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GeoTable")
-            .field("ranges", &self.ranges.len())
-            .finish()
+        let mut d = f.debug_struct("GeoTable");
+        d.field("ranges", &self.ranges.len());
+        if let Some(mmdb) = &self.mmdb {
+            d.field("mmdb", mmdb);
+        }
+        d.finish()
     }
 }
 
@@ -232,6 +238,7 @@ impl GeoTable {
         if problems.is_empty() {
             return Ok(GeoTable {
                 ranges: ranges.into_iter().map(|(range, _)| range).collect(),
+                mmdb: None,
             });
         }
         problems.sort_by_key(|&(line, _)| line);
@@ -249,21 +256,26 @@ impl GeoTable {
         Err(problems)
     }
 
-    /// What the table says about `ip`: a binary search over the ranges.
+    /// What the table says about `ip`: a binary search over the ranges, or a walk down
+    /// the MaxMind DB's search tree.
     pub fn lookup(&self, ip: IpAddr) -> Option<GeoEntry> {
+        if let Some(mmdb) = &self.mmdb {
+            return mmdb.lookup(ip);
+        }
         let key = key(ip);
         let after = self.ranges.partition_point(|range| range.start <= key);
         let range = self.ranges.get(after.checked_sub(1)?)?;
         (key <= range.end).then_some(range.entry)
     }
 
-    /// Number of ranges.
+    /// Number of ranges (0 for a MaxMind DB).
     pub fn len(&self) -> usize {
         self.ranges.len()
     }
 
+    /// Whether the table can place no address at all.
     pub fn is_empty(&self) -> bool {
-        self.ranges.is_empty()
+        self.ranges.is_empty() && self.mmdb.is_none()
     }
 }
 

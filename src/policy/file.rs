@@ -217,6 +217,7 @@ pub(crate) struct TimeWindowFile {
     pub days: Option<OneOrMany>,
     pub hours: Option<String>,
     pub utc_offset: Option<String>,
+    pub tz: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,7 +11,7 @@
 //!
 //! Besides the model, it holds the pure decisions taken from it: [`AccessRules::check`]
 //! (networks, countries, AS numbers, through the operator's [`GeoTable`]) and
-//! [`TimeWindow::contains`] / [`windows_allow`] (days and hours at a fixed UTC offset).
+//! [`TimeWindow::contains`] / [`windows_allow`] (days and hours at a fixed UTC offset or in an IANA time zone).
 //!
 //! Loading is two-staged (sozu's FileConfig → Config): `file.rs` mirrors the JSON with serde;
 //! `schema.rs` holds the parsed JSON to it first, reporting every unknown key and wrongly
@@ -25,8 +25,10 @@
 mod access;
 mod cidr;
 mod file;
+pub mod lint;
 mod load;
 pub mod locate;
+mod mmdb;
 mod perms;
 mod schema;
 mod summary;
@@ -51,7 +53,7 @@ pub use crate::limits::{
     DEFAULT_SYSLOG_SOCKET, MAX_TIMEOUT_SECONDS, MAX_WORKERS,
 };
 pub use load::{load_policy, parse_policy, parse_policy_with};
-pub use time::{TimeWindow, windows_allow};
+pub use time::{TimeWindow, Zone, windows_allow};
 pub use units::{parse_rate, parse_size};
 
 /// The validated policy. Every name it refers to exists, every address parsed, every default

@@ -350,7 +350,7 @@ mod tests {
                     "deny_from": ["10.0.0.9"], "allow_countries": ["DE"],
                     "deny_countries": ["KP"], "allow_asns": [64500], "deny_asns": ["AS64666"],
                     "time_windows": [{ "days": "mon-fri", "hours": "08:00-18:00",
-                                       "utc_offset": "Z" }],
+                                       "utc_offset": "Z", "tz": "UTC" }],
                     "allow_fxp_to": ["192.0.2.0/24"],
                     "tls_require": "login", "tls_session_reuse": false,
                     "limits": { "max_file_size": 1, "rate": "1MiB/s", "user_rate": 1,

@@ -106,8 +106,11 @@ impl Policy {
             writeln!(out, "access: {}", access.trim_start_matches(", "))?;
         }
         if let Some(path) = &self.prefix_table {
-            let ranges = self.geo.as_ref().map_or(0, |geo| geo.len());
-            writeln!(out, "prefix table: {} ({ranges} ranges)", path.display())?;
+            let what = self
+                .geo
+                .as_ref()
+                .map_or_else(|| "0 ranges".to_owned(), |geo| geo.describe());
+            writeln!(out, "prefix table: {} ({what})", path.display())?;
         }
 
         writeln!(out, "users:")?;

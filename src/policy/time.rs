@@ -1,8 +1,12 @@
 //! Time windows: on which days and at which hours a user may log in.
 //!
-//! A window is read in its own fixed offset from UTC, written in the policy: ftpgate has no
-//! time-zone database, so there is no daylight saving time and no surprise when one changes.
-//! The arithmetic is plain integer arithmetic on Unix seconds (1970-01-01 was a Thursday).
+//! A window is read in local time of its [`Zone`]: either a fixed offset from UTC written in
+//! the policy (`utc_offset`, no daylight saving time), or an IANA time zone (`tz`, e.g.
+//! `"Europe/Berlin"`) whose rules come from the system's tzdata (/usr/share/zoneinfo, through
+//! the `jiff` crate) and are read once, when the policy is loaded: the check at login only
+//! asks the loaded rules for the offset in force at that instant (a binary search over the
+//! zone's transitions), so daylight saving time is right and nothing is read from disk.
+//! The rest is plain integer arithmetic on Unix seconds (1970-01-01 was a Thursday).
 //!
 //! Hours may wrap past midnight (`"22:00-02:00"`): the part after midnight belongs to the day
 //! the window started on, so a Saturday window of 22:00-02:00 covers Sunday 01:00 but not
@@ -27,9 +31,70 @@ const DAY_FULL_NAMES: [&str; 7] = [
     "sunday",
 ];
 
-/// One window: the days it starts on and the minutes of the day, in local time at a fixed
-/// offset from UTC.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The local time a window is read in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Zone {
+    /// Local time = UTC + this many minutes, all year.
+    Fixed(i16),
+    /// An IANA time zone, its rules loaded from the system's tzdata.
+    Named {
+        /// The name as written in the policy (`"Europe/Berlin"`).
+        name: String,
+        rules: jiff::tz::TimeZone,
+    },
+}
+
+impl Zone {
+    /// Seconds east of UTC in force at the instant `unix_seconds`.
+    pub fn offset_seconds(&self, unix_seconds: i64) -> i64 {
+        match self {
+            Zone::Fixed(minutes) => i64::from(*minutes) * 60,
+            Zone::Named { rules, .. } => {
+                // jiff's instants span the years -9999 to 9999; outside them the offset
+                // of the nearest end stands in (no zone has rules there anyway).
+                let instant =
+                    jiff::Timestamp::from_second(unix_seconds).unwrap_or(if unix_seconds < 0 {
+                        jiff::Timestamp::MIN
+                    } else {
+                        jiff::Timestamp::MAX
+                    });
+                i64::from(rules.to_offset(instant).seconds())
+            }
+        }
+    }
+
+    /// Loads the rules of the IANA time zone `name` from the system's tzdata.
+    pub(crate) fn named(name: &str) -> Result<Zone, String> {
+        match jiff::tz::db().get(name) {
+            Ok(rules) => Ok(Zone::Named {
+                name: name.to_owned(),
+                rules,
+            }),
+            Err(_) if jiff::tz::db().is_definitively_empty() => Err(format!(
+                "{name:?}: the system has no time-zone database (/usr/share/zoneinfo); \
+                 install tzdata, or use utc_offset"
+            )),
+            Err(_) => Err(format!(
+                "{name:?} is not a time zone of the system's time-zone database \
+                 (/usr/share/zoneinfo); use an IANA name such as \"Europe/Berlin\", \
+                 \"America/New_York\" or \"UTC\""
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Zone {
+    /// `+01:00` or `Europe/Berlin`, as written in the policy.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Zone::Fixed(minutes) => f.write_str(&offset_text(*minutes)),
+            Zone::Named { name, .. } => f.write_str(name),
+        }
+    }
+}
+
+/// One window: the days it starts on and the minutes of the day, in local time of its zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TimeWindow {
     /// The days the window starts on; index 0 = Monday.
     pub days: [bool; 7],
@@ -38,15 +103,15 @@ pub struct TimeWindow {
     /// First minute after the window, 0 to 1440 (exclusive end). Below `start_minute`, the
     /// window wraps past midnight into the next day. Equal to `start_minute`: empty.
     pub end_minute: u16,
-    /// Local time = UTC + this many minutes.
-    pub utc_offset_minutes: i16,
+    /// The local time the days and minutes are read in.
+    pub zone: Zone,
 }
 
 impl TimeWindow {
     /// Whether the instant `unix_seconds` (seconds since 1970-01-01T00:00:00Z) falls in the
     /// window.
     pub fn contains(&self, unix_seconds: i64) -> bool {
-        let local = unix_seconds.saturating_add(i64::from(self.utc_offset_minutes) * 60);
+        let local = unix_seconds.saturating_add(self.zone.offset_seconds(unix_seconds));
         let day = local.div_euclid(86_400);
         let minute = local.rem_euclid(86_400) / 60;
         // 1970-01-01 (day 0) was a Thursday, index 3.
@@ -71,7 +136,8 @@ pub fn windows_allow(windows: &[TimeWindow], unix_seconds: i64) -> bool {
 }
 
 impl fmt::Display for TimeWindow {
-    /// `mon-fri 08:00-18:00 +01:00`, as it could be written in the policy.
+    /// `mon-fri 08:00-18:00 +01:00` or `mon-fri 08:00-18:00 Europe/Berlin`, as it could be
+    /// written in the policy.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -79,7 +145,7 @@ impl fmt::Display for TimeWindow {
             days_text(&self.days),
             clock(self.start_minute),
             clock(self.end_minute),
-            offset_text(self.utc_offset_minutes)
+            self.zone
         )
     }
 }
@@ -212,8 +278,8 @@ pub(crate) fn parse_offset(text: &str) -> Result<i16, String> {
     let help = || {
         format!(
             "{text:?} is not an offset from UTC; write \"+HH:MM\" or \"-HH:MM\" (e.g. \
-             \"+01:00\"), or \"Z\" for UTC. ftpgate has no time-zone database: the offset is \
-             fixed, with no daylight saving time"
+             \"+01:00\"), or \"Z\" for UTC; the offset is fixed, with no daylight saving \
+             time (for that, give an IANA time zone in \"tz\" instead)"
         )
     };
     if text == "Z" || text == "z" {
@@ -268,7 +334,7 @@ mod tests {
             days: set,
             start_minute,
             end_minute,
-            utc_offset_minutes: parse_offset(offset).expect("offset"),
+            zone: Zone::Fixed(parse_offset(offset).expect("offset")),
         }
     }
 
@@ -369,19 +435,129 @@ mod tests {
         assert!(windows_allow(&[], 0), "no windows: always");
         let weekday = window(&[0, 1, 2, 3, 4], "08:00-18:00", "Z");
         let weekend = window(&[SAT, SUN], "10:00-12:00", "Z");
-        let both = [weekday, weekend];
+        let both = [weekday.clone(), weekend];
         assert!(windows_allow(&both, at(4, 9, 0)));
         assert!(windows_allow(&both, at(2, 11, 0)));
         assert!(!windows_allow(&both, at(2, 9, 0)));
         assert!(!windows_allow(&both, at(4, 19, 0)));
         // An empty window (not produced by the loader) contains nothing.
-        let mut empty = weekday;
+        let mut empty = weekday.clone();
         empty.end_minute = empty.start_minute;
         assert!(!empty.contains(at(4, 8, 0)));
         // No day: never.
         let mut none = weekday;
         none.days = [false; 7];
         assert!(!none.contains(at(4, 9, 0)));
+    }
+
+    /// Unix seconds of `day` 00:00 UTC plus `hh:mm` UTC.
+    fn utc(day: i64, hh: i64, mm: i64) -> i64 {
+        day + hh * 3600 + mm * 60
+    }
+
+    fn berlin(days: &[usize], hours: &str) -> TimeWindow {
+        let mut w = window(days, hours, "Z");
+        w.zone = Zone::named("Europe/Berlin").expect("tzdata has Europe/Berlin");
+        w
+    }
+
+    // Midnight UTC of the days around Europe/Berlin's changes of 2026: clocks go from 02:00
+    // CET (+01:00) to 03:00 CEST (+02:00) at 01:00 UTC on Sunday 29 March, and from 03:00
+    // CEST back to 02:00 CET at 01:00 UTC on Sunday 25 October.
+    const SAT_2026_03_28: i64 = 1_774_656_000;
+    const SUN_2026_03_29: i64 = 1_774_742_400;
+    const MON_2026_03_30: i64 = 1_774_828_800;
+    const SAT_2026_10_24: i64 = 1_792_800_000;
+    const SUN_2026_10_25: i64 = 1_792_886_400;
+    const MON_2026_10_26: i64 = 1_792_972_800;
+
+    #[test]
+    fn a_named_zone_follows_daylight_saving_time() {
+        let office = berlin(&[0, 1, 2, 3, 4, 5, 6], "08:00-18:00");
+        // Saturday before the spring change: 08:00 CET is 07:00 UTC.
+        assert!(!office.contains(utc(SAT_2026_03_28, 6, 59)));
+        assert!(office.contains(utc(SAT_2026_03_28, 7, 0)));
+        assert!(office.contains(utc(SAT_2026_03_28, 16, 59)));
+        assert!(!office.contains(utc(SAT_2026_03_28, 17, 0)));
+        // The Sunday of the change and the Monday after: 08:00 CEST is 06:00 UTC.
+        for day in [SUN_2026_03_29, MON_2026_03_30] {
+            assert!(!office.contains(utc(day, 5, 59)));
+            assert!(office.contains(utc(day, 6, 0)));
+            assert!(office.contains(utc(day, 15, 59)));
+            assert!(!office.contains(utc(day, 16, 0)));
+        }
+        // A fixed +01:00 does not move: on Monday it opens an hour late by the wall clock.
+        let fixed = window(&[0, 1, 2, 3, 4, 5, 6], "08:00-18:00", "+01:00");
+        assert!(!fixed.contains(utc(MON_2026_03_30, 6, 0)));
+        assert!(fixed.contains(utc(MON_2026_03_30, 7, 0)));
+        // Autumn: 08:00 CEST is 06:00 UTC on Saturday, 08:00 CET is 07:00 UTC from Sunday.
+        assert!(office.contains(utc(SAT_2026_10_24, 6, 0)));
+        assert!(!office.contains(utc(SAT_2026_10_24, 16, 0)));
+        for day in [SUN_2026_10_25, MON_2026_10_26] {
+            assert!(!office.contains(utc(day, 6, 59)));
+            assert!(office.contains(utc(day, 7, 0)));
+            assert!(office.contains(utc(day, 16, 59)));
+            assert!(!office.contains(utc(day, 17, 0)));
+        }
+    }
+
+    #[test]
+    fn the_hours_a_change_skips_or_repeats() {
+        // 02:00-03:00 does not exist on 29 March: the window is empty that night.
+        let night = berlin(&[SUN], "02:00-03:00");
+        for minute in (0..180).step_by(1) {
+            let t = SUN_2026_03_29 - 3600 + minute * 60;
+            assert!(!night.contains(t), "{t}");
+        }
+        // 01:00-03:00 ends at 01:00 UTC (03:00 CEST), after one hour of wall clock time.
+        let early = berlin(&[SUN], "01:00-03:00");
+        assert!(!early.contains(utc(SUN_2026_03_29, 0, 0) - 1));
+        assert!(early.contains(utc(SUN_2026_03_29, 0, 0)));
+        assert!(early.contains(utc(SUN_2026_03_29, 0, 59)));
+        assert!(!early.contains(utc(SUN_2026_03_29, 1, 0)));
+        // 02:00-03:00 happens twice on 25 October: 00:00 to 02:00 UTC.
+        assert!(!night.contains(utc(SUN_2026_10_25, 0, 0) - 1));
+        assert!(night.contains(utc(SUN_2026_10_25, 0, 0)));
+        assert!(night.contains(utc(SUN_2026_10_25, 0, 59)));
+        assert!(
+            night.contains(utc(SUN_2026_10_25, 1, 0)),
+            "02:00 CET, the second time"
+        );
+        assert!(night.contains(utc(SUN_2026_10_25, 1, 59)));
+        assert!(!night.contains(utc(SUN_2026_10_25, 2, 0)));
+        // The day of the week is the local one: Saturday 23:30 UTC is Sunday 01:30 CEST.
+        let sunday = berlin(&[SUN], "00:00-24:00");
+        assert!(sunday.contains(utc(SAT_2026_10_24, 23, 30)));
+        assert!(!sunday.contains(utc(SAT_2026_10_24, 21, 59)));
+        assert!(sunday.contains(utc(SAT_2026_10_24, 22, 0)));
+        assert!(sunday.contains(utc(SUN_2026_10_25, 22, 59)));
+        assert!(!sunday.contains(utc(SUN_2026_10_25, 23, 0)));
+    }
+
+    #[test]
+    fn named_zones_load_from_the_system_and_display_by_name() {
+        let w = berlin(&[0, 1, 2, 3, 4], "08:00-18:00");
+        assert_eq!(w.to_string(), "mon-fri 08:00-18:00 Europe/Berlin");
+        assert_eq!(Zone::named("UTC").map(|z| z.offset_seconds(0)), Ok(0));
+        let tokyo = Zone::named("Asia/Tokyo").expect("Asia/Tokyo");
+        assert_eq!(tokyo.offset_seconds(SUN_2026_03_29), 9 * 3600);
+        // Out of jiff's range of years: the nearest end's offset (local mean time before
+        // the first rule), no panic.
+        assert_eq!(tokyo.offset_seconds(i64::MAX), 9 * 3600);
+        assert_eq!(tokyo.offset_seconds(i64::MIN), 9 * 3600 + 18 * 60 + 59);
+        for t in [i64::MIN, i64::MAX] {
+            let _ = w.contains(t);
+        }
+        for bad in [
+            "Europe/Berlinn",
+            "",
+            "../etc/passwd",
+            "/etc/localtime",
+            "Mars/Olympus",
+        ] {
+            let err = Zone::named(bad).expect_err(bad);
+            assert!(err.contains("is not a time zone"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -33,6 +33,7 @@ mod pure_ftpd;
 mod pyftpdlib;
 mod vsftpd;
 pub use client::*;
+#[allow(unused_imports)] // not every test binary runs a gate (prefix_mmdb)
 pub use gate::*;
 #[allow(unused_imports)] // not every test binary runs a pure-ftpd
 pub use pure_ftpd::*;

@@ -10,6 +10,7 @@ use crate::limits::MAX_PREFIX_TABLE_BYTES;
 use crate::policy::access::{AccessRules, GeoTable, parse_asn, parse_country};
 use crate::policy::file::{AccessFile, RoutingFile, Scalar, UserFile};
 use crate::policy::locate::JsonPath;
+use crate::policy::mmdb::{MmdbTable, is_maxmind_db};
 use crate::policy::{Backend, Routing};
 
 use super::ReadFile;
@@ -181,6 +182,15 @@ impl Checker<'_> {
                 ),
             );
             return (Some(file), None);
+        }
+        if is_maxmind_db(&bytes) {
+            return match MmdbTable::open(bytes) {
+                Ok(mmdb) => (Some(file), Some(Arc::new(GeoTable::from_mmdb(mmdb)))),
+                Err(message) => {
+                    self.bad(path, format!("{name}: {message}"));
+                    (Some(file), None)
+                }
+            };
         }
         let text = match std::str::from_utf8(&bytes) {
             Ok(text) => text,

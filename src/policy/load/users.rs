@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::policy::file::{Object, OneOrMany, PolicyFile, TimeWindowFile, UserFile};
 use crate::policy::locate::JsonPath;
-use crate::policy::time::{TimeWindow, parse_days, parse_hours, parse_offset};
+use crate::policy::time::{TimeWindow, Zone, parse_days, parse_hours, parse_offset};
 use crate::policy::{Defaults, TlsRequire, User, UserLimits};
 
 use super::access::RawRules;
@@ -182,27 +182,45 @@ impl Checker<'_> {
                 .map_err(|message| self.bad(&path.key("hours"), message))
                 .ok(),
         };
-        let offset = match &raw.utc_offset {
-            None => {
+        // Exactly one of `utc_offset` (fixed) and `tz` (IANA, with daylight saving time).
+        let zone = match (&raw.utc_offset, &raw.tz) {
+            // A wrongly typed one is there, just wrong (and reported as such).
+            (None, None)
+                if self.is_broken(&path.key("utc_offset")) || self.is_broken(&path.key("tz")) =>
+            {
+                None
+            }
+            (None, None) => {
                 self.missing(
                     path,
-                    "utc_offset",
-                    " (e.g. \"+01:00\", \"-05:30\" or \"Z\"; ftpgate has no time-zone \
-                     database, so the offset is always explicit)",
+                    "tz",
+                    " (an IANA time zone such as \"Europe/Berlin\"; or \"utc_offset\", a \
+                     fixed offset such as \"+01:00\" or \"Z\")",
                 );
                 None
             }
-            Some(text) => parse_offset(text)
+            (Some(_), Some(_)) => {
+                self.bad_key(
+                    &path.key("tz"),
+                    "give either tz (a time zone) or utc_offset (a fixed offset), not both",
+                );
+                None
+            }
+            (Some(text), None) => parse_offset(text)
+                .map(Zone::Fixed)
                 .map_err(|message| self.bad(&path.key("utc_offset"), message))
+                .ok(),
+            (None, Some(name)) => Zone::named(name)
+                .map_err(|message| self.bad(&path.key("tz"), message))
                 .ok(),
         };
         let (start_minute, end_minute) = hours?;
-        let utc_offset_minutes = offset?;
+        let zone = zone?;
         days_ok.then_some(TimeWindow {
             days,
             start_minute,
             end_minute,
-            utc_offset_minutes,
+            zone,
         })
     }
 

@@ -64,25 +64,25 @@ fn time_windows() {
                 days: week,
                 start_minute: 8 * 60,
                 end_minute: 18 * 60,
-                utc_offset_minutes: 60
+                zone: Zone::Fixed(60)
             },
             TimeWindow {
                 days: [false, false, false, false, false, true, false],
                 start_minute: 22 * 60,
                 end_minute: 2 * 60,
-                utc_offset_minutes: -330
+                zone: Zone::Fixed(-330)
             },
             TimeWindow {
                 days: [true, false, true, false, true, true, true],
                 start_minute: 0,
                 end_minute: 24 * 60,
-                utc_offset_minutes: 0
+                zone: Zone::Fixed(0)
             },
             TimeWindow {
                 days: [true; 7],
                 start_minute: 12 * 60,
                 end_minute: 13 * 60,
-                utc_offset_minutes: 840
+                zone: Zone::Fixed(840)
             },
         ]
     );
@@ -173,8 +173,9 @@ fn time_window_errors() {
             r#""utc_offset": "CET""#,
             "\"CET\"",
             "users.alice.time_windows[0].utc_offset: \"CET\" is not an offset from UTC; write \
-             \"+HH:MM\" or \"-HH:MM\" (e.g. \"+01:00\"), or \"Z\" for UTC. ftpgate has no \
-             time-zone database: the offset is fixed, with no daylight saving time",
+             \"+HH:MM\" or \"-HH:MM\" (e.g. \"+01:00\"), or \"Z\" for UTC; the offset is \
+             fixed, with no daylight saving time (for that, give an IANA time zone in \"tz\" \
+             instead)",
         ),
         (
             r#""utc_offset": "+01:00""#,
@@ -187,9 +188,8 @@ fn time_window_errors() {
             r#", "utc_offset": "+01:00""#,
             "",
             "{ \"days\"",
-            "users.alice.time_windows[0]: \"utc_offset\" is missing (e.g. \"+01:00\", \
-             \"-05:30\" or \"Z\"; ftpgate has no time-zone database, so the offset is always \
-             explicit)",
+            "users.alice.time_windows[0]: \"tz\" is missing (an IANA time zone such as \
+             \"Europe/Berlin\"; or \"utc_offset\", a fixed offset such as \"+01:00\" or \"Z\")",
         ),
         (
             r#""days": "mon-fri", "#,
@@ -209,8 +209,30 @@ fn time_window_errors() {
             r#""utc_offset": "+01:00""#,
             r#""utc_offset": "+01:00", "tz": "Europe/Berlin""#,
             "\"tz\"",
-            "users.alice.time_windows[0].tz: unknown field `tz`, expected one of `days`, \
-             `hours`, `utc_offset`",
+            "users.alice.time_windows[0].tz: give either tz (a time zone) or utc_offset (a \
+             fixed offset), not both",
+        ),
+        (
+            r#""utc_offset": "+01:00""#,
+            r#""tz": "Europe/Berlinn""#,
+            "\"Europe/Berlinn\"",
+            "users.alice.time_windows[0].tz: \"Europe/Berlinn\" is not a time zone of the \
+             system's time-zone database (/usr/share/zoneinfo); use an IANA name such as \
+             \"Europe/Berlin\", \"America/New_York\" or \"UTC\"",
+        ),
+        (
+            r#""utc_offset": "+01:00""#,
+            r#""tz": "../../../etc/passwd""#,
+            "\"../../../etc/passwd\"",
+            "users.alice.time_windows[0].tz: \"../../../etc/passwd\" is not a time zone of the \
+             system's time-zone database (/usr/share/zoneinfo); use an IANA name such as \
+             \"Europe/Berlin\", \"America/New_York\" or \"UTC\"",
+        ),
+        (
+            r#""utc_offset": "+01:00""#,
+            r#""tz": 1"#,
+            "1 }",
+            "users.alice.time_windows[0].tz: invalid type: integer `1`, expected a string",
         ),
         (
             r#""utc_offset": "+01:00""#,
@@ -280,7 +302,7 @@ fn time_window_errors() {
         "{found:?}"
     );
     assert!(
-        found[6].contains("time_windows[3]: \"utc_offset\" is missing"),
+        found[6].contains("time_windows[3]: \"tz\" is missing"),
         "{found:?}"
     );
 }
@@ -332,5 +354,33 @@ fn allow_fxp_to() {
                  (e.g. \"198.51.100.0/24\", \"2001:db8::/32\", \"192.0.2.7\")"
             ),
         ]
+    );
+}
+
+#[test]
+fn time_windows_in_a_named_zone() {
+    let doc = with_alice(
+        r#", "time_windows": [
+      { "days": "mon-fri", "hours": "08:00-18:00", "tz": "Europe/Berlin" },
+      { "days": "sat", "hours": "09:00-12:00", "utc_offset": "+01:00" } ]"#,
+        "",
+    );
+    let policy = parse(&doc);
+    let alice = &policy.users["alice"];
+    assert!(matches!(
+        &alice.time_windows[0].zone,
+        Zone::Named { name, .. } if name == "Europe/Berlin"
+    ));
+    assert_eq!(alice.time_windows[1].zone, Zone::Fixed(60));
+    // Monday 2026-03-30 06:30 UTC is 08:30 CEST (summer time): inside; a fixed +01:00
+    // would have said 07:30.
+    assert!(alice.in_time_window(1_774_828_800 + 6 * 3600 + 30 * 60));
+    assert!(!alice.in_time_window(1_774_828_800 + 16 * 3600));
+    // Monday 2026-03-23 06:30 UTC is 07:30 CET (winter time): outside.
+    assert!(!alice.in_time_window(1_774_224_000 + 6 * 3600 + 30 * 60));
+    let summary = policy.summary();
+    assert!(
+        summary.contains(", at mon-fri 08:00-18:00 Europe/Berlin or sat 09:00-12:00 +01:00\n"),
+        "{summary}"
     );
 }

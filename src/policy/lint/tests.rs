@@ -1,0 +1,420 @@
+//! Each warning: given by a policy that triggers it, at the right line:column, and absent
+//! from one that differs only by what makes it dangerous.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::policy::parse_policy;
+
+/// A host with the addresses of 127.0.0.0/8, ::1 and 192.0.2.1, on which files can be
+/// created only under /var/log/ftpgate.
+struct FakeHost;
+
+impl Host for FakeHost {
+    fn has_address(&self, address: SocketAddr) -> bool {
+        let ip = address.ip();
+        ip.is_unspecified() || ip.is_loopback() || ip == IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))
+    }
+
+    fn cannot_create(&self, path: &Path) -> Option<String> {
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        (dir != Path::new("/var/log/ftpgate"))
+            .then(|| format!("the directory {} does not exist", dir.display()))
+    }
+}
+
+/// Triggers nothing: loopback, no anonymous user, the defaults everywhere else.
+const CLEAN: &str = r#"{
+  "listeners": [{ "address": "127.0.0.1:2121" }],
+  "backends": { "files": { "servers": ["10.0.0.11:21"] } },
+  "roles": { "download": { "allow": ["RETR", "LIST", "CWD", "PWD"] },
+             "upload": { "allow": ["STOR", "CWD", "PWD"] },
+             "site": { "allow": ["RETR", "SITE"] } },
+  "users": { "alice": { "role": "download", "backend": "files" } },
+  "audit": { "file": "/var/log/ftpgate/audit.jsonl" }
+}"#;
+
+/// `CLEAN` with the first `from` replaced by `to`.
+fn with(from: &str, to: &str) -> String {
+    assert!(CLEAN.contains(from), "{from}");
+    CLEAN.replacen(from, to, 1)
+}
+
+fn warnings(doc: &str) -> Vec<Warning> {
+    let policy = match parse_policy(doc) {
+        Ok(policy) => policy,
+        Err(errors) => panic!("{doc}\n{errors:?}"),
+    };
+    lint(&policy, doc, &FakeHost)
+}
+
+fn codes(doc: &str) -> Vec<&'static str> {
+    warnings(doc).iter().map(|w| w.code).collect()
+}
+
+/// The 1-based line:column of the first `needle` in `doc`.
+fn at(doc: &str, needle: &str) -> (usize, usize) {
+    let offset = doc.find(needle).unwrap_or_else(|| panic!("{needle}"));
+    locate::line_col(doc, offset)
+}
+
+/// The one warning of `doc`, which must be of kind `code`, at `needle`, its message
+/// containing `words`.
+fn one(doc: &str, code: &str, needle: &str, words: &str) {
+    let found = warnings(doc);
+    assert_eq!(found.len(), 1, "{doc}\n{found:#?}");
+    let w = &found[0];
+    assert_eq!(w.code, code, "{w:?}");
+    assert_eq!((w.line, w.column), at(doc, needle), "{w:?}");
+    assert!(w.message.contains(words), "{w:?}");
+}
+
+#[test]
+fn the_clean_policy_gives_no_warning() {
+    assert_eq!(warnings(CLEAN), []);
+}
+
+#[test]
+fn wide_fxp_networks() {
+    let user = r#""alice": { "role": "download", "backend": "files" }"#;
+    for wide in [
+        "0.0.0.0/0",
+        "::/0",
+        "10.0.0.0/8",
+        "2001:db8::/32",
+        "::ffff:0.0.0.0/96",
+    ] {
+        let doc = with(
+            user,
+            &format!(
+                r#""alice": {{ "role": "download", "backend": "files",
+                     "allow_fxp_to": ["192.0.2.0/24", "{wide}"] }}"#
+            ),
+        );
+        one(
+            &doc,
+            "fxp-wide",
+            &format!("\"{wide}\""),
+            "users.alice.allow_fxp_to[1]: ",
+        );
+    }
+    let doc = with(
+        user,
+        r#""alice": { "role": "download", "backend": "files",
+             "allow_fxp_to": ["192.0.2.0/24", "10.0.0.0/9", "2001:db8::/33", "::ffff:10.0.0.0/105"] }"#,
+    );
+    assert_eq!(codes(&doc), [] as [&str; 0]);
+    let w = &warnings(&with(
+        user,
+        r#""alice": { "role": "download", "backend": "files", "allow_fxp_to": ["0.0.0.0/0"] }"#,
+    ))[0];
+    assert!(w.message.contains("any of 2^32 addresses"), "{w:?}");
+}
+
+#[test]
+fn tls_session_reuse_off() {
+    let user = r#""alice": { "role": "download", "backend": "files" }"#;
+    let doc = with(
+        user,
+        r#""alice": { "role": "download", "backend": "files", "tls_session_reuse": false }"#,
+    );
+    one(
+        &doc,
+        "tls-session-reuse",
+        "false",
+        "users.alice.tls_session_reuse: false:",
+    );
+    let doc = with(
+        user,
+        r#""alice": { "role": "download", "backend": "files", "tls_session_reuse": true }"#,
+    );
+    assert_eq!(codes(&doc), [] as [&str; 0]);
+}
+
+#[test]
+fn write_commands_for_anonymous_users() {
+    let user = r#""alice": { "role": "download", "backend": "files" }"#;
+    for name in ["anonymous", "ftp", "Anonymous"] {
+        let doc = with(
+            user,
+            &format!(r#"{user}, "{name}": {{ "role": "upload", "backend": "files" }}"#),
+        );
+        one(
+            &doc,
+            "anonymous-write",
+            "\"upload\", \"backend\"",
+            "may send STOR (role \"upload\")",
+        );
+        let doc = with(
+            user,
+            &format!(r#"{user}, "{name}": {{ "role": "site", "backend": "files" }}"#),
+        );
+        one(
+            &doc,
+            "anonymous-write",
+            "\"site\", \"backend\"",
+            "SITE commands",
+        );
+        let doc = with(
+            user,
+            &format!(r#"{user}, "{name}": {{ "role": "download", "backend": "files" }}"#),
+        );
+        assert_eq!(codes(&doc), [] as [&str; 0], "{name}");
+    }
+    // A named user may write.
+    let doc = with(user, r#""alice": { "role": "upload", "backend": "files" }"#);
+    assert_eq!(codes(&doc), [] as [&str; 0]);
+}
+
+#[test]
+fn effectively_unlimited_limits() {
+    let audit = r#""audit":"#;
+    for (key, value) in [
+        ("sessions_total", "4294967295"),
+        ("sessions_per_ip", "1000000"),
+        ("failed_logins_per_ip", "4294967295"),
+        ("sessions_waiting_for_backend", "4294967295"),
+        ("max_file_size", "\"1TiB\""),
+        ("rate", "\"10GiB/s\""),
+        ("user_rate", "4294967295"),
+    ] {
+        let doc = with(
+            audit,
+            &format!(r#""defaults": {{ "limits": {{ "{key}": {value} }} }}, "audit":"#),
+        );
+        one(
+            &doc,
+            "unlimited",
+            value,
+            &format!("defaults.limits.{key}: "),
+        );
+        assert!(warnings(&doc)[0].message.contains("effectively no limit"));
+    }
+    for (key, value) in [
+        ("sessions_total", "999999"),
+        ("max_file_size", "\"4294967295\""),
+        ("rate", "\"1GiB/s\""),
+    ] {
+        let doc = with(
+            audit,
+            &format!(r#""defaults": {{ "limits": {{ "{key}": {value} }} }}, "audit":"#),
+        );
+        assert_eq!(codes(&doc), [] as [&str; 0], "{key}");
+    }
+    let user = r#""alice": { "role": "download", "backend": "files" }"#;
+    for (key, value) in [
+        ("sessions", "4294967295"),
+        ("max_file_size", "\"2TiB\""),
+        ("rate", "\"2GB/s\""),
+        ("user_rate", "\"2GB/s\""),
+    ] {
+        let doc = with(
+            user,
+            &format!(
+                r#""alice": {{ "role": "download", "backend": "files",
+                     "limits": {{ "{key}": {value} }} }}"#
+            ),
+        );
+        one(
+            &doc,
+            "unlimited",
+            value,
+            &format!("users.alice.limits.{key}: "),
+        );
+    }
+    // The user's value comes from defaults: warned about once, there.
+    let doc = with(
+        audit,
+        r#""defaults": { "limits": { "rate": "2GB/s" } }, "audit":"#,
+    );
+    assert_eq!(codes(&doc), ["unlimited"]);
+}
+
+#[test]
+fn audit_on_stderr_that_may_be_lost() {
+    let audit = r#""audit": { "file": "/var/log/ftpgate/audit.jsonl" }"#;
+    let doc = with(audit, r#""audit": { "on_failure": "continue" }"#);
+    one(&doc, "audit-lost", "\"continue\"", "audit.on_failure: ");
+    for ok in [
+        r#""audit": { "on_failure": "refuse_sessions" }"#,
+        r#""audit": {}"#,
+        r#""audit": { "file": "/var/log/ftpgate/audit.jsonl", "on_failure": "continue" }"#,
+        r#""audit": { "syslog": {}, "on_failure": "continue" }"#,
+    ] {
+        assert_eq!(codes(&with(audit, ok)), [] as [&str; 0], "{ok}");
+    }
+}
+
+#[test]
+fn audit_file_in_a_missing_directory() {
+    let doc = with(
+        "/var/log/ftpgate/audit.jsonl",
+        "/var/log/nowhere/audit.jsonl",
+    );
+    one(
+        &doc,
+        "audit-file",
+        "\"/var/log/nowhere/",
+        "the directory /var/log/nowhere does not exist",
+    );
+}
+
+#[test]
+fn listener_on_an_address_the_host_does_not_have() {
+    let doc = with("127.0.0.1:2121", "192.0.2.1:2121");
+    // 192.0.2.1 is the fake host's own, but not loopback: passwords in clear.
+    assert_eq!(codes(&doc), ["clear-passwords"]);
+    let doc = with(
+        r#"[{ "address": "127.0.0.1:2121" }]"#,
+        r#"[{ "address": "127.0.0.1:2121" }, { "address": "198.51.100.7:21", "tls": "implicit" }]"#,
+    );
+    let tls = r#""audit":"#;
+    let doc = doc.replacen(
+        tls,
+        r#""tls": { "certificate": "/etc/ftpgate/cert.pem", "private_key": "/etc/ftpgate/key.pem" }, "audit":"#,
+        1,
+    );
+    one(
+        &doc,
+        "listener-address",
+        "\"198.51.100.7:21\"",
+        "listeners[1].address: 198.51.100.7: this host has no such address",
+    );
+}
+
+#[test]
+fn passwords_in_clear_on_a_network_address() {
+    let listener = r#"[{ "address": "127.0.0.1:2121" }]"#;
+    let doc = with(
+        listener,
+        r#"[{ "address": "192.0.2.1:21" }, { "address": "[::1]:21" }]"#,
+    );
+    one(
+        &doc,
+        "clear-passwords",
+        "\"192.0.2.1:21\"",
+        "and alice may log in without TLS",
+    );
+    // Required on the listener or for the user, or only anonymous users: nothing to lose.
+    let tls = r#""tls": { "certificate": "/c.pem", "private_key": "/k.pem" }, "audit":"#;
+    for (listener_to, extra, user_to) in [
+        (
+            r#"[{ "address": "192.0.2.1:21", "tls": "explicit", "require": "login" }]"#,
+            tls,
+            r#""alice": { "role": "download", "backend": "files" }"#,
+        ),
+        (
+            r#"[{ "address": "192.0.2.1:21", "tls": "implicit" }]"#,
+            tls,
+            r#""alice": { "role": "download", "backend": "files" }"#,
+        ),
+        (
+            r#"[{ "address": "192.0.2.1:21", "tls": "explicit" }]"#,
+            tls,
+            r#""alice": { "role": "download", "backend": "files", "tls_require": "login" }"#,
+        ),
+        (
+            r#"[{ "address": "192.0.2.1:21" }]"#,
+            r#""audit":"#,
+            r#""anonymous": { "role": "download", "backend": "files" }"#,
+        ),
+    ] {
+        let doc = with(listener, listener_to)
+            .replacen(r#""audit":"#, extra, 1)
+            .replacen(
+                r#""alice": { "role": "download", "backend": "files" }"#,
+                user_to,
+                1,
+            );
+        assert_eq!(codes(&doc), [] as [&str; 0], "{doc}");
+    }
+    // With AUTH TLS offered but not required, the fix is the requirement.
+    let doc = with(
+        listener,
+        r#"[{ "address": "192.0.2.1:21", "tls": "explicit" }]"#,
+    )
+    .replacen(r#""audit":"#, tls, 1);
+    one(
+        &doc,
+        "clear-passwords",
+        "\"192.0.2.1:21\"",
+        "give the listener \"require\": \"login\"",
+    );
+}
+
+#[test]
+fn wildcard_listener_without_passive_advertise() {
+    let listener = r#"[{ "address": "127.0.0.1:2121" }]"#;
+    let user = r#""alice": { "role": "download", "backend": "files" }"#;
+    let anonymous = r#""anonymous": { "role": "download", "backend": "files" }"#;
+    for wildcard in ["0.0.0.0:21", "[::]:21"] {
+        let doc = with(listener, &format!(r#"[{{ "address": "{wildcard}" }}]"#))
+            .replacen(user, anonymous, 1);
+        one(
+            &doc,
+            "passive-advertise",
+            &format!("\"{wildcard}\""),
+            "no passive.advertise",
+        );
+        let doc = doc.replacen(
+            r#""audit":"#,
+            r#""passive": { "advertise": "203.0.113.7" }, "audit":"#,
+            1,
+        );
+        assert_eq!(codes(&doc), [] as [&str; 0]);
+    }
+}
+
+#[test]
+fn warnings_come_in_file_order_and_print_with_their_code() {
+    let doc = with(
+        r#""alice": { "role": "download", "backend": "files" }"#,
+        r#""alice": { "role": "download", "backend": "files", "tls_session_reuse": false,
+                     "allow_fxp_to": ["0.0.0.0/0"] },
+           "ftp": { "role": "upload", "backend": "files" }"#,
+    )
+    .replacen("127.0.0.1:2121", "0.0.0.0:2121", 1);
+    let found = warnings(&doc);
+    let order: Vec<&str> = found.iter().map(|w| w.code).collect();
+    assert_eq!(
+        order,
+        [
+            "clear-passwords",
+            "passive-advertise",
+            "tls-session-reuse",
+            "fxp-wide",
+            "anonymous-write"
+        ]
+    );
+    let (line, column) = at(&doc, "\"0.0.0.0/0\"");
+    assert!(
+        found[3].to_string().starts_with(&format!(
+            "{line}:{column}: warning: users.alice.allow_fxp_to[0]: "
+        )),
+        "{}",
+        found[3]
+    );
+    assert!(found[3].to_string().ends_with(" [fxp-wide]"));
+}
+
+#[test]
+fn the_system_host() {
+    let host = SystemHost;
+    assert!(host.has_address("127.0.0.1:21".parse().expect("addr")));
+    assert!(host.has_address("0.0.0.0:21".parse().expect("addr")));
+    // TEST-NET-3 is never a local address here.
+    assert!(!host.has_address("203.0.113.254:21".parse().expect("addr")));
+    let dir = tempfile::tempdir().expect("temp dir");
+    assert_eq!(host.cannot_create(&dir.path().join("audit.jsonl")), None);
+    let missing: PathBuf = dir.path().join("missing/audit.jsonl");
+    let reason = host.cannot_create(&missing).expect("missing directory");
+    assert!(reason.contains("does not exist"), "{reason}");
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"").expect("write");
+    assert_eq!(host.cannot_create(&file), None, "an existing file");
+    let reason = host
+        .cannot_create(&file.join("audit.jsonl"))
+        .expect("under a file");
+    assert!(reason.contains("is not a directory"), "{reason}");
+}
