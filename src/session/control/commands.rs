@@ -12,14 +12,19 @@ pub(crate) const FILTERED_FEATURES: &[&str] = &[
 /// ftpgate's own FEAT answer before login (no backend is known yet): its own features and
 /// `backend`, what every pool offers.
 pub(super) fn local_features(tls: bool, backend: &[String]) -> Reply {
-    let mut lines = vec!["Features:"];
+    feat_reply(tls, backend)
+}
+
+/// `211` with ftpgate's own features first (TLS when it can terminate it, the data-connection
+/// commands it handles itself), then `relayed`; each line with its leading space (RFC 2389).
+fn feat_reply(tls: bool, relayed: &[String]) -> Reply {
+    let mut lines: Vec<&str> = Vec::with_capacity(relayed.len() + 6);
     if tls {
         lines.extend(["AUTH TLS", "PBSZ", "PROT"]);
     }
     lines.extend(["EPRT", "EPSV", "PASV"]);
-    lines.extend(backend.iter().map(String::as_str));
-    lines.push("End");
-    Reply::multi(codes::SYSTEM_STATUS, &lines)
+    lines.extend(relayed.iter().map(String::as_str));
+    Reply::features(codes::SYSTEM_STATUS, "Features:", &lines, "End")
 }
 
 /// The backend's FEAT answer, minus what ftpgate handles itself (TLS, data-connection
@@ -42,14 +47,7 @@ pub(super) fn filter_features(reply: Reply, tls: bool, fallback: &[String]) -> R
         }
         features.push(text.trim().to_string());
     }
-    let mut lines: Vec<&str> = vec!["Features:"];
-    if tls {
-        lines.extend(["AUTH TLS", "PBSZ", "PROT"]);
-    }
-    lines.extend(["EPRT", "EPSV", "PASV"]);
-    lines.extend(features.iter().map(String::as_str));
-    lines.push("End");
-    Reply::multi(codes::SYSTEM_STATUS, &lines)
+    feat_reply(tls, &features)
 }
 
 impl ControlFsm {

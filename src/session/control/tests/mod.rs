@@ -338,6 +338,60 @@ fn feat_from_the_backend_is_filtered() {
     );
     assert_eq!(text.iter().filter(|l| l.trim() == "AUTH TLS").count(), 1);
     assert_eq!(text.iter().filter(|l| l.trim() == "PBSZ").count(), 1);
+    assert_rfc2389(r);
+}
+
+/// The strict reading of RFC 2389 §3.2 (rclone's and Commons Net's): `211-` first, `211 `
+/// last, and every line between them exactly one space and then a feature.
+fn assert_rfc2389(reply: &Reply) -> Vec<String> {
+    let mut wire = Vec::new();
+    reply.encode(&mut wire);
+    let text = String::from_utf8(wire).expect("ASCII");
+    let lines: Vec<&str> = text.split_terminator("\r\n").collect();
+    assert!(lines.len() >= 2, "{text:?}");
+    assert!(lines[0].starts_with("211-"), "{text:?}");
+    assert!(lines[lines.len() - 1].starts_with("211 "), "{text:?}");
+    lines[1..lines.len() - 1]
+        .iter()
+        .map(|l| {
+            let feature = l
+                .strip_prefix(' ')
+                .unwrap_or_else(|| panic!("{l:?} in {text:?}"));
+            assert!(
+                !feature.is_empty() && !feature.starts_with(' '),
+                "{l:?} in {text:?}"
+            );
+            feature.to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn feat_is_in_rfc_2389_form_before_and_after_login() {
+    let (mut s, _) = Script::new();
+    let actions = s.line("FEAT");
+    let Some(Action::SendClient(r)) = actions.first() else {
+        panic!("no FEAT reply: {actions:?}")
+    };
+    let before = assert_rfc2389(r);
+    assert!(before.iter().any(|f| f == "AUTH TLS"), "{before:?}");
+    assert!(before.iter().any(|f| f == "MDTM"), "{before:?}");
+
+    let mut s = Script::logged_in("reader");
+    s.line("FEAT");
+    // A backend that writes its lines without the space (some do) is relayed in the form
+    // RFC 2389 asks for, and one that writes two spaces gets one.
+    let backend = Reply::multi(211, &["Features:", "MDTM", "  MLST size*;modify*;", "End"]);
+    let actions = s.event(Event::ServerReply(backend));
+    let Some(Action::SendClient(r)) = actions.first() else {
+        panic!("no FEAT reply: {actions:?}")
+    };
+    let after = assert_rfc2389(r);
+    assert!(after.iter().any(|f| f == "MDTM"), "{after:?}");
+    assert!(
+        after.iter().any(|f| f == "MLST size*;modify*;"),
+        "{after:?}"
+    );
 }
 
 #[test]
