@@ -591,7 +591,7 @@ impl Session {
     pub(super) fn protect_client_data(&self, conn: &mut Conn) -> io::Result<()> {
         if self.fsm.data_protected() {
             if let Some(config) = self.tls_config.as_ref() {
-                conn.tls = Some(tls::accept(config)?);
+                conn.tls = Some(tls::accept(&config.data)?);
             }
         }
         Ok(())
