@@ -5,13 +5,13 @@
 //! - a client that cannot resume the control session on data connections (Python's stock
 //!   `ftplib.FTP_TLS`), through ftpgate to a vsftpd that requires reuse
 //!   (`require_ssl_reuse=YES`): served for a user with `tls_session_reuse: "bridge"` (and
-//!   audited as a policy exception), refused with 426 for a strict user.
+//!   audited as a policy exception), refused (425 after ftpgate's 150) for a strict user.
 
 mod common;
 
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use common::*;
 
@@ -131,4 +131,151 @@ fn a_tls_1_3_upload_whose_client_never_reads_is_stored_whole_and_resumed() {
         assert_eq!(e["result"], "ok", "{e}");
         assert_eq!(e["bytes"], BIG as u64, "{e}");
     }
+}
+
+/// Python's stock `ftplib.FTP_TLS` (its data connections never resume the control
+/// session), PROT P, passive: uploads `src` as `name`, downloads it back and prints
+/// `ok <sha256>`, or `error <reply>` at the first failure.
+const STOCK_FTP_TLS: &str = r#"
+import ftplib, hashlib, ssl, sys
+host, port, user, src, name = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+f = ftplib.FTP_TLS(context=ctx)
+f.connect(host, port, timeout=30)
+f.login(user, "x")
+f.prot_p()
+try:
+    if src != "-":
+        with open(src, "rb") as fh:
+            f.storbinary("STOR " + name, fh)
+    h = hashlib.sha256()
+    f.retrbinary("RETR " + name, h.update)
+    print("ok", h.hexdigest())
+except ftplib.all_errors as e:
+    print("error", e)
+f.quit()
+"#;
+
+/// A vsftpd that requires TLS and session reuse on data connections (its default), and an
+/// ftpgate before it with FTPS toward clients: `anonymous` has `tls_session_reuse:
+/// "bridge"`, `ftp` the default (required). vsftpd takes both names as its anonymous user.
+fn bridge_setup() -> (Vsftpd, Ftpgate, tempfile::TempDir) {
+    let dir = temp_dir();
+    let (ca, cert, key) = generate_ca_and_server(dir.path());
+    let vs = Vsftpd::start_with(&format!(
+        "ssl_enable=YES\nallow_anon_ssl=YES\nforce_anon_logins_ssl=YES\nforce_anon_data_ssl=YES\n\
+         require_ssl_reuse=YES\nrsa_cert_file={}\nrsa_private_key_file={}\n",
+        cert.display(),
+        key.display(),
+    ));
+    let gate = Ftpgate::builder()
+        .backend("secure", vs.addr())
+        .standard_roles()
+        .user("anonymous", "full", "secure")
+        .user("ftp", "full", "secure")
+        .set(&["backends", "secure", "tls"], json!("explicit"))
+        .set(
+            &["backends", "secure", "ca_file"],
+            json!(ca.to_string_lossy()),
+        )
+        .set(
+            &["users", "anonymous", "tls_session_reuse"],
+            json!("bridge"),
+        )
+        .ftps()
+        .start();
+    (vs, gate, dir)
+}
+
+#[test]
+fn stock_ftplib_is_served_through_the_bridge_by_a_backend_that_requires_reuse() {
+    let (vs, gate, _dir) = bridge_setup();
+    let dir = temp_dir();
+    let src = dir.path().join("up.bin");
+    let sum = write_random_file(&src, BIG, 171);
+    let addr = gate.addr();
+    let out = python(
+        STOCK_FTP_TLS,
+        &[
+            &addr.ip().to_string(),
+            &addr.port().to_string(),
+            "anonymous",
+            src.to_str().expect("path"),
+            "/pub/bridged.bin",
+        ],
+    );
+    assert_eq!(
+        out.stdout_str().trim(),
+        format!("ok {sum}"),
+        "{out:?}\n{}",
+        gate.stderr_log()
+    );
+    assert_eq!(sha256_file(&vs.root().join("pub/bridged.bin")), sum);
+    let events = gate.wait_audit(Duration::from_secs(5), |ev| {
+        ev.iter().filter(|e| e["event"] == "transfer").count() >= 2
+    });
+    // Each of the two protected data connections is one audited exception.
+    let exceptions: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "policy_exception")
+        .collect();
+    assert_eq!(exceptions.len(), 2, "{events:?}");
+    for e in &exceptions {
+        assert_eq!(e["kind"], "tls_session_reuse_bridge", "{e}");
+        assert_eq!(e["user"], "anonymous", "{e}");
+    }
+    let tls = |side: &str| -> Vec<bool> {
+        events
+            .iter()
+            .filter(|e| e["event"] == "tls" && e["channel"] == "data" && e["side"] == side)
+            .map(|e| e["resumed"] == true)
+            .collect()
+    };
+    assert_eq!(tls("client"), [false, false], "the client did not resume");
+    assert_eq!(
+        tls("backend"),
+        [true, true],
+        "ftpgate resumed toward vsftpd"
+    );
+    for e in events.iter().filter(|e| e["event"] == "transfer") {
+        assert_eq!(e["result"], "ok", "{e}");
+        assert_eq!(e["sha256"], sum.as_str(), "{e}");
+    }
+    assert!(
+        !events.iter().any(|e| e["event"] == "policy_violation"),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn stock_ftplib_is_refused_for_a_user_that_requires_reuse() {
+    let (vs, gate, _dir) = bridge_setup();
+    vs.put_file("pub/strict.bin", &random_bytes(64 * 1024, 172));
+    let mark = vs.log_mark();
+    let addr = gate.addr();
+    let out = python(
+        STOCK_FTP_TLS,
+        &[
+            &addr.ip().to_string(),
+            &addr.port().to_string(),
+            "ftp",
+            "-",
+            "/pub/strict.bin",
+        ],
+    );
+    // ftpgate's own 150 went out (the client waits for it before its handshake); the fresh
+    // handshake is then refused before any byte moves: 425, as ftpgate(8) documents (426
+    // is for a transfer that had begun).
+    let stdout = out.stdout_str();
+    assert!(stdout.starts_with("error 425"), "{stdout}\n{out:?}");
+    let events = gate.wait_audit(Duration::from_secs(5), |ev| {
+        ev.iter().any(|e| e["kind"] == "tls_session_reuse")
+    });
+    assert!(
+        !events.iter().any(|e| e["event"] == "policy_exception"),
+        "{events:?}"
+    );
+    // The backend never saw the transfer command.
+    let log = vs.log_since(mark);
+    assert!(!Vsftpd::log_has_verb(&log, "RETR"), "{log}");
 }

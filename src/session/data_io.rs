@@ -3,6 +3,7 @@
 //! its session-reuse check, the relay, and its end with the report of what crossed.
 
 use super::*;
+use crate::policy::TlsSessionReuse;
 
 impl Session {
     pub(super) fn open_passive(&mut self, ctx: &mut WorkerCtx<'_>) {
@@ -363,7 +364,7 @@ impl Session {
                         let acceptable = self
                             .client_data
                             .as_ref()
-                            .is_some_and(|c| self.data_tls_acceptable(c));
+                            .is_some_and(|c| self.data_tls_acceptable(c, ctx));
                         if !acceptable {
                             self.refuse_data_tls(ctx);
                             self.drop_client_data(ctx);
@@ -462,7 +463,7 @@ impl Session {
             let acceptable = self
                 .relay
                 .as_ref()
-                .is_some_and(|r| self.data_tls_acceptable(&r.client));
+                .is_some_and(|r| self.data_tls_acceptable(&r.client, ctx));
             if !acceptable {
                 self.refuse_data_tls(ctx);
                 let report = self.stop_data(ctx).unwrap_or_default();
@@ -598,13 +599,42 @@ impl Session {
     }
 
     /// Whether a finished data-connection handshake passes the session-reuse rule
-    /// ([`admission::data_tls_acceptable`]).
-    pub(super) fn data_tls_acceptable(&self, conn: &Conn) -> bool {
-        let required = self
+    /// ([`admission::data_tls_acceptable`]); a handshake let through by the user's
+    /// `tls_session_reuse: "bridge"` is recorded as a policy exception.
+    pub(super) fn data_tls_acceptable(&self, conn: &Conn, ctx: &mut WorkerCtx<'_>) -> bool {
+        let reuse = self
             .fsm
             .user()
             .and_then(|u| self.policy.user(&u.name))
-            .is_none_or(|u| u.tls_session_reuse);
-        admission::data_tls_acceptable(conn.tls.as_ref().map(|t| tls::resumed(t)), required)
+            .map_or(TlsSessionReuse::Required, |u| u.tls_session_reuse);
+        let facts = admission::DataTlsFacts {
+            resumed: conn.tls.as_ref().map(|t| tls::resumed(t)),
+            reuse,
+            peer: conn.stream.peer_addr().ok().map(|a| a.ip()),
+            control_peer: self.client_addr.ip(),
+            since_transfer: self
+                .transfer_started
+                .map(|t| ctx.now.saturating_duration_since(t)),
+        };
+        match admission::data_tls_acceptable(&facts) {
+            admission::DataTlsVerdict::Accept => true,
+            admission::DataTlsVerdict::Refuse => false,
+            admission::DataTlsVerdict::Bridged => {
+                log::info!(
+                    "{} data connection did not resume the control TLS session; accepted \
+                     (tls_session_reuse \"bridge\")",
+                    self.id
+                );
+                let record = AuditRecord::PolicyException {
+                    kind: "tls_session_reuse_bridge",
+                    detail: "data connection TLS did not resume the control session; \
+                             accepted from the control connection's address within the \
+                             bridge window"
+                        .into(),
+                };
+                self.audit(ctx, &record);
+                true
+            }
+        }
     }
 }

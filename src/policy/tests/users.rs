@@ -334,3 +334,45 @@ fn allow_fxp_to() {
         ]
     );
 }
+
+#[test]
+fn tls_session_reuse_is_true_false_or_bridge() {
+    assert_eq!(
+        parse(MINIMAL).users["alice"].tls_session_reuse,
+        TlsSessionReuse::Required,
+        "required by default"
+    );
+    for (written, reuse) in [
+        ("true", TlsSessionReuse::Required),
+        ("false", TlsSessionReuse::Off),
+        ("\"bridge\"", TlsSessionReuse::Bridge),
+    ] {
+        let doc = with_alice(&format!(r#", "tls_session_reuse": {written}"#), "");
+        assert_eq!(
+            parse(&doc).users["alice"].tls_session_reuse,
+            reuse,
+            "{written}"
+        );
+        assert_eq!(reuse.name(), written);
+    }
+    let doc = with_alice(r#", "tls_session_reuse": "yes""#, "");
+    assert_eq!(
+        errors(&doc),
+        [err_at(
+            &doc,
+            "\"yes\"",
+            "users.alice.tls_session_reuse: unknown value \"yes\"; expected true, false or \
+             \"bridge\""
+        )]
+    );
+    let doc = with_alice(r#", "tls_session_reuse": 1"#, "");
+    assert_eq!(
+        errors(&doc),
+        [err_at(
+            &doc,
+            "1 }",
+            "users.alice.tls_session_reuse: invalid type: integer `1`, expected true, false or \
+             \"bridge\""
+        )]
+    );
+}
