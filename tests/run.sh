@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of ftpgate: unit tests and the end-to-end suite against real FTP servers
-# (vsftpd, pyftpdlib, pure-ftpd) and clients (curl, lftp, Python ftplib) on the loopback interface.
+# (vsftpd, pyftpdlib, pure-ftpd) and clients (curl, lftp, Python ftplib, rclone, wget, inetutils
+# ftp, Apache Commons Net) on the loopback interface.
 # Installs what is missing on a Debian/Ubuntu machine first. Extra arguments go to `cargo test`,
 # e.g. `./tests/run.sh --test readonly_policy` or `./tests/run.sh -- --nocapture`.
 # FTPGATE_TEST_DIRECT=1 points the clients at the backends directly (checks the fixtures).
@@ -21,6 +22,15 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [ -x /usr/bin/python3 ] || missing+=(python3)
 if ! /usr/bin/python3 -c 'import pyftpdlib' >/dev/null 2>&1; then
     missing+=(python3-pyftpdlib)
+fi
+# The clients partners run (tests/clients.rs): rclone, wget, GNU inetutils ftp, and Apache
+# Commons Net driven by a small Java program (javac and java 17 from the JDK).
+command -v rclone >/dev/null 2>&1 || missing+=(rclone)
+command -v wget >/dev/null 2>&1 || missing+=(wget)
+[ -x /usr/bin/inetutils-ftp ] || missing+=(inetutils-ftp)
+[ -f /usr/share/java/commons-net.jar ] || missing+=(libcommons-net-java)
+if ! command -v javac >/dev/null 2>&1 || ! command -v java >/dev/null 2>&1; then
+    missing+=(default-jdk-headless)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "run.sh: installing ${missing[*]}" >&2

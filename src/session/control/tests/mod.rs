@@ -10,13 +10,15 @@ const POLICY: &str = r#"{
   "roles": {
     "ro": { "allow": ["RETR", "LIST", "NLST", "SIZE", "MDTM", "CWD", "CDUP", "PWD"] },
     "rw": { "allow": ["RETR", "STOR", "LIST", "DELE", "MKD", "CWD", "PWD", "SITE"] },
-    "status": { "allow": ["STAT", "RETR", "SITE", "PWD"] }
+    "status": { "allow": ["STAT", "RETR", "SITE", "PWD"] },
+    "lister": { "allow": ["RETR", "STOR", "MLSD", "MFMT"] }
   },
   "users": {
     "reader": { "role": "ro", "backend": "b" },
     "writer": { "role": "rw", "backend": "b", "timeouts": { "idle": 120 } },
     "auditor": { "role": "status", "backend": "b" },
-    "slow": { "role": "ro", "backend": "b", "timeouts": { "login": 120 } }
+    "slow": { "role": "ro", "backend": "b", "timeouts": { "login": 120 } },
+    "lister": { "role": "lister", "backend": "b" }
   }
 }"#;
 
@@ -377,21 +379,55 @@ fn feat_is_in_rfc_2389_form_before_and_after_login() {
     assert!(before.iter().any(|f| f == "AUTH TLS"), "{before:?}");
     assert!(before.iter().any(|f| f == "MDTM"), "{before:?}");
 
-    let mut s = Script::logged_in("reader");
-    s.line("FEAT");
     // A backend that writes its lines without the space (some do) is relayed in the form
     // RFC 2389 asks for, and one that writes two spaces gets one.
-    let backend = Reply::multi(211, &["Features:", "MDTM", "  MLST size*;modify*;", "End"]);
-    let actions = s.event(Event::ServerReply(backend));
-    let Some(Action::SendClient(r)) = actions.first() else {
-        panic!("no FEAT reply: {actions:?}")
+    let backend = || {
+        Reply::multi(
+            211,
+            &[
+                "Features:",
+                "MDTM",
+                "  MLST size*;modify*;",
+                " MFMT",
+                " SIZE",
+                " UTF8",
+                "End",
+            ],
+        )
     };
-    let after = assert_rfc2389(r);
-    assert!(after.iter().any(|f| f == "MDTM"), "{after:?}");
+    let feat_after_login = |user: &str| -> Vec<String> {
+        let mut s = Script::logged_in(user);
+        s.line("FEAT");
+        let actions = s.event(Event::ServerReply(backend()));
+        let Some(Action::SendClient(r)) = actions.first() else {
+            panic!("no FEAT reply: {actions:?}")
+        };
+        assert_rfc2389(r)
+    };
+    // reader ("ro": RETR LIST NLST SIZE MDTM CWD CDUP PWD): no MLSD/MLST, no MFMT.
+    let after = feat_after_login("reader");
+    for kept in ["MDTM", "SIZE", "UTF8", "EPSV"] {
+        assert!(after.iter().any(|f| f == kept), "{kept}: {after:?}");
+    }
+    // Features naming a command the role refuses are not advertised: a client would use
+    // them and fail.
+    for dropped in ["MLST", "MFMT"] {
+        assert!(
+            !after.iter().any(|f| f.starts_with(dropped)),
+            "{dropped}: {after:?}"
+        );
+    }
+    // writer ("rw": no SIZE or MDTM either).
+    let after = feat_after_login("writer");
     assert!(
-        after.iter().any(|f| f == "MLST size*;modify*;"),
+        !after.iter().any(|f| f == "SIZE" || f == "MDTM"),
         "{after:?}"
     );
+    assert!(after.iter().any(|f| f == "UTF8"), "{after:?}");
+    // A role that lists with MLSD and sets times keeps MLST (one trimmed space) and MFMT.
+    let after = feat_after_login("lister");
+    assert!(after.iter().any(|f| f == "MFMT"), "{after:?}");
+    assert!(!after.iter().any(|f| f == "MDTM"), "{after:?}");
 }
 
 #[test]
