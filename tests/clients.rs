@@ -2,8 +2,9 @@
 //! FTPS where the client has it, each operation checked by SHA-256 on the backend's disk:
 //! rclone (MLSD listings and modification times, uploads over TLS 1.3), Apache Commons Net
 //! (through a small Java driver: its strict FEAT parsing, MLSD, FTPS through the
-//! `tls_session_reuse` bridge), wget (downloads, explicit FTPS) and GNU inetutils `ftp`
-//! (passive and active). `FTPGATE_TEST_DIRECT=1` runs the plain cases against the backends
+//! `tls_session_reuse` bridge), wget (downloads, explicit FTPS), GNU inetutils `ftp`
+//! (passive and active) and Node's basic-ftp (explicit and implicit FTPS; installed with npm
+//! into target/test-clients/ by tests/run.sh). `FTPGATE_TEST_DIRECT=1` runs the plain cases against the backends
 //! directly. The table in ftpgate(8), CLIENTS, says what each needs.
 
 mod common;
@@ -536,5 +537,122 @@ fn inetutils_ftp_puts_and_gets_passive_and_active() {
                 t.name
             );
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Node basic-ftp
+// ---------------------------------------------------------------------------------------------
+
+/// Where tests/run.sh installs basic-ftp with npm.
+const BASIC_FTP: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/target/test-clients/node_modules/basic-ftp"
+);
+
+/// basic-ftp (passive only). argv: host port user password plain|explicit|implicit local
+/// remote dir. Uploads, downloads back (printing the SHA-256), lists `dir` (MLSD when FEAT
+/// offers MLST) and asks MDTM.
+const BASIC_FTP_DRIVER: &str = r#"
+const ftp = require(process.env.BASIC_FTP);
+const crypto = require("crypto");
+const { Writable } = require("stream");
+(async () => {
+    const [host, port, user, password, mode, local, remote, dir] = process.argv.slice(1);
+    const secure = mode === "explicit" ? true : mode === "implicit" ? "implicit" : false;
+    const c = new ftp.Client(30000);
+    try {
+        await c.access({ host, port: Number(port), user, password, secure,
+                         secureOptions: { rejectUnauthorized: false } });
+        await c.uploadFrom(local, remote);
+        const chunks = [];
+        await c.downloadTo(new Writable({ write(chunk, _, done) { chunks.push(chunk); done(); } }), remote);
+        console.log("retrieved " + crypto.createHash("sha256").update(Buffer.concat(chunks)).digest("hex"));
+        const base = remote.split("/").pop();
+        for (const f of await c.list(dir)) {
+            if (f.name === base) console.log("listed " + f.name + " " + f.size);
+        }
+        console.log("lastmod " + (await c.lastMod(remote)).toISOString());
+    } catch (e) {
+        console.log("error " + e.message);
+        process.exitCode = 1;
+    }
+    c.close();
+})();
+"#;
+
+#[test]
+fn basic_ftp_transfers_plain_and_over_explicit_and_implicit_ftps() {
+    assert!(
+        Path::new(BASIC_FTP).join("package.json").is_file(),
+        "basic-ftp is not installed: run tests/run.sh (it installs it into {BASIC_FTP})"
+    );
+    let dir = temp_dir();
+    for t in Target::all(false) {
+        let modes: &[&str] = if t.gate.is_direct() {
+            &["plain"]
+        } else {
+            &["plain", "explicit", "implicit"]
+        };
+        for (i, &mode) in modes.iter().enumerate() {
+            let what = format!("{} {mode}", t.name);
+            let seed = 601 + i as u64 + if t.name == "vsftpd" { 0 } else { 10 };
+            let src = dir.path().join("up.bin");
+            let sum = write_random_file(&src, BIG, seed);
+            let name = format!("node-{seed}.bin");
+            let addr = if mode == "implicit" {
+                t.gate.implicit_addr()
+            } else {
+                t.gate.addr()
+            };
+            let listing_dir = if t.remote.is_empty() { "/" } else { t.remote };
+            let out = run(
+                Command::new("node")
+                    .arg("-e")
+                    .arg(BASIC_FTP_DRIVER)
+                    .arg("--")
+                    .args([&addr.ip().to_string(), &addr.port().to_string()])
+                    .args([t.user, t.pass, mode])
+                    .arg(&src)
+                    .args([&t.path(&name), listing_dir])
+                    .env("BASIC_FTP", BASIC_FTP),
+                CLIENT_TIMEOUT,
+            );
+            out.assert_success(&format!("basic-ftp {what}"));
+            let stdout = out.stdout_str();
+            assert_eq!(sha256_file(&t.disk.join(&name)), sum, "{what}: {stdout}");
+            assert!(
+                stdout.contains(&format!("retrieved {sum}")),
+                "{what}: {stdout}"
+            );
+            assert!(
+                stdout.contains(&format!("listed {name} {BIG}")),
+                "{what}: {stdout}"
+            );
+            let expected = rfc3339(mtime(&t.disk.join(&name)));
+            assert!(
+                stdout.contains(&format!("lastmod {}.000Z", &expected[..19])),
+                "{what}: {stdout} vs {expected}"
+            );
+        }
+        if t.gate.is_direct() {
+            continue;
+        }
+        let events = t.gate.audit_events();
+        if t.name == "pure-ftpd" {
+            let verbs = t.audited_verbs();
+            assert!(verbs.iter().any(|v| v == "MLSD"), "{verbs:?}");
+        }
+        // basic-ftp resumes the control session on its data connections: no bridge.
+        let data_tls: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["event"] == "tls" && e["channel"] == "data")
+            .collect();
+        assert!(!data_tls.is_empty(), "{}: {events:?}", t.name);
+        assert!(
+            data_tls.iter().all(|e| e["resumed"] == true),
+            "{}: {data_tls:?}",
+            t.name
+        );
     }
 }
