@@ -348,12 +348,24 @@ fn tls_session_reuse_is_true_false_or_bridge() {
         ("\"bridge\"", TlsSessionReuse::Bridge),
     ] {
         let doc = with_alice(&format!(r#", "tls_session_reuse": {written}"#), "");
-        assert_eq!(
-            parse(&doc).users["alice"].tls_session_reuse,
-            reuse,
-            "{written}"
-        );
+        let policy = parse(&doc);
+        assert_eq!(policy.users["alice"].tls_session_reuse, reuse, "{written}");
         assert_eq!(reuse.name(), written);
+        // `--check` spells out an exception to the default.
+        let summary = policy.summary();
+        let expected = match reuse {
+            TlsSessionReuse::Required => None,
+            TlsSessionReuse::Bridge => Some(", unresumed data TLS bridged"),
+            TlsSessionReuse::Off => Some(", unresumed data TLS accepted"),
+        };
+        assert_eq!(
+            summary.contains("unresumed data TLS"),
+            expected.is_some(),
+            "{summary}"
+        );
+        if let Some(text) = expected {
+            assert!(summary.contains(text), "{summary}");
+        }
     }
     let doc = with_alice(r#", "tls_session_reuse": "yes""#, "");
     assert_eq!(
