@@ -98,6 +98,13 @@ pub enum AuditRecord {
         kind: &'static str,
         detail: String,
     },
+    /// Something the policy allowed for this user only, against a rule ftpgate otherwise
+    /// enforces (`tls_session_reuse_bridge`: a data connection that did not resume the
+    /// control TLS session, accepted under the user's `tls_session_reuse: "bridge"`).
+    PolicyException {
+        kind: &'static str,
+        detail: String,
+    },
     SessionEnd {
         reason: String,
         duration_ms: u64,
@@ -124,14 +131,18 @@ impl AuditRecord {
             AuditRecord::Transfer { .. } => "transfer",
             AuditRecord::Tls { .. } => "tls",
             AuditRecord::PolicyViolation { .. } => "policy_violation",
+            AuditRecord::PolicyException { .. } => "policy_exception",
             AuditRecord::SessionEnd { .. } => "session_end",
         }
     }
 
-    /// The syslog severity: notice (5) for a policy violation, info (6) for the rest.
+    /// The syslog severity: notice (5) for a policy violation or exception, info (6) for the
+    /// rest.
     pub fn severity(&self) -> u8 {
         match self {
-            AuditRecord::PolicyViolation { .. } => syslog::NOTICE,
+            AuditRecord::PolicyViolation { .. } | AuditRecord::PolicyException { .. } => {
+                syslog::NOTICE
+            }
             _ => syslog::INFO,
         }
     }

@@ -81,6 +81,14 @@ pub const DRAIN_STOP_MARGIN_SECONDS: u64 = 10;
 /// `session_end`'s `port_theft_attempts`), so an intruder cannot fill the audit trail.
 pub const MAX_THEFT_EVENTS_PER_SESSION: u32 = 8;
 
+/// For a user with `tls_session_reuse: "bridge"`: how long after ftpgate started a transfer
+/// toward the backend (the client's transfer command came and the backend answered its
+/// PASV) a client data connection may finish a TLS handshake that did not resume the
+/// control session. The clients that cannot resume (stock Python ftplib, Apache Commons Net)
+/// start it as soon as they read the 150, which follows at once; a late or an early fresh
+/// handshake is refused like any other.
+pub const DATA_TLS_BRIDGE_WINDOW: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Seconds to wait for a TCP connect to a backend (control or data).
 pub const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
 /// Seconds a data connection (passive accept or active connect) may take to come up.

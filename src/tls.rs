@@ -72,7 +72,7 @@ impl TlsServer {
         })
     }
 
-    /// A configuration for one control session: its own session cache, so a data
+    /// The configurations for one control session: its own session cache, so a data
     /// connection can resume only sessions of this control connection (vsftpd's
     /// require_ssl_reuse), never another client's.
     ///
@@ -80,12 +80,34 @@ impl TlsServer {
     /// client may resume the control session for every data connection (OpenSSL clients
     /// offer the same session each time; single-use stateful tickets would refuse the
     /// second), and a ticket from any other session fails to decrypt and is not resumed.
-    pub fn for_session(&self) -> Result<Arc<ServerConfig>, String> {
-        let mut config = (*self.base).clone();
-        config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
-        config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| e.to_string())?;
-        Ok(Arc::new(config))
+    pub fn for_session(&self) -> Result<SessionTls, String> {
+        let mut control = (*self.base).clone();
+        control.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
+        control.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| e.to_string())?;
+        // The same cache and ticket key (both shared through their `Arc`s), so data
+        // connections resume the control session; but no TLS 1.3 tickets of their own. A
+        // ticket is a record the server sends after the handshake unasked: a client that
+        // only writes on an upload connection (rclone) never reads it, and closing a socket
+        // with unread bytes makes the kernel send a TCP reset, which destroys the tail of
+        // the upload the client has written but ftpgate has not read yet. Data connections
+        // have no use for tickets anyway: they resume with the control connection's.
+        let mut data = control.clone();
+        data.send_tls13_tickets = 0;
+        Ok(SessionTls {
+            control: Arc::new(control),
+            data: Arc::new(data),
+        })
     }
+}
+
+/// One control session's TLS configurations toward its client (see
+/// [`TlsServer::for_session`]).
+#[derive(Clone)]
+pub struct SessionTls {
+    /// For the control connection: sends the TLS 1.3 tickets data connections resume with.
+    pub control: Arc<ServerConfig>,
+    /// For protected data connections: resumes the control session, sends no ticket.
+    pub data: Arc<ServerConfig>,
 }
 
 /// A new server-side TLS connection.

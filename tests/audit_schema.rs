@@ -276,11 +276,16 @@ fn every_event_kind_ftpgate_emits_matches_the_schema() {
                     "format": "rfc5424" }),
         )
         .set(&["audit", "on_failure"], json!("continue"))
+        .set(
+            &["users", "anonymous", "tls_session_reuse"],
+            json!("bridge"),
+        )
         .ftps()
         .start();
     let script = scripted_sessions(&vs, &gate);
     // tls: an FTPS session (ftplib, explicit AUTH TLS, PROT P, a protected download whose
-    // data connection resumes the control session).
+    // data connection resumes the control session); then one with stock FTP_TLS, whose
+    // fresh data handshake the bridge lets through.
     vs.put_file("pub/tls.bin", b"protected");
     let out = python(
         r#"
@@ -300,18 +305,28 @@ chunks = []
 f.retrbinary("RETR /pub/tls.bin", chunks.append)
 print(b"".join(chunks).decode())
 f.quit()
+# policy_exception: stock FTP_TLS does not resume; the user's tls_session_reuse is "bridge".
+g = ftplib.FTP_TLS(context=ctx)
+g.connect(sys.argv[1], int(sys.argv[2]), timeout=30)
+g.login("anonymous", "x")
+g.prot_p()
+chunks = []
+g.retrbinary("RETR /pub/tls.bin", chunks.append)
+print(b"".join(chunks).decode())
+g.quit()
 "#,
         &[
             &gate.addr().ip().to_string(),
             &gate.addr().port().to_string(),
         ],
     );
-    assert_eq!(out.stdout_str().trim(), "protected", "{out:?}");
+    assert_eq!(out.stdout_str().trim(), "protected\nprotected", "{out:?}");
     let file = gate.wait_audit(WAIT, |e| {
         ended(e, script.full)
             && ended(e, script.failed)
             && e.iter()
                 .any(|e| e["event"] == "tls" && e["channel"] == "data")
+            && e.iter().any(|e| e["event"] == "policy_exception")
     });
     let data_tls = file
         .iter()

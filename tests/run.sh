@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of ftpgate: unit tests and the end-to-end suite against real FTP servers
-# (vsftpd, pyftpdlib, pure-ftpd) and clients (curl, lftp, Python ftplib) on the loopback interface.
+# (vsftpd, pyftpdlib, pure-ftpd) and clients (curl, lftp, Python ftplib, rclone, wget, inetutils
+# ftp, Apache Commons Net, Node basic-ftp) on the loopback interface.
 # Installs what is missing on a Debian/Ubuntu machine first. Extra arguments go to `cargo test`,
 # e.g. `./tests/run.sh --test readonly_policy` or `./tests/run.sh -- --nocapture`.
 # FTPGATE_TEST_DIRECT=1 points the clients at the backends directly (checks the fixtures).
@@ -26,6 +27,18 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if ! /usr/bin/python3 -c 'import pyftpdlib' >/dev/null 2>&1; then
     missing+=(python3-pyftpdlib)
 fi
+# The clients partners run (tests/clients.rs): rclone, wget, GNU inetutils ftp, and Apache
+# Commons Net driven by a small Java program (javac and java 17 from the JDK).
+command -v rclone >/dev/null 2>&1 || missing+=(rclone)
+command -v wget >/dev/null 2>&1 || missing+=(wget)
+[ -x /usr/bin/inetutils-ftp ] || missing+=(inetutils-ftp)
+[ -f /usr/share/java/commons-net.jar ] || missing+=(libcommons-net-java)
+if ! command -v javac >/dev/null 2>&1 || ! command -v java >/dev/null 2>&1; then
+    missing+=(default-jdk-headless)
+fi
+# Node's basic-ftp (tests/clients.rs) comes from npm, into target/test-clients/.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "run.sh: installing ${missing[*]}" >&2
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
@@ -84,6 +97,14 @@ if [ ! -x "$pure_dir/usr/sbin/pure-ftpd" ] && [ ! -x /usr/sbin/pure-ftpd ]; then
     mkdir -p "$pure_dir"
     dpkg -x "$pure_deb" "$pure_dir"
     rm -rf "$pure_tmp"
+fi
+
+# basic-ftp, pinned to its major version, for tests/clients.rs.
+basic_ftp=target/test-clients/node_modules/basic-ftp
+if [ ! -f "$basic_ftp/package.json" ]; then
+    echo "run.sh: installing basic-ftp into target/test-clients" >&2
+    mkdir -p target/test-clients
+    npm install --prefix target/test-clients --no-audit --no-fund --silent basic-ftp@5
 fi
 
 # The vsftpd package may start a system vsftpd on port 21. The tests never use it (each test

@@ -294,7 +294,9 @@ fn exec_reload_fails_on_a_broken_policy_and_never_signals() {
     }
     fs::write(&gate.config, warned.to_string()).unwrap();
     let check = run(
-        Command::new(FTPGATE).args(["--check", "--config"]).arg(&gate.config),
+        Command::new(FTPGATE)
+            .args(["--check", "--config"])
+            .arg(&gate.config),
         WAIT,
     );
     assert_eq!(check.code(), Some(3), "warnings only");

@@ -390,7 +390,8 @@ fn a_pool_with_the_probe_off_is_never_probed_and_counts_as_static() {
     assert!(parse_policy(&wrong).is_err(), "a boolean");
 }
 
-/// The control machine answers FEAT before login with ftpgate's own lines and the book's.
+/// The control machine answers FEAT before login with ftpgate's own lines and the book's,
+/// each feature line with its leading space (RFC 2389 §3.2).
 #[test]
 fn feat_before_login_lists_the_learned_features() {
     use crate::session::control::{Action, ControlConfig, ControlFsm, Event};
@@ -435,16 +436,16 @@ fn feat_before_login_lists_the_learned_features() {
         feat(false, Rc::clone(b.offered())),
         [
             "211-Features:",
-            "EPRT",
-            "EPSV",
-            "PASV",
-            "MDTM",
-            "MFMT",
-            "MLST type*;size*;modify*;UNIX.mode;UNIX.uid;UNIX.gid;unique*;",
-            "REST STREAM",
-            "SIZE",
-            "TVFS",
-            "UTF8",
+            " EPRT",
+            " EPSV",
+            " PASV",
+            " MDTM",
+            " MFMT",
+            " MLST type*;size*;modify*;UNIX.mode;UNIX.uid;UNIX.gid;unique*;",
+            " REST STREAM",
+            " SIZE",
+            " TVFS",
+            " UTF8",
             "211 End",
         ]
     );
@@ -453,19 +454,19 @@ fn feat_before_login_lists_the_learned_features() {
         feat(true, static_lines),
         [
             "211-Features:",
-            "AUTH TLS",
-            "PBSZ",
-            "PROT",
-            "EPRT",
-            "EPSV",
-            "PASV",
-            "MDTM",
-            "REST STREAM",
-            "SIZE",
-            "UTF8",
+            " AUTH TLS",
+            " PBSZ",
+            " PROT",
+            " EPRT",
+            " EPSV",
+            " PASV",
+            " MDTM",
+            " REST STREAM",
+            " SIZE",
+            " UTF8",
             "211 End",
         ],
-        "nothing learned: the answer ftpgate always gave"
+        "nothing learned: the answer ftpgate always gave (now with RFC 2389's leading spaces)"
     );
 }
 

@@ -57,6 +57,25 @@ impl Reply {
         Reply { code, lines: out }
     }
 
+    /// A `FEAT` answer in the form of RFC 2389 §3.2: `"<code>-<first>"`, then one line per
+    /// feature with exactly one space in front (`" MLST size*;modify*;"`), then
+    /// `"<code> <last>"`. The leading space is what marks a feature line: clients that
+    /// parse `FEAT` strictly (rclone's FTP library, Apache Commons Net) see no features in
+    /// lines without it. Features are trimmed first, so none gets two spaces.
+    pub fn features(code: u16, first: &str, features: &[&str], last: &str) -> Reply {
+        let mut out = Vec::with_capacity(features.len() + 2);
+        out.push(prefixed_line(code, b'-', first));
+        for feature in features {
+            let feature = feature.trim();
+            let mut bytes = Vec::with_capacity(feature.len() + 1);
+            bytes.push(b' ');
+            bytes.extend(feature.bytes().map(sanitize_byte));
+            out.push(bytes);
+        }
+        out.push(prefixed_line(code, b' ', last));
+        Reply { code, lines: out }
+    }
+
     /// True if the reply has more than one line.
     pub fn is_multiline(&self) -> bool {
         self.lines.len() > 1
@@ -338,6 +357,30 @@ mod tests {
             assert_eq!(parse_all(&wire_lines(wire)), vec![Ok(Some(reply))]);
         }
         assert_eq!(Reply::multi(200, &["x"]), Reply::new(200, "x"));
+    }
+
+    #[test]
+    fn features_are_sent_as_rfc_2389_writes_them() {
+        let reply = Reply::features(211, "Features:", &["EPSV", " MLST size*;", "UTF8 "], "End");
+        assert_eq!(
+            encoded(&reply),
+            b"211-Features:\r\n EPSV\r\n MLST size*;\r\n UTF8\r\n211 End\r\n"
+        );
+        // Round trip: the parser keeps the space, as a backend's FEAT is received.
+        assert_eq!(
+            parse_all(&wire_lines(&encoded(&reply))),
+            vec![Ok(Some(reply))]
+        );
+        // No features at all is still a well-formed multi-line 211.
+        assert_eq!(
+            encoded(&Reply::features(211, "Features:", &[], "End")),
+            b"211-Features:\r\n211 End\r\n"
+        );
+        // Control bytes in a feature cannot start a line of their own.
+        assert_eq!(
+            encoded(&Reply::features(211, "F", &["A\r\n211 x"], "E")),
+            b"211-F\r\n A  211 x\r\n211 E\r\n"
+        );
     }
 
     #[test]

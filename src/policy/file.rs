@@ -83,6 +83,36 @@ impl<'de> Deserialize<'de> for Scalar {
     }
 }
 
+/// A boolean or a string, kept as written: a user's `tls_session_reuse` (true, false or
+/// "bridge").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum BoolOrWord {
+    Bool(bool),
+    Word(String),
+}
+
+impl<'de> Deserialize<'de> for BoolOrWord {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BoolOrWordVisitor;
+
+        impl Visitor<'_> for BoolOrWordVisitor {
+            type Value = BoolOrWord;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, false or \"bridge\"")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<BoolOrWord, E> {
+                Ok(BoolOrWord::Bool(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<BoolOrWord, E> {
+                Ok(BoolOrWord::Word(v.to_owned()))
+            }
+        }
+
+        deserializer.deserialize_any(BoolOrWordVisitor)
+    }
+}
+
 /// A string or a list of strings, kept as written: a time window's `days`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum OneOrMany {
@@ -206,7 +236,7 @@ pub(crate) struct UserFile {
     pub time_windows: Option<Vec<Object<TimeWindowFile>>>,
     pub allow_fxp_to: Option<Vec<String>>,
     pub tls_require: Option<String>,
-    pub tls_session_reuse: Option<bool>,
+    pub tls_session_reuse: Option<BoolOrWord>,
     pub limits: Option<Object<UserLimitsFile>>,
     pub timeouts: Option<Object<TimeoutsFile>>,
 }

@@ -143,6 +143,37 @@ impl TlsRequire {
     }
 }
 
+/// Whether a user's protected data connections must resume the control connection's TLS
+/// session (a user's `tls_session_reuse`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TlsSessionReuse {
+    /// `true`: they must (vsftpd's require_ssl_reuse); a fresh handshake is refused.
+    #[default]
+    Required,
+    /// `false`: any handshake is accepted.
+    Off,
+    /// `"bridge"`: for clients that cannot resume (stock Python ftplib, Apache Commons
+    /// Net, many .NET and Java tools): a fresh handshake is accepted only from the control
+    /// connection's address and within `DATA_TLS_BRIDGE_WINDOW` of the transfer command,
+    /// and audited as a policy exception.
+    Bridge,
+}
+
+impl TlsSessionReuse {
+    /// The string spellings (the booleans are `Required` and `Off`).
+    pub const SPELLINGS: &'static [(&'static str, TlsSessionReuse)] =
+        &[("bridge", TlsSessionReuse::Bridge)];
+
+    /// The policy file's spelling, as JSON text.
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsSessionReuse::Required => "true",
+            TlsSessionReuse::Off => "false",
+            TlsSessionReuse::Bridge => "\"bridge\"",
+        }
+    }
+}
+
 /// How a backend pool picks a server.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Balance {
@@ -363,9 +394,9 @@ pub struct User {
     pub allow_fxp_to: Vec<Cidr>,
     /// The user's own TLS requirement; it can only tighten the listener's.
     pub tls_require: TlsRequire,
-    /// Data connections under TLS must resume the control connection's TLS session
-    /// (vsftpd's require_ssl_reuse). On by default.
-    pub tls_session_reuse: bool,
+    /// Whether data connections under TLS must resume the control connection's TLS session
+    /// (vsftpd's require_ssl_reuse). Required by default.
+    pub tls_session_reuse: TlsSessionReuse,
     pub limits: UserLimits,
     /// The user's own values, else `defaults.timeouts`, else the built-in defaults.
     pub timeouts: Timeouts,

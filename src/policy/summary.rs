@@ -7,8 +7,8 @@
 use std::fmt::Write;
 
 use super::{
-    AccessRules, AuditFailure, Policy, SyslogFormat, Timeouts, User, UserLimits, Workers,
-    country_name,
+    AccessRules, AuditFailure, Policy, SyslogFormat, Timeouts, TlsSessionReuse, User, UserLimits,
+    Workers, country_name,
 };
 
 /// Entries shown per section (backends, roles, users, routing targets) before "... and N more".
@@ -229,6 +229,12 @@ fn write_user(out: &mut String, user: &User) -> std::fmt::Result {
     if !user.allow_fxp_to.is_empty() {
         let nets: Vec<String> = user.allow_fxp_to.iter().map(|c| c.to_string()).collect();
         write!(out, ", PORT/EPRT also to {}", nets.join(" "))?;
+    }
+    // Exceptions to a default check are spelled out, like allow_fxp_to above.
+    match user.tls_session_reuse {
+        TlsSessionReuse::Required => {}
+        TlsSessionReuse::Bridge => write!(out, ", unresumed data TLS bridged")?,
+        TlsSessionReuse::Off => write!(out, ", unresumed data TLS accepted")?,
     }
     write_limits(out, &user.limits)?;
     writeln!(out)

@@ -9,9 +9,11 @@
 //! as a failed login.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 pub use crate::ftp::address::same_ip;
-use crate::policy::{Policy, windows_allow};
+use crate::limits::DATA_TLS_BRIDGE_WINDOW;
+use crate::policy::{Policy, TlsSessionReuse, windows_allow};
 
 /// Why a connection or a login is refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -207,13 +209,59 @@ pub fn data_source_allowed(peer: IpAddr, client: IpAddr) -> bool {
     same_ip(peer, client)
 }
 
+/// What ftpgate knows when a client's protected data connection finished its handshake.
+#[derive(Clone, Copy, Debug)]
+pub struct DataTlsFacts {
+    /// Whether the handshake resumed the control connection's session; `None` for a data
+    /// connection without TLS (nothing to check).
+    pub resumed: Option<bool>,
+    /// The user's `tls_session_reuse`.
+    pub reuse: TlsSessionReuse,
+    /// The data connection's peer address (`None` if the socket no longer knows it).
+    pub peer: Option<IpAddr>,
+    /// The control connection's peer address.
+    pub control_peer: IpAddr,
+    /// How long ago ftpgate started the transfer the connection is for (the transfer
+    /// command had come and the backend had answered its PASV); `None` when no transfer
+    /// was started.
+    pub since_transfer: Option<Duration>,
+}
+
+/// Whether a protected data connection may carry the transfer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataTlsVerdict {
+    /// It resumed the control session, it has no TLS, or the user does not require reuse.
+    Accept,
+    /// A fresh handshake accepted for a `"bridge"` user: to be audited as a policy exception.
+    Bridged,
+    /// A fresh handshake where reuse is required, or outside the bridge's conditions.
+    Refuse,
+}
+
 /// A protected data connection must resume the control connection's TLS session
-/// (vsftpd's require_ssl_reuse) unless the user's policy switches that off. `resumed` is
-/// `None` for a data connection without TLS (nothing to check).
-pub fn data_tls_acceptable(resumed: Option<bool>, reuse_required: bool) -> bool {
-    match resumed {
-        None => true,
-        Some(resumed) => resumed || !reuse_required,
+/// (vsftpd's require_ssl_reuse) unless the user's policy says otherwise: `false` accepts
+/// any handshake; `"bridge"` accepts a fresh one only from the control connection's own
+/// address and at most [`DATA_TLS_BRIDGE_WINDOW`] after the transfer started (the clients
+/// that cannot resume start their handshake right after the 150), so a thief has neither
+/// another address nor time: it would have to be on the client's address and complete its
+/// handshake in that moment, the same exposure as plain FTP's passive port.
+pub fn data_tls_acceptable(facts: &DataTlsFacts) -> DataTlsVerdict {
+    match (facts.resumed, facts.reuse) {
+        (None | Some(true), _) | (Some(false), TlsSessionReuse::Off) => DataTlsVerdict::Accept,
+        (Some(false), TlsSessionReuse::Required) => DataTlsVerdict::Refuse,
+        (Some(false), TlsSessionReuse::Bridge) => {
+            // SECURITY: the bridge is for the client's own connection only: its address,
+            // and the moment its transfer command asked for it.
+            let own_address = facts.peer.is_some_and(|p| same_ip(p, facts.control_peer));
+            let in_window = facts
+                .since_transfer
+                .is_some_and(|d| d <= DATA_TLS_BRIDGE_WINDOW);
+            if own_address && in_window {
+                DataTlsVerdict::Bridged
+            } else {
+                DataTlsVerdict::Refuse
+            }
+        }
     }
 }
 
@@ -389,14 +437,74 @@ mod tests {
         assert!(!data_source_allowed(ip("::1"), ip("127.0.0.1")));
     }
 
+    fn facts(resumed: Option<bool>, reuse: TlsSessionReuse) -> DataTlsFacts {
+        DataTlsFacts {
+            resumed,
+            reuse,
+            peer: Some(ip("192.0.2.7")),
+            control_peer: ip("192.0.2.7"),
+            since_transfer: Some(Duration::from_millis(40)),
+        }
+    }
+
     #[test]
     fn a_protected_data_connection_must_resume_unless_the_user_allows_otherwise() {
-        assert!(data_tls_acceptable(None, true), "plain: nothing to check");
-        assert!(data_tls_acceptable(Some(true), true));
-        assert!(!data_tls_acceptable(Some(false), true), "a fresh handshake");
-        assert!(
-            data_tls_acceptable(Some(false), false),
-            "tls_session_reuse off"
-        );
+        use DataTlsVerdict::*;
+        use TlsSessionReuse::*;
+        let table = [
+            (None, Required, Accept),
+            (None, Bridge, Accept),
+            (Some(true), Required, Accept),
+            (Some(true), Bridge, Accept),
+            (Some(true), Off, Accept),
+            (Some(false), Required, Refuse),
+            (Some(false), Off, Accept),
+            (Some(false), Bridge, Bridged),
+        ];
+        for (resumed, reuse, verdict) in table {
+            assert_eq!(
+                data_tls_acceptable(&facts(resumed, reuse)),
+                verdict,
+                "{resumed:?} {reuse:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_bridge_takes_only_the_clients_own_address_in_the_window() {
+        let bridged = |f: DataTlsFacts| data_tls_acceptable(&f);
+        let base = facts(Some(false), TlsSessionReuse::Bridge);
+        assert_eq!(bridged(base), DataTlsVerdict::Bridged);
+        // The window's edge is inside; just after it is not.
+        let edge = DataTlsFacts {
+            since_transfer: Some(DATA_TLS_BRIDGE_WINDOW),
+            ..base
+        };
+        assert_eq!(bridged(edge), DataTlsVerdict::Bridged);
+        let late = DataTlsFacts {
+            since_transfer: Some(DATA_TLS_BRIDGE_WINDOW + Duration::from_millis(1)),
+            ..base
+        };
+        assert_eq!(bridged(late), DataTlsVerdict::Refuse);
+        // Ahead of any transfer command: nothing asked for this connection yet.
+        let early = DataTlsFacts {
+            since_transfer: None,
+            ..base
+        };
+        assert_eq!(bridged(early), DataTlsVerdict::Refuse);
+        // Another address (an active connection to an FXP peer, say), or none known.
+        let foreign = DataTlsFacts {
+            peer: Some(ip("192.0.2.8")),
+            ..base
+        };
+        assert_eq!(bridged(foreign), DataTlsVerdict::Refuse);
+        let unknown = DataTlsFacts { peer: None, ..base };
+        assert_eq!(bridged(unknown), DataTlsVerdict::Refuse);
+        // The same address written as IPv4-mapped IPv6 is the same client.
+        let mapped = DataTlsFacts {
+            peer: Some(ip("::ffff:192.0.2.7")),
+            ..base
+        };
+        assert_eq!(bridged(mapped), DataTlsVerdict::Bridged);
     }
 }

@@ -154,7 +154,7 @@ impl Session {
         }
         self.client.framer = LineFramer::new(MAX_COMMAND_LINE);
         self.client.telnet = TelnetFilter::new();
-        match self.tls_config.as_ref().map(tls::accept) {
+        match self.tls_config.as_ref().map(|c| tls::accept(&c.control)) {
             Some(Ok(conn)) => {
                 self.client.conn.tls = Some(conn);
                 // The ClientHello may already wait in the socket.

@@ -5,6 +5,7 @@
 
 use super::data::{Acceptance, CopyState, DataTimer, Input, Measure, Output, RelayEnd};
 use super::*;
+use crate::policy::TlsSessionReuse;
 
 /// The sockets of the data channel. Which of them exist follows the data machine's state:
 /// the listener while it listens, the connections while they are set up, then the relay
@@ -409,11 +410,15 @@ impl Session {
         match conn.handshake() {
             Ok(progress) => {
                 if let Some(resumed) = conn.finished_unchecked_handshake() {
-                    let reuse_required = self.reuse_required();
+                    let peer = conn.stream.peer_addr().ok().map(|a| a.ip());
+                    let reuse = self.session_reuse();
+                    let now = ctx.now;
                     self.data_input(
                         Input::ClientHandshakeDone {
                             resumed,
-                            reuse_required,
+                            reuse,
+                            peer,
+                            now,
                         },
                         ctx,
                     );
@@ -474,11 +479,15 @@ impl Session {
             return true;
         }
         if let Some(resumed) = relay.client.finished_unchecked_handshake() {
-            let reuse_required = self.reuse_required();
+            let peer = relay.client.stream.peer_addr().ok().map(|a| a.ip());
+            let reuse = self.session_reuse();
+            let now = ctx.now;
             self.data_input(
                 Input::ClientHandshakeDone {
                     resumed,
-                    reuse_required,
+                    reuse,
+                    peer,
+                    now,
                 },
                 ctx,
             );
@@ -582,18 +591,20 @@ impl Session {
     fn protect_client_data(&self, conn: &mut Conn) -> io::Result<()> {
         if self.fsm.data_protected() {
             if let Some(config) = self.tls_config.as_ref() {
-                conn.tls = Some(tls::accept(config)?);
+                // Its own configuration: the control session's cache and ticket key, but
+                // no TLS 1.3 tickets sent (a client that only writes never reads them, and
+                // unread records turn its close into a reset that cuts an upload).
+                conn.tls = Some(tls::accept(&config.data)?);
             }
         }
         Ok(())
     }
 
-    /// Whether the user's policy requires data connections to resume the control
-    /// connection's TLS session (the default; also before login).
-    fn reuse_required(&self) -> bool {
+    /// The user's `tls_session_reuse` (required by default, also before login).
+    fn session_reuse(&self) -> TlsSessionReuse {
         self.fsm
             .user()
             .and_then(|u| self.policy.user(&u.name))
-            .is_none_or(|u| u.tls_session_reuse)
+            .map_or(TlsSessionReuse::Required, |u| u.tls_session_reuse)
     }
 }

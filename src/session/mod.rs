@@ -136,9 +136,9 @@ pub struct Session {
     sockets: data_io::DataSockets,
     deadlines: [Option<Instant>; TIMER_SLOTS],
     closing: Option<CloseReason>,
-    /// This session's TLS configuration (its own session cache: data connections resume
-    /// this control connection's session and no other).
-    tls_config: Option<Arc<rustls::ServerConfig>>,
+    /// This session's TLS configurations, control and data (their own session cache: data
+    /// connections resume this control connection's session and no other).
+    tls_config: Option<tls::SessionTls>,
     /// AUTH TLS was answered: TLS starts once the 234 has left.
     tls_upgrade: bool,
     /// TLS toward the backend: this session's client configuration (its own session store,
@@ -220,7 +220,7 @@ impl Session {
         // Implicit FTPS: TLS from the first byte; plaintext is a failed handshake and a clean
         // close. Set up before the session is counted, so that a failure here leaks no count.
         let client_tls = match (implicit, tls_config.as_ref()) {
-            (true, Some(config)) => Some(tls::accept(config)?),
+            (true, Some(config)) => Some(tls::accept(&config.control)?),
             _ => None,
         };
         let (fsm, actions, counted) = match admit(&policy, client_addr, ctx) {

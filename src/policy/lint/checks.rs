@@ -220,7 +220,7 @@ fn too_wide(cidr: &Cidr) -> Option<String> {
 /// A user whose TLS data connections need not resume the control connection's session.
 pub fn no_session_reuse(cx: &Context<'_>, found: &mut Vec<Finding>) {
     for user in cx.policy.users.values() {
-        if !user.tls_session_reuse {
+        if user.tls_session_reuse == crate::policy::TlsSessionReuse::Off {
             add(
                 found,
                 "tls-session-reuse",
@@ -230,8 +230,8 @@ pub fn no_session_reuse(cx: &Context<'_>, found: &mut Vec<Finding>) {
                     .key("tls_session_reuse"),
                 "false: TLS data connections need not resume the control connection's TLS \
                  session, so whoever connects to the passive port first can take the \
-                 transfer (vsftpd's require_ssl_reuse); keep it only for clients that \
-                 cannot resume"
+                 transfer (vsftpd's require_ssl_reuse); for clients that cannot resume, \
+                 \"bridge\" accepts them only from the client's address right after the 150"
                     .to_owned(),
             );
         }

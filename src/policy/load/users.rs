@@ -4,14 +4,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::policy::file::{Object, OneOrMany, PolicyFile, TimeWindowFile, UserFile};
+use crate::policy::file::{BoolOrWord, Object, OneOrMany, PolicyFile, TimeWindowFile, UserFile};
 use crate::policy::locate::JsonPath;
 use crate::policy::time::{TimeWindow, Zone, parse_days, parse_hours, parse_offset};
-use crate::policy::{Defaults, TlsRequire, User, UserLimits};
+use crate::policy::{Defaults, TlsRequire, TlsSessionReuse, User, UserLimits};
 
 use super::access::RawRules;
 use super::checker::Checker;
-use super::values::listing;
+use super::values::{listing, lookup};
 
 /// What every user is checked against.
 struct UserContext<'a> {
@@ -89,7 +89,23 @@ impl Checker<'_> {
                 TlsRequire::SPELLINGS,
             )
             .unwrap_or_default();
-        let tls_session_reuse = raw.tls_session_reuse.unwrap_or(true);
+        let tls_session_reuse = match &raw.tls_session_reuse {
+            None | Some(BoolOrWord::Bool(true)) => TlsSessionReuse::Required,
+            Some(BoolOrWord::Bool(false)) => TlsSessionReuse::Off,
+            Some(BoolOrWord::Word(word)) => {
+                let path = path.key("tls_session_reuse");
+                match lookup(TlsSessionReuse::SPELLINGS, word) {
+                    Some(reuse) => reuse,
+                    None => {
+                        self.bad(
+                            &path,
+                            format!("unknown value {word:?}; expected true, false or \"bridge\""),
+                        );
+                        TlsSessionReuse::Required
+                    }
+                }
+            }
+        };
         let global = &context.defaults.limits;
         let mut limits = UserLimits {
             max_file_size: global.max_file_size,

@@ -55,7 +55,7 @@ fn minimal_policy_builds_the_expected_model() {
                 time_windows: Vec::new(),
                 allow_fxp_to: Vec::new(),
                 tls_require: TlsRequire::None,
-                tls_session_reuse: true,
+                tls_session_reuse: TlsSessionReuse::Required,
                 limits: UserLimits::default(),
                 timeouts: builtin,
             },

@@ -384,3 +384,57 @@ fn time_windows_in_a_named_zone() {
         "{summary}"
     );
 }
+
+#[test]
+fn tls_session_reuse_is_true_false_or_bridge() {
+    assert_eq!(
+        parse(MINIMAL).users["alice"].tls_session_reuse,
+        TlsSessionReuse::Required,
+        "required by default"
+    );
+    for (written, reuse) in [
+        ("true", TlsSessionReuse::Required),
+        ("false", TlsSessionReuse::Off),
+        ("\"bridge\"", TlsSessionReuse::Bridge),
+    ] {
+        let doc = with_alice(&format!(r#", "tls_session_reuse": {written}"#), "");
+        let policy = parse(&doc);
+        assert_eq!(policy.users["alice"].tls_session_reuse, reuse, "{written}");
+        assert_eq!(reuse.name(), written);
+        // `--check` spells out an exception to the default.
+        let summary = policy.summary();
+        let expected = match reuse {
+            TlsSessionReuse::Required => None,
+            TlsSessionReuse::Bridge => Some(", unresumed data TLS bridged"),
+            TlsSessionReuse::Off => Some(", unresumed data TLS accepted"),
+        };
+        assert_eq!(
+            summary.contains("unresumed data TLS"),
+            expected.is_some(),
+            "{summary}"
+        );
+        if let Some(text) = expected {
+            assert!(summary.contains(text), "{summary}");
+        }
+    }
+    let doc = with_alice(r#", "tls_session_reuse": "yes""#, "");
+    assert_eq!(
+        errors(&doc),
+        [err_at(
+            &doc,
+            "\"yes\"",
+            "users.alice.tls_session_reuse: unknown value \"yes\"; expected true, false or \
+             \"bridge\""
+        )]
+    );
+    let doc = with_alice(r#", "tls_session_reuse": 1"#, "");
+    assert_eq!(
+        errors(&doc),
+        [err_at(
+            &doc,
+            "1 }",
+            "users.alice.tls_session_reuse: invalid type: integer `1`, expected true, false or \
+             \"bridge\""
+        )]
+    );
+}

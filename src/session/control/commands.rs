@@ -12,19 +12,49 @@ pub(crate) const FILTERED_FEATURES: &[&str] = &[
 /// ftpgate's own FEAT answer before login (no backend is known yet): its own features and
 /// `backend`, what every pool offers.
 pub(super) fn local_features(tls: bool, backend: &[String]) -> Reply {
-    let mut lines = vec!["Features:"];
+    feat_reply(tls, backend)
+}
+
+/// `211` with ftpgate's own features first (TLS when it can terminate it, the data-connection
+/// commands it handles itself), then `relayed`; each line with its leading space (RFC 2389).
+fn feat_reply(tls: bool, relayed: &[String]) -> Reply {
+    let mut lines: Vec<&str> = Vec::with_capacity(relayed.len() + 6);
     if tls {
         lines.extend(["AUTH TLS", "PBSZ", "PROT"]);
     }
     lines.extend(["EPRT", "EPSV", "PASV"]);
-    lines.extend(backend.iter().map(String::as_str));
-    lines.push("End");
-    Reply::multi(codes::SYSTEM_STATUS, &lines)
+    lines.extend(relayed.iter().map(String::as_str));
+    Reply::features(codes::SYSTEM_STATUS, "Features:", &lines, "End")
+}
+
+/// Whether a role may use the command a feature line names (`MFMT`, `MDTM`, `SIZE`,
+/// `MLST`); features that name no command (`UTF8`, `TVFS`, `REST STREAM`) are kept.
+///
+/// A client believes FEAT: told about a command the role refuses, it uses it and fails
+/// where the backend alone would have served it (rclone sets an uploaded file's time with
+/// `MFMT` when it is advertised, and fails the upload on the 550); not told, it does without.
+fn role_may_use(keyword: &str, allow: VerbSet) -> bool {
+    match keyword {
+        // RFC 3659 §7.8: the MLST feature announces both MLST and MLSD.
+        "MLST" => allow.contains(Verb::Mlst) || allow.contains(Verb::Mlsd),
+        keyword => match Verb::from_name(keyword.as_bytes()) {
+            Some(verb) if !verb.is_plumbing() => {
+                permission::needs(verb, b"").granted(|v| allow.contains(v))
+            }
+            _ => true,
+        },
+    }
 }
 
 /// The backend's FEAT answer, minus what ftpgate handles itself (TLS, data-connection
-/// setup, HOST), plus what ftpgate offers itself.
-pub(super) fn filter_features(reply: Reply, tls: bool, fallback: &[String]) -> Reply {
+/// setup, HOST) and what the user's role may not use (`allow`), plus what ftpgate offers
+/// itself.
+pub(super) fn filter_features(
+    reply: Reply,
+    tls: bool,
+    fallback: &[String],
+    allow: Option<VerbSet>,
+) -> Reply {
     if !reply.is_positive_completion() || !reply.is_multiline() {
         return local_features(tls, fallback);
     }
@@ -40,16 +70,12 @@ pub(super) fn filter_features(reply: Reply, tls: bool, fallback: &[String]) -> R
         if keyword.is_empty() || FILTERED_FEATURES.contains(&keyword.as_str()) {
             continue;
         }
+        if allow.is_some_and(|allow| !role_may_use(&keyword, allow)) {
+            continue;
+        }
         features.push(text.trim().to_string());
     }
-    let mut lines: Vec<&str> = vec!["Features:"];
-    if tls {
-        lines.extend(["AUTH TLS", "PBSZ", "PROT"]);
-    }
-    lines.extend(["EPRT", "EPSV", "PASV"]);
-    lines.extend(features.iter().map(String::as_str));
-    lines.push("End");
-    Reply::multi(codes::SYSTEM_STATUS, &lines)
+    feat_reply(tls, &features)
 }
 
 impl ControlFsm {
@@ -332,7 +358,17 @@ impl ControlFsm {
         }
         let code = reply.code;
         let reply = if feat {
-            filter_features(reply, self.config.tls_available, &self.config.features)
+            let allow = self
+                .user
+                .as_ref()
+                .and_then(|u| u.known.as_ref())
+                .map(|k| k.allow);
+            filter_features(
+                reply,
+                self.config.tls_available,
+                &self.config.features,
+                allow,
+            )
         } else {
             reply
         };

@@ -29,7 +29,8 @@ use crate::audit::AuditRecord;
 use crate::limits::{
     DEFAULT_CONNECT_TIMEOUT, FILECOPY_RESULT_TIMEOUT, MAX_THEFT_EVENTS_PER_SESSION,
 };
-use crate::session::admission;
+use crate::policy::TlsSessionReuse;
+use crate::session::admission::{self, DataTlsFacts, DataTlsVerdict};
 use crate::session::control::{Direction, Event, RelayReport, Side};
 
 #[cfg(test)]
@@ -166,11 +167,13 @@ pub enum Input {
     /// The client's data connection failed (the active connect, its TLS setup or
     /// handshake).
     ClientFailed,
-    /// The client's data-connection handshake finished: whether it resumed the control
-    /// session, and whether the user's policy requires that.
+    /// The client's data-connection handshake finished at `now`: whether it resumed the
+    /// control session, the user's `tls_session_reuse`, and the connection's peer address.
     ClientHandshakeDone {
         resumed: bool,
-        reuse_required: bool,
+        reuse: TlsSessionReuse,
+        peer: Option<IpAddr>,
+        now: Instant,
     },
     /// The transfer begins at `now`: connect to the backend's data port.
     ConnectServer {
@@ -349,8 +352,27 @@ impl DataFsm {
             Input::ClientFailed => self.on_client_failed(&mut out),
             Input::ClientHandshakeDone {
                 resumed,
-                reuse_required,
-            } => self.on_handshake_done(resumed, reuse_required, &mut out),
+                reuse,
+                peer,
+                now,
+            } => {
+                // The bridge's window opens when the transfer began (its backend data
+                // connection was asked for).
+                let since_transfer = match self.state {
+                    State::Setup { server, .. } => server.since(),
+                    State::Relaying { since } => Some(since),
+                    _ => None,
+                }
+                .map(|since| now.saturating_duration_since(since));
+                let facts = DataTlsFacts {
+                    resumed: Some(resumed),
+                    reuse,
+                    peer,
+                    control_peer: self.client_ip,
+                    since_transfer,
+                };
+                self.on_handshake_done(admission::data_tls_acceptable(&facts), &mut out)
+            }
             Input::ConnectServer { port, now } => {
                 let client = match self.state {
                     State::Setup { client, .. } => client,
@@ -503,10 +525,28 @@ impl DataFsm {
     }
 
     /// SECURITY: a protected data connection may carry file data only once its handshake
-    /// resumed the control connection's TLS session (where the user's policy requires it),
-    /// so a thief who raced the client to the port gets nothing.
-    fn on_handshake_done(&mut self, resumed: bool, reuse_required: bool, out: &mut Vec<Output>) {
-        let acceptable = admission::data_tls_acceptable(Some(resumed), reuse_required);
+    /// resumed the control connection's TLS session where the user's policy requires it (a
+    /// `"bridge"` user's fresh handshake only from the client's address, in the window after
+    /// the transfer began, recorded as a policy exception), so a thief who raced the client
+    /// to the port gets nothing.
+    fn on_handshake_done(&mut self, verdict: DataTlsVerdict, out: &mut Vec<Output>) {
+        let acceptable = verdict != DataTlsVerdict::Refuse;
+        if verdict == DataTlsVerdict::Bridged
+            && matches!(
+                self.state,
+                State::Setup {
+                    client: ClientLeg::Handshaking,
+                    ..
+                } | State::Relaying { .. }
+            )
+        {
+            out.push(Output::Audit(AuditRecord::PolicyException {
+                kind: "tls_session_reuse_bridge",
+                detail: "data connection TLS did not resume the control session; accepted \
+                         from the control connection's address within the bridge window"
+                    .into(),
+            }));
+        }
         let refusal = AuditRecord::PolicyViolation {
             kind: "tls_session_reuse",
             detail: "data connection TLS did not resume the control session".into(),

@@ -6,6 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::limits::DATA_TLS_BRIDGE_WINDOW;
+use crate::policy::TlsSessionReuse;
 use crate::session::control::{Direction, Event, RelayReport, Side};
 
 const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10));
@@ -196,7 +198,9 @@ fn a_protected_connection_carries_data_only_after_a_resumed_handshake() {
     assert_eq!(
         m.on(Input::ClientHandshakeDone {
             resumed: true,
-            reuse_required: true
+            reuse: TlsSessionReuse::Required,
+            peer: Some(CLIENT),
+            now: Instant::now(),
         }),
         vec![Output::Control(Event::ClientDataConnected)]
     );
@@ -208,7 +212,9 @@ fn a_handshake_that_does_not_resume_is_refused_where_the_policy_requires_reuse()
     m.on(Input::ClientUp { protected: true });
     let out = m.on(Input::ClientHandshakeDone {
         resumed: false,
-        reuse_required: true,
+        reuse: TlsSessionReuse::Required,
+        peer: Some(CLIENT),
+        now: Instant::now(),
     });
     assert!(matches!(
         &out[0],
@@ -227,7 +233,9 @@ fn a_handshake_that_does_not_resume_is_refused_where_the_policy_requires_reuse()
     assert_eq!(
         m.on(Input::ClientHandshakeDone {
             resumed: false,
-            reuse_required: false
+            reuse: TlsSessionReuse::Off,
+            peer: Some(CLIENT),
+            now: Instant::now(),
         }),
         vec![Output::Control(Event::ClientDataConnected)]
     );
@@ -392,7 +400,9 @@ fn a_handshake_that_does_not_resume_during_the_relay_fails_it() {
     let mut m = relaying(t0);
     let out = m.on(Input::ClientHandshakeDone {
         resumed: false,
-        reuse_required: true,
+        reuse: TlsSessionReuse::Required,
+        peer: Some(CLIENT),
+        now: Instant::now(),
     });
     assert!(matches!(out[0], Output::Audit(_)));
     assert_eq!(out[1], Output::FailRelay(Side::Client));
@@ -400,7 +410,9 @@ fn a_handshake_that_does_not_resume_during_the_relay_fails_it() {
     assert_eq!(
         m.on(Input::ClientHandshakeDone {
             resumed: true,
-            reuse_required: true
+            reuse: TlsSessionReuse::Required,
+            peer: Some(CLIENT),
+            now: Instant::now(),
         }),
         vec![]
     );
@@ -635,4 +647,59 @@ fn the_advertised_address_is_the_configured_one_for_ipv4_clients_only() {
     assert_eq!(advertised_ip(mapped, Some(public)), public);
     let local6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
     assert_eq!(advertised_ip(local6, Some(public)), local6);
+}
+
+#[test]
+fn a_bridge_user_s_fresh_handshake_is_taken_only_from_the_client_in_the_window() {
+    let t0 = Instant::now();
+    // A transfer began at t0 (the backend's data connection asked for); the client's
+    // protected connection came up and finished a fresh handshake.
+    let setup = || {
+        let mut m = listening();
+        m.on(Input::ClientUp { protected: true });
+        m.on(Input::ConnectServer { port: 5, now: t0 });
+        m
+    };
+    let done = |peer: IpAddr, after: Duration| Input::ClientHandshakeDone {
+        resumed: false,
+        reuse: TlsSessionReuse::Bridge,
+        peer: Some(peer),
+        now: t0 + after,
+    };
+    let mut m = setup();
+    let out = m.on(done(CLIENT, Duration::from_millis(300)));
+    assert!(matches!(
+        &out[0],
+        Output::Audit(AuditRecord::PolicyException {
+            kind: "tls_session_reuse_bridge",
+            ..
+        })
+    ));
+    assert_eq!(out[1], Output::Control(Event::ClientDataConnected));
+    // Too late after the transfer began: refused like a strict user's.
+    let mut m = setup();
+    let out = m.on(done(
+        CLIENT,
+        DATA_TLS_BRIDGE_WINDOW + Duration::from_millis(1),
+    ));
+    assert!(
+        out.contains(&Output::Control(Event::ClientDataFailed)),
+        "{out:?}"
+    );
+    // From another address: refused.
+    let mut m = setup();
+    let other = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 99));
+    let out = m.on(done(other, Duration::from_millis(1)));
+    assert!(
+        out.contains(&Output::Control(Event::ClientDataFailed)),
+        "{out:?}"
+    );
+    // Before any transfer began (the client connected after PASV, ahead of RETR): no window.
+    let mut m = listening();
+    m.on(Input::ClientUp { protected: true });
+    let out = m.on(done(CLIENT, Duration::ZERO));
+    assert!(
+        out.contains(&Output::Control(Event::ClientDataFailed)),
+        "{out:?}"
+    );
 }

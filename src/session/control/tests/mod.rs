@@ -10,13 +10,15 @@ const POLICY: &str = r#"{
   "roles": {
     "ro": { "allow": ["RETR", "LIST", "NLST", "SIZE", "MDTM", "CWD", "CDUP", "PWD"] },
     "rw": { "allow": ["RETR", "STOR", "LIST", "DELE", "MKD", "CWD", "PWD", "SITE"] },
-    "status": { "allow": ["STAT", "RETR", "SITE", "PWD"] }
+    "status": { "allow": ["STAT", "RETR", "SITE", "PWD"] },
+    "lister": { "allow": ["RETR", "STOR", "MLSD", "MFMT"] }
   },
   "users": {
     "reader": { "role": "ro", "backend": "b" },
     "writer": { "role": "rw", "backend": "b", "timeouts": { "idle": 120 } },
     "auditor": { "role": "status", "backend": "b" },
-    "slow": { "role": "ro", "backend": "b", "timeouts": { "login": 120 } }
+    "slow": { "role": "ro", "backend": "b", "timeouts": { "login": 120 } },
+    "lister": { "role": "lister", "backend": "b" }
   }
 }"#;
 
@@ -338,6 +340,94 @@ fn feat_from_the_backend_is_filtered() {
     );
     assert_eq!(text.iter().filter(|l| l.trim() == "AUTH TLS").count(), 1);
     assert_eq!(text.iter().filter(|l| l.trim() == "PBSZ").count(), 1);
+    assert_rfc2389(r);
+}
+
+/// The strict reading of RFC 2389 §3.2 (rclone's and Commons Net's): `211-` first, `211 `
+/// last, and every line between them exactly one space and then a feature.
+fn assert_rfc2389(reply: &Reply) -> Vec<String> {
+    let mut wire = Vec::new();
+    reply.encode(&mut wire);
+    let text = String::from_utf8(wire).expect("ASCII");
+    let lines: Vec<&str> = text.split_terminator("\r\n").collect();
+    assert!(lines.len() >= 2, "{text:?}");
+    assert!(lines[0].starts_with("211-"), "{text:?}");
+    assert!(lines[lines.len() - 1].starts_with("211 "), "{text:?}");
+    lines[1..lines.len() - 1]
+        .iter()
+        .map(|l| {
+            let feature = l
+                .strip_prefix(' ')
+                .unwrap_or_else(|| panic!("{l:?} in {text:?}"));
+            assert!(
+                !feature.is_empty() && !feature.starts_with(' '),
+                "{l:?} in {text:?}"
+            );
+            feature.to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn feat_is_in_rfc_2389_form_before_and_after_login() {
+    let (mut s, _) = Script::new();
+    let actions = s.line("FEAT");
+    let Some(Action::SendClient(r)) = actions.first() else {
+        panic!("no FEAT reply: {actions:?}")
+    };
+    let before = assert_rfc2389(r);
+    assert!(before.iter().any(|f| f == "AUTH TLS"), "{before:?}");
+    assert!(before.iter().any(|f| f == "MDTM"), "{before:?}");
+
+    // A backend that writes its lines without the space (some do) is relayed in the form
+    // RFC 2389 asks for, and one that writes two spaces gets one.
+    let backend = || {
+        Reply::multi(
+            211,
+            &[
+                "Features:",
+                "MDTM",
+                "  MLST size*;modify*;",
+                " MFMT",
+                " SIZE",
+                " UTF8",
+                "End",
+            ],
+        )
+    };
+    let feat_after_login = |user: &str| -> Vec<String> {
+        let mut s = Script::logged_in(user);
+        s.line("FEAT");
+        let actions = s.event(Event::ServerReply(backend()));
+        let Some(Action::SendClient(r)) = actions.first() else {
+            panic!("no FEAT reply: {actions:?}")
+        };
+        assert_rfc2389(r)
+    };
+    // reader ("ro": RETR LIST NLST SIZE MDTM CWD CDUP PWD): no MLSD/MLST, no MFMT.
+    let after = feat_after_login("reader");
+    for kept in ["MDTM", "SIZE", "UTF8", "EPSV"] {
+        assert!(after.iter().any(|f| f == kept), "{kept}: {after:?}");
+    }
+    // Features naming a command the role refuses are not advertised: a client would use
+    // them and fail.
+    for dropped in ["MLST", "MFMT"] {
+        assert!(
+            !after.iter().any(|f| f.starts_with(dropped)),
+            "{dropped}: {after:?}"
+        );
+    }
+    // writer ("rw": no SIZE or MDTM either).
+    let after = feat_after_login("writer");
+    assert!(
+        !after.iter().any(|f| f == "SIZE" || f == "MDTM"),
+        "{after:?}"
+    );
+    assert!(after.iter().any(|f| f == "UTF8"), "{after:?}");
+    // A role that lists with MLSD and sets times keeps MLST (one trimmed space) and MFMT.
+    let after = feat_after_login("lister");
+    assert!(after.iter().any(|f| f == "MFMT"), "{after:?}");
+    assert!(!after.iter().any(|f| f == "MDTM"), "{after:?}");
 }
 
 #[test]
