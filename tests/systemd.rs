@@ -273,7 +273,7 @@ fn exec_reload_fails_on_a_broken_policy_and_never_signals() {
     out.assert_success("a listing after the refused reload");
 
     // The good file back: the same commands succeed and the reload is notified.
-    fs::write(&gate.config, good).unwrap();
+    fs::write(&gate.config, &good).unwrap();
     assert_eq!(run_reload(&commands), 0);
     let seen = notify.wait_for("READY=1", WAIT);
     assert!(
