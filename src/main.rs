@@ -254,9 +254,10 @@ fn check_warnings(path: &std::path::Path, policy: &Policy, strict: bool) -> Exit
         return ExitCode::from(1);
     }
     say(format_args!(
-        "{}: OK{count}\n\n{}\n",
+        "{}: OK{count}\n\n{}\n{}\n",
         path.display(),
-        policy.summary()
+        policy.summary(),
+        ftpgate::policy::reload::reload_note()
     ));
     if warnings.is_empty() {
         ExitCode::SUCCESS

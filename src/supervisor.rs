@@ -134,7 +134,8 @@ pub fn run(config: &Path, policy: &Policy, count: usize, extra: &[OsString]) -> 
         .map(|l| l.address.to_string())
         .collect();
     let serving = format!("{count} workers serving on {}", listening.join(", "));
-    // The drain of the policy in force (a reload may change it).
+    // The policy in force and its drain (a reload may change them).
+    let mut current = policy.clone();
     let mut drain = Duration::from_secs(policy.drain_timeout);
     loop {
         if os::STOP_REQUESTED.load(Ordering::SeqCst) {
@@ -163,8 +164,18 @@ pub fn run(config: &Path, policy: &Policy, count: usize, extra: &[OsString]) -> 
             readiness.reloading();
             match crate::policy::load_policy(config) {
                 Ok(new) => {
-                    log::info!("reloading workers");
-                    drain = Duration::from_secs(new.drain_timeout);
+                    let restart = crate::policy::reload::restart_needed(&current, &new);
+                    if restart.is_empty() {
+                        log::info!("reloading workers");
+                        drain = Duration::from_secs(new.drain_timeout);
+                        current = new;
+                    } else {
+                        // The workers refuse it too (and say so); the old policy stays.
+                        log::error!(
+                            "policy reload refused: {} needs a restart (systemctl restart ftpgate)",
+                            restart.join(", ")
+                        );
+                    }
                 }
                 Err(errors) => {
                     for e in errors {

@@ -30,6 +30,7 @@ mod load;
 pub mod locate;
 mod mmdb;
 mod perms;
+pub mod reload;
 mod schema;
 mod summary;
 #[cfg(test)]

@@ -613,10 +613,25 @@ impl Worker {
             return Ok(());
         };
         match crate::policy::load_policy(path) {
-            Ok(policy) => match load_tls(&policy).and_then(|t| Ok((t, load_backend_tls(&policy)?)))
-            {
-                Ok((tls, backend_tls)) => {
+            Ok(policy) => match load_tls(&policy)
+                .and_then(|t| Ok((t, load_backend_tls(&policy)?)))
+                .map_err(|e| e.to_string())
+                .and_then(|(tls, backend_tls)| {
+                    // Whole or nothing: what needs a restart refuses the file, and new
+                    // listeners are bound before anything changes.
+                    let restart = crate::policy::reload::restart_needed(&self.policy, &policy);
+                    if !restart.is_empty() {
+                        return Err(format!(
+                            "{} needs a restart (systemctl restart ftpgate)",
+                            restart.join(", ")
+                        ));
+                    }
+                    let bound = self.bind_new_listeners(&policy)?;
+                    Ok((tls, backend_tls, bound))
+                }) {
+                Ok((tls, backend_tls, bound)) => {
                     log::info!("policy reloaded from {}", path.display());
+                    self.switch_listeners(&policy, bound);
                     self.services.tls = tls;
                     self.services.backend_tls = backend_tls;
                     self.services.audit.apply(&policy.audit);
@@ -632,7 +647,7 @@ impl Worker {
                 }
                 Err(e) => {
                     log::error!("policy reload refused, keeping the old policy: {e}");
-                    Err(e.to_string())
+                    Err(e)
                 }
             },
             Err(errors) => {
@@ -646,6 +661,81 @@ impl Worker {
                     .first()
                     .map_or_else(String::new, |e| format!("{}: {e}", path.display())))
             }
+        }
+    }
+
+    /// Binds the listeners of `policy` this worker does not have yet. Nothing changes
+    /// on failure (the sockets bound so far close): the reload is refused.
+    fn bind_new_listeners(
+        &self,
+        policy: &Policy,
+    ) -> Result<Vec<(TcpListener, SocketAddr)>, String> {
+        if self.stopping_since.is_some() {
+            return Ok(Vec::new());
+        }
+        if policy.listeners.len() > MAX_LISTENERS {
+            return Err(format!("more than {MAX_LISTENERS} listeners"));
+        }
+        let mut bound = Vec::new();
+        for listener in &policy.listeners {
+            let address = listener.address;
+            if self.listeners.iter().any(|(_, a)| *a == address) {
+                continue;
+            }
+            let socket = bind_control_listener(address).map_err(|e| {
+                let hint = if address.port() < 1024 {
+                    " (a port below 1024 needs CAP_NET_BIND_SERVICE; or restart ftpgate)"
+                } else {
+                    ""
+                };
+                format!("cannot listen on {address}: {e}{hint}")
+            })?;
+            bound.push((socket, address));
+        }
+        Ok(bound)
+    }
+
+    /// Serves the listeners of `policy`: those kept, the `bound` new ones; the others
+    /// close. Sessions in flight are not touched; the next connection gets the new TLS
+    /// mode of its listener.
+    fn switch_listeners(&mut self, policy: &Policy, mut bound: Vec<(TcpListener, SocketAddr)>) {
+        if self.stopping_since.is_some() {
+            return;
+        }
+        let registry = self.poll.registry();
+        let mut old = std::mem::take(&mut self.listeners);
+        for (socket, _) in &mut old {
+            let _ = registry.deregister(socket);
+        }
+        self.listener_configs.clear();
+        self.accept_pending.clear();
+        for listener in &policy.listeners {
+            let taken = match old.iter().position(|(_, a)| *a == listener.address) {
+                Some(pos) => Some(old.swap_remove(pos)),
+                None => bound
+                    .iter()
+                    .position(|(_, a)| *a == listener.address)
+                    .map(|pos| bound.swap_remove(pos)),
+            };
+            let Some((mut socket, address)) = taken else {
+                continue;
+            };
+            // Its token is its place in the list (what `accept` indexes).
+            let token = Token(SPECIAL_BASE + self.listeners.len());
+            if let Err(e) = registry.register(&mut socket, token, Interest::READABLE) {
+                log::error!("cannot serve {address}: {e}");
+                continue;
+            }
+            self.listeners.push((socket, address));
+            self.listener_configs.push(ListenerConfig {
+                tls: listener.tls,
+                require: listener.require,
+            });
+            // Connections may wait in the backlog: try each listener once.
+            self.accept_pending.push(true);
+        }
+        for (_, address) in &old {
+            log::info!("worker {}: no longer listening on {address}", self.index);
         }
     }
 
