@@ -178,3 +178,54 @@ fn check_says_what_a_reload_applies() {
         "{stdout}"
     );
 }
+
+/// Whether a plain FTP client gets ftpgate's greeting at `addr` (an implicit FTPS listener
+/// expects a TLS handshake first and sends nothing in clear).
+fn greets_in_plain(addr: SocketAddr) -> bool {
+    let Ok(stream) = TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut line = String::new();
+    let mut reader = std::io::BufReader::new(stream);
+    std::io::BufRead::read_line(&mut reader, &mut line).is_ok() && line.starts_with("220")
+}
+
+#[test]
+fn a_listener_s_tls_mode_follows_the_reload_and_never_falls_back_to_plain() {
+    let vs = Vsftpd::start();
+    let gate = Ftpgate::builder()
+        .backend("vsftpd", vs.addr())
+        .standard_roles()
+        .user("anonymous", "full", "vsftpd")
+        .ftps()
+        .start();
+    let implicit = gate.implicit_addr();
+    assert!(!greets_in_plain(implicit), "implicit FTPS: TLS first");
+    let good = read_policy(&gate);
+
+    // Dropping the `tls` section while a listener still says implicit: refused as a
+    // whole (the old code served that listener in plain text until a restart).
+    let mut no_tls = good.clone();
+    no_tls.as_object_mut().expect("object").remove("tls");
+    let log = reload(&gate, &no_tls.to_string(), 1);
+    assert!(log.contains("policy reload refused"), "{log}");
+    assert!(!greets_in_plain(implicit), "still TLS first");
+
+    // The same address turned into a plain listener on purpose: the next connection is
+    // plain.
+    let mut plain = good.clone();
+    for listener in plain["listeners"].as_array_mut().expect("listeners") {
+        if listener["address"] == implicit.to_string() {
+            listener["tls"] = json!("none");
+        }
+    }
+    let log = reload(&gate, &plain.to_string(), 1);
+    assert!(!log.contains("refused"), "{log}");
+    assert!(greets_in_plain(implicit), "now plain, as the policy says");
+
+    // And back to implicit.
+    let log = reload(&gate, &good.to_string(), 1);
+    assert!(!log.contains("refused"), "{log}");
+    assert!(!greets_in_plain(implicit));
+}
