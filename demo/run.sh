@@ -190,6 +190,7 @@ wait_port "$vs_port" "${pids[0]}" || {
 cat >"$work/ftpgate.json" <<EOF
 {
   "workers": 1,
+  "user": "nobody",
   "listeners": [ { "address": "127.0.0.1:$gate_port" } ],
   "passive": { "ports": "$gate_pasv-$((gate_pasv + 9))", "advertise": "127.0.0.1" },
   "backends": { "demo": { "servers": ["127.0.0.1:$vs_port"] } },
@@ -206,6 +207,13 @@ cat >"$work/ftpgate.json" <<EOF
 }
 EOF
 chmod 0644 "$work/ftpgate.json"
+if [ "$(id -u)" -eq 0 ]; then
+    # Started as root, ftpgate binds its listener, then gives root up for the policy's
+    # "user" (nobody here; the packages create an ftpgate account): the audit file is that
+    # account's.
+    touch "$audit"
+    chown nobody: "$audit"
+fi
 "$ftpgate" --check --config "$work/ftpgate.json" >/dev/null
 "$ftpgate" --config "$work/ftpgate.json" --log-format text </dev/null >"$work/ftpgate.log" 2>&1 &
 pids+=("$!")

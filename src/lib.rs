@@ -28,6 +28,7 @@ pub mod logging;
 pub mod notify;
 pub mod os;
 pub mod policy;
+pub mod privileges;
 pub mod reactor;
 pub mod services;
 pub mod session;

@@ -73,6 +73,9 @@ pub const DEFAULT_DRAIN_TIMEOUT_SECONDS: u64 = 30;
 /// The longest `drain_timeout` the policy may set: a stop must end in bounded time (and
 /// systemd's `TimeoutStopSec` must be raised with it).
 pub const MAX_DRAIN_TIMEOUT_SECONDS: u64 = 3600;
+/// The account ftpgate gives up root for when started as root (policy `user`): the one the
+/// packages create.
+pub const DEFAULT_RUN_AS: &str = "ftpgate";
 /// How long the supervisor waits for its workers beyond `drain_timeout` before it kills
 /// them (their last 421s and audit records need a moment after the deadline).
 pub const DRAIN_STOP_MARGIN_SECONDS: u64 = 10;

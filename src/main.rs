@@ -77,6 +77,8 @@ struct Args {
     shm_fd: Option<i32>,
     /// Internal: the worker's end of the supervisor's notification socket, inherited.
     notify_fd: Option<i32>,
+    /// Internal: listeners the supervisor bound before giving up root, inherited.
+    listen_fds: Vec<(std::net::SocketAddr, i32)>,
     log_format: LogFormat,
     /// `--log-format` was given: the workers get it too.
     log_format_given: bool,
@@ -95,6 +97,7 @@ fn parse_args() -> Parsed {
         worker: None,
         shm_fd: None,
         notify_fd: None,
+        listen_fds: Vec::new(),
         log_format: LogFormat::Auto,
         log_format_given: false,
     };
@@ -149,6 +152,15 @@ fn parse_args() -> Parsed {
                     Err(_) => return usage_error("--notify-fd needs a descriptor number"),
                 },
                 None => return usage_error("--notify-fd needs a descriptor number"),
+            },
+            Some("--listen-fd") => match it
+                .next()
+                .and_then(|v| v.into_string().ok())
+                .as_deref()
+                .and_then(ftpgate::privileges::parse_listen_fd)
+            {
+                Some(pair) => args.listen_fds.push(pair),
+                None => return usage_error("--listen-fd needs ADDRESS=DESCRIPTOR"),
             },
             Some("--shm-fd") => match it.next().and_then(|v| v.into_string().ok()) {
                 Some(fd) => match fd.parse() {
@@ -295,6 +307,24 @@ fn main() -> ExitCode {
         Workers::Auto => std::thread::available_parallelism().map_or(1, |n| n.get()),
         Workers::Count(n) => n.max(1),
     };
+    // Started as root: the account to run_as once the listeners are bound.
+    let run_as = match args.worker {
+        Some(_) => None,
+        None => match ftpgate::privileges::target(&policy) {
+            Ok(target) => target,
+            Err(e) => {
+                log::error!("{e}");
+                return ExitCode::from(1);
+            }
+        },
+    };
+    let mut inherited = match ftpgate::privileges::adopt(&args.listen_fds) {
+        Ok(listeners) => listeners,
+        Err(e) => {
+            log::error!("cannot use the supervisor's listeners: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let (index, count) = match args.worker {
         Some(worker) => {
             if let Err(e) = ftpgate::os::die_with_parent() {
@@ -308,9 +338,29 @@ fn main() -> ExitCode {
                 extra.push(OsString::from("--log-format"));
                 extra.push(OsString::from(args.log_format.name()));
             }
-            return supervisor::run(&args.config, &policy, count, &extra);
+            return supervisor::run(&args.config, &policy, count, &extra, run_as);
         }
-        None => (0, 1),
+        None => {
+            if let Some(ids) = run_as {
+                let bound = ftpgate::privileges::bind_listeners(&policy).and_then(|bound| {
+                    ftpgate::privileges::drop_to(&policy.user, ids)?;
+                    Ok(bound)
+                });
+                match bound {
+                    Ok(bound) => {
+                        inherited = bound
+                            .into_iter()
+                            .map(|(a, l)| (a, mio::net::TcpListener::from_std(l)))
+                            .collect();
+                    }
+                    Err(e) => {
+                        log::error!("{e}");
+                        return ExitCode::from(1);
+                    }
+                }
+            }
+            (0, 1)
+        }
     };
     let counters = match args.shm_fd {
         Some(fd) => {
@@ -356,6 +406,7 @@ fn main() -> ExitCode {
         policy_path: Some(args.config.clone()),
         counters,
         notify,
+        inherited,
     };
     let mut worker = match Worker::new(config) {
         Ok(worker) => worker,

@@ -420,6 +420,90 @@ pub fn effective_uid() -> u32 {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Privileges
+
+/// The uid and primary gid of the account `name` (getpwnam_r(3)); `None` if there is none.
+pub fn lookup_user(name: &str) -> io::Result<Option<(u32, u32)>> {
+    let c_name = CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in a user name"))?;
+    let mut buf = vec![0u8; 16 * 1024];
+    // SAFETY: a zeroed passwd is a valid out-parameter (plain integers and null pointers).
+    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: getpwnam_r writes the entry into `entry`, its strings into `buf` (whose length
+    // it is given) and `&entry` or null into `found`; every pointer outlives the call and
+    // nothing but the two integer fields is read afterwards.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            c_name.as_ptr(),
+            &mut entry,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    if found.is_null() {
+        return Ok(None);
+    }
+    Ok(Some((entry.pw_uid, entry.pw_gid)))
+}
+
+/// Gives up root for good: the supplementary groups become `gid` alone, then the group and
+/// user ids (real, effective and saved) become `gid` and `uid`. A process that changes its
+/// uids away from 0 loses every capability (permitted, effective, ambient); no-new-privs
+/// keeps an exec from bringing any back. Verified: the call fails if root can be regained.
+pub fn drop_privileges(uid: u32, gid: u32) -> io::Result<()> {
+    let groups = [gid as libc::gid_t];
+    // SAFETY: setgroups(2) reads `groups.len()` ids from a live local array.
+    if unsafe { libc::setgroups(groups.len(), groups.as_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: setresgid(2)/setresuid(2) take plain integers. The group first: once the uid
+    // is not 0 any more, the group could not be changed.
+    if unsafe { libc::setresgid(gid, gid, gid) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::setresuid(uid, uid, uid) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: prctl(PR_SET_NO_NEW_PRIVS) takes integers and no pointers.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: setuid(2) with a plain integer; it must fail now.
+    if uid != 0 && unsafe { libc::setuid(0) } == 0 {
+        return Err(io::Error::other("root could be regained after dropping it"));
+    }
+    Ok(())
+}
+
+/// Takes over listening socket `fd`, inherited from the supervisor, as a non-blocking
+/// listener. Refuses a descriptor that is not a socket.
+pub fn inherited_listener(fd: i32) -> io::Result<std::net::TcpListener> {
+    // SAFETY: fstat(2) into a zeroed stat buffer of the right type; an invalid descriptor
+    // only returns EBADF.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut stat) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("descriptor {fd} is not a socket"),
+        ));
+    }
+    // SAFETY: `fd` is an open socket this process inherited for this purpose and nobody
+    // else in the process owns it: the listener takes it over (and closes it).
+    let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+// ---------------------------------------------------------------------------------------------
 // Files through directory descriptors (the filecopy writer and its retention)
 //
 // SECURITY: every name given to these wrappers is one path component: no `/` (which would

@@ -24,6 +24,7 @@ use crate::limits::DRAIN_STOP_MARGIN_SECONDS;
 use crate::notify::{self, Notifier, Readiness};
 use crate::os;
 use crate::policy::Policy;
+use crate::privileges;
 use crate::services::sockets::bind_control_listener;
 
 /// A worker that dies sooner than this after its start is failing to start, not crashing.
@@ -43,6 +44,8 @@ struct Spawn<'a> {
     notify_fd: i32,
     /// Options the supervisor was given that the workers need too (`--log-format`).
     extra: &'a [OsString],
+    /// Per worker: the `--listen-fd` arguments of the listeners bound for it as root.
+    listen_args: &'a [Vec<String>],
 }
 
 const SIGNAL_TOKEN: mio::Token = mio::Token(0);
@@ -50,13 +53,47 @@ const NOTIFY_TOKEN: mio::Token = mio::Token(1);
 
 /// Runs `count` workers until SIGTERM/SIGINT. Returns the process exit code. `extra` are
 /// arguments passed on to every worker.
-pub fn run(config: &Path, policy: &Policy, count: usize, extra: &[OsString]) -> ExitCode {
-    // Fail early and clearly if a listener cannot be bound (the socket is closed at once:
-    // a listening socket the supervisor never accepts on would steal connections).
-    for listener in &policy.listeners {
-        if let Err(e) = bind_control_listener(listener.address) {
-            log::error!("cannot listen on {}: {e}", listener.address);
+pub fn run(
+    config: &Path,
+    policy: &Policy,
+    count: usize,
+    extra: &[OsString],
+    run_as: Option<(u32, u32)>,
+) -> ExitCode {
+    // Started as root: every worker's listeners are bound now, then root is given up; each
+    // worker inherits its own (kept open here for the workers restarted later).
+    let mut bound: Vec<Vec<(std::net::SocketAddr, std::net::TcpListener)>> = Vec::new();
+    let mut listen_args: Vec<Vec<String>> = vec![Vec::new(); count];
+    if let Some(ids) = run_as {
+        for args in &mut listen_args {
+            let listeners = match privileges::bind_listeners(policy) {
+                Ok(listeners) => listeners,
+                Err(e) => {
+                    log::error!("{e}");
+                    return ExitCode::from(1);
+                }
+            };
+            match privileges::inheritable_args(&listeners) {
+                Ok(a) => *args = a,
+                Err(e) => {
+                    log::error!("cannot pass the listeners on: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+            bound.push(listeners);
+        }
+        if let Err(e) = privileges::drop_to(&policy.user, ids) {
+            log::error!("{e}");
             return ExitCode::from(1);
+        }
+    } else {
+        // Fail early and clearly if a listener cannot be bound (the socket is closed at
+        // once: a listening socket the supervisor never accepts on would steal connections).
+        for listener in &policy.listeners {
+            if let Err(e) = bind_control_listener(listener.address) {
+                log::error!("cannot listen on {}: {e}", listener.address);
+                return ExitCode::from(1);
+            }
         }
     }
     let (sender, mut receiver) = match mio::unix::pipe::new() {
@@ -112,6 +149,7 @@ pub fn run(config: &Path, policy: &Policy, count: usize, extra: &[OsString]) -> 
         shm_fd,
         notify_fd: std::os::fd::AsRawFd::as_raw_fd(&to_supervisor),
         extra,
+        listen_args: &listen_args,
     };
     let mut readiness = Readiness::new(count);
     let mut workers = Vec::with_capacity(count);
@@ -251,6 +289,7 @@ fn spawn(how: &Spawn<'_>, index: usize) -> std::io::Result<WorkerProcess> {
         .arg("--notify-fd")
         .arg(how.notify_fd.to_string())
         .args(how.extra)
+        .args(how.listen_args.get(index).map_or(&[][..], Vec::as_slice))
         // The supervisor is the one that notifies systemd (NotifyAccess=main).
         .env_remove("NOTIFY_SOCKET")
         // Its own process group: Ctrl-C in a terminal reaches the supervisor only, which

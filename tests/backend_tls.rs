@@ -187,3 +187,100 @@ fn ftpgate_presents_its_client_certificate_to_a_backend_that_requires_one() {
         .start();
     round_trip(&with, &backend, false, false, 75);
 }
+
+/// A TLS backend (explicit, threaded) that accepts the login but refuses `PROT P`, which
+/// no real server does on purpose: ftpgate must find it before the client is told 230.
+const REFUSES_PROT: &str = r#"
+import socketserver, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+class H(socketserver.BaseRequestHandler):
+    def send(self, line):
+        self.f.write(line.encode() + b"\r\n")
+    def handle(self):
+        self.f = self.request.makefile("rwb", buffering=0)
+        self.send("220 accepts logins, refuses protected data")
+        while True:
+            line = self.f.readline()
+            if not line:
+                return
+            cmd = line.decode("latin-1").strip().upper()
+            if cmd.startswith("AUTH TLS"):
+                self.send("234 TLS")
+                self.request = ctx.wrap_socket(self.request, server_side=True)
+                self.f = self.request.makefile("rwb", buffering=0)
+            elif cmd.startswith("USER"):
+                self.send("331 Password.")
+            elif cmd.startswith("PASS"):
+                self.send("230 Logged in.")
+            elif cmd.startswith("PBSZ"):
+                self.send("200 PBSZ=0")
+            elif cmd.startswith("PROT"):
+                self.send("534 Protection level refused.")
+            elif cmd.startswith("QUIT"):
+                self.send("221 Bye.")
+                return
+            else:
+                self.send("502 Not here.")
+socketserver.ThreadingTCPServer.daemon_threads = True
+srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), H)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+"#;
+
+#[test]
+fn a_tls_backend_that_refuses_prot_p_fails_the_login_before_the_client_gets_230() {
+    use std::io::BufRead;
+    let dir = temp_dir();
+    let (_ca, cert, key) = generate_ca_and_server(dir.path());
+    let mut cmd = std::process::Command::new("/usr/bin/python3");
+    cmd.arg("-c")
+        .arg(REFUSES_PROT)
+        .arg(&cert)
+        .arg(&key)
+        .stdout(std::process::Stdio::piped());
+    let mut server = ProcessGuard::spawn("refuses-prot", &mut cmd);
+    let stdout = server.take_stdout().expect("stdout");
+    let mut first = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut first)
+        .expect("port line");
+    let port: u16 = first.trim().parse().expect("port");
+    let backend: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let gate = Ftpgate::builder()
+        .backend("secure", backend)
+        .standard_roles()
+        .user("anonymous", "full", "secure")
+        .set(&["backends", "secure", "tls"], json!("explicit"))
+        .set(
+            &["backends", "secure", "pinned_certificate"],
+            json!(cert.to_string_lossy()),
+        )
+        .set(&["backends", "secure", "feature_probe"], json!(false))
+        .start();
+    let mut c = Ftp::connect(gate.addr());
+    let (code, text) = c.login("anonymous", "x");
+    assert_eq!(
+        code, 421,
+        "no 230 before the backend accepted PROT P: {text}"
+    );
+    assert!(
+        text.contains("refused protected data connections"),
+        "{text}"
+    );
+    let events = gate.wait_audit(std::time::Duration::from_secs(10), |ev| {
+        ev.iter().any(|e| e["event"] == "session_end")
+    });
+    assert!(
+        events.iter().any(|e| e["event"] == "login"
+            && e["result"] == "failed"
+            && e["reason"] == "backend_tls"),
+        "{events:?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["event"] == "login" && e["result"] == "ok"),
+        "{events:?}"
+    );
+}

@@ -113,11 +113,12 @@ fn failed_start_log(args: &[&str], env: impl Fn(&Path) -> Vec<(String, String)>)
     let dir = temp_dir();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let listen = taken.local_addr().unwrap();
-    let policy = Ftpgate::builder()
+    let mut policy = Ftpgate::builder()
         .backend("vsftpd", "127.0.0.1:2100".parse().unwrap())
         .standard_roles()
         .user("ftp", "read-only", "vsftpd")
         .policy(listen, (40000, 40099), &dir.path().join("audit.jsonl"));
+    keep_root(&mut policy);
     let path = dir.path().join("ftpgate.json");
     fs::write(&path, serde_json::to_string_pretty(&policy).unwrap()).unwrap();
     let stderr_path = dir.path().join("stderr");

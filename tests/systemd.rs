@@ -115,12 +115,13 @@ impl Gate {
         let audit = dir.path().join("audit.jsonl");
         let config = dir.path().join("ftpgate.json");
         let stderr = dir.path().join("ftpgate.stderr");
-        let policy = Ftpgate::builder()
+        let mut policy = Ftpgate::builder()
             .backend("vsftpd", vs.addr())
             .standard_roles()
             .user("anonymous", "read-only", "vsftpd")
             .workers(workers)
             .policy(addr, port_range(20), &audit);
+        keep_root(&mut policy);
         fs::write(&config, serde_json::to_string_pretty(&policy).unwrap()).unwrap();
         let proc = ProcessGuard::spawn(
             "ftpgate",

@@ -152,6 +152,7 @@ impl<'de> Deserialize<'de> for OneOrMany {
 pub(crate) struct PolicyFile {
     pub workers: Option<Scalar>,
     pub drain_timeout: Option<Scalar>,
+    pub user: Option<String>,
     pub listeners: Option<Vec<Object<ListenerFile>>>,
     pub passive: Option<Object<PassiveFile>>,
     pub tls: Option<Object<TlsFile>>,

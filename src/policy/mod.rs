@@ -64,6 +64,9 @@ pub struct Policy {
     pub workers: Workers,
     /// Seconds a stopping worker lets transfers in flight finish (`drain_timeout`).
     pub drain_timeout: u64,
+    /// The account ftpgate runs as when started as root (`user`): the listeners are bound,
+    /// then root is given up for it.
+    pub user: String,
     /// At least one.
     pub listeners: Vec<Listener>,
     pub passive: Passive,

@@ -18,6 +18,7 @@ pub const RESTART_KEYS: &[(&str, &str)] = &[
         "passive.ports",
         "each worker serves a slice of the passive range, fixed at start",
     ),
+    ("user", "root is given up at start, for good"),
 ];
 
 /// The changes from `old` to `new` that a reload cannot apply, each as `key: old -> new`.
@@ -30,6 +31,9 @@ pub fn restart_needed(old: &Policy, new: &Policy) -> Vec<String> {
             workers_name(old.workers),
             workers_name(new.workers)
         ));
+    }
+    if old.user != new.user {
+        changes.push(format!("user: {} -> {}", old.user, new.user));
     }
     if old.passive.ports != new.passive.ports {
         let (a, b) = old.passive.ports;
@@ -49,10 +53,14 @@ fn workers_name(workers: Workers) -> String {
 /// The `--check` line that says what a reload applies.
 pub fn reload_note() -> String {
     let keys: Vec<&str> = RESTART_KEYS.iter().map(|(k, _)| *k).collect();
+    let list = match keys.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    };
     format!(
-        "reload (SIGHUP, systemctl reload): applies every key, listeners included, except {} \
-         (a restart)",
-        keys.join(" and ")
+        "reload (SIGHUP, systemctl reload): applies every key, listeners included, except \
+         {list} (a restart)"
     )
 }
 
@@ -92,6 +100,6 @@ mod tests {
                 "passive.ports: 50000-50099 -> 51000-51099"
             ]
         );
-        assert!(reload_note().contains("except workers and passive.ports"));
+        assert!(reload_note().contains("except workers, passive.ports and user"));
     }
 }

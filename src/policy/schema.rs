@@ -336,6 +336,7 @@ mod tests {
     const EVERY_KEY: &str = r#"{
   "workers": "auto",
   "drain_timeout": 30,
+  "user": "ftpgate",
   "listeners": [{ "address": "0.0.0.0:21", "tls": "none", "require": "none",
                   "proxy_protocol": false }],
   "passive": { "ports": "50000-50999", "advertise": "203.0.113.10" },
@@ -502,7 +503,7 @@ mod tests {
                 (
                     "y".to_owned(),
                     Target::Key,
-                    "y: unknown field `y`, expected one of `workers`, `drain_timeout`, `listeners`, `passive`, \
+                    "y: unknown field `y`, expected one of `workers`, `drain_timeout`, `user`, `listeners`, `passive`, \
                      `tls`, `backends`, `roles`, `users`, `routing`, `defaults`, `audit`, `access`"
                 ),
             ]

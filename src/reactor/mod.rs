@@ -69,6 +69,9 @@ pub struct WorkerConfig {
     pub counters: SharedCounters,
     /// Readiness and reload notifications: to systemd, or to the supervisor.
     pub notify: crate::notify::Notifier,
+    /// Listeners bound before root was given up (see `privileges`), by address; the
+    /// policy's other listeners are bound here.
+    pub inherited: Vec<(SocketAddr, TcpListener)>,
 }
 
 struct Slot {
@@ -159,7 +162,7 @@ impl Services {
 impl Worker {
     /// Binds the listeners and prepares the loop. Errors here stop the worker before it
     /// serves anyone.
-    pub fn new(config: WorkerConfig) -> io::Result<Worker> {
+    pub fn new(mut config: WorkerConfig) -> io::Result<Worker> {
         let poll = Poll::new()?;
         let mut listeners = Vec::new();
         let mut listener_configs = Vec::new();
@@ -176,12 +179,20 @@ impl Worker {
                 tls: listener.tls,
                 require: listener.require,
             });
-            let mut socket = bind_control_listener(listener.address).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("cannot listen on {}: {e}", listener.address),
-                )
-            })?;
+            let inherited = config
+                .inherited
+                .iter()
+                .position(|(a, _)| *a == listener.address)
+                .map(|pos| config.inherited.swap_remove(pos).1);
+            let mut socket = match inherited {
+                Some(socket) => socket,
+                None => bind_control_listener(listener.address).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("cannot listen on {}: {e}", listener.address),
+                    )
+                })?,
+            };
             poll.registry()
                 .register(&mut socket, Token(SPECIAL_BASE + i), Interest::READABLE)?;
             listeners.push((socket, listener.address));

@@ -74,7 +74,7 @@ run_mode() { # label binary audit-json
     local label=$1 binary=$2 audit=$3 gport
     gport=$(free_port)
     cat > "$work/ftpgate.json" <<JSON
-{ "workers": 1, "listeners": [ { "address": "127.0.0.1:$gport" } ],
+{ "workers": 1, "user": "root", "listeners": [ { "address": "127.0.0.1:$gport" } ],
   "passive": { "ports": "43100-43199" },
   "backends": { "v": { "servers": ["127.0.0.1:$vport"] } },
   "roles": { "rw": { "allow": ["RETR", "STOR", "LIST", "CWD", "PWD", "SIZE"] } },

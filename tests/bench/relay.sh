@@ -45,7 +45,7 @@ secure_chroot_dir=$work/empty
 CONF
 /usr/sbin/vsftpd "$work/vsftpd.conf" & pids+=($!)
 cat > "$work/ftpgate.json" <<JSON
-{ "workers": 1, "listeners": [ { "address": "127.0.0.1:$gport" } ],
+{ "workers": 1, "user": "root", "listeners": [ { "address": "127.0.0.1:$gport" } ],
   "passive": { "ports": "43100-43199" },
   "backends": { "v": { "servers": ["127.0.0.1:$vport"] } },
   "roles": { "rw": { "allow": ["RETR", "STOR", "LIST", "CWD", "PWD", "SIZE"] } },

@@ -190,6 +190,7 @@ impl FtpgateBuilder {
             };
             let passive = port_range(20);
             let mut policy = self.policy(addr, passive, &audit);
+            keep_root(&mut policy);
             let mut implicit = None;
             if self.ftps {
                 let (cert, key) = generate_certificate(dir.path());
@@ -267,6 +268,12 @@ fn first_probe_round(policy: &Value) -> usize {
 }
 
 /// The FEAT probes that ended (learned or failed) in ftpgate's log (RUST_LOG=debug).
+/// The tests start ftpgate as root and let it keep root (`"user": "root"`): their files
+/// (policies, keys, audit trails) are root's. tests/privileges.rs gives root up instead.
+pub fn keep_root(policy: &mut Value) {
+    policy["user"] = json!("root");
+}
+
 pub fn probes_done(log: &str) -> usize {
     log.lines()
         .filter(|l| {

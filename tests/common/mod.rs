@@ -297,6 +297,11 @@ impl ProcessGuard {
         self.child.id()
     }
 
+    /// The child's stdout, when it was spawned with `Stdio::piped()` (once).
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.stdout.take()
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

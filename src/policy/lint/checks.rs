@@ -378,3 +378,18 @@ pub fn audit_file_cannot_be_created(cx: &Context<'_>, found: &mut Vec<Finding>) 
         );
     }
 }
+
+/// `"user": "root"`: started as root, ftpgate keeps every privilege instead of giving it up
+/// once its listeners are bound.
+pub fn runs_as_root(cx: &Context<'_>, found: &mut Vec<Finding>) {
+    if cx.policy.user == "root" {
+        add(
+            found,
+            "runs-as-root",
+            JsonPath::root().key("user"),
+            "root: started as root, ftpgate keeps every privilege (a flaw in a session would \
+             be root's); name an unprivileged account such as ftpgate"
+                .to_owned(),
+        );
+    }
+}

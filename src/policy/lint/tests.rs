@@ -418,3 +418,28 @@ fn the_system_host() {
         .expect("under a file");
     assert!(reason.contains("is not a directory"), "{reason}");
 }
+
+#[test]
+fn running_as_root_is_a_warning() {
+    let root = with(
+        r#""listeners""#,
+        r#""user": "root",
+  "listeners""#,
+    );
+    let found = warnings(&root);
+    assert_eq!(
+        found.iter().map(|w| w.code).collect::<Vec<_>>(),
+        ["runs-as-root"]
+    );
+    assert_eq!((found[0].line, found[0].column), at(&root, r#""root""#));
+    let unprivileged = with(
+        r#""listeners""#,
+        r#""user": "ftpgate",
+  "listeners""#,
+    );
+    assert!(codes(&unprivileged).is_empty());
+    assert!(
+        codes(CLEAN).is_empty(),
+        "the default, ftpgate, is no warning"
+    );
+}

@@ -1,4 +1,4 @@
-//! `workers`, `drain_timeout`, `listeners`, `passive` and `tls`: what ftpgate listens on, the passive ports
+//! `workers`, `drain_timeout`, `user`, `listeners`, `passive` and `tls`: what ftpgate listens on, the passive ports
 //! it hands out, the certificate of client-side FTPS, and what these say about each other
 //! (a TLS listener needs the certificate, a global TLS requirement needs TLS listeners,
 //! passive ports are not listener ports, each worker needs a passive port).
@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::limits::{
-    DEFAULT_DRAIN_TIMEOUT_SECONDS, DEFAULT_PASSIVE_PORTS, MAX_DRAIN_TIMEOUT_SECONDS, MAX_LISTENERS,
-    MAX_WORKERS,
+    DEFAULT_DRAIN_TIMEOUT_SECONDS, DEFAULT_PASSIVE_PORTS, DEFAULT_RUN_AS,
+    MAX_DRAIN_TIMEOUT_SECONDS, MAX_LISTENERS, MAX_WORKERS,
 };
 use crate::policy::file::{ListenerFile, Object, PassiveFile, Scalar, TlsFile};
 use crate::policy::locate::JsonPath;
@@ -33,6 +33,34 @@ impl Checker<'_> {
             Some(n) => n,
             None => DEFAULT_DRAIN_TIMEOUT_SECONDS,
         }
+    }
+
+    /// `user`: an account name as `useradd` takes it (at most 32 characters: letters,
+    /// digits, `_`, `-`, `.`, not starting with a digit, `-` or `.`).
+    pub(super) fn run_as(&mut self, value: Option<&str>, path: &JsonPath) -> String {
+        let Some(name) = value else {
+            return DEFAULT_RUN_AS.to_owned();
+        };
+        let valid = !name.is_empty()
+            && name.len() <= 32
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            && name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+        if !valid {
+            self.bad(
+                path,
+                format!(
+                    "{name:?} is not an account name (letters, digits, _ - and ., at most 32, \
+                     starting with a letter or _)"
+                ),
+            );
+            return DEFAULT_RUN_AS.to_owned();
+        }
+        name.to_owned()
     }
 
     pub(super) fn workers(&mut self, value: Option<&Scalar>, path: &JsonPath) -> Workers {

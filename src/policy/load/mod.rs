@@ -19,7 +19,7 @@
 //! - `checker.rs`: the [`Checker`], which collects the errors and places them;
 //! - `values.rs`: the checks of single values every section shares (names, choices from a
 //!   table of spellings, paths, addresses, seconds, counts, sizes, rates, networks);
-//! - `listeners.rs`: `workers`, `drain_timeout`, `listeners`, `passive` and `tls`;
+//! - `listeners.rs`: `workers`, `drain_timeout`, `user`, `listeners`, `passive` and `tls`;
 //! - `backends.rs`: `backends`;
 //! - `roles.rs`: `roles`;
 //! - `users.rs`: `users`;
@@ -287,6 +287,7 @@ impl Checker<'_> {
         let workers = self.workers(raw.workers.as_ref(), &root.key("workers"));
         let drain_timeout =
             self.drain_timeout(raw.drain_timeout.as_ref(), &root.key("drain_timeout"));
+        let user = self.run_as(raw.user.as_deref(), &root.key("user"));
         // A `tls` section with a wrong type is there, just wrong.
         let have_tls = raw.tls.is_some() || self.is_broken(&root.key("tls"));
         let listeners = self.listeners(raw.listeners.as_deref(), &root.key("listeners"), have_tls);
@@ -323,6 +324,7 @@ impl Checker<'_> {
         Policy {
             workers,
             drain_timeout,
+            user,
             listeners,
             passive,
             backends,

@@ -1,4 +1,4 @@
-//! `workers`, `drain_timeout`, `listeners`, `passive` and `tls` (`load/listeners.rs`).
+//! `workers`, `drain_timeout`, `user`, `listeners`, `passive` and `tls` (`load/listeners.rs`).
 
 use super::*;
 

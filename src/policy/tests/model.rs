@@ -14,6 +14,7 @@ fn minimal_policy_builds_the_expected_model() {
     let expected = Policy {
         workers: Workers::Auto,
         drain_timeout: limits::DEFAULT_DRAIN_TIMEOUT_SECONDS,
+        user: limits::DEFAULT_RUN_AS.to_owned(),
         listeners: vec![Listener {
             address: addr("0.0.0.0:2121"),
             tls: TlsMode::None,

@@ -52,7 +52,7 @@ fn unknown_keys_are_refused_at_every_level() {
         (
             r#"{ "listener": [] }"#,
             "\"listener\"",
-            "listener: unknown field `listener`, expected one of `workers`, `drain_timeout`, `listeners`, \
+            "listener: unknown field `listener`, expected one of `workers`, `drain_timeout`, `user`, `listeners`, \
              `passive`, `tls`, `backends`, `roles`, `users`, `routing`, `defaults`, `audit`, \
              `access`",
         ),
@@ -263,7 +263,7 @@ fn an_unknown_key_hides_no_other_error() {
         [
             "6:35: roles.broken.allow[1]: \"FROBNICATE\" is not an FTP command ftpgate knows",
             "8:50: users.u.backend: no backend named \"nope\" in \"backends\" (defined: \"b\")",
-            "9:3: colour: unknown field `colour`, expected one of `workers`, `drain_timeout`, `listeners`, \
+            "9:3: colour: unknown field `colour`, expected one of `workers`, `drain_timeout`, `user`, `listeners`, \
              `passive`, `tls`, `backends`, `roles`, `users`, `routing`, `defaults`, `audit`, \
              `access`",
         ]
@@ -289,7 +289,7 @@ fn unknown_keys_at_every_level_and_validation_errors_in_one_run() {
         err_at(
             doc,
             "\"colour\"",
-            "colour: unknown field `colour`, expected one of `workers`, `drain_timeout`, `listeners`, \
+            "colour: unknown field `colour`, expected one of `workers`, `drain_timeout`, `user`, `listeners`, \
              `passive`, `tls`, `backends`, `roles`, `users`, `routing`, `defaults`, `audit`, \
              `access`",
         ),
