@@ -180,10 +180,14 @@ fn token(slot: usize, generation: u64, role: SocketRole) -> Token {
 impl Session {
     /// A session for a freshly accepted client. Registers the client socket and sends the
     /// greeting.
+    /// `client_addr` is the client's real address: the peer's, or for a connection through
+    /// a load balancer (`via`) the one its PROXY header named.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: String,
         mut stream: TcpStream,
         client_addr: SocketAddr,
+        via: Option<SocketAddr>,
         key: SessionKey,
         policy: Rc<Policy>,
         listener: ListenerConfig,
@@ -280,6 +284,7 @@ impl Session {
             ctx,
             &AuditRecord::SessionStart {
                 server: local_addr.to_string(),
+                via: via.map(|v| v.to_string()),
             },
         );
         session.apply(actions, ctx);
