@@ -238,6 +238,7 @@ impl Session {
                 (fsm, actions, false)
             }
         };
+        let balancers = policy.passive.proxy_from.clone();
         let mut session = Session {
             id,
             slot,
@@ -260,7 +261,7 @@ impl Session {
                 eof: false,
             },
             server: None,
-            data: data::DataFsm::new(client_addr.ip()),
+            data: data::DataFsm::new(client_addr.ip()).with_balancers(balancers),
             sockets: data_io::DataSockets::default(),
             deadlines: [None; TIMER_SLOTS],
             closing: None,
