@@ -665,6 +665,9 @@ impl Worker {
                 pending::Outcome::Refused { peer, detail } => {
                     self.refuse_proxied(peer, detail, now)
                 }
+                pending::Outcome::HealthCheck { peer } => {
+                    log::debug!("health check from balancer {peer}");
+                }
             }
         }
     }

@@ -4,7 +4,9 @@
 //! A connection from outside the listener's `proxy_from` is closed as it is accepted. One
 //! from a balancer is held here, registered for readability, until its header is complete
 //! (the session is then created with the client's real address, and the balancer's as
-//! `via`), malformed, or late ([`PROXY_HEADER_TIMEOUT_MS`]). Nothing is sent to it
+//! `via`), malformed, or late ([`PROXY_HEADER_TIMEOUT_MS`]); one the balancer closes
+//! before sending a byte is its TCP health check and is closed without a record. Nothing
+//! is sent to it
 //! meanwhile (no greeting before the header) and it is not counted as a session, so neither
 //! per-address limits nor bans ever apply to a balancer's own address.
 //!
@@ -62,6 +64,8 @@ pub enum Outcome {
     },
     /// Closed; `detail` says why, for the audit (from the balancer's address `peer`).
     Refused { peer: SocketAddr, detail: String },
+    /// The balancer closed without sending a byte: its TCP health check, nothing to record.
+    HealthCheck { peer: SocketAddr },
 }
 
 /// The pending connections of one worker.
@@ -177,8 +181,13 @@ impl Pending {
         ready.sort_unstable();
         ready.dedup();
         for index in ready {
-            if let Some(outcome) = self.look(index) {
-                outcomes.push(self.release(index, registry, outcome));
+            match self.look(index) {
+                None => {}
+                Some(Err((peer, detail))) if detail.is_empty() => {
+                    self.release(index, registry, Err((peer, detail)));
+                    outcomes.push(Outcome::HealthCheck { peer });
+                }
+                Some(outcome) => outcomes.push(self.release(index, registry, outcome)),
             }
         }
         while let Some(&(deadline, index, generation)) = self.order.front() {
@@ -234,9 +243,8 @@ impl Pending {
         let mut buf = [0u8; MAX_PROXY_HEADER_BYTES];
         let n = loop {
             match conn.stream.peek(&mut buf) {
-                Ok(0) => {
-                    return Some(Err((peer, "closed before a PROXY header".to_owned())));
-                }
+                // Closed before a byte: an empty detail says "health check".
+                Ok(0) => return Some(Err((peer, String::new()))),
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
