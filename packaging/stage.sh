@@ -73,7 +73,7 @@ chmod 0644 usr/share/man/man8/ftpgate.8.gz usr/share/man/man5/ftpgate.json.5.gz
 install -m 0644 "$pkg/debian/copyright" usr/share/doc/ftpgate/copyright
 # The audit event schema (JSON Schema), for SIEM engineers; ftpgate.json(5) documents it too.
 install -m 0644 "$top/etc/audit-schema.json" usr/share/doc/ftpgate/audit-schema.json
-install -m 0644 "$pkg"/examples/*.json "$pkg/examples/README" usr/share/doc/ftpgate/examples/
+install -m 0644 "$pkg"/examples/*.json "$pkg/examples/README" "$pkg/examples/haproxy.cfg" usr/share/doc/ftpgate/examples/
 
 if [ -n "${SOURCE_DATE_EPOCH:-}" ]; then
     find . -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
