@@ -77,7 +77,7 @@ install -m 0644 "$pkg/debian/copyright" usr/share/doc/ftpgate/copyright
 # The audit event schema (JSON Schema), for SIEM engineers; ftpgate.json(5) documents it too.
 install -m 0644 "$top/etc/audit-schema.json" usr/share/doc/ftpgate/audit-schema.json
 install -m 0644 "$pkg"/examples/*.json "$pkg/examples/README" "$pkg/examples/rsyslog-siem.conf" \
-    usr/share/doc/ftpgate/examples/
+    "$pkg/examples/haproxy.cfg" usr/share/doc/ftpgate/examples/
 
 if [ -n "${SOURCE_DATE_EPOCH:-}" ]; then
     find . -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +

@@ -28,6 +28,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub enum AuditRecord {
     SessionStart {
         server: String,
+        /// The load balancer the connection came through (PROXY protocol); `client` is
+        /// then the address its header named.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        via: Option<String>,
     },
     /// The user is in the envelope.
     Login {

@@ -14,6 +14,8 @@
 //! - [`filecopy`]: the `filecopy` audit mode's writer thread, copy names and retention.
 //! - [`counters`]: the session and failed-login counts shared by the worker processes.
 //! - [`siphash`]: the keyed hash of those counters' tables.
+//! - [`proxy_protocol`]: the PROXY protocol v1/v2 header parser (pure), for listeners
+//!   behind a load balancer.
 //! - [`os`]: the few calls into the operating system that need `unsafe`.
 //! - [`notify`]: readiness and reload notifications for systemd (`Type=notify`).
 //! - [`logging`]: the diagnostics on stderr, with sd-daemon priorities under journald.
@@ -29,6 +31,7 @@ pub mod notify;
 pub mod os;
 pub mod policy;
 pub mod privileges;
+pub mod proxy_protocol;
 pub mod reactor;
 pub mod services;
 pub mod session;

@@ -277,3 +277,26 @@ pub const MAX_PASSIVE_QUARANTINE: usize = 1024;
 /// with the listen addresses or the first reason a reload was refused). A longer one is cut
 /// by the kernel, which costs only the end of its status text.
 pub const MAX_NOTIFY_DATAGRAM: usize = 4096;
+/// Bytes of a PROXY protocol header ftpgate reads at most (`proxy_protocol`): a version 1
+/// line is at most 107 bytes; a version 2 header with IPv6 addresses is 52, and this leaves
+/// room for the TLVs balancers add (HAProxy's `proxy-v2-options`, a cloud balancer's
+/// connection id). A longer version 2 header is refused.
+pub const MAX_PROXY_HEADER_BYTES: usize = 536;
+/// Milliseconds a connection from a balancer may take to deliver its whole PROXY header
+/// (balancers send it at once, with or right after the connect); then it is closed.
+pub const PROXY_HEADER_TIMEOUT_MS: u64 = 5000;
+/// Connections of one worker that wait for their PROXY header at once (each holds a file
+/// descriptor and a small buffer, for at most [`PROXY_HEADER_TIMEOUT_MS`]); one more is
+/// closed at once.
+pub const MAX_PENDING_PROXY_HEADERS: usize = 1024;
+/// Connections to one passive port that come from a balancer (`passive.proxy_protocol`) and
+/// wait for their PROXY header at once; one more is refused.
+pub const MAX_PENDING_DATA_PROXY_HEADERS: usize = 4;
+/// PROXY protocol refusals (`policy_violation` of kind `proxy_protocol`: an address outside
+/// `proxy_from`, a missing or malformed header, no client in it) one worker records per
+/// second, sustained; beyond it they are refused all the same and only counted, and the
+/// count travels in the next one recorded. A flood of such connections costs the audit trail
+/// this many lines, not one per connection.
+pub const PROXY_REFUSALS_PER_SECOND: u64 = 5;
+/// Refusals recorded at once above that rate.
+pub const PROXY_REFUSAL_BURST: u64 = 20;

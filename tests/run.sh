@@ -24,6 +24,9 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [ -e /usr/share/zoneinfo/Europe/Berlin ] || missing+=(tzdata)
 # tests/prefix_mmdb.rs builds a MaxMind DB with mmdb-writer from PyPI, in a venv under target/.
 /usr/bin/python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+# haproxy sits in front of ftpgate in tests/proxy_protocol.rs (PROXY protocol v1 and v2), run
+# by the test in the foreground with a private configuration; its system service is not started.
+[ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 if ! /usr/bin/python3 -c 'import pyftpdlib' >/dev/null 2>&1; then
     missing+=(python3-pyftpdlib)
 fi
@@ -43,7 +46,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "run.sh: installing ${missing[*]}" >&2
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
     # Install without starting the packages' system services (a system vsftpd on port 21,
-    # a system rsyslogd on /dev/log): the tests run private instances of both.
+    # a system rsyslogd on /dev/log, a system haproxy): the tests run private instances.
     policy_rc=/usr/sbin/policy-rc.d
     created_policy_rc=0
     if [ ! -e "$policy_rc" ]; then

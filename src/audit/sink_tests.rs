@@ -52,6 +52,7 @@ fn emit(sink: &mut AuditSink, n: usize) {
             },
             &AuditRecord::SessionStart {
                 server: "127.0.0.1:21".to_owned(),
+                via: None,
             },
         );
     }

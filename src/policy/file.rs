@@ -185,6 +185,7 @@ pub(crate) struct ListenerFile {
     pub tls: Option<String>,
     pub require: Option<String>,
     pub proxy_protocol: Option<bool>,
+    pub proxy_from: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -192,6 +193,8 @@ pub(crate) struct ListenerFile {
 pub(crate) struct PassiveFile {
     pub ports: Option<String>,
     pub advertise: Option<String>,
+    pub proxy_protocol: Option<bool>,
+    pub proxy_from: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -243,15 +243,23 @@ pub struct Listener {
     pub require: TlsRequire,
     /// Expect a PROXY protocol v1/v2 header before the FTP greeting.
     pub proxy_protocol: bool,
+    /// The load balancers' addresses: the only ones a connection to a `proxy_protocol`
+    /// listener may come from (never empty when `proxy_protocol` is on).
+    pub proxy_from: Vec<Cidr>,
 }
 
 /// Passive data connections toward clients.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Passive {
     /// Inclusive range, `1024 <= first <= last`.
     pub ports: (u16, u16),
     /// The IPv4 address put in 227 replies (NAT); `None`: the address the client connected to.
     pub advertise: Option<IpAddr>,
+    /// Data connections also pass the load balancers (`passive.proxy_protocol`): a passive
+    /// data connection from one of these networks carries a PROXY header, and is the
+    /// client's only when the header's source is the client's real address. Empty: data
+    /// connections come from the clients themselves.
+    pub proxy_from: Vec<Cidr>,
 }
 
 /// A pool of backend servers.

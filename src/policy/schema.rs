@@ -83,8 +83,8 @@ static ACCESS: Section = section::<AccessFile>(&[
     ("allow_asns", Shape::List(Item::Plain)),
     ("deny_asns", Shape::List(Item::Plain)),
 ]);
-static LISTENER: Section = section::<ListenerFile>(&[]);
-static PASSIVE: Section = section::<PassiveFile>(&[]);
+static LISTENER: Section = section::<ListenerFile>(&[("proxy_from", Shape::List(Item::Plain))]);
+static PASSIVE: Section = section::<PassiveFile>(&[("proxy_from", Shape::List(Item::Plain))]);
 static TLS: Section = section::<TlsFile>(&[]);
 static BACKEND: Section = section::<BackendFile>(&[("servers", Shape::List(Item::Plain))]);
 static ROLE: Section = section::<RoleFile>(&[("allow", Shape::List(Item::Plain))]);
@@ -338,8 +338,9 @@ mod tests {
   "drain_timeout": 30,
   "user": "ftpgate",
   "listeners": [{ "address": "0.0.0.0:21", "tls": "none", "require": "none",
-                  "proxy_protocol": false }],
-  "passive": { "ports": "50000-50999", "advertise": "203.0.113.10" },
+                  "proxy_protocol": true, "proxy_from": ["10.0.0.5/32"] }],
+  "passive": { "ports": "50000-50999", "advertise": "203.0.113.10", "proxy_protocol": true,
+               "proxy_from": ["10.0.0.5/32"] },
   "tls": { "certificate": "/c.pem", "private_key": "/k.pem", "require": "none" },
   "backends": { "b": { "servers": ["10.0.0.1:21"], "balance": "round-robin", "tls": "explicit",
                        "source_address": "10.0.0.2", "ca_file": "/ca.pem",
@@ -444,7 +445,7 @@ mod tests {
         assert_eq!(keys_of::<RoleFile>(), ["allow"]);
         assert_eq!(
             keys_of::<PassiveFile>(),
-            ["ports", "advertise"],
+            ["ports", "advertise", "proxy_protocol", "proxy_from"],
             "in declaration order"
         );
         assert!(keys_of::<String>().is_empty());
@@ -483,7 +484,7 @@ mod tests {
                     "listeners[2].x".to_owned(),
                     Target::Key,
                     "listeners[2].x: unknown field `x`, expected one of `address`, `tls`, \
-                     `require`, `proxy_protocol`"
+                     `require`, `proxy_protocol`, `proxy_from`"
                 ),
                 (
                     "roles.r.allow[1]".to_owned(),

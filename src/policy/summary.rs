@@ -36,7 +36,8 @@ impl Policy {
                 write!(out, ", require {}", listener.require.name())?;
             }
             if listener.proxy_protocol {
-                write!(out, ", PROXY protocol")?;
+                let from: Vec<String> = listener.proxy_from.iter().map(|c| c.to_string()).collect();
+                write!(out, ", PROXY protocol from {}", from.join(" "))?;
             }
             writeln!(out)?;
         }
@@ -48,8 +49,19 @@ impl Policy {
             u32::from(last.saturating_sub(first)) + 1
         )?;
         match self.passive.advertise {
-            Some(ip) => writeln!(out, "{ip}")?,
-            None => writeln!(out, "the address each client connected to")?,
+            Some(ip) => write!(out, "{ip}")?,
+            None => write!(out, "the address each client connected to")?,
+        }
+        if self.passive.proxy_from.is_empty() {
+            writeln!(out)?;
+        } else {
+            let from: Vec<String> = self
+                .passive
+                .proxy_from
+                .iter()
+                .map(|c| c.to_string())
+                .collect();
+            writeln!(out, ", PROXY protocol from {}", from.join(" "))?;
         }
 
         if let Some(tls) = &self.tls {

@@ -6,6 +6,7 @@
 //! that finished. A session's slot is freed only after the event batch that closed it, so
 //! a late event in the same batch can never reach a new session in a reused slot.
 
+pub mod pending;
 pub mod pool;
 pub mod probes;
 pub mod timer;
@@ -37,8 +38,12 @@ use crate::services::rate::TokenBucket;
 use crate::services::sockets::bind_control_listener;
 use crate::services::token::{MAX_SLOTS, MAX_TOKEN, SessionToken};
 
-// The reactor's own tokens lie above every session token.
-const _: () = assert!(MAX_TOKEN < SPECIAL_BASE);
+// The reactor's own tokens lie above every session token: first the pending PROXY
+// connections', then the listeners' and the rest.
+const _: () = assert!(MAX_TOKEN < PENDING_BASE);
+const _: () = assert!(PENDING_BASE + pending::TOKENS <= SPECIAL_BASE);
+/// The first token of the connections that wait for their PROXY header.
+const PENDING_BASE: usize = MAX_TOKEN + 1;
 use crate::services::{ListenerConfig, SessionKey, WorkerCtx};
 use crate::session::{DriveOutcome, Session};
 use crate::tls::{TlsClient, TlsServer};
@@ -115,6 +120,8 @@ pub struct Worker {
     again: Vec<usize>,
     /// The `FEAT` probes of the backend pools (what `FEAT` advertises before login).
     probes: probes::Prober,
+    /// Connections to `proxy_protocol` listeners waiting for their PROXY header.
+    pending: pending::Pending,
 }
 
 /// The parts of the worker its sessions use, lent to one session at a time as a
@@ -178,6 +185,7 @@ impl Worker {
             listener_configs.push(ListenerConfig {
                 tls: listener.tls,
                 require: listener.require,
+                proxy_protocol: listener.proxy_protocol,
             });
             let inherited = config
                 .inherited
@@ -268,6 +276,7 @@ impl Worker {
             copy_waker,
             next_retention: Instant::now(),
             probes,
+            pending: pending::Pending::new(PENDING_BASE, Instant::now()),
         };
         worker.start_copier()?;
         Ok(worker)
@@ -370,6 +379,8 @@ impl Worker {
                     woken = true;
                 } else if token == COPY_TOKEN {
                     // Reports are read below, every turn.
+                } else if self.pending.on_ready(token) {
+                    // Looked at below, with the accepts.
                 } else if self.probes.owns(token) {
                     self.probes.on_ready(token, event);
                 } else if token.0 >= SPECIAL_BASE {
@@ -420,6 +431,7 @@ impl Worker {
                     }
                 }
             }
+            self.pending_headers(now, &mut touched);
             touched.sort_unstable();
             touched.dedup();
             let mut finished = Vec::new();
@@ -532,6 +544,10 @@ impl Worker {
             timeout = Some(timeout.map_or(tick, |t| t.min(tick)));
         }
         if let Some(tick) = self.services.audit.next_tick() {
+            timeout = Some(timeout.map_or(tick, |t| t.min(tick)));
+        }
+        if let Some(deadline) = self.pending.next_deadline() {
+            let tick = deadline.saturating_duration_since(now);
             timeout = Some(timeout.map_or(tick, |t| t.min(tick)));
         }
         if let Some(tick) = self.probes.next_timeout(now) {
@@ -741,6 +757,7 @@ impl Worker {
             self.listener_configs.push(ListenerConfig {
                 tls: listener.tls,
                 require: listener.require,
+                proxy_protocol: listener.proxy_protocol,
             });
             // Connections may wait in the backlog: try each listener once.
             self.accept_pending.push(true);
@@ -761,7 +778,24 @@ impl Worker {
                     let Some(listener) = self.listener_configs.get(index).copied() else {
                         return;
                     };
-                    if let Some(slot) = self.create_session(stream, peer, listener, now) {
+                    if let Some(trusted) = self.proxy_from(index, listener) {
+                        // SECURITY: only a balancer may say who the client is; anyone else
+                        // is closed before a byte is read or sent.
+                        if !trusted.iter().any(|c| c.contains(peer.ip())) {
+                            drop(stream);
+                            let detail = format!("connection from {peer}, not in proxy_from");
+                            self.refuse_proxied(peer, detail, now);
+                            continue;
+                        }
+                        let registry = self.poll.registry();
+                        if let Err(detail) =
+                            self.pending.hold(stream, peer, listener, registry, now)
+                        {
+                            self.refuse_proxied(peer, detail, now);
+                        }
+                        continue;
+                    }
+                    if let Some(slot) = self.create_session(stream, peer, None, listener, now) {
                         touched.push(slot);
                     }
                 }
@@ -786,10 +820,89 @@ impl Worker {
         // Work may be left on this listener: it stays pending and is tried next turn.
     }
 
+    /// The balancers of listener `index` when it takes the PROXY protocol: the current
+    /// policy's for the listener's address (fails closed, with none, when a reloaded policy
+    /// no longer names the address), else `None`.
+    fn proxy_from(&self, index: usize, listener: ListenerConfig) -> Option<&[crate::policy::Cidr]> {
+        let address = self.listeners.get(index)?.1;
+        match self.policy.listeners.iter().find(|l| l.address == address) {
+            Some(l) if l.proxy_protocol => Some(&l.proxy_from),
+            Some(_) => None,
+            None if listener.proxy_protocol => Some(&[]),
+            None => None,
+        }
+    }
+
+    /// The connections that wait for their PROXY header: sessions for those whose header
+    /// came, refusals for the rest. Dropped when the worker stops accepting.
+    fn pending_headers(&mut self, now: Instant, touched: &mut Vec<usize>) {
+        if self.stopping_since.is_some() {
+            if !self.pending.is_empty() {
+                self.pending.clear(self.poll.registry());
+            }
+            return;
+        }
+        for outcome in self.pending.progress(self.poll.registry(), now) {
+            match outcome {
+                pending::Outcome::Ready {
+                    stream,
+                    client,
+                    balancer,
+                    listener,
+                } => {
+                    if let Some(slot) =
+                        self.create_session(stream, client, Some(balancer), listener, now)
+                    {
+                        touched.push(slot);
+                    }
+                }
+                pending::Outcome::Refused { peer, detail } => {
+                    self.refuse_proxied(peer, detail, now)
+                }
+                pending::Outcome::HealthCheck { peer } => {
+                    log::debug!("health check from balancer {peer}");
+                }
+            }
+        }
+    }
+
+    /// Records a connection closed for the PROXY protocol, while the rate bound allows
+    /// (the rest are counted, and the count goes into the next record).
+    fn refuse_proxied(&mut self, peer: SocketAddr, detail: String, now: Instant) {
+        log::debug!("connection from {peer} closed: {detail}");
+        let Some(unrecorded) = self.pending.record_refusal(now) else {
+            return;
+        };
+        let detail = if unrecorded > 0 {
+            format!("{detail} ({unrecorded} more refused before this one, not recorded)")
+        } else {
+            detail
+        };
+        self.session_counter += 1;
+        let session = format!("{}-{:x}", self.session_prefix, self.session_counter);
+        let client = peer.to_string();
+        let context = crate::audit::AuditContext {
+            session: &session,
+            client: &client,
+            user: None,
+            user_hex: None,
+        };
+        self.services.audit.emit(
+            &context,
+            &crate::audit::AuditRecord::PolicyViolation {
+                kind: "proxy_protocol",
+                detail,
+            },
+        );
+    }
+
+    /// `via`: the balancer the connection came through (`peer` is then the client's real
+    /// address, from its PROXY header).
     fn create_session(
         &mut self,
         stream: mio::net::TcpStream,
         peer: SocketAddr,
+        via: Option<SocketAddr>,
         listener: ListenerConfig,
         now: Instant,
     ) -> Option<usize> {
@@ -814,6 +927,7 @@ impl Worker {
             id,
             stream,
             peer,
+            via,
             SessionKey { slot, generation },
             Rc::clone(&self.policy),
             listener,

@@ -63,4 +63,7 @@ pub struct SessionKey {
 pub struct ListenerConfig {
     pub tls: crate::policy::TlsMode,
     pub require: crate::policy::TlsRequire,
+    /// Connections carry a PROXY header first (the balancers are the policy's
+    /// `proxy_from` for this listener's address).
+    pub proxy_protocol: bool,
 }

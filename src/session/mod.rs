@@ -180,10 +180,14 @@ fn token(slot: usize, generation: u64, role: SocketRole) -> Token {
 impl Session {
     /// A session for a freshly accepted client. Registers the client socket and sends the
     /// greeting.
+    /// `client_addr` is the client's real address: the peer's, or for a connection through
+    /// a load balancer (`via`) the one its PROXY header named.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: String,
         mut stream: TcpStream,
         client_addr: SocketAddr,
+        via: Option<SocketAddr>,
         key: SessionKey,
         policy: Rc<Policy>,
         listener: ListenerConfig,
@@ -234,6 +238,7 @@ impl Session {
                 (fsm, actions, false)
             }
         };
+        let balancers = policy.passive.proxy_from.clone();
         let mut session = Session {
             id,
             slot,
@@ -256,7 +261,7 @@ impl Session {
                 eof: false,
             },
             server: None,
-            data: data::DataFsm::new(client_addr.ip()),
+            data: data::DataFsm::new(client_addr.ip()).with_balancers(balancers),
             sockets: data_io::DataSockets::default(),
             deadlines: [None; TIMER_SLOTS],
             closing: None,
@@ -280,6 +285,7 @@ impl Session {
             ctx,
             &AuditRecord::SessionStart {
                 server: local_addr.to_string(),
+                via: via.map(|v| v.to_string()),
             },
         );
         session.apply(actions, ctx);

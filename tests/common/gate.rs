@@ -33,6 +33,8 @@ pub struct FtpgateBuilder {
     /// FTPS: the main listener explicit (AUTH TLS), a second one implicit, with a test
     /// certificate generated for the run.
     ftps: bool,
+    /// Keys added to the main listener's entry (e.g. `proxy_protocol`, `proxy_from`).
+    listener: serde_json::Map<String, Value>,
 }
 
 impl Default for FtpgateBuilder {
@@ -46,6 +48,7 @@ impl Default for FtpgateBuilder {
             settings: Vec::new(),
             ipv6: false,
             ftps: false,
+            listener: serde_json::Map::new(),
         }
     }
 }
@@ -97,6 +100,12 @@ impl FtpgateBuilder {
     }
 
     /// Worker processes (1: the gateway runs in one process, no supervisor).
+    /// Sets `key` in the main listener's entry, e.g. `.listener("proxy_protocol", json!(true))`.
+    pub fn listener(mut self, key: &str, value: Value) -> Self {
+        self.listener.insert(key.to_owned(), value);
+        self
+    }
+
     pub fn workers(mut self, workers: u32) -> Self {
         self.workers = workers;
         self
@@ -124,9 +133,11 @@ impl FtpgateBuilder {
             users.insert(name.clone(), json!({ "role": role, "backend": backend }));
         }
         let (login, idle, session) = self.timeouts;
+        let mut listener = self.listener.clone();
+        listener.insert("address".to_owned(), json!(listen.to_string()));
         let mut policy = json!({
             "workers": self.workers,
-            "listeners": [ { "address": listen.to_string() } ],
+            "listeners": [ listener ],
             "passive": { "ports": format!("{}-{}", passive.0, passive.1), "advertise": "127.0.0.1" },
             "backends": backends,
             "roles": roles,

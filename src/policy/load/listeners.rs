@@ -12,7 +12,7 @@ use crate::limits::{
 };
 use crate::policy::file::{ListenerFile, Object, PassiveFile, Scalar, TlsFile};
 use crate::policy::locate::JsonPath;
-use crate::policy::{Listener, Passive, TlsMode, TlsPolicy, TlsRequire, Workers};
+use crate::policy::{Cidr, Listener, Passive, TlsMode, TlsPolicy, TlsRequire, Workers};
 
 use super::checker::Checker;
 
@@ -140,14 +140,54 @@ impl Checker<'_> {
                 );
             }
             seen.entry(address).or_insert(i);
+            let proxy_protocol = listener.proxy_protocol.unwrap_or(false);
+            let proxy_from = self.proxy_from(
+                proxy_protocol,
+                listener.proxy_from.as_deref(),
+                &path,
+                "the load balancers' addresses, e.g. [\"10.0.0.5/32\"]",
+            );
             listeners.push(Listener {
                 address,
                 tls: tls.unwrap_or_default(),
                 require: require.unwrap_or_default(),
-                proxy_protocol: listener.proxy_protocol.unwrap_or(false),
+                proxy_protocol,
+                proxy_from,
             });
         }
         listeners
+    }
+
+    /// `proxy_from` of an object whose `proxy_protocol` is `on`: required and not empty
+    /// then (SECURITY: a header from anyone would let anyone claim any address), refused
+    /// otherwise (it would do nothing).
+    fn proxy_from(
+        &mut self,
+        on: bool,
+        raw: Option<&[String]>,
+        path: &JsonPath,
+        example: &str,
+    ) -> Vec<Cidr> {
+        let key = path.key("proxy_from");
+        match (on, raw) {
+            (true, None) => {
+                self.bad(
+                    &path.key("proxy_protocol"),
+                    format!("needs \"proxy_from\": {example}"),
+                );
+                Vec::new()
+            }
+            (true, Some([])) => {
+                self.bad(&key, format!("must name at least one network: {example}"));
+                Vec::new()
+            }
+            (true, Some(list)) => self.cidrs(Some(list), &key),
+            (false, Some(_)) => {
+                self.bad_key(&key, "only applies with \"proxy_protocol\": true");
+                Vec::new()
+            }
+            (false, None) => Vec::new(),
+        }
     }
 
     pub(super) fn ports_against_listeners(&mut self, passive: &Passive, listeners: &[Listener]) {
@@ -183,13 +223,37 @@ impl Checker<'_> {
         }
     }
 
-    pub(super) fn passive(&mut self, raw: Option<&PassiveFile>, path: &JsonPath) -> Passive {
+    /// `listeners`: the validated listeners, whose balancers `passive.proxy_protocol`
+    /// trusts when `passive.proxy_from` names none.
+    pub(super) fn passive(
+        &mut self,
+        raw: Option<&PassiveFile>,
+        path: &JsonPath,
+        listeners: &[Listener],
+    ) -> Passive {
         let mut passive = Passive {
             ports: DEFAULT_PASSIVE_PORTS,
             advertise: None,
+            proxy_from: Vec::new(),
         };
         let Some(raw) = raw else {
             return passive;
+        };
+        let proxy_protocol = raw.proxy_protocol.unwrap_or(false);
+        let balancers: Vec<Cidr> = listeners
+            .iter()
+            .flat_map(|l| l.proxy_from.iter().copied())
+            .collect();
+        passive.proxy_from = match (proxy_protocol, raw.proxy_from.as_deref()) {
+            // The control listeners' balancers carry the data connections too.
+            (true, None) if !balancers.is_empty() => balancers,
+            (on, list) => self.proxy_from(
+                on,
+                list,
+                path,
+                "the balancers that forward the passive ports (none of the listeners has \
+                 \"proxy_protocol\" to borrow them from)",
+            ),
         };
         if let Some(text) = &raw.ports {
             if let Some(ports) = self.port_range(text, &path.key("ports")) {

@@ -262,12 +262,6 @@ fn unsupported_yet(raw: &PolicyFile) -> Vec<Unsupported> {
         found.push(Unsupported { path, target, hint });
     };
 
-    for (i, Object(listener)) in raw.listeners.iter().flatten().enumerate() {
-        let path = root.key("listeners").index(i);
-        if listener.proxy_protocol == Some(true) {
-            add(path.key("proxy_protocol"), Target::Value, "; remove it");
-        }
-    }
     if let Some(Object(routing)) = &raw.routing {
         if routing.user_at_host == Some(true) {
             add(
@@ -291,7 +285,11 @@ impl Checker<'_> {
         // A `tls` section with a wrong type is there, just wrong.
         let have_tls = raw.tls.is_some() || self.is_broken(&root.key("tls"));
         let listeners = self.listeners(raw.listeners.as_deref(), &root.key("listeners"), have_tls);
-        let passive = self.passive(raw.passive.as_ref().map(|o| &o.0), &root.key("passive"));
+        let passive = self.passive(
+            raw.passive.as_ref().map(|o| &o.0),
+            &root.key("passive"),
+            &listeners,
+        );
         let tls = raw
             .tls
             .as_ref()

@@ -221,7 +221,8 @@ fn tls_section_and_listener_tls() {
         "{ \"listeners\": [{ \"address\": \"0.0.0.0:21\" }]",
         r#"{ "tls": { "certificate": "/etc/c.pem", "private_key": "/etc/k.pem", "require": "login" },
             "listeners": [{ "address": "0.0.0.0:21", "tls": "explicit", "require": "all" },
-                          { "address": "0.0.0.0:990", "tls": "implicit", "proxy_protocol": true }]"#,
+                          { "address": "0.0.0.0:990", "tls": "implicit", "proxy_protocol": true,
+                            "proxy_from": ["10.0.0.5", "10.1.0.0/16"] }]"#,
         1,
     );
     let (policy, messages) = validate(&doc);
@@ -244,7 +245,8 @@ fn tls_section_and_listener_tls() {
         "{summary}"
     );
     assert!(
-        summary.contains("  0.0.0.0:990 tls implicit, PROXY protocol\n"),
+        summary
+            .contains("  0.0.0.0:990 tls implicit, PROXY protocol from 10.0.0.5/32 10.1.0.0/16\n"),
         "{summary}"
     );
     assert!(summary.contains("tls: certificate /etc/c.pem, key /etc/k.pem, require login\n"));
@@ -271,5 +273,96 @@ fn tls_section_and_listener_tls() {
     assert_eq!(
         validate(&doc).1,
         ["listeners[0].tls: \"implicit\" needs the \"tls\" section (certificate and private_key)"]
+    );
+}
+
+#[test]
+fn proxy_protocol_needs_the_balancers() {
+    let proxy = r#"{ "address": "0.0.0.0:2121", "proxy_protocol": true }"#;
+    expect_one(
+        LISTENER,
+        proxy,
+        "true",
+        "listeners[0].proxy_protocol: needs \"proxy_from\": the load balancers' addresses, \
+         e.g. [\"10.0.0.5/32\"]",
+    );
+    expect_one(
+        LISTENER,
+        r#"{ "address": "0.0.0.0:2121", "proxy_protocol": true, "proxy_from": [] }"#,
+        "[]",
+        "listeners[0].proxy_from: must name at least one network: the load balancers' \
+         addresses, e.g. [\"10.0.0.5/32\"]",
+    );
+    expect_one(
+        LISTENER,
+        r#"{ "address": "0.0.0.0:2121", "proxy_protocol": true, "proxy_from": ["10.0.0.300"] }"#,
+        "\"10.0.0.300\"",
+        "listeners[0].proxy_from[0]: \"10.0.0.300\" is not an address or network (e.g. \
+         \"198.51.100.0/24\", \"2001:db8::/32\", \"192.0.2.7\")",
+    );
+    expect_one(
+        LISTENER,
+        r#"{ "address": "0.0.0.0:2121", "proxy_from": ["10.0.0.5"] }"#,
+        "\"proxy_from\"",
+        "listeners[0].proxy_from: only applies with \"proxy_protocol\": true",
+    );
+    expect_one(
+        LISTENER,
+        r#"{ "address": "0.0.0.0:2121", "proxy_protocol": "on" }"#,
+        "\"on\"",
+        "listeners[0].proxy_protocol: invalid type: string \"on\", expected a boolean",
+    );
+
+    // Passive data connections through the balancers: their own list, or the listeners'.
+    let doc = minimal_with(r#""passive": { "proxy_protocol": true }"#);
+    assert_eq!(
+        errors(&doc),
+        [err_at(
+            &doc,
+            "true",
+            "passive.proxy_protocol: needs \"proxy_from\": the balancers that forward the \
+             passive ports (none of the listeners has \"proxy_protocol\" to borrow them from)"
+        )]
+    );
+    let doc = minimal_with(r#""passive": { "proxy_from": ["10.0.0.5"] }"#);
+    assert_eq!(
+        errors(&doc),
+        [err_at(
+            &doc,
+            "\"proxy_from\"",
+            "passive.proxy_from: only applies with \"proxy_protocol\": true"
+        )]
+    );
+    let proxied = MINIMAL.replace(
+        LISTENER,
+        r#"{ "address": "0.0.0.0:2121", "proxy_protocol": true, "proxy_from": ["10.0.0.5"] },
+           { "address": "0.0.0.0:2122", "proxy_protocol": true, "proxy_from": ["10.0.0.6/31"] }"#,
+    );
+    let body = proxied.strip_suffix("\n}").expect("ends with }");
+    let policy = parse(&format!(
+        "{body},\n\"passive\": {{ \"proxy_protocol\": true }}\n}}"
+    ));
+    let cidr = |t: &str| t.parse::<crate::policy::Cidr>().unwrap();
+    assert_eq!(policy.listeners[0].proxy_from, [cidr("10.0.0.5")]);
+    assert_eq!(
+        policy.passive.proxy_from,
+        [cidr("10.0.0.5"), cidr("10.0.0.6/31")],
+        "the listeners' balancers"
+    );
+    let policy = parse(&format!(
+        "{body},\n\"passive\": {{ \"proxy_protocol\": true, \"proxy_from\": [\"10.9.0.0/16\"] }}\n}}"
+    ));
+    assert_eq!(policy.passive.proxy_from, [cidr("10.9.0.0/16")], "its own");
+    assert!(
+        policy
+            .summary()
+            .contains("the address each client connected to, PROXY protocol from 10.9.0.0/16\n"),
+        "{}",
+        policy.summary()
+    );
+    let policy = parse(&proxied);
+    assert!(
+        policy.passive.proxy_from.is_empty(),
+        "data from the clients by default"
     );
 }

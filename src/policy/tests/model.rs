@@ -20,10 +20,12 @@ fn minimal_policy_builds_the_expected_model() {
             tls: TlsMode::None,
             require: TlsRequire::None,
             proxy_protocol: false,
+            proxy_from: Vec::new(),
         }],
         passive: Passive {
             ports: limits::DEFAULT_PASSIVE_PORTS,
             advertise: None,
+            proxy_from: Vec::new(),
         },
         backends: BTreeMap::from([(
             "files".to_owned(),

@@ -60,12 +60,13 @@ fn unknown_keys_are_refused_at_every_level() {
             r#"{ "listeners": [{ "address": "0.0.0.0:21", "tsl": "none" }] }"#,
             "\"tsl\"",
             "listeners[0].tsl: unknown field `tsl`, expected one of `address`, `tls`, \
-             `require`, `proxy_protocol`",
+             `require`, `proxy_protocol`, `proxy_from`",
         ),
         (
             r#"{ "passive": { "port": "50000-50999" } }"#,
             "\"port\"",
-            "passive.port: unknown field `port`, expected `ports` or `advertise`",
+            "passive.port: unknown field `port`, expected one of `ports`, `advertise`, \
+             `proxy_protocol`, `proxy_from`",
         ),
         (
             r#"{ "tls": { "cert": "/c.pem" } }"#,
@@ -297,7 +298,7 @@ fn unknown_keys_at_every_level_and_validation_errors_in_one_run() {
             doc,
             "\"tsl\"",
             "listeners[0].tsl: unknown field `tsl`, expected one of `address`, `tls`, \
-             `require`, `proxy_protocol`",
+             `require`, `proxy_protocol`, `proxy_from`",
         ),
         err_at(
             doc,

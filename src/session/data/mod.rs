@@ -29,7 +29,7 @@ use crate::audit::AuditRecord;
 use crate::limits::{
     DEFAULT_CONNECT_TIMEOUT, FILECOPY_RESULT_TIMEOUT, MAX_THEFT_EVENTS_PER_SESSION,
 };
-use crate::policy::TlsSessionReuse;
+use crate::policy::{Cidr, TlsSessionReuse};
 use crate::session::admission::{self, DataTlsFacts, DataTlsVerdict};
 use crate::session::control::{Direction, Event, RelayReport, Side};
 
@@ -237,6 +237,9 @@ pub enum Acceptance {
     /// Not the client's address: closed at once; recorded while the per-session bound
     /// allows ([`MAX_THEFT_EVENTS_PER_SESSION`]), counted always.
     Refuse(Option<Box<AuditRecord>>),
+    /// From a load balancer (`passive.proxy_protocol`): the shell reads the connection's
+    /// PROXY header and reports it with [`DataFsm::on_proxied`], which decides.
+    ReadHeader,
 }
 
 /// The data-channel machine.
@@ -248,6 +251,9 @@ pub struct DataFsm {
     client_ip: IpAddr,
     /// Connections from other addresses to this session's passive ports (refused).
     theft_attempts: u32,
+    /// The balancers a passive data connection may come through, with a PROXY header
+    /// naming the client (`passive.proxy_from`; empty: data connections come directly).
+    balancers: Vec<Cidr>,
 }
 
 /// The address a 227/229 reply names for a passive port of ftpgate's listening on
@@ -270,7 +276,15 @@ impl DataFsm {
             state: State::Idle,
             client_ip,
             theft_attempts: 0,
+            balancers: Vec::new(),
         }
+    }
+
+    /// Passive data connections from these networks carry a PROXY header
+    /// (`passive.proxy_protocol`).
+    pub fn with_balancers(mut self, balancers: Vec<Cidr>) -> DataFsm {
+        self.balancers = balancers;
+        self
     }
 
     #[cfg(test)]
@@ -295,20 +309,49 @@ impl DataFsm {
         }
     }
 
-    /// SECURITY: port theft. Only the client's own address may connect to a passive port.
+    /// SECURITY: port theft. Only the client's own address may connect to a passive port,
+    /// directly or, with `passive.proxy_protocol`, through a balancer whose PROXY header
+    /// names that address ([`DataFsm::on_proxied`]).
     pub fn on_accepted(&mut self, peer: SocketAddr) -> Acceptance {
+        // A balancer's connection is judged by its header, never by the balancer's own
+        // address (which may be anyone's way in).
+        if self.balancers.iter().any(|c| c.contains(peer.ip())) {
+            return Acceptance::ReadHeader;
+        }
         if admission::data_source_allowed(peer.ip(), self.client_ip) {
             return Acceptance::Take;
         }
+        self.refuse("port_theft", format!("data connection from {peer}"))
+    }
+
+    /// The PROXY header of a passive data connection from balancer `via`: the client
+    /// address it named, or why there is none (malformed, LOCAL, too late).
+    pub fn on_proxied(
+        &mut self,
+        via: SocketAddr,
+        header: Result<SocketAddr, String>,
+    ) -> Acceptance {
+        match header {
+            Ok(source) if admission::data_source_allowed(source.ip(), self.client_ip) => {
+                Acceptance::Take
+            }
+            Ok(source) => self.refuse(
+                "port_theft",
+                format!("data connection from {source} via {via}"),
+            ),
+            Err(why) => self.refuse(
+                "proxy_protocol",
+                format!("data connection via {via}: {why}"),
+            ),
+        }
+    }
+
+    /// A refused data connection: recorded one by one up to a bound, then only counted (in
+    /// session_end): an intruder cannot fill the audit trail.
+    fn refuse(&mut self, kind: &'static str, detail: String) -> Acceptance {
         self.theft_attempts = self.theft_attempts.saturating_add(1);
-        // Recorded one by one up to a bound, then only counted (in session_end): an
-        // intruder cannot fill the audit trail.
-        let record = (self.theft_attempts <= MAX_THEFT_EVENTS_PER_SESSION).then(|| {
-            Box::new(AuditRecord::PolicyViolation {
-                kind: "port_theft",
-                detail: format!("data connection from {peer}"),
-            })
-        });
+        let record = (self.theft_attempts <= MAX_THEFT_EVENTS_PER_SESSION)
+            .then(|| Box::new(AuditRecord::PolicyViolation { kind, detail }));
         Acceptance::Refuse(record)
     }
 

@@ -151,6 +151,78 @@ fn a_connection_from_another_address_is_refused_and_recorded_up_to_the_bound() {
     assert_eq!(m.on_accepted(addr(CLIENT, 40002)), Acceptance::Take);
 }
 
+/// `passive.proxy_protocol`: a connection from a balancer is judged by its PROXY header,
+/// the client's real address the only one accepted; other peers as without balancers.
+#[test]
+fn through_a_balancer_the_header_must_name_the_client() {
+    let balancer = addr(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 5)), 33000);
+    let with_balancers = || {
+        let mut m = fsm().with_balancers(vec!["10.0.0.0/29".parse().unwrap()]);
+        assert_eq!(m.on(Input::OpenPassive), vec![Output::OpenListener]);
+        let advertised = addr(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)), 50000);
+        m.on(Input::ListenerOpened(advertised));
+        m
+    };
+    let mut m = with_balancers();
+    assert_eq!(m.on_accepted(balancer), Acceptance::ReadHeader);
+    // The header names someone else: theft through the balancer, recorded as such.
+    let thief = addr(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)), 40001);
+    match m.on_proxied(balancer, Ok(thief)) {
+        Acceptance::Refuse(Some(record)) => assert_eq!(
+            *record,
+            AuditRecord::PolicyViolation {
+                kind: "port_theft",
+                detail: "data connection from 203.0.113.9:40001 via 10.0.0.5:33000".to_owned()
+            }
+        ),
+        other => panic!("{other:?}"),
+    }
+    // A malformed header, LOCAL, too late: refused under the same bound.
+    match m.on_proxied(balancer, Err("malformed PROXY v1 line".to_owned())) {
+        Acceptance::Refuse(Some(record)) => assert_eq!(
+            *record,
+            AuditRecord::PolicyViolation {
+                kind: "proxy_protocol",
+                detail: "data connection via 10.0.0.5:33000: malformed PROXY v1 line".to_owned()
+            }
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(m.theft_attempts(), 2);
+    for _ in 2..MAX_THEFT_EVENTS_PER_SESSION {
+        assert!(matches!(
+            m.on_proxied(balancer, Ok(thief)),
+            Acceptance::Refuse(Some(_))
+        ));
+    }
+    assert_eq!(
+        m.on_proxied(balancer, Err("late".to_owned())),
+        Acceptance::Refuse(None),
+        "beyond the bound: counted only"
+    );
+    // The client's real address in the header: its connection, and the transfer goes on.
+    assert_eq!(
+        m.on_proxied(balancer, Ok(addr(CLIENT, 40000))),
+        Acceptance::Take
+    );
+    assert_eq!(
+        m.on(Input::ClientUp { protected: false }),
+        vec![Output::Control(Event::ClientDataConnected)]
+    );
+
+    // The client straight to the port is still the client; a stranger straight is a thief.
+    let mut m = with_balancers();
+    assert_eq!(m.on_accepted(addr(CLIENT, 40000)), Acceptance::Take);
+    let mut m = with_balancers();
+    assert!(matches!(m.on_accepted(thief), Acceptance::Refuse(Some(_))));
+    // Without balancers the balancer's address is a stranger like any other.
+    let mut m = listening();
+    assert!(matches!(
+        m.on_accepted(balancer),
+        Acceptance::Refuse(Some(_))
+    ));
+}
+
 #[test]
 fn the_client_on_ipv4_mapped_ipv6_is_the_client() {
     let mut m = DataFsm::new(CLIENT);
