@@ -10,7 +10,7 @@ use crate::limits::MAX_PREFIX_TABLE_BYTES;
 use crate::policy::access::{AccessRules, GeoTable, parse_asn, parse_country};
 use crate::policy::file::{AccessFile, RoutingFile, Scalar, UserFile};
 use crate::policy::locate::JsonPath;
-use crate::policy::{Backend, Routing};
+use crate::policy::{Backend, Routing, User};
 
 use super::ReadFile;
 use super::checker::Checker;
@@ -244,5 +244,23 @@ impl Checker<'_> {
             routing.targets.insert(target.clone(), backend.clone());
         }
         routing
+    }
+
+    /// With `USER name@target` on, a user name with an `@` would be ambiguous (`bob@corp`:
+    /// the user `bob@corp`, or `bob` routed to `corp`?): refused.
+    pub(super) fn users_against_routing(
+        &mut self,
+        users: &BTreeMap<String, User>,
+        routing: &Routing,
+    ) {
+        if !routing.user_at_host {
+            return;
+        }
+        for name in users.keys().filter(|n| n.contains('@')) {
+            self.bad_key(
+                &JsonPath::root().key("users").key(name),
+                "a user name cannot contain '@' while routing.user_at_host is on (USER name@target)",
+            );
+        }
     }
 }

@@ -268,15 +268,6 @@ fn unsupported_yet(raw: &PolicyFile) -> Vec<Unsupported> {
             add(path.key("proxy_protocol"), Target::Value, "; remove it");
         }
     }
-    if let Some(Object(routing)) = &raw.routing {
-        if routing.user_at_host == Some(true) {
-            add(
-                root.key("routing").key("user_at_host"),
-                Target::Value,
-                "; remove it",
-            );
-        }
-    }
     found
 }
 
@@ -313,6 +304,7 @@ impl Checker<'_> {
         };
         let users = self.users(raw, &defaults, have_table);
         let routing = self.routing(raw.routing.as_ref().map(|o| &o.0), &backends);
+        self.users_against_routing(&users, &routing);
         let audit = self.audit(raw.audit.as_ref().map(|o| &o.0), &root.key("audit"));
 
         self.ports_against_listeners(&passive, &listeners);

@@ -99,21 +99,6 @@ fn every_unsupported_key_is_refused_on_its_own() {
             "{errors:?} vs {line}:{column}: {message}"
         );
     }
-
-    let top_level: &[(&str, &str, &str)] = &[(
-        r#""routing": { "user_at_host": true }"#,
-        "true",
-        "routing.user_at_host",
-    )];
-    for &(extra, needle, key) in top_level {
-        let doc = minimal_with(extra);
-        let (line, column) = at(&doc, needle);
-        let expected =
-            format!("{line}:{column}: {key} is not supported by this version of ftpgate yet");
-        let errors = errors(&doc);
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(errors[0].starts_with(&expected), "{errors:?} vs {expected}");
-    }
 }
 
 #[test]
