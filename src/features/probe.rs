@@ -1,15 +1,21 @@
-//! The `FEAT` probe of one backend server: a small state machine, events in, actions out.
+//! The probe of one backend server: a small state machine, events in, actions out. It is
+//! both the `FEAT` probe (what ftpgate may advertise before login) and the pool's health
+//! check; a [`ProbePlan`] says which parts a conversation has.
 //!
-//! connect, read the greeting (`220`, after any `120`), send `FEAT`, read its answer, send
-//! `QUIT`, wait for the `221` (or the close), close. Every step has a deadline of
-//! [`FEATURE_PROBE_STEP_TIMEOUT`] seconds; the whole conversation reads at most
-//! [`MAX_FEATURE_PROBE_BYTES`] and every reply goes through the bounded
-//! [`ReplyParser`]. The machine does no I/O and reads no clock: the reactor's glue
-//! (`reactor::probes`) feeds it socket events and `now`, and performs its actions.
+//! connect, read the greeting (`220`, after any `120`), send `FEAT` and read its answer
+//! (when the plan asks), send `AUTH TLS` and complete the TLS handshake (when the plan asks:
+//! a health check of an explicit-TLS pool), send `QUIT`, wait for the `221` (or the close),
+//! close. Every step has the plan's deadline; the whole conversation reads at most
+//! [`MAX_FEATURE_PROBE_BYTES`] and every reply goes through the bounded [`ReplyParser`].
+//! The machine does no I/O and reads no clock: the reactor's glue (`reactor::probes`) feeds
+//! it socket events and `now`, and performs its actions.
 //!
-//! The result ([`ProbeAction::Finished`]) is given once, as soon as it is known: after the
-//! `FEAT` answer (then `QUIT` goes out, and the machine asks to close once it is answered),
-//! or at the first failure (then it asks to close at once).
+//! Two results, each given once, as soon as it is known: the `FEAT` answer
+//! ([`ProbeAction::Finished`], only when the plan asks for `FEAT`) and the health verdict
+//! ([`ProbeAction::Healthy`]: the server greeted, and where asked completed TLS). At the
+//! first failure the results not given yet are given as errors and the machine asks to
+//! close at once; once both are known, `QUIT` goes out and the machine asks to close once it
+//! is answered.
 
 use std::fmt;
 use std::io;
@@ -21,6 +27,28 @@ use crate::ftp::line::{Framed, LineFramer, TelnetFilter};
 use crate::ftp::reply::{Reply, ReplyError, ReplyParser};
 use crate::limits::{FEATURE_PROBE_STEP_TIMEOUT, MAX_FEATURE_PROBE_BYTES, MAX_REPLY_LINE};
 
+/// What one conversation does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbePlan {
+    /// Ask for `FEAT` after the greeting.
+    pub feat: bool,
+    /// Then `AUTH TLS` and the handshake (a health check of an explicit-TLS pool).
+    pub auth_tls: bool,
+    /// Each step's deadline.
+    pub step_timeout: Duration,
+}
+
+impl ProbePlan {
+    /// The `FEAT` probe alone, with [`FEATURE_PROBE_STEP_TIMEOUT`].
+    pub fn feat_only() -> ProbePlan {
+        ProbePlan {
+            feat: true,
+            auth_tls: false,
+            step_timeout: Duration::from_secs(FEATURE_PROBE_STEP_TIMEOUT),
+        }
+    }
+}
+
 /// The step a probe is in (or failed in).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProbeStep {
@@ -31,7 +59,11 @@ pub enum ProbeStep {
     Greeting,
     /// Waiting for the answer to `FEAT`.
     Feat,
-    /// Waiting for the answer to `QUIT` (the result is already known).
+    /// Waiting for the answer to `AUTH TLS`.
+    Auth,
+    /// The TLS handshake after `AUTH TLS`.
+    Handshake,
+    /// Waiting for the answer to `QUIT` (the results are already known).
     Quit,
 }
 
@@ -41,6 +73,8 @@ impl fmt::Display for ProbeStep {
             ProbeStep::Connect => "connect",
             ProbeStep::Greeting => "greeting",
             ProbeStep::Feat => "FEAT",
+            ProbeStep::Auth => "AUTH TLS",
+            ProbeStep::Handshake => "TLS handshake",
             ProbeStep::Quit => "QUIT",
         })
     }
@@ -52,7 +86,7 @@ pub enum ProbeError {
     /// The step's deadline passed.
     Timeout(ProbeStep),
     /// The server answered with this code (a greeting other than 220, a FEAT answer that is
-    /// neither 2xx nor 500/502).
+    /// neither 2xx nor 500/502, an `AUTH TLS` answer other than 234).
     Refused { step: ProbeStep, code: u16 },
     /// Bytes that are not an FTP reply.
     Garbage(ProbeStep),
@@ -86,9 +120,11 @@ pub enum ProbeEvent<'a> {
     Connected,
     /// Bytes read from the server (plaintext, after TLS where there is TLS).
     Received(&'a [u8]),
+    /// The TLS handshake asked for with [`ProbeAction::StartTls`] completed.
+    TlsEstablished,
     /// The server closed its side.
     Eof,
-    /// A read, write or the connect failed.
+    /// A read, write or the connect failed (a TLS error included).
     Failed(&'a io::Error),
     /// The deadline ([`FeatProbe::deadline`]) passed.
     Deadline,
@@ -99,9 +135,16 @@ pub enum ProbeEvent<'a> {
 pub enum ProbeAction {
     /// Queue these bytes toward the server.
     Send(&'static [u8]),
-    /// The probe's result: the server's features as it sent them (not yet filtered), or
-    /// why there are none. Given exactly once.
+    /// The `FEAT` result: the server's features as it sent them (not yet filtered), or why
+    /// there are none. Given exactly once, only when the plan asks for `FEAT`.
     Finished(Result<Vec<Feature>, ProbeError>),
+    /// The health verdict: the server greeted with 220 and (where the plan asks) completed
+    /// TLS, or why not. Given exactly once. A `FEAT` that is refused does not make a server
+    /// unhealthy: it answered.
+    Healthy(Result<(), ProbeError>),
+    /// Start TLS on the connection now (after the server's 234), then report
+    /// [`ProbeEvent::TlsEstablished`] once the handshake is done.
+    StartTls,
     /// Close the connection (after sending what is queued, where the socket takes it).
     Close,
 }
@@ -111,6 +154,8 @@ enum ProbeState {
     Connecting,
     AwaitGreeting,
     AwaitFeat,
+    AwaitAuth,
+    Handshaking,
     AwaitQuit,
     Closed,
 }
@@ -121,6 +166,8 @@ impl ProbeState {
             ProbeState::Connecting => ProbeStep::Connect,
             ProbeState::AwaitGreeting => ProbeStep::Greeting,
             ProbeState::AwaitFeat => ProbeStep::Feat,
+            ProbeState::AwaitAuth => ProbeStep::Auth,
+            ProbeState::Handshaking => ProbeStep::Handshake,
             ProbeState::AwaitQuit | ProbeState::Closed => ProbeStep::Quit,
         }
     }
@@ -129,8 +176,13 @@ impl ProbeState {
 /// The probe of one server, from the connect to the close.
 #[derive(Debug)]
 pub struct FeatProbe {
+    plan: ProbePlan,
     state: ProbeState,
     deadline: Instant,
+    /// The `FEAT` result is owed (the plan asks for it and it was not given yet).
+    feat_owed: bool,
+    /// The health verdict is owed.
+    health_owed: bool,
     telnet: TelnetFilter,
     framer: LineFramer,
     parser: ReplyParser,
@@ -140,16 +192,20 @@ pub struct FeatProbe {
     received: usize,
 }
 
-fn step_timeout() -> Duration {
-    Duration::from_secs(FEATURE_PROBE_STEP_TIMEOUT)
-}
-
 impl FeatProbe {
-    /// A probe whose connect was started at `now`.
+    /// A `FEAT` probe ([`ProbePlan::feat_only`]) whose connect was started at `now`.
     pub fn new(now: Instant) -> FeatProbe {
+        FeatProbe::with_plan(ProbePlan::feat_only(), now)
+    }
+
+    /// A probe doing what `plan` says, whose connect was started at `now`.
+    pub fn with_plan(plan: ProbePlan, now: Instant) -> FeatProbe {
         FeatProbe {
+            plan,
             state: ProbeState::Connecting,
-            deadline: now + step_timeout(),
+            deadline: now + plan.step_timeout,
+            feat_owed: plan.feat,
+            health_owed: true,
             telnet: TelnetFilter::new(),
             framer: LineFramer::new(MAX_REPLY_LINE),
             parser: ReplyParser::new(),
@@ -173,6 +229,11 @@ impl FeatProbe {
         self.state == ProbeState::Connecting
     }
 
+    /// True while the TLS handshake after `AUTH TLS` is awaited.
+    pub fn is_handshaking(&self) -> bool {
+        self.state == ProbeState::Handshaking
+    }
+
     /// Feeds one event; returns what to do.
     pub fn on_event(&mut self, event: ProbeEvent, now: Instant) -> Vec<ProbeAction> {
         let mut out = Vec::new();
@@ -183,6 +244,10 @@ impl FeatProbe {
                 self.enter(ProbeState::AwaitGreeting, now)
             }
             (_, ProbeEvent::Connected) => {}
+            (ProbeState::Handshaking, ProbeEvent::TlsEstablished) => {
+                self.healthy_then_quit(now, &mut out)
+            }
+            (_, ProbeEvent::TlsEstablished) => {}
             (state, ProbeEvent::Received(bytes)) => {
                 if state == ProbeState::Connecting {
                     // Bytes can only come over a connected socket.
@@ -211,7 +276,7 @@ impl FeatProbe {
 
     fn enter(&mut self, state: ProbeState, now: Instant) {
         self.state = state;
-        self.deadline = now + step_timeout();
+        self.deadline = now + self.plan.step_timeout;
     }
 
     fn close(&mut self, out: &mut Vec<ProbeAction>) {
@@ -220,12 +285,33 @@ impl FeatProbe {
         out.push(ProbeAction::Close);
     }
 
-    /// Reports `error` (before the result is known) and closes; after it, only closes.
+    /// Reports `error` for the results still owed, and closes.
     fn fail(&mut self, error: ProbeError, out: &mut Vec<ProbeAction>) {
-        if self.state != ProbeState::AwaitQuit {
-            out.push(ProbeAction::Finished(Err(error)));
+        if std::mem::take(&mut self.feat_owed) {
+            out.push(ProbeAction::Finished(Err(error.clone())));
+        }
+        if std::mem::take(&mut self.health_owed) {
+            out.push(ProbeAction::Healthy(Err(error)));
         }
         self.close(out);
+    }
+
+    /// After the greeting and `FEAT`: `AUTH TLS` where the plan asks, else the verdict.
+    fn after_feat(&mut self, now: Instant, out: &mut Vec<ProbeAction>) {
+        if self.plan.auth_tls {
+            out.push(ProbeAction::Send(b"AUTH TLS\r\n"));
+            self.enter(ProbeState::AwaitAuth, now);
+        } else {
+            self.healthy_then_quit(now, out);
+        }
+    }
+
+    fn healthy_then_quit(&mut self, now: Instant, out: &mut Vec<ProbeAction>) {
+        if std::mem::take(&mut self.health_owed) {
+            out.push(ProbeAction::Healthy(Ok(())));
+        }
+        out.push(ProbeAction::Send(b"QUIT\r\n"));
+        self.enter(ProbeState::AwaitQuit, now);
     }
 
     fn on_bytes(&mut self, bytes: &[u8], now: Instant, out: &mut Vec<ProbeAction>) {
@@ -281,8 +367,12 @@ impl FeatProbe {
         }
         match self.state {
             ProbeState::AwaitGreeting if reply.code == codes::SERVICE_READY => {
-                out.push(ProbeAction::Send(b"FEAT\r\n"));
-                self.enter(ProbeState::AwaitFeat, now);
+                if self.plan.feat {
+                    out.push(ProbeAction::Send(b"FEAT\r\n"));
+                    self.enter(ProbeState::AwaitFeat, now);
+                } else {
+                    self.after_feat(now, out);
+                }
             }
             ProbeState::AwaitGreeting => self.fail(
                 ProbeError::Refused {
@@ -296,12 +386,30 @@ impl FeatProbe {
                     step: ProbeStep::Feat,
                     code: reply.code,
                 });
+                self.feat_owed = false;
                 out.push(ProbeAction::Finished(result));
+                self.after_feat(now, out);
+            }
+            ProbeState::AwaitAuth if reply.code == codes::AUTH_OK => {
+                // Nothing the server sent after its 234 is read as plaintext.
+                self.pending.clear();
+                out.push(ProbeAction::StartTls);
+                self.enter(ProbeState::Handshaking, now);
+            }
+            ProbeState::AwaitAuth => {
+                if std::mem::take(&mut self.health_owed) {
+                    out.push(ProbeAction::Healthy(Err(ProbeError::Refused {
+                        step: ProbeStep::Auth,
+                        code: reply.code,
+                    })));
+                }
                 out.push(ProbeAction::Send(b"QUIT\r\n"));
                 self.enter(ProbeState::AwaitQuit, now);
             }
             ProbeState::AwaitQuit => self.close(out),
-            ProbeState::Connecting | ProbeState::Closed => {}
+            // Bytes before the handshake is done are no reply (the glue reads TLS records
+            // from the 234 on, and plaintext only once the handshake is over).
+            ProbeState::Handshaking | ProbeState::Connecting | ProbeState::Closed => {}
         }
     }
 }
@@ -309,6 +417,10 @@ impl FeatProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn step_timeout() -> Duration {
+        Duration::from_secs(FEATURE_PROBE_STEP_TIMEOUT)
+    }
 
     fn features(lines: &[&str]) -> Vec<Feature> {
         lines
@@ -361,6 +473,7 @@ mod tests {
                     "REST STREAM",
                     "AUTH TLS",
                 ]))),
+                ProbeAction::Healthy(Ok(())),
                 ProbeAction::Send(b"QUIT\r\n"),
             ]
         );
@@ -408,6 +521,7 @@ mod tests {
                 actions,
                 vec![
                     ProbeAction::Finished(Ok(Vec::new())),
+                    ProbeAction::Healthy(Ok(())),
                     ProbeAction::Send(b"QUIT\r\n")
                 ]
             );
@@ -434,6 +548,10 @@ mod tests {
                     step: ProbeStep::Greeting,
                     code: 421
                 })),
+                ProbeAction::Healthy(Err(ProbeError::Refused {
+                    step: ProbeStep::Greeting,
+                    code: 421
+                })),
                 ProbeAction::Close
             ]
         );
@@ -449,6 +567,7 @@ mod tests {
                     step: ProbeStep::Feat,
                     code: 530
                 })),
+                ProbeAction::Healthy(Ok(())),
                 ProbeAction::Send(b"QUIT\r\n")
             ]
         );
@@ -465,6 +584,7 @@ mod tests {
             p.on_event(ProbeEvent::Deadline, late),
             vec![
                 ProbeAction::Finished(Err(ProbeError::Timeout(ProbeStep::Connect))),
+                ProbeAction::Healthy(Err(ProbeError::Timeout(ProbeStep::Connect))),
                 ProbeAction::Close
             ]
         );
@@ -501,6 +621,7 @@ mod tests {
             p.on_event(ProbeEvent::Received(b"SSH-2.0-OpenSSH_9.2\r\n"), t0),
             vec![
                 ProbeAction::Finished(Err(ProbeError::Garbage(ProbeStep::Greeting))),
+                ProbeAction::Healthy(Err(ProbeError::Garbage(ProbeStep::Greeting))),
                 ProbeAction::Close
             ]
         );
@@ -518,6 +639,7 @@ mod tests {
             p.on_event(ProbeEvent::Eof, t0),
             vec![
                 ProbeAction::Finished(Err(ProbeError::Closed(ProbeStep::Feat))),
+                ProbeAction::Healthy(Err(ProbeError::Closed(ProbeStep::Feat))),
                 ProbeAction::Close
             ]
         );
@@ -562,6 +684,7 @@ mod tests {
             actions,
             vec![
                 ProbeAction::Finished(Err(ProbeError::Oversize(ProbeStep::Feat))),
+                ProbeAction::Healthy(Err(ProbeError::Oversize(ProbeStep::Feat))),
                 ProbeAction::Close
             ]
         );
@@ -591,5 +714,142 @@ mod tests {
             actions.first(),
             Some(&ProbeAction::Finished(Ok(features(&["UTF8"]))))
         );
+    }
+
+    fn health(auth_tls: bool) -> ProbePlan {
+        ProbePlan {
+            feat: false,
+            auth_tls,
+            step_timeout: Duration::from_secs(3),
+        }
+    }
+
+    #[test]
+    fn a_health_check_is_the_greeting_then_quit() {
+        let t0 = Instant::now();
+        let mut p = FeatProbe::with_plan(health(false), t0);
+        assert_eq!(p.deadline(), Some(t0 + Duration::from_secs(3)));
+        p.on_event(ProbeEvent::Connected, t0);
+        assert_eq!(
+            p.on_event(ProbeEvent::Received(b"220 hi\r\n"), t0),
+            vec![ProbeAction::Healthy(Ok(())), ProbeAction::Send(b"QUIT\r\n")],
+            "no FEAT asked"
+        );
+        assert_eq!(
+            p.on_event(ProbeEvent::Received(b"221 bye\r\n"), t0),
+            vec![ProbeAction::Close]
+        );
+        // A refused connect: unhealthy, no FEAT result owed.
+        let mut p = FeatProbe::with_plan(health(false), t0);
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        let actions = p.on_event(ProbeEvent::Failed(&refused), t0);
+        assert!(matches!(
+            actions.as_slice(),
+            [
+                ProbeAction::Healthy(Err(ProbeError::Io {
+                    step: ProbeStep::Connect,
+                    ..
+                })),
+                ProbeAction::Close
+            ]
+        ));
+        // 421 (too many users, shutting down): unhealthy.
+        let mut p = FeatProbe::with_plan(health(false), t0);
+        p.on_event(ProbeEvent::Connected, t0);
+        assert_eq!(
+            p.on_event(ProbeEvent::Received(b"421 bye\r\n"), t0),
+            vec![
+                ProbeAction::Healthy(Err(ProbeError::Refused {
+                    step: ProbeStep::Greeting,
+                    code: 421
+                })),
+                ProbeAction::Close
+            ]
+        );
+    }
+
+    #[test]
+    fn an_explicit_tls_health_check_completes_the_handshake() {
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_secs(1);
+        let mut p = FeatProbe::with_plan(
+            ProbePlan {
+                feat: true,
+                ..health(true)
+            },
+            t0,
+        );
+        p.on_event(ProbeEvent::Connected, t0);
+        assert_eq!(
+            p.on_event(ProbeEvent::Received(b"220 hi\r\n"), t0),
+            vec![ProbeAction::Send(b"FEAT\r\n")]
+        );
+        assert_eq!(
+            p.on_event(ProbeEvent::Received(b"211 none\r\n"), t0),
+            vec![
+                ProbeAction::Finished(Ok(Vec::new())),
+                ProbeAction::Send(b"AUTH TLS\r\n")
+            ],
+            "FEAT in plaintext first, then the upgrade"
+        );
+        assert_eq!(
+            p.on_event(ProbeEvent::Received(b"234 go\r\n"), t1),
+            vec![ProbeAction::StartTls]
+        );
+        assert!(p.is_handshaking());
+        assert_eq!(p.deadline(), Some(t1 + Duration::from_secs(3)));
+        assert_eq!(
+            p.on_event(ProbeEvent::TlsEstablished, t1),
+            vec![ProbeAction::Healthy(Ok(())), ProbeAction::Send(b"QUIT\r\n")]
+        );
+        // The handshake never completes: unhealthy at its deadline.
+        let mut p = FeatProbe::with_plan(health(true), t0);
+        p.on_event(ProbeEvent::Connected, t0);
+        assert_eq!(
+            p.on_event(ProbeEvent::Received(b"220 hi\r\n"), t0),
+            vec![ProbeAction::Send(b"AUTH TLS\r\n")]
+        );
+        p.on_event(ProbeEvent::Received(b"234 go\r\n"), t0);
+        assert_eq!(
+            p.on_event(ProbeEvent::Deadline, t0 + Duration::from_secs(3)),
+            vec![
+                ProbeAction::Healthy(Err(ProbeError::Timeout(ProbeStep::Handshake))),
+                ProbeAction::Close
+            ]
+        );
+        // A certificate the pool does not trust: the TLS error is the verdict.
+        let mut p = FeatProbe::with_plan(health(true), t0);
+        p.on_event(ProbeEvent::Connected, t0);
+        p.on_event(ProbeEvent::Received(b"220 hi\r\n"), t0);
+        p.on_event(ProbeEvent::Received(b"234 go\r\n"), t0);
+        let bad = io::Error::new(io::ErrorKind::InvalidData, "invalid peer certificate");
+        let actions = p.on_event(ProbeEvent::Failed(&bad), t0);
+        assert!(matches!(
+            actions.as_slice(),
+            [
+                ProbeAction::Healthy(Err(ProbeError::Io {
+                    step: ProbeStep::Handshake,
+                    ..
+                })),
+                ProbeAction::Close
+            ]
+        ));
+        // AUTH TLS refused: unhealthy, a polite QUIT.
+        let mut p = FeatProbe::with_plan(health(true), t0);
+        p.on_event(ProbeEvent::Connected, t0);
+        p.on_event(ProbeEvent::Received(b"220 hi\r\n"), t0);
+        assert_eq!(
+            p.on_event(ProbeEvent::Received(b"530 no TLS here\r\n"), t0),
+            vec![
+                ProbeAction::Healthy(Err(ProbeError::Refused {
+                    step: ProbeStep::Auth,
+                    code: 530
+                })),
+                ProbeAction::Send(b"QUIT\r\n")
+            ]
+        );
+        // A stray TlsEstablished outside the handshake is ignored.
+        let mut p = FeatProbe::with_plan(health(true), t0);
+        assert!(p.on_event(ProbeEvent::TlsEstablished, t0).is_empty());
     }
 }
