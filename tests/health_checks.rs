@@ -109,7 +109,7 @@ fn a_server_that_dies_is_ejected_and_comes_back_after_it_restarts() {
     let second = Vsftpd::start();
     let gate = gate(&[first.addr(), second.addr()], "first-available", 1, 1);
     session(&gate, "anonymous");
-    let events = gate.wait_audit(WAIT, |ev| login_servers(ev).len() >= 1);
+    let events = gate.wait_audit(WAIT, |ev| !login_servers(ev).is_empty());
     assert_eq!(login_servers(&events), vec![first.addr().to_string()]);
 
     first.kill();
