@@ -40,6 +40,13 @@ pub enum AuditRecord {
         role: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         backend: Option<String>,
+        /// The server of the pool the session connected to (`ip:port`); absent when no
+        /// backend was contacted.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        server: Option<String>,
+        /// The routing target of `USER name@target` (`routing.user_at_host`), as given.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<&'static str>,
     },

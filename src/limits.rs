@@ -108,8 +108,19 @@ pub const DEFAULT_SESSION_TIMEOUT: u64 = 900;
 pub const DEFAULT_FAILED_LOGIN_DELAY_MS: u32 = 3000;
 /// Longest failed-login delay the policy accepts (a minute).
 pub const MAX_FAILED_LOGIN_DELAY_MS: u32 = 60_000;
-/// Seconds a backend server that refused a connection stays out of its pool.
+/// Seconds a backend server that failed (a session's connect, greeting or TLS toward it,
+/// or a health check) stays out of its pool the first time; each further failure in a row
+/// doubles it, up to [`BACKEND_BACKOFF_MAX_SECONDS`]. A successful health check or login
+/// brings the server back at once.
 pub const BACKEND_DOWN_SECONDS: u64 = 30;
+/// The longest a failing backend server stays out of its pool before sessions try it again
+/// (five minutes), however often it failed.
+pub const BACKEND_BACKOFF_MAX_SECONDS: u64 = 300;
+/// Seconds between two health checks of a pool's servers (`backends.NAME.health_check`).
+pub const DEFAULT_HEALTH_CHECK_INTERVAL: u64 = 10;
+/// Seconds each step of a health check (connect, greeting, `AUTH TLS`, TLS handshake) may
+/// take before the server counts as failed.
+pub const DEFAULT_HEALTH_CHECK_TIMEOUT: u64 = 3;
 /// Seconds a backend may take to answer a command before the session is closed with 421.
 pub const DEFAULT_BACKEND_REPLY_TIMEOUT: u64 = 60;
 

@@ -6,6 +6,13 @@
 //! ([`probe`]) and advertises before login what **every** pool offers: the intersection of the
 //! pools' sets, a pool not learned yet counting as the conservative [`STATIC_FEATURES`].
 //!
+//! The same connections are the pools' active health checks (`backends.NAME.health_check`):
+//! a round of a pool with health checks comes every `interval` seconds, connects to each
+//! server in turn, waits for the 220 greeting and, toward a TLS pool, completes the TLS
+//! handshake (implicit: at connect; explicit: after `AUTH TLS`); it asks for `FEAT` only
+//! when the feature schedule says so. The reactor's glue hands each health verdict to the
+//! worker's `services::backends::BackendBook`.
+//!
 //! This module owns the pure part: parsing a `FEAT` reply into [`Feature`]s, keeping only the
 //! extensions ftpgate relays ([`RELAYED_FEATURES`], never one of the control machine's
 //! `FILTERED_FEATURES`), the intersection (fact lists such as `MLST type*;size*;` are
@@ -24,10 +31,10 @@ use crate::ftp::reply::Reply;
 use crate::limits::{
     FEATURE_PROBE_INTERVAL, FEATURE_PROBE_RETRY, MAX_FEATURE_LINE, MAX_FEATURES, MAX_PROBED_POOLS,
 };
-use crate::policy::{Policy, TlsMode};
+use crate::policy::{HealthCheck, Policy, TlsMode};
 use crate::session::control::FILTERED_FEATURES;
 
-pub use probe::{FeatProbe, ProbeAction, ProbeError, ProbeEvent, ProbeStep};
+pub use probe::{FeatProbe, ProbeAction, ProbeError, ProbeEvent, ProbePlan, ProbeStep};
 
 /// The backend features advertised before login for a pool whose `FEAT` is not known (not
 /// probed yet, never answered, or beyond [`MAX_PROBED_POOLS`]): what ftpgate advertised for
@@ -203,10 +210,15 @@ struct ServerFeatures {
 enum Round {
     /// The next round starts at this instant.
     Waiting(Instant),
-    /// A probe of `servers[server]` is out; `failed`: a server of this round did not answer.
-    Probing { server: usize, failed: bool },
-    /// Beyond [`MAX_PROBED_POOLS`], or `feature_probe: false`: never probed, always the
-    /// static list.
+    /// A probe of `servers[server]` is out; `feat`: this round asks for `FEAT`; `failed`:
+    /// a server of this round did not answer it.
+    Probing {
+        server: usize,
+        feat: bool,
+        failed: bool,
+    },
+    /// Beyond [`MAX_PROBED_POOLS`], or `feature_probe` and `health_check` both off: never
+    /// probed, always the static list.
     Never,
 }
 
@@ -218,6 +230,10 @@ struct PoolFeatures {
     source: Option<IpAddr>,
     servers: Vec<ServerFeatures>,
     round: Round,
+    feature_probe: bool,
+    health: Option<HealthCheck>,
+    /// When the next round asks for `FEAT`.
+    feat_due: Instant,
 }
 
 impl PoolFeatures {
@@ -243,8 +259,13 @@ pub struct ProbeTarget {
     pub addr: SocketAddr,
     pub source: Option<IpAddr>,
     /// `Implicit`: TLS from the first byte. `Explicit` pools are probed in plain text,
-    /// before `AUTH` (FEAT is public, RFC 2389 allows it before login).
+    /// before `AUTH` (FEAT is public, RFC 2389 allows it before login), then upgraded with
+    /// `AUTH TLS` when the probe is a health check.
     pub tls: TlsMode,
+    /// What the conversation does: `FEAT` or not, `AUTH TLS` or not, each step's deadline.
+    pub plan: ProbePlan,
+    /// The verdict feeds the backend book (the pool has health checks).
+    pub health: bool,
 }
 
 /// Every pool's learned features and probe schedule, and the lines ftpgate advertises before
@@ -278,11 +299,16 @@ impl FeatureBook {
                         learned: None,
                     })
                     .collect(),
-                round: if i < MAX_PROBED_POOLS && backend.feature_probe {
+                round: if i < MAX_PROBED_POOLS
+                    && (backend.feature_probe || backend.health_check.is_some())
+                {
                     Round::Waiting(now)
                 } else {
                     Round::Never
                 },
+                feature_probe: backend.feature_probe,
+                health: backend.health_check,
+                feat_due: now,
             })
             .collect();
         let mut book = FeatureBook {
@@ -320,8 +346,13 @@ impl FeatureBook {
                     .zip(&pool.servers)
                     .all(|(a, b)| a.addr == b.addr);
             if let (Round::Waiting(_), Round::Waiting(at)) = (pool.round, previous.round) {
-                if same_servers && previous.source == pool.source {
+                if same_servers
+                    && previous.source == pool.source
+                    && previous.health == pool.health
+                    && previous.feature_probe == pool.feature_probe
+                {
                     pool.round = Round::Waiting(at);
+                    pool.feat_due = previous.feat_due;
                 }
             }
         }
@@ -352,6 +383,7 @@ impl FeatureBook {
                 }
                 pool.round = Round::Probing {
                     server: 0,
+                    feat: pool.feature_probe && pool.feat_due <= now,
                     failed: false,
                 };
                 targets.extend(self.target(i));
@@ -360,41 +392,67 @@ impl FeatureBook {
         targets
     }
 
-    /// Records the result of the probe out for `pool` (its current server) and returns the
-    /// next server of the round to probe, if any. `Ok` carries the server's features as it
-    /// sent them; `Err` keeps what it said last time.
+    /// Records the `FEAT` result of the probe out for `pool` (its current server) and
+    /// returns the next server of the round to probe, if any. `Ok` carries the server's
+    /// features as it sent them; `Err` keeps what it said last time.
     pub fn finish(
         &mut self,
         pool: usize,
         result: Result<Vec<Feature>, ProbeError>,
         now: Instant,
     ) -> Option<ProbeTarget> {
+        self.finish_probe(pool, Some(result), now)
+    }
+
+    /// Records the end of the probe out for `pool`: `features` is its `FEAT` result when
+    /// the round asked for one (`None` otherwise, or for a health check that did not ask).
+    pub fn finish_probe(
+        &mut self,
+        pool: usize,
+        features: Option<Result<Vec<Feature>, ProbeError>>,
+        now: Instant,
+    ) -> Option<ProbeTarget> {
         let entry = self.pools.get_mut(pool)?;
-        let Round::Probing { server, failed } = entry.round else {
+        let Round::Probing {
+            server,
+            feat,
+            failed,
+        } = entry.round
+        else {
             return None;
         };
-        let failed = match result {
-            Ok(features) => {
+        let failed = match features {
+            Some(Ok(features)) if feat => {
                 if let Some(s) = entry.servers.get_mut(server) {
                     s.learned = Some(advertised(features));
                 }
                 failed
             }
-            Err(_) => true,
+            Some(Err(_)) if feat => true,
+            _ => failed,
         };
         let next = server + 1;
         entry.round = if next < entry.servers.len() {
             Round::Probing {
                 server: next,
+                feat,
                 failed,
             }
         } else {
-            let wait = if failed {
-                FEATURE_PROBE_RETRY
-            } else {
-                FEATURE_PROBE_INTERVAL
-            };
-            Round::Waiting(now + Duration::from_secs(wait))
+            if feat {
+                let wait = if failed {
+                    FEATURE_PROBE_RETRY
+                } else {
+                    FEATURE_PROBE_INTERVAL
+                };
+                entry.feat_due = now + Duration::from_secs(wait);
+            }
+            let health = entry.health.map(|h| now + Duration::from_secs(h.interval));
+            let feat_due = entry.feature_probe.then_some(entry.feat_due);
+            match health.into_iter().chain(feat_due).min() {
+                Some(at) => Round::Waiting(at),
+                None => Round::Never,
+            }
         };
         self.refresh();
         self.target(pool)
@@ -403,16 +461,29 @@ impl FeatureBook {
     /// The probe `pool`'s round wants now, if it is probing.
     fn target(&self, pool: usize) -> Option<ProbeTarget> {
         let entry = self.pools.get(pool)?;
-        let Round::Probing { server, .. } = entry.round else {
+        let Round::Probing { server, feat, .. } = entry.round else {
             return None;
         };
         let addr = entry.servers.get(server)?.addr;
+        let plan = match entry.health {
+            Some(check) => ProbePlan {
+                feat,
+                auth_tls: entry.tls == TlsMode::Explicit,
+                step_timeout: Duration::from_secs(check.timeout),
+            },
+            None => ProbePlan {
+                feat,
+                ..ProbePlan::feat_only()
+            },
+        };
         Some(ProbeTarget {
             pool,
             name: entry.name.clone(),
             addr,
             source: entry.source,
             tls: entry.tls,
+            plan,
+            health: entry.health.is_some(),
         })
     }
 

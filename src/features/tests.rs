@@ -185,8 +185,9 @@ fn intersection_keeps_what_both_offer_and_the_common_facts() {
 const TWO_POOLS: &str = r#"{
   "listeners": [ { "address": "127.0.0.1:2121" } ],
   "backends": {
-    "a": { "servers": ["127.0.0.1:2001", "127.0.0.1:2002"], "source_address": "127.0.0.1" },
-    "b": { "servers": ["127.0.0.1:2003"], "tls": "implicit" }
+    "a": { "servers": ["127.0.0.1:2001", "127.0.0.1:2002"], "source_address": "127.0.0.1",
+           "health_check": false },
+    "b": { "servers": ["127.0.0.1:2003"], "tls": "implicit", "health_check": false }
   },
   "roles": { "r": { "allow": ["LIST"] } },
   "users": { "u": { "role": "r", "backend": "a" }, "v": { "role": "r", "backend": "b" } }
@@ -219,6 +220,8 @@ fn a_pool_not_learned_counts_as_the_static_list() {
                 addr: addr(2001),
                 source: Some("127.0.0.1".parse().expect("ip")),
                 tls: TlsMode::None,
+                plan: ProbePlan::feat_only(),
+                health: false,
             },
             ProbeTarget {
                 pool: 1,
@@ -226,6 +229,8 @@ fn a_pool_not_learned_counts_as_the_static_list() {
                 addr: addr(2003),
                 source: None,
                 tls: TlsMode::Implicit,
+                plan: ProbePlan::feat_only(),
+                health: false,
             },
         ],
         "one probe per pool, its first server"
@@ -489,4 +494,71 @@ fn the_listeners_fit_below_the_probe_tokens() {
             .any(|e| e.message.contains("at most 2048 listeners")),
         "{errors:?}"
     );
+}
+
+#[test]
+fn health_check_rounds_come_every_interval_and_ask_for_feat_on_its_schedule() {
+    let t0 = Instant::now();
+    let text = TWO_POOLS
+        .replace(
+            r#""source_address": "127.0.0.1",
+           "health_check": false"#,
+            r#""source_address": "127.0.0.1",
+           "health_check": { "interval": 7, "timeout": 2 }"#,
+        )
+        .replace(
+            r#""tls": "implicit", "health_check": false"#,
+            r#""tls": "explicit", "feature_probe": false"#,
+        );
+    let mut b = book(&text, t0);
+    let targets = b.start_due(t0);
+    assert_eq!(targets.len(), 2);
+    let step = Duration::from_secs(2);
+    assert_eq!(
+        targets[0].plan,
+        ProbePlan {
+            feat: true,
+            auth_tls: false,
+            step_timeout: step
+        }
+    );
+    assert!(targets[0].health);
+    let step3 = Duration::from_secs(crate::limits::DEFAULT_HEALTH_CHECK_TIMEOUT);
+    assert_eq!(
+        targets[1].plan,
+        ProbePlan {
+            feat: false,
+            auth_tls: true,
+            step_timeout: step3
+        },
+        "explicit TLS pool: AUTH TLS, no FEAT (its probe is off)"
+    );
+    // Pool a's round: FEAT learned, the next round a health interval later, without FEAT.
+    let next = b.finish_probe(0, Some(Ok(set(PYFTPDLIB))), t0);
+    assert_eq!(next.as_ref().map(|t| t.addr), Some(addr(2002)));
+    assert_eq!(b.finish_probe(0, Some(Ok(set(PYFTPDLIB))), t0), None);
+    assert_eq!(b.finish_probe(1, None, t0), None);
+    assert_eq!(b.next_round(), Some(t0 + Duration::from_secs(7)));
+    let t1 = t0 + Duration::from_secs(7);
+    let due = b.start_due(t1);
+    assert_eq!(due.len(), 1, "pool b checks every 10 s (the default)");
+    assert!(!due[0].plan.feat, "FEAT waits for its own interval");
+    b.finish_probe(0, None, t1);
+    b.finish_probe(0, None, t1);
+    assert!(
+        b.is_learned(0),
+        "a round without FEAT keeps what was learned"
+    );
+    // Once the FEAT interval is over, a health round asks for FEAT again.
+    let late = t0 + Duration::from_secs(FEATURE_PROBE_INTERVAL);
+    let due = b.start_due(late);
+    assert!(due[0].plan.feat);
+    assert!(!due[1].plan.feat);
+    // Health and FEAT both off: never probed.
+    let off = TWO_POOLS.replace(
+        r#""tls": "implicit", "health_check": false"#,
+        r#""tls": "implicit", "health_check": false, "feature_probe": false"#,
+    );
+    let mut b = book(&off, t0);
+    assert_eq!(b.start_due(t0).len(), 1, "pool a only");
 }

@@ -218,6 +218,47 @@ pub(crate) struct BackendFile {
     pub client_key: Option<String>,
     pub server_name: Option<String>,
     pub feature_probe: Option<bool>,
+    pub health_check: Option<HealthCheckFile>,
+}
+
+/// `backends.NAME.health_check`: `false` (off), `true` (the defaults) or
+/// `{ "interval": 10, "timeout": 3 }`.
+#[derive(Debug)]
+pub(crate) enum HealthCheckFile {
+    Toggle(bool),
+    Settings(HealthSettingsFile),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HealthSettingsFile {
+    pub interval: Option<Scalar>,
+    pub timeout: Option<Scalar>,
+}
+
+impl<'de> Deserialize<'de> for HealthCheckFile {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct HealthVisitor;
+
+        impl<'de> Visitor<'de> for HealthVisitor {
+            type Value = HealthCheckFile;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("false, true or an object with interval and timeout")
+            }
+
+            fn visit_bool<E: de::Error>(self, on: bool) -> Result<HealthCheckFile, E> {
+                Ok(HealthCheckFile::Toggle(on))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<HealthCheckFile, A::Error> {
+                HealthSettingsFile::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(HealthCheckFile::Settings)
+            }
+        }
+
+        deserializer.deserialize_any(HealthVisitor)
+    }
 }
 
 #[derive(Debug, Deserialize)]

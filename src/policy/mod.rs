@@ -184,6 +184,10 @@ pub enum Balance {
     #[default]
     RoundRobin,
     FirstAvailable,
+    /// The same server for the same user name while it is healthy (rendezvous hashing of
+    /// the name over the pool's healthy servers), so an interrupted upload can be resumed
+    /// with `REST` on the server that holds its first part.
+    Sticky,
 }
 
 impl Balance {
@@ -191,6 +195,7 @@ impl Balance {
     pub const SPELLINGS: &'static [(&'static str, Balance)] = &[
         ("round-robin", Balance::RoundRobin),
         ("first-available", Balance::FirstAvailable),
+        ("sticky", Balance::Sticky),
     ];
 
     /// The policy file's spelling.
@@ -277,6 +282,27 @@ pub struct Backend {
     /// Each worker asks the pool's servers for their `FEAT` (before login, then
     /// periodically) to learn what `FEAT` may advertise before login (`crate::features`).
     pub feature_probe: bool,
+    /// Active health checks of the pool's servers (`None`: `"health_check": false`).
+    pub health_check: Option<HealthCheck>,
+}
+
+/// How each worker checks a pool's servers: every `interval` seconds it connects to each
+/// one (from the pool's source address), waits for the 220 greeting and, toward a TLS
+/// pool, completes the TLS handshake (after `AUTH TLS` for an explicit pool); every step
+/// has `timeout` seconds. A server that fails is out of rotation until a check succeeds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub interval: u64,
+    pub timeout: u64,
+}
+
+impl Default for HealthCheck {
+    fn default() -> HealthCheck {
+        HealthCheck {
+            interval: crate::limits::DEFAULT_HEALTH_CHECK_INTERVAL,
+            timeout: crate::limits::DEFAULT_HEALTH_CHECK_TIMEOUT,
+        }
+    }
 }
 
 /// Certificate checks and client identity for TLS toward a backend.

@@ -86,6 +86,7 @@ static ACCESS: Section = section::<AccessFile>(&[
 static LISTENER: Section = section::<ListenerFile>(&[("proxy_from", Shape::List(Item::Plain))]);
 static PASSIVE: Section = section::<PassiveFile>(&[("proxy_from", Shape::List(Item::Plain))]);
 static TLS: Section = section::<TlsFile>(&[]);
+/// `health_check` is `false`, `true` or an object, judged as one value.
 static BACKEND: Section = section::<BackendFile>(&[("servers", Shape::List(Item::Plain))]);
 static ROLE: Section = section::<RoleFile>(&[("allow", Shape::List(Item::Plain))]);
 static USER: Section = section::<UserFile>(&[
@@ -346,7 +347,7 @@ mod tests {
                        "source_address": "10.0.0.2", "ca_file": "/ca.pem",
                        "pinned_certificate": "/pin.pem", "client_certificate": "/c.pem",
                        "client_key": "/k.pem", "server_name": "ftp.example",
-                       "feature_probe": true } },
+                       "feature_probe": true, "health_check": false } },
   "roles": { "r": { "allow": ["RETR"] } },
   "users": { "u": { "role": "r", "backend": "b", "allow_from": ["10.0.0.0/8"],
                     "deny_from": ["10.0.0.9"], "allow_countries": ["DE"],

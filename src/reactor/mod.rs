@@ -418,8 +418,12 @@ impl Worker {
             // Sends held syslog messages and brings back a failed audit sink (reporting its
             // loss) even when no event or connection comes along.
             self.services.audit.tick(now);
-            self.probes
-                .tick(now, self.poll.registry(), &self.services.backend_tls);
+            self.probes.tick(
+                now,
+                self.poll.registry(),
+                &self.services.backend_tls,
+                &mut self.services.backends,
+            );
             if let Some(features) = self.probes.take_changed() {
                 self.services.features = features;
             }

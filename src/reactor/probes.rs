@@ -1,6 +1,8 @@
-//! The socket side of the `FEAT` probes: connects to the backends the
+//! The socket side of the `FEAT` probes and health checks: connects to the backends the
 //! [`FeatureBook`] names, feeds each connection's readiness to its [`FeatProbe`] and carries
-//! out what the machine asks (send, close), then hands the result back to the book.
+//! out what the machine asks (send, start TLS, close), then hands the `FEAT` result back to
+//! the book and the health verdict to the worker's [`BackendBook`] (a pool with
+//! `health_check`): a server that fails is out of rotation until a check succeeds.
 //!
 //! The worker's event loop calls [`Prober::on_ready`] for the probe tokens (a range of its
 //! own, two tokens per pool: the low bit is a generation, so an event for a probe that was
@@ -25,6 +27,7 @@ use crate::features::{
 };
 use crate::limits::{FEATURE_PROBE_READ_CHUNK, MAX_FEATURE_PROBE_ITERATIONS, MAX_PROBED_POOLS};
 use crate::policy::{Policy, TlsMode};
+use crate::services::backends::BackendBook;
 use crate::services::sockets as net;
 use crate::tls::{self, TlsClient};
 
@@ -36,16 +39,20 @@ struct Live {
     target: ProbeTarget,
     token: Token,
     stream: TcpStream,
-    /// Implicit-TLS pools: TLS from the first byte.
+    /// Implicit-TLS pools: TLS from the first byte; explicit ones after `AUTH TLS`.
     tls: Option<Box<rustls::Connection>>,
+    /// The pool's TLS settings, for `AUTH TLS` (explicit-TLS pools under health checks).
+    tls_client: Option<TlsClient>,
     connecting: bool,
     readable: bool,
     writable: bool,
     /// Bytes queued toward the server (`FEAT`, `QUIT`: a few bytes).
     output: Vec<u8>,
     fsm: FeatProbe,
-    /// The machine's result, handed to the book when the connection is closed.
+    /// The machine's `FEAT` result, handed to the book when the connection is closed.
     result: Option<Result<Vec<Feature>, ProbeError>>,
+    /// The machine's health verdict, handed to the backend book.
+    verdict: Option<Result<(), ProbeError>>,
 }
 
 /// What reading once gave.
@@ -125,14 +132,44 @@ impl Live {
     /// Feeds one event to the machine and queues what it asks. True when it asked to close.
     fn apply(&mut self, event: ProbeEvent, now: Instant) -> bool {
         let mut close = false;
+        let mut start_tls = false;
         for action in self.fsm.on_event(event, now) {
             match action {
                 ProbeAction::Send(bytes) => self.output.extend_from_slice(bytes),
                 ProbeAction::Finished(result) => self.result = Some(result),
+                ProbeAction::Healthy(verdict) => self.verdict = Some(verdict),
+                ProbeAction::StartTls => start_tls = true,
                 ProbeAction::Close => close = true,
             }
         }
+        if start_tls && !close {
+            let started = match self.tls_client.as_ref() {
+                Some(client) => tls::connect(
+                    &client.for_session(),
+                    client.server_name(self.target.addr.ip()),
+                ),
+                None => Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "no TLS configuration",
+                )),
+            };
+            match started {
+                Ok(conn) => {
+                    self.tls = Some(conn);
+                    self.readable = true;
+                }
+                Err(e) => return self.apply(ProbeEvent::Failed(&e), now),
+            }
+        }
         close
+    }
+
+    /// The handshake after `AUTH TLS` is over: tells the machine. True when it asked to
+    /// close.
+    fn check_handshake(&mut self, now: Instant) -> Option<bool> {
+        let done =
+            self.fsm.is_handshaking() && self.tls.as_ref().is_some_and(|c| !c.is_handshaking());
+        done.then(|| self.apply(ProbeEvent::TlsEstablished, now))
     }
 
     /// Moves the probe as far as the socket allows. Returns `Some(again)` while it stays
@@ -155,7 +192,10 @@ impl Live {
                 return None;
             }
             let close = match self.read_some(buf) {
-                Ok(Read1::Blocked) => break,
+                Ok(Read1::Blocked) => match self.check_handshake(now) {
+                    Some(close) => close,
+                    None => break,
+                },
                 Ok(Read1::Data(n)) => {
                     self.apply(ProbeEvent::Received(buf.get(..n).unwrap_or_default()), now)
                 }
@@ -215,8 +255,8 @@ impl Prober {
         let pools = policy.backends.len().min(MAX_PROBED_POOLS);
         if policy.backends.len() > MAX_PROBED_POOLS {
             log::warn!(
-                "{} backend pools: the FEAT of those after the first {MAX_PROBED_POOLS} is not \
-                 probed (they count as the static feature list)",
+                "{} backend pools: those after the first {MAX_PROBED_POOLS} are neither probed \
+                 for FEAT (they count as the static feature list) nor health-checked",
                 policy.backends.len()
             );
         }
@@ -259,6 +299,7 @@ impl Prober {
         now: Instant,
         registry: &Registry,
         backend_tls: &HashMap<String, TlsClient>,
+        backends: &mut BackendBook,
     ) {
         self.again = false;
         let mut buf = [0u8; FEATURE_PROBE_READ_CHUNK];
@@ -273,19 +314,17 @@ impl Prober {
                         continue;
                     };
                     live.close(registry);
-                    let result = live
-                        .result
-                        .take()
-                        .unwrap_or(Err(ProbeError::Closed(ProbeStep::Connect)));
-                    self.report(&live.target, &result);
-                    let next = self.book.finish(pool, result, now);
-                    self.start(next, now, registry, backend_tls);
+                    let lost = ProbeError::Closed(ProbeStep::Connect);
+                    let result = live.result.take().unwrap_or(Err(lost.clone()));
+                    let verdict = live.verdict.take().unwrap_or(Err(lost));
+                    let next = self.done(&live.target, result, verdict, now, backends);
+                    self.start(next, now, registry, backend_tls, backends);
                 }
             }
         }
         if !self.stopped {
             for target in self.book.start_due(now) {
-                self.start(Some(target), now, registry, backend_tls);
+                self.start(Some(target), now, registry, backend_tls, backends);
             }
         }
     }
@@ -298,6 +337,7 @@ impl Prober {
         now: Instant,
         registry: &Registry,
         backend_tls: &HashMap<String, TlsClient>,
+        backends: &mut BackendBook,
     ) {
         while let Some(t) = target.take() {
             let pool = t.pool;
@@ -308,33 +348,98 @@ impl Prober {
             let token = Token(self.base + 2 * pool + usize::from(*bit));
             match open(&t, token, registry, backend_tls) {
                 Ok((stream, tls)) => {
-                    log::debug!("FEAT probe of {} (pool {}) started", t.addr, t.name);
+                    log::debug!(
+                        "probe of {} (pool {}) started: {:?}",
+                        t.addr,
+                        t.name,
+                        t.plan
+                    );
+                    let fsm = FeatProbe::with_plan(t.plan, now);
+                    let tls_client = t
+                        .plan
+                        .auth_tls
+                        .then(|| backend_tls.get(&t.name).cloned())
+                        .flatten();
                     if let Some(slot) = self.live.get_mut(pool) {
                         *slot = Some(Live {
                             target: t,
                             token,
                             stream,
                             tls,
+                            tls_client,
                             connecting: true,
                             readable: true,
                             writable: true,
                             output: Vec::new(),
-                            fsm: FeatProbe::new(now),
+                            fsm,
                             result: None,
+                            verdict: None,
                         });
                     }
                     return;
                 }
                 Err(e) => {
-                    let result = Err(ProbeError::Io {
+                    let error = ProbeError::Io {
                         step: ProbeStep::Connect,
                         error: e.to_string(),
-                    });
-                    self.report(&t, &result);
-                    target = self.book.finish(pool, result, now);
+                    };
+                    target = self.done(&t, Err(error.clone()), Err(error), now, backends);
                 }
             }
         }
+    }
+
+    /// The probe of `target` ended: its `FEAT` result to the feature book (when it asked),
+    /// its health verdict to the backend book (when the pool has health checks). Returns
+    /// the pool's next probe of this round.
+    fn done(
+        &mut self,
+        target: &ProbeTarget,
+        result: Result<Vec<Feature>, ProbeError>,
+        verdict: Result<(), ProbeError>,
+        now: Instant,
+        backends: &mut BackendBook,
+    ) -> Option<ProbeTarget> {
+        if target.health {
+            match &verdict {
+                Ok(()) => {
+                    if backends.mark_up(target.addr, now) {
+                        log::info!(
+                            "health check of {} (pool {}) passed: back in rotation",
+                            target.addr,
+                            target.name
+                        );
+                    } else {
+                        log::debug!(
+                            "health check of {} (pool {}) passed",
+                            target.addr,
+                            target.name
+                        );
+                    }
+                }
+                Err(e) => {
+                    if backends.check_failed(target.addr, now) {
+                        log::warn!(
+                            "health check of {} (pool {}) failed: {e}; out of rotation until a \
+                             check passes",
+                            target.addr,
+                            target.name
+                        );
+                    } else {
+                        log::debug!(
+                            "health check of {} (pool {}) failed again: {e}",
+                            target.addr,
+                            target.name
+                        );
+                    }
+                }
+            }
+        }
+        if !target.plan.feat {
+            return self.book.finish_probe(target.pool, None, now);
+        }
+        self.report(target, &result);
+        self.book.finish_probe(target.pool, Some(result), now)
     }
 
     fn report(&mut self, target: &ProbeTarget, result: &Result<Vec<Feature>, ProbeError>) {
@@ -551,7 +656,12 @@ mod tests {
                 && second_log.is_finished()
                 && prober.book.next_round().is_some())
         {
-            prober.tick(Instant::now(), poll.registry(), &HashMap::new());
+            prober.tick(
+                Instant::now(),
+                poll.registry(),
+                &HashMap::new(),
+                &mut BackendBook::new(),
+            );
             let wait = prober
                 .next_timeout(Instant::now())
                 .map_or(Duration::from_millis(50), |t| {
@@ -580,6 +690,10 @@ mod tests {
         );
         assert!(prober.take_changed().is_some());
         let next = prober.next_timeout(Instant::now()).expect("a next round");
-        assert!(next > Duration::from_secs(crate::limits::FEATURE_PROBE_INTERVAL - 5));
+        let interval = Duration::from_secs(crate::limits::DEFAULT_HEALTH_CHECK_INTERVAL);
+        assert!(
+            next <= interval && next > interval - Duration::from_secs(5),
+            "the next round is the health check's: {next:?}"
+        );
     }
 }

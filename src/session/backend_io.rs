@@ -33,7 +33,9 @@ impl Session {
                 _ => control::ServerTls::Explicit,
             });
         }
-        let mut candidates = ctx.backends.candidates(backend, ctx.now);
+        // The user whose policy applies (without `@target`): the sticky balance's key.
+        let user = self.fsm.user().map_or("", |u| u.name.as_str());
+        let mut candidates = ctx.backends.candidates(backend, user, ctx.now);
         candidates.reverse(); // popped from the end
         self.try_next_server(candidates, ctx);
     }
@@ -92,11 +94,30 @@ impl Session {
                 }
                 Err(e) => {
                     log::warn!("{} backend {addr} connect failed: {e}", self.id);
-                    ctx.backends.mark_down(addr, ctx.now);
+                    self.server_failed(addr, ctx);
                 }
             }
         }
         self.push(Event::ServerUnavailable);
+    }
+
+    /// The login on the backend succeeded: its server is back in rotation if it was out.
+    pub(super) fn server_healthy(&mut self, ctx: &mut WorkerCtx<'_>) {
+        if let Some(server) = self.server.as_ref() {
+            if ctx.backends.mark_up(server.addr, ctx.now) {
+                log::info!("{} backend {} is back in rotation", self.id, server.addr);
+            }
+        }
+    }
+
+    /// The backend failed the session before the login (greeting, TLS): out of rotation.
+    pub(super) fn server_failed(&mut self, addr: SocketAddr, ctx: &mut WorkerCtx<'_>) {
+        let wait = ctx.backends.mark_down(addr, ctx.now);
+        log::warn!(
+            "{} backend {addr} failed the session; out of rotation for {} s",
+            self.id,
+            wait.as_secs()
+        );
     }
 
     pub(super) fn server_connect_failed(&mut self, ctx: &mut WorkerCtx<'_>) {
@@ -105,7 +126,7 @@ impl Session {
         };
         ctx.backends.stop_waiting();
         let _ = ctx.registry.deregister(&mut server.conn.stream);
-        ctx.backends.mark_down(server.addr, ctx.now);
+        self.server_failed(server.addr, ctx);
         self.cancel_deadline(TIMER_SERVER_CONNECT, ctx);
         let remaining = std::mem::take(&mut server.remaining);
         self.try_next_server(remaining, ctx);
@@ -131,9 +152,9 @@ impl Session {
                 Some(Ok(())) => {
                     ctx.backends.stop_waiting();
                     log::debug!("{} connected to backend {}", self.id, server.addr);
-                    let ipv6 = server.addr.is_ipv6();
+                    let addr = server.addr;
                     self.cancel_deadline(TIMER_SERVER_CONNECT, ctx);
-                    self.fsm.set_server_ipv6(ipv6);
+                    self.fsm.set_server(addr);
                     self.dispatch(Event::ServerConnected, ctx);
                     return true;
                 }
@@ -172,6 +193,8 @@ impl Session {
                 Ok(ReadStep::Blocked) => return progress,
                 Err(e) if e.kind() == io::ErrorKind::InvalidData && self.server_tls.is_some() => {
                     log::warn!("{} TLS toward the backend failed: {e}", self.id);
+                    let addr = server.addr;
+                    self.server_failed(addr, ctx);
                     self.audit(
                         ctx,
                         &AuditRecord::PolicyViolation {

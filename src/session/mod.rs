@@ -550,7 +550,8 @@ impl Session {
                     }
                 },
                 // The user's session was counted when its login was admitted.
-                Action::LoginSucceeded => {}
+                Action::LoginSucceeded => self.server_healthy(ctx),
+                Action::ServerFailed(addr) => self.server_failed(addr, ctx),
                 Action::LoginFailed => {
                     if let Some(user) = self.counted_user.take() {
                         ctx.counters.close_user(&user);

@@ -23,6 +23,8 @@ use tempfile::TempDir;
 /// the anonymous user, without asking for a password (it answers 230 straight to USER).
 pub struct Vsftpd {
     proc: ProcessGuard,
+    /// The configuration it was started with, for [`Vsftpd::restart`].
+    conf: PathBuf,
     addr: SocketAddr,
     pasv: (u16, u16),
     log: PathBuf,
@@ -87,6 +89,7 @@ impl Vsftpd {
             {
                 return Vsftpd {
                     proc,
+                    conf: conf.clone(),
                     addr,
                     pasv,
                     log,
@@ -174,6 +177,41 @@ impl Vsftpd {
 
     pub fn is_running(&mut self) -> bool {
         self.proc.is_running()
+    }
+
+    /// vsftpd's pid (its listener process).
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
+    /// Kills vsftpd (by its pid) and waits until its port refuses connections.
+    pub fn kill(&mut self) {
+        self.proc.stop();
+        assert!(
+            wait_until(START_TIMEOUT, || !is_listening(self.addr)),
+            "vsftpd still listening on {} after its kill",
+            self.addr
+        );
+    }
+
+    /// Starts vsftpd again on the same port, with the same root and log.
+    pub fn restart(&mut self) {
+        let dir = self.dir.path();
+        self.proc = ProcessGuard::spawn(
+            "vsftpd",
+            Command::new(VSFTPD)
+                .arg(&self.conf)
+                .stdin(Stdio::null())
+                .stdout(fs::File::create(dir.join("vsftpd.stdout")).expect("stdout"))
+                .stderr(fs::File::create(dir.join("vsftpd.stderr")).expect("stderr")),
+        );
+        assert!(
+            wait_until(START_TIMEOUT, || is_listening(self.addr)
+                || !self.proc.is_running())
+                && self.proc.is_running(),
+            "vsftpd did not restart on {}",
+            self.addr
+        );
     }
 }
 

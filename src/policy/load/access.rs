@@ -11,7 +11,7 @@ use crate::policy::access::{AccessRules, GeoTable, parse_asn, parse_country};
 use crate::policy::file::{AccessFile, RoutingFile, Scalar, UserFile};
 use crate::policy::locate::JsonPath;
 use crate::policy::mmdb::{MmdbTable, is_maxmind_db};
-use crate::policy::{Backend, Routing};
+use crate::policy::{Backend, Routing, User};
 
 use super::ReadFile;
 use super::checker::Checker;
@@ -254,5 +254,23 @@ impl Checker<'_> {
             routing.targets.insert(target.clone(), backend.clone());
         }
         routing
+    }
+
+    /// With `USER name@target` on, a user name with an `@` would be ambiguous (`bob@corp`:
+    /// the user `bob@corp`, or `bob` routed to `corp`?): refused.
+    pub(super) fn users_against_routing(
+        &mut self,
+        users: &BTreeMap<String, User>,
+        routing: &Routing,
+    ) {
+        if !routing.user_at_host {
+            return;
+        }
+        for name in users.keys().filter(|n| n.contains('@')) {
+            self.bad_key(
+                &JsonPath::root().key("users").key(name),
+                "a user name cannot contain '@' while routing.user_at_host is on (USER name@target)",
+            );
+        }
     }
 }

@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 
 use crate::limits::DEFAULT_FEATURE_PROBE;
-use crate::policy::file::{BackendFile, Object};
+use crate::policy::file::{BackendFile, HealthCheckFile, Object};
 use crate::policy::locate::JsonPath;
-use crate::policy::{Backend, BackendTls, Balance, TlsMode};
+use crate::policy::{Backend, BackendTls, Balance, HealthCheck, TlsMode};
 
 use super::checker::Checker;
 
@@ -113,9 +113,37 @@ impl Checker<'_> {
                     source_address,
                     tls_settings,
                     feature_probe: raw.feature_probe.unwrap_or(DEFAULT_FEATURE_PROBE),
+                    health_check: self.health_check(raw.health_check.as_ref(), &path),
                 },
             );
         }
         backends
+    }
+
+    /// `health_check`: on with the defaults unless it is `false`.
+    fn health_check(
+        &mut self,
+        raw: Option<&HealthCheckFile>,
+        path: &JsonPath,
+    ) -> Option<HealthCheck> {
+        let path = path.key("health_check");
+        let mut check = HealthCheck::default();
+        match raw {
+            None | Some(HealthCheckFile::Toggle(true)) => {}
+            Some(HealthCheckFile::Toggle(false)) => return None,
+            Some(HealthCheckFile::Settings(settings)) => {
+                if let Some(value) = &settings.interval {
+                    check.interval = self
+                        .seconds(value, &path.key("interval"))
+                        .unwrap_or(check.interval);
+                }
+                if let Some(value) = &settings.timeout {
+                    check.timeout = self
+                        .seconds(value, &path.key("timeout"))
+                        .unwrap_or(check.timeout);
+                }
+            }
+        }
+        Some(check)
     }
 }

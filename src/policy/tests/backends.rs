@@ -49,7 +49,7 @@ fn backend_errors() {
         [err_at(
             &doc,
             "\"random\"",
-            "backends.files.balance: unknown value \"random\"; expected \"round-robin\" or \"first-available\""
+            "backends.files.balance: unknown value \"random\"; expected \"round-robin\", \"first-available\" or \"sticky\""
         )]
     );
     expect_one(
@@ -117,4 +117,86 @@ fn backend_tls_and_source_address() {
         );
         assert_eq!(validate(&doc).1, [message]);
     }
+}
+
+#[test]
+fn health_checks_are_on_by_default_and_configurable() {
+    use crate::policy::{Balance, HealthCheck};
+    let policy = parse_policy(MINIMAL).expect("valid");
+    assert_eq!(
+        policy.backends["files"].health_check,
+        Some(HealthCheck::default())
+    );
+    let doc = MINIMAL.replace(
+        SERVERS,
+        r#""servers": ["10.0.0.11:21"], "balance": "sticky", "health_check": { "interval": 20, "timeout": 2 }"#,
+    );
+    let policy = parse_policy(&doc).expect("valid");
+    let files = &policy.backends["files"];
+    assert_eq!(files.balance, Balance::Sticky);
+    assert_eq!(
+        files.health_check,
+        Some(HealthCheck {
+            interval: 20,
+            timeout: 2
+        })
+    );
+    let doc = MINIMAL.replace(
+        SERVERS,
+        r#""servers": ["10.0.0.11:21"], "health_check": false"#,
+    );
+    assert_eq!(
+        parse_policy(&doc).expect("valid").backends["files"].health_check,
+        None
+    );
+    let doc = MINIMAL.replace(
+        SERVERS,
+        r#""servers": ["10.0.0.11:21"], "health_check": true"#,
+    );
+    assert_eq!(
+        parse_policy(&doc).expect("valid").backends["files"].health_check,
+        Some(HealthCheck::default())
+    );
+    expect_one(
+        SERVERS,
+        r#""servers": ["10.0.0.11:21"], "health_check": { "interval": 0 }"#,
+        "0 }",
+        "backends.files.health_check.interval: must be at least 1 second",
+    );
+    let doc = MINIMAL.replace(
+        SERVERS,
+        r#""servers": ["10.0.0.11:21"], "health_check": { "intervall": 5 }"#,
+    );
+    let found = errors(&doc);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("unknown field `intervall`"), "{found:?}");
+    let doc = MINIMAL.replace(
+        SERVERS,
+        r#""servers": ["10.0.0.11:21"], "health_check": "yes""#,
+    );
+    let found = errors(&doc);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("health_check"), "{found:?}");
+}
+
+#[test]
+fn user_names_with_an_at_sign_are_refused_while_user_at_host_is_on() {
+    let doc = MINIMAL
+        .replace(r#""alice": {"#, r#""alice@corp": {"#)
+        .replacen(
+            "{\n  \"listeners\"",
+            r#"{ "routing": { "user_at_host": true, "targets": { "mf": "files" } },
+  "listeners""#,
+            1,
+        );
+    assert_eq!(
+        errors(&doc),
+        [err_at(
+            &doc,
+            "\"alice@corp\"",
+            "users.\"alice@corp\": a user name cannot contain '@' while routing.user_at_host is on (USER name@target)"
+        )]
+    );
+    let off = doc.replace("\"user_at_host\": true", "\"user_at_host\": false");
+    assert!(parse_policy(&off).is_ok(), "allowed while it is off");
 }

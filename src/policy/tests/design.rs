@@ -86,21 +86,23 @@ fn design_example_without_unsupported_keys_is_valid() {
 
 /// Each entry of `unsupported_yet`, alone in an otherwise valid policy.
 #[test]
-fn every_unsupported_key_is_refused_on_its_own() {
-    let top_level: &[(&str, &str, &str)] = &[(
-        r#""routing": { "user_at_host": true }"#,
-        "true",
-        "routing.user_at_host",
-    )];
-    for &(extra, needle, key) in top_level {
-        let doc = minimal_with(extra);
-        let (line, column) = at(&doc, needle);
-        let expected =
-            format!("{line}:{column}: {key} is not supported by this version of ftpgate yet");
-        let errors = errors(&doc);
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(errors[0].starts_with(&expected), "{errors:?} vs {expected}");
-    }
+fn no_key_of_the_contract_is_refused_as_not_supported_any_more() {
+    // PROXY protocol and USER name@target were the last ones: both are accepted now.
+    let doc = MINIMAL.replace(
+        r#"{ "address": "0.0.0.0:2121" }"#,
+        r#"{ "address": "0.0.0.0:2121", "proxy_protocol": true, "proxy_from": ["10.0.0.5/32"] }"#,
+    );
+    let doc = format!(
+        "{},\n{}\n}}",
+        doc.strip_suffix("\n}").expect("ends with }"),
+        r#""routing": { "user_at_host": true, "targets": { "mainframe": "files" } }"#
+    );
+    let policy = parse(&doc);
+    assert!(policy.listeners[0].proxy_protocol);
+    assert_eq!(
+        policy.listeners[0].proxy_from,
+        ["10.0.0.5/32".parse().unwrap()]
+    );
 }
 
 #[test]

@@ -37,6 +37,7 @@ fn minimal_policy_builds_the_expected_model() {
                 source_address: None,
                 tls_settings: BackendTls::default(),
                 feature_probe: true,
+                health_check: Some(Default::default()),
             },
         )]),
         roles: BTreeMap::from([(

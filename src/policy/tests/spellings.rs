@@ -44,10 +44,14 @@ fn every_variant_is_spelled_exactly_once() {
     }
     check_spellings(TlsRequire::SPELLINGS, &all, TlsRequire::name);
 
-    let all = [Balance::RoundRobin, Balance::FirstAvailable];
+    let all = [
+        Balance::RoundRobin,
+        Balance::FirstAvailable,
+        Balance::Sticky,
+    ];
     for variant in all {
         match variant {
-            Balance::RoundRobin | Balance::FirstAvailable => {}
+            Balance::RoundRobin | Balance::FirstAvailable | Balance::Sticky => {}
         }
     }
     check_spellings(Balance::SPELLINGS, &all, Balance::name);

@@ -79,7 +79,7 @@ fn unknown_keys_are_refused_at_every_level() {
             "\"server\"",
             "backends.edi.server: unknown field `server`, expected one of `servers`, \
              `balance`, `tls`, `source_address`, `ca_file`, `pinned_certificate`, `client_certificate`, \
-             `client_key`, `server_name`, `feature_probe`",
+             `client_key`, `server_name`, `feature_probe`, `health_check`",
         ),
         (
             r#"{ "roles": { "ro": { "allow": [], "deny": [] } } }"#,
@@ -310,7 +310,7 @@ fn unknown_keys_at_every_level_and_validation_errors_in_one_run() {
             "\"weight\"",
             "backends.files.weight: unknown field `weight`, expected one of `servers`, \
              `balance`, `tls`, `source_address`, `ca_file`, `pinned_certificate`, `client_certificate`, \
-             `client_key`, `server_name`, `feature_probe`",
+             `client_key`, `server_name`, `feature_probe`, `health_check`",
         ),
         err_at(
             doc,
@@ -584,7 +584,7 @@ fn many_errors_are_reported_together_in_file_order() {
         err_at(
             doc,
             "\"random\"",
-            "backends.edi.balance: unknown value \"random\"; expected \"round-robin\" or \"first-available\"",
+            "backends.edi.balance: unknown value \"random\"; expected \"round-robin\", \"first-available\" or \"sticky\"",
         ),
         err_at(
             doc,

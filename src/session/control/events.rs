@@ -265,7 +265,10 @@ pub enum Action {
     /// The backend accepted AUTH TLS: start TLS on the backend control connection before
     /// the next command goes out.
     StartServerTls,
-    /// The login succeeded: count the user's session.
+    /// The backend server failed before the login (its greeting, or `AUTH TLS` toward it):
+    /// take it out of rotation for a while (`services::backends`).
+    ServerFailed(SocketAddr),
+    /// The login succeeded: count the user's session (and the server is healthy).
     LoginSucceeded,
     /// The login failed: count it against the client's address.
     LoginFailed,

@@ -5,6 +5,32 @@
 use std::time::Duration;
 
 use super::*;
+use crate::policy::Routing;
+
+/// What `USER` named.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum UserTarget {
+    /// A user name alone (or `routing.user_at_host` is off: the `@` is part of the name).
+    Plain(String),
+    /// `USER name@target` with `routing.user_at_host` on: `target` as given, not yet
+    /// checked against `routing.targets` (the caller refuses one that is not there).
+    Routed { name: String, target: String },
+}
+
+/// Splits `USER name@target` at the last `@` when `routing.user_at_host` is on (a target
+/// name cannot contain `@`, and the loader refuses user names with `@` while it is on).
+pub(super) fn split_target(arg: &str, routing: &Routing) -> UserTarget {
+    if !routing.user_at_host {
+        return UserTarget::Plain(arg.to_string());
+    }
+    match arg.rsplit_once('@') {
+        Some((name, target)) => UserTarget::Routed {
+            name: name.to_string(),
+            target: target.to_string(),
+        },
+        None => UserTarget::Plain(arg.to_string()),
+    }
+}
 
 impl ControlFsm {
     /// Counts a command line before login; false (and the session closes) beyond the limit.
@@ -55,13 +81,25 @@ impl ControlFsm {
                         out,
                     );
                 }
-                let name = lossy(&cmd.arg);
+                let (name, target) = match split_target(&lossy(&cmd.arg), &policy.routing) {
+                    UserTarget::Plain(name) => (name, None),
+                    UserTarget::Routed { name, target } => (name, Some(target)),
+                };
+                // SECURITY: a target is only ever a name of routing.targets, never a host or
+                // an address (no open proxy): anything else leaves the user unknown, and the
+                // login fails like a wrong password without contacting any backend.
+                let routed = target.as_ref().map(|t| policy.routing.targets.get(t));
                 let known = policy.user(&name).and_then(|u| {
                     let role = policy.roles.get(&u.role)?;
+                    let backend = match routed {
+                        None => u.backend.clone(),
+                        Some(None) => return None,
+                        Some(Some(pool)) => pool.clone(),
+                    };
                     Some(KnownUser {
                         role: u.role.clone(),
                         allow: role.allow,
-                        backend: u.backend.clone(),
+                        backend,
                         timeouts: u.timeouts,
                         max_file_size: u.limits.max_file_size,
                         allow_fxp_to: u.allow_fxp_to.clone(),
@@ -75,6 +113,7 @@ impl ControlFsm {
                     name,
                     name_hex: hex_unless_utf8(&cmd.arg),
                     known,
+                    target,
                 });
                 self.phase = Phase::AwaitPass;
                 self.local(
@@ -132,8 +171,15 @@ impl ControlFsm {
                 } else {
                     // SECURITY: no backend is contacted for a name the policy does not know,
                     // nor for one that must use TLS and did not.
+                    let unknown_target = self
+                        .user
+                        .as_ref()
+                        .and_then(|u| u.target.as_ref())
+                        .is_some_and(|t| !policy.routing.targets.contains_key(t));
                     let reason = if tls_refused {
                         "tls_required"
+                    } else if unknown_target {
+                        "unknown_target"
                     } else {
                         "unknown_user"
                     };
@@ -236,6 +282,13 @@ impl ControlFsm {
                 TimerKind::BackendReply,
                 secs(self.config.backend_reply_timeout),
             ));
+        }
+    }
+
+    /// The server the session is connected to failed it (passive ejection).
+    fn server_failed(&self, out: &mut Vec<Action>) {
+        if let Some(server) = self.server {
+            out.push(Action::ServerFailed(server));
         }
     }
 
@@ -397,6 +450,7 @@ impl ControlFsm {
                     self.send_server_user(out);
                     self.phase = Phase::AwaitUserReply { pass };
                 } else {
+                    self.server_failed(out);
                     self.audit_login("failed", Some("backend_refused"), out);
                     self.fail_close(
                         "Service not available.",
@@ -411,6 +465,7 @@ impl ControlFsm {
                     self.send_server_user(out);
                     self.phase = Phase::AwaitUserReply { pass };
                 } else {
+                    self.server_failed(out);
                     self.audit_login("failed", Some("backend_tls"), out);
                     self.fail_close(
                         "Service not available: the server refused TLS.",

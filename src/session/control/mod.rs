@@ -36,13 +36,13 @@ mod commands;
 mod cwd;
 mod data;
 mod events;
-mod login;
+pub(super) mod login;
 mod phase;
 mod tls;
 mod transfer;
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use crate::audit::AuditRecord;
@@ -77,6 +77,9 @@ pub struct UserContext {
     pub name_hex: Option<String>,
     /// `None`: not in the policy (the login will fail without contacting any backend).
     pub known: Option<KnownUser>,
+    /// The routing target of `USER name@target` (`routing.user_at_host`): `name` is then
+    /// the user above and the backend pool is the target's.
+    pub target: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -131,6 +134,8 @@ pub struct ControlFsm {
     epsv_all: bool,
     /// Toward an IPv6 backend, ftpgate asks for EPSV instead of PASV.
     server_ipv6: bool,
+    /// The backend server the session connected to, for the login's audit record.
+    server: Option<SocketAddr>,
     /// Commands before login that repeated a recorded one, by verb (for `session_end`).
     repeated: BTreeMap<String, u64>,
     /// Preliminary (1xx) replies since the backend's last final reply.
@@ -185,6 +190,7 @@ impl ControlFsm {
             epsv_all: false,
             client: ClientData::None,
             server_ipv6: false,
+            server: None,
             preliminaries: 0,
             repeated: BTreeMap::new(),
             tls,
@@ -223,9 +229,11 @@ impl ControlFsm {
         self.server_tls = tls;
     }
 
-    /// Told by the shell once it knows the backend's address family.
-    pub fn set_server_ipv6(&mut self, ipv6: bool) {
-        self.server_ipv6 = ipv6;
+    /// Told by the shell once it is connected to a backend server (its address family
+    /// decides PASV or EPSV toward it; the login's audit record names it).
+    pub fn set_server(&mut self, server: SocketAddr) {
+        self.server_ipv6 = server.is_ipv6();
+        self.server = Some(server);
     }
 
     pub fn user(&self) -> Option<&UserContext> {
@@ -564,6 +572,8 @@ impl ControlFsm {
             result,
             role: user.known.as_ref().map(|k| k.role.clone()),
             backend: user.known.as_ref().map(|k| k.backend.clone()),
+            server: self.server.map(|s| s.to_string()),
+            target: user.target.clone(),
             reason,
         }));
     }

@@ -546,5 +546,6 @@ fn a_refused_connection_gets_421_and_closes() {
 mod cwd;
 mod data;
 mod hostile;
+mod routing;
 mod tls;
 mod transfer;
