@@ -164,12 +164,12 @@ fn transfers_carry_the_real_address(v1: bool) {
     vs.put_file("pub/down.bin", &data);
     let dir = temp_dir();
     let got = dir.path().join("down.bin");
-    // PASV: 227 names ftpgate's passive address, which the client reaches directly (EPSV
-    // would name HAProxy's address; see ftpgate(8)).
+    // curl tries EPSV first: behind the balancer ftpgate refuses it (a 229 would send the
+    // client to HAProxy's address; see ftpgate(8)) and curl falls back to PASV, whose 227
+    // names ftpgate's passive address, which the client reaches directly.
     curl(
         client,
         &[
-            "--disable-epsv",
             "-o",
             got.to_str().expect("path"),
             &ftp_url(front, "/pub/down.bin"),
@@ -199,6 +199,12 @@ fn transfers_carry_the_real_address(v1: bool) {
             .count()
             >= 2
     });
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "command" && e["verb"] == "EPSV" && e["reply"] == 502),
+        "EPSV refused, then PASV: {events:?}"
+    );
     let starts = starts_from(&gate, client);
     assert!(starts.len() >= 2, "two sessions from 127.0.0.2: {events:?}");
     for start in &starts {

@@ -422,6 +422,7 @@ fn feat_before_login_lists_the_learned_features() {
             tls_implicit: false,
             tls_require: crate::policy::TlsRequire::None,
             features,
+            epsv_reachable: true,
         });
         let actions = fsm.on_event(
             Event::ClientCommand(crate::ftp::command::parse_command(b"FEAT")),

@@ -220,6 +220,7 @@ impl Session {
             tls_implicit: implicit,
             tls_require: listener.require.max(global_require),
             features: Rc::clone(ctx.features),
+            epsv_reachable: !listener.proxy_protocol || !policy.passive.proxy_from.is_empty(),
         };
         // Implicit FTPS: TLS from the first byte; plaintext is a failed handshake and a clean
         // close. Set up before the session is counted, so that a failure here leaks no count.

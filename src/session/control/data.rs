@@ -83,6 +83,15 @@ impl ControlFsm {
     }
 
     pub(super) fn on_epsv(&mut self, cmd: &Command, out: &mut Vec<Action>) {
+        if !self.config.epsv_reachable {
+            return self.local(
+                cmd,
+                "deny",
+                codes::NOT_IMPLEMENTED,
+                "EPSV is not available behind this load balancer; use PASV.",
+                out,
+            );
+        }
         match parse_epsv_arg(&cmd.arg) {
             Ok(EpsvArg::All) => {
                 self.epsv_all = true;

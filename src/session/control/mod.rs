@@ -113,6 +113,11 @@ pub struct ControlConfig {
     /// The backend features `FEAT` advertises before login: what every pool offers
     /// (`crate::features`).
     pub features: std::rc::Rc<[String]>,
+    /// EPSV can reach ftpgate's passive ports: false behind a load balancer (PROXY protocol)
+    /// whose clients reach the passive ports directly (a 229 names no address, so the
+    /// client would connect to the balancer's); such clients get 502 and fall back to PASV,
+    /// whose 227 names `passive.advertise`.
+    pub epsv_reachable: bool,
 }
 
 /// The control state machine.

@@ -116,3 +116,27 @@ fn a_passive_reply_that_cannot_be_given_is_425_and_leaves_no_listener() {
     assert!(actions.contains(&Action::AbortData));
     assert_eq!(s.fsm.client, ClientData::None);
 }
+
+#[test]
+fn behind_a_balancer_whose_clients_reach_the_passive_ports_directly_epsv_is_refused() {
+    let (fsm, _) = ControlFsm::new(ControlConfig {
+        epsv_reachable: false,
+        ..config()
+    });
+    let mut s = Script {
+        fsm,
+        policy: policy(),
+    };
+    s.line("USER reader");
+    s.line("PASS secret");
+    s.event(Event::ServerConnected);
+    s.event(reply(220, "hi"));
+    s.event(reply(331, "pw"));
+    s.event(reply(230, "in"));
+    s.event(reply(257, "\"/\" is the current directory"));
+    let actions = s.line("EPSV");
+    assert_eq!(client_replies(&actions), vec![502]);
+    assert!(!actions.contains(&Action::OpenPassive));
+    // PASV still works: its 227 names the advertised address.
+    assert!(s.line("PASV").contains(&Action::OpenPassive));
+}

@@ -44,6 +44,7 @@ fn config() -> ControlConfig {
             .iter()
             .map(|f| f.to_string())
             .collect(),
+        epsv_reachable: true,
     }
 }
 
