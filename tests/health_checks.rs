@@ -244,3 +244,63 @@ fn a_sticky_user_returns_to_its_server_across_sessions_workers_and_restarts() {
         }
     }
 }
+
+/// A vsftpd with explicit TLS (`require_ssl_reuse`), its certificate signed by a CA of its
+/// own: (server, that CA's certificate, the directory holding them).
+fn tls_vsftpd() -> (Vsftpd, std::path::PathBuf, tempfile::TempDir) {
+    let dir = temp_dir();
+    let (ca, cert, key) = generate_ca_and_server(dir.path());
+    let extra = format!(
+        "ssl_enable=YES\nallow_anon_ssl=YES\nforce_anon_logins_ssl=YES\nforce_anon_data_ssl=YES\n\
+         require_ssl_reuse=YES\nrsa_cert_file={}\nrsa_private_key_file={}\n",
+        cert.display(),
+        key.display(),
+    );
+    (Vsftpd::start_with(&extra), ca, dir)
+}
+
+#[test]
+fn the_health_check_of_a_tls_pool_does_the_handshake_and_takes_out_a_server_that_fails_it() {
+    // Two TLS servers; the pool trusts the CA of the second only, so the first one's
+    // handshake fails: its check does AUTH TLS and the handshake, and takes it out.
+    let (untrusted, _other_ca, _d1) = tls_vsftpd();
+    let (trusted, ca, _d2) = tls_vsftpd();
+    let list = vec![untrusted.addr().to_string(), trusted.addr().to_string()];
+    let gate = Ftpgate::builder()
+        .backend("p", untrusted.addr())
+        .standard_roles()
+        .user("anonymous", "full", "p")
+        .set(&["backends", "p", "servers"], json!(list))
+        .set(&["backends", "p", "balance"], json!("first-available"))
+        .set(&["backends", "p", "tls"], json!("explicit"))
+        .set(&["backends", "p", "ca_file"], json!(ca.to_string_lossy()))
+        .set(
+            &["backends", "p", "health_check"],
+            json!({ "interval": 30, "timeout": 2 }),
+        )
+        .start();
+    assert!(
+        wait_until(WAIT, || checks_failed(&gate.stderr_log(), untrusted.addr())
+            >= 1),
+        "no failed health check of {}:\n{}",
+        untrusted.addr(),
+        gate.stderr_log()
+    );
+    assert!(
+        wait_until(WAIT, || untrusted.log().contains("AUTH TLS")),
+        "the check asked for TLS: {}",
+        untrusted.log()
+    );
+    for _ in 0..3 {
+        session(&gate, "anonymous");
+    }
+    let events = gate.wait_audit(WAIT, |ev| login_servers(ev).len() >= 3);
+    assert_eq!(
+        login_servers(&events),
+        vec![trusted.addr().to_string(); 3],
+        "every login on the server whose TLS verifies"
+    );
+    let log = gate.stderr_log();
+    assert_eq!(session_connects(&log, untrusted.addr()), 0, "{log}");
+    assert_eq!(checks_failed(&log, trusted.addr()), 0, "{log}");
+}
