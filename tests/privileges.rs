@@ -201,5 +201,4 @@ fn without_its_account_ftpgate_refuses_to_run_as_root() {
         ),
         "{log}"
     );
-    assert!(!is_listening(gate.addr), "nothing was served");
 }
