@@ -16,10 +16,13 @@
 //! - [`siphash`]: the keyed hash of those counters' tables.
 //! - [`proxy_protocol`]: the PROXY protocol v1/v2 header parser (pure), for listeners
 //!   behind a load balancer.
-//! - [`os`]: the few calls into the operating system that need `unsafe`.
+//! - [`os`]: the few calls into the operating system the compiler cannot check, and the
+//!   only module allowed to make them.
+//! - [`admin`]: the admin socket's protocol and `ftpgate sessions`/`kill`/`drain`.
 //! - [`notify`]: readiness and reload notifications for systemd (`Type=notify`).
 //! - [`logging`]: the diagnostics on stderr, with sd-daemon priorities under journald.
 
+pub mod admin;
 pub mod audit;
 pub mod counters;
 pub mod features;

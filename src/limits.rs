@@ -311,3 +311,17 @@ pub const MAX_PENDING_DATA_PROXY_HEADERS: usize = 4;
 pub const PROXY_REFUSALS_PER_SECOND: u64 = 5;
 /// Refusals recorded at once above that rate.
 pub const PROXY_REFUSAL_BURST: u64 = 20;
+
+/// Connections to one worker's admin socket served at once (`ftpgate sessions`, `kill`,
+/// `drain`); one more is closed at once, so a local process that opens many and sends
+/// nothing holds at most this many descriptors and buffers.
+pub const MAX_ADMIN_CONNECTIONS: usize = 8;
+/// Bytes of one admin request line (`kill-user NAME` with the longest user name fits); a
+/// longer request gets an error reply and the connection closes.
+pub const MAX_ADMIN_REQUEST_BYTES: usize = 512;
+/// Milliseconds an admin connection may take to send its request and read the reply; then
+/// it is closed, whatever it holds.
+pub const ADMIN_TIMEOUT_MS: u64 = 5000;
+/// Bytes of one admin reply at most: a session listing of a full worker is cut here (and
+/// says so), so the reply buffer of a slow reader stays bounded.
+pub const MAX_ADMIN_REPLY_BYTES: usize = 4 << 20;

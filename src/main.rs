@@ -19,6 +19,9 @@ const USAGE: &str = "\
 Usage: ftpgate [--config FILE]          run the gateway in the foreground
        ftpgate --check [--strict] [--config FILE]
                                         validate the policy file and print a summary
+       ftpgate sessions [--json] [--watch]  list live sessions (admin socket)
+       ftpgate kill SESSION-ID | --user USER
+       ftpgate drain | resume               refuse / take new sessions again
        ftpgate --help | --version
 
 Options:
@@ -26,6 +29,8 @@ Options:
       --check         validate the policy: errors as LINE:COLUMN: message, exit 1;
                       warnings as LINE:COLUMN: warning: message, exit 3 if only those
       --strict        with --check: warnings are fatal too (exit 1)
+      --admin DIR     the workers' admin sockets (default /run/ftpgate, used when the
+                      directory exists); `ftpgate sessions` and `kill` take it too
       --log-format F  diagnostics on stderr: auto (the default: journal under systemd,
                       else text), journal (<PRIORITY>message) or text (timestamped)
   -h, --help          this text
@@ -82,6 +87,8 @@ struct Args {
     log_format: LogFormat,
     /// `--log-format` was given: the workers get it too.
     log_format_given: bool,
+    /// `--admin DIR`: where the admin sockets go (the workers get it too).
+    admin: Option<PathBuf>,
 }
 
 enum Parsed {
@@ -100,6 +107,7 @@ fn parse_args() -> Parsed {
         listen_fds: Vec::new(),
         log_format: LogFormat::Auto,
         log_format_given: false,
+        admin: None,
     };
     let mut it = std::env::args_os().skip(1);
     while let Some(arg) = it.next() {
@@ -109,6 +117,8 @@ fn parse_args() -> Parsed {
                 match option {
                     "--config" if !value.is_empty() => args.config = PathBuf::from(value),
                     "--config" => return usage_error("--config needs a file name"),
+                    "--admin" if !value.is_empty() => args.admin = Some(PathBuf::from(value)),
+                    "--admin" => return usage_error("--admin needs a directory"),
                     "--log-format" => match LogFormat::parse(value) {
                         Some(format) => {
                             args.log_format = format;
@@ -132,6 +142,10 @@ fn parse_args() -> Parsed {
             }
             Some("--check") => args.check = true,
             Some("--strict") => args.strict = true,
+            Some("--admin") => match it.next() {
+                Some(dir) => args.admin = Some(PathBuf::from(dir)),
+                None => return usage_error("--admin needs a directory"),
+            },
             Some("-c" | "--config") => match it.next() {
                 Some(path) => args.config = PathBuf::from(path),
                 None => return usage_error("--config needs a file name"),
@@ -279,6 +293,10 @@ fn check_warnings(path: &std::path::Path, policy: &Policy, strict: bool) -> Exit
 }
 
 fn main() -> ExitCode {
+    let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if let Some(code) = ftpgate::admin::cli::dispatch(&argv) {
+        return code;
+    }
     let args = match parse_args() {
         Parsed::Run(args) => args,
         Parsed::Exit(code) => return code,
@@ -318,6 +336,17 @@ fn main() -> ExitCode {
             }
         },
     };
+    if let Some(ids) = run_as {
+        // The workers bind their admin sockets after giving up root: the directory is
+        // the service user's.
+        let dir = args
+            .admin
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(ftpgate::admin::DEFAULT_ADMIN_DIR));
+        if let Err(e) = ftpgate::admin::prepare_dir(&dir, args.admin.is_some(), ids) {
+            log::warn!("admin socket directory {}: {e}", dir.display());
+        }
+    }
     let mut inherited = match ftpgate::privileges::adopt(&args.listen_fds) {
         Ok(listeners) => listeners,
         Err(e) => {
@@ -334,6 +363,10 @@ fn main() -> ExitCode {
         }
         None if count > 1 => {
             let mut extra = Vec::new();
+            if let Some(dir) = &args.admin {
+                extra.push(OsString::from("--admin"));
+                extra.push(dir.clone().into_os_string());
+            }
             if args.log_format_given {
                 extra.push(OsString::from("--log-format"));
                 extra.push(OsString::from(args.log_format.name()));
@@ -407,6 +440,13 @@ fn main() -> ExitCode {
         counters,
         notify,
         inherited,
+        admin: Some(ftpgate::reactor::AdminConfig {
+            explicit: args.admin.is_some(),
+            dir: args
+                .admin
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(ftpgate::admin::DEFAULT_ADMIN_DIR)),
+        }),
     };
     let mut worker = match Worker::new(config) {
         Ok(worker) => worker,

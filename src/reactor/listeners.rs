@@ -228,6 +228,14 @@ impl Worker {
         listener: ListenerConfig,
         now: Instant,
     ) -> Option<usize> {
+        if self.admin.draining {
+            // `ftpgate drain`: a clear answer, and the balancer's check sees it.
+            use std::io::Write;
+            let mut stream = stream;
+            let _ = stream.write(b"421 Service not available: this gateway is draining.\r\n");
+            log::debug!("connection from {peer} refused: draining");
+            return None;
+        }
         let slot = match self.free.pop() {
             Some(slot) => slot,
             None => {

@@ -12,6 +12,7 @@
 //! the backends' FEAT probes and health checks, `timer.rs` the timer heap, `pool.rs` the
 //! relay buffers.
 
+mod admin;
 mod drain;
 mod listeners;
 pub mod pending;
@@ -52,9 +53,13 @@ const _: () = assert!(MAX_TOKEN < PENDING_BASE);
 const _: () = assert!(PENDING_BASE + pending::TOKENS <= SPECIAL_BASE);
 /// The first token of the connections that wait for their PROXY header.
 const PENDING_BASE: usize = MAX_TOKEN + 1;
+/// The admin socket's tokens ([`admin::TOKENS`]), just below the special ones.
+const ADMIN_BASE: usize = SPECIAL_BASE - admin::TOKENS;
+const _: () = assert!(PENDING_BASE + pending::TOKENS <= ADMIN_BASE);
 use crate::services::{ListenerConfig, SessionKey, WorkerCtx};
 use crate::session::{DriveOutcome, Session};
 use crate::tls::{TlsClient, TlsServer};
+pub use admin::AdminConfig;
 use pool::BufferPool;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -85,6 +90,8 @@ pub struct WorkerConfig {
     /// Listeners bound before root was given up (see `privileges`), by address; the
     /// policy's other listeners are bound here.
     pub inherited: Vec<(SocketAddr, TcpListener)>,
+    /// Where this worker's admin socket goes (`--admin`); None: no admin socket.
+    pub admin: Option<AdminConfig>,
 }
 
 struct Slot {
@@ -130,6 +137,8 @@ pub struct Worker {
     probes: probes::Prober,
     /// Connections to `proxy_protocol` listeners waiting for their PROXY header.
     pending: pending::Pending,
+    /// The admin socket (`ftpgate sessions`, `kill`, `drain`).
+    admin: admin::AdminServer,
 }
 
 /// The parts of the worker its sessions use, lent to one session at a time as a
@@ -245,6 +254,12 @@ impl Worker {
                 })?;
         }
         let probes = probes::Prober::new(PROBE_BASE, &config.policy, Instant::now());
+        let admin = admin::AdminServer::open(
+            config.admin.as_ref(),
+            config.index,
+            poll.registry(),
+            ADMIN_BASE,
+        );
         let mut worker = Worker {
             poll,
             events: Events::with_capacity(1024),
@@ -285,6 +300,7 @@ impl Worker {
             next_retention: Instant::now(),
             probes,
             pending: pending::Pending::new(PENDING_BASE, Instant::now()),
+            admin,
         };
         worker.start_copier()?;
         Ok(worker)
@@ -389,6 +405,8 @@ impl Worker {
                     // Reports are read below, every turn.
                 } else if self.pending.on_ready(token) {
                     // Looked at below, with the accepts.
+                } else if self.admin.owns(token) {
+                    self.admin.on_ready(token);
                 } else if self.probes.owns(token) {
                     self.probes.on_ready(token, event);
                 } else if token.0 >= SPECIAL_BASE {
@@ -444,6 +462,7 @@ impl Worker {
                 }
             }
             self.pending_headers(now, &mut touched);
+            self.admin_turn(now, &mut touched);
             touched.sort_unstable();
             touched.dedup();
             let mut finished = Vec::new();
@@ -505,6 +524,10 @@ impl Worker {
             timeout = Some(timeout.map_or(tick, |t| t.min(tick)));
         }
         if let Some(tick) = self.services.audit.next_tick() {
+            timeout = Some(timeout.map_or(tick, |t| t.min(tick)));
+        }
+        if let Some(deadline) = self.admin.next_deadline() {
+            let tick = deadline.saturating_duration_since(now);
             timeout = Some(timeout.map_or(tick, |t| t.min(tick)));
         }
         if let Some(deadline) = self.pending.next_deadline() {

@@ -27,6 +27,7 @@ pub mod control;
 mod copy_io;
 mod data;
 mod data_io;
+mod info;
 mod relay;
 mod transport;
 

@@ -232,6 +232,8 @@ impl FtpgateBuilder {
                 Command::new(env!("CARGO_BIN_EXE_ftpgate"))
                     .arg("--config")
                     .arg(&config)
+                    .arg("--admin")
+                    .arg(dir.path().join("admin"))
                     .env("RUST_LOG", "debug")
                     .stdin(Stdio::null())
                     .stdout(fs::File::create(dir.path().join("ftpgate.stdout")).expect("stdout"))
@@ -353,6 +355,11 @@ impl Ftpgate {
 
     pub fn passive_range(&self) -> (u16, u16) {
         self.passive
+    }
+
+    /// The directory of the workers' admin sockets (`--admin`).
+    pub fn admin_dir(&self) -> PathBuf {
+        self.dir.path().join("admin")
     }
 
     pub fn config_path(&self) -> &Path {

@@ -38,6 +38,7 @@ mod data;
 mod events;
 pub(super) mod login;
 mod phase;
+mod snapshot;
 mod tls;
 mod transfer;
 
