@@ -18,6 +18,7 @@
 //!   behind a load balancer.
 //! - [`os`]: the few calls into the operating system the compiler cannot check, and the
 //!   only module allowed to make them.
+//! - [`metrics`]: counters for Prometheus, counted from the audit events.
 //! - [`admin`]: the admin socket's protocol and `ftpgate sessions`/`kill`/`drain`.
 //! - [`notify`]: readiness and reload notifications for systemd (`Type=notify`).
 //! - [`logging`]: the diagnostics on stderr, with sd-daemon priorities under journald.
@@ -30,6 +31,7 @@ pub mod filecopy;
 pub mod ftp;
 pub mod limits;
 pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod os;
 pub mod policy;

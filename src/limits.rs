@@ -325,3 +325,8 @@ pub const ADMIN_TIMEOUT_MS: u64 = 5000;
 /// Bytes of one admin reply at most: a session listing of a full worker is cut here (and
 /// says so), so the reply buffer of a slow reader stays bounded.
 pub const MAX_ADMIN_REPLY_BYTES: usize = 4 << 20;
+/// Labelled series (counters and histograms) one worker keeps for `ftpgate metrics`. The
+/// label values come from the policy and ftpgate's own words, so this is never reached in
+/// practice; a series beyond it is counted under the label value `other`, so a policy
+/// reloaded with ever new backend names cannot grow the table without end.
+pub const MAX_METRIC_SERIES: usize = 1024;

@@ -17,6 +17,8 @@ Usage: ftpgate sessions [--admin DIR] [--json] [--watch [SECONDS]]
        ftpgate kill [--admin DIR] SESSION-ID | --user USER
        ftpgate drain [--admin DIR]      new connections get 421, sessions go on
        ftpgate resume [--admin DIR]     take new sessions again
+       ftpgate metrics [--admin DIR]    every worker's metrics, added up, in the
+                                        Prometheus text format
 
   --admin DIR   the directory of the workers' admin sockets (default /run/ftpgate)
   --json        one JSON object per session and line, for scripts
@@ -28,7 +30,10 @@ const MAX_WATCH_SECONDS: u64 = 3600;
 /// Runs the admin subcommand `args[0]` names, or returns None when it names none.
 pub fn dispatch(args: &[OsString]) -> Option<ExitCode> {
     let command = args.first()?.to_str()?;
-    if !matches!(command, "sessions" | "kill" | "drain" | "resume") {
+    if !matches!(
+        command,
+        "sessions" | "kill" | "drain" | "resume" | "metrics"
+    ) {
         return None;
     }
     let rest: Vec<String> = match args[1..]
@@ -95,6 +100,7 @@ fn parse(command: &str, args: &[String]) -> Result<Job, String> {
         "sessions" => Request::Sessions,
         "drain" => Request::Drain,
         "resume" => Request::Resume,
+        "metrics" => Request::Metrics,
         _ => match (id, user) {
             (Some(id), None) => Request::Kill(id),
             (None, Some(user)) => Request::KillUser(user),
@@ -218,6 +224,15 @@ impl Job {
                     Err(code) => code,
                 }
             }
+            (Request::Metrics, _) => match ask_all(&self.dir, &self.request) {
+                Ok(replies) => {
+                    let workers: Vec<Vec<crate::metrics::Sample>> =
+                        replies.into_iter().filter_map(|r| r.metrics).collect();
+                    print!("{}", crate::metrics::render(&crate::metrics::merge(&workers)));
+                    ExitCode::SUCCESS
+                }
+                Err(code) => code,
+            },
             (Request::Drain | Request::Resume, _) => match ask_all(&self.dir, &self.request) {
                 Ok(replies) => {
                     let state = if matches!(self.request, Request::Drain) {

@@ -59,6 +59,8 @@ pub enum Request {
     Drain,
     /// Take new sessions again after a drain.
     Resume,
+    /// The worker's metrics samples (`ftpgate metrics` adds up the workers').
+    Metrics,
 }
 
 /// Why a request line was refused.
@@ -92,6 +94,7 @@ impl Request {
             Request::KillUser(user) => format!("kill-user {user}"),
             Request::Drain => "drain".to_owned(),
             Request::Resume => "resume".to_owned(),
+            Request::Metrics => "metrics".to_owned(),
         }
     }
 
@@ -120,6 +123,7 @@ impl Request {
             "kill-user" => needs("kill-user").map(Request::KillUser),
             "drain" => Ok(Request::Drain),
             "resume" => Ok(Request::Resume),
+            "metrics" => Ok(Request::Metrics),
             other => Err(RequestError::Unknown(other.chars().take(32).collect())),
         }
     }
@@ -173,6 +177,8 @@ pub struct Reply {
     /// Sessions a `kill` or `kill-user` closed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub killed: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Vec<crate::metrics::Sample>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

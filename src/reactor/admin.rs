@@ -352,6 +352,22 @@ impl Worker {
                 }
                 reply.killed = Some(killed);
             }
+            Request::Metrics => {
+                let gauges = crate::metrics::Gauges {
+                    sessions: self
+                        .slots
+                        .iter()
+                        .filter_map(|s| s.session.as_ref())
+                        .map(|s| s.metric_labels())
+                        .collect(),
+                    passive_in_use: self.services.passive.in_use(),
+                    passive_total: self.services.passive.size(),
+                    passive_exhausted: self.services.passive.exhausted(),
+                    audit_lost: 0,
+                    draining: self.admin.draining,
+                };
+                reply.metrics = Some(self.services.metrics.snapshot(&gauges));
+            }
             Request::Drain => {
                 if !self.admin.draining {
                     log::info!(

@@ -209,13 +209,12 @@ impl Worker {
             user: None,
             user_hex: None,
         };
-        self.services.audit.emit(
-            &context,
-            &crate::audit::AuditRecord::PolicyViolation {
-                kind: "proxy_protocol",
-                detail,
-            },
-        );
+        let record = crate::audit::AuditRecord::PolicyViolation {
+            kind: "proxy_protocol",
+            detail,
+        };
+        self.services.audit.emit(&context, &record);
+        self.services.metrics.observe(&record, None);
     }
 
     /// `via`: the balancer the connection came through (`peer` is then the client's real

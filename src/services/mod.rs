@@ -35,6 +35,8 @@ pub struct WorkerCtx<'a> {
     pub timers: &'a mut TimerHeap,
     pub pool: &'a BufferPool,
     pub audit: &'a mut AuditSink,
+    /// Counted from the audit events (`ftpgate metrics`).
+    pub metrics: &'a mut crate::metrics::Metrics,
     pub passive: &'a mut PassivePorts,
     pub backends: &'a mut BackendBook,
     pub counters: &'a SharedCounters,

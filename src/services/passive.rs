@@ -31,6 +31,8 @@ pub struct PassivePorts {
     in_use: Vec<u64>,
     quarantine: Quarantine,
     random: crate::os::RandomSource,
+    /// Requests refused because no port of the slice could be bound (`ftpgate metrics`).
+    exhausted: u64,
 }
 
 impl PassivePorts {
@@ -47,6 +49,7 @@ impl PassivePorts {
             in_use: vec![0; size.div_ceil(64)],
             quarantine: Quarantine::default(),
             random: crate::os::RandomSource::new(),
+            exhausted: 0,
         }
     }
 
@@ -74,7 +77,17 @@ impl PassivePorts {
         (self.first, self.last)
     }
 
-    fn size(&self) -> u64 {
+    /// Ports of the slice with a listener open now.
+    pub fn in_use(&self) -> u64 {
+        self.in_use.iter().map(|w| u64::from(w.count_ones())).sum()
+    }
+
+    /// Requests refused so far because the slice was exhausted.
+    pub fn exhausted(&self) -> u64 {
+        self.exhausted
+    }
+
+    pub fn size(&self) -> u64 {
         u64::from(self.last - self.first) + 1
     }
 
@@ -170,6 +183,7 @@ impl PassivePorts {
                 return Ok((listener, port));
             }
         }
+        self.exhausted += 1;
         Err(io::Error::new(
             io::ErrorKind::AddrInUse,
             "passive range exhausted",

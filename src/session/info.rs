@@ -17,6 +17,18 @@ impl Session {
         self.fsm.user().map(|u| u.name.as_str())
     }
 
+    /// The (user, backend) labels of `ftpgate_sessions`: both empty before login, and for a
+    /// user the policy does not know (a name a client chose is never a label).
+    pub fn metric_labels(&self) -> (String, String) {
+        match self.fsm.user() {
+            Some(u) if self.fsm.is_logged_in() => match &u.known {
+                Some(k) => (u.name.clone(), k.backend.clone()),
+                None => (String::new(), String::new()),
+            },
+            _ => (String::new(), String::new()),
+        }
+    }
+
     /// What `ftpgate sessions` lists of this session, worker `worker`'s, at `now`.
     pub fn info(&self, worker: usize, now: Instant) -> SessionInfo {
         let user = self.fsm.user();

@@ -461,6 +461,8 @@ impl Session {
             user_hex,
         };
         ctx.audit.emit(&actx, record);
+        let backend = self.fsm.user().and_then(|u| u.known.as_ref());
+        ctx.metrics.observe(record, backend.map(|k| k.backend.as_str()));
     }
 
     fn push(&mut self, event: Event) {

@@ -1,0 +1,467 @@
+//! Metrics in the Prometheus text format (`ftpgate metrics`, the admin socket's `metrics`).
+//!
+//! Counted from the audit trail's own events ([`Metrics::observe`]): every number here is
+//! the count of something the audit trail recorded, so the two cannot disagree. Gauges
+//! (sessions by user and backend, passive ports in use) are read off the worker when asked
+//! ([`Metrics::snapshot`] takes them as [`Gauges`]).
+//!
+//! Each worker keeps its own; a snapshot is a list of samples, and the samples of several
+//! workers add up by name and labels (histogram buckets, sums and counts too), which is
+//! what [`merge`] does before [`render`] prints the text format. Label values come from the
+//! policy (backend names, known users) or from ftpgate's own fixed words, never from what a
+//! client sends; their number is bounded by [`MAX_METRIC_SERIES`] per worker all the same
+//! (a series beyond it is counted under the label value `other`).
+//!
+//! Pure: no I/O.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::AuditRecord;
+use crate::limits::MAX_METRIC_SERIES;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+struct Family {
+    name: &'static str,
+    kind: Kind,
+    help: &'static str,
+}
+
+const FAMILIES: &[Family] = &[
+    Family {
+        name: "ftpgate_sessions_started_total",
+        kind: Kind::Counter,
+        help: "Client connections admitted to a session (session_start events).",
+    },
+    Family {
+        name: "ftpgate_sessions_ended_total",
+        kind: Kind::Counter,
+        help: "Sessions ended, by reason (session_end events).",
+    },
+    Family {
+        name: "ftpgate_sessions",
+        kind: Kind::Gauge,
+        help: "Live sessions, by user and backend pool (empty before login).",
+    },
+    Family {
+        name: "ftpgate_logins_total",
+        kind: Kind::Counter,
+        help: "Logins, by result and backend pool.",
+    },
+    Family {
+        name: "ftpgate_commands_total",
+        kind: Kind::Counter,
+        help: "Commands recorded, by decision (allow, deny).",
+    },
+    Family {
+        name: "ftpgate_refusals_total",
+        kind: Kind::Counter,
+        help: "Policy violations refused, by kind (policy_violation events).",
+    },
+    Family {
+        name: "ftpgate_policy_exceptions_total",
+        kind: Kind::Counter,
+        help: "Exceptions the policy allowed for a user, by kind.",
+    },
+    Family {
+        name: "ftpgate_transfers_total",
+        kind: Kind::Counter,
+        help: "Transfers, by direction and result.",
+    },
+    Family {
+        name: "ftpgate_transfer_bytes_total",
+        kind: Kind::Counter,
+        help: "Bytes of file data relayed, by direction.",
+    },
+    Family {
+        name: "ftpgate_transfer_duration_seconds",
+        kind: Kind::Histogram,
+        help: "Duration of transfers, by direction.",
+    },
+    Family {
+        name: "ftpgate_tls_handshakes_total",
+        kind: Kind::Counter,
+        help: "TLS handshakes completed, by channel, side and resumption.",
+    },
+    Family {
+        name: "ftpgate_data_connection_failures_total",
+        kind: Kind::Counter,
+        help: "Data connections that failed, by cause.",
+    },
+    Family {
+        name: "ftpgate_passive_ports_in_use",
+        kind: Kind::Gauge,
+        help: "Passive ports held by sessions.",
+    },
+    Family {
+        name: "ftpgate_passive_ports",
+        kind: Kind::Gauge,
+        help: "Passive ports the workers may use.",
+    },
+    Family {
+        name: "ftpgate_passive_ports_exhausted_total",
+        kind: Kind::Counter,
+        help: "Passive port requests refused because every port was in use.",
+    },
+    Family {
+        name: "ftpgate_audit_lost_events_total",
+        kind: Kind::Counter,
+        help: "Audit events a sink failed to write.",
+    },
+    Family {
+        name: "ftpgate_draining",
+        kind: Kind::Gauge,
+        help: "Workers draining (ftpgate drain).",
+    },
+];
+
+/// Upper bounds of the transfer duration buckets, in seconds.
+const DURATION_BUCKETS: [f64; 10] = [0.01, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0, 3600.0, 21600.0];
+
+type Labels = Vec<(&'static str, String)>;
+
+#[derive(Clone, Debug, Default)]
+struct Histogram {
+    buckets: [u64; DURATION_BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+/// One worker's counters and histograms.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    counters: BTreeMap<(&'static str, Labels), u64>,
+    histograms: BTreeMap<(&'static str, Labels), Histogram>,
+}
+
+/// What the worker reads off itself when asked.
+#[derive(Clone, Debug, Default)]
+pub struct Gauges {
+    /// (user, backend) of each live session: "" before login or for a user the policy does
+    /// not know.
+    pub sessions: Vec<(String, String)>,
+    pub passive_in_use: u64,
+    pub passive_total: u64,
+    pub passive_exhausted: u64,
+    pub audit_lost: u64,
+    pub draining: bool,
+}
+
+/// One sample: a family's name (with `_bucket`, `_sum` or `_count` for a histogram), its
+/// labels and its value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        Metrics::default()
+    }
+
+    fn series(&self) -> usize {
+        self.counters.len() + self.histograms.len()
+    }
+
+    /// Adds `by` to a counter; a new series beyond [`MAX_METRIC_SERIES`] has its label
+    /// values replaced by `other`.
+    fn add(&mut self, name: &'static str, labels: Labels, by: u64) {
+        let key = (name, labels);
+        if !self.counters.contains_key(&key) && self.series() >= MAX_METRIC_SERIES {
+            let other = key.1.iter().map(|(k, _)| (*k, "other".to_owned())).collect();
+            *self.counters.entry((name, other)).or_default() += by;
+            return;
+        }
+        *self.counters.entry(key).or_default() += by;
+    }
+
+    fn observe_duration(&mut self, name: &'static str, labels: Labels, seconds: f64) {
+        let key = (name, labels);
+        let key = if !self.histograms.contains_key(&key) && self.series() >= MAX_METRIC_SERIES {
+            let other = key.1.iter().map(|(k, _)| (*k, "other".to_owned())).collect();
+            (name, other)
+        } else {
+            key
+        };
+        let h = self.histograms.entry(key).or_default();
+        for (bucket, bound) in h.buckets.iter_mut().zip(DURATION_BUCKETS) {
+            if seconds <= bound {
+                *bucket += 1;
+            }
+        }
+        h.sum += seconds;
+        h.count += 1;
+    }
+
+    /// Counts one audit event. `backend` is the session's backend pool, when known.
+    pub fn observe(&mut self, record: &AuditRecord, backend: Option<&str>) {
+        match record {
+            AuditRecord::SessionStart { .. } => {
+                self.add("ftpgate_sessions_started_total", Vec::new(), 1)
+            }
+            AuditRecord::SessionEnd { reason, .. } => self.add(
+                "ftpgate_sessions_ended_total",
+                vec![("reason", reason.clone())],
+                1,
+            ),
+            AuditRecord::Login {
+                result,
+                backend: pool,
+                ..
+            } => {
+                let pool = pool.as_deref().or(backend).unwrap_or("");
+                self.add(
+                    "ftpgate_logins_total",
+                    vec![("result", (*result).to_owned()), ("backend", pool.to_owned())],
+                    1,
+                );
+            }
+            AuditRecord::Command { decision, .. } => self.add(
+                "ftpgate_commands_total",
+                vec![("decision", (*decision).to_owned())],
+                1,
+            ),
+            AuditRecord::PolicyViolation { kind, .. } => {
+                self.add(
+                    "ftpgate_refusals_total",
+                    vec![("kind", (*kind).to_owned())],
+                    1,
+                );
+                let cause = match *kind {
+                    "port_theft" => Some("theft"),
+                    "tls_session_reuse" => Some("tls_not_resumed"),
+                    "bounce" => Some("bounce"),
+                    _ => None,
+                };
+                if let Some(cause) = cause {
+                    self.add(
+                        "ftpgate_data_connection_failures_total",
+                        vec![("cause", cause.to_owned())],
+                        1,
+                    );
+                }
+            }
+            AuditRecord::PolicyException { kind, .. } => self.add(
+                "ftpgate_policy_exceptions_total",
+                vec![("kind", (*kind).to_owned())],
+                1,
+            ),
+            AuditRecord::Transfer {
+                direction,
+                bytes,
+                result,
+                duration_ms,
+                ..
+            } => {
+                let dir = (*direction).to_owned();
+                self.add(
+                    "ftpgate_transfers_total",
+                    vec![("direction", dir.clone()), ("result", (*result).to_owned())],
+                    1,
+                );
+                self.add(
+                    "ftpgate_transfer_bytes_total",
+                    vec![("direction", dir.clone())],
+                    *bytes,
+                );
+                self.observe_duration(
+                    "ftpgate_transfer_duration_seconds",
+                    vec![("direction", dir)],
+                    *duration_ms as f64 / 1000.0,
+                );
+                if !matches!(*result, "ok" | "aborted") {
+                    self.add(
+                        "ftpgate_data_connection_failures_total",
+                        vec![("cause", (*result).to_owned())],
+                        1,
+                    );
+                }
+            }
+            AuditRecord::Tls {
+                channel,
+                side,
+                resumed,
+                ..
+            } => self.add(
+                "ftpgate_tls_handshakes_total",
+                vec![
+                    ("channel", (*channel).to_owned()),
+                    ("side", (*side).to_owned()),
+                    ("resumed", resumed.to_string()),
+                ],
+                1,
+            ),
+        }
+    }
+
+    /// The worker's samples, with `gauges` read off it now.
+    pub fn snapshot(&self, gauges: &Gauges) -> Vec<Sample> {
+        let mut out = Vec::new();
+        let owned = |labels: &Labels| -> Vec<(String, String)> {
+            labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect()
+        };
+        for ((name, labels), value) in &self.counters {
+            out.push(Sample {
+                name: (*name).to_owned(),
+                labels: owned(labels),
+                value: *value as f64,
+            });
+        }
+        for ((name, labels), h) in &self.histograms {
+            for (count, bound) in h.buckets.iter().zip(DURATION_BUCKETS) {
+                let mut l = owned(labels);
+                l.push(("le".into(), format_value(bound)));
+                out.push(Sample {
+                    name: format!("{name}_bucket"),
+                    labels: l,
+                    value: *count as f64,
+                });
+            }
+            let mut l = owned(labels);
+            l.push(("le".into(), "+Inf".into()));
+            out.push(Sample {
+                name: format!("{name}_bucket"),
+                labels: l,
+                value: h.count as f64,
+            });
+            out.push(Sample {
+                name: format!("{name}_sum"),
+                labels: owned(labels),
+                value: h.sum,
+            });
+            out.push(Sample {
+                name: format!("{name}_count"),
+                labels: owned(labels),
+                value: h.count as f64,
+            });
+        }
+        let mut by_user: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+        for (user, backend) in &gauges.sessions {
+            *by_user.entry((user, backend)).or_default() += 1;
+        }
+        for ((user, backend), n) in by_user {
+            out.push(Sample {
+                name: "ftpgate_sessions".into(),
+                labels: vec![
+                    ("user".into(), user.to_owned()),
+                    ("backend".into(), backend.to_owned()),
+                ],
+                value: n as f64,
+            });
+        }
+        let plain = |name: &str, value: u64| Sample {
+            name: name.to_owned(),
+            labels: Vec::new(),
+            value: value as f64,
+        };
+        out.push(plain("ftpgate_passive_ports_in_use", gauges.passive_in_use));
+        out.push(plain("ftpgate_passive_ports", gauges.passive_total));
+        out.push(plain(
+            "ftpgate_passive_ports_exhausted_total",
+            gauges.passive_exhausted,
+        ));
+        out.push(plain("ftpgate_audit_lost_events_total", gauges.audit_lost));
+        out.push(plain("ftpgate_draining", u64::from(gauges.draining)));
+        out
+    }
+}
+
+/// The samples of several workers added up by name and labels, in the order they first
+/// appear (a histogram's buckets stay in the order of their bounds).
+pub fn merge(workers: &[Vec<Sample>]) -> Vec<Sample> {
+    let mut out: Vec<Sample> = Vec::new();
+    let mut at: std::collections::HashMap<(String, Vec<(String, String)>), usize> =
+        std::collections::HashMap::new();
+    for samples in workers {
+        for s in samples {
+            let key = (s.name.clone(), s.labels.clone());
+            match at.get(&key) {
+                Some(&i) => out[i].value += s.value,
+                None => {
+                    at.insert(key, out.len());
+                    out.push(s.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn format_value(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// A label value as the text format wants it: backslash, double quote and newline escaped.
+fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The Prometheus text exposition format (version 0.0.4) of `samples`: every family with
+/// its HELP and TYPE, the samples of each family together.
+pub fn render(samples: &[Sample]) -> String {
+    let mut out = String::new();
+    for family in FAMILIES {
+        let mine: Vec<&Sample> = samples
+            .iter()
+            .filter(|s| {
+                s.name == family.name
+                    || (family.kind == Kind::Histogram
+                        && s.name
+                            .strip_prefix(family.name)
+                            .is_some_and(|rest| matches!(rest, "_bucket" | "_sum" | "_count")))
+            })
+            .collect();
+        let kind = match family.kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        };
+        out.push_str(&format!("# HELP {} {}\n", family.name, family.help));
+        out.push_str(&format!("# TYPE {} {kind}\n", family.name));
+        for s in mine {
+            out.push_str(&s.name);
+            if !s.labels.is_empty() {
+                let labels: Vec<String> = s
+                    .labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+                    .collect();
+                out.push('{');
+                out.push_str(&labels.join(","));
+                out.push('}');
+            }
+            out.push(' ');
+            out.push_str(&format_value(s.value));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

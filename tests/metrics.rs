@@ -1,0 +1,172 @@
+//! `ftpgate metrics`: the Prometheus text format, checked by Prometheus's own `promtool
+//! check metrics` and parsed by the `prometheus_client` Python package; the values agree with
+//! what the sessions did (and with the audit trail they are counted from), added up over
+//! the workers.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+fn metrics_text(gate: &Ftpgate) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_ftpgate"))
+        .arg("metrics")
+        .arg("--admin")
+        .arg(gate.admin_dir())
+        .output()
+        .expect("run ftpgate metrics");
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+/// `promtool check metrics` on the text: exit 0 and no lint finding.
+fn promtool_check(text: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus; tests/run.sh installs it)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every sample as the Python client library's parser reads it: "name{k=v,...}" -> value,
+/// labels sorted by name.
+fn parsed(text: &str) -> HashMap<String, f64> {
+    let script = r#"
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+for family in text_string_to_metric_families(sys.stdin.read()):
+    for s in family.samples:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+        print(f"{s.name}{{{labels}}}\t{s.value!r}")
+"#;
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("python3");
+    assert!(
+        out.status.success(),
+        "prometheus_client refused the text: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once('\t')?;
+            Some((k.to_owned(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn metrics_pass_promtool_and_count_what_the_sessions_did() {
+    let vs = Vsftpd::start();
+    let file = random_bytes(300_000, 7);
+    vs.put_file("pub/m.bin", &file);
+    let gate = Ftpgate::builder()
+        .backend("vsftpd", vs.addr())
+        .standard_roles()
+        .user("anonymous", "full", "vsftpd")
+        .user("ftp", "read-only", "vsftpd")
+        .workers(2)
+        .start();
+    let dir = gate.admin_dir();
+    assert!(wait_until(Duration::from_secs(10), || {
+        dir.join("worker-0.sock").exists() && dir.join("worker-1.sock").exists()
+    }));
+    // Two downloads, one refused command, one live session left open.
+    for _ in 0..2 {
+        let mut c = Ftp::connect(gate.addr());
+        c.login_ok("ftp", "x");
+        assert_eq!(c.cmd("TYPE I").0, 200);
+        assert_eq!(c.retr("/pub/m.bin"), file);
+        assert_eq!(c.cmd("DELE /pub/m.bin").0, 550);
+        assert_eq!(c.cmd("QUIT").0, 221);
+    }
+    let mut live = Ftp::connect(gate.addr());
+    live.login_ok("anonymous", "x");
+    // The audit trail has both transfer events before the numbers are read.
+    gate.wait_audit(Duration::from_secs(5), |ev| {
+        ev.iter().filter(|e| e["event"] == "session_end").count() >= 2
+    });
+    let text = metrics_text(&gate);
+    promtool_check(&text);
+    let m = parsed(&text);
+    let get = |k: &str| m.get(k).copied().unwrap_or_else(|| panic!("no {k} in\n{text}"));
+    assert_eq!(
+        get("ftpgate_transfers_total{direction=download,result=ok}"),
+        2.0
+    );
+    assert_eq!(
+        get("ftpgate_transfer_bytes_total{direction=download}"),
+        2.0 * file.len() as f64
+    );
+    assert_eq!(
+        get("ftpgate_transfer_duration_seconds_count{direction=download}"),
+        2.0
+    );
+    assert_eq!(get("ftpgate_commands_total{decision=deny}"), 2.0);
+    assert_eq!(get("ftpgate_sessions{backend=vsftpd,user=anonymous}"), 1.0);
+    assert_eq!(get("ftpgate_sessions_started_total{}"), 3.0);
+    assert_eq!(get("ftpgate_sessions_ended_total{reason=quit}"), 2.0);
+    assert_eq!(get("ftpgate_logins_total{backend=vsftpd,result=ok}"), 3.0);
+    assert_eq!(get("ftpgate_passive_ports_in_use{}"), 0.0);
+    assert_eq!(get("ftpgate_passive_ports{}"), 20.0);
+    assert_eq!(get("ftpgate_draining{}"), 0.0);
+    // The numbers are the audit trail's.
+    let events = gate.audit_events();
+    let transfers = events.iter().filter(|e| e["event"] == "transfer").count();
+    assert_eq!(transfers as f64, get("ftpgate_transfers_total{direction=download,result=ok}"));
+    assert_eq!(live.cmd("QUIT").0, 221);
+}
+
+#[test]
+fn a_user_name_a_client_chose_never_becomes_a_label() {
+    let vs = Vsftpd::start();
+    let gate = Ftpgate::for_vsftpd(&vs);
+    let dir = gate.admin_dir();
+    assert!(wait_until(Duration::from_secs(10), || dir
+        .join("worker-0.sock")
+        .exists()));
+    let mut c = Ftp::connect(gate.addr());
+    assert_eq!(c.cmd("USER attacker\"{label}").0, 331);
+    assert_eq!(c.cmd("PASS x").0, 530);
+    let text = metrics_text(&gate);
+    promtool_check(&text);
+    assert!(!text.contains("attacker"), "{text}");
+    let m = parsed(&text);
+    assert_eq!(m.get("ftpgate_sessions{backend=,user=}"), Some(&1.0), "{text}");
+}
