@@ -27,6 +27,10 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # haproxy sits in front of ftpgate in tests/proxy_protocol.rs (PROXY protocol v1 and v2), run
 # by the test in the foreground with a private configuration; its system service is not started.
 [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+# tests/metrics.rs checks `ftpgate metrics` with Prometheus's promtool and parses it with
+# the prometheus_client Python package (the Prometheus service itself is not started).
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+/usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || missing+=(python3-prometheus-client)
 if ! /usr/bin/python3 -c 'import pyftpdlib' >/dev/null 2>&1; then
     missing+=(python3-pyftpdlib)
 fi
