@@ -330,3 +330,11 @@ pub const MAX_ADMIN_REPLY_BYTES: usize = 4 << 20;
 /// practice; a series beyond it is counted under the label value `other`, so a policy
 /// reloaded with ever new backend names cannot grow the table without end.
 pub const MAX_METRIC_SERIES: usize = 1024;
+/// Bytes of an HTTP request to the metrics port (`metrics.listen`) read at most; a longer
+/// one gets 431.
+pub const MAX_METRICS_REQUEST_BYTES: usize = 4096;
+/// Milliseconds a scrape of the metrics port has to send its request, and worker 0 to
+/// gather the other workers' samples (a worker that has not answered by then is left out
+/// and counted in `ftpgate_metrics_workers_missing`); the answer then has as long again to
+/// leave.
+pub const METRICS_GATHER_TIMEOUT_MS: u64 = 1000;

@@ -432,6 +432,7 @@ fn main() -> ExitCode {
         None if args.worker.is_none() => Notifier::from_env(),
         None => Notifier::none(),
     };
+    let metrics_listen = policy.metrics_listen;
     let config = WorkerConfig {
         index,
         count,
@@ -440,6 +441,7 @@ fn main() -> ExitCode {
         counters,
         notify,
         inherited,
+        metrics_listen,
         admin: Some(ftpgate::reactor::AdminConfig {
             explicit: args.admin.is_some(),
             dir: args

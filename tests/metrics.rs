@@ -125,7 +125,11 @@ fn metrics_pass_promtool_and_count_what_the_sessions_did() {
     let text = metrics_text(&gate);
     promtool_check(&text);
     let m = parsed(&text);
-    let get = |k: &str| m.get(k).copied().unwrap_or_else(|| panic!("no {k} in\n{text}"));
+    let get = |k: &str| {
+        m.get(k)
+            .copied()
+            .unwrap_or_else(|| panic!("no {k} in\n{text}"))
+    };
     assert_eq!(
         get("ftpgate_transfers_total{direction=download,result=ok}"),
         2.0
@@ -149,7 +153,10 @@ fn metrics_pass_promtool_and_count_what_the_sessions_did() {
     // The numbers are the audit trail's.
     let events = gate.audit_events();
     let transfers = events.iter().filter(|e| e["event"] == "transfer").count();
-    assert_eq!(transfers as f64, get("ftpgate_transfers_total{direction=download,result=ok}"));
+    assert_eq!(
+        transfers as f64,
+        get("ftpgate_transfers_total{direction=download,result=ok}")
+    );
     assert_eq!(live.cmd("QUIT").0, 221);
 }
 
@@ -168,5 +175,121 @@ fn a_user_name_a_client_chose_never_becomes_a_label() {
     promtool_check(&text);
     assert!(!text.contains("attacker"), "{text}");
     let m = parsed(&text);
-    assert_eq!(m.get("ftpgate_sessions{backend=,user=}"), Some(&1.0), "{text}");
+    assert_eq!(
+        m.get("ftpgate_sessions{backend=,user=}"),
+        Some(&1.0),
+        "{text}"
+    );
+}
+
+fn http_get(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(request).expect("send");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn the_metrics_port_answers_a_scrape_with_every_workers_numbers() {
+    let vs = Vsftpd::start();
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let gate = Ftpgate::builder()
+        .backend("vsftpd", vs.addr())
+        .standard_roles()
+        .user("anonymous", "full", "vsftpd")
+        .workers(2)
+        .set(
+            &["metrics", "listen"],
+            serde_json::json!(listen.to_string()),
+        )
+        .start();
+    let dir = gate.admin_dir();
+    assert!(wait_until(Duration::from_secs(10), || {
+        dir.join("worker-0.sock").exists() && dir.join("worker-1.sock").exists()
+    }));
+    let mut clients: Vec<Ftp> = (0..6).map(|_| Ftp::connect(gate.addr())).collect();
+    for c in &mut clients {
+        c.login_ok("anonymous", "x");
+    }
+    // curl, as a scraper would fetch it.
+    let out = curl(&["-sS", "-i", &format!("http://{listen}/metrics")]);
+    assert!(out.status.success(), "{out:?}");
+    let response = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(
+        head.contains("Content-Type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    promtool_check(body);
+    let m = parsed(body);
+    // Six sessions over two workers: the answer adds up both.
+    assert_eq!(
+        m.get("ftpgate_sessions{backend=vsftpd,user=anonymous}"),
+        Some(&6.0),
+        "{body}"
+    );
+    assert_eq!(m.get("ftpgate_metrics_workers_missing{}"), Some(&0.0));
+    assert_eq!(m.get("ftpgate_passive_ports{}"), Some(&20.0));
+    // Other paths and methods get their status; the port still answers after them.
+    assert!(
+        http_get(listen, b"GET /other HTTP/1.1\r\nHost: x\r\n\r\n").starts_with("HTTP/1.1 404")
+    );
+    assert!(
+        http_get(listen, b"POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n").starts_with("HTTP/1.1 405")
+    );
+    let mut huge = b"GET /metrics HTTP/1.1\r\nX: ".to_vec();
+    huge.extend(std::iter::repeat_n(
+        b'a',
+        ftpgate::limits::MAX_METRICS_REQUEST_BYTES + 10,
+    ));
+    assert!(http_get(listen, &huge).starts_with("HTTP/1.1 431"));
+    let again = http_get(listen, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(again.starts_with("HTTP/1.1 200 OK"), "{again}");
+    for c in &mut clients {
+        assert_eq!(c.cmd("NOOP").0, 200);
+    }
+}
+
+/// A scraper that connects and sends nothing holds the port for at most
+/// METRICS_GATHER_TIMEOUT_MS; meanwhile another connection gets 503 at once, and the
+/// sessions are not touched.
+#[test]
+fn a_silent_scrape_is_dropped_at_its_deadline() {
+    use std::io::Read;
+    use std::time::Instant;
+    let vs = Vsftpd::start();
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let gate = Ftpgate::builder()
+        .backend("vsftpd", vs.addr())
+        .standard_roles()
+        .user("anonymous", "full", "vsftpd")
+        .set(
+            &["metrics", "listen"],
+            serde_json::json!(listen.to_string()),
+        )
+        .start();
+    let mut c = Ftp::connect(gate.addr());
+    c.login_ok("anonymous", "x");
+    let started = Instant::now();
+    let mut silent = std::net::TcpStream::connect(listen).expect("connect");
+    // Let the worker take it as the scrape in progress before the second one comes.
+    assert!(wait_until(Duration::from_secs(5), || {
+        http_get(listen, b"GET /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 503")
+    }));
+    assert_eq!(c.cmd("NOOP").0, 200);
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut b = [0u8; 1];
+    assert_eq!(silent.read(&mut b).expect("closed"), 0);
+    let held = started.elapsed();
+    let bound = Duration::from_millis(ftpgate::limits::METRICS_GATHER_TIMEOUT_MS);
+    assert!(held < bound + Duration::from_secs(2), "held {held:?}");
+    let ok = http_get(listen, b"GET /metrics HTTP/1.1\r\n\r\n");
+    assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
 }

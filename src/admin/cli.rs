@@ -228,7 +228,10 @@ impl Job {
                 Ok(replies) => {
                     let workers: Vec<Vec<crate::metrics::Sample>> =
                         replies.into_iter().filter_map(|r| r.metrics).collect();
-                    print!("{}", crate::metrics::render(&crate::metrics::merge(&workers)));
+                    print!(
+                        "{}",
+                        crate::metrics::render(&crate::metrics::merge(&workers))
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(code) => code,

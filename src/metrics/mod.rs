@@ -116,6 +116,11 @@ const FAMILIES: &[Family] = &[
         help: "Audit events a sink failed to write.",
     },
     Family {
+        name: "ftpgate_metrics_workers_missing",
+        kind: Kind::Gauge,
+        help: "Workers whose numbers this answer of the metrics port lacks (no answer in time).",
+    },
+    Family {
         name: "ftpgate_draining",
         kind: Kind::Gauge,
         help: "Workers draining (ftpgate drain).",
@@ -123,7 +128,9 @@ const FAMILIES: &[Family] = &[
 ];
 
 /// Upper bounds of the transfer duration buckets, in seconds.
-const DURATION_BUCKETS: [f64; 10] = [0.01, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0, 3600.0, 21600.0];
+const DURATION_BUCKETS: [f64; 10] = [
+    0.01, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0, 3600.0, 21600.0,
+];
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -177,7 +184,11 @@ impl Metrics {
     fn add(&mut self, name: &'static str, labels: Labels, by: u64) {
         let key = (name, labels);
         if !self.counters.contains_key(&key) && self.series() >= MAX_METRIC_SERIES {
-            let other = key.1.iter().map(|(k, _)| (*k, "other".to_owned())).collect();
+            let other = key
+                .1
+                .iter()
+                .map(|(k, _)| (*k, "other".to_owned()))
+                .collect();
             *self.counters.entry((name, other)).or_default() += by;
             return;
         }
@@ -187,7 +198,11 @@ impl Metrics {
     fn observe_duration(&mut self, name: &'static str, labels: Labels, seconds: f64) {
         let key = (name, labels);
         let key = if !self.histograms.contains_key(&key) && self.series() >= MAX_METRIC_SERIES {
-            let other = key.1.iter().map(|(k, _)| (*k, "other".to_owned())).collect();
+            let other = key
+                .1
+                .iter()
+                .map(|(k, _)| (*k, "other".to_owned()))
+                .collect();
             (name, other)
         } else {
             key
@@ -221,7 +236,10 @@ impl Metrics {
                 let pool = pool.as_deref().or(backend).unwrap_or("");
                 self.add(
                     "ftpgate_logins_total",
-                    vec![("result", (*result).to_owned()), ("backend", pool.to_owned())],
+                    vec![
+                        ("result", (*result).to_owned()),
+                        ("backend", pool.to_owned()),
+                    ],
                     1,
                 );
             }

@@ -23,8 +23,7 @@ fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64>
         .find(|s| {
             s.name == name
                 && s.labels.len() == labels.len()
-                && s
-                    .labels
+                && s.labels
                     .iter()
                     .zip(labels)
                     .all(|((k, v), (k2, v2))| k == k2 && v == v2)
@@ -42,7 +41,11 @@ fn transfers_count_by_direction_and_result_with_bytes_and_durations() {
     let d = [("direction", "download"), ("result", "ok")];
     assert_eq!(value(&s, "ftpgate_transfers_total", &d), Some(2.0));
     assert_eq!(
-        value(&s, "ftpgate_transfer_bytes_total", &[("direction", "download")]),
+        value(
+            &s,
+            "ftpgate_transfer_bytes_total",
+            &[("direction", "download")]
+        ),
         Some(1024.0)
     );
     let bucket = |le: &str| {
@@ -136,7 +139,11 @@ fn workers_add_up_and_the_text_has_each_family_once() {
     };
     let merged = merge(&[a.snapshot(&ga), b.snapshot(&gb)]);
     assert_eq!(
-        value(&merged, "ftpgate_sessions", &[("user", "edi"), ("backend", "pool")]),
+        value(
+            &merged,
+            "ftpgate_sessions",
+            &[("user", "edi"), ("backend", "pool")]
+        ),
         Some(3.0)
     );
     assert_eq!(value(&merged, "ftpgate_passive_ports", &[]), Some(20.0));

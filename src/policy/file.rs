@@ -163,6 +163,14 @@ pub(crate) struct PolicyFile {
     pub defaults: Option<Object<DefaultsFile>>,
     pub audit: Option<Object<AuditFile>>,
     pub access: Option<Object<AccessFile>>,
+    pub metrics: Option<Object<MetricsFile>>,
+}
+
+/// `metrics`: the loopback HTTP port of the Prometheus metrics.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MetricsFile {
+    pub listen: Option<String>,
 }
 
 /// Global source-address rules and the prefix table.

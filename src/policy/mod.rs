@@ -84,6 +84,8 @@ pub struct Policy {
     pub geo: Option<Arc<GeoTable>>,
     /// Where the prefix table was read from.
     pub prefix_table: Option<PathBuf>,
+    /// `metrics.listen`: the loopback address of the metrics' HTTP port (worker 0).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// How many worker processes to run.

@@ -19,6 +19,7 @@ pub const RESTART_KEYS: &[(&str, &str)] = &[
         "each worker serves a slice of the passive range, fixed at start",
     ),
     ("user", "root is given up at start, for good"),
+    ("metrics.listen", "worker 0 binds the metrics port at start"),
 ];
 
 /// The changes from `old` to `new` that a reload cannot apply, each as `key: old -> new`.
@@ -34,6 +35,14 @@ pub fn restart_needed(old: &Policy, new: &Policy) -> Vec<String> {
     }
     if old.user != new.user {
         changes.push(format!("user: {} -> {}", old.user, new.user));
+    }
+    if old.metrics_listen != new.metrics_listen {
+        let name = |a: Option<std::net::SocketAddr>| a.map_or("none".to_owned(), |a| a.to_string());
+        changes.push(format!(
+            "metrics.listen: {} -> {}",
+            name(old.metrics_listen),
+            name(new.metrics_listen)
+        ));
     }
     if old.passive.ports != new.passive.ports {
         let (a, b) = old.passive.ports;
@@ -100,6 +109,6 @@ mod tests {
                 "passive.ports: 50000-50099 -> 51000-51099"
             ]
         );
-        assert!(reload_note().contains("except workers, passive.ports and user"));
+        assert!(reload_note().contains("except workers, passive.ports, user and metrics.listen"));
     }
 }

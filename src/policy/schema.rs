@@ -18,8 +18,8 @@ use serde_json::{Map, Value};
 
 use super::file::{
     AccessFile, AuditFile, BackendFile, DefaultsFile, FilecopyFile, GlobalLimitsFile, ListenerFile,
-    PassiveFile, PolicyFile, RoleFile, RoutingFile, SyslogFile, TimeWindowFile, TimeoutsFile,
-    TlsFile, UserFile, UserLimitsFile,
+    MetricsFile, PassiveFile, PolicyFile, RoleFile, RoutingFile, SyslogFile, TimeWindowFile,
+    TimeoutsFile, TlsFile, UserFile, UserLimitsFile,
 };
 use super::locate::{JsonPath, Target};
 
@@ -74,7 +74,9 @@ pub(crate) static POLICY: Section = section::<PolicyFile>(&[
     ("defaults", Shape::One(&DEFAULTS)),
     ("audit", Shape::One(&AUDIT)),
     ("access", Shape::One(&ACCESS)),
+    ("metrics", Shape::One(&METRICS)),
 ]);
+static METRICS: Section = section::<MetricsFile>(&[]);
 static ACCESS: Section = section::<AccessFile>(&[
     ("allow_from", Shape::List(Item::Plain)),
     ("deny_from", Shape::List(Item::Plain)),
@@ -372,7 +374,8 @@ mod tests {
   "audit": { "syslog": { "facility": "ftp", "app_name": "x", "socket": "/l", "cee": true,
                          "format": "rfc3164" },
              "file": "/a.jsonl", "mode": "monitor", "on_failure": "continue",
-             "filecopy": { "directory": "/d", "retention_days": 1, "on_failure": "abort" } }
+             "filecopy": { "directory": "/d", "retention_days": 1, "on_failure": "abort" } },
+  "metrics": { "listen": "127.0.0.1:9464" }
 }"#;
 
     /// Checks `value` against `section` and every section below it: all of the section's
@@ -506,7 +509,8 @@ mod tests {
                     "y".to_owned(),
                     Target::Key,
                     "y: unknown field `y`, expected one of `workers`, `drain_timeout`, `user`, `listeners`, `passive`, \
-                     `tls`, `backends`, `roles`, `users`, `routing`, `defaults`, `audit`, `access`"
+                     `tls`, `backends`, `roles`, `users`, `routing`, `defaults`, `audit`, `access`, \
+                     `metrics`"
                 ),
             ]
         );

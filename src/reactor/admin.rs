@@ -271,7 +271,11 @@ fn read_line(conn: &mut Conn) -> Result<Option<Vec<u8>>, ()> {
 fn bind(dir: &Path, path: &Path) -> io::Result<UnixListener> {
     if !dir.is_dir() {
         use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().mode(0o700).create(dir)?;
+        // The other workers start at the same moment: one of them creates it.
+        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+            other => other?,
+        }
     }
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
@@ -309,6 +313,24 @@ impl Worker {
             self.admin.answer(i, reply);
         }
         self.admin.flush(now, self.poll.registry());
+    }
+
+    /// This worker's metrics samples, with its gauges read now.
+    pub(super) fn metrics_samples(&self) -> Vec<crate::metrics::Sample> {
+        let gauges = crate::metrics::Gauges {
+            sessions: self
+                .slots
+                .iter()
+                .filter_map(|s| s.session.as_ref())
+                .map(|s| s.metric_labels())
+                .collect(),
+            passive_in_use: self.services.passive.in_use(),
+            passive_total: self.services.passive.size(),
+            passive_exhausted: self.services.passive.exhausted(),
+            audit_lost: 0,
+            draining: self.admin.draining,
+        };
+        self.services.metrics.snapshot(&gauges)
     }
 
     fn answer_admin(&mut self, request: &Request, now: Instant, touched: &mut Vec<usize>) -> Reply {
@@ -352,22 +374,7 @@ impl Worker {
                 }
                 reply.killed = Some(killed);
             }
-            Request::Metrics => {
-                let gauges = crate::metrics::Gauges {
-                    sessions: self
-                        .slots
-                        .iter()
-                        .filter_map(|s| s.session.as_ref())
-                        .map(|s| s.metric_labels())
-                        .collect(),
-                    passive_in_use: self.services.passive.in_use(),
-                    passive_total: self.services.passive.size(),
-                    passive_exhausted: self.services.passive.exhausted(),
-                    audit_lost: 0,
-                    draining: self.admin.draining,
-                };
-                reply.metrics = Some(self.services.metrics.snapshot(&gauges));
-            }
+            Request::Metrics => reply.metrics = Some(self.metrics_samples()),
             Request::Drain => {
                 if !self.admin.draining {
                     log::info!(

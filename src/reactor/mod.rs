@@ -15,6 +15,7 @@
 mod admin;
 mod drain;
 mod listeners;
+mod metrics_http;
 pub mod pending;
 pub mod pool;
 pub mod probes;
@@ -55,7 +56,9 @@ const _: () = assert!(PENDING_BASE + pending::TOKENS <= SPECIAL_BASE);
 const PENDING_BASE: usize = MAX_TOKEN + 1;
 /// The admin socket's tokens ([`admin::TOKENS`]), just below the special ones.
 const ADMIN_BASE: usize = SPECIAL_BASE - admin::TOKENS;
-const _: () = assert!(PENDING_BASE + pending::TOKENS <= ADMIN_BASE);
+/// The metrics port's tokens ([`metrics_http::TOKENS`]), below the admin socket's.
+const METRICS_BASE: usize = ADMIN_BASE - metrics_http::TOKENS;
+const _: () = assert!(PENDING_BASE + pending::TOKENS <= METRICS_BASE);
 use crate::services::{ListenerConfig, SessionKey, WorkerCtx};
 use crate::session::{DriveOutcome, Session};
 use crate::tls::{TlsClient, TlsServer};
@@ -92,6 +95,8 @@ pub struct WorkerConfig {
     pub inherited: Vec<(SocketAddr, TcpListener)>,
     /// Where this worker's admin socket goes (`--admin`); None: no admin socket.
     pub admin: Option<AdminConfig>,
+    /// The loopback HTTP port of the metrics (`metrics.listen`; worker 0 serves it).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 struct Slot {
@@ -139,6 +144,8 @@ pub struct Worker {
     pending: pending::Pending,
     /// The admin socket (`ftpgate sessions`, `kill`, `drain`).
     admin: admin::AdminServer,
+    /// The metrics port (worker 0, `metrics.listen`).
+    metrics_http: metrics_http::MetricsHttp,
 }
 
 /// The parts of the worker its sessions use, lent to one session at a time as a
@@ -262,6 +269,14 @@ impl Worker {
             poll.registry(),
             ADMIN_BASE,
         );
+        let metrics_http = metrics_http::MetricsHttp::open(
+            config.metrics_listen,
+            config.index,
+            config.count,
+            config.admin.as_ref().map(|a| a.dir.clone()),
+            poll.registry(),
+            METRICS_BASE,
+        );
         let mut worker = Worker {
             poll,
             events: Events::with_capacity(1024),
@@ -304,6 +319,7 @@ impl Worker {
             probes,
             pending: pending::Pending::new(PENDING_BASE, Instant::now()),
             admin,
+            metrics_http,
         };
         worker.start_copier()?;
         Ok(worker)
@@ -408,6 +424,8 @@ impl Worker {
                     // Reports are read below, every turn.
                 } else if self.pending.on_ready(token) {
                     // Looked at below, with the accepts.
+                } else if self.metrics_http.owns(token) {
+                    self.metrics_http.on_ready(token);
                 } else if self.admin.owns(token) {
                     self.admin.on_ready(token);
                 } else if self.probes.owns(token) {
@@ -466,6 +484,7 @@ impl Worker {
             }
             self.pending_headers(now, &mut touched);
             self.admin_turn(now, &mut touched);
+            self.metrics_turn(now);
             touched.sort_unstable();
             touched.dedup();
             let mut finished = Vec::new();
@@ -527,6 +546,10 @@ impl Worker {
             timeout = Some(timeout.map_or(tick, |t| t.min(tick)));
         }
         if let Some(tick) = self.services.audit.next_tick() {
+            timeout = Some(timeout.map_or(tick, |t| t.min(tick)));
+        }
+        if let Some(deadline) = self.metrics_http.next_deadline() {
+            let tick = deadline.saturating_duration_since(now);
             timeout = Some(timeout.map_or(tick, |t| t.min(tick)));
         }
         if let Some(deadline) = self.admin.next_deadline() {

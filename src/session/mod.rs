@@ -462,7 +462,8 @@ impl Session {
         };
         ctx.audit.emit(&actx, record);
         let backend = self.fsm.user().and_then(|u| u.known.as_ref());
-        ctx.metrics.observe(record, backend.map(|k| k.backend.as_str()));
+        ctx.metrics
+            .observe(record, backend.map(|k| k.backend.as_str()));
     }
 
     fn push(&mut self, event: Event) {

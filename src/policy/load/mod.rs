@@ -25,7 +25,8 @@
 //! - `users.rs`: `users`;
 //! - `access.rs`: `access` (and a user's source-address rules), the prefix table, `routing`;
 //! - `defaults.rs`: `defaults` (and a user's timeouts);
-//! - `audit.rs`: `audit`.
+//! - `audit.rs`: `audit`;
+//! - `metrics.rs`: `metrics`.
 
 mod access;
 mod audit;
@@ -33,6 +34,7 @@ mod backends;
 mod checker;
 mod defaults;
 mod listeners;
+mod metrics;
 mod roles;
 mod users;
 mod values;
@@ -304,6 +306,7 @@ impl Checker<'_> {
         let routing = self.routing(raw.routing.as_ref().map(|o| &o.0), &backends);
         self.users_against_routing(&users, &routing);
         let audit = self.audit(raw.audit.as_ref().map(|o| &o.0), &root.key("audit"));
+        let metrics_listen = self.metrics(raw.metrics.as_ref().map(|o| &o.0), &root.key("metrics"));
 
         self.ports_against_listeners(&passive, &listeners);
         self.workers_against_ports(workers, &passive);
@@ -324,6 +327,7 @@ impl Checker<'_> {
             access,
             geo,
             prefix_table,
+            metrics_listen,
         }
     }
 }

@@ -366,3 +366,31 @@ fn proxy_protocol_needs_the_balancers() {
         "data from the clients by default"
     );
 }
+
+#[test]
+fn the_metrics_port_must_be_on_loopback() {
+    let doc = minimal_with(r#""metrics": { "listen": "127.0.0.1:9464" }"#);
+    assert_eq!(parse(&doc).metrics_listen, Some(addr("127.0.0.1:9464")));
+    assert_eq!(parse(MINIMAL).metrics_listen, None);
+    let doc = minimal_with(r#""metrics": { "listen": "[::1]:9464" }"#);
+    assert_eq!(parse(&doc).metrics_listen, Some(addr("[::1]:9464")));
+    let doc = minimal_with(r#""metrics": { "listen": "0.0.0.0:9464" }"#);
+    assert_eq!(
+        errors(&doc),
+        [err_at(
+            &doc,
+            "\"0.0.0.0:9464\"",
+            "metrics.listen: \"0.0.0.0:9464\": the metrics port must be on a loopback address \
+             (127.0.0.0/8 or ::1): it has no authentication"
+        )]
+    );
+    let doc = minimal_with(r#""metrics": { "listen": "127.0.0.1" }"#);
+    assert_eq!(
+        errors(&doc),
+        [err_at(
+            &doc,
+            "\"127.0.0.1\"",
+            "metrics.listen: \"127.0.0.1\" has no port; write IP:PORT, e.g. \"127.0.0.1:9464\""
+        )]
+    );
+}

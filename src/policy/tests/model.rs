@@ -91,6 +91,7 @@ fn minimal_policy_builds_the_expected_model() {
         access: AccessRules::default(),
         geo: None,
         prefix_table: None,
+        metrics_listen: None,
     };
     assert_eq!(policy, expected);
     // The documented defaults.

@@ -54,7 +54,7 @@ fn unknown_keys_are_refused_at_every_level() {
             "\"listener\"",
             "listener: unknown field `listener`, expected one of `workers`, `drain_timeout`, `user`, `listeners`, \
              `passive`, `tls`, `backends`, `roles`, `users`, `routing`, `defaults`, `audit`, \
-             `access`",
+             `access`, `metrics`",
         ),
         (
             r#"{ "listeners": [{ "address": "0.0.0.0:21", "tsl": "none" }] }"#,
@@ -266,7 +266,7 @@ fn an_unknown_key_hides_no_other_error() {
             "8:50: users.u.backend: no backend named \"nope\" in \"backends\" (defined: \"b\")",
             "9:3: colour: unknown field `colour`, expected one of `workers`, `drain_timeout`, `user`, `listeners`, \
              `passive`, `tls`, `backends`, `roles`, `users`, `routing`, `defaults`, `audit`, \
-             `access`",
+             `access`, `metrics`",
         ]
     );
 }
@@ -292,7 +292,7 @@ fn unknown_keys_at_every_level_and_validation_errors_in_one_run() {
             "\"colour\"",
             "colour: unknown field `colour`, expected one of `workers`, `drain_timeout`, `user`, `listeners`, \
              `passive`, `tls`, `backends`, `roles`, `users`, `routing`, `defaults`, `audit`, \
-             `access`",
+             `access`, `metrics`",
         ),
         err_at(
             doc,
