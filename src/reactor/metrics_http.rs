@@ -344,18 +344,17 @@ impl MetricsHttp {
 fn peer_step(peer: &mut Peer) -> bool {
     while peer.sent < peer.request.len() {
         match peer.stream.write(&peer.request[peer.sent..]) {
+            Ok(0) => return true,
             Ok(n) => peer.sent += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return true,
         }
     }
-    match read_some(
+    read_some(
         &mut peer.stream,
         &mut peer.reply,
         crate::limits::MAX_ADMIN_REPLY_BYTES,
-    ) {
-        Ok(done) => done,
-        Err(()) => true,
-    }
+    )
+    .unwrap_or(true)
 }
