@@ -157,6 +157,18 @@ fn metrics_pass_promtool_and_count_what_the_sessions_did() {
         transfers as f64,
         get("ftpgate_transfers_total{direction=download,result=ok}")
     );
+    // Every recorded command's time, from its arrival to its final reply.
+    let commands = events.iter().filter(|e| e["event"] == "command").count();
+    assert!(commands >= 6, "{commands}");
+    assert_eq!(
+        get("ftpgate_command_duration_seconds_count{}"),
+        commands as f64
+    );
+    assert!(get("ftpgate_command_duration_seconds_sum{}") > 0.0);
+    assert_eq!(
+        get("ftpgate_command_duration_seconds_bucket{le=+Inf}"),
+        commands as f64
+    );
     assert_eq!(live.cmd("QUIT").0, 221);
 }
 

@@ -86,6 +86,11 @@ const FAMILIES: &[Family] = &[
         help: "Duration of transfers, by direction.",
     },
     Family {
+        name: "ftpgate_command_duration_seconds",
+        kind: Kind::Histogram,
+        help: "Time from a command's arrival to its final reply, commands recorded in the audit trail.",
+    },
+    Family {
         name: "ftpgate_tls_handshakes_total",
         kind: Kind::Counter,
         help: "TLS handshakes completed, by channel, side and resumption.",
@@ -128,15 +133,30 @@ const FAMILIES: &[Family] = &[
 ];
 
 /// Upper bounds of the transfer duration buckets, in seconds.
-const DURATION_BUCKETS: [f64; 10] = [
+const TRANSFER_BUCKETS: &[f64] = &[
     0.01, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0, 3600.0, 21600.0,
 ];
+/// Upper bounds of the command duration buckets (a command's arrival to its final reply
+/// leaving for the client), in seconds.
+const COMMAND_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0, 5.0, 30.0,
+];
+
+/// The bucket bounds of a histogram family.
+fn buckets_of(name: &str) -> &'static [f64] {
+    if name == "ftpgate_command_duration_seconds" {
+        COMMAND_BUCKETS
+    } else {
+        TRANSFER_BUCKETS
+    }
+}
 
 type Labels = Vec<(&'static str, String)>;
 
 #[derive(Clone, Debug, Default)]
 struct Histogram {
-    buckets: [u64; DURATION_BUCKETS.len()],
+    /// One count per bound of [`buckets_of`] the family.
+    buckets: Vec<u64>,
     sum: f64,
     count: u64,
 }
@@ -207,14 +227,23 @@ impl Metrics {
         } else {
             key
         };
-        let h = self.histograms.entry(key).or_default();
-        for (bucket, bound) in h.buckets.iter_mut().zip(DURATION_BUCKETS) {
+        let bounds = buckets_of(name);
+        let h = self.histograms.entry(key).or_insert_with(|| Histogram {
+            buckets: vec![0; bounds.len()],
+            ..Histogram::default()
+        });
+        for (bucket, &bound) in h.buckets.iter_mut().zip(bounds) {
             if seconds <= bound {
                 *bucket += 1;
             }
         }
         h.sum += seconds;
         h.count += 1;
+    }
+
+    /// A command took `seconds` from its arrival to its final reply.
+    pub fn observe_command(&mut self, seconds: f64) {
+        self.observe_duration("ftpgate_command_duration_seconds", Vec::new(), seconds);
     }
 
     /// Counts one audit event. `backend` is the session's backend pool, when known.
@@ -338,7 +367,7 @@ impl Metrics {
             });
         }
         for ((name, labels), h) in &self.histograms {
-            for (count, bound) in h.buckets.iter().zip(DURATION_BUCKETS) {
+            for (count, &bound) in h.buckets.iter().zip(buckets_of(name)) {
                 let mut l = owned(labels);
                 l.push(("le".into(), format_value(bound)));
                 out.push(Sample {

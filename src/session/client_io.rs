@@ -75,6 +75,7 @@ impl Session {
                     self.client
                         .input
                         .drain(..consumed.min(self.client.input.len()));
+                    self.command_since.set(Some(ctx.now));
                     self.dispatch(Event::ClientCommand(command), ctx);
                     progress = true;
                 }

@@ -162,6 +162,9 @@ pub struct Session {
     /// Commands this session may have processed ([`MAX_COMMANDS_PER_SECOND`]).
     command_bucket: TokenBucket,
     events: VecDeque<OwnedEvent>,
+    /// When the command in progress arrived (`ftpgate_command_duration_seconds`, observed
+    /// when its audit record is written).
+    command_since: std::cell::Cell<Option<Instant>>,
 }
 
 /// Events the shell raises for itself while performing actions.
@@ -282,6 +285,7 @@ impl Session {
                 ctx.now,
             ),
             events: VecDeque::new(),
+            command_since: std::cell::Cell::new(None),
         };
         session.audit(
             ctx,
@@ -464,6 +468,10 @@ impl Session {
         let backend = self.fsm.user().and_then(|u| u.known.as_ref());
         ctx.metrics
             .observe(record, backend.map(|k| k.backend.as_str()));
+        if let (AuditRecord::Command { .. }, Some(since)) = (record, self.command_since.take()) {
+            let took = ctx.now.saturating_duration_since(since);
+            ctx.metrics.observe_command(took.as_secs_f64());
+        }
     }
 
     fn push(&mut self, event: Event) {
