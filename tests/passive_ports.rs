@@ -66,3 +66,45 @@ fn twenty_pasv_in_one_session_are_random_ports_of_the_workers_slice() {
     assert_eq!(sha256_bytes(&c.retr("/pub/p.bin")), sha256_bytes(&data));
     assert_eq!(c.cmd("QUIT").0, 221);
 }
+
+/// `passive.advertise` by network: a client inside names the address it connected to, one
+/// from another network the rule's address; the transfer works for the inside one.
+#[test]
+fn passive_replies_advertise_by_the_clients_network() {
+    let vs = Vsftpd::start();
+    let data = random_bytes(100 * 1024, 62);
+    vs.put_file("pub/a.bin", &data);
+    let gate = Ftpgate::builder()
+        .backend("vsftpd", vs.addr())
+        .standard_roles()
+        .user("ftp", "read-only", "vsftpd")
+        .set(
+            &["passive", "advertise"],
+            json!([
+                { "from": ["127.0.0.2/32"], "address": "127.0.0.9" },
+                { "from": ["127.0.0.0/8"] },
+                { "address": "203.0.113.7" }
+            ]),
+        )
+        .start();
+    let mut inside = Ftp::connect(gate.addr());
+    inside.login_ok("ftp", "x");
+    let reply = inside.cmd("PASV");
+    assert_eq!(reply.0, 227);
+    let addr = parse_227(&reply.1).expect("227 address");
+    assert_eq!(addr.ip().to_string(), "127.0.0.1", "{}", reply.1);
+    assert_eq!(inside.cmd("QUIT").0, 221);
+
+    let mut other = Ftp::connect_raw_from(gate.addr(), "127.0.0.2".parse().expect("ip"));
+    assert_eq!(other.read_reply().0, 220);
+    other.login_ok("ftp", "x");
+    let reply = other.cmd("PASV");
+    assert_eq!(reply.0, 227);
+    let addr = parse_227(&reply.1).expect("227 address");
+    assert_eq!(addr.ip().to_string(), "127.0.0.9", "{}", reply.1);
+
+    let mut c = Ftp::connect(gate.addr());
+    c.login_ok("ftp", "x");
+    assert_eq!(c.cmd("TYPE I").0, 200);
+    assert_eq!(c.retr("/pub/a.bin"), data);
+}

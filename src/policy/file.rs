@@ -113,6 +113,50 @@ impl<'de> Deserialize<'de> for BoolOrWord {
     }
 }
 
+/// `passive.advertise`: one address for every client, or rules by the client's network.
+#[derive(Debug)]
+pub(crate) enum AdvertiseFile {
+    One(String),
+    ByNetwork(Vec<AdvertiseRuleFile>),
+}
+
+/// One rule of `passive.advertise`: clients from `from` (every client when absent) get
+/// `address` (the address they connected to when absent).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AdvertiseRuleFile {
+    pub from: Option<Vec<String>>,
+    pub address: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for AdvertiseFile {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AdvertiseVisitor;
+
+        impl<'de> Visitor<'de> for AdvertiseVisitor {
+            type Value = AdvertiseFile;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "an IPv4 address or a list of {\"from\": [networks], \"address\": IP} rules",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<AdvertiseFile, E> {
+                Ok(AdvertiseFile::One(v.to_owned()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AdvertiseFile, A::Error> {
+                let mut rules = Vec::new();
+                while let Some(Object(rule)) = seq.next_element::<Object<AdvertiseRuleFile>>()? {
+                    rules.push(rule);
+                }
+                Ok(AdvertiseFile::ByNetwork(rules))
+            }
+        }
+
+        deserializer.deserialize_any(AdvertiseVisitor)
+    }
+}
+
 /// A string or a list of strings, kept as written: a time window's `days`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum OneOrMany {
@@ -200,7 +244,7 @@ pub(crate) struct ListenerFile {
 #[serde(deny_unknown_fields)]
 pub(crate) struct PassiveFile {
     pub ports: Option<String>,
-    pub advertise: Option<String>,
+    pub advertise: Option<AdvertiseFile>,
     pub proxy_protocol: Option<bool>,
     pub proxy_from: Option<Vec<String>>,
 }

@@ -48,6 +48,16 @@ impl Policy {
             "passive: ports {first}-{last} ({} ports), advertise ",
             u32::from(last.saturating_sub(first)) + 1
         )?;
+        for rule in &self.passive.advertise_by_network {
+            let from: Vec<String> = rule.from.iter().map(|c| c.to_string()).collect();
+            match rule.address {
+                Some(ip) => write!(out, "{ip} to {}; ", from.join(" "))?,
+                None => write!(out, "the address connected to for {}; ", from.join(" "))?,
+            }
+        }
+        if !self.passive.advertise_by_network.is_empty() {
+            write!(out, "else ")?;
+        }
         match self.passive.advertise {
             Some(ip) => write!(out, "{ip}")?,
             None => write!(out, "the address each client connected to")?,

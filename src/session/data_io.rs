@@ -106,7 +106,10 @@ impl Session {
                     return;
                 }
                 self.sockets.listener = Some(listener);
-                let ip = data::advertised_ip(self.local_addr.ip(), self.policy.passive.advertise);
+                let ip = data::advertised_ip(
+                    self.local_addr.ip(),
+                    self.policy.passive.advertise_for(self.client_addr.ip()),
+                );
                 self.data_input(Input::ListenerOpened(SocketAddr::new(ip, port)), ctx);
             }
             Err(e) => {

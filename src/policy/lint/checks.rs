@@ -121,7 +121,7 @@ pub fn clear_passwords(cx: &Context<'_>, found: &mut Vec<Finding>) {
 /// A wildcard listener with no `passive.advertise`: 227 replies carry the address the
 /// client connected to, which behind NAT is one the client cannot reach.
 pub fn wildcard_without_advertise(cx: &Context<'_>, found: &mut Vec<Finding>) {
-    if cx.policy.passive.advertise.is_some() {
+    if cx.policy.passive.advertise.is_some() || !cx.policy.passive.advertise_by_network.is_empty() {
         return;
     }
     for (i, listener) in cx.policy.listeners.iter().enumerate() {

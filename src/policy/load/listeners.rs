@@ -10,9 +10,11 @@ use crate::limits::{
     DEFAULT_DRAIN_TIMEOUT_SECONDS, DEFAULT_PASSIVE_PORTS, DEFAULT_RUN_AS,
     MAX_DRAIN_TIMEOUT_SECONDS, MAX_LISTENERS, MAX_WORKERS,
 };
-use crate::policy::file::{ListenerFile, Object, PassiveFile, Scalar, TlsFile};
+use crate::policy::file::{AdvertiseFile, ListenerFile, Object, PassiveFile, Scalar, TlsFile};
 use crate::policy::locate::JsonPath;
-use crate::policy::{Cidr, Listener, Passive, TlsMode, TlsPolicy, TlsRequire, Workers};
+use crate::policy::{
+    AdvertiseRule, Cidr, Listener, Passive, TlsMode, TlsPolicy, TlsRequire, Workers,
+};
 
 use super::checker::Checker;
 
@@ -234,6 +236,7 @@ impl Checker<'_> {
         let mut passive = Passive {
             ports: DEFAULT_PASSIVE_PORTS,
             advertise: None,
+            advertise_by_network: Vec::new(),
             proxy_from: Vec::new(),
         };
         let Some(raw) = raw else {
@@ -260,23 +263,62 @@ impl Checker<'_> {
                 passive.ports = ports;
             }
         }
-        if let Some(text) = &raw.advertise {
-            let path = path.key("advertise");
-            match self.ip(text, &path) {
-                Some(IpAddr::V4(v4)) if v4.is_unspecified() => self.bad(
-                    &path,
-                    "0.0.0.0 cannot be advertised; name the address clients connect to",
-                ),
-                Some(IpAddr::V6(_)) => self.bad(
-                    &path,
-                    "must be an IPv4 address: it only goes into 227 replies to PASV \
-                     (EPSV replies carry no address)",
-                ),
-                Some(ip) => passive.advertise = Some(ip),
-                None => {}
+        match &raw.advertise {
+            None => {}
+            Some(AdvertiseFile::One(text)) => {
+                passive.advertise = self.advertised(text, &path.key("advertise"));
+            }
+            Some(AdvertiseFile::ByNetwork(rules)) => {
+                let path = path.key("advertise");
+                for (i, rule) in rules.iter().enumerate() {
+                    let at = path.index(i);
+                    let address = rule
+                        .address
+                        .as_deref()
+                        .and_then(|text| self.advertised(text, &at.key("address")));
+                    match &rule.from {
+                        None if i + 1 < rules.len() => self.bad(
+                            &at,
+                            "a rule without \"from\" takes every client: it must be the \
+                             last one (the rules after it would never match)",
+                        ),
+                        None => passive.advertise = address,
+                        Some(list) => {
+                            let from = self.cidrs(Some(list), &at.key("from"));
+                            if list.is_empty() {
+                                self.bad(&at.key("from"), "names no network");
+                            }
+                            passive
+                                .advertise_by_network
+                                .push(AdvertiseRule { from, address });
+                        }
+                    }
+                }
             }
         }
         passive
+    }
+
+    /// An address for 227 replies: IPv4, not 0.0.0.0.
+    fn advertised(&mut self, text: &str, path: &JsonPath) -> Option<IpAddr> {
+        match self.ip(text, path) {
+            Some(IpAddr::V4(v4)) if v4.is_unspecified() => {
+                self.bad(
+                    path,
+                    "0.0.0.0 cannot be advertised; name the address clients connect to",
+                );
+                None
+            }
+            Some(IpAddr::V6(_)) => {
+                self.bad(
+                    path,
+                    "must be an IPv4 address: it only goes into 227 replies to PASV \
+                     (EPSV replies carry no address)",
+                );
+                None
+            }
+            other => other,
+        }
     }
 
     fn port_range(&mut self, text: &str, path: &JsonPath) -> Option<(u16, u16)> {

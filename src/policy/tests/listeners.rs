@@ -394,3 +394,76 @@ fn the_metrics_port_must_be_on_loopback() {
         )]
     );
 }
+
+#[test]
+fn passive_advertise_by_the_clients_network() {
+    let doc = minimal_with(
+        r#""passive": { "advertise": [
+    { "from": ["10.0.0.0/8", "192.168.0.0/16"] },
+    { "from": ["172.16.0.0/12"], "address": "172.16.0.1" },
+    { "address": "203.0.113.7" } ] }"#,
+    );
+    let passive = parse(&doc).passive;
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+    // Inside the NAT: the address the client connected to.
+    assert_eq!(passive.advertise_for(ip("10.1.2.3")), None);
+    assert_eq!(passive.advertise_for(ip("192.168.7.7")), None);
+    assert_eq!(
+        passive.advertise_for(ip("172.20.0.9")),
+        Some(ip("172.16.0.1"))
+    );
+    // Outside, and an IPv4 client seen through an IPv6 socket.
+    assert_eq!(
+        passive.advertise_for(ip("198.51.100.1")),
+        Some(ip("203.0.113.7"))
+    );
+    assert_eq!(passive.advertise_for(ip("::ffff:10.0.0.1")), None);
+    // Without a catch-all rule, clients outside every network get their own address.
+    let doc = minimal_with(
+        r#""passive": { "advertise": [ { "from": ["10.0.0.0/8"], "address": "10.0.0.1" } ] }"#,
+    );
+    assert_eq!(parse(&doc).passive.advertise_for(ip("198.51.100.1")), None);
+}
+
+#[test]
+fn passive_advertise_rule_errors() {
+    let doc = minimal_with(
+        r#""passive": { "advertise": [ { "address": "203.0.113.7" }, { "from": ["10.0.0.0/8"] } ] }"#,
+    );
+    assert_eq!(
+        errors(&doc),
+        [err_at(
+            &doc,
+            r#"{ "address": "203.0.113.7" }"#,
+            "passive.advertise[0]: a rule without \"from\" takes every client: it must be the \
+             last one (the rules after it would never match)"
+        )]
+    );
+    let doc = minimal_with(
+        r#""passive": { "advertise": [ { "from": ["10.0.0.0/33"], "address": "0.0.0.0" } ] }"#,
+    );
+    let found = errors(&doc);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found[0].contains("passive.advertise[0].from[0]"),
+        "{found:?}"
+    );
+    assert!(
+        found[1].contains("passive.advertise[0].address: 0.0.0.0 cannot be advertised"),
+        "{found:?}"
+    );
+    let doc =
+        minimal_with(r#""passive": { "advertise": [ { "from": [], "address": "10.0.0.1" } ] }"#);
+    assert_eq!(
+        errors(&doc),
+        [err_at(
+            &doc,
+            "[]",
+            "passive.advertise[0].from: names no network"
+        )]
+    );
+    let doc = minimal_with(r#""passive": { "advertise": [ { "form": ["10.0.0.0/8"] } ] }"#);
+    let found = errors(&doc);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("unknown field `form`"), "{found:?}");
+}

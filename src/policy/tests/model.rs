@@ -25,6 +25,7 @@ fn minimal_policy_builds_the_expected_model() {
         passive: Passive {
             ports: limits::DEFAULT_PASSIVE_PORTS,
             advertise: None,
+            advertise_by_network: Vec::new(),
             proxy_from: Vec::new(),
         },
         backends: BTreeMap::from([(
