@@ -28,22 +28,28 @@ fn metrics_text(gate: &Ftpgate) -> String {
     String::from_utf8(out.stdout).expect("UTF-8")
 }
 
-/// `promtool check metrics` on the text: exit 0 and no lint finding.
-fn promtool_check(text: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
+/// Runs `program args` with `text` on its standard input.
+fn fed(program: &str, args: &[&str], text: &str) -> std::process::Output {
+    let mut child = Command::new(program)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("promtool (Debian package prometheus; tests/run.sh installs it)");
+        .unwrap_or_else(|e| panic!("{program}: {e} (tests/run.sh installs it)"));
     child
         .stdin
         .take()
         .expect("stdin")
         .write_all(text.as_bytes())
         .expect("write");
-    let out = child.wait_with_output().expect("promtool");
+    child.wait_with_output().expect("wait")
+}
+
+/// `promtool check metrics` on the text (Debian package prometheus): exit 0 and no lint
+/// finding.
+fn promtool_check(text: &str) {
+    let out = fed("promtool", &["check", "metrics"], text);
     assert!(
         out.status.success(),
         "promtool: {}{}\n{text}",
@@ -63,20 +69,7 @@ for family in text_string_to_metric_families(sys.stdin.read()):
         labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
         print(f"{s.name}{{{labels}}}\t{s.value!r}")
 "#;
-    let mut child = Command::new("/usr/bin/python3")
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("python3");
+    let out = fed("/usr/bin/python3", &["-c", script], text);
     assert!(
         out.status.success(),
         "prometheus_client refused the text: {}\n{text}",

@@ -203,21 +203,7 @@ impl AdminServer {
                 continue;
             }
             conn.ready = false;
-            let done = loop {
-                match conn.stream.write(&reply[*written..]) {
-                    Ok(0) => break true,
-                    Ok(n) => {
-                        *written += n;
-                        if *written == reply.len() {
-                            break true;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => break true,
-                }
-            };
-            if done {
+            if write_out(&mut conn.stream, reply, written) {
                 close(slot, registry);
             }
         }
@@ -232,6 +218,25 @@ impl Drop for AdminServer {
     fn drop(&mut self) {
         if let Some(path) = self.path.take() {
             let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Writes `out` from `*written` on as far as the socket takes it; true once it is all out
+/// or the peer is gone (nothing more to do), false when the socket is full.
+pub(super) fn write_out(stream: &mut impl Write, out: &[u8], written: &mut usize) -> bool {
+    loop {
+        match stream.write(out.get(*written..).unwrap_or(&[])) {
+            Ok(0) => return true,
+            Ok(n) => {
+                *written += n;
+                if *written >= out.len() {
+                    return true;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return true,
         }
     }
 }

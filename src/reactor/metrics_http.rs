@@ -289,20 +289,7 @@ impl Worker {
             }
         }
         if let Stage::Writing { out, written } = &mut scrape.stage {
-            let done = loop {
-                match scrape.stream.write(&out[*written..]) {
-                    Ok(0) => break true,
-                    Ok(n) => {
-                        *written += n;
-                        if *written == out.len() {
-                            break true;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => break true,
-                }
-            };
+            let done = super::admin::write_out(&mut scrape.stream, out, written);
             // A reader too slow for twice the deadline loses the rest.
             let late = now >= scrape.deadline + Duration::from_millis(METRICS_GATHER_TIMEOUT_MS);
             return !(done || late);
