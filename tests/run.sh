@@ -66,9 +66,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
     fi
 fi
 
-# pure-ftpd conflicts with vsftpd as a Debian package (both provide ftp-server), so it is not
-# installed: the package is unpacked into target/ (tests/common/pure_ftpd.rs runs it from
-# there), and the libraries it links against are installed.
+# pure-ftpd and proftpd conflict with vsftpd as Debian packages (each provides ftp-server), so
+# they are not installed: each package is unpacked into target/ (tests/common/pure_ftpd.rs and
+# proftpd.rs run them from there), and the libraries they link against are installed.
 mmdb_venv=target/mmdb-venv
 if ! "$mmdb_venv/bin/python" -c 'import mmdb_writer, netaddr' >/dev/null 2>&1; then
     echo "run.sh: installing mmdb-writer into $mmdb_venv" >&2
@@ -76,35 +76,46 @@ if ! "$mmdb_venv/bin/python" -c 'import mmdb_writer, netaddr' >/dev/null 2>&1; t
     "$mmdb_venv/bin/pip" install -q 'mmdb-writer==0.2.7'
 fi
 
-pure_dir=target/test-servers/pure-ftpd
-if [ ! -x "$pure_dir/usr/sbin/pure-ftpd" ] && [ ! -x /usr/sbin/pure-ftpd ]; then
-    echo "run.sh: unpacking pure-ftpd into $pure_dir" >&2
-    pure_tmp=$(mktemp -d)
+# unpack PACKAGE DIR BINARY: apt-get download PACKAGE and unpack it into DIR (unless BINARY
+# is already there or installed system-wide), after installing the library packages of its
+# Depends that are missing.
+unpack() {
+    local package=$1 dir=$2 binary=$3
+    if [ -x "$dir/$binary" ] || [ -x "/$binary" ]; then
+        return 0
+    fi
+    echo "run.sh: unpacking $package into $dir" >&2
+    local tmp
+    tmp=$(mktemp -d)
     download() {
-        (cd "$pure_tmp" && apt-get -q -o APT::Sandbox::User=root download pure-ftpd)
+        (cd "$tmp" && apt-get -q -o APT::Sandbox::User=root download "$package")
     }
     if ! download; then
         as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
         download
     fi
-    pure_deb=$(ls "$pure_tmp"/pure-ftpd_*.deb)
-    pure_libs=()
+    local deb
+    deb=$(ls "$tmp"/"$package"_*.deb)
+    local libs=() deps pkg
     # The library packages of its Depends (the first of each alternative, versions dropped).
-    pure_deps=$(dpkg-deb -f "$pure_deb" Depends | tr ',' '\n' |
+    deps=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' |
         sed -e 's/(.*)//' -e 's/|.*//' -e 's/ //g' | grep '^lib' || true)
-    for pkg in $pure_deps; do
+    for pkg in $deps; do
         if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
-            pure_libs+=("$pkg")
+            libs+=("$pkg")
         fi
     done
-    if [ "${#pure_libs[@]}" -gt 0 ]; then
-        echo "run.sh: installing ${pure_libs[*]} for pure-ftpd" >&2
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${pure_libs[@]}"
+    if [ "${#libs[@]}" -gt 0 ]; then
+        echo "run.sh: installing ${libs[*]} for $package" >&2
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${libs[@]}"
     fi
-    mkdir -p "$pure_dir"
-    dpkg -x "$pure_deb" "$pure_dir"
-    rm -rf "$pure_tmp"
-fi
+    mkdir -p "$dir"
+    dpkg -x "$deb" "$dir"
+    rm -rf "$tmp"
+}
+unpack pure-ftpd target/test-servers/pure-ftpd usr/sbin/pure-ftpd
+# proftpd (tests/common/proftpd.rs) with its mod_digest, which answers HASH (tests/hash.rs).
+unpack proftpd-core target/test-servers/proftpd usr/sbin/proftpd
 
 # basic-ftp, pinned to its major version, for tests/clients.rs.
 basic_ftp=target/test-clients/node_modules/basic-ftp

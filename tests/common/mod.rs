@@ -29,12 +29,15 @@ use tempfile::TempDir;
 
 mod client;
 mod gate;
+mod proftpd;
 mod pure_ftpd;
 mod pyftpdlib;
 mod vsftpd;
 pub use client::*;
 #[allow(unused_imports)] // not every test binary runs a gate (prefix_mmdb)
 pub use gate::*;
+#[allow(unused_imports)] // not every test binary runs a proftpd
+pub use proftpd::*;
 #[allow(unused_imports)] // not every test binary runs a pure-ftpd
 pub use pure_ftpd::*;
 pub use pyftpdlib::*;
