@@ -5,6 +5,7 @@
 
 pub mod address;
 pub mod codes;
+pub mod hash;
 pub mod command;
 pub mod line;
 pub mod path;
