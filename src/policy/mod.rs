@@ -25,6 +25,7 @@
 mod access;
 mod cidr;
 mod file;
+pub mod jail;
 pub mod lint;
 mod load;
 pub mod locate;
