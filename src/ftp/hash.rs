@@ -105,11 +105,7 @@ mod tests {
     #[test]
     fn the_method_comes_from_feat() {
         // ProFTPD mod_digest: SHA-1 selected, SHA-256 offered; also XSHA256.
-        let proftpd = [
-            "EPSV",
-            "HASH CRC32;MD5;SHA-1*;SHA-256;SHA-512;",
-            "XSHA256",
-        ];
+        let proftpd = ["EPSV", "HASH CRC32;MD5;SHA-1*;SHA-256;SHA-512;", "XSHA256"];
         assert_eq!(
             method_from_features(proftpd),
             Some(Method::Hash { select_first: true })

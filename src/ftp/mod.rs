@@ -5,8 +5,8 @@
 
 pub mod address;
 pub mod codes;
-pub mod hash;
 pub mod command;
+pub mod hash;
 pub mod line;
 pub mod path;
 pub mod permission;

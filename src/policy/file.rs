@@ -336,6 +336,7 @@ pub(crate) struct UserFile {
     pub tls_session_reuse: Option<BoolOrWord>,
     pub limits: Option<Object<UserLimitsFile>>,
     pub timeouts: Option<Object<TimeoutsFile>>,
+    pub paths: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -114,7 +114,9 @@ impl Jail {
                 if pathless {
                     return Ok(());
                 }
-                return Err(JailRefusal::Unverifiable("a SITE command ftpgate does not check"));
+                return Err(JailRefusal::Unverifiable(
+                    "a SITE command ftpgate does not check",
+                ));
             }
         }
         let Some(named) = named_path(verb, arg) else {
@@ -172,7 +174,10 @@ mod tests {
         assert_eq!(j.check(Verb::Retr, "/in/a.edi", Some("/")), Ok(()));
         assert_eq!(j.check(Verb::Stor, "a.edi", Some("/in")), Ok(()));
         assert_eq!(j.check(Verb::Dele, "x/../b", Some("/in")), Ok(()));
-        assert_eq!(j.check(Verb::Retr, "r.csv", Some("/out/partner-a/2026")), Ok(()));
+        assert_eq!(
+            j.check(Verb::Retr, "r.csv", Some("/out/partner-a/2026")),
+            Ok(())
+        );
         assert_eq!(j.check(Verb::Cwd, "/in", Some("/")), Ok(()));
         assert_eq!(j.check(Verb::Noop, "", None), Ok(()));
         assert_eq!(j.check(Verb::List, "-la", Some("/in")), Ok(()));
@@ -269,7 +274,9 @@ mod tests {
         );
         assert_eq!(
             j.check(Verb::Site, "SYMLINK /etc/passwd /in/p", Some("/")),
-            Err(JailRefusal::Unverifiable("a SITE command ftpgate does not check"))
+            Err(JailRefusal::Unverifiable(
+                "a SITE command ftpgate does not check"
+            ))
         );
         assert_eq!(
             j.check(Verb::Site, "CPFR /etc/passwd", Some("/")),
@@ -278,7 +285,9 @@ mod tests {
         assert_eq!(j.check(Verb::Site, "CPTO /in/copy", Some("/")), Ok(()));
         assert_eq!(
             j.check(Verb::Site, "UTIME /etc/passwd 20260101000000", Some("/")),
-            Err(JailRefusal::Unverifiable("a SITE command ftpgate does not check"))
+            Err(JailRefusal::Unverifiable(
+                "a SITE command ftpgate does not check"
+            ))
         );
         assert_eq!(j.check(Verb::Site, "HELP", Some("/")), Ok(()));
     }

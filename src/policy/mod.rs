@@ -467,6 +467,8 @@ pub struct User {
     pub limits: UserLimits,
     /// The user's own values, else `defaults.timeouts`, else the built-in defaults.
     pub timeouts: Timeouts,
+    /// `paths`: the path prefixes the user's commands may name; None: no jail.
+    pub jail: Option<jail::Jail>,
 }
 
 impl User {

@@ -102,6 +102,7 @@ static USER: Section = section::<UserFile>(&[
     ("allow_fxp_to", Shape::List(Item::Plain)),
     ("limits", Shape::One(&USER_LIMITS)),
     ("timeouts", Shape::One(&TIMEOUTS)),
+    ("paths", Shape::List(Item::Plain)),
 ]);
 /// `days` is a string or a list of strings, judged as one value.
 static TIME_WINDOW: Section = section::<TimeWindowFile>(&[]);
@@ -360,7 +361,8 @@ mod tests {
                     "tls_require": "login", "tls_session_reuse": false,
                     "limits": { "max_file_size": 1, "rate": "1MiB/s", "user_rate": 1,
                                 "sessions": 1 },
-                    "timeouts": { "login": 1, "idle": 1, "session": 1, "data_connect": 1 } } },
+                    "timeouts": { "login": 1, "idle": 1, "session": 1, "data_connect": 1 },
+                    "paths": ["/in"] } },
   "routing": { "user_at_host": false, "targets": { "t": "b" } },
   "defaults": { "timeouts": { "login": 1, "idle": 1, "session": 1, "data_connect": 1 },
                 "limits": { "sessions_total": 1, "sessions_per_ip": 1,

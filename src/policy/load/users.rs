@@ -82,6 +82,10 @@ impl Checker<'_> {
             }
         }
         let allow_fxp_to = self.cidrs(raw.allow_fxp_to.as_deref(), &path.key("allow_fxp_to"));
+        let jail = raw
+            .paths
+            .as_deref()
+            .map(|paths| self.jail(paths, &path.key("paths")));
         let tls_require = self
             .choice(
                 raw.tls_require.as_ref(),
@@ -144,6 +148,7 @@ impl Checker<'_> {
             tls_session_reuse,
             limits,
             timeouts,
+            jail,
         }
     }
 
@@ -264,5 +269,36 @@ impl Checker<'_> {
             );
         }
         value.clone()
+    }
+}
+
+impl Checker<'_> {
+    /// `paths`: absolute, without `.`, `..`, a backslash or glob characters, at least one.
+    fn jail(&mut self, paths: &[String], path: &JsonPath) -> crate::policy::jail::Jail {
+        if paths.is_empty() {
+            self.bad(
+                path,
+                "names no path: the user could reach nothing (remove the key for no jail)",
+            );
+        }
+        for (i, text) in paths.iter().enumerate() {
+            let at = path.index(i);
+            if !text.starts_with('/') {
+                self.bad(
+                    &at,
+                    format!("{text:?} must be an absolute path (starting with /)"),
+                );
+            } else if text.contains('\\') || text.contains(['*', '?', '[', '{', '~']) {
+                self.bad(
+                    &at,
+                    format!(
+                        "{text:?}: a backslash, ~ or glob characters cannot be in a path prefix"
+                    ),
+                );
+            } else if text.split('/').any(|s| s == "." || s == "..") {
+                self.bad(&at, format!("{text:?}: write the path without . or .."));
+            }
+        }
+        crate::policy::jail::Jail::new(paths.iter().map(String::as_str))
     }
 }

@@ -63,6 +63,7 @@ fn minimal_policy_builds_the_expected_model() {
                 tls_session_reuse: TlsSessionReuse::Required,
                 limits: UserLimits::default(),
                 timeouts: builtin,
+                jail: None,
             },
         )]),
         defaults: Defaults {

@@ -438,3 +438,44 @@ fn tls_session_reuse_is_true_false_or_bridge() {
         )]
     );
 }
+
+#[test]
+fn a_users_paths_make_a_jail() {
+    let doc = MINIMAL.replacen(
+        ALICE,
+        r#"{ "role": "download", "backend": "files", "paths": ["/in/", "/out/a"] }"#,
+        1,
+    );
+    let jail = parse(&doc).users["alice"].jail.clone().expect("a jail");
+    assert_eq!(jail.prefixes(), ["/in", "/out/a"]);
+    assert_eq!(parse(MINIMAL).users["alice"].jail, None);
+    for (paths, needle, message) in [
+        (
+            r#"[]"#,
+            "[]",
+            "users.alice.paths: names no path: the user could reach nothing (remove the key for no jail)",
+        ),
+        (
+            r#"["in"]"#,
+            "\"in\"",
+            "users.alice.paths[0]: \"in\" must be an absolute path (starting with /)",
+        ),
+        (
+            r#"["/in/*"]"#,
+            "\"/in/*\"",
+            "users.alice.paths[0]: \"/in/*\": a backslash, ~ or glob characters cannot be in a path prefix",
+        ),
+        (
+            r#"["/in/../etc"]"#,
+            "\"/in/../etc\"",
+            "users.alice.paths[0]: \"/in/../etc\": write the path without . or ..",
+        ),
+    ] {
+        expect_one(
+            ALICE,
+            &format!(r#"{{ "role": "download", "backend": "files", "paths": {paths} }}"#),
+            needle,
+            message,
+        );
+    }
+}

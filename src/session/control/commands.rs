@@ -264,6 +264,19 @@ impl ControlFsm {
                 // (STAT with a path is a listing, SITE CPTO writes a file).
                 let needs = permission::needs(verb, &cmd.arg);
                 if needs.granted(|v| allow.contains(v)) {
+                    if let Err(refusal) = self.jailed(verb, &cmd.arg) {
+                        out.push(Action::Audit(AuditRecord::PolicyViolation {
+                            kind: "path_jail",
+                            detail: format!("{} {}", verb.name(), refusal.detail()),
+                        }));
+                        return self.local(
+                            &cmd,
+                            "deny",
+                            codes::FILE_UNAVAILABLE,
+                            "Permission denied: outside your directories.",
+                            out,
+                        );
+                    }
                     if verb.is_transfer() {
                         self.start_transfer(cmd, out)
                     } else {
@@ -290,6 +303,19 @@ impl ControlFsm {
                 }
             }
         }
+    }
+
+    /// The user's path jail on `verb arg`, against the tracked working directory.
+    fn jailed(&self, verb: Verb, arg: &[u8]) -> Result<(), crate::policy::jail::JailRefusal> {
+        let Some(jail) = self
+            .user
+            .as_ref()
+            .and_then(|u| u.known.as_ref())
+            .and_then(|k| k.jail.as_ref())
+        else {
+            return Ok(());
+        };
+        jail.check(verb, &String::from_utf8_lossy(arg), self.cwd.as_deref())
     }
 
     /// OPTS after login: UTF8 goes to the backend (it changes how the backend encodes

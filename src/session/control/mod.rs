@@ -94,6 +94,8 @@ pub struct KnownUser {
     pub allow_fxp_to: Vec<Cidr>,
     /// The user's own TLS requirement (tightens the listener's).
     pub tls_require: TlsRequire,
+    /// The user's path jail (`paths`).
+    pub jail: Option<crate::policy::jail::Jail>,
 }
 
 /// Settings the shell gives the machine at creation.
