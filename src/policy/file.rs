@@ -364,6 +364,7 @@ pub(crate) struct TimeoutsFile {
     pub idle: Option<Scalar>,
     pub session: Option<Scalar>,
     pub data_connect: Option<Scalar>,
+    pub session_during_transfer: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -428,6 +428,18 @@ pub struct Timeouts {
     pub session: u64,
     /// How long a data connection (passive accept or active connect) may take to come up.
     pub data_connect: u64,
+    /// What the session time limit does to a transfer in flight.
+    pub session_during_transfer: DuringTransfer,
+}
+
+/// `timeouts.session_during_transfer`: when the session's time is up during a transfer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DuringTransfer {
+    /// The transfer ends (however it ends), then the session closes with 421.
+    #[default]
+    Finish,
+    /// The transfer is cut at once (recorded with result `timeout`), then 421.
+    Cut,
 }
 
 /// Per-user limits, resolved: the user's own value, else the one of `defaults.limits`.

@@ -7,6 +7,17 @@ use crate::admin::{SessionInfo, TransferInfo};
 use crate::services::WorkerCtx;
 
 impl Session {
+    /// Whether the relay in flight moved a byte since the idle timer last looked (and
+    /// remembers where it is now). False without a relay.
+    pub(super) fn relay_moved_since_idle_mark(&mut self) -> bool {
+        let Some(relay) = self.sockets.relay.as_ref() else {
+            return false;
+        };
+        let moved = relay.read != self.idle_mark;
+        self.idle_mark = relay.read;
+        moved
+    }
+
     /// The session's id (the `session` of its audit events).
     pub fn id(&self) -> &str {
         &self.id
@@ -74,6 +85,6 @@ impl Session {
     /// An operator killed the session (`ftpgate kill`): 421 now, a transfer in flight is
     /// cut and recorded, the session and its backend connection close.
     pub fn kill(&mut self, ctx: &mut WorkerCtx<'_>) {
-        self.drain_deadline(ctx);
+        self.dispatch(crate::session::control::Event::Kill, ctx);
     }
 }

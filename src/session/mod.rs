@@ -162,6 +162,8 @@ pub struct Session {
     /// Commands this session may have processed ([`MAX_COMMANDS_PER_SECOND`]).
     command_bucket: TokenBucket,
     events: VecDeque<OwnedEvent>,
+    /// What the relay had read when the idle timer was last looked at (see `on_timer`).
+    idle_mark: u64,
     /// When the command in progress arrived (`ftpgate_command_duration_seconds`, observed
     /// when its audit record is written).
     command_since: std::cell::Cell<Option<Instant>>,
@@ -286,6 +288,7 @@ impl Session {
             ),
             events: VecDeque::new(),
             command_since: std::cell::Cell::new(None),
+            idle_mark: 0,
         };
         session.audit(
             ctx,
@@ -358,6 +361,13 @@ impl Session {
             TIMER_RATE | TIMER_COPY | TIMER_COMMANDS => {}
             TIMER_COPY_RESULT => {
                 self.data_input(data::Input::Timer(data::DataTimer::CopyResult), ctx);
+            }
+            // During a relay the idle time runs from the last byte that moved: a transfer
+            // that moves keeps the session, one that stalls for the idle time is cut.
+            kind if kind == TimerKind::Idle as u8 && self.relay_moved_since_idle_mark() => {
+                if let Some(idle) = self.fsm.idle_timeout() {
+                    self.set_deadline(kind, idle, ctx);
+                }
             }
             kind => {
                 if let Some(kind) = TimerKind::from_index(kind) {

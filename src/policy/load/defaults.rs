@@ -10,7 +10,7 @@ use crate::limits::{
 };
 use crate::policy::file::{DefaultsFile, Object, TimeoutsFile};
 use crate::policy::locate::JsonPath;
-use crate::policy::{Defaults, GlobalLimits, Timeouts};
+use crate::policy::{Defaults, DuringTransfer, GlobalLimits, Timeouts};
 
 use super::checker::Checker;
 
@@ -21,6 +21,7 @@ impl Checker<'_> {
             idle: DEFAULT_IDLE_TIMEOUT,
             session: DEFAULT_SESSION_TIMEOUT,
             data_connect: DEFAULT_DATA_CONNECT_TIMEOUT,
+            session_during_transfer: DuringTransfer::Finish,
         };
         let mut limits = GlobalLimits {
             sessions_total: DEFAULT_SESSIONS_TOTAL,
@@ -140,6 +141,16 @@ impl Checker<'_> {
             if let Some(seconds) = value.as_ref().and_then(|v| self.seconds(v, &path.key(key))) {
                 *slot = seconds;
             }
+        }
+        if let Some(choice) = self.choice(
+            raw.session_during_transfer.as_ref(),
+            &path.key("session_during_transfer"),
+            &[
+                ("finish", DuringTransfer::Finish),
+                ("cut", DuringTransfer::Cut),
+            ],
+        ) {
+            timeouts.session_during_transfer = choice;
         }
         timeouts
     }

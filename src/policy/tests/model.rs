@@ -10,6 +10,7 @@ fn minimal_policy_builds_the_expected_model() {
         idle: limits::DEFAULT_IDLE_TIMEOUT,
         session: limits::DEFAULT_SESSION_TIMEOUT,
         data_connect: limits::DEFAULT_DATA_CONNECT_TIMEOUT,
+        session_during_transfer: DuringTransfer::Finish,
     };
     let expected = Policy {
         workers: Workers::Auto,
@@ -188,6 +189,7 @@ fn a_full_supported_policy() {
             idle: 60,
             session: 3600,
             data_connect: limits::DEFAULT_DATA_CONNECT_TIMEOUT,
+            session_during_transfer: DuringTransfer::Finish,
         }
     );
     let guest = &policy.users["guest"];
@@ -198,6 +200,7 @@ fn a_full_supported_policy() {
             idle: limits::DEFAULT_IDLE_TIMEOUT,
             session: 3600,
             data_connect: limits::DEFAULT_DATA_CONNECT_TIMEOUT,
+            session_during_transfer: DuringTransfer::Finish,
         }
     );
     assert_eq!(policy.defaults.timeouts, guest.timeouts);

@@ -103,7 +103,7 @@ fn unknown_keys_are_refused_at_every_level() {
             r#"{ "users": { "bob": { "timeouts": { "idel": 1 } } } }"#,
             "\"idel\"",
             "users.bob.timeouts.idel: unknown field `idel`, expected one of `login`, `idle`, \
-             `session`, `data_connect`",
+             `session`, `data_connect`, `session_during_transfer`",
         ),
         (
             r#"{ "routing": { "user_at": true } }"#,
@@ -119,7 +119,7 @@ fn unknown_keys_are_refused_at_every_level() {
             r#"{ "defaults": { "timeouts": { "login": 5, "logout": 5 } } }"#,
             "\"logout\"",
             "defaults.timeouts.logout: unknown field `logout`, expected one of `login`, \
-             `idle`, `session`, `data_connect`",
+             `idle`, `session`, `data_connect`, `session_during_transfer`",
         ),
         (
             r#"{ "defaults": { "limits": { "sessions": 5 } } }"#,
@@ -326,7 +326,7 @@ fn unknown_keys_at_every_level_and_validation_errors_in_one_run() {
             doc,
             "\"idel\"",
             "users.alice.timeouts.idel: unknown field `idel`, expected one of `login`, \
-             `idle`, `session`, `data_connect`",
+             `idle`, `session`, `data_connect`, `session_during_transfer`",
         ),
         err_at(
             doc,
@@ -474,7 +474,7 @@ fn a_wrong_value_hides_nothing_else_and_causes_nothing_else() {
             r#"{ "role": "download", "backend": "files", "timeouts": { "idle": "5m", "x": 1 } }"#,
             "\"x\"",
             "users.alice.timeouts.x: unknown field `x`, expected one of `login`, `idle`, \
-             `session`, `data_connect`",
+             `session`, `data_connect`, `session_during_transfer`",
         ),
     ];
     for &(from, to, needle, message) in cases {

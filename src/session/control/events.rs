@@ -88,6 +88,8 @@ pub enum CloseReason {
     Banned,
     /// Too many commands before login.
     TooManyCommands,
+    /// An operator killed the session (`ftpgate kill`).
+    Killed,
 }
 
 impl CloseReason {
@@ -106,6 +108,27 @@ impl CloseReason {
             CloseReason::Refused => "refused",
             CloseReason::Banned => "banned",
             CloseReason::TooManyCommands => "too_many_commands",
+            CloseReason::Killed => "killed",
+        }
+    }
+
+    /// The `result` of a transfer the session's end cut: what ended it.
+    pub fn transfer_result(self) -> &'static str {
+        match self {
+            CloseReason::Quit => "quit",
+            CloseReason::ClientClosed => "client_gone",
+            CloseReason::ServerClosed => "backend_gone",
+            CloseReason::ServerProtocolError => "backend_error",
+            CloseReason::LoginTimeout
+            | CloseReason::IdleTimeout
+            | CloseReason::SessionTimeout
+            | CloseReason::BackendTimeout => "timeout",
+            CloseReason::WorkerStopping => "shutdown",
+            CloseReason::Killed => "killed",
+            CloseReason::BackendUnavailable
+            | CloseReason::Refused
+            | CloseReason::Banned
+            | CloseReason::TooManyCommands => "aborted",
         }
     }
 }
@@ -167,6 +190,9 @@ pub enum Event {
     /// The worker's drain deadline passed: 421 now, a transfer in flight is cut (and
     /// recorded with result `shutdown`).
     DrainDeadline,
+    /// An operator killed the session (`ftpgate kill`): 421 now, a transfer in flight is
+    /// cut and recorded with result `killed`.
+    Kill,
 }
 
 impl Event {
@@ -199,6 +225,7 @@ impl Event {
             Event::ServerTlsFailed => "ServerTlsFailed",
             Event::WorkerStopping => "WorkerStopping",
             Event::DrainDeadline => "DrainDeadline",
+            Event::Kill => "Kill",
         }
     }
 }

@@ -155,6 +155,9 @@ pub struct ControlFsm {
     server_tls: ServerTls,
     /// The worker stops: close as soon as nothing is in flight.
     worker_stopping: bool,
+    /// The session's time ran out during a transfer that may finish
+    /// (`timeouts.session_during_transfer: "finish"`): 421 once it has.
+    session_expired: bool,
 }
 
 fn secs(seconds: u64) -> Duration {
@@ -204,6 +207,7 @@ impl ControlFsm {
             tls,
             server_tls: ServerTls::None,
             worker_stopping: false,
+            session_expired: false,
         };
         (fsm, actions)
     }
@@ -448,6 +452,11 @@ impl ControlFsm {
                 CloseReason::WorkerStopping,
                 &mut out,
             ),
+            Event::Kill => self.fail_close(
+                "Session closed by the gateway's operator.",
+                CloseReason::Killed,
+                &mut out,
+            ),
         }
         out
     }
@@ -465,6 +474,7 @@ impl ControlFsm {
             | Event::ServerTlsFailed
             | Event::WorkerStopping
             | Event::DrainDeadline
+            | Event::Kill
             | Event::Banned
             | Event::Timer(_) => true,
             Event::ServerConnected | Event::ServerUnavailable | Event::LoginRefused(_) => {
@@ -620,7 +630,12 @@ impl ControlFsm {
                 },
                 _ => None,
             };
-            self.end_transfer_with_code("aborted", report, codes::TRANSFER_ABORTED, out);
+            self.end_transfer_with_code(
+                reason.transfer_result(),
+                report,
+                codes::TRANSFER_ABORTED,
+                out,
+            );
         }
         self.abort_data(out);
         out.push(Action::Close(reason));
@@ -689,6 +704,29 @@ impl ControlFsm {
             TimerKind::Login if !self.is_logged_in() => self.on_login_timeout(out),
             TimerKind::Idle if self.is_logged_in() && self.transfer_step().is_none() => {
                 self.fail_close("Timeout.", CloseReason::IdleTimeout, out)
+            }
+            // The shell passes the idle timer on during a relay only when no byte moved
+            // for the idle time: the stalled transfer is cut and recorded as a timeout.
+            TimerKind::Idle if matches!(self.transfer_step(), Some(TransferStep::Relaying(_))) => {
+                self.fail_close(
+                    "Timeout: the transfer stalled.",
+                    CloseReason::IdleTimeout,
+                    out,
+                )
+            }
+            // Still setting up the transfer (its own timers bound that): look again later.
+            TimerKind::Idle if self.transfer_step().is_some() => {
+                if let Some(t) = self.user_timeouts() {
+                    out.push(Action::SetTimer(TimerKind::Idle, secs(t.idle)));
+                }
+            }
+            TimerKind::Session
+                if self.transfer_step().is_some()
+                    && self.user_timeouts().is_some_and(|t| {
+                        t.session_during_transfer == crate::policy::DuringTransfer::Finish
+                    }) =>
+            {
+                self.session_expired = true;
             }
             TimerKind::Session => self.fail_close(
                 "Session time limit reached.",

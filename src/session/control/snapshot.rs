@@ -11,6 +11,12 @@ impl ControlFsm {
         self.cwd.as_deref()
     }
 
+    /// The user's idle timeout, once logged in.
+    pub fn idle_timeout(&self) -> Option<std::time::Duration> {
+        self.user_timeouts()
+            .map(|t| std::time::Duration::from_secs(t.idle))
+    }
+
     /// The backend server of the pool the session connected to.
     pub fn server(&self) -> Option<SocketAddr> {
         self.server

@@ -392,11 +392,14 @@ impl ControlFsm {
             return;
         }
         let owed = self.replies_owed();
-        let text = match side {
-            Side::Client => "Connection closed; transfer aborted.",
-            Side::Server => "Connection to the server failed; transfer aborted.",
+        let (text, result) = match side {
+            Side::Client => ("Connection closed; transfer aborted.", "client_gone"),
+            Side::Server => (
+                "Connection to the server failed; transfer aborted.",
+                "backend_gone",
+            ),
         };
-        self.end_transfer_with_code("failed", Some(report), codes::TRANSFER_ABORTED, out);
+        self.end_transfer_with_code(result, Some(report), codes::TRANSFER_ABORTED, out);
         self.reply(codes::TRANSFER_ABORTED, text, out);
         self.drain(owed, false, out);
     }
@@ -419,13 +422,13 @@ impl ControlFsm {
                 why: Stopping::Close(reason),
                 ..
             } => {
-                // Cut by the worker's stop (its drain deadline) or by the session's end.
-                let result = if reason == CloseReason::WorkerStopping {
-                    "shutdown"
-                } else {
-                    "aborted"
-                };
-                self.end_transfer_with_code(result, Some(report), codes::TRANSFER_ABORTED, out);
+                // Cut by the session's end: the result says what ended it.
+                self.end_transfer_with_code(
+                    reason.transfer_result(),
+                    Some(report),
+                    codes::TRANSFER_ABORTED,
+                    out,
+                );
                 self.close(reason, out);
             }
             other => *stage = other,
@@ -555,6 +558,14 @@ impl ControlFsm {
 
     pub(super) fn enter_ready(&mut self, out: &mut Vec<Action>) {
         self.phase = Phase::Ready;
+        if self.session_expired {
+            // The transfer the session's time limit let finish has: now the limit.
+            return self.fail_close(
+                "Session time limit reached.",
+                CloseReason::SessionTimeout,
+                out,
+            );
+        }
         out.push(Action::CancelTimer(TimerKind::BackendReply));
         if let Some(t) = self.user_timeouts() {
             out.push(Action::SetTimer(TimerKind::Idle, secs(t.idle)));

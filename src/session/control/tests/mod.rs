@@ -18,7 +18,9 @@ const POLICY: &str = r#"{
     "writer": { "role": "rw", "backend": "b", "timeouts": { "idle": 120 } },
     "auditor": { "role": "status", "backend": "b" },
     "slow": { "role": "ro", "backend": "b", "timeouts": { "login": 120 } },
-    "lister": { "role": "lister", "backend": "b" }
+    "lister": { "role": "lister", "backend": "b" },
+    "cutter": { "role": "ro", "backend": "b",
+                "timeouts": { "session_during_transfer": "cut" } }
   }
 }"#;
 

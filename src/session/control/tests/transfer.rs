@@ -86,7 +86,11 @@ fn relay_done_before_the_final_reply_waits_for_it() {
 
 /// A reader's RETR of `name` up to the relay.
 fn relaying_download(name: &str) -> Script {
-    let mut s = Script::logged_in("reader");
+    relaying_download_as("reader", name)
+}
+
+fn relaying_download_as(user: &str, name: &str) -> Script {
+    let mut s = Script::logged_in(user);
     s.line("PASV");
     s.event(Event::PassiveOpened(
         "127.0.0.1:50000".parse().expect("addr"),
@@ -380,7 +384,7 @@ fn a_session_that_ends_during_the_relay_records_the_transfer_first() {
         "the close waits for the report"
     );
     let actions = s.event(Event::RelayStopped(relayed(4096)));
-    assert_eq!(transfer_records(&actions), vec![(4096, "aborted")]);
+    assert_eq!(transfer_records(&actions), vec![(4096, "client_gone")]);
     assert!(actions.contains(&Action::Close(CloseReason::ClientClosed)));
     assert!(s.fsm.is_closed());
 }
@@ -393,16 +397,97 @@ fn quit_during_the_relay_answers_221_and_records_what_crossed() {
     assert_eq!(client_replies(&actions), vec![221]);
     assert_eq!(actions.last(), Some(&Action::StopRelay));
     let actions = s.event(Event::RelayStopped(relayed(10)));
-    assert_eq!(transfer_records(&actions), vec![(10, "aborted")]);
+    assert_eq!(transfer_records(&actions), vec![(10, "quit")]);
     assert!(actions.contains(&Action::Close(CloseReason::Quit)));
 }
 
 #[test]
 fn a_session_that_ends_after_the_relay_but_before_the_final_reply_records_it_at_once() {
-    let mut s = relaying_download("big");
+    let mut s = relaying_download_as("cutter", "big");
     s.event(Event::RelayDone(relayed(77)));
     let actions = s.event(Event::Timer(TimerKind::Session));
     assert_eq!(client_replies(&actions), vec![421]);
-    assert_eq!(transfer_records(&actions), vec![(77, "aborted")]);
+    assert_eq!(transfer_records(&actions), vec![(77, "timeout")]);
     assert!(actions.contains(&Action::Close(CloseReason::SessionTimeout)));
+}
+
+#[test]
+fn each_end_of_a_session_gives_the_cut_transfer_its_own_result() {
+    for (event, result, reason) in [
+        (
+            Event::ClientClosed,
+            "client_gone",
+            CloseReason::ClientClosed,
+        ),
+        (
+            Event::ServerClosed,
+            "backend_gone",
+            CloseReason::ServerClosed,
+        ),
+        (
+            Event::Timer(TimerKind::Session),
+            "timeout",
+            CloseReason::SessionTimeout,
+        ),
+        (
+            Event::Timer(TimerKind::Idle),
+            "timeout",
+            CloseReason::IdleTimeout,
+        ),
+        (
+            Event::DrainDeadline,
+            "shutdown",
+            CloseReason::WorkerStopping,
+        ),
+        (Event::Kill, "killed", CloseReason::Killed),
+    ] {
+        let name = format!("{event:?}");
+        let mut s = relaying_download_as("cutter", "big");
+        // The relay is stopped first: its report makes the record.
+        let actions = s.event(event);
+        assert_eq!(
+            actions.last(),
+            Some(&Action::StopRelay),
+            "{name}: {actions:?}"
+        );
+        assert_eq!(transfer_records(&actions), vec![], "{name}");
+        let actions = s.event(Event::RelayStopped(relayed(123)));
+        assert_eq!(transfer_records(&actions), vec![(123, result)], "{name}");
+        assert!(
+            actions.contains(&Action::Close(reason)),
+            "{name}: {actions:?}"
+        );
+    }
+}
+
+#[test]
+fn a_relay_that_fails_says_which_side_went() {
+    for (side, result) in [
+        (Side::Client, "client_gone"),
+        (Side::Server, "backend_gone"),
+    ] {
+        let mut s = relaying_download("big");
+        let actions = s.event(Event::RelayFailed {
+            report: relayed(9),
+            side,
+        });
+        assert_eq!(transfer_records(&actions), vec![(9, result)]);
+        assert_eq!(client_replies(&actions), vec![426]);
+    }
+}
+
+#[test]
+fn by_default_the_session_time_limit_lets_the_transfer_in_flight_finish() {
+    let mut s = relaying_download("big");
+    let actions = s.event(Event::Timer(TimerKind::Session));
+    assert!(client_replies(&actions).is_empty(), "{actions:?}");
+    assert!(!actions.contains(&Action::StopRelay));
+    assert!(!s.fsm.is_closed());
+    s.event(Event::RelayDone(relayed(5000)));
+    let actions = s.event(reply(226, "Transfer complete"));
+    // The transfer ends well and is recorded so; then the limit: 421 and the close.
+    assert_eq!(transfer_records(&actions), vec![(5000, "ok")]);
+    assert_eq!(client_replies(&actions), vec![226, 421]);
+    assert!(actions.contains(&Action::Close(CloseReason::SessionTimeout)));
+    assert!(s.fsm.is_closed());
 }
