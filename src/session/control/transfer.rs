@@ -264,6 +264,16 @@ impl ControlFsm {
                         out.push(Action::SendClient(reply));
                     }
                     out.push(Action::CancelTimer(TimerKind::BackendReply));
+                    // The idle time now runs from the last byte that moved (the shell
+                    // looks at the relay when it fires): a stalled transfer is cut.
+                    let idle = self
+                        .user
+                        .as_ref()
+                        .and_then(|u| u.known.as_ref())
+                        .map(|k| k.timeouts.idle);
+                    if let Some(idle) = idle {
+                        out.push(Action::SetTimer(TimerKind::Idle, secs(idle)));
+                    }
                     let max_bytes = self
                         .user
                         .as_ref()

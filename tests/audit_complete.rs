@@ -1,0 +1,298 @@
+//! The audit is complete whatever ends a transfer: fault injection over loopback, each case
+//! checking the one `transfer` event against what the client saw (bytes, SHA-256 of the
+//! received prefix) and the `session_end` that follows (reason, prompt).
+//!
+//! The session time limit during a download, with `timeouts.session_during_transfer`
+//! "finish" (the default) and "cut"; a stalled download (the client stops reading) cut by
+//! the idle timeout; the client vanishing mid-transfer (noticed at once, not at a timeout);
+//! the backend's session process killed mid-transfer; ABOR; an operator's `ftpgate kill`.
+
+mod common;
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+
+const MIB: usize = 1024 * 1024;
+
+/// A gate in front of `vs` whose user `ftp` reads at `rate`, with the given timeouts.
+fn slow_gate(vs: &Vsftpd, rate: &str, idle: u64, session: u64, during: &str) -> Ftpgate {
+    Ftpgate::builder()
+        .backend("vsftpd", vs.addr())
+        .standard_roles()
+        .user("ftp", "read-only", "vsftpd")
+        .timeouts(30, idle, session)
+        .set(&["users", "ftp", "limits", "rate"], json!(rate))
+        .set(
+            &["users", "ftp", "timeouts", "session_during_transfer"],
+            json!(during),
+        )
+        .start()
+}
+
+/// Starts `RETR path` over PASV and returns the data connection (the 150 read).
+fn start_download(c: &mut Ftp, path: &str) -> TcpStream {
+    assert_eq!(c.cmd("TYPE I").0, 200);
+    let data = c.pasv_connect();
+    c.send(format!("RETR {path}\r\n").as_bytes());
+    let (code, text) = c.read_reply();
+    assert_eq!(code, 150, "{text}");
+    data
+}
+
+/// Reads the data connection to its end (or `limit` bytes); what came.
+fn read_data(data: &mut TcpStream, limit: usize) -> Vec<u8> {
+    data.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    while got.len() < limit {
+        match data.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    got
+}
+
+/// The one transfer event and the session_end of the session whose client port is `me`.
+fn ends(gate: &Ftpgate, me: &str) -> (Value, Value) {
+    let events = gate.wait_audit(Duration::from_secs(30), |ev| {
+        ev.iter()
+            .any(|e| e["event"] == "session_end" && e["client"] == me)
+    });
+    let mine: Vec<&Value> = events.iter().filter(|e| e["client"] == me).collect();
+    let transfers: Vec<&&Value> = mine.iter().filter(|e| e["event"] == "transfer").collect();
+    assert_eq!(transfers.len(), 1, "exactly one transfer event: {mine:?}");
+    let end = mine
+        .iter()
+        .find(|e| e["event"] == "session_end")
+        .expect("session_end");
+    // The transfer command has its command event too.
+    assert!(
+        mine.iter()
+            .any(|e| e["event"] == "command" && e["verb"] == "RETR"),
+        "{mine:?}"
+    );
+    ((*transfers[0]).clone(), (*end).clone())
+}
+
+fn assert_prefix(transfer: &Value, got: &[u8], file: &[u8]) {
+    assert_eq!(&file[..got.len()], got, "what came is a prefix of the file");
+    assert_eq!(
+        transfer["bytes"].as_u64(),
+        Some(got.len() as u64),
+        "{transfer}"
+    );
+    assert_eq!(
+        transfer["sha256"].as_str(),
+        Some(sha256_bytes(got).as_str()),
+        "{transfer}"
+    );
+}
+
+#[test]
+fn the_session_limit_lets_a_download_finish_by_default_then_closes() {
+    let vs = Vsftpd::start();
+    let file = random_bytes(3 * MIB, 1);
+    vs.put_file("pub/f.bin", &file);
+    let gate = slow_gate(&vs, "1MiB/s", 60, 1, "finish");
+    let mut c = Ftp::connect(gate.addr());
+    let me = c.local_addr().to_string();
+    c.login_ok("ftp", "x");
+    let mut data = start_download(&mut c, "/pub/f.bin");
+    let got = read_data(&mut data, usize::MAX);
+    assert_eq!(sha256_bytes(&got), sha256_bytes(&file), "the whole file");
+    assert_eq!(c.read_reply().0, 226);
+    assert_eq!(c.read_reply().0, 421);
+    let (transfer, end) = ends(&gate, &me);
+    assert_eq!(transfer["result"], "ok");
+    assert_prefix(&transfer, &got, &file);
+    assert_eq!(end["reason"], "session_timeout");
+}
+
+#[test]
+fn the_session_limit_cuts_a_download_when_told_and_records_the_prefix() {
+    let vs = Vsftpd::start();
+    let file = random_bytes(4 * MIB, 2);
+    vs.put_file("pub/f.bin", &file);
+    let gate = slow_gate(&vs, "1MiB/s", 60, 1, "cut");
+    let mut c = Ftp::connect(gate.addr());
+    let me = c.local_addr().to_string();
+    c.login_ok("ftp", "x");
+    let started = Instant::now();
+    let mut data = start_download(&mut c, "/pub/f.bin");
+    let got = read_data(&mut data, usize::MAX);
+    assert!(got.len() < file.len(), "cut: {} bytes", got.len());
+    assert!(started.elapsed() < Duration::from_secs(4));
+    let (transfer, end) = ends(&gate, &me);
+    assert_eq!(transfer["result"], "timeout");
+    assert_prefix(&transfer, &got, &file);
+    assert_eq!(end["reason"], "session_timeout");
+}
+
+#[test]
+fn a_download_the_client_stops_reading_is_cut_at_the_idle_timeout() {
+    let vs = Vsftpd::start();
+    let file = random_bytes(32 * MIB, 3);
+    vs.put_file("pub/f.bin", &file);
+    let gate = slow_gate(&vs, "1GiB/s", 2, 600, "finish");
+    let mut c = Ftp::connect(gate.addr());
+    let me = c.local_addr().to_string();
+    c.login_ok("ftp", "x");
+    let mut data = start_download(&mut c, "/pub/f.bin");
+    // Read a little, then nothing: the socket buffers fill and the relay stalls.
+    let first = read_data(&mut data, 256 * 1024);
+    let started = Instant::now();
+    let (transfer, end) = ends(&gate, &me);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "cut after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(transfer["result"], "timeout");
+    assert_eq!(end["reason"], "idle_timeout");
+    // What ftpgate sent is more than the client read (the buffers), less than the file.
+    let sent = transfer["bytes"].as_u64().expect("bytes") as usize;
+    assert!(sent >= first.len() && sent < file.len(), "{sent}");
+    let mut rest = first;
+    rest.extend(read_data(&mut data, usize::MAX));
+    assert_prefix(&transfer, &rest, &file);
+}
+
+#[test]
+fn a_client_that_vanishes_mid_download_is_noticed_at_once() {
+    let vs = Vsftpd::start();
+    let file = random_bytes(8 * MIB, 4);
+    vs.put_file("pub/f.bin", &file);
+    let gate = slow_gate(&vs, "1MiB/s", 600, 600, "finish");
+    let mut c = Ftp::connect(gate.addr());
+    let me = c.local_addr().to_string();
+    c.login_ok("ftp", "x");
+    let mut data = start_download(&mut c, "/pub/f.bin");
+    let got = read_data(&mut data, 300 * 1024);
+    let started = Instant::now();
+    drop(data);
+    drop(c);
+    let (transfer, end) = ends(&gate, &me);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(transfer["result"], "client_gone", "{transfer}");
+    let sent = transfer["bytes"].as_u64().expect("bytes") as usize;
+    assert!(sent >= got.len() && sent < file.len(), "{sent}");
+    assert_eq!(end["reason"], "client_closed");
+}
+
+/// The vsftpd processes serving sessions: the children of its listener process.
+fn vsftpd_session_pids(vs: &Vsftpd) -> Vec<u32> {
+    let out = Command::new("pgrep")
+        .arg("-P")
+        .arg(vs.pid().to_string())
+        .output()
+        .expect("pgrep");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+#[test]
+fn a_backend_session_killed_mid_download_is_recorded_as_backend_gone() {
+    let vs = Vsftpd::start();
+    let file = random_bytes(8 * MIB, 5);
+    vs.put_file("pub/f.bin", &file);
+    let gate = slow_gate(&vs, "1MiB/s", 600, 600, "finish");
+    let mut c = Ftp::connect(gate.addr());
+    let me = c.local_addr().to_string();
+    c.login_ok("ftp", "x");
+    let mut data = start_download(&mut c, "/pub/f.bin");
+    let mut got = read_data(&mut data, 300 * 1024);
+    let pids = vsftpd_session_pids(&vs);
+    assert!(!pids.is_empty(), "vsftpd serves the session in a child");
+    // SIGKILL the backend session's processes at once: vsftpd forks twice per session (a
+    // privileged child and the grandchild that serves the user). The child goes first, so
+    // it cannot report its grandchild's death ("500 OOPS: child died") on the control
+    // connection: the backend is gone, it did not answer.
+    let mut victims: Vec<String> = pids.iter().map(u32::to_string).collect();
+    for pid in &pids {
+        let out = Command::new("pgrep")
+            .arg("-P")
+            .arg(pid.to_string())
+            .output()
+            .expect("pgrep");
+        victims.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .map(str::to_owned),
+        );
+    }
+    let status = Command::new("kill")
+        .arg("-9")
+        .args(&victims)
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -9 {victims:?}");
+    got.extend(read_data(&mut data, usize::MAX));
+    let (transfer, end) = ends(&gate, &me);
+    assert_eq!(transfer["result"], "backend_gone", "{transfer}");
+    assert_prefix(&transfer, &got, &file);
+    assert_eq!(end["reason"], "backend_closed");
+}
+
+#[test]
+fn abor_and_an_operators_kill_each_say_so() {
+    let vs = Vsftpd::start();
+    let file = random_bytes(8 * MIB, 6);
+    vs.put_file("pub/f.bin", &file);
+    let gate = slow_gate(&vs, "1MiB/s", 600, 600, "finish");
+
+    let mut c = Ftp::connect(gate.addr());
+    let aborter = c.local_addr().to_string();
+    c.login_ok("ftp", "x");
+    let mut data = start_download(&mut c, "/pub/f.bin");
+    let mut got = read_data(&mut data, 200 * 1024);
+    c.send(b"ABOR\r\n");
+    got.extend(read_data(&mut data, usize::MAX));
+    // RFC 959: 426 (or 226, if it had all gone) for the transfer, then 225/226 for ABOR.
+    let first = c.read_reply().0;
+    assert!(matches!(first, 426 | 226), "{first}");
+    let second = c.read_reply().0;
+    assert!(matches!(second, 225 | 226), "{second}");
+    assert_eq!(c.cmd("QUIT").0, 221);
+    let (transfer, _) = ends(&gate, &aborter);
+    assert_eq!(transfer["result"], "aborted");
+    assert_prefix(&transfer, &got, &file);
+
+    let mut k = Ftp::connect(gate.addr());
+    let killed = k.local_addr().to_string();
+    k.login_ok("ftp", "x");
+    let mut data = start_download(&mut k, "/pub/f.bin");
+    let mut got = read_data(&mut data, 200 * 1024);
+    let id = gate
+        .audit_events()
+        .iter()
+        .find(|e| e["event"] == "session_start" && e["client"] == killed.as_str())
+        .and_then(|e| e["session"].as_str().map(str::to_owned))
+        .expect("the session's id");
+    let out = Command::new(env!("CARGO_BIN_EXE_ftpgate"))
+        .arg("kill")
+        .arg("--admin")
+        .arg(gate.admin_dir())
+        .arg(&id)
+        .output()
+        .expect("ftpgate kill");
+    assert!(out.status.success(), "{out:?}");
+    got.extend(read_data(&mut data, usize::MAX));
+    assert_eq!(k.read_reply().0, 421);
+    let (transfer, end) = ends(&gate, &killed);
+    assert_eq!(transfer["result"], "killed");
+    assert_prefix(&transfer, &got, &file);
+    assert_eq!(end["reason"], "killed");
+}
