@@ -119,8 +119,17 @@ pub enum AuditRecord {
     SessionEnd {
         reason: String,
         duration_ms: u64,
+        /// Control and data together.
         bytes_in: u64,
         bytes_out: u64,
+        control_bytes_in: u64,
+        control_bytes_out: u64,
+        /// File data of every transfer, completed or not.
+        data_bytes_in: u64,
+        data_bytes_out: u64,
+        /// The session's transfers by result (`ok`, `aborted`, `client_gone`, ...).
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        transfers: BTreeMap<&'static str, u64>,
         /// Commands before login that repeated one already recorded (same verb, decision
         /// and reply), by verb: counted instead of recorded one by one.
         #[serde(skip_serializing_if = "BTreeMap::is_empty")]

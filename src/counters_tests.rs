@@ -332,7 +332,10 @@ fn a_failed_login_table_full_of_repeat_failures_does_not_count_and_never_bans() 
     let c = private();
     let now = 1_000_000;
     let (window, threshold, ban) = (300, 10, 600);
-    for n in 0..SPRAY {
+    // Four times more addresses than the table has slots: with a bounded probe window the
+    // table is only sure to be full (the victim's whole window taken) well beyond its size;
+    // at 1.2 times it a random key left a free slot there now and then.
+    for n in 0..4 * FAIL_SLOTS as u32 {
         for _ in 0..2 {
             c.record_failed_login(sprayed(n), now, window, threshold, ban);
         }

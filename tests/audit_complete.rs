@@ -81,6 +81,26 @@ fn ends(gate: &Ftpgate, me: &str) -> (Value, Value) {
     ((*transfers[0]).clone(), (*end).clone())
 }
 
+/// `session_end`'s totals add up: the data is the transfer's, control and data make the
+/// whole, and the transfer is counted under its result.
+fn assert_totals(end: &Value, transfer: &Value) {
+    let n = |k: &str| end[k].as_u64().unwrap_or_else(|| panic!("{k} in {end}"));
+    assert_eq!(
+        Some(n("data_bytes_out")),
+        transfer["bytes"].as_u64(),
+        "{end}"
+    );
+    assert_eq!(n("data_bytes_in"), 0, "{end}");
+    assert_eq!(n("bytes_out"), n("control_bytes_out") + n("data_bytes_out"));
+    assert_eq!(n("bytes_in"), n("control_bytes_in") + n("data_bytes_in"));
+    assert!(
+        n("control_bytes_in") > 0 && n("control_bytes_out") > 0,
+        "{end}"
+    );
+    let result = transfer["result"].as_str().expect("result");
+    assert_eq!(end["transfers"], json!({ result: 1 }), "{end}");
+}
+
 fn assert_prefix(transfer: &Value, got: &[u8], file: &[u8]) {
     assert_eq!(&file[..got.len()], got, "what came is a prefix of the file");
     assert_eq!(
@@ -113,6 +133,7 @@ fn the_session_limit_lets_a_download_finish_by_default_then_closes() {
     assert_eq!(transfer["result"], "ok");
     assert_prefix(&transfer, &got, &file);
     assert_eq!(end["reason"], "session_timeout");
+    assert_totals(&end, &transfer);
 }
 
 #[test]
@@ -133,6 +154,7 @@ fn the_session_limit_cuts_a_download_when_told_and_records_the_prefix() {
     assert_eq!(transfer["result"], "timeout");
     assert_prefix(&transfer, &got, &file);
     assert_eq!(end["reason"], "session_timeout");
+    assert_totals(&end, &transfer);
 }
 
 #[test]
@@ -188,6 +210,7 @@ fn a_client_that_vanishes_mid_download_is_noticed_at_once() {
     let sent = transfer["bytes"].as_u64().expect("bytes") as usize;
     assert!(sent >= got.len() && sent < file.len(), "{sent}");
     assert_eq!(end["reason"], "client_closed");
+    assert_totals(&end, &transfer);
 }
 
 /// The vsftpd processes serving sessions: the children of its listener process.
@@ -244,6 +267,7 @@ fn a_backend_session_killed_mid_download_is_recorded_as_backend_gone() {
     assert_eq!(transfer["result"], "backend_gone", "{transfer}");
     assert_prefix(&transfer, &got, &file);
     assert_eq!(end["reason"], "backend_closed");
+    assert_totals(&end, &transfer);
 }
 
 #[test]
@@ -295,4 +319,5 @@ fn abor_and_an_operators_kill_each_say_so() {
     assert_eq!(transfer["result"], "killed");
     assert_prefix(&transfer, &got, &file);
     assert_eq!(end["reason"], "killed");
+    assert_totals(&end, &transfer);
 }

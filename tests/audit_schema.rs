@@ -249,7 +249,8 @@ fn the_validator_rejects_what_the_schema_forbids() {
     let end = json!({"ts": "2026-11-21T13:52:12.170Z", "session": "s", "worker": 0,
                      "client": "c", "event": "session_end", "reason": "quit",
                      "duration_ms": 1, "bytes_in": 0, "bytes_out": 0,
-                     "repeated_commands": { "NOOP": 3 }});
+                     "control_bytes_in": 0, "control_bytes_out": 0, "data_bytes_in": 0,
+                     "data_bytes_out": 0, "repeated_commands": { "NOOP": 3 }});
     assert_eq!(check(&root, &end), Vec::<String>::new());
     let mut bad_count = end.clone();
     bad_count["repeated_commands"]["NOOP"] = json!("three");

@@ -320,8 +320,8 @@ impl Session {
         let _ = ctx.registry.deregister(&mut relay.server.stream);
         let _ = ctx.registry.deregister(&mut relay.client.stream);
         match relay.direction {
-            Direction::Download => self.bytes_out += relay.bytes,
-            Direction::Upload => self.bytes_in += relay.bytes,
+            Direction::Download => self.data_out += relay.bytes,
+            Direction::Upload => self.data_in += relay.bytes,
         }
         let source_tls = match relay.direction {
             Direction::Download => relay.server.tls.is_some(),

@@ -32,7 +32,7 @@ mod relay;
 mod transport;
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
@@ -157,8 +157,14 @@ pub struct Session {
     counted_user: Option<String>,
     /// Filecopy mode: copies started in this session (the `<n>` of their names).
     copies: u64,
+    /// Control bytes from and to the client.
     bytes_in: u64,
     bytes_out: u64,
+    /// File data from and to the client, every transfer's.
+    data_in: u64,
+    data_out: u64,
+    /// The session's transfers by result, for `session_end`.
+    transfers: std::cell::RefCell<BTreeMap<&'static str, u64>>,
     /// Commands this session may have processed ([`MAX_COMMANDS_PER_SECOND`]).
     command_bucket: TokenBucket,
     events: VecDeque<OwnedEvent>,
@@ -281,6 +287,9 @@ impl Session {
             copies: 0,
             bytes_in: 0,
             bytes_out: 0,
+            data_in: 0,
+            data_out: 0,
+            transfers: std::cell::RefCell::new(BTreeMap::new()),
             command_bucket: TokenBucket::with_burst(
                 MAX_COMMANDS_PER_SECOND,
                 COMMAND_BURST,
@@ -437,8 +446,13 @@ impl Session {
         let record = AuditRecord::SessionEnd {
             reason,
             duration_ms: ctx.now.saturating_duration_since(self.started).as_millis() as u64,
-            bytes_in: self.bytes_in,
-            bytes_out: self.bytes_out,
+            bytes_in: self.bytes_in + self.data_in,
+            bytes_out: self.bytes_out + self.data_out,
+            control_bytes_in: self.bytes_in,
+            control_bytes_out: self.bytes_out,
+            data_bytes_in: self.data_in,
+            data_bytes_out: self.data_out,
+            transfers: self.transfers.take(),
             repeated_commands: self.fsm.take_repeated_commands(),
             port_theft_attempts: u64::from(self.data.theft_attempts()),
         };
@@ -478,6 +492,9 @@ impl Session {
         let backend = self.fsm.user().and_then(|u| u.known.as_ref());
         ctx.metrics
             .observe(record, backend.map(|k| k.backend.as_str()));
+        if let AuditRecord::Transfer { result, .. } = record {
+            *self.transfers.borrow_mut().entry(result).or_default() += 1;
+        }
         if let (AuditRecord::Command { .. }, Some(since)) = (record, self.command_since.take()) {
             let took = ctx.now.saturating_duration_since(since);
             ctx.metrics.observe_command(took.as_secs_f64());
