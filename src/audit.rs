@@ -63,6 +63,12 @@ pub enum AuditRecord {
         path: Option<String>,
         decision: &'static str,
         reply: u16,
+        /// A line ftpgate could not parse: its raw bytes in hex (at most
+        /// [`crate::limits::MAX_AUDITED_LINE_BYTES`] of them) and its whole length.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        line_hex: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        line_bytes: Option<u64>,
     },
     Transfer {
         verb: &'static str,
@@ -255,6 +261,8 @@ mod tests {
             path: Some("/in/a\"b\nc".into()),
             decision: "allow",
             reply: 226,
+            line_hex: None,
+            line_bytes: None,
         };
         let envelope = Envelope {
             ts: "t",

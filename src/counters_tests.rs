@@ -27,8 +27,15 @@ fn sprayed(n: u32) -> IpAddr {
 
 const VICTIM: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
 
-/// More keys than any table has slots.
-const SPRAY: u32 = 20_000;
+/// Four times more keys than the largest table has slots: with a bounded probe window a
+/// table is only sure to be full (every window taken, the victim's too) well beyond its
+/// size; at 1.2 times it (20,000 keys) a random key left a free slot there now and then.
+const SPRAY: u32 = 4
+    * (if IP_SLOTS > FAIL_SLOTS {
+        IP_SLOTS
+    } else {
+        FAIL_SLOTS
+    }) as u32;
 
 #[test]
 fn counts_are_summed_over_workers() {
@@ -332,10 +339,7 @@ fn a_failed_login_table_full_of_repeat_failures_does_not_count_and_never_bans() 
     let c = private();
     let now = 1_000_000;
     let (window, threshold, ban) = (300, 10, 600);
-    // Four times more addresses than the table has slots: with a bounded probe window the
-    // table is only sure to be full (the victim's whole window taken) well beyond its size;
-    // at 1.2 times it a random key left a free slot there now and then.
-    for n in 0..4 * FAIL_SLOTS as u32 {
+    for n in 0..SPRAY {
         for _ in 0..2 {
             c.record_failed_login(sprayed(n), now, window, threshold, ban);
         }

@@ -338,3 +338,6 @@ pub const MAX_METRICS_REQUEST_BYTES: usize = 4096;
 /// and counted in `ftpgate_metrics_workers_missing`); the answer then has as long again to
 /// leave.
 pub const METRICS_GATHER_TIMEOUT_MS: u64 = 1000;
+/// Bytes of a command line ftpgate cannot parse (a control byte, a malformed verb) kept in
+/// its audit record as `line_hex`; the record says how long the whole line was.
+pub const MAX_AUDITED_LINE_BYTES: usize = 256;

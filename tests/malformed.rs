@@ -175,3 +175,41 @@ fn all_of_it_on_one_gate_then_a_normal_session() {
     );
     assert!(gate.is_running(), "ftpgate died: {}", gate.stderr_log());
 }
+
+/// A line with control bytes is recorded with its raw bytes (hex, bounded) and a
+/// `malformed_command` violation, not as an empty command.
+#[test]
+fn a_line_with_control_bytes_is_audited_with_its_raw_bytes() {
+    let vs = Vsftpd::start();
+    let gate = Ftpgate::for_vsftpd(&vs);
+    let mut c = Ftp::connect(gate.addr());
+    c.login_ok("anonymous", "x");
+    // (0xFF would begin a Telnet command, which the line filter takes out first.)
+    c.send(b"RETR \xe9name\x01bad\r\n");
+    assert_eq!(c.read_reply().0, 501);
+    let mut long = b"STOR ".to_vec();
+    long.extend(std::iter::repeat_n(b'\x02', 400));
+    long.extend(b"\r\n");
+    c.send(&long);
+    assert_eq!(c.read_reply().0, 501);
+    assert_eq!(c.cmd("NOOP").0, 200);
+    let events = gate.wait_audit(Duration::from_secs(5), |ev| {
+        ev.iter()
+            .filter(|e| e["event"] == "policy_violation" && e["kind"] == "malformed_command")
+            .count()
+            >= 2
+    });
+    let commands: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "command" && e.get("line_hex").is_some())
+        .collect();
+    assert_eq!(commands.len(), 2, "{events:?}");
+    assert_eq!(commands[0]["line_hex"], "5245545220e96e616d6501626164");
+    assert_eq!(commands[0]["line_bytes"], 14);
+    // The long one is kept to its first 256 bytes, its length said in full.
+    assert_eq!(
+        commands[1]["line_hex"].as_str().map(str::len),
+        Some(2 * 256)
+    );
+    assert_eq!(commands[1]["line_bytes"], 405);
+}

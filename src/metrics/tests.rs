@@ -98,6 +98,8 @@ fn refusals_count_by_kind_and_theft_is_a_data_connection_failure() {
             path: None,
             decision: "deny",
             reply: 550,
+            line_hex: None,
+            line_bytes: None,
         },
         None,
     );

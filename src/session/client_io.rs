@@ -3,6 +3,8 @@
 //! the switch to TLS after AUTH (STARTTLS injection refused).
 
 use super::*;
+use crate::ftp::command::CommandError;
+use crate::limits::MAX_AUDITED_LINE_BYTES;
 
 impl Session {
     pub(super) fn read_client(&mut self, ctx: &mut WorkerCtx<'_>) -> bool {
@@ -57,6 +59,15 @@ impl Session {
                     let text = self.client.input.get(..line_end).unwrap_or(&[]);
                     // Parsed once, here: the machine decides on the parsed command.
                     let command = parse_command(text);
+                    // A line that is no command is recorded with its raw bytes (bounded).
+                    let raw = matches!(
+                        command,
+                        Err(CommandError::BadVerb | CommandError::ControlByte)
+                    )
+                    .then(|| {
+                        let kept = text.get(..MAX_AUDITED_LINE_BYTES).unwrap_or(text);
+                        (kept.to_vec(), text.len())
+                    });
                     if !self.fsm.can_take(&command) {
                         break;
                     }
@@ -76,7 +87,13 @@ impl Session {
                         .input
                         .drain(..consumed.min(self.client.input.len()));
                     self.command_since.set(Some(ctx.now));
-                    self.dispatch(Event::ClientCommand(command), ctx);
+                    let event = match (command, raw) {
+                        (Err(error), Some((line, len))) => {
+                            Event::ClientMalformed { error, line, len }
+                        }
+                        (command, _) => Event::ClientCommand(command),
+                    };
+                    self.dispatch(event, ctx);
                     progress = true;
                 }
                 Framed::TooLong { consumed } => {

@@ -79,9 +79,11 @@ pub(super) fn filter_features(
 }
 
 impl ControlFsm {
+    /// `raw`: a line that did not parse, as the client sent it (bounded) and its length.
     pub(super) fn on_client_command(
         &mut self,
         command: Result<Command, CommandError>,
+        raw: Option<(&[u8], usize)>,
         policy: &Policy,
         out: &mut Vec<Action>,
     ) {
@@ -114,6 +116,9 @@ impl ControlFsm {
                     ),
                 };
                 self.reply(code, &text, out);
+                if let Some((line, len)) = raw {
+                    return self.audit_malformed(&err, line, len, code, out);
+                }
                 let verb = match &err {
                     CommandError::Unknown(v) => v.clone(),
                     _ => String::new(),

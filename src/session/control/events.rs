@@ -140,6 +140,13 @@ pub enum Event {
     ClientCommand(Result<Command, CommandError>),
     /// The client sent a line longer than the limit (it has been discarded).
     ClientLineTooLong,
+    /// A line that is no command (a control byte, a malformed verb): the parse error, the
+    /// line's first [`crate::limits::MAX_AUDITED_LINE_BYTES`] bytes and its length.
+    ClientMalformed {
+        error: CommandError,
+        line: Vec<u8>,
+        len: usize,
+    },
     ClientClosed,
     ServerConnected,
     /// No server of the user's backend pool could be reached.
@@ -200,6 +207,7 @@ impl Event {
     pub fn name(&self) -> &'static str {
         match self {
             Event::ClientCommand(_) => "ClientCommand",
+            Event::ClientMalformed { .. } => "ClientMalformed",
             Event::ClientLineTooLong => "ClientLineTooLong",
             Event::ClientClosed => "ClientClosed",
             Event::ServerConnected => "ServerConnected",

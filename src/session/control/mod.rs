@@ -342,7 +342,12 @@ impl ControlFsm {
             return out;
         }
         match event {
-            Event::ClientCommand(command) => self.on_client_command(command, policy, &mut out),
+            Event::ClientCommand(command) => {
+                self.on_client_command(command, None, policy, &mut out)
+            }
+            Event::ClientMalformed { error, line, len } => {
+                self.on_client_command(Err(error), Some((&line, len)), policy, &mut out)
+            }
             Event::ClientLineTooLong => {
                 if self.count_before_login(&mut out) {
                     out.push(Action::SendClient(Reply::new(
@@ -467,6 +472,7 @@ impl ControlFsm {
         let step = self.transfer_step();
         match event {
             Event::ClientCommand(_)
+            | Event::ClientMalformed { .. }
             | Event::ClientLineTooLong
             | Event::ClientClosed
             | Event::ServerClosed
@@ -576,6 +582,40 @@ impl ControlFsm {
             path: Verb::from_name(verb.as_bytes()).and_then(|v| self.audit_path(v, arg)),
             decision,
             reply,
+            line_hex: None,
+            line_bytes: None,
+        }));
+    }
+
+    /// A line that is no command, recorded with its raw bytes (as many as
+    /// [`crate::limits::MAX_AUDITED_LINE_BYTES`]) and a `malformed_command` violation; before
+    /// login a repeat of one recorded is only counted, like every command.
+    fn audit_malformed(
+        &mut self,
+        error: &CommandError,
+        line: &[u8],
+        len: usize,
+        reply: u16,
+        out: &mut Vec<Action>,
+    ) {
+        let before = out.len();
+        self.audit_command("", b"", "deny", reply, out);
+        let Some(Action::Audit(AuditRecord::Command {
+            line_hex,
+            line_bytes,
+            ..
+        })) = out.get_mut(before)
+        else {
+            return; // counted as a repeat
+        };
+        let kept = line
+            .get(..crate::limits::MAX_AUDITED_LINE_BYTES)
+            .unwrap_or(line);
+        *line_hex = Some(crate::tls::hex(kept));
+        *line_bytes = Some(len as u64);
+        out.push(Action::Audit(AuditRecord::PolicyViolation {
+            kind: "malformed_command",
+            detail: format!("{error} ({len} bytes)"),
         }));
     }
 

@@ -300,6 +300,8 @@ fn non_utf8_arguments_are_recoverable_from_the_audit_event() {
         path: None,
         decision: "allow",
         reply: 213,
+        line_hex: None,
+        line_bytes: None,
     })
     .expect("json");
     assert!(!line.contains('\n'));

@@ -368,3 +368,54 @@ fn events_the_phase_does_not_expect_change_nothing_and_are_reported() {
         }]
     ));
 }
+
+fn malformed(line: &[u8]) -> Event {
+    Event::ClientMalformed {
+        error: match parse_command(line) {
+            Err(e) => e,
+            Ok(c) => panic!("{c:?} parses"),
+        },
+        line: line.to_vec(),
+        len: line.len(),
+    }
+}
+
+#[test]
+fn a_line_with_control_bytes_is_recorded_with_its_raw_bytes_and_a_violation() {
+    let mut s = Script::logged_in("reader");
+    let line = b"RETR \xff\xfename\x01bad";
+    let actions = s.event(malformed(line));
+    assert_eq!(client_replies(&actions), vec![501]);
+    let Some(Action::Audit(AuditRecord::Command {
+        line_hex,
+        line_bytes,
+        decision,
+        ..
+    })) = actions
+        .iter()
+        .find(|a| matches!(a, Action::Audit(AuditRecord::Command { .. })))
+    else {
+        panic!("{actions:?}");
+    };
+    assert_eq!(line_hex.as_deref(), Some(crate::tls::hex(line).as_str()));
+    assert_eq!(*line_bytes, Some(line.len() as u64));
+    assert_eq!(*decision, "deny");
+    assert_eq!(violations(&actions), vec!["malformed_command"]);
+    // The session goes on.
+    assert_eq!(client_replies(&s.line("NOOP")), Vec::<u16>::new());
+}
+
+#[test]
+fn before_login_a_repeated_malformed_line_is_only_counted() {
+    let (mut s, _) = Script::new();
+    let first = s.event(malformed(b"US\x01ER x"));
+    assert_eq!(violations(&first), vec!["malformed_command"]);
+    let again = s.event(malformed(b"US\x02ER y"));
+    assert!(violations(&again).is_empty(), "{again:?}");
+    assert!(
+        !again
+            .iter()
+            .any(|a| matches!(a, Action::Audit(AuditRecord::Command { .. }))),
+        "{again:?}"
+    );
+}
