@@ -758,7 +758,7 @@ fn a_client_that_hangs_up_mid_transfer_still_leaves_a_transfer_record() {
         .iter()
         .find(|e| e["event"] == "transfer")
         .expect("a transfer record for the cut download");
-    assert_eq!(transfer["result"], "aborted");
+    assert_eq!(transfer["result"], "client_gone");
     let bytes = transfer["bytes"].as_u64().unwrap_or(0);
     assert!(
         bytes >= first.len() as u64 && bytes < data.len() as u64,
