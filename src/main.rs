@@ -19,6 +19,8 @@ const USAGE: &str = "\
 Usage: ftpgate [--config FILE]          run the gateway in the foreground
        ftpgate --check [--strict] [--config FILE]
                                         validate the policy file and print a summary
+       ftpgate explain [--config FILE] --user NAME --from IP [--at TIME] [--json] \"COMMAND\"
+                                        what the policy decides for COMMAND, rule by rule
        ftpgate --help | --version
 
 Options:
@@ -279,6 +281,12 @@ fn check_warnings(path: &std::path::Path, policy: &Policy, strict: bool) -> Exit
 }
 
 fn main() -> ExitCode {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "explain") {
+        return ftpgate::policy::explain::run(
+            std::env::args_os().skip(2).collect(),
+            DEFAULT_CONFIG,
+        );
+    }
     let args = match parse_args() {
         Parsed::Run(args) => args,
         Parsed::Exit(code) => return code,

@@ -24,6 +24,7 @@
 
 mod access;
 mod cidr;
+pub mod explain;
 mod file;
 pub mod lint;
 mod load;
@@ -46,7 +47,7 @@ use std::sync::Arc;
 
 use crate::ftp::command::Verb;
 
-pub use access::{AccessRules, GeoEntry, GeoTable, country_name};
+pub use access::{AccessRules, Denial, GeoEntry, GeoTable, country_name};
 pub use cidr::Cidr;
 // Moved to `crate::limits`; re-exported so that `policy::MAX_WORKERS` and the like still work.
 pub use crate::limits::{

@@ -69,6 +69,12 @@ impl AccessRules {
     /// An address the table does not know (or has no country or AS number for), or no table
     /// at all, matches no country or AS rule: an allow list refuses it, a deny list does not.
     pub fn check(&self, ip: IpAddr, geo: Option<&GeoTable>) -> Result<(), String> {
+        self.decide(ip, geo).map_err(|denial| denial.text)
+    }
+
+    /// [`AccessRules::check`], naming the refusing rule by key and, for a deny list, by the
+    /// index of the entry that matched (`ftpgate explain` places it in the file).
+    pub fn decide(&self, ip: IpAddr, geo: Option<&GeoTable>) -> Result<(), Denial> {
         let entry = if self.uses_table() {
             geo.and_then(|table| table.lookup(ip))
         } else {
@@ -76,29 +82,56 @@ impl AccessRules {
         };
         let country = entry.and_then(|e| e.country);
         let asn = entry.and_then(|e| e.asn);
+        let denial = |key: &'static str, index: Option<usize>, shown: String| Denial {
+            key,
+            index,
+            text: format!("{key} {shown}"),
+        };
 
-        if let Some(net) = self.deny_from.iter().find(|net| net.contains(ip)) {
-            return Err(format!("deny_from {net}"));
+        if let Some((i, net)) = self
+            .deny_from
+            .iter()
+            .enumerate()
+            .find(|(_, net)| net.contains(ip))
+        {
+            return Err(denial("deny_from", Some(i), net.to_string()));
         }
-        if let Some(code) = country.filter(|code| self.deny_countries.contains(code)) {
-            return Err(format!("deny_countries {}", country_name(code)));
+        if let Some(i) =
+            country.and_then(|code| self.deny_countries.iter().position(|c| *c == code))
+        {
+            let shown = country.map(country_name).unwrap_or_default();
+            return Err(denial("deny_countries", Some(i), shown));
         }
-        if let Some(asn) = asn.filter(|asn| self.deny_asns.contains(asn)) {
-            return Err(format!("deny_asns {asn}"));
+        if let Some(i) = asn.and_then(|asn| self.deny_asns.iter().position(|a| *a == asn)) {
+            let shown = asn.map(|asn| asn.to_string()).unwrap_or_default();
+            return Err(denial("deny_asns", Some(i), shown));
         }
+        let no_match = "(no match)".to_owned();
         if !self.allow_from.is_empty() && !self.allow_from.iter().any(|net| net.contains(ip)) {
-            return Err("allow_from (no match)".to_owned());
+            return Err(denial("allow_from", None, no_match));
         }
         if !self.allow_countries.is_empty()
             && !country.is_some_and(|code| self.allow_countries.contains(&code))
         {
-            return Err("allow_countries (no match)".to_owned());
+            return Err(denial("allow_countries", None, no_match));
         }
         if !self.allow_asns.is_empty() && !asn.is_some_and(|asn| self.allow_asns.contains(&asn)) {
-            return Err("allow_asns (no match)".to_owned());
+            return Err(denial("allow_asns", None, no_match));
         }
         Ok(())
     }
+}
+
+/// The rule of an [`AccessRules`] that refused an address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Denial {
+    /// The key of the list: `"deny_from"`, `"allow_countries"`, ...
+    pub key: &'static str,
+    /// The entry of a deny list that matched; `None` for an allow list nothing matched.
+    pub index: Option<usize>,
+    /// What [`AccessRules::check`] answers: `"deny_from 10.9.0.0/16"`, `"allow_from (no
+    /// match)"`.
+    pub text: String,
 }
 
 /// A country code as text (`"DE"`); anything not ASCII shows as `?`.
