@@ -268,8 +268,9 @@ fn check_warnings(path: &std::path::Path, policy: &Policy, strict: bool) -> Exit
         return ExitCode::from(1);
     }
     say(format_args!(
-        "{}: OK{count}\n\n{}\n{}\n",
+        "{}: OK{count}\n{}\n{}\n{}\n",
         path.display(),
+        policy.unenforced_note(),
         policy.summary(),
         ftpgate::policy::reload::reload_note()
     ));

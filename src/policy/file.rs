@@ -163,6 +163,8 @@ pub(crate) struct PolicyFile {
     pub defaults: Option<Object<DefaultsFile>>,
     pub audit: Option<Object<AuditFile>>,
     pub access: Option<Object<AccessFile>>,
+    /// Dry run when `false`: policy refusals are audited as `would_deny`, not enforced.
+    pub enforce: Option<bool>,
 }
 
 /// Global source-address rules and the prefix table.
@@ -284,6 +286,8 @@ pub(crate) struct UserFile {
     pub tls_session_reuse: Option<BoolOrWord>,
     pub limits: Option<Object<UserLimitsFile>>,
     pub timeouts: Option<Object<TimeoutsFile>>,
+    /// The user's own `enforce`, else the top-level one.
+    pub enforce: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -439,6 +439,10 @@ pub struct User {
     pub limits: UserLimits,
     /// The user's own values, else `defaults.timeouts`, else the built-in defaults.
     pub timeouts: Timeouts,
+    /// `false`: a dry run for this user (its own `enforce`, else the top-level one, else
+    /// `true`). Commands the role or the user's rules would refuse are forwarded and
+    /// audited as `would_deny` with the rule; protections against attacks stay enforced.
+    pub enforce: bool,
 }
 
 impl User {
@@ -650,6 +654,31 @@ impl Policy {
     /// policy), the answer is a role that permits nothing.
     pub fn role_of(&self, user: &User) -> &Role {
         self.roles.get(&user.role).unwrap_or(&NO_ROLE)
+    }
+
+    /// The users whose policy is not enforced (`enforce: false`, a dry run), by name.
+    pub fn unenforced_users(&self) -> Vec<&str> {
+        self.users
+            .values()
+            .filter(|user| !user.enforce)
+            .map(|user| user.name.as_str())
+            .collect()
+    }
+
+    /// What `--check` prints about dry runs after `OK`: a line naming the unenforced users
+    /// followed by an empty line, or just the empty line.
+    pub fn unenforced_note(&self) -> String {
+        let users = self.unenforced_users();
+        if users.is_empty() {
+            return String::new();
+        }
+        format!(
+            "dry run (enforce false) for {} of {} users: {}: what their role refuses is \
+             forwarded and audited as would_deny\n",
+            users.len(),
+            self.users.len(),
+            users.join(", ")
+        )
     }
 
     /// The user's backend pool (always `Some` for users of this policy).

@@ -338,6 +338,7 @@ mod tests {
   "workers": "auto",
   "drain_timeout": 30,
   "user": "ftpgate",
+  "enforce": true,
   "listeners": [{ "address": "0.0.0.0:21", "tls": "none", "require": "none",
                   "proxy_protocol": true, "proxy_from": ["10.0.0.5/32"] }],
   "passive": { "ports": "50000-50999", "advertise": "203.0.113.10", "proxy_protocol": true,
@@ -358,7 +359,8 @@ mod tests {
                     "tls_require": "login", "tls_session_reuse": false,
                     "limits": { "max_file_size": 1, "rate": "1MiB/s", "user_rate": 1,
                                 "sessions": 1 },
-                    "timeouts": { "login": 1, "idle": 1, "session": 1, "data_connect": 1 } } },
+                    "timeouts": { "login": 1, "idle": 1, "session": 1, "data_connect": 1 },
+                    "enforce": false } },
   "routing": { "user_at_host": false, "targets": { "t": "b" } },
   "defaults": { "timeouts": { "login": 1, "idle": 1, "session": 1, "data_connect": 1 },
                 "limits": { "sessions_total": 1, "sessions_per_ip": 1,
@@ -506,7 +508,7 @@ mod tests {
                     "y".to_owned(),
                     Target::Key,
                     "y: unknown field `y`, expected one of `workers`, `drain_timeout`, `user`, `listeners`, `passive`, \
-                     `tls`, `backends`, `roles`, `users`, `routing`, `defaults`, `audit`, `access`"
+                     `tls`, `backends`, `roles`, `users`, `routing`, `defaults`, `audit`, `access`, `enforce`"
                 ),
             ]
         );

@@ -62,6 +62,7 @@ fn minimal_policy_builds_the_expected_model() {
                 tls_session_reuse: TlsSessionReuse::Required,
                 limits: UserLimits::default(),
                 timeouts: builtin,
+                enforce: true,
             },
         )]),
         defaults: Defaults {

@@ -104,6 +104,7 @@ impl ControlFsm {
                         max_file_size: u.limits.max_file_size,
                         allow_fxp_to: u.allow_fxp_to.clone(),
                         tls_require: u.tls_require,
+                        enforce: u.enforce,
                     })
                 });
                 // SECURITY: the login timeout stays the same for every name until PASS
