@@ -1,6 +1,6 @@
 //! `ftpgate explain` through the binary: the decision and its rule at FILE:LINE:COLUMN,
-//! readable and `--json`, the exit statuses (0 allowed, 2 denied, 1 a policy that does not
-//! load, 64 a usage error).
+//! readable and `--json`, the exit statuses (0 allowed, 4 denied, 1 a policy that does not
+//! load, 2 a usage error).
 
 mod common;
 
@@ -67,7 +67,7 @@ fn explain_allowed_denied_and_json() {
     assert!(stdout.contains("users.alice.time_windows[0]"), "{stdout}");
 
     let out = explain(&path, &[&common[..], &["--json", "STOR /a/b"]].concat());
-    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    assert_eq!(out.code(), Some(4), "{}", out.stderr);
     let trace: serde_json::Value = serde_json::from_str(&out.stdout_str()).expect("json");
     assert_eq!(trace["decision"], "deny");
     assert_eq!(trace["reply"], "550 Permission denied.");
@@ -94,7 +94,7 @@ fn explain_allowed_denied_and_json() {
             "RETR x",
         ],
     );
-    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    assert_eq!(out.code(), Some(4), "{}", out.stderr);
     assert!(
         out.stdout_str().contains("DENY time_windows"),
         "{}",
@@ -129,7 +129,7 @@ fn explain_usage_and_policy_errors() {
         ],
     ] {
         let out = explain(&path, args);
-        assert_eq!(out.code(), Some(64), "{args:?}: {}", out.stderr);
+        assert_eq!(out.code(), Some(2), "{args:?}: {}", out.stderr);
         assert!(
             out.stderr.contains("Usage: ftpgate explain"),
             "{}",

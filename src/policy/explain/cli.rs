@@ -1,6 +1,7 @@
 //! `ftpgate explain --config FILE --user U --from IP [--at TIME] [--json] "COMMAND"`: the
-//! command line of [`super::explain`]. Exit 0 when the command would be allowed, 2 when it
-//! would be denied, 1 for a policy that does not load, 64 for a usage error.
+//! command line of [`super::explain`]. Exit 0 when the command would be allowed, 4 when it
+//! would be denied, 1 for a policy that does not load, 2 for a usage error (as for the main
+//! command; 3 is `--check`'s "warnings only").
 
 use std::ffi::OsString;
 use std::net::IpAddr;
@@ -10,9 +11,9 @@ use std::process::ExitCode;
 use super::{Decision, Query, explain};
 
 /// Exit status of an explanation whose decision is `deny`.
-pub const EXIT_DENIED: u8 = 2;
-/// Exit status of a usage error (sysexits' EX_USAGE, as for the main command).
-const EXIT_USAGE: u8 = 64;
+pub const EXIT_DENIED: u8 = 4;
+/// Exit status of a usage error, as for the main command.
+const EXIT_USAGE: u8 = 2;
 
 const USAGE: &str = "\
 Usage: ftpgate explain [--config FILE] --user NAME --from IP [--at TIME] [--json] \"COMMAND\"
@@ -20,7 +21,7 @@ Usage: ftpgate explain [--config FILE] --user NAME --from IP [--at TIME] [--json
 What the policy decides for COMMAND (e.g. \"RETR /a/b\") sent by user NAME from address IP
 at TIME (RFC 3339, e.g. 2026-12-02T09:30:00+01:00; default: now): the decision, each rule
 considered with its FILE:LINE:COLUMN, the backend pool chosen and the limits that apply.
-Exit 0 allowed, 2 denied, 1 the policy does not load, 64 usage error.";
+Exit 0 allowed, 4 denied, 1 the policy does not load, 2 usage error.";
 
 struct Args {
     config: PathBuf,
