@@ -96,7 +96,7 @@ fn explain_allowed_denied_and_json() {
     );
     assert_eq!(out.code(), Some(4), "{}", out.stderr);
     assert!(
-        out.stdout_str().contains("DENY time_windows"),
+        out.stdout_str().contains("DENY  time_windows"),
         "{}",
         out.stdout_str()
     );

@@ -1,6 +1,6 @@
 //! `ftpgate explain --config FILE --user U --from IP [--at TIME] [--json] "COMMAND"`: the
 //! command line of [`super::explain`]. Exit 0 when the command would be allowed, 4 when it
-//! would be denied, 1 for a policy that does not load, 2 for a usage error (as for the main
+//! would be denied (also under a dry run, `would_deny`), 1 for a policy that does not load, 2 for a usage error (as for the main
 //! command; 3 is `--check`'s "warnings only").
 
 use std::ffi::OsString;
@@ -151,6 +151,7 @@ pub fn run(args: Vec<OsString>, default_config: &str) -> ExitCode {
     let _ = std::io::Write::write_all(&mut std::io::stdout(), output.as_bytes());
     match trace.decision {
         Decision::Allow => ExitCode::SUCCESS,
-        Decision::Deny => ExitCode::from(EXIT_DENIED),
+        // What the policy says, whether or not it is enforced.
+        Decision::Deny | Decision::WouldDeny => ExitCode::from(EXIT_DENIED),
     }
 }

@@ -47,6 +47,8 @@ pub struct Query<'a> {
 pub enum Decision {
     Allow,
     Deny,
+    /// Denied by the role, but forwarded: the user's `enforce` is false (a dry run).
+    WouldDeny,
 }
 
 /// One rule considered, with where it is in the policy file.
@@ -477,6 +479,7 @@ pub fn explain(policy: &Policy, text: &str, query: &Query<'_>) -> Trace {
     }
 
     let mut denied = reply.is_some();
+    let mut would_deny = false;
     if let (Some(user), false) = (user, denied) {
         let base = users.key(&user.name);
         let steps = [
@@ -511,7 +514,14 @@ pub fn explain(policy: &Policy, text: &str, query: &Query<'_>) -> Trace {
             pending.push(step);
         }
         if !denied {
-            let (step, refusal) = role_step(policy, &doc, user, query.command);
+            let (mut step, refusal) = role_step(policy, &doc, user, query.command);
+            // A dry run forwards what the role refuses (not what no role can allow).
+            if refusal.is_some() && !user.enforce && !step.path.is_root() {
+                step.decision = Decision::WouldDeny;
+                step.detail
+                    .push_str("; forwarded anyway, audited as would_deny: enforce is false");
+                would_deny = true;
+            }
             denied = refusal.is_some();
             reply = refusal;
             pending.push(step);
@@ -569,7 +579,9 @@ pub fn explain(policy: &Policy, text: &str, query: &Query<'_>) -> Trace {
         })
         .collect();
     Trace {
-        decision: if denied {
+        decision: if would_deny {
+            Decision::WouldDeny
+        } else if denied {
             Decision::Deny
         } else {
             Decision::Allow
@@ -596,6 +608,10 @@ impl Trace {
         let decision = match self.decision {
             Decision::Allow => "ALLOW".to_owned(),
             Decision::Deny => format!("DENY ({})", self.reply.as_deref().unwrap_or("refused")),
+            Decision::WouldDeny => format!(
+                "WOULD DENY ({} when enforced; forwarded: enforce is false)",
+                self.reply.as_deref().unwrap_or("refused")
+            ),
         };
         let _ = writeln!(out, "decision: {decision}");
         let _ = writeln!(out, "rules:");
@@ -603,10 +619,11 @@ impl Trace {
             let verdict = match step.decision {
                 Decision::Allow => "pass",
                 Decision::Deny => "DENY",
+                Decision::WouldDeny => "WOULD",
             };
             let _ = writeln!(
                 out,
-                "  {verdict:<4} {:<12} {} {}: {}",
+                "  {verdict:<5} {:<12} {} {}: {}",
                 step.check,
                 place(step.line, step.column),
                 step.rule,

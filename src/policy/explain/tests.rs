@@ -167,7 +167,7 @@ fn the_readable_form_and_the_time_argument() {
     );
     assert!(
         text.contains(&format!(
-            "DENY role         p.json:{line}:{column} roles.read.allow"
+            "DENY  role         p.json:{line}:{column} roles.read.allow"
         )),
         "{text}"
     );
@@ -179,4 +179,37 @@ fn the_readable_form_and_the_time_argument() {
     assert_eq!(cli::parse_at("2026-12-02T09:00:00Z"), Ok(WEDNESDAY_10));
     assert!(cli::parse_at("yesterday").is_err());
     assert_eq!(rfc3339(WEDNESDAY_10), "2026-12-02T09:00:00Z");
+}
+
+#[test]
+fn a_dry_run_would_deny_what_the_role_refuses() {
+    let doc = POLICY.replacen(
+        r#""limits": { "sessions": 4 } }"#,
+        r#""limits": { "sessions": 4 }, "enforce": false }"#,
+        1,
+    );
+    assert_ne!(doc, POLICY);
+    let policy = parse_policy(&doc).unwrap_or_else(|e| panic!("{e:?}"));
+    let query = |command| Query {
+        user: "alice",
+        from: "192.0.2.7".parse().expect("address"),
+        at: WEDNESDAY_10,
+        command,
+    };
+    let t = explain(&policy, &doc, &query("STOR /a/b"));
+    assert_eq!(t.decision, Decision::WouldDeny);
+    assert_eq!(t.reply.as_deref(), Some("550 Permission denied."));
+    assert_eq!(last(&t).decision, Decision::WouldDeny);
+    assert!(last(&t).detail.contains("would_deny"), "{:?}", last(&t));
+    assert!(
+        t.render("p.json")
+            .starts_with("decision: WOULD DENY (550 Permission denied. when enforced")
+    );
+    // What no role can allow is denied under a dry run too.
+    let t = explain(&policy, &doc, &query("SITE EXEC /bin/sh"));
+    assert_eq!(t.decision, Decision::Deny);
+    // And the access rules stay enforced.
+    let mut q = query("RETR /a");
+    q.from = "10.9.1.1".parse().expect("address");
+    assert_eq!(explain(&policy, &doc, &q).decision, Decision::Deny);
 }

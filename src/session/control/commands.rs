@@ -313,6 +313,10 @@ impl ControlFsm {
         {
             return self.forward(cmd, false, out);
         }
+        if option == "MLST" && !self.enforced() {
+            self.audit_would_deny(&cmd, out);
+            return self.forward(cmd, false, out);
+        }
         let (code, text) = if option == "MLST" {
             (codes::FILE_UNAVAILABLE, "Permission denied.")
         } else {
