@@ -18,7 +18,8 @@ const POLICY: &str = r#"{
     "writer": { "role": "rw", "backend": "b", "timeouts": { "idle": 120 } },
     "auditor": { "role": "status", "backend": "b" },
     "slow": { "role": "ro", "backend": "b", "timeouts": { "login": 120 } },
-    "lister": { "role": "lister", "backend": "b" }
+    "lister": { "role": "lister", "backend": "b" },
+    "trial": { "role": "ro", "backend": "b", "enforce": false }
   }
 }"#;
 
@@ -546,6 +547,7 @@ fn a_refused_connection_gets_421_and_closes() {
 
 mod cwd;
 mod data;
+mod dry_run;
 mod hostile;
 mod routing;
 mod tls;
