@@ -353,7 +353,7 @@ fn semantic_warnings_at_their_positions() {
     .collect();
     assert_eq!(warnings(&out, &path), expected, "{}", out.stderr);
     assert!(
-        out.stderr.contains("expires in 1 days") || out.stderr.contains("expires in 2 days"),
+        out.stderr.contains("expires in 1 day ") || out.stderr.contains("expires in 2 days"),
         "{}",
         out.stderr
     );

@@ -258,20 +258,29 @@ pub fn certificates_expiring(cx: &Context<'_>, found: &mut Vec<Finding>) {
         let left = not_after.saturating_sub(now);
         let reason = if left <= 0 {
             format!(
-                "{}: the certificate expired {} days ago; TLS peers refuse it",
+                "{}: the certificate expired {} ago; TLS peers refuse it",
                 file.display(),
-                left.saturating_neg() / 86_400
+                days(left.saturating_neg() / 86_400)
             )
         } else if left < LINT_CERTIFICATE_DAYS * 86_400 {
             format!(
-                "{}: the certificate expires in {} days (within {LINT_CERTIFICATE_DAYS}); \
+                "{}: the certificate expires in {} (within {LINT_CERTIFICATE_DAYS}); \
                  renew it before TLS peers refuse it",
                 file.display(),
-                left / 86_400
+                days(left / 86_400)
             )
         } else {
             continue;
         };
         add(found, "certificate-expiry", path, reason);
+    }
+}
+
+/// `1 day`, `3 days` (`less than a day` for 0).
+fn days(n: i64) -> String {
+    match n {
+        0 => "less than a day".to_owned(),
+        1 => "1 day".to_owned(),
+        n => format!("{n} days"),
     }
 }
