@@ -154,6 +154,12 @@ pub const LINT_UNLIMITED_RATE: u64 = 1_250_000_000;
 pub const LINT_WIDEST_FXP_PREFIX_V4: u8 = 8;
 /// The same for IPv6: a /32 is a whole provider's allocation.
 pub const LINT_WIDEST_FXP_PREFIX_V6: u8 = 32;
+/// A certificate the policy names that expires within this many days (or has expired) is
+/// warned about: time to renew it before clients or backends refuse it.
+pub const LINT_CERTIFICATE_DAYS: i64 = 30;
+/// Passive ports one session holds at most at a time: the listener of its last PASV or
+/// EPSV, from the 227/229 until the data connection arrives (then the port is free again).
+pub const PASSIVE_PORTS_PER_SESSION: u32 = 1;
 /// Syslog facility when the policy's `audit.syslog` names none.
 pub const DEFAULT_SYSLOG_FACILITY: &str = "authpriv";
 /// Syslog APP-NAME when the policy's `audit.syslog` names none.

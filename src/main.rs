@@ -22,6 +22,8 @@ Usage: ftpgate [--config FILE]          run the gateway in the foreground
        ftpgate sessions [--json] [--watch]  list live sessions (admin socket)
        ftpgate kill SESSION-ID | --user USER
        ftpgate drain | resume               refuse / take new sessions again
+       ftpgate explain [--config FILE] --user NAME --from IP [--at TIME] [--json] \"COMMAND\"
+                                        what the policy decides for COMMAND, rule by rule
        ftpgate --help | --version
 
 Options:
@@ -280,8 +282,9 @@ fn check_warnings(path: &std::path::Path, policy: &Policy, strict: bool) -> Exit
         return ExitCode::from(1);
     }
     say(format_args!(
-        "{}: OK{count}\n\n{}\n{}\n",
+        "{}: OK{count}\n{}\n{}\n{}\n",
         path.display(),
+        policy.unenforced_note(),
         policy.summary(),
         ftpgate::policy::reload::reload_note()
     ));
@@ -296,6 +299,12 @@ fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
     if let Some(code) = ftpgate::admin::cli::dispatch(&argv) {
         return code;
+    }
+    if std::env::args_os().nth(1).is_some_and(|a| a == "explain") {
+        return ftpgate::policy::explain::run(
+            std::env::args_os().skip(2).collect(),
+            DEFAULT_CONFIG,
+        );
     }
     let args = match parse_args() {
         Parsed::Run(args) => args,

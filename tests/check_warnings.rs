@@ -285,7 +285,8 @@ fn the_policy_the_end_to_end_tests_run_is_clean() {
         .user("anonymous", "read-only", "vsftpd")
         .policy(
             "127.0.0.1:2121".parse().expect("addr"),
-            (40000, 40099),
+            // As many ports as the harness gives each gateway (`port_range(20)`).
+            (40000, 40019),
             &dir.path().join("audit.jsonl"),
         );
     let path = dir.path().join("ftpgate.json");
@@ -293,4 +294,69 @@ fn the_policy_the_end_to_end_tests_run_is_clean() {
     let out = check(&path, true);
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert_eq!(out.stderr, "");
+}
+
+/// The semantic warnings through the binary: a shadowed and a never-matching access rule, a
+/// passive range one client address can empty, and a certificate that expires in two days
+/// (made with openssl(1) for the test), each at its line:column, exit 3; and `--strict`
+/// refuses the same file.
+#[test]
+fn semantic_warnings_at_their_positions() {
+    let dir = temp_dir();
+    let cert = dir.path().join("short.pem");
+    let key = dir.path().join("short.key");
+    run(
+        Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args(["-subj", "/CN=localhost", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+        Duration::from_secs(60),
+    )
+    .assert_success("openssl req");
+    let audit = dir.path().join("audit.jsonl");
+    let text = format!(
+        r#"{{
+  "listeners": [{{ "address": "127.0.0.1:2121" }}],
+  "passive": {{ "ports": "50000-50009" }},
+  "tls": {{ "certificate": "{}", "private_key": "{}" }},
+  "backends": {{ "files": {{ "servers": ["127.0.0.1:21"] }} }},
+  "roles": {{ "read": {{ "allow": ["RETR"] }} }},
+  "users": {{ "alice": {{ "role": "read", "backend": "files",
+                         "allow_from": ["10.1.0.0/16"],
+                         "deny_from": ["10.0.0.0/8", "10.9.0.0/16"] }} }},
+  "audit": {{ "file": "{}" }}
+}}
+"#,
+        cert.display(),
+        key.display(),
+        audit.display()
+    );
+    let path = dir.path().join("ftpgate.json");
+    fs::write(&path, &text).expect("write policy");
+    let out = check(&path, false);
+    assert_eq!(out.code(), Some(EXIT_WARNINGS), "{}", out.stderr);
+    let expected: Vec<(usize, usize, String)> = [
+        ("\"50000-50009\"", "passive-range"),
+        (&*format!("\"{}\"", cert.display()), "certificate-expiry"),
+        ("\"10.1.0.0/16\"", "rule-never-matches"),
+        ("\"10.9.0.0/16\"", "rule-shadowed"),
+    ]
+    .iter()
+    .map(|&(needle, code)| {
+        let (line, column) = at(&text, needle);
+        (line, column, code.to_owned())
+    })
+    .collect();
+    assert_eq!(warnings(&out, &path), expected, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("expires in 1 day ") || out.stderr.contains("expires in 2 days"),
+        "{}",
+        out.stderr
+    );
+    let out = check(&path, true);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
 }

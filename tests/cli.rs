@@ -336,3 +336,51 @@ fn check_of_the_shipped_example_policy_exits_0() {
     assert!(path.exists(), "{} is missing", path.display());
     check(&path).assert_success("--check etc/ftpgate.json");
 }
+
+#[test]
+fn check_lists_the_users_that_run_unenforced() {
+    let dir = temp_dir();
+    let listen: SocketAddr = "127.0.0.1:2121".parse().unwrap();
+    let policy = Ftpgate::builder()
+        .backend("vsftpd", "127.0.0.1:2100".parse().unwrap())
+        .standard_roles()
+        .user("anonymous", "read-only", "vsftpd")
+        .user("ftp", "read-only", "vsftpd")
+        .set(&["enforce"], serde_json::json!(false))
+        .set(&["users", "anonymous", "enforce"], serde_json::json!(true))
+        .policy(listen, (40000, 40099), &dir.path().join("audit.jsonl"));
+    let path = dir.path().join("ftpgate.json");
+    fs::write(&path, serde_json::to_string_pretty(&policy).unwrap()).unwrap();
+    let out = check(&path);
+    // A dry run is a decision, not a warning: exit 0.
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let stdout = out.stdout_str();
+    assert!(
+        stdout.starts_with(&format!(
+            "{}: OK\ndry run (enforce false) for 1 of 2 users: ftp: ",
+            path.display()
+        )),
+        "{stdout}"
+    );
+    // A wrong type is an error at its position.
+    let text =
+        fs::read_to_string(&path)
+            .unwrap()
+            .replacen("\"enforce\": false", "\"enforce\": \"no\"", 1);
+    fs::write(&path, &text).unwrap();
+    let out = check(&path);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    let offset = text.find("\"no\"").unwrap();
+    let line = text[..offset].matches('\n').count() as u32 + 1;
+    let column = text[..offset].rsplit('\n').next().unwrap().chars().count() as u32 + 1;
+    assert_eq!(
+        positions(&out.stderr, &path),
+        [(
+            line,
+            column,
+            "enforce: invalid type: string \"no\", expected a boolean".to_owned()
+        )],
+        "{}",
+        out.stderr
+    );
+}

@@ -93,6 +93,19 @@ impl Cidr {
         }
     }
 
+    /// Whether every address of `other` is in this network (an IPv4 network covers the
+    /// IPv4-mapped IPv6 networks of its addresses, as [`Cidr::contains`] matches them).
+    pub fn covers(&self, other: &Cidr) -> bool {
+        let prefix = match (self.network, other.network) {
+            (IpAddr::V4(_), IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some() => {
+                other.prefix.checked_sub(96)
+            }
+            (IpAddr::V4(_), IpAddr::V6(_)) | (IpAddr::V6(_), IpAddr::V4(_)) => None,
+            _ => Some(other.prefix),
+        };
+        prefix.is_some_and(|prefix| prefix >= self.prefix) && self.contains(other.network)
+    }
+
     fn contains_v4(&self, net: Ipv4Addr, ip: Ipv4Addr) -> bool {
         let mask = mask_v4(self.prefix);
         u32::from(ip) & mask == u32::from(net) & mask

@@ -207,6 +207,8 @@ pub(crate) struct PolicyFile {
     pub defaults: Option<Object<DefaultsFile>>,
     pub audit: Option<Object<AuditFile>>,
     pub access: Option<Object<AccessFile>>,
+    /// Dry run when `false`: policy refusals are audited as `would_deny`, not enforced.
+    pub enforce: Option<bool>,
     pub metrics: Option<Object<MetricsFile>>,
 }
 
@@ -336,6 +338,8 @@ pub(crate) struct UserFile {
     pub tls_session_reuse: Option<BoolOrWord>,
     pub limits: Option<Object<UserLimitsFile>>,
     pub timeouts: Option<Object<TimeoutsFile>>,
+    /// The user's own `enforce`, else the top-level one.
+    pub enforce: Option<bool>,
     pub paths: Option<Vec<String>>,
 }
 

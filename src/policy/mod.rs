@@ -24,6 +24,7 @@
 
 mod access;
 mod cidr;
+pub mod explain;
 mod file;
 pub mod jail;
 pub mod lint;
@@ -47,7 +48,7 @@ use std::sync::Arc;
 
 use crate::ftp::command::Verb;
 
-pub use access::{AccessRules, GeoEntry, GeoTable, country_name};
+pub use access::{AccessRules, Denial, GeoEntry, GeoTable, country_name};
 pub use cidr::Cidr;
 // Moved to `crate::limits`; re-exported so that `policy::MAX_WORKERS` and the like still work.
 pub use crate::limits::{
@@ -481,6 +482,10 @@ pub struct User {
     pub timeouts: Timeouts,
     /// `paths`: the path prefixes the user's commands may name; None: no jail.
     pub jail: Option<jail::Jail>,
+    /// `false`: a dry run for this user (its own `enforce`, else the top-level one, else
+    /// `true`). Commands the role or the user's rules would refuse are forwarded and
+    /// audited as `would_deny` with the rule; protections against attacks stay enforced.
+    pub enforce: bool,
 }
 
 impl User {
@@ -692,6 +697,31 @@ impl Policy {
     /// policy), the answer is a role that permits nothing.
     pub fn role_of(&self, user: &User) -> &Role {
         self.roles.get(&user.role).unwrap_or(&NO_ROLE)
+    }
+
+    /// The users whose policy is not enforced (`enforce: false`, a dry run), by name.
+    pub fn unenforced_users(&self) -> Vec<&str> {
+        self.users
+            .values()
+            .filter(|user| !user.enforce)
+            .map(|user| user.name.as_str())
+            .collect()
+    }
+
+    /// What `--check` prints about dry runs after `OK`: a line naming the unenforced users
+    /// followed by an empty line, or just the empty line.
+    pub fn unenforced_note(&self) -> String {
+        let users = self.unenforced_users();
+        if users.is_empty() {
+            return String::new();
+        }
+        format!(
+            "dry run (enforce false) for {} of {} users: {}: what their role refuses is \
+             forwarded and audited as would_deny\n",
+            users.len(),
+            self.users.len(),
+            users.join(", ")
+        )
     }
 
     /// The user's backend pool (always `Some` for users of this policy).

@@ -341,6 +341,7 @@ mod tests {
   "workers": "auto",
   "drain_timeout": 30,
   "user": "ftpgate",
+  "enforce": true,
   "listeners": [{ "address": "0.0.0.0:21", "tls": "none", "require": "none",
                   "proxy_protocol": true, "proxy_from": ["10.0.0.5/32"] }],
   "passive": { "ports": "50000-50999", "advertise": "203.0.113.10", "proxy_protocol": true,
@@ -363,7 +364,7 @@ mod tests {
                                 "sessions": 1 },
                     "timeouts": { "login": 1, "idle": 1, "session": 1, "data_connect": 1,
                                   "session_during_transfer": "cut" },
-                    "paths": ["/in"] } },
+                    "enforce": false, "paths": ["/in"] } },
   "routing": { "user_at_host": false, "targets": { "t": "b" } },
   "defaults": { "timeouts": { "login": 1, "idle": 1, "session": 1, "data_connect": 1,
                               "session_during_transfer": "finish" },
@@ -514,7 +515,7 @@ mod tests {
                     Target::Key,
                     "y: unknown field `y`, expected one of `workers`, `drain_timeout`, `user`, `listeners`, `passive`, \
                      `tls`, `backends`, `roles`, `users`, `routing`, `defaults`, `audit`, `access`, \
-                     `metrics`"
+                     `enforce`, `metrics`"
                 ),
             ]
         );

@@ -104,7 +104,7 @@ pub fn generate_certificate(dir: &Path) -> (PathBuf, PathBuf) {
     let out = run(
         Command::new("openssl")
             .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365",
             ])
             .args(["-subj", "/CN=localhost"])
             .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
@@ -141,7 +141,7 @@ pub fn generate_ca_and_server(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
             "rsa:2048".as_ref(),
             "-nodes".as_ref(),
             "-days".as_ref(),
-            "2".as_ref(),
+            "365".as_ref(),
             "-subj".as_ref(),
             "/CN=ftpgate test CA".as_ref(),
             "-addext".as_ref(),
@@ -176,7 +176,7 @@ pub fn generate_ca_and_server(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
             ca_key.as_os_str(),
             "-CAcreateserial".as_ref(),
             "-days".as_ref(),
-            "2".as_ref(),
+            "365".as_ref(),
             "-extfile".as_ref(),
             ext.as_os_str(),
             "-out".as_ref(),

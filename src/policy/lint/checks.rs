@@ -47,7 +47,7 @@ fn names(list: &[&str]) -> String {
     }
 }
 
-fn add(found: &mut Vec<Finding>, code: &'static str, path: JsonPath, reason: String) {
+pub(super) fn add(found: &mut Vec<Finding>, code: &'static str, path: JsonPath, reason: String) {
     found.push(Finding {
         code,
         path,

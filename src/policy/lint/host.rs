@@ -43,4 +43,20 @@ impl Host for SystemHost {
             Err(err) => Some(format!("the directory {}: {err}", dir.display())),
         }
     }
+
+    fn certificate_not_after(&self, path: &Path) -> Option<i64> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        CertificateDer::pem_file_iter(path)
+            .ok()?
+            .filter_map(Result::ok)
+            .filter_map(|der| super::x509::not_after(&der))
+            .min()
+    }
+
+    fn now(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    }
 }

@@ -12,14 +12,19 @@
 //! the two questions about the machine (does it have this address, can a file be created
 //! there); [`SystemHost`] asks the real one, tests pass their own. A check adds [`Finding`]s
 //! by path; [`lint`] places them all in the source text in one pass and sorts them. A new
-//! warning is a new function in [`CHECKS`] (issue 12's semantic checks, such as roles that
-//! name no command or certificates about to expire, fit in the same way: what they need
-//! from outside the policy goes into [`Host`]).
+//! warning is a new function in [`CHECKS`]; what it needs from outside the policy goes into
+//! [`Host`]. The semantic checks (`semantic.rs`: access rules shadowed by another or that can
+//! never match, a passive range smaller than the sessions that can hold a port at once,
+//! certificates that expire within [`crate::limits::LINT_CERTIFICATE_DAYS`] days) are such
+//! functions. Roles naming unknown commands and users naming missing roles or backends are
+//! not warnings: the loader refuses them.
 
 mod checks;
 mod host;
+mod semantic;
 #[cfg(test)]
 mod tests;
+mod x509;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -38,6 +43,11 @@ pub trait Host {
     /// Why a file cannot be created at `path`, if it cannot be (its directory is missing or
     /// is not a directory); `None` when it exists or could be created.
     fn cannot_create(&self, path: &Path) -> Option<String>;
+    /// The earliest end of validity (`notAfter`, Unix seconds) of the certificates in the
+    /// PEM file at `path`; `None` when it cannot be read (`--check` reports that itself).
+    fn certificate_not_after(&self, path: &Path) -> Option<i64>;
+    /// The time now, in Unix seconds.
+    fn now(&self) -> i64;
 }
 
 /// One warning, placed in the source text.
@@ -93,6 +103,10 @@ const CHECKS: &[Check] = &[
     checks::audit_may_be_lost,
     checks::audit_file_cannot_be_created,
     checks::runs_as_root,
+    semantic::shadowed_networks,
+    semantic::never_matching,
+    semantic::passive_range_too_small,
+    semantic::certificates_expiring,
 ];
 
 /// The findings of every check, in no particular order.

@@ -5,7 +5,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use super::*;
-use crate::policy::parse_policy;
 
 /// A host with the addresses of 127.0.0.0/8, ::1 and 192.0.2.1, on which files can be
 /// created only under /var/log/ftpgate.
@@ -22,7 +21,25 @@ impl Host for FakeHost {
         (dir != Path::new("/var/log/ftpgate"))
             .then(|| format!("the directory {} does not exist", dir.display()))
     }
+
+    /// Certificates named `/etc/ftpgate/tls/expires-in-N.pem` expire N days from now; any
+    /// other file expires in a year.
+    fn certificate_not_after(&self, path: &Path) -> Option<i64> {
+        let name = path.file_name()?.to_str()?;
+        let days: i64 = match name.strip_prefix("expires-in-") {
+            Some(rest) => rest.strip_suffix(".pem")?.parse().ok()?,
+            None => 365,
+        };
+        Some(FAKE_NOW + days * 86_400)
+    }
+
+    fn now(&self) -> i64 {
+        FAKE_NOW
+    }
 }
+
+/// The fake host's clock: 2026-12-02 00:00:00 UTC.
+const FAKE_NOW: i64 = 1_796_169_600;
 
 /// Triggers nothing: loopback, no anonymous user, the defaults everywhere else.
 const CLEAN: &str = r#"{
@@ -42,7 +59,9 @@ fn with(from: &str, to: &str) -> String {
 }
 
 fn warnings(doc: &str) -> Vec<Warning> {
-    let policy = match parse_policy(doc) {
+    // Any prefix table the policy names has one range.
+    let read = |_: &Path| Ok(b"192.0.2.0/24 64500 DE\n".to_vec());
+    let policy = match crate::policy::parse_policy_with(doc, &read) {
         Ok(policy) => policy,
         Err(errors) => panic!("{doc}\n{errors:?}"),
     };
@@ -441,5 +460,219 @@ fn running_as_root_is_a_warning() {
     assert!(
         codes(CLEAN).is_empty(),
         "the default, ftpgate, is no warning"
+    );
+}
+
+#[test]
+fn shadowed_networks_in_one_list_and_under_the_global_deny_list() {
+    let user = r#""alice": { "role": "download", "backend": "files" }"#;
+    let doc = with(
+        user,
+        r#""alice": { "role": "download", "backend": "files",
+             "deny_from": ["10.0.0.0/8", "10.9.0.0/16"] }"#,
+    );
+    one(
+        &doc,
+        "rule-shadowed",
+        "\"10.9.0.0/16\"",
+        "inside 10.0.0.0/8 (deny_from[0])",
+    );
+    // The second of two equal networks is the redundant one.
+    let doc = with(
+        user,
+        r#""alice": { "role": "download", "backend": "files",
+             "allow_from": ["192.0.2.0/24", "198.51.100.0/24", "192.0.2.0/24"] }"#,
+    );
+    let found = warnings(&doc);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].code, "rule-shadowed");
+    assert_eq!(found[0].line, at(&doc, "\"192.0.2.0/24\"").0);
+    assert!(
+        found[0].message.contains("users.alice.allow_from[2]"),
+        "{found:?}"
+    );
+    // A user's deny entry the global deny list already refuses.
+    let doc = with(
+        r#""audit""#,
+        r#""access": { "deny_from": ["203.0.113.0/24"] },
+  "audit""#,
+    )
+    .replacen(
+        user,
+        r#""alice": { "role": "download", "backend": "files", "deny_from": ["203.0.113.128/25"] }"#,
+        1,
+    );
+    one(
+        &doc,
+        "rule-shadowed",
+        "\"203.0.113.128/25\"",
+        "access.deny_from[0]",
+    );
+    // Overlap-free lists, and an IPv4 network beside an IPv6 one, are clean.
+    let doc = with(
+        user,
+        r#""alice": { "role": "download", "backend": "files",
+             "allow_from": ["10.0.0.0/9", "10.128.0.0/9", "::/0"], "deny_from": ["0.0.0.0/32"] }"#,
+    );
+    assert_eq!(codes(&doc), [] as [&str; 0]);
+}
+
+#[test]
+fn allow_entries_that_can_never_match() {
+    let user = r#""alice": { "role": "download", "backend": "files" }"#;
+    let doc = with(
+        user,
+        r#""alice": { "role": "download", "backend": "files",
+             "allow_from": ["10.1.2.0/24"], "deny_from": ["10.0.0.0/8"] }"#,
+    );
+    one(
+        &doc,
+        "rule-never-matches",
+        "\"10.1.2.0/24\"",
+        "inside 10.0.0.0/8 of deny_from[0]",
+    );
+    // Outside the global allow list.
+    let doc = with(
+        r#""audit""#,
+        r#""access": { "allow_from": ["192.0.2.0/24"] },
+  "audit""#,
+    )
+    .replacen(
+        user,
+        r#""alice": { "role": "download", "backend": "files", "allow_from": ["198.51.100.7", "192.0.2.0/25"] }"#,
+        1,
+    );
+    one(
+        &doc,
+        "rule-never-matches",
+        "\"198.51.100.7\"",
+        "outside every network of access.allow_from",
+    );
+    // Countries and AS numbers both allowed and denied.
+    let doc = with(
+        user,
+        r#""alice": { "role": "download", "backend": "files",
+             "allow_countries": ["DE", "FR"], "deny_countries": ["fr"],
+             "allow_asns": [64500], "deny_asns": ["AS64500"] }"#,
+    )
+    .replacen(
+        r#""audit""#,
+        r#""access": { "prefix_table": "/etc/ftpgate/prefixes.tsv" },
+  "audit""#,
+        1,
+    );
+    let found = warnings(&doc);
+    assert_eq!(
+        found
+            .iter()
+            .map(|w| (w.code, w.line, w.column))
+            .collect::<Vec<_>>(),
+        [
+            (
+                "rule-never-matches",
+                at(&doc, "\"FR\"").0,
+                at(&doc, "\"FR\"").1
+            ),
+            (
+                "rule-never-matches",
+                at(&doc, "64500]").0,
+                at(&doc, "64500]").1
+            ),
+        ],
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn a_passive_range_smaller_than_the_sessions_that_can_hold_a_port() {
+    let ports = |range: &str, extra: &str| {
+        with(
+            r#""audit""#,
+            &format!(
+                r#""passive": {{ "ports": "{range}" }},{extra}
+  "audit""#
+            ),
+        )
+    };
+    // One address may hold sessions_per_ip (20 by default) ports.
+    one(
+        &ports("50000-50018", ""),
+        "passive-range",
+        "\"50000-50018\"",
+        "19 passive ports",
+    );
+    assert_eq!(codes(&ports("50000-50019", "")), [] as [&str; 0]);
+    let lower = r#" "defaults": { "limits": { "sessions_per_ip": 5 } },"#;
+    assert_eq!(codes(&ports("50000-50004", lower)), [] as [&str; 0]);
+    // Each worker has its own slice.
+    let two = with(
+        r#""listeners""#,
+        r#""workers": 2,
+  "listeners""#,
+    );
+    let doc = two.replacen(
+        r#""audit""#,
+        r#""passive": { "ports": "50000-50029" },
+  "audit""#,
+        1,
+    );
+    one(
+        &doc,
+        "passive-range",
+        "\"50000-50029\"",
+        "15 per worker (30 in all)",
+    );
+    // When every user has a session limit, the range should hold their sum.
+    let limited = ports("50000-50019", "").replacen(
+        r#""alice": { "role": "download", "backend": "files" }"#,
+        r#""alice": { "role": "download", "backend": "files", "limits": { "sessions": 25 } },
+             "bob": { "role": "download", "backend": "files", "limits": { "sessions": 5 } }"#,
+        1,
+    );
+    one(
+        &limited,
+        "passive-range",
+        "\"50000-50019\"",
+        "30 sessions run at once",
+    );
+    // The defaults (1000 ports, 10000 sessions_total, 20 per address) are no warning.
+    assert_eq!(codes(CLEAN), [] as [&str; 0]);
+}
+
+#[test]
+fn certificates_that_expire_within_30_days() {
+    let tls = |cert: &str| {
+        with(
+            r#""audit""#,
+            &format!(
+                r#""tls": {{ "certificate": "/etc/ftpgate/tls/{cert}", "private_key": "/etc/ftpgate/tls/key.pem" }},
+  "audit""#
+            ),
+        )
+    };
+    let doc = tls("expires-in-12.pem");
+    one(
+        &doc,
+        "certificate-expiry",
+        "\"/etc/ftpgate/tls/expires-in-12.pem\"",
+        "expires in 12 days",
+    );
+    one(
+        &tls("expires-in--3.pem"),
+        "certificate-expiry",
+        "\"/etc/ftpgate/tls/expires-in--3.pem\"",
+        "expired 3 days ago",
+    );
+    assert_eq!(codes(&tls("expires-in-30.pem")), [] as [&str; 0]);
+    assert_eq!(codes(&tls("cert.pem")), [] as [&str; 0]);
+    let pinned = with(
+        r#""servers": ["10.0.0.11:21"] }"#,
+        r#""servers": ["10.0.0.11:21"], "tls": "explicit", "pinned_certificate": "/etc/ftpgate/expires-in-1.pem" }"#,
+    );
+    one(
+        &pinned,
+        "certificate-expiry",
+        "\"/etc/ftpgate/expires-in-1.pem\"",
+        "backends.files.pinned_certificate",
     );
 }

@@ -18,6 +18,8 @@ struct UserContext<'a> {
     role_names: &'a BTreeSet<&'a str>,
     backend_names: &'a BTreeSet<&'a str>,
     defaults: &'a Defaults,
+    /// The top-level `enforce` (default `true`).
+    enforce: bool,
     /// The file names a prefix table (or tried to), which country and AS rules need.
     have_table: bool,
 }
@@ -48,6 +50,7 @@ impl Checker<'_> {
             role_names: &role_names,
             backend_names: &backend_names,
             defaults,
+            enforce: raw.enforce.unwrap_or(true),
             have_table,
         };
         let mut users = BTreeMap::new();
@@ -149,6 +152,7 @@ impl Checker<'_> {
             limits,
             timeouts,
             jail,
+            enforce: raw.enforce.unwrap_or(context.enforce),
         }
     }
 

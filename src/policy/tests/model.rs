@@ -65,6 +65,7 @@ fn minimal_policy_builds_the_expected_model() {
                 limits: UserLimits::default(),
                 timeouts: builtin,
                 jail: None,
+                enforce: true,
             },
         )]),
         defaults: Defaults {

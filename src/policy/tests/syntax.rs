@@ -54,7 +54,7 @@ fn unknown_keys_are_refused_at_every_level() {
             "\"listener\"",
             "listener: unknown field `listener`, expected one of `workers`, `drain_timeout`, `user`, `listeners`, \
              `passive`, `tls`, `backends`, `roles`, `users`, `routing`, `defaults`, `audit`, \
-             `access`, `metrics`",
+             `access`, `enforce`, `metrics`",
         ),
         (
             r#"{ "listeners": [{ "address": "0.0.0.0:21", "tsl": "none" }] }"#,
@@ -91,7 +91,7 @@ fn unknown_keys_are_refused_at_every_level() {
             "\"rolle\"",
             "users.bob.rolle: unknown field `rolle`, expected one of `role`, `backend`, \
              `allow_from`, `deny_from`, `allow_countries`, `deny_countries`, `allow_asns`, \
-             `deny_asns`, `time_windows`, `allow_fxp_to`, `tls_require`, `tls_session_reuse`, `limits`, `timeouts`, `paths`",
+             `deny_asns`, `time_windows`, `allow_fxp_to`, `tls_require`, `tls_session_reuse`, `limits`, `timeouts`, `enforce`, `paths`",
         ),
         (
             r#"{ "users": { "bob": { "limits": { "max_size": 1 } } } }"#,
@@ -163,7 +163,7 @@ fn unknown_keys_are_refused_at_every_level() {
         [
             "4:7: users.zoë.rôle: unknown field `rôle`, expected one of `role`, `backend`, \
           `allow_from`, `deny_from`, `allow_countries`, `deny_countries`, `allow_asns`, \
-             `deny_asns`, `time_windows`, `allow_fxp_to`, `tls_require`, `tls_session_reuse`, `limits`, `timeouts`, `paths`"
+             `deny_asns`, `time_windows`, `allow_fxp_to`, `tls_require`, `tls_session_reuse`, `limits`, `timeouts`, `enforce`, `paths`"
         ]
     );
 }
@@ -266,7 +266,7 @@ fn an_unknown_key_hides_no_other_error() {
             "8:50: users.u.backend: no backend named \"nope\" in \"backends\" (defined: \"b\")",
             "9:3: colour: unknown field `colour`, expected one of `workers`, `drain_timeout`, `user`, `listeners`, \
              `passive`, `tls`, `backends`, `roles`, `users`, `routing`, `defaults`, `audit`, \
-             `access`, `metrics`",
+             `access`, `enforce`, `metrics`",
         ]
     );
 }
@@ -292,7 +292,7 @@ fn unknown_keys_at_every_level_and_validation_errors_in_one_run() {
             "\"colour\"",
             "colour: unknown field `colour`, expected one of `workers`, `drain_timeout`, `user`, `listeners`, \
              `passive`, `tls`, `backends`, `roles`, `users`, `routing`, `defaults`, `audit`, \
-             `access`, `metrics`",
+             `access`, `enforce`, `metrics`",
         ),
         err_at(
             doc,
@@ -343,7 +343,7 @@ fn unknown_keys_at_every_level_and_validation_errors_in_one_run() {
             "\"rolle\"",
             "users.bob.rolle: unknown field `rolle`, expected one of `role`, `backend`, \
              `allow_from`, `deny_from`, `allow_countries`, `deny_countries`, `allow_asns`, \
-             `deny_asns`, `time_windows`, `allow_fxp_to`, `tls_require`, `tls_session_reuse`, `limits`, `timeouts`, `paths`",
+             `deny_asns`, `time_windows`, `allow_fxp_to`, `tls_require`, `tls_session_reuse`, `limits`, `timeouts`, `enforce`, `paths`",
         ),
         err_at(
             doc,
@@ -399,7 +399,7 @@ fn a_type_error_in_one_user_and_an_unknown_key_in_another() {
                 "\"colour\"",
                 "users.bob.colour: unknown field `colour`, expected one of `role`, `backend`, \
                  `allow_from`, `deny_from`, `allow_countries`, `deny_countries`, `allow_asns`, \
-             `deny_asns`, `time_windows`, `allow_fxp_to`, `tls_require`, `tls_session_reuse`, `limits`, `timeouts`, `paths`",
+             `deny_asns`, `time_windows`, `allow_fxp_to`, `tls_require`, `tls_session_reuse`, `limits`, `timeouts`, `enforce`, `paths`",
             ),
             err_at(
                 &doc,

@@ -479,3 +479,31 @@ fn a_users_paths_make_a_jail() {
         );
     }
 }
+
+#[test]
+fn enforce_top_level_and_per_user() {
+    assert!(parse(MINIMAL).users["alice"].enforce, "enforced by default");
+    assert_eq!(parse(MINIMAL).unenforced_note(), "");
+    let dry = parse(&with_alice("", r#""enforce": false"#));
+    assert!(
+        !dry.users["alice"].enforce,
+        "the top-level value is the default"
+    );
+    assert_eq!(dry.unenforced_users(), ["alice"]);
+    assert!(
+        dry.unenforced_note().contains("for 1 of 1 users: alice"),
+        "{}",
+        dry.unenforced_note()
+    );
+    let own = parse(&with_alice(r#", "enforce": true"#, r#""enforce": false"#));
+    assert!(own.users["alice"].enforce, "the user's own value wins");
+    let doc = with_alice(r#", "enforce": "no""#, "");
+    assert_eq!(
+        errors(&doc),
+        [err_at(
+            &doc,
+            "\"no\"",
+            "users.alice.enforce: invalid type: string \"no\", expected a boolean"
+        )]
+    );
+}

@@ -268,19 +268,37 @@ impl ControlFsm {
                 // SECURITY: commands are classified by what they do, not by their name
                 // (STAT with a path is a listing, SITE CPTO writes a file).
                 let needs = permission::needs(verb, &cmd.arg);
-                if needs.granted(|v| allow.contains(v)) {
+                let granted = needs.granted(|v| allow.contains(v));
+                // Dry run: what the role refuses goes through, audited as would_deny with
+                // the rule. `Needs::Never` (SITE EXEC and the like) is no role's to grant.
+                let dry_run = !granted && !matches!(needs, Needs::Never(_)) && !self.enforced();
+                if dry_run {
+                    self.audit_would_deny(&cmd, out);
+                }
+                if granted || dry_run {
                     if let Err(refusal) = self.jailed(verb, &cmd.arg) {
-                        out.push(Action::Audit(AuditRecord::PolicyViolation {
-                            kind: "path_jail",
-                            detail: format!("{} {}", verb.name(), refusal.detail()),
+                        let detail = format!("{} {}", verb.name(), refusal.detail());
+                        if self.enforced() {
+                            out.push(Action::Audit(AuditRecord::PolicyViolation {
+                                kind: "path_jail",
+                                detail,
+                            }));
+                            return self.local(
+                                &cmd,
+                                "deny",
+                                codes::FILE_UNAVAILABLE,
+                                "Permission denied: outside your directories.",
+                                out,
+                            );
+                        }
+                        // Dry run: the jail's refusal is recorded, the command goes on.
+                        out.push(Action::Audit(AuditRecord::PolicyException {
+                            kind: "would_deny",
+                            detail: format!(
+                                "users.paths: {detail}; forwarded because enforce is false"
+                            ),
                         }));
-                        return self.local(
-                            &cmd,
-                            "deny",
-                            codes::FILE_UNAVAILABLE,
-                            "Permission denied: outside your directories.",
-                            out,
-                        );
+                        self.would_deny = Some(verb.name());
                     }
                     if verb.is_transfer() {
                         self.start_transfer(cmd, out)
@@ -335,6 +353,10 @@ impl ControlFsm {
         if option == "UTF8"
             || permission::needs(Verb::Opts, &cmd.arg).granted(|v| allow.contains(v))
         {
+            return self.forward(cmd, false, out);
+        }
+        if option == "MLST" && !self.enforced() {
+            self.audit_would_deny(&cmd, out);
             return self.forward(cmd, false, out);
         }
         let (code, text) = if option == "MLST" {
@@ -409,5 +431,32 @@ impl ControlFsm {
             return self.ask_pwd(out);
         }
         self.enter_ready(out);
+    }
+
+    /// Whether the logged-in user's policy is enforced (`enforce`, true unless a dry run).
+    fn enforced(&self) -> bool {
+        self.user
+            .as_ref()
+            .and_then(|u| u.known.as_ref())
+            .is_none_or(|k| k.enforce)
+    }
+
+    /// Records a refusal a dry run lets through: a `policy_exception` naming the rule now,
+    /// and `would_deny` in the command's own event once it is answered.
+    fn audit_would_deny(&mut self, cmd: &Command, out: &mut Vec<Action>) {
+        let role = self
+            .user
+            .as_ref()
+            .and_then(|u| u.known.as_ref())
+            .map_or("", |k| k.role.as_str());
+        out.push(Action::Audit(AuditRecord::PolicyException {
+            kind: "would_deny",
+            detail: format!(
+                "roles.{role}.allow: role {role:?} does not allow {}; forwarded because \
+                 enforce is false",
+                cmd.verb.name()
+            ),
+        }));
+        self.would_deny = Some(cmd.verb.name());
     }
 }

@@ -105,6 +105,7 @@ impl ControlFsm {
                         allow_fxp_to: u.allow_fxp_to.clone(),
                         tls_require: u.tls_require,
                         jail: u.jail.clone(),
+                        enforce: u.enforce,
                     })
                 });
                 // SECURITY: the login timeout stays the same for every name until PASS

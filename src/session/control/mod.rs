@@ -96,6 +96,9 @@ pub struct KnownUser {
     pub tls_require: TlsRequire,
     /// The user's path jail (`paths`).
     pub jail: Option<crate::policy::jail::Jail>,
+    /// `false`: dry run (the policy's `enforce`): what the role refuses is forwarded and
+    /// audited as `would_deny`.
+    pub enforce: bool,
 }
 
 /// Settings the shell gives the machine at creation.
@@ -146,6 +149,9 @@ pub struct ControlFsm {
     server: Option<SocketAddr>,
     /// Commands before login that repeated a recorded one, by verb (for `session_end`).
     repeated: BTreeMap<String, u64>,
+    /// The verb of a command the role refuses, forwarded under `enforce: false`: its
+    /// command event says `would_deny` instead of `allow`.
+    would_deny: Option<&'static str>,
     /// Preliminary (1xx) replies since the backend's last final reply.
     preliminaries: u32,
     /// TLS toward the client: whether the control connection is under it, and what PBSZ
@@ -204,6 +210,7 @@ impl ControlFsm {
             server: None,
             preliminaries: 0,
             repeated: BTreeMap::new(),
+            would_deny: None,
             tls,
             server_tls: ServerTls::None,
             worker_stopping: false,
@@ -575,6 +582,15 @@ impl ControlFsm {
                 before.audited.push((verb.to_string(), decision, reply));
             }
         }
+        // A dry run's forwarded refusal (`enforce: false`) is recorded as what it would
+        // have been.
+        let decision = match self.would_deny {
+            Some(denied) if denied == verb && decision == "allow" => {
+                self.would_deny = None;
+                "would_deny"
+            }
+            _ => decision,
+        };
         out.push(Action::Audit(AuditRecord::Command {
             verb: verb.to_string(),
             arg: lossy(arg),

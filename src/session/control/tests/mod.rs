@@ -20,7 +20,8 @@ const POLICY: &str = r#"{
     "slow": { "role": "ro", "backend": "b", "timeouts": { "login": 120 } },
     "lister": { "role": "lister", "backend": "b" },
     "cutter": { "role": "ro", "backend": "b",
-                "timeouts": { "session_during_transfer": "cut" } }
+                "timeouts": { "session_during_transfer": "cut" } },
+    "trial": { "role": "ro", "backend": "b", "enforce": false }
   }
 }"#;
 
@@ -548,6 +549,7 @@ fn a_refused_connection_gets_421_and_closes() {
 
 mod cwd;
 mod data;
+mod dry_run;
 mod hostile;
 mod routing;
 mod tls;
