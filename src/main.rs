@@ -19,6 +19,8 @@ const USAGE: &str = "\
 Usage: ftpgate [--config FILE]          run the gateway in the foreground
        ftpgate --check [--strict] [--config FILE]
                                         validate the policy file and print a summary
+       ftpgate verify-audit [--key FILE] FILE...
+                                        check the audit files' hash chains (oldest first)
        ftpgate --help | --version
 
 Options:
@@ -279,6 +281,12 @@ fn check_warnings(path: &std::path::Path, policy: &Policy, strict: bool) -> Exit
 }
 
 fn main() -> ExitCode {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "verify-audit")
+    {
+        return ftpgate::audit::verify::run(std::env::args_os().skip(2));
+    }
     let args = match parse_args() {
         Parsed::Run(args) => args,
         Parsed::Exit(code) => return code,

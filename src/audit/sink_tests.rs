@@ -38,6 +38,7 @@ fn policy(file: Option<&Path>, syslog: Option<&Path>, on_failure: AuditFailure) 
         mode: AuditMode::Monitor,
         on_failure,
         filecopy: None,
+        integrity: None,
     }
 }
 
