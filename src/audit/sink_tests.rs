@@ -267,3 +267,51 @@ fn stderr_when_nothing_is_configured_and_reload_switches_sinks() {
     assert!(!sink.accepting_sessions(Instant::now()));
     sink.reopen().expect_err("still missing");
 }
+
+#[test]
+fn with_integrity_lines_are_chained_losses_name_their_seqs_and_checkpoints_verify() {
+    use crate::policy::{AuditKey, IntegrityPolicy};
+    let dir = TempDir::new("chain");
+    let path = dir.0.join("audit.jsonl");
+    let rotated = dir.0.join("audit.jsonl.1");
+    let key = vec![5u8; 32];
+    let mut policy = policy(Some(&path), None, AuditFailure::Continue);
+    policy.integrity = Some(IntegrityPolicy {
+        key_file: dir.0.join("key"),
+        key: AuditKey::new(key.clone()),
+        checkpoint_interval_s: 1,
+    });
+    let mut sink = AuditSink::open(&policy, 1).expect("open");
+    let start = Instant::now();
+    emit(&mut sink, 2);
+    let due = sink.next_tick().expect("a checkpoint is pending");
+    assert!(due <= Duration::from_secs(1), "{due:?}");
+    std::fs::rename(&path, &rotated).expect("rename");
+    std::fs::create_dir(&path).expect("mkdir");
+    sink.accepting_sessions(start + RETRY);
+    emit(&mut sink, 5);
+    assert_eq!(sink.lost(), 5);
+    std::fs::remove_dir(&path).expect("rmdir");
+    sink.accepting_sessions(start + RETRY * 2);
+    emit(&mut sink, 1);
+    sink.tick(Instant::now() + Duration::from_secs(2));
+    assert_eq!(sink.next_tick(), None, "nothing after the checkpoint");
+
+    let events = lines(&path);
+    assert_eq!(events[0]["event"], "audit_loss");
+    assert_eq!(
+        (&events[0]["lost_seq_first"], &events[0]["lost_seq_last"]),
+        (&serde_json::json!(2), &serde_json::json!(6))
+    );
+    assert_eq!(events[0]["chain"], events[1]["chain"]);
+    assert_eq!(events[1]["seq"], 7);
+    assert_eq!(events[2]["event"], "audit_checkpoint");
+    let files: Vec<(String, Vec<u8>)> = [&rotated, &path]
+        .iter()
+        .map(|p| (p.display().to_string(), std::fs::read(p).expect("read")))
+        .collect();
+    let report = super::super::verify::verify(&files, Some(&key));
+    assert_eq!(report.finding, None, "{:?}", report.notes);
+    assert_eq!(report.checkpoints_verified, 1);
+    assert!(report.notes.iter().any(|n| n.contains("lost 5 lines")));
+}
