@@ -4,6 +4,10 @@
 //! syslog file format with the `@cee: ` cookie — matches each failed login and the bounce
 //! attempt with the client's address as the host, and nothing else (a successful login, the
 //! other events). The jail names the filter. Skipped, loudly, without fail2ban-regex.
+//!
+//! packaging/crowdsec (no CrowdSec binary here): the parser, scenarios and acquisition are
+//! parsed with PyYAML (Debian python3-yaml) and checked for structure and for agreeing with
+//! each other, with the fail2ban filter and with the audit schema.
 
 #[path = "common/audit.rs"]
 mod audit;
@@ -161,4 +165,75 @@ fn the_filter_ignores_what_a_client_can_put_in_a_field() {
     ];
     fs::write(&log, lines.join("\n") + "\n").expect("write");
     assert_eq!(matched_hosts(&log), ["2001:db8::7"]);
+}
+
+/// Checks packaging/crowdsec with PyYAML; prints "ok" or raises.
+const CROWDSEC_CHECK: &str = r#"
+import json, re, sys, yaml
+base, f2b_filter, schema_path = sys.argv[1:4]
+parser = yaml.safe_load(open(base + "/ftpgate-logs.yaml"))
+scenarios = list(yaml.safe_load_all(open(base + "/ftpgate-scenarios.yaml")))
+acquis = yaml.safe_load(open(base + "/acquis-ftpgate.yaml"))
+for key in ("name", "description", "filter", "onsuccess", "nodes", "statics", "grok"):
+    assert key in parser, "parser: no " + key
+assert parser["onsuccess"] == "next_stage"
+assert "'ftpgate'" in parser["filter"]
+assert "%{IP:source_ip}" in parser["grok"]["pattern"] and parser["grok"]["expression"]
+set_meta = {s["meta"] for s in parser["statics"] if "meta" in s}
+assert {"service", "source_ip"} <= set_meta, set_meta
+assert any(s.get("target") == "evt.StrTime" for s in parser["statics"])
+log_types = set()
+for node in parser["nodes"]:
+    assert isinstance(node["filter"], str) and node["statics"], node
+    log_types |= {s["value"] for s in node["statics"] if s.get("meta") == "log_type"}
+assert log_types == {"ftp_failed_auth", "ftpgate_policy_violation"}, log_types
+names = set()
+kinds = set()
+for sc in scenarios:
+    for key in ("type", "name", "description", "filter", "groupby", "labels"):
+        assert key in sc, sc.get("name", "?") + ": no " + key
+    assert sc["name"] not in names
+    names.add(sc["name"])
+    assert sc["type"] in ("leaky", "trigger")
+    assert sc["groupby"] == "evt.Meta.source_ip"
+    if sc["type"] == "leaky":
+        assert isinstance(sc["capacity"], int) and sc["capacity"] > 0
+        assert re.fullmatch(r"\d+[smh]", sc["leakspeed"]), sc["leakspeed"]
+    assert re.fullmatch(r"\d+[smh]", sc["blackhole"])
+    assert sc["labels"]["remediation"] is True
+    used = set(re.findall(r"log_type == '(\w+)'", sc["filter"]))
+    assert used and used <= log_types, (sc["name"], used)
+    for group in re.findall(r"violation_kind in \[([^\]]*)\]", sc["filter"]):
+        kinds |= set(re.findall(r"'(\w+)'", group))
+assert len(scenarios) == 2
+f2b = open(f2b_filter).read()
+f2b_kinds = set(re.search(r'"kind":"\(\?:([\w|]+)\)"', f2b).group(1).split("|"))
+assert kinds == f2b_kinds, (kinds, f2b_kinds)
+schema = json.load(open(schema_path))
+known = set(schema["$defs"]["policy_violation"]["properties"]["kind"]["examples"])
+assert kinds <= known, kinds - known
+assert acquis["labels"]["type"] == "ftpgate" and acquis["filenames"]
+print("ok")
+"#;
+
+#[test]
+fn the_crowdsec_parser_and_scenarios_are_well_formed_and_agree() {
+    let have_yaml = Command::new("python3")
+        .args(["-c", "import yaml"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_yaml {
+        eprintln!("SKIPPED: PyYAML is not installed (Debian package python3-yaml)");
+        return;
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = python(
+        CROWDSEC_CHECK,
+        &[
+            &format!("{root}/packaging/crowdsec"),
+            FILTER,
+            &format!("{root}/etc/audit-schema.json"),
+        ],
+    );
+    assert_eq!(out.stdout_str().trim(), "ok", "{}", out.stderr);
 }
