@@ -1,7 +1,9 @@
 //! The tamper-evident audit trail end to end: two workers in front of a real vsftpd with
 //! `audit.integrity`, a rotation (rename, then SIGUSR2: the reopen path logrotate's
 //! postrotate uses), then `ftpgate verify-audit` over both files; then the files are
-//! tampered with and verify-audit names exactly the first broken line.
+//! tampered with and verify-audit names exactly the first broken line. And the same chain
+//! through syslog (RFC 5424, `@cee: `): the messages carry the file's lines byte for byte, and
+//! a file of them as a syslog daemon writes it verifies too.
 
 #[path = "common/audit.rs"]
 mod audit;
@@ -183,4 +185,67 @@ fn two_workers_chains_verify_across_a_rotation_and_tampering_is_located() {
     // Usage errors are 2.
     assert_eq!(verify(&[]).code(), Some(2));
     assert_eq!(verify(&["--bogus".as_ref()]).code(), Some(2));
+}
+
+#[test]
+fn the_chain_survives_syslog_and_a_syslog_file_verifies_like_the_audit_file() {
+    let dir = temp_dir();
+    let key = dir.path().join("audit.key");
+    fs::write(&key, random_bytes(48, 21)).expect("key");
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o640)).expect("chmod");
+    let mut daemon = SyslogListener::bind(&dir.path().join("log"));
+    let vs = Vsftpd::start();
+    let mut gate = Ftpgate::builder()
+        .backend("vsftpd", vs.addr())
+        .standard_roles()
+        .user("anonymous", "full", "vsftpd")
+        .workers(1)
+        .set(
+            &["audit", "syslog"],
+            json!({ "socket": daemon.path().to_string_lossy(), "cee": true,
+                    "format": "rfc5424" }),
+        )
+        .set(
+            &["audit", "integrity"],
+            json!({ "key_file": key.to_string_lossy(), "checkpoint_interval": 1 }),
+        )
+        .start();
+    session(&gate);
+    session(&gate);
+    let file = gate.wait_audit(WAIT, |e| {
+        e.iter().filter(|e| e["event"] == "session_end").count() == 2
+            && e.last().is_some_and(|e| e["event"] == "audit_checkpoint")
+    });
+    gate.stop();
+    let messages = daemon.wait(WAIT, |m| m.len() >= file.len());
+    // The same lines, byte for byte, after the cookie.
+    let lines = gate.audit_lines();
+    let msgs: Vec<&str> = messages
+        .iter()
+        .map(|m| m.msg.strip_prefix("@cee: ").unwrap_or(&m.msg))
+        .collect();
+    assert_eq!(msgs, lines);
+    // As a syslog daemon would file them: its header, then the message.
+    let syslog_file = dir.path().join("auth.log");
+    let text: String = messages
+        .iter()
+        .map(|m| {
+            format!(
+                "Dec  2 14:00:00 {} {}[{}]: {}\n",
+                m.hostname, m.app_name, m.procid, m.msg
+            )
+        })
+        .collect();
+    fs::write(&syslog_file, text).expect("write");
+    let key_arg = ["--key".as_ref(), key.as_path()];
+    for path in [gate.audit_path(), syslog_file.as_path()] {
+        let out = verify(&[&key_arg[..], &[path]].concat());
+        assert_eq!(out.code(), Some(0), "{}", out.stdout_str());
+        assert!(
+            out.stdout_str()
+                .contains("1 chains, 1 checkpoints verified"),
+            "{}",
+            out.stdout_str()
+        );
+    }
 }
