@@ -92,6 +92,7 @@ const CHECKS: &[Check] = &[
     checks::unlimited,
     checks::audit_may_be_lost,
     checks::audit_file_cannot_be_created,
+    checks::audit_key_beside_trail,
     checks::runs_as_root,
 ];
 
