@@ -637,12 +637,16 @@ impl AuditSink {
 
     /// Writes the chain's checkpoint when one is due.
     fn checkpoint_if_due(&mut self, now: Instant) {
+        if self.chain.as_ref().is_some_and(|c| c.due(now)) {
+            self.checkpoint(now);
+        }
+    }
+
+    /// Writes the chain's checkpoint now.
+    fn checkpoint(&mut self, now: Instant) {
         let Some(chain) = &self.chain else {
             return;
         };
-        if !chain.due(now) {
-            return;
-        }
         let wall = SystemTime::now();
         let ts = rfc3339_utc(wall);
         let serialised = chain.checkpoint(self.worker, &ts, &mut self.json);
@@ -739,6 +743,21 @@ impl AuditSink {
         }
         if let (Some(chain), true) = (&mut self.chain, serialised) {
             chain.advance(&self.json, checkpoint, now);
+        }
+    }
+}
+
+/// A worker that stops (its sink is dropped when the event loop returns) checkpoints the
+/// lines it wrote since its last checkpoint, so that a clean stop leaves no unkeyed tail.
+impl Drop for AuditSink {
+    fn drop(&mut self) {
+        let now = Instant::now();
+        if self
+            .chain
+            .as_ref()
+            .is_some_and(|c| c.until_due(now).is_some())
+        {
+            self.checkpoint(now);
         }
     }
 }

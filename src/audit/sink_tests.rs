@@ -315,3 +315,28 @@ fn with_integrity_lines_are_chained_losses_name_their_seqs_and_checkpoints_verif
     assert_eq!(report.checkpoints_verified, 1);
     assert!(report.notes.iter().any(|n| n.contains("lost 5 lines")));
 }
+
+#[test]
+fn a_dropped_sink_checkpoints_its_unkeyed_lines() {
+    use crate::policy::{AuditKey, IntegrityPolicy};
+    let dir = TempDir::new("drop");
+    let path = dir.0.join("audit.jsonl");
+    let mut policy = policy(Some(&path), None, AuditFailure::Continue);
+    policy.integrity = Some(IntegrityPolicy {
+        key_file: dir.0.join("key"),
+        key: AuditKey::new(vec![6; 32]),
+        checkpoint_interval_s: 3600,
+    });
+    let mut sink = AuditSink::open(&policy, 0).expect("open");
+    emit(&mut sink, 2);
+    assert_eq!(lines(&path).len(), 2, "not due for an hour");
+    drop(sink);
+    let events = lines(&path);
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[2]["event"], "audit_checkpoint");
+    assert_eq!(events[2]["seq"], 2);
+    // Nothing pending: no checkpoint of nothing.
+    let sink = AuditSink::open(&policy, 0).expect("open");
+    drop(sink);
+    assert_eq!(lines(&path).len(), 3);
+}
