@@ -19,7 +19,7 @@ const USAGE: &str = "\
 Usage: ftpgate [--config FILE]          run the gateway in the foreground
        ftpgate --check [--strict] [--config FILE]
                                         validate the policy file and print a summary
-       ftpgate verify-audit [--key FILE] FILE...
+       ftpgate verify-audit [--key FILE]... FILE...
                                         check the audit files' hash chains (oldest first)
        ftpgate --help | --version
 

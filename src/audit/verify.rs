@@ -1,4 +1,4 @@
-//! `ftpgate verify-audit [--key FILE] FILE...`: checks the hash chains and keyed checkpoints
+//! `ftpgate verify-audit [--key FILE]... FILE...`: checks the hash chains and keyed checkpoints
 //! of audit files written with `audit.integrity` (see `chain.rs`).
 //!
 //! The files are given oldest first (`audit.log.2 audit.log.1 audit.log`); each worker's chain
@@ -173,8 +173,10 @@ fn json_part(line: &[u8]) -> &[u8] {
         .map_or(line, |i| &line[i..])
 }
 
-/// Checks `files` (name, contents), oldest first, with the checkpoint key if there is one.
-pub fn verify(files: &[(String, Vec<u8>)], key: Option<&[u8]>) -> Report {
+/// Checks `files` (name, contents), oldest first, with the checkpoint keys given (several
+/// when the key was changed: each checkpoint names its key by `key_id`); none: checkpoints
+/// are not verified.
+pub fn verify(files: &[(String, Vec<u8>)], keys: &[Vec<u8>]) -> Report {
     let mut report = Report::default();
     let mut chains: HashMap<String, Track> = HashMap::new();
     // Every chained line's place, to tell a reordered line from a missing one.
@@ -195,7 +197,10 @@ pub fn verify(files: &[(String, Vec<u8>)], key: Option<&[u8]>) -> Report {
             }
         }
     }
-    let my_key_id = key.and_then(key_id);
+    let keys: Vec<(String, &[u8])> = keys
+        .iter()
+        .filter_map(|k| Some((key_id(k)?, k.as_slice())))
+        .collect();
     let mut chained_seen = false;
     let mut skipped = 0usize;
     'files: for (name, bytes) in files {
@@ -335,24 +340,29 @@ pub fn verify(files: &[(String, Vec<u8>)], key: Option<&[u8]>) -> Report {
                 continue;
             };
             if v["event"] == CHECKPOINT_EVENT {
-                match key {
-                    Some(key) => {
-                        let mac = checkpoint_mac(key, &chain, seq, &prev);
-                        if mac.is_none() || v["mac"].as_str() != mac.as_deref() {
-                            let other_key = v["key_id"]
-                                .as_str()
-                                .filter(|id| Some(*id) != my_key_id.as_deref())
-                                .map(str::to_owned);
-                            report.finding = Some(fail(Problem::BadCheckpoint {
-                                chain,
-                                seq,
-                                other_key,
-                            }));
-                            break 'files;
-                        }
-                        report.checkpoints_verified += 1;
+                if keys.is_empty() {
+                    report.checkpoints_unverified += 1;
+                } else {
+                    let named = v["key_id"].as_str();
+                    let candidates: Vec<&[u8]> = keys
+                        .iter()
+                        .filter(|(id, _)| named.is_none_or(|n| n == id))
+                        .map(|(_, k)| *k)
+                        .collect();
+                    let found = v["mac"].as_str();
+                    let verified = candidates.iter().any(|k| {
+                        found.is_some() && checkpoint_mac(k, &chain, seq, &prev).as_deref() == found
+                    });
+                    if !verified {
+                        let other_key = named.filter(|_| candidates.is_empty()).map(str::to_owned);
+                        report.finding = Some(fail(Problem::BadCheckpoint {
+                            chain,
+                            seq,
+                            other_key,
+                        }));
+                        break 'files;
                     }
-                    None => report.checkpoints_unverified += 1,
+                    report.checkpoints_verified += 1;
                 }
                 track.checkpointed = true;
                 track.since_checkpoint = 0;
@@ -388,7 +398,7 @@ pub fn verify(files: &[(String, Vec<u8>)], key: Option<&[u8]>) -> Report {
         }
     }
     report.chains = chains.len();
-    if key.is_none() && report.checkpoints_unverified > 0 {
+    if keys.is_empty() && report.checkpoints_unverified > 0 {
         report.notes.push(format!(
             "{} checkpoints not verified: no --key given",
             report.checkpoints_unverified
@@ -397,20 +407,21 @@ pub fn verify(files: &[(String, Vec<u8>)], key: Option<&[u8]>) -> Report {
     report
 }
 
-const USAGE: &str = "Usage: ftpgate verify-audit [--key FILE] FILE...
+const USAGE: &str = "Usage: ftpgate verify-audit [--key FILE]... FILE...
   FILE...     audit files, oldest first (audit.log.2 audit.log.1 audit.log)
-  --key FILE  the policy's audit.integrity.key_file: checkpoints are verified
+  --key FILE  the policy's audit.integrity.key_file: checkpoints are verified;
+              give it again for each earlier key the files were written with
 Exit status: 0 no problem, 1 a problem found, 2 usage or a file that cannot be read.";
 
 /// The command: `args` are those after `verify-audit`.
 pub fn run(args: impl Iterator<Item = OsString>) -> ExitCode {
-    let mut key_path = None;
+    let mut key_paths = Vec::new();
     let mut files = Vec::new();
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
         match arg.to_str() {
             Some("--key") => match args.next() {
-                Some(path) => key_path = Some(PathBuf::from(path)),
+                Some(path) => key_paths.push(PathBuf::from(path)),
                 None => return usage("--key needs a file name"),
             },
             Some("-h" | "--help") => {
@@ -418,7 +429,7 @@ pub fn run(args: impl Iterator<Item = OsString>) -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             Some(option) if option.starts_with("--key=") => {
-                key_path = Some(PathBuf::from(&option["--key=".len()..]));
+                key_paths.push(PathBuf::from(&option["--key=".len()..]));
             }
             Some(option) if option.starts_with('-') && option != "-" => {
                 return usage(&format!("unknown option {option}"));
@@ -429,16 +440,16 @@ pub fn run(args: impl Iterator<Item = OsString>) -> ExitCode {
     if files.is_empty() {
         return usage("no audit file given");
     }
-    let key = match &key_path {
-        Some(path) => match read_key(path, false) {
-            Ok(key) => Some(key),
+    let mut keys = Vec::new();
+    for path in &key_paths {
+        match read_key(path, false) {
+            Ok(key) => keys.push(key),
             Err(e) => {
                 eprintln!("ftpgate verify-audit: {e}");
                 return ExitCode::from(2);
             }
-        },
-        None => None,
-    };
+        }
+    }
     let mut contents = Vec::new();
     for path in &files {
         match std::fs::read(path) {
@@ -449,7 +460,7 @@ pub fn run(args: impl Iterator<Item = OsString>) -> ExitCode {
             }
         }
     }
-    let report = verify(&contents, key.as_deref());
+    let report = verify(&contents, &keys);
     for note in &report.notes {
         println!("note: {note}");
     }

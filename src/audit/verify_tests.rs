@@ -74,14 +74,14 @@ fn intact_interleaved_chains_across_rotated_files_pass() {
         ("audit.log.1".to_owned(), file(&all[5..12])),
         ("audit.log".to_owned(), file(&all[12..])),
     ];
-    let report = verify(&files, Some(KEY));
+    let report = verify(&files, &[KEY.to_vec()]);
     assert_eq!(report.finding, None, "{:?}", report.notes);
     assert_eq!(report.chains, 2);
     assert_eq!(report.checkpoints_verified, 2 + 2);
     assert_eq!(report.lines, all.len());
     // Worker 0's last 2 events and worker 1's last one come after a checkpoint.
     assert_eq!(report.notes.len(), 2, "{:?}", report.notes);
-    let no_key = verify(&files, None);
+    let no_key = verify(&files, &[]);
     assert_eq!(no_key.finding, None);
     assert_eq!(no_key.checkpoints_unverified, 4);
 }
@@ -93,7 +93,7 @@ fn an_edited_byte_breaks_the_next_link() {
         .unwrap()
         .replace("\"i\":2", "\"i\":7");
     lines[2] = edited.into_bytes();
-    let report = verify(&one(&lines), Some(KEY));
+    let report = verify(&one(&lines), &[KEY.to_vec()]);
     let f = finding(&report);
     assert_eq!(f.at.line, 4);
     match &f.problem {
@@ -135,7 +135,7 @@ fn an_edit_with_a_rebuilt_chain_fails_the_checkpoint() {
     cp["prev"] = hex(&sha256(&[&rebuilt[3]]).unwrap()).into();
     rebuilt.push(serde_json::to_vec(&cp).unwrap());
     lines = rebuilt;
-    let report = verify(&one(&lines), Some(KEY));
+    let report = verify(&one(&lines), &[KEY.to_vec()]);
     let f = finding(&report);
     assert_eq!(f.at.line, 5);
     assert!(matches!(
@@ -147,14 +147,14 @@ fn an_edit_with_a_rebuilt_chain_fails_the_checkpoint() {
         }
     ));
     // Without the key the forgery is not seen: that is what the key is for.
-    assert_eq!(verify(&one(&lines), None).finding, None);
+    assert_eq!(verify(&one(&lines), &[]).finding, None);
 }
 
 #[test]
 fn a_deleted_line_is_a_missing_seq() {
     let mut lines = chain_lines(0, 6, 100);
     lines.remove(3);
-    let f = finding(&verify(&one(&lines), Some(KEY))).clone();
+    let f = finding(&verify(&one(&lines), &[KEY.to_vec()])).clone();
     assert_eq!(f.at.line, 4);
     assert_eq!(
         f.problem,
@@ -175,7 +175,7 @@ fn chain_id(line: &[u8]) -> String {
 fn swapped_lines_are_reordered() {
     let mut lines = chain_lines(0, 6, 100);
     lines.swap(2, 3);
-    let f = finding(&verify(&one(&lines), Some(KEY))).clone();
+    let f = finding(&verify(&one(&lines), &[KEY.to_vec()])).clone();
     assert_eq!(f.at.line, 3);
     assert!(
         matches!(
@@ -192,7 +192,7 @@ fn swapped_lines_are_reordered() {
     let mut two = chain_lines(0, 2, 100);
     two.extend(chain_lines(1, 2, 100));
     two.swap(1, 2);
-    assert_eq!(verify(&one(&two), Some(KEY)).finding, None);
+    assert_eq!(verify(&one(&two), &[KEY.to_vec()]).finding, None);
 }
 
 #[test]
@@ -200,7 +200,7 @@ fn a_truncated_last_line_is_reported() {
     let lines = chain_lines(0, 3, 100);
     let mut bytes = file(&lines);
     bytes.truncate(bytes.len() - 10);
-    let report = verify(&[("audit.log".to_owned(), bytes)], Some(KEY));
+    let report = verify(&[("audit.log".to_owned(), bytes)], &[KEY.to_vec()]);
     assert_eq!(
         finding(&report).clone(),
         Finding {
@@ -216,7 +216,7 @@ fn a_truncated_last_line_is_reported() {
 #[test]
 fn a_wrong_key_fails_the_first_checkpoint_and_names_the_other_key() {
     let lines = chain_lines(0, 4, 2);
-    let report = verify(&one(&lines), Some(&[0x43; 32]));
+    let report = verify(&one(&lines), &[vec![0x43; 32]]);
     let f = finding(&report);
     assert_eq!(f.at.line, 3);
     assert!(
@@ -235,7 +235,7 @@ fn a_wrong_key_fails_the_first_checkpoint_and_names_the_other_key() {
 #[test]
 fn a_chain_starting_mid_file_is_a_note_not_a_problem() {
     let lines = chain_lines(0, 6, 2);
-    let report = verify(&one(&lines[4..]), Some(KEY));
+    let report = verify(&one(&lines[4..]), &[KEY.to_vec()]);
     assert_eq!(report.finding, None);
     assert!(
         report.notes[0].contains("starts at seq 4"),
@@ -255,12 +255,12 @@ fn a_declared_loss_is_a_note_and_an_undeclared_gap_is_not() {
         "chain": id, "lost_seq_first": 2, "lost_seq_last": 3,
     });
     lines.insert(2, serde_json::to_vec(&loss).unwrap());
-    let report = verify(&one(&lines), Some(KEY));
+    let report = verify(&one(&lines), &[KEY.to_vec()]);
     assert_eq!(report.finding, None);
     assert!(report.notes.iter().any(|n| n.contains("lost 2 lines")));
     // The next line after the declared gap must not have its own gap.
     lines.remove(3);
-    let f = finding(&verify(&one(&lines), Some(KEY))).clone();
+    let f = finding(&verify(&one(&lines), &[KEY.to_vec()])).clone();
     assert!(
         matches!(f.problem, Problem::Missing { from: 2, to: 4, .. }),
         "{f}"
@@ -272,13 +272,13 @@ fn unchained_lines_are_skipped_before_and_refused_among_chained_ones() {
     let plain = br#"{"ts":"t","worker":0,"event":"command"}"#.to_vec();
     let mut lines = vec![plain.clone()];
     lines.extend(chain_lines(0, 2, 100));
-    let report = verify(&one(&lines), Some(KEY));
+    let report = verify(&one(&lines), &[KEY.to_vec()]);
     assert_eq!(report.finding, None);
     lines.push(plain);
-    let f = finding(&verify(&one(&lines), Some(KEY))).clone();
+    let f = finding(&verify(&one(&lines), &[KEY.to_vec()])).clone();
     assert_eq!((f.at.line, f.problem), (4, Problem::Unchained));
     let garbage = vec![b"{\"ts\":".to_vec()];
-    let f = finding(&verify(&one(&garbage), Some(KEY))).clone();
+    let f = finding(&verify(&one(&garbage), &[KEY.to_vec()])).clone();
     assert_eq!(f.problem, Problem::NotJson);
 }
 
@@ -288,7 +288,44 @@ fn syslog_prefixed_lines_are_checked_on_their_json() {
         .into_iter()
         .map(|l| [b"Dec  2 14:00:00 host ftpgate[7]: ".to_vec(), l].concat())
         .collect();
-    let report = verify(&one(&lines), Some(KEY));
+    let report = verify(&one(&lines), &[KEY.to_vec()]);
     assert_eq!(report.finding, None);
     assert_eq!(report.checkpoints_verified, 1);
+}
+
+#[test]
+fn after_a_key_change_each_checkpoint_is_verified_with_the_key_it_names() {
+    let now = Instant::now();
+    let mut chain = Chain::new(0, &policy(), now).unwrap();
+    let mut lines = Vec::new();
+    let mut out = Vec::new();
+    for (i, key) in [KEY.to_vec(), vec![0x99; 40]].into_iter().enumerate() {
+        let mut p = policy();
+        p.key = AuditKey::new(key);
+        chain.apply(&p);
+        chain
+            .serialise(&serde_json::json!({"event": "command", "i": i}), &mut out)
+            .unwrap();
+        chain.advance(&out, false, now);
+        lines.push(out.clone());
+        chain.checkpoint(0, "t", &mut out).unwrap();
+        chain.advance(&out, true, now);
+        lines.push(out.clone());
+    }
+    let both = verify(&one(&lines), &[vec![0x99; 40], KEY.to_vec()]);
+    assert_eq!(both.finding, None);
+    assert_eq!(both.checkpoints_verified, 2);
+    // Only the first key: the second checkpoint names a key not given.
+    let f = finding(&verify(&one(&lines), &[KEY.to_vec()])).clone();
+    assert_eq!(f.at.line, 4);
+    assert!(
+        matches!(
+            f.problem,
+            Problem::BadCheckpoint {
+                other_key: Some(_),
+                ..
+            }
+        ),
+        "{f}"
+    );
 }
