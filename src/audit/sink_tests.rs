@@ -310,7 +310,7 @@ fn with_integrity_lines_are_chained_losses_name_their_seqs_and_checkpoints_verif
         .iter()
         .map(|p| (p.display().to_string(), std::fs::read(p).expect("read")))
         .collect();
-    let report = super::super::verify::verify(&files, &[key.clone()]);
+    let report = super::super::verify::verify(&files, std::slice::from_ref(&key));
     assert_eq!(report.finding, None, "{:?}", report.notes);
     assert_eq!(report.checkpoints_verified, 1);
     assert!(report.notes.iter().any(|n| n.contains("lost 5 lines")));
