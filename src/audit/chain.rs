@@ -85,8 +85,14 @@ pub fn key_id(key: &[u8]) -> Option<String> {
 /// may write is refused (`chmod 0640`, owned by root and the service's group, or `0600`).
 pub fn read_key(path: &Path, check_mode: bool) -> Result<Vec<u8>, String> {
     use std::io::Read;
-    use std::os::unix::fs::PermissionsExt;
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    // O_NONBLOCK: a FIFO put at the path fails the regular-file check below instead of
+    // blocking the policy load until a writer comes.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let meta = file
         .metadata()
         .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -384,5 +390,16 @@ mod tests {
         std::fs::write(&path, vec![1u8; MAX_AUDIT_KEY_BYTES + 1]).unwrap();
         assert!(read_key(&path, true).unwrap_err().contains("more than"));
         assert!(read_key(dir.path(), true).is_err());
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        assert!(
+            read_key(&fifo, true)
+                .unwrap_err()
+                .contains("not a regular file")
+        );
     }
 }
