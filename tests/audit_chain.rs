@@ -260,3 +260,36 @@ fn the_chain_survives_syslog_and_a_syslog_file_verifies_like_the_audit_file() {
         );
     }
 }
+
+#[test]
+fn a_fifo_as_the_key_file_is_refused_at_once_not_waited_on() {
+    let dir = temp_dir();
+    let fifo = dir.path().join("audit.key");
+    let made = run(Command::new("mkfifo").arg(&fifo), RUN);
+    assert!(made.success(), "{}", made.stderr);
+    let policy = json!({
+        "listeners": [{ "address": "127.0.0.1:2121" }],
+        "backends": { "files": { "servers": ["127.0.0.1:21"] } },
+        "roles": { "read": { "allow": ["RETR"] } },
+        "users": { "alice": { "role": "read", "backend": "files" } },
+        "audit": { "file": dir.path().join("audit.jsonl").to_string_lossy(),
+                   "integrity": { "key_file": fifo.to_string_lossy() } }
+    });
+    let config = dir.path().join("ftpgate.json");
+    fs::write(&config, policy.to_string()).expect("policy");
+    // `run` fails the test if --check does not finish: it must not block on the FIFO.
+    let out = run(
+        Command::new(env!("CARGO_BIN_EXE_ftpgate"))
+            .arg("--check")
+            .arg("--config")
+            .arg(&config),
+        RUN,
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("audit.integrity.key_file: ")
+            && out.stderr.contains("not a regular file"),
+        "{}",
+        out.stderr
+    );
+}

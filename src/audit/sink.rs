@@ -678,6 +678,32 @@ impl AuditSink {
         self.lost
     }
 
+    /// Writes an event about the worker rather than a session (it carries its own `ts`,
+    /// `worker` and `event` fields), to every destination and, with `audit.integrity`, as a
+    /// link of the chain like every other line: `verify-audit` refuses unchained lines among
+    /// chained ones. `severity`: a syslog severity (`syslog::INFO`, ...).
+    pub fn emit_worker_event<T: Serialize>(&mut self, kind: &'static str, severity: u8, event: &T) {
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let ts = rfc3339_utc(wall);
+        self.json.clear();
+        let serialised = match &self.chain {
+            Some(chain) => chain.serialise(event, &mut self.json),
+            None => serde_json::to_writer(&mut self.json, event),
+        };
+        if let Err(e) = &serialised {
+            log::error!("audit event lost: it could not be serialised: {e}");
+        }
+        self.maintain(now);
+        let meta = Meta {
+            kind,
+            severity,
+            ts: &ts,
+        };
+        self.broadcast(&meta, serialised.is_ok(), false, now, wall);
+        self.checkpoint_if_due(now);
+    }
+
     pub fn emit(&mut self, ctx: &AuditContext<'_>, record: &AuditRecord) {
         let now = Instant::now();
         let wall = SystemTime::now();

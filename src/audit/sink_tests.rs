@@ -340,3 +340,29 @@ fn a_dropped_sink_checkpoints_its_unkeyed_lines() {
     drop(sink);
     assert_eq!(lines(&path).len(), 3);
 }
+
+#[test]
+fn worker_events_are_links_of_the_chain_too() {
+    use crate::policy::{AuditKey, IntegrityPolicy};
+    let dir = TempDir::new("worker-event");
+    let path = dir.0.join("audit.jsonl");
+    let mut policy = policy(Some(&path), None, AuditFailure::Continue);
+    policy.integrity = Some(IntegrityPolicy {
+        key_file: dir.0.join("key"),
+        key: AuditKey::new(vec![6; 32]),
+        checkpoint_interval_s: 3600,
+    });
+    let mut sink = AuditSink::open(&policy, 0).expect("open");
+    emit(&mut sink, 1);
+    let event = serde_json::json!({"ts": "t", "worker": 0, "event": "policy_reload"});
+    sink.emit_worker_event("policy_reload", syslog::INFO, &event);
+    emit(&mut sink, 1);
+    drop(sink);
+    let events = lines(&path);
+    assert_eq!(events[1]["event"], "policy_reload");
+    assert_eq!(events[1]["seq"], 1);
+    let files = vec![("a".to_owned(), std::fs::read(&path).expect("read"))];
+    let report = super::super::verify::verify(&files, &[vec![6; 32]]);
+    assert_eq!(report.finding, None);
+    assert_eq!(report.checkpoints_verified, 1);
+}
