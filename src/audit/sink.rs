@@ -683,29 +683,11 @@ impl AuditSink {
     /// link of the chain like every other line: `verify-audit` refuses unchained lines among
     /// chained ones. `severity`: a syslog severity (`syslog::INFO`, ...).
     pub fn emit_worker_event<T: Serialize>(&mut self, kind: &'static str, severity: u8, event: &T) {
-        let now = Instant::now();
         let wall = SystemTime::now();
-        let ts = rfc3339_utc(wall);
-        self.json.clear();
-        let serialised = match &self.chain {
-            Some(chain) => chain.serialise(event, &mut self.json),
-            None => serde_json::to_writer(&mut self.json, event),
-        };
-        if let Err(e) = &serialised {
-            log::error!("audit event lost: it could not be serialised: {e}");
-        }
-        self.maintain(now);
-        let meta = Meta {
-            kind,
-            severity,
-            ts: &ts,
-        };
-        self.broadcast(&meta, serialised.is_ok(), false, now, wall);
-        self.checkpoint_if_due(now);
+        self.write_event(kind, severity, &rfc3339_utc(wall), wall, event);
     }
 
     pub fn emit(&mut self, ctx: &AuditContext<'_>, record: &AuditRecord) {
-        let now = Instant::now();
         let wall = SystemTime::now();
         let ts = rfc3339_utc(wall);
         let envelope = Envelope {
@@ -717,20 +699,30 @@ impl AuditSink {
             user_hex: ctx.user_hex,
             record,
         };
+        self.write_event(record.kind(), record.severity(), &ts, wall, &envelope);
+    }
+
+    /// Serialises `event` (as the chain's next link, with `audit.integrity`) and offers it
+    /// to every destination.
+    fn write_event<T: Serialize>(
+        &mut self,
+        kind: &'static str,
+        severity: u8,
+        ts: &str,
+        wall: SystemTime,
+        event: &T,
+    ) {
+        let now = Instant::now();
         self.json.clear();
         let serialised = match &self.chain {
-            Some(chain) => chain.serialise(&envelope, &mut self.json),
-            None => serde_json::to_writer(&mut self.json, &envelope),
+            Some(chain) => chain.serialise(event, &mut self.json),
+            None => serde_json::to_writer(&mut self.json, event),
         };
         if let Err(e) = &serialised {
             log::error!("audit event lost: it could not be serialised: {e}");
         }
         self.maintain(now);
-        let meta = Meta {
-            kind: record.kind(),
-            severity: record.severity(),
-            ts: &ts,
-        };
+        let meta = Meta { kind, severity, ts };
         self.broadcast(&meta, serialised.is_ok(), false, now, wall);
         self.checkpoint_if_due(now);
     }
