@@ -77,7 +77,16 @@ install -m 0644 "$pkg/debian/copyright" usr/share/doc/ftpgate/copyright
 # The audit event schema (JSON Schema), for SIEM engineers; ftpgate.json(5) documents it too.
 install -m 0644 "$top/etc/audit-schema.json" usr/share/doc/ftpgate/audit-schema.json
 install -m 0644 "$pkg"/examples/*.json "$pkg/examples/README" "$pkg/examples/rsyslog-siem.conf" \
-    "$pkg/examples/haproxy.cfg" usr/share/doc/ftpgate/examples/
+    "$pkg/examples/haproxy.cfg" "$pkg/examples/siem-mapping.txt" usr/share/doc/ftpgate/examples/
+# fail2ban and CrowdSec configuration, to copy into their own directories (not installed
+# there: neither is a dependency).
+install -d -m 0755 usr/share/doc/ftpgate/examples/fail2ban/filter.d \
+    usr/share/doc/ftpgate/examples/fail2ban/jail.d usr/share/doc/ftpgate/examples/crowdsec
+install -m 0644 "$pkg/fail2ban/filter.d/ftpgate.conf" \
+    usr/share/doc/ftpgate/examples/fail2ban/filter.d/ftpgate.conf
+install -m 0644 "$pkg/fail2ban/jail.d/ftpgate.conf" \
+    usr/share/doc/ftpgate/examples/fail2ban/jail.d/ftpgate.conf
+install -m 0644 "$pkg"/crowdsec/*.yaml usr/share/doc/ftpgate/examples/crowdsec/
 
 if [ -n "${SOURCE_DATE_EPOCH:-}" ]; then
     find . -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +

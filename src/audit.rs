@@ -12,9 +12,12 @@
 //! event loop on a peer (syslog is a non-blocking datagram socket) and nothing is queued:
 //! memory stays bounded whatever the sinks do.
 
+mod chain;
 mod sink;
 mod syslog;
+pub mod verify;
 
+pub use chain::read_key;
 pub use sink::AuditSink;
 
 use serde::Serialize;

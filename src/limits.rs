@@ -179,6 +179,19 @@ pub const MAX_SYSLOG_BACKLOG: usize = 64;
 pub const MAX_SYSLOG_BACKLOG_BYTES: usize = 256 * 1024;
 /// Milliseconds between two attempts to send the held syslog messages.
 pub const SYSLOG_BACKLOG_RETRY_MS: u64 = 20;
+/// Seconds between two `audit_checkpoint` events of a worker's hash chain when the policy's
+/// `audit.integrity.checkpoint_interval` says nothing. A checkpoint is written only after
+/// new lines, so an idle worker writes none.
+pub const DEFAULT_AUDIT_CHECKPOINT_INTERVAL_S: u64 = 60;
+/// Longest `audit.integrity.checkpoint_interval`, in seconds: the lines after a worker's last
+/// checkpoint are only hash-chained, not keyed, so this bounds how long a tail an attacker
+/// could rewrite without the key.
+pub const MAX_AUDIT_CHECKPOINT_INTERVAL_S: u64 = 3600;
+/// Shortest key `audit.integrity.key_file` may hold, in bytes (HMAC-SHA256's output size,
+/// RFC 2104's recommended minimum).
+pub const MIN_AUDIT_KEY_BYTES: usize = 32;
+/// Longest key it may hold, in bytes (longer keys are hashed down by HMAC anyway).
+pub const MAX_AUDIT_KEY_BYTES: usize = 1024;
 /// Days a file copy is kept when the policy's `audit.filecopy` says nothing.
 pub const DEFAULT_FILECOPY_RETENTION_DAYS: u32 = 365;
 /// Largest chunk a relay hands to the filecopy writer at once (a copy of the bytes it wrote).

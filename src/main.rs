@@ -24,6 +24,8 @@ Usage: ftpgate [--config FILE]          run the gateway in the foreground
        ftpgate drain | resume               refuse / take new sessions again
        ftpgate explain [--config FILE] --user NAME --from IP [--at TIME] [--json] \"COMMAND\"
                                         what the policy decides for COMMAND, rule by rule
+       ftpgate verify-audit [--key FILE]... FILE...
+                                        check the audit files' hash chains (oldest first)
        ftpgate --help | --version
 
 Options:
@@ -305,6 +307,12 @@ fn main() -> ExitCode {
             std::env::args_os().skip(2).collect(),
             DEFAULT_CONFIG,
         );
+    }
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "verify-audit")
+    {
+        return ftpgate::audit::verify::run(std::env::args_os().skip(2));
     }
     let args = match parse_args() {
         Parsed::Run(args) => args,

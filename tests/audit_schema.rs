@@ -28,7 +28,7 @@ const MAN: &str = include_str!("../man/ftpgate.json.5");
 
 /// Fields every event may have (documented once, in the envelope part of the man page).
 const ENVELOPE: &[&str] = &[
-    "ts", "session", "worker", "client", "user", "user_hex", "event",
+    "ts", "session", "worker", "client", "user", "user_hex", "event", "chain", "seq", "prev",
 ];
 
 /// Keywords that only annotate.
@@ -266,6 +266,11 @@ fn every_event_kind_ftpgate_emits_matches_the_schema() {
     let vs = Vsftpd::start();
     let dir = temp_dir();
     let mut daemon = SyslogListener::bind(&dir.path().join("log"));
+    // audit.integrity on: every event carries its chain fields, and audit_checkpoint comes.
+    let key = dir.path().join("audit.key");
+    std::fs::write(&key, random_bytes(32, 5)).expect("key");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
     let gate = Ftpgate::builder()
         .backend("vsftpd", vs.addr())
         .standard_roles()
@@ -277,6 +282,10 @@ fn every_event_kind_ftpgate_emits_matches_the_schema() {
                     "format": "rfc5424" }),
         )
         .set(&["audit", "on_failure"], json!("continue"))
+        .set(
+            &["audit", "integrity"],
+            json!({ "key_file": key.to_string_lossy(), "checkpoint_interval": 1 }),
+        )
         .set(
             &["users", "anonymous", "tls_session_reuse"],
             json!("bridge"),
@@ -328,6 +337,7 @@ g.quit()
             && e.iter()
                 .any(|e| e["event"] == "tls" && e["channel"] == "data")
             && e.iter().any(|e| e["event"] == "policy_exception")
+            && e.iter().any(|e| e["event"] == "audit_checkpoint")
     });
     let data_tls = file
         .iter()

@@ -43,6 +43,10 @@ command -v wget >/dev/null 2>&1 || missing+=(wget)
 if ! command -v javac >/dev/null 2>&1 || ! command -v java >/dev/null 2>&1; then
     missing+=(default-jdk-headless)
 fi
+# fail2ban-regex runs the shipped filter (tests/fail2ban.rs); PyYAML parses the CrowdSec
+# parser and scenario (tests/fail2ban.rs too).
+command -v fail2ban-regex >/dev/null 2>&1 || missing+=(fail2ban)
+/usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
 # Node's basic-ftp (tests/clients.rs) comes from npm, into target/test-clients/.
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)

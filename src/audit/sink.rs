@@ -27,6 +27,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
+use super::chain::Chain;
 use super::syslog::{self, Header, Meta, SyslogOut};
 use super::{AuditContext, AuditRecord, Envelope, rfc3339_utc};
 use crate::limits::{AUDIT_RETRY_INTERVAL_MS, SYSLOG_BACKLOG_RETRY_MS};
@@ -47,6 +48,14 @@ struct LossEvent<'a> {
     first_lost: &'a str,
     last_lost: &'a str,
     error: &'a str,
+    /// With `audit.integrity`: the worker's chain, and the seqs of its lines this channel
+    /// lost (the first and the last), so that `verify-audit` can tell the gap from a deletion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chain: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lost_seq_first: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lost_seq_last: Option<u64>,
 }
 
 /// Events a channel could not take, not yet reported to it.
@@ -57,6 +66,8 @@ struct Loss {
     last: SystemTime,
     /// Why the first of them was lost.
     error: String,
+    /// The first and the last seq of the chain lost, when there is a chain.
+    seqs: Option<(u64, u64)>,
 }
 
 /// The audit file, followed by name.
@@ -229,6 +240,7 @@ struct Channel {
 /// What each channel needs to write an `audit_loss` event.
 struct Scratch<'a> {
     worker: u32,
+    chain: Option<&'a str>,
     buf: &'a mut Vec<u8>,
     json: &'a mut Vec<u8>,
 }
@@ -272,13 +284,17 @@ impl Channel {
         }
     }
 
-    /// Counts one lost event.
-    fn lose(&mut self, wall: SystemTime, why: &str) {
+    /// Counts one lost event (`seq`: its place in the chain, if it had one).
+    fn lose(&mut self, wall: SystemTime, why: &str, seq: Option<u64>) {
         let error = self.broken.as_deref().unwrap_or(why);
         match &mut self.loss {
             Some(loss) => {
                 loss.count += 1;
                 loss.last = wall;
+                if let Some(seq) = seq {
+                    let first = loss.seqs.map_or(seq, |(first, _)| first);
+                    loss.seqs = Some((first, seq));
+                }
             }
             None => {
                 self.loss = Some(Loss {
@@ -286,6 +302,7 @@ impl Channel {
                     first: wall,
                     last: wall,
                     error: error.to_owned(),
+                    seqs: seq.map(|seq| (seq, seq)),
                 })
             }
         }
@@ -344,6 +361,9 @@ impl Channel {
             first_lost: &first,
             last_lost: &last,
             error: &loss.error,
+            chain: loss.seqs.and(scratch.chain),
+            lost_seq_first: loss.seqs.map(|(first, _)| first),
+            lost_seq_last: loss.seqs.map(|(_, last)| last),
         };
         scratch.json.clear();
         serde_json::to_writer(&mut *scratch.json, &event).map_err(io::Error::other)?;
@@ -369,10 +389,11 @@ impl Channel {
         json: &[u8],
         now: Instant,
         wall: SystemTime,
+        seq: Option<u64>,
         scratch: &mut Scratch<'_>,
     ) {
         if self.broken.is_some() {
-            self.lose(wall, "");
+            self.lose(wall, "", seq);
             return;
         }
         if self.loss.is_some() {
@@ -380,7 +401,7 @@ impl Channel {
             // reported before the next event.
             if let Err(e) = self.report_loss(scratch) {
                 self.fail(&e, now);
-                self.lose(wall, "");
+                self.lose(wall, "", seq);
                 return;
             }
         }
@@ -398,7 +419,7 @@ impl Channel {
             }
         }
         self.fail(&e, now);
-        self.lose(wall, "");
+        self.lose(wall, "", seq);
     }
 }
 
@@ -415,6 +436,8 @@ pub struct AuditSink {
     /// The JSON of an `audit_loss` event.
     loss_json: Vec<u8>,
     lost: u64,
+    /// `audit.integrity`: this worker's hash chain.
+    chain: Option<Chain>,
 }
 
 impl AuditSink {
@@ -432,6 +455,10 @@ impl AuditSink {
             buf: Vec::with_capacity(1024),
             loss_json: Vec::with_capacity(256),
             lost: 0,
+            chain: match &policy.integrity {
+                Some(integrity) => Some(Chain::new(worker, integrity, now)?),
+                None => None,
+            },
         };
         if let Some(path) = &policy.file {
             sink.channels
@@ -551,6 +578,14 @@ impl AuditSink {
             }
         }
         self.channels = channels;
+        match (&mut self.chain, &policy.integrity) {
+            (Some(chain), Some(integrity)) => chain.apply(integrity),
+            (None, Some(integrity)) => match Chain::new(self.worker, integrity, now) {
+                Ok(chain) => self.chain = Some(chain),
+                Err(e) => log::error!("audit integrity cannot start: {e}"),
+            },
+            (_, None) => self.chain = None,
+        }
     }
 
     /// Whether a new session may start: always with `on_failure: "continue"`, otherwise
@@ -570,12 +605,20 @@ impl AuditSink {
             .channels
             .iter()
             .any(|c| matches!(&c.out, Out::Syslog(s) if s.backlog_len() > 0));
-        if held {
+        let sinks = if held {
             Some(Duration::from_millis(SYSLOG_BACKLOG_RETRY_MS))
         } else if self.wants_tick() {
             Some(RETRY)
         } else {
             None
+        };
+        let checkpoint = self
+            .chain
+            .as_ref()
+            .and_then(|c| c.until_due(Instant::now()));
+        match (sinks, checkpoint) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -589,11 +632,39 @@ impl AuditSink {
     /// reports their losses.
     pub fn tick(&mut self, now: Instant) {
         self.maintain(now);
+        self.checkpoint_if_due(now);
+    }
+
+    /// Writes the chain's checkpoint when one is due.
+    fn checkpoint_if_due(&mut self, now: Instant) {
+        if self.chain.as_ref().is_some_and(|c| c.due(now)) {
+            self.checkpoint(now);
+        }
+    }
+
+    /// Writes the chain's checkpoint now.
+    fn checkpoint(&mut self, now: Instant) {
+        let Some(chain) = &self.chain else {
+            return;
+        };
+        let wall = SystemTime::now();
+        let ts = rfc3339_utc(wall);
+        let serialised = chain.checkpoint(self.worker, &ts, &mut self.json);
+        if let Err(e) = &serialised {
+            log::error!("audit checkpoint lost: {e}");
+        }
+        let meta = Meta {
+            kind: super::chain::CHECKPOINT_EVENT,
+            severity: syslog::INFO,
+            ts: &ts,
+        };
+        self.broadcast(&meta, serialised.is_ok(), true, now, wall);
     }
 
     fn maintain(&mut self, now: Instant) {
         let mut scratch = Scratch {
             worker: self.worker,
+            chain: self.chain.as_ref().map(|c| c.position().0),
             buf: &mut self.buf,
             json: &mut self.loss_json,
         };
@@ -607,8 +678,16 @@ impl AuditSink {
         self.lost
     }
 
+    /// Writes an event about the worker rather than a session (it carries its own `ts`,
+    /// `worker` and `event` fields), to every destination and, with `audit.integrity`, as a
+    /// link of the chain like every other line: `verify-audit` refuses unchained lines among
+    /// chained ones. `severity`: a syslog severity (`syslog::INFO`, ...).
+    pub fn emit_worker_event<T: Serialize>(&mut self, kind: &'static str, severity: u8, event: &T) {
+        let wall = SystemTime::now();
+        self.write_event(kind, severity, &rfc3339_utc(wall), wall, event);
+    }
+
     pub fn emit(&mut self, ctx: &AuditContext<'_>, record: &AuditRecord) {
-        let now = Instant::now();
         let wall = SystemTime::now();
         let ts = rfc3339_utc(wall);
         let envelope = Envelope {
@@ -620,32 +699,83 @@ impl AuditSink {
             user_hex: ctx.user_hex,
             record,
         };
+        self.write_event(record.kind(), record.severity(), &ts, wall, &envelope);
+    }
+
+    /// Serialises `event` (as the chain's next link, with `audit.integrity`) and offers it
+    /// to every destination.
+    fn write_event<T: Serialize>(
+        &mut self,
+        kind: &'static str,
+        severity: u8,
+        ts: &str,
+        wall: SystemTime,
+        event: &T,
+    ) {
+        let now = Instant::now();
         self.json.clear();
-        let serialised = serde_json::to_writer(&mut self.json, &envelope);
+        let serialised = match &self.chain {
+            Some(chain) => chain.serialise(event, &mut self.json),
+            None => serde_json::to_writer(&mut self.json, event),
+        };
         if let Err(e) = &serialised {
             log::error!("audit event lost: it could not be serialised: {e}");
         }
         self.maintain(now);
+        let meta = Meta { kind, severity, ts };
+        self.broadcast(&meta, serialised.is_ok(), false, now, wall);
+        self.checkpoint_if_due(now);
+    }
+
+    /// Offers the line in `self.json` (when `serialised`) to every channel, and makes it the
+    /// chain's new end: a line a channel loses is still part of the chain (that channel's
+    /// `audit_loss` names its seq).
+    fn broadcast(
+        &mut self,
+        meta: &Meta<'_>,
+        serialised: bool,
+        checkpoint: bool,
+        now: Instant,
+        wall: SystemTime,
+    ) {
+        let seq = match (&self.chain, serialised) {
+            (Some(chain), true) => Some(chain.position().1),
+            _ => None,
+        };
         let mut scratch = Scratch {
             worker: self.worker,
+            chain: self.chain.as_ref().map(|c| c.position().0),
             buf: &mut self.buf,
             json: &mut self.loss_json,
         };
         for channel in &mut self.channels {
             let before = channel.loss.as_ref().map_or(0, |l| l.count);
-            if serialised.is_err() {
-                channel.lose(wall, "an event could not be serialised");
+            if serialised {
+                channel.deliver(meta, &self.json, now, wall, seq, &mut scratch);
             } else {
-                let meta = Meta {
-                    kind: record.kind(),
-                    severity: record.severity(),
-                    ts: &ts,
-                };
-                channel.deliver(&meta, &self.json, now, wall, &mut scratch);
+                channel.lose(wall, "an event could not be serialised", None);
             }
             if channel.loss.as_ref().map_or(0, |l| l.count) > before {
                 self.lost += 1;
             }
+        }
+        if let (Some(chain), true) = (&mut self.chain, serialised) {
+            chain.advance(&self.json, checkpoint, now);
+        }
+    }
+}
+
+/// A worker that stops (its sink is dropped when the event loop returns) checkpoints the
+/// lines it wrote since its last checkpoint, so that a clean stop leaves no unkeyed tail.
+impl Drop for AuditSink {
+    fn drop(&mut self) {
+        let now = Instant::now();
+        if self
+            .chain
+            .as_ref()
+            .is_some_and(|c| c.until_due(now).is_some())
+        {
+            self.checkpoint(now);
         }
     }
 }

@@ -38,6 +38,7 @@ fn policy(file: Option<&Path>, syslog: Option<&Path>, on_failure: AuditFailure) 
         mode: AuditMode::Monitor,
         on_failure,
         filecopy: None,
+        integrity: None,
     }
 }
 
@@ -265,4 +266,103 @@ fn stderr_when_nothing_is_configured_and_reload_switches_sinks() {
     sink.apply(&policy(Some(&bad), None, AuditFailure::RefuseSessions));
     assert!(!sink.accepting_sessions(Instant::now()));
     sink.reopen().expect_err("still missing");
+}
+
+#[test]
+fn with_integrity_lines_are_chained_losses_name_their_seqs_and_checkpoints_verify() {
+    use crate::policy::{AuditKey, IntegrityPolicy};
+    let dir = TempDir::new("chain");
+    let path = dir.0.join("audit.jsonl");
+    let rotated = dir.0.join("audit.jsonl.1");
+    let key = vec![5u8; 32];
+    let mut policy = policy(Some(&path), None, AuditFailure::Continue);
+    policy.integrity = Some(IntegrityPolicy {
+        key_file: dir.0.join("key"),
+        key: AuditKey::new(key.clone()),
+        checkpoint_interval_s: 1,
+    });
+    let mut sink = AuditSink::open(&policy, 1).expect("open");
+    let start = Instant::now();
+    emit(&mut sink, 2);
+    let due = sink.next_tick().expect("a checkpoint is pending");
+    assert!(due <= Duration::from_secs(1), "{due:?}");
+    std::fs::rename(&path, &rotated).expect("rename");
+    std::fs::create_dir(&path).expect("mkdir");
+    sink.accepting_sessions(start + RETRY);
+    emit(&mut sink, 5);
+    assert_eq!(sink.lost(), 5);
+    std::fs::remove_dir(&path).expect("rmdir");
+    sink.accepting_sessions(start + RETRY * 2);
+    emit(&mut sink, 1);
+    sink.tick(Instant::now() + Duration::from_secs(2));
+    assert_eq!(sink.next_tick(), None, "nothing after the checkpoint");
+
+    let events = lines(&path);
+    assert_eq!(events[0]["event"], "audit_loss");
+    assert_eq!(
+        (&events[0]["lost_seq_first"], &events[0]["lost_seq_last"]),
+        (&serde_json::json!(2), &serde_json::json!(6))
+    );
+    assert_eq!(events[0]["chain"], events[1]["chain"]);
+    assert_eq!(events[1]["seq"], 7);
+    assert_eq!(events[2]["event"], "audit_checkpoint");
+    let files: Vec<(String, Vec<u8>)> = [&rotated, &path]
+        .iter()
+        .map(|p| (p.display().to_string(), std::fs::read(p).expect("read")))
+        .collect();
+    let report = super::super::verify::verify(&files, std::slice::from_ref(&key));
+    assert_eq!(report.finding, None, "{:?}", report.notes);
+    assert_eq!(report.checkpoints_verified, 1);
+    assert!(report.notes.iter().any(|n| n.contains("lost 5 lines")));
+}
+
+#[test]
+fn a_dropped_sink_checkpoints_its_unkeyed_lines() {
+    use crate::policy::{AuditKey, IntegrityPolicy};
+    let dir = TempDir::new("drop");
+    let path = dir.0.join("audit.jsonl");
+    let mut policy = policy(Some(&path), None, AuditFailure::Continue);
+    policy.integrity = Some(IntegrityPolicy {
+        key_file: dir.0.join("key"),
+        key: AuditKey::new(vec![6; 32]),
+        checkpoint_interval_s: 3600,
+    });
+    let mut sink = AuditSink::open(&policy, 0).expect("open");
+    emit(&mut sink, 2);
+    assert_eq!(lines(&path).len(), 2, "not due for an hour");
+    drop(sink);
+    let events = lines(&path);
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[2]["event"], "audit_checkpoint");
+    assert_eq!(events[2]["seq"], 2);
+    // Nothing pending: no checkpoint of nothing.
+    let sink = AuditSink::open(&policy, 0).expect("open");
+    drop(sink);
+    assert_eq!(lines(&path).len(), 3);
+}
+
+#[test]
+fn worker_events_are_links_of_the_chain_too() {
+    use crate::policy::{AuditKey, IntegrityPolicy};
+    let dir = TempDir::new("worker-event");
+    let path = dir.0.join("audit.jsonl");
+    let mut policy = policy(Some(&path), None, AuditFailure::Continue);
+    policy.integrity = Some(IntegrityPolicy {
+        key_file: dir.0.join("key"),
+        key: AuditKey::new(vec![6; 32]),
+        checkpoint_interval_s: 3600,
+    });
+    let mut sink = AuditSink::open(&policy, 0).expect("open");
+    emit(&mut sink, 1);
+    let event = serde_json::json!({"ts": "t", "worker": 0, "event": "policy_reload"});
+    sink.emit_worker_event("policy_reload", syslog::INFO, &event);
+    emit(&mut sink, 1);
+    drop(sink);
+    let events = lines(&path);
+    assert_eq!(events[1]["event"], "policy_reload");
+    assert_eq!(events[1]["seq"], 1);
+    let files = vec![("a".to_owned(), std::fs::read(&path).expect("read"))];
+    let report = super::super::verify::verify(&files, &[vec![6; 32]]);
+    assert_eq!(report.finding, None);
+    assert_eq!(report.checkpoints_verified, 1);
 }

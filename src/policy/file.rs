@@ -408,6 +408,14 @@ pub(crate) struct AuditFile {
     pub mode: Option<String>,
     pub filecopy: Option<Object<FilecopyFile>>,
     pub on_failure: Option<String>,
+    pub integrity: Option<Object<IntegrityFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IntegrityFile {
+    pub key_file: Option<String>,
+    pub checkpoint_interval: Option<Scalar>,
 }
 
 #[derive(Debug, Deserialize)]

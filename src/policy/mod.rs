@@ -535,6 +535,39 @@ pub struct AuditPolicy {
     pub on_failure: AuditFailure,
     /// Present exactly when `mode` is [`AuditMode::Filecopy`].
     pub filecopy: Option<FilecopyPolicy>,
+    /// `audit.integrity`: the hash chain and its keyed checkpoints; `None` when the policy
+    /// has no such section (lines then carry no chain fields).
+    pub integrity: Option<IntegrityPolicy>,
+}
+
+/// `audit.integrity`: every line chained to the previous one of its worker, and a keyed
+/// checkpoint every `checkpoint_interval_s` seconds (see `audit/chain.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntegrityPolicy {
+    pub key_file: PathBuf,
+    /// The key, read when the policy was loaded.
+    pub key: AuditKey,
+    pub checkpoint_interval_s: u64,
+}
+
+/// The checkpoint key's bytes; never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuditKey(Arc<[u8]>);
+
+impl AuditKey {
+    pub fn new(bytes: Vec<u8>) -> AuditKey {
+        AuditKey(bytes.into())
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AuditKey({} bytes)", self.0.len())
+    }
 }
 
 /// `audit.syslog`: RFC 5424 messages over a Unix datagram socket.

@@ -39,7 +39,8 @@ pub enum FileUse {
     /// a CA file or pin): a regular file owned by root or by ftpgate's user, not writable
     /// by its group or by other users, in a directory of the same kind.
     Trusted,
-    /// A private key: [`FileUse::Trusted`], and no permission at all for other users.
+    /// A private key (TLS, the audit checkpoint key): [`FileUse::Trusted`], and no
+    /// permission at all for other users.
     Secret,
     /// The filecopy directory: a directory that neither its group nor other users can
     /// write, in such a directory; any owner.
@@ -107,6 +108,13 @@ pub fn named_files(policy: &Policy) -> Vec<(JsonPath, &Path, FileUse)> {
             root.key("access").key("prefix_table"),
             table.as_path(),
             FileUse::Trusted,
+        ));
+    }
+    if let Some(integrity) = &policy.audit.integrity {
+        files.push((
+            root.key("audit").key("integrity").key("key_file"),
+            integrity.key_file.as_path(),
+            FileUse::Secret,
         ));
     }
     if let Some(filecopy) = &policy.audit.filecopy {

@@ -17,9 +17,9 @@ use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde_json::{Map, Value};
 
 use super::file::{
-    AccessFile, AuditFile, BackendFile, DefaultsFile, FilecopyFile, GlobalLimitsFile, ListenerFile,
-    MetricsFile, PassiveFile, PolicyFile, RoleFile, RoutingFile, SyslogFile, TimeWindowFile,
-    TimeoutsFile, TlsFile, UserFile, UserLimitsFile,
+    AccessFile, AuditFile, BackendFile, DefaultsFile, FilecopyFile, GlobalLimitsFile,
+    IntegrityFile, ListenerFile, MetricsFile, PassiveFile, PolicyFile, RoleFile, RoutingFile,
+    SyslogFile, TimeWindowFile, TimeoutsFile, TlsFile, UserFile, UserLimitsFile,
 };
 use super::locate::{JsonPath, Target};
 
@@ -117,9 +117,11 @@ static GLOBAL_LIMITS: Section = section::<GlobalLimitsFile>(&[]);
 static AUDIT: Section = section::<AuditFile>(&[
     ("syslog", Shape::One(&SYSLOG)),
     ("filecopy", Shape::One(&FILECOPY)),
+    ("integrity", Shape::One(&INTEGRITY)),
 ]);
 static SYSLOG: Section = section::<SyslogFile>(&[]);
 static FILECOPY: Section = section::<FilecopyFile>(&[]);
+static INTEGRITY: Section = section::<IntegrityFile>(&[]);
 
 fn check<T: DeserializeOwned>(value: &Value) -> Result<(), serde_json::Error> {
     T::deserialize(value).map(drop)
@@ -379,7 +381,8 @@ mod tests {
   "audit": { "syslog": { "facility": "ftp", "app_name": "x", "socket": "/l", "cee": true,
                          "format": "rfc3164" },
              "file": "/a.jsonl", "mode": "monitor", "on_failure": "continue",
-             "filecopy": { "directory": "/d", "retention_days": 1, "on_failure": "abort" } },
+             "filecopy": { "directory": "/d", "retention_days": 1, "on_failure": "abort" },
+             "integrity": { "key_file": "/k", "checkpoint_interval": 60 } },
   "metrics": { "listen": "127.0.0.1:9464" }
 }"#;
 

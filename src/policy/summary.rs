@@ -232,6 +232,14 @@ impl Policy {
                 filecopy.on_failure.name()
             )?;
         }
+        if let Some(integrity) = &self.audit.integrity {
+            writeln!(
+                out,
+                "  integrity: hash-chained lines, a keyed checkpoint {}s after new lines (key {})",
+                integrity.checkpoint_interval_s,
+                integrity.key_file.display()
+            )?;
+        }
         Ok(())
     }
 }

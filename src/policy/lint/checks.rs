@@ -379,6 +379,32 @@ pub fn audit_file_cannot_be_created(cx: &Context<'_>, found: &mut Vec<Finding>) 
     }
 }
 
+/// The checkpoint key of `audit.integrity` in the audit file's directory: whoever may read
+/// the trail there (the log group, a log shipper) may read the key beside it, and forge
+/// checkpoints.
+pub fn audit_key_beside_trail(cx: &Context<'_>, found: &mut Vec<Finding>) {
+    let audit = &cx.policy.audit;
+    let (Some(integrity), Some(file)) = (&audit.integrity, &audit.file) else {
+        return;
+    };
+    if integrity.key_file.parent() == file.parent() {
+        add(
+            found,
+            "audit-key",
+            JsonPath::root()
+                .key("audit")
+                .key("integrity")
+                .key("key_file"),
+            format!(
+                "{}: the checkpoint key is in the audit file's directory: whoever reads or \
+                 ships the trail there may find the key and forge checkpoints; keep it apart, \
+                 e.g. in /etc/ftpgate",
+                integrity.key_file.display()
+            ),
+        );
+    }
+}
+
 /// `"user": "root"`: started as root, ftpgate keeps every privilege instead of giving it up
 /// once its listeners are bound.
 pub fn runs_as_root(cx: &Context<'_>, found: &mut Vec<Finding>) {

@@ -102,6 +102,7 @@ const CHECKS: &[Check] = &[
     checks::unlimited,
     checks::audit_may_be_lost,
     checks::audit_file_cannot_be_created,
+    checks::audit_key_beside_trail,
     checks::runs_as_root,
     semantic::shadowed_networks,
     semantic::never_matching,

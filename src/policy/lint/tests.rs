@@ -676,3 +676,39 @@ fn certificates_that_expire_within_30_days() {
         "backends.files.pinned_certificate",
     );
 }
+
+#[test]
+fn the_checkpoint_key_beside_the_audit_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("audit.key");
+    std::fs::write(&key, [3u8; 32]).expect("key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let section = |file: &str| {
+        format!(
+            r#""audit": {{ "file": "{file}", "integrity": {{ "key_file": "{}" }} }}"#,
+            key.display()
+        )
+    };
+    let apart = with(
+        r#""audit": { "file": "/var/log/ftpgate/audit.jsonl" }"#,
+        &section("/var/log/ftpgate/audit.jsonl"),
+    );
+    assert_eq!(codes(&apart), [] as [&str; 0]);
+    let beside_file = dir.path().join("audit.jsonl");
+    let beside = with(
+        r#""audit": { "file": "/var/log/ftpgate/audit.jsonl" }"#,
+        &section(&beside_file.display().to_string()),
+    );
+    let found = warnings(&beside);
+    let w = found
+        .iter()
+        .find(|w| w.code == "audit-key")
+        .unwrap_or_else(|| panic!("{found:#?}"));
+    assert_eq!(
+        (w.line, w.column),
+        at(&beside, &format!("\"{}\" }}", key.display()))
+    );
+    assert!(w.message.contains("audit.integrity.key_file: "), "{w:?}");
+    assert!(w.message.contains("forge checkpoints"), "{w:?}");
+}

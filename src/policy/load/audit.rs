@@ -5,14 +5,15 @@
 use std::path::PathBuf;
 
 use crate::limits::{
-    DEFAULT_FILECOPY_RETENTION_DAYS, DEFAULT_SYSLOG_APP_NAME, DEFAULT_SYSLOG_FACILITY,
-    DEFAULT_SYSLOG_SOCKET, MAX_UNIX_SOCKET_PATH,
+    DEFAULT_AUDIT_CHECKPOINT_INTERVAL_S, DEFAULT_FILECOPY_RETENTION_DAYS, DEFAULT_SYSLOG_APP_NAME,
+    DEFAULT_SYSLOG_FACILITY, DEFAULT_SYSLOG_SOCKET, MAX_AUDIT_CHECKPOINT_INTERVAL_S,
+    MAX_UNIX_SOCKET_PATH,
 };
-use crate::policy::file::{AuditFile, Object};
+use crate::policy::file::{AuditFile, IntegrityFile, Object};
 use crate::policy::locate::JsonPath;
 use crate::policy::{
-    AuditFailure, AuditMode, AuditPolicy, CopyFailure, FilecopyPolicy, SYSLOG_FACILITIES,
-    SyslogFormat, SyslogPolicy,
+    AuditFailure, AuditKey, AuditMode, AuditPolicy, CopyFailure, FilecopyPolicy, IntegrityPolicy,
+    SYSLOG_FACILITIES, SyslogFormat, SyslogPolicy,
 };
 
 use super::checker::Checker;
@@ -29,6 +30,7 @@ impl Checker<'_> {
             mode: AuditMode::Monitor,
             on_failure: AuditFailure::RefuseSessions,
             filecopy: None,
+            integrity: None,
         };
         let Some(raw) = raw else {
             return audit;
@@ -141,6 +143,53 @@ impl Checker<'_> {
         if audit.mode == AuditMode::Filecopy {
             audit.filecopy = filecopy;
         }
+        if let Some(Object(raw_integrity)) = &raw.integrity {
+            audit.integrity = self.integrity(raw_integrity, &path.key("integrity"));
+        }
         audit
+    }
+
+    /// `audit.integrity`: `key_file` (required; read now, mode checked) and
+    /// `checkpoint_interval` (seconds, 1 to [`MAX_AUDIT_CHECKPOINT_INTERVAL_S`]).
+    fn integrity(&mut self, raw: &IntegrityFile, path: &JsonPath) -> Option<IntegrityPolicy> {
+        let interval_path = path.key("checkpoint_interval");
+        let checkpoint_interval_s = match &raw.checkpoint_interval {
+            Some(value) => match self.seconds(value, &interval_path) {
+                Some(n) if n > MAX_AUDIT_CHECKPOINT_INTERVAL_S => {
+                    self.bad(
+                        &interval_path,
+                        format!(
+                            "{n} is too long; the most is {MAX_AUDIT_CHECKPOINT_INTERVAL_S} \
+                             seconds (the lines after the last checkpoint are not keyed)"
+                        ),
+                    );
+                    None
+                }
+                other => other,
+            },
+            None => Some(DEFAULT_AUDIT_CHECKPOINT_INTERVAL_S),
+        };
+        let Some(text) = &raw.key_file else {
+            self.missing(
+                path,
+                "key_file",
+                " (the checkpoint key, e.g. /etc/ftpgate/audit.key)",
+            );
+            return None;
+        };
+        let key_path = path.key("key_file");
+        let key_file = self.absolute_path(text, &key_path)?;
+        let key = match crate::audit::read_key(&key_file, true) {
+            Ok(key) => key,
+            Err(error) => {
+                self.bad(&key_path, error);
+                return None;
+            }
+        };
+        Some(IntegrityPolicy {
+            key_file,
+            key: AuditKey::new(key),
+            checkpoint_interval_s: checkpoint_interval_s?,
+        })
     }
 }

@@ -328,6 +328,7 @@ fn audit_sinks_and_filecopy() {
                 retention_days: 30,
                 on_failure: CopyFailure::Abort,
             }),
+            integrity: None,
         }
     );
     let summary = policy.summary();
@@ -388,4 +389,54 @@ fn audit_sinks_and_filecopy() {
         );
         assert_eq!(validate(&doc).1, [message], "{audit}");
     }
+}
+
+#[test]
+fn integrity_reads_its_key_checks_its_mode_and_bounds_the_interval() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("audit.key");
+    std::fs::write(&key, [9u8; limits::MIN_AUDIT_KEY_BYTES]).expect("write");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let section = |extra: &str| {
+        minimal_with(&format!(
+            r#""audit": {{ "integrity": {{ "key_file": "{}"{extra} }} }}"#,
+            key.display()
+        ))
+    };
+    let integrity = parse(&section("")).audit.integrity.expect("integrity");
+    assert_eq!(integrity.key.bytes(), &[9u8; limits::MIN_AUDIT_KEY_BYTES]);
+    assert_eq!(
+        integrity.checkpoint_interval_s,
+        limits::DEFAULT_AUDIT_CHECKPOINT_INTERVAL_S
+    );
+    assert!(
+        !format!("{integrity:?}").contains("9, 9"),
+        "Debug shows no key"
+    );
+    let max = limits::MAX_AUDIT_CHECKPOINT_INTERVAL_S;
+    let at_max = parse(&section(&format!(r#", "checkpoint_interval": {max}"#)));
+    assert_eq!(
+        at_max
+            .audit
+            .integrity
+            .expect("integrity")
+            .checkpoint_interval_s,
+        max
+    );
+    let over = section(&format!(r#", "checkpoint_interval": {}"#, max + 1));
+    let messages = errors(&over);
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(messages[0].contains("audit.integrity.checkpoint_interval: 3601 is too long"));
+
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let messages = errors(&section(""));
+    assert!(
+        messages[0].contains("audit.integrity.key_file: "),
+        "{messages:?}"
+    );
+    assert!(messages[0].contains("mode 0644"), "{messages:?}");
+
+    let missing = minimal_with(r#""audit": { "integrity": { "checkpoint_interval": 5 } }"#);
+    assert!(errors(&missing)[0].contains("\"key_file\" is missing"));
 }

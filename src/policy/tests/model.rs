@@ -89,6 +89,7 @@ fn minimal_policy_builds_the_expected_model() {
             mode: AuditMode::Monitor,
             on_failure: AuditFailure::RefuseSessions,
             filecopy: None,
+            integrity: None,
         },
         routing: Routing::default(),
         tls: None,

@@ -133,7 +133,7 @@ fn unknown_keys_are_refused_at_every_level() {
             r#"{ "audit": { "files": "/x" } }"#,
             "\"files\"",
             "audit.files: unknown field `files`, expected one of `syslog`, `file`, `mode`, \
-             `filecopy`, `on_failure`",
+             `filecopy`, `on_failure`, `integrity`",
         ),
         (
             r#"{ "audit": { "syslog": { "facilty": "ftp" } } }"#,
@@ -367,7 +367,7 @@ fn unknown_keys_at_every_level_and_validation_errors_in_one_run() {
             doc,
             "\"files\": \"/x\"",
             "audit.files: unknown field `files`, expected one of `syslog`, `file`, `mode`, \
-             `filecopy`, `on_failure`",
+             `filecopy`, `on_failure`, `integrity`",
         ),
     ];
     assert_eq!(errors(doc), expected);
