@@ -177,6 +177,27 @@ impl AuditRecord {
     }
 }
 
+/// The syslog severities of worker events ([`AuditSink::emit_worker_event`]).
+pub mod syslog_severity {
+    pub use super::syslog::{INFO, NOTICE, WARNING};
+}
+
+pub(crate) fn is_zero_usize(n: &usize) -> bool {
+    *n == 0
+}
+
+/// `text` cut to at most `max` bytes, at a character boundary, marked with `…` when cut.
+pub fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }

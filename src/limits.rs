@@ -360,3 +360,8 @@ pub const METRICS_GATHER_TIMEOUT_MS: u64 = 1000;
 /// Bytes of a command line ftpgate cannot parse (a control byte, a malformed verb) kept in
 /// its audit record as `line_hex`; the record says how long the whole line was.
 pub const MAX_AUDITED_LINE_BYTES: usize = 256;
+/// Errors of a refused policy a `policy_reload` audit event carries (the first ones, each
+/// cut to [`MAX_RELOAD_ERROR_BYTES`]); `errors_total` says how many there were.
+pub const MAX_RELOAD_ERRORS: usize = 16;
+/// Bytes of one error message in a `policy_reload` event.
+pub const MAX_RELOAD_ERROR_BYTES: usize = 512;

@@ -331,8 +331,16 @@ g.quit()
         ],
     );
     assert_eq!(out.stdout_str().trim(), "protected\nprotected", "{out:?}");
+    // policy_reload: SIGHUP with the file as it is.
+    let hup = std::process::Command::new("kill")
+        .arg("-HUP")
+        .arg(gate.pid().expect("pid").to_string())
+        .status()
+        .expect("kill -HUP");
+    assert!(hup.success());
     let file = gate.wait_audit(WAIT, |e| {
-        ended(e, script.full)
+        e.iter().any(|e| e["event"] == "policy_reload")
+            && ended(e, script.full)
             && ended(e, script.failed)
             && e.iter()
                 .any(|e| e["event"] == "tls" && e["channel"] == "data")

@@ -229,3 +229,63 @@ fn a_listener_s_tls_mode_follows_the_reload_and_never_falls_back_to_plain() {
     assert!(!log.contains("refused"), "{log}");
     assert!(!greets_in_plain(implicit));
 }
+
+/// Each worker records every reload in the audit trail: the result, the SHA-256 of the file
+/// it read, and the errors of a refused one with their line:column.
+#[test]
+fn every_reload_is_audited_with_the_files_digest_and_its_errors() {
+    let vs = Vsftpd::start();
+    let gate = gate(&vs, 2);
+    let good = std::fs::read_to_string(gate.config_path()).expect("policy");
+    let reloads = |n: usize| {
+        gate.wait_audit(WAIT, |ev| {
+            ev.iter().filter(|e| e["event"] == "policy_reload").count() >= n
+        })
+        .into_iter()
+        .filter(|e| e["event"] == "policy_reload")
+        .collect::<Vec<Value>>()
+    };
+    reload(&gate, &good, 2);
+    let events = reloads(2);
+    assert_eq!(events.len(), 2, "one per worker: {events:?}");
+    let digest = sha256_bytes(good.as_bytes());
+    for e in &events {
+        assert_eq!(e["result"], "ok", "{e}");
+        assert_eq!(e["sha256"], digest.as_str(), "{e}");
+        assert!(e.get("errors").is_none(), "{e}");
+    }
+    let mut broken: Value = serde_json::from_str(&good).expect("json");
+    broken["users"]["ftp"]["role"] = json!("no-such-role");
+    broken["colour"] = json!("blue");
+    let text = serde_json::to_string_pretty(&broken).expect("json");
+    reload(&gate, &text, 2);
+    let events = reloads(4);
+    let refused: Vec<&Value> = events.iter().filter(|e| e["result"] == "refused").collect();
+    assert_eq!(refused.len(), 2, "{events:?}");
+    for e in refused {
+        assert_eq!(e["sha256"], sha256_bytes(text.as_bytes()).as_str());
+        assert_eq!(e["errors_total"], 2, "{e}");
+        let errors: Vec<&str> = e["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(
+            errors.iter().any(|m| m.contains("colour: unknown field")),
+            "{errors:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|m| m.contains("no role named \"no-such-role\"")),
+            "{errors:?}"
+        );
+        // Each names the file and the place in it.
+        let path = gate.config_path().display().to_string();
+        assert!(
+            errors.iter().all(|m| m.starts_with(&format!("{path}:"))),
+            "{errors:?}"
+        );
+    }
+}

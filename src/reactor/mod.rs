@@ -605,9 +605,15 @@ impl Worker {
         }
         if os::RELOAD_REQUESTED.swap(false, Ordering::SeqCst) {
             self.notify.reloading();
-            let status = match self.reload() {
+            let outcome = self.reload();
+            self.audit_reload(&outcome);
+            let status = match outcome {
                 Ok(()) => format!("{}; policy reloaded", self.status()),
-                Err(why) => format!("{}; reload refused, old policy kept: {why}", self.status()),
+                Err(why) => format!(
+                    "{}; reload refused, old policy kept: {}",
+                    self.status(),
+                    why.first().map_or("", String::as_str)
+                ),
             };
             self.notify.ready(&status);
         }
@@ -641,8 +647,9 @@ impl Worker {
     /// SIGHUP: new sessions get the new policy; a bad file keeps the old one. The audit
     /// file is reopened (logrotate) and syslog reconnected; a new policy's audit settings
     /// take effect at once.
-    /// Err carries the first reason a new policy was refused, for the `STATUS=` line.
-    fn reload(&mut self) -> Result<(), String> {
+    /// Err carries the reasons a new policy was refused (the first for the `STATUS=` line,
+    /// all for the `policy_reload` audit event).
+    fn reload(&mut self) -> Result<(), Vec<String>> {
         if let Err(e) = self.services.audit.reopen() {
             log::error!("cannot reopen the audit trail: {e}");
         }
@@ -684,7 +691,7 @@ impl Worker {
                 }
                 Err(e) => {
                     log::error!("policy reload refused, keeping the old policy: {e}");
-                    Err(e)
+                    Err(vec![e])
                 }
             },
             Err(errors) => {
@@ -695,10 +702,64 @@ impl Worker {
                     );
                 }
                 Err(errors
-                    .first()
-                    .map_or_else(String::new, |e| format!("{}: {e}", path.display())))
+                    .iter()
+                    .map(|e| format!("{}:{e}", path.display()))
+                    .collect())
             }
         }
+    }
+
+    /// The `policy_reload` audit event of this worker: the result, the SHA-256 of the file
+    /// as it is now, and the first errors of a refused one (bounded).
+    fn audit_reload(&mut self, outcome: &Result<(), Vec<String>>) {
+        #[derive(serde::Serialize)]
+        struct PolicyReload<'a> {
+            ts: String,
+            worker: u32,
+            event: &'static str,
+            result: &'static str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            file: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            sha256: Option<String>,
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            errors: &'a [String],
+            #[serde(skip_serializing_if = "crate::audit::is_zero_usize")]
+            errors_total: usize,
+        }
+        use crate::limits::{MAX_RELOAD_ERROR_BYTES, MAX_RELOAD_ERRORS};
+        let sha256 = self.policy_path.as_ref().and_then(|p| {
+            let bytes = std::fs::read(p).ok()?;
+            let mut digest = crate::tls::sha256()?;
+            digest.update(&bytes);
+            Some(crate::tls::hex(digest.finish().as_ref()))
+        });
+        let errors: Vec<String> = match outcome {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors
+                .iter()
+                .take(MAX_RELOAD_ERRORS)
+                .map(|e| crate::audit::cut(e, MAX_RELOAD_ERROR_BYTES))
+                .collect(),
+        };
+        let event = PolicyReload {
+            ts: crate::audit::rfc3339_utc(SystemTime::now()),
+            worker: self.index as u32,
+            event: "policy_reload",
+            result: if outcome.is_ok() { "ok" } else { "refused" },
+            file: self.policy_path.as_ref().map(|p| p.display().to_string()),
+            sha256,
+            errors: &errors,
+            errors_total: outcome.as_ref().err().map_or(0, Vec::len),
+        };
+        let severity = if outcome.is_ok() {
+            crate::audit::syslog_severity::NOTICE
+        } else {
+            crate::audit::syslog_severity::WARNING
+        };
+        self.services
+            .audit
+            .emit_worker_event("policy_reload", severity, &event);
     }
 
     fn drive(&mut self, slot: usize, now: Instant, finished: &mut Vec<usize>) {
