@@ -81,6 +81,10 @@ pub enum AuditRecord {
         /// aborted transfer, of the part that crossed.
         #[serde(skip_serializing_if = "Option::is_none")]
         sha256: Option<String>,
+        /// "none" when the digest is off (`audit.digest` or the user's `audit_digest`), in
+        /// place of `sha256`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        digest: Option<&'static str>,
         /// Filecopy mode: the absolute path of the copy of the bytes that crossed (for a
         /// transfer that did not complete, of the part that crossed).
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -278,6 +282,7 @@ mod tests {
             result: "ok",
             duration_ms: 2,
             sha256: None,
+            digest: None,
             filecopy: None,
             filecopy_error: None,
             tls_end: None,

@@ -4,9 +4,10 @@
 //! (`data/`): this file feeds it what the sockets did and performs its [`Output`]s.
 
 use super::data::{Acceptance, CopyState, DataTimer, Input, Measure, Output, RelayEnd};
+use super::splice_relay::{self, Spliced};
 use super::*;
 use crate::limits::MAX_PENDING_DATA_PROXY_HEADERS;
-use crate::policy::TlsSessionReuse;
+use crate::policy::{AuditDigest, TlsSessionReuse};
 
 /// The sockets of the data channel. Which of them exist follows the data machine's state:
 /// the listener while it listens, the connections while they are set up, then the relay
@@ -202,6 +203,7 @@ impl Session {
             .user()
             .and_then(|u| self.policy.user(&u.name))
             .map(|u| (u.name.clone(), u.limits.rate, u.limits.user_rate));
+        let digest_on = self.audit_digest() == AuditDigest::Sha256;
         let (session_bucket, user_bucket) = match limits {
             Some((name, rate, user_rate)) => (
                 rate.map(|r| TokenBucket::new(r, ctx.now)),
@@ -216,6 +218,11 @@ impl Session {
             None => (None, None),
         };
         let copy = self.new_copy(ctx);
+        let tls = server.tls.is_some() || client.tls.is_some();
+        let rate_limited = session_bucket.is_some() || user_bucket.is_some();
+        let spliced = splice_relay::eligible(tls, copy.is_some(), rate_limited)
+            .then(|| Spliced::new(digest_on))
+            .flatten();
         self.sockets.relay = Some(Relay {
             direction,
             client,
@@ -229,8 +236,9 @@ impl Session {
             max_bytes,
             session_bucket,
             user_bucket,
-            digest: tls::sha256(),
+            digest: if digest_on { tls::sha256() } else { None },
             copy,
+            spliced,
         });
     }
 
@@ -331,6 +339,7 @@ impl Session {
         Measure {
             bytes: relay.bytes,
             sha256: relay.digest.take().map(|d| tls::hex(d.finish().as_ref())),
+            digest: (self.audit_digest() == AuditDigest::None).then_some("none"),
             tls_end: relay.source_end.filter(|_| source_tls).map(Ending::as_str),
             copy,
         }
@@ -664,6 +673,14 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// The user's `audit_digest` (SHA-256 when there is no user).
+    fn audit_digest(&self) -> AuditDigest {
+        self.fsm
+            .user()
+            .and_then(|u| self.policy.user(&u.name))
+            .map_or(self.policy.audit.digest, |u| u.audit_digest)
     }
 
     /// The user's `tls_session_reuse` (required by default, also before login).

@@ -28,6 +28,7 @@ mod copy_io;
 mod data;
 mod data_io;
 mod relay;
+mod splice_relay;
 mod transport;
 
 use std::cell::RefCell;

@@ -10,6 +10,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::control::{Direction, Side};
+use super::splice_relay::{Spliced, pump_spliced};
 use super::transport::{Conn, Ending, ReadStep};
 use crate::filecopy::{Chunk, End, FileCopier, SendError, Target};
 use crate::limits::FILECOPY_CHUNK;
@@ -37,6 +38,8 @@ pub struct Relay {
     pub digest: Option<Box<dyn rustls::crypto::hash::Context>>,
     /// Filecopy mode: the copy of the bytes written to the sink.
     pub copy: Option<RelayCopy>,
+    /// The kernel moves the bytes (splice(2)); `buffer` stays unused. See `splice_relay`.
+    pub spliced: Option<Spliced>,
 }
 
 /// The copy of one transfer in filecopy mode: the bytes the relay wrote to its sink, handed
@@ -151,6 +154,9 @@ pub fn pump(
     now: Instant,
     copier: Option<&FileCopier>,
 ) -> Pump {
+    if relay.spliced.is_some() {
+        return pump_spliced(relay, budget);
+    }
     let (source_side, sink_side) = match relay.direction {
         Direction::Download => (Side::Server, Side::Client),
         Direction::Upload => (Side::Client, Side::Server),

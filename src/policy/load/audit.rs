@@ -11,8 +11,8 @@ use crate::limits::{
 use crate::policy::file::{AuditFile, Object};
 use crate::policy::locate::JsonPath;
 use crate::policy::{
-    AuditFailure, AuditMode, AuditPolicy, CopyFailure, FilecopyPolicy, SYSLOG_FACILITIES,
-    SyslogFormat, SyslogPolicy,
+    AuditDigest, AuditFailure, AuditMode, AuditPolicy, CopyFailure, FilecopyPolicy,
+    SYSLOG_FACILITIES, SyslogFormat, SyslogPolicy,
 };
 
 use super::checker::Checker;
@@ -27,6 +27,7 @@ impl Checker<'_> {
             file: None,
             syslog: None,
             mode: AuditMode::Monitor,
+            digest: AuditDigest::Sha256,
             on_failure: AuditFailure::RefuseSessions,
             filecopy: None,
         };
@@ -104,6 +105,13 @@ impl Checker<'_> {
         let mode_path = path.key("mode");
         audit.mode = self
             .choice(raw.mode.as_ref(), &mode_path, AuditMode::SPELLINGS)
+            .unwrap_or_default();
+        audit.digest = self
+            .choice(
+                raw.digest.as_ref(),
+                &path.key("digest"),
+                AuditDigest::SPELLINGS,
+            )
             .unwrap_or_default();
         let mut filecopy = None;
         if let Some(Object(raw_copy)) = &raw.filecopy {
