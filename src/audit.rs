@@ -21,6 +21,14 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// A transfer event's `"digest": "none"`: the digest was off for the transfer (one byte in
+/// the event, so that the record stays small).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum DigestOff {
+    #[serde(rename = "none")]
+    None,
+}
+
 /// What the control state machine asks the shell to record. The shell adds the envelope
 /// (time, session, worker, client, user).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -84,7 +92,7 @@ pub enum AuditRecord {
         /// "none" when the digest is off (`audit.digest` or the user's `audit_digest`), in
         /// place of `sha256`.
         #[serde(skip_serializing_if = "Option::is_none")]
-        digest: Option<&'static str>,
+        digest: Option<DigestOff>,
         /// Filecopy mode: the absolute path of the copy of the bytes that crossed (for a
         /// transfer that did not complete, of the part that crossed).
         #[serde(skip_serializing_if = "Option::is_none")]

@@ -339,7 +339,8 @@ impl Session {
         Measure {
             bytes: relay.bytes,
             sha256: relay.digest.take().map(|d| tls::hex(d.finish().as_ref())),
-            digest: (self.audit_digest() == AuditDigest::None).then_some("none"),
+            digest: (self.audit_digest() == AuditDigest::None)
+                .then_some(crate::audit::DigestOff::None),
             tls_end: relay.source_end.filter(|_| source_tls).map(Ending::as_str),
             copy,
         }

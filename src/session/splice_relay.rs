@@ -275,8 +275,12 @@ mod tests {
 
     #[test]
     fn the_pipe_size_and_cap_are_sane() {
-        assert!(RELAY_PIPE_BYTES >= 64 * 1024 && RELAY_PIPE_BYTES <= 1024 * 1024);
-        assert!(MAX_RELAY_PIPES >= 1);
-        assert!(DIGEST_READ_BYTES >= 4096 && DIGEST_READ_BYTES <= 256 * 1024);
+        const {
+            assert!(RELAY_PIPE_BYTES >= 64 * 1024 && RELAY_PIPE_BYTES <= 1024 * 1024);
+            assert!(MAX_RELAY_PIPES >= 1);
+            assert!(DIGEST_READ_BYTES >= 4096 && DIGEST_READ_BYTES <= 256 * 1024);
+        }
+        let pipe = Spliced::with_cap(false, 1).expect("a pipe");
+        assert!(pipe.pipe.capacity() >= 64 * 1024);
     }
 }

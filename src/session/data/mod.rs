@@ -88,7 +88,7 @@ pub struct Measure {
     pub bytes: u64,
     pub sha256: Option<String>,
     /// "none" when the digest is off.
-    pub digest: Option<&'static str>,
+    pub digest: Option<crate::audit::DigestOff>,
     /// How a TLS source ended ("clean" or "truncated"), when it ended.
     pub tls_end: Option<&'static str>,
     pub copy: CopyState,
