@@ -579,11 +579,16 @@ impl Session {
             Pump::Stalled => false,
             Pump::Done => {
                 log::debug!(
-                    "{} relay done: {} bytes {} in {:?}",
+                    "{} relay done: {} bytes {} in {:?} ({})",
                     self.id,
                     relay.bytes,
                     relay.direction.as_str(),
-                    ctx.now.saturating_duration_since(relay.started)
+                    ctx.now.saturating_duration_since(relay.started),
+                    if relay.spliced.is_some() {
+                        "spliced"
+                    } else {
+                        "read/write"
+                    }
                 );
                 self.end_relay(RelayEnd::Done, ctx);
                 true
