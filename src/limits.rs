@@ -54,6 +54,11 @@ pub const RELAY_PIPE_BYTES: usize = 1024 * 1024;
 /// Spliced relays (each with its pipe: two descriptors) one worker runs at once; a transfer
 /// that finds none free takes the read/write path through a pooled buffer instead.
 pub const MAX_RELAY_PIPES: usize = 1024;
+/// Bytes a relay that may be spliced moves through its pooled buffer first: a short transfer
+/// (a listing, a small file) ends before this and never pays for the pipe (pipe2, fcntl,
+/// close: more system calls than the read and write it replaces); a longer one switches to
+/// splice(2) once its buffer has drained.
+pub const SPLICE_AFTER_BYTES: u64 = 128 * 1024;
 /// Bytes read at a time from the tee(2) copy of a spliced relay's pipe for the SHA-256
 /// (`audit.digest` "sha256" on a plaintext relay); the buffer lives on the stack.
 pub const DIGEST_READ_BYTES: usize = 64 * 1024;

@@ -1,7 +1,8 @@
 //! The spliced relay (splice(2) through a pipe, tee(2) for the digest): plaintext transfers
 //! without filecopy or rate limit. The bytes that arrive are the bytes that were sent, in
 //! both directions, with the digest on and off; the audit counts them; a transfer that needs
-//! to see its bytes (filecopy, a rate limit, TLS) keeps the read/write path.
+//! to see its bytes (filecopy, a rate limit, TLS) keeps the read/write path, and so does a
+//! short one (under SPLICE_AFTER_BYTES, 128 KiB: the pipe would cost more than it saves).
 
 mod common;
 
@@ -82,8 +83,9 @@ fn round_trip(digest: &str) {
         assert_eq!(e["sha256"], json!(sha256_bytes(b"")));
         assert!(d.get("digest").is_none(), "{d}");
     }
+    // The empty file ends before SPLICE_AFTER_BYTES (128 KiB): no pipe for it.
     let (spliced, rw) = paths(&gate);
-    assert_eq!((spliced, rw), (3, 0), "{}", gate.stderr_log());
+    assert_eq!((spliced, rw), (2, 1), "{}", gate.stderr_log());
 }
 
 #[test]
@@ -125,6 +127,52 @@ fn a_user_may_turn_the_digest_off_for_itself() {
     };
     assert_eq!(of("anonymous"), (json!(sha256_bytes(&data)), Value::Null));
     assert_eq!(of("ftp"), (Value::Null, json!("none")));
+}
+
+#[test]
+fn a_short_transfer_keeps_the_buffer_and_a_long_one_switches_mid_stream() {
+    let vs = Vsftpd::start();
+    let small = random_bytes(100 * 1024, 46);
+    // Odd sizes: the switch happens after a partial buffer, the rest goes through the pipe.
+    let large = random_bytes(128 * 1024 + 65_537, 47);
+    vs.put_file("pub/small.bin", &small);
+    vs.put_file("pub/large.bin", &large);
+    let gate = Ftpgate::builder()
+        .backend("vsftpd", vs.addr())
+        .standard_roles()
+        .user("anonymous", "full", "vsftpd")
+        .start();
+    let mut c = Ftp::connect(gate.addr());
+    c.login_ok("anonymous", "x");
+    assert_eq!(c.cmd("TYPE I").0, 200);
+    assert_eq!(
+        sha256_bytes(&c.retr("/pub/small.bin")),
+        sha256_bytes(&small)
+    );
+    let events = transfers(&gate, 1);
+    assert_eq!(paths(&gate), (0, 1), "the short one: read/write");
+    assert_eq!(events[0]["sha256"], json!(sha256_bytes(&small)));
+    assert_eq!(
+        sha256_bytes(&c.retr("/pub/large.bin")),
+        sha256_bytes(&large)
+    );
+    c.stor("/pub/large-up.bin", &large);
+    let events = transfers(&gate, 3);
+    assert_eq!(
+        paths(&gate),
+        (2, 1),
+        "the long ones: spliced\n{}",
+        gate.stderr_log()
+    );
+    for arg in ["/pub/large.bin", "/pub/large-up.bin"] {
+        let event = events.iter().find(|e| e["arg"] == arg).expect("event");
+        assert_eq!(event["sha256"], json!(sha256_bytes(&large)), "{event}");
+        assert_eq!(event["bytes"], json!(large.len()), "{event}");
+    }
+    assert_eq!(
+        sha256_file(&vs.root().join("pub/large-up.bin")),
+        sha256_bytes(&large)
+    );
 }
 
 #[test]

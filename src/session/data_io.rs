@@ -4,7 +4,7 @@
 //! (`data/`): this file feeds it what the sockets did and performs its [`Output`]s.
 
 use super::data::{Acceptance, CopyState, DataTimer, Input, Measure, Output, RelayEnd};
-use super::splice_relay::{self, Spliced};
+use super::splice_relay;
 use super::*;
 use crate::limits::MAX_PENDING_DATA_PROXY_HEADERS;
 use crate::policy::{AuditDigest, TlsSessionReuse};
@@ -220,9 +220,8 @@ impl Session {
         let copy = self.new_copy(ctx);
         let tls = server.tls.is_some() || client.tls.is_some();
         let rate_limited = session_bucket.is_some() || user_bucket.is_some();
-        let spliced = splice_relay::eligible(tls, copy.is_some(), rate_limited)
-            .then(|| Spliced::new(digest_on))
-            .flatten();
+        let splice_after = splice_relay::eligible(tls, copy.is_some(), rate_limited)
+            .then_some(crate::limits::SPLICE_AFTER_BYTES);
         self.sockets.relay = Some(Relay {
             direction,
             client,
@@ -238,7 +237,8 @@ impl Session {
             user_bucket,
             digest: if digest_on { tls::sha256() } else { None },
             copy,
-            spliced,
+            spliced: None,
+            splice_after,
         });
     }
 
