@@ -9,8 +9,10 @@ that holds thousands of idle sessions cheaply for the memory figure.
 
 What is measured (direct and through ftpgate; "whole path" is the CPU of client + ftpgate +
 backend, since on loopback the kernel charges receive processing to whichever process runs):
-  bulk      RETR/STOR of one file, plain (digest none and sha256) and FTPS (PROT P, TLS toward
-            the backend too): MB/s, CPU s/GiB of ftpgate and of the whole path
+  bulk      RETR/STOR of one file, plain (digest none: spliced; digest none with a rate limit
+            far above loopback speed: the read/write path; digest sha256: spliced with tee) and
+            FTPS (PROT P, TLS toward the backend too): MB/s, CPU s/GiB of ftpgate and of the
+            whole path
   parallel  8 RETRs at once: aggregate MB/s
   sessions  short sessions (login, EPSV, RETR of 1 KiB, QUIT) per second at concurrency
             1/16/128, plain and FTPS (data connections resume the control session), p50/p99,
@@ -606,9 +608,18 @@ def run(a, procs, work, size, reps, nsessions, nidle, only, results):
     for name, backend, digest, tls in (("none", "vs", "none", False),
                                        ("sha256", "vs", "sha256", False),
                                        ("tls", "vstls", "none", True),
-                                       ("tls-sha256", "vstls", "sha256", True)):
+                                       ("tls-sha256", "vstls", "sha256", True),
+                                       ("rw", "vs", "none", False)):
         port = free_port()
         conf = gate_conf(work, name, port, passive, servers[backend][0], digest, tls, cert, key)
+        if name == "rw":
+            # A rate limit far above what loopback moves keeps the read/write path (spliced
+            # relays have no rate limit): the two paths side by side.
+            with open(conf) as f:
+                pol = json.load(f)
+            pol["defaults"]["limits"]["rate"] = "100GiB/s"
+            with open(conf, "w") as f:
+                json.dump(pol, f)
         passive += 1000
         p = procs.start([a.binary, "--config", conf], env=dict(os.environ, RUST_LOG="warn"),
                         stderr=open(f"{work}/{name}.stderr", "w"))
@@ -632,17 +643,18 @@ def run(a, procs, work, size, reps, nsessions, nidle, only, results):
         return row
 
     if "bulk" in only:
-        print(f"\n{'bulk ' + str(size // MIB) + ' MiB':34} {'direct':>9} {'ftpgate':>9} {'ratio':>6}"
+        print(f"\n{'bulk ' + str(size // MIB) + ' MiB':40} {'direct':>9} {'ftpgate':>9} {'ratio':>6}"
               f"  {'gate s/GiB':>10} {'path s/GiB d/g':>15} {'added':>6}")
 
         def fmt_bulk(label, row):
             d, g = row["direct"], row["ftpgate"]
-            return (f"{label:34} {d['mb_s']:9.0f} {g['mb_s']:9.0f} {g['mb_s'] / d['mb_s']:6.2f}"
+            return (f"{label:40} {d['mb_s']:9.0f} {g['mb_s']:9.0f} {g['mb_s'] / d['mb_s']:6.2f}"
                     f"  {g['gate_cpu_s_gib']:10.2f} {d['path_cpu_s_gib']:7.2f}/"
                     f"{g['path_cpu_s_gib']:<7.2f} {g['path_cpu_s_gib'] - d['path_cpu_s_gib']:6.2f}")
 
         keys = ("mb_s", "gate_cpu_s_gib", "path_cpu_s_gib")
         for gate, backend, tls, digest in (("none", "vs", False, "none"),
+                                           ("rw", "vs", False, "none, read/write"),
                                            ("sha256", "vs", False, "sha256"),
                                            ("tls", "vstls", True, "none"),
                                            ("tls-sha256", "vstls", True, "sha256")):
