@@ -279,6 +279,10 @@ mod tests {
             assert!(RELAY_PIPE_BYTES >= 64 * 1024 && RELAY_PIPE_BYTES <= 1024 * 1024);
             assert!(MAX_RELAY_PIPES >= 1);
             assert!(DIGEST_READ_BYTES >= 4096 && DIGEST_READ_BYTES <= 256 * 1024);
+            // The switch to splice(2) comes after at least one full relay buffer.
+            assert!(
+                crate::limits::SPLICE_AFTER_BYTES >= crate::limits::RELAY_BUFFER_SIZE as u64
+            );
         }
         let pipe = Spliced::with_cap(false, 1).expect("a pipe");
         assert!(pipe.pipe.capacity() >= 64 * 1024);
