@@ -557,9 +557,9 @@ def main():
     finally:
         procs.stop_all()
         shutil.rmtree(work, ignore_errors=True)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(results, f, indent=1)
+        if a.json:  # what was measured, also when a later measurement failed
+            with open(a.json, "w") as f:
+                json.dump(results, f, indent=1)
 
 
 def machine():
