@@ -119,7 +119,7 @@ fn hash_written(
             d.update(&buf[..got]);
         }
         n -= got;
-        *in_hash -= got;
+        *in_hash = in_hash.saturating_sub(got);
     }
     Ok(())
 }
@@ -280,9 +280,7 @@ mod tests {
             assert!(MAX_RELAY_PIPES >= 1);
             assert!(DIGEST_READ_BYTES >= 4096 && DIGEST_READ_BYTES <= 256 * 1024);
             // The switch to splice(2) comes after at least one full relay buffer.
-            assert!(
-                crate::limits::SPLICE_AFTER_BYTES >= crate::limits::RELAY_BUFFER_SIZE as u64
-            );
+            assert!(crate::limits::SPLICE_AFTER_BYTES >= crate::limits::RELAY_BUFFER_SIZE as u64);
         }
         let pipe = Spliced::with_cap(false, 1).expect("a pipe");
         assert!(pipe.pipe.capacity() >= 64 * 1024);
