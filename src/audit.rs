@@ -298,4 +298,26 @@ mod tests {
         let text = serde_json::to_string(&record).expect("serialise");
         assert!(!text.contains("\"path\""), "{text}");
     }
+
+    #[test]
+    fn a_transfer_without_digest_says_so_and_has_no_sha256() {
+        let record = AuditRecord::Transfer {
+            verb: "RETR",
+            arg: "f".to_owned(),
+            arg_hex: None,
+            path: Some("/f".to_owned()),
+            direction: "download",
+            bytes: 3,
+            result: "ok",
+            duration_ms: 1,
+            sha256: None,
+            digest: Some(DigestOff::None),
+            filecopy: None,
+            filecopy_error: None,
+            tls_end: None,
+        };
+        let value = serde_json::to_value(&record).expect("serialise");
+        assert_eq!(value["digest"], "none");
+        assert!(value.get("sha256").is_none(), "{value}");
+    }
 }
