@@ -108,6 +108,7 @@ fn a_user_may_turn_the_digest_off_for_itself() {
         .standard_roles()
         .user("anonymous", "full", "vsftpd")
         .user("ftp", "read-only", "vsftpd")
+        .set(&["audit", "digest"], json!("sha256"))
         .set(&["users", "ftp", "audit_digest"], json!("none"))
         .start();
     for user in ["anonymous", "ftp"] {
@@ -141,6 +142,7 @@ fn a_short_transfer_keeps_the_buffer_and_a_long_one_switches_mid_stream() {
         .backend("vsftpd", vs.addr())
         .standard_roles()
         .user("anonymous", "full", "vsftpd")
+        .set(&["audit", "digest"], json!("sha256"))
         .start();
     let mut c = Ftp::connect(gate.addr());
     c.login_ok("anonymous", "x");
