@@ -24,6 +24,14 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// A transfer event's `"digest": "none"`: the digest was off for the transfer (one byte in
+/// the event, so that the record stays small).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum DigestOff {
+    #[serde(rename = "none")]
+    None,
+}
+
 /// What the control state machine asks the shell to record. The shell adds the envelope
 /// (time, session, worker, client, user).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -90,6 +98,10 @@ pub enum AuditRecord {
         /// aborted transfer, of the part that crossed.
         #[serde(skip_serializing_if = "Option::is_none")]
         sha256: Option<String>,
+        /// "none" when the digest is off (`audit.digest` or the user's `audit_digest`), in
+        /// place of `sha256`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        digest: Option<DigestOff>,
         /// Filecopy mode: the absolute path of the copy of the bytes that crossed (for a
         /// transfer that did not complete, of the part that crossed).
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -319,11 +331,34 @@ mod tests {
             result: "ok",
             duration_ms: 2,
             sha256: None,
+            digest: None,
             filecopy: None,
             filecopy_error: None,
             tls_end: None,
         };
         let text = serde_json::to_string(&record).expect("serialise");
         assert!(!text.contains("\"path\""), "{text}");
+    }
+
+    #[test]
+    fn a_transfer_without_digest_says_so_and_has_no_sha256() {
+        let record = AuditRecord::Transfer {
+            verb: "RETR",
+            arg: "f".to_owned(),
+            arg_hex: None,
+            path: Some("/f".to_owned()),
+            direction: "download",
+            bytes: 3,
+            result: "ok",
+            duration_ms: 1,
+            sha256: None,
+            digest: Some(DigestOff::None),
+            filecopy: None,
+            filecopy_error: None,
+            tls_end: None,
+        };
+        let value = serde_json::to_value(&record).expect("serialise");
+        assert_eq!(value["digest"], "none");
+        assert!(value.get("sha256").is_none(), "{value}");
     }
 }

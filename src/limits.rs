@@ -45,6 +45,23 @@ pub const RELAY_BUFFER_SIZE: usize = 64 * 1024;
 pub const MAX_RELAY_BUFFERS: usize = 4096;
 /// Bytes moved for one session in one turn of the event loop before other sessions get theirs.
 pub const MAX_RELAY_BYTES_PER_TURN: usize = 1024 * 1024;
+/// Bytes of the kernel pipe a spliced relay moves its data through (plaintext relays that
+/// need no look at the bytes: `audit.digest` "none", no filecopy, no rate limit, no TLS).
+/// The kernel rounds it to pages; above /proc/sys/fs/pipe-max-size the pipe keeps its
+/// default 64 KiB. A pipe holds only references to the sockets' pages, and only while data
+/// is in flight: an idle pipe costs two descriptors.
+pub const RELAY_PIPE_BYTES: usize = 1024 * 1024;
+/// Spliced relays (each with its pipe: two descriptors) one worker runs at once; a transfer
+/// that finds none free takes the read/write path through a pooled buffer instead.
+pub const MAX_RELAY_PIPES: usize = 1024;
+/// Bytes a relay that may be spliced moves through its pooled buffer first: a short transfer
+/// (a listing, a small file) ends before this and never pays for the pipe (pipe2, fcntl,
+/// close: more system calls than the read and write it replaces); a longer one switches to
+/// splice(2) once its buffer has drained.
+pub const SPLICE_AFTER_BYTES: u64 = 128 * 1024;
+/// Bytes read at a time from the tee(2) copy of a spliced relay's pipe for the SHA-256
+/// (`audit.digest` "sha256" on a plaintext relay); the buffer lives on the stack.
+pub const DIGEST_READ_BYTES: usize = 64 * 1024;
 /// Readiness iterations for one session in one turn; hitting it means a bug, and the session
 /// is closed rather than the loop spinning.
 pub const MAX_DRIVE_ITERATIONS: usize = 10_000;

@@ -5,6 +5,8 @@
 # Installs what is missing on a Debian/Ubuntu machine first. Extra arguments go to `cargo test`,
 # e.g. `./tests/run.sh --test readonly_policy` or `./tests/run.sh -- --nocapture`.
 # FTPGATE_TEST_DIRECT=1 points the clients at the backends directly (checks the fixtures).
+# FTPGATE_TEST_DIGEST=none runs the tests with `audit.digest: "none"` (spliced relays); the
+# whole suite does a second pass of the transfer suites that way, then bench/run.sh --smoke.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -161,4 +163,14 @@ for arg in "$@"; do
             ;;
     esac
 done
-exec cargo test --no-fail-fast "${all_targets[@]}" "$@"
+status=0
+cargo test --no-fail-fast "${all_targets[@]}" "$@" || status=$?
+# The whole suite (no arguments): the transfer suites once more with the digest off
+# (`audit.digest: "none"`), so that plaintext relays take the spliced path, and the
+# benchmark's smoke version (it checks that every measurement completes, never a speed).
+if [ $# -eq 0 ]; then
+    FTPGATE_TEST_DIGEST=none cargo test --no-fail-fast --test transfer_modes \
+        --test data_channel --test limits --test commands --test splice || status=$?
+    bench/run.sh --smoke || status=$?
+fi
+exit "$status"

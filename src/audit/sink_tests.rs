@@ -36,6 +36,7 @@ fn policy(file: Option<&Path>, syslog: Option<&Path>, on_failure: AuditFailure) 
             format: crate::policy::SyslogFormat::Rfc5424,
         }),
         mode: AuditMode::Monitor,
+        digest: crate::policy::AuditDigest::Sha256,
         on_failure,
         filecopy: None,
         integrity: None,

@@ -14,6 +14,7 @@ fn transfer(direction: &'static str, result: &'static str, bytes: u64, ms: u64) 
         filecopy: None,
         filecopy_error: None,
         tls_end: None,
+        digest: None,
     }
 }
 

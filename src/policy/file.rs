@@ -336,6 +336,7 @@ pub(crate) struct UserFile {
     pub allow_fxp_to: Option<Vec<String>>,
     pub tls_require: Option<String>,
     pub tls_session_reuse: Option<BoolOrWord>,
+    pub audit_digest: Option<String>,
     pub limits: Option<Object<UserLimitsFile>>,
     pub timeouts: Option<Object<TimeoutsFile>>,
     /// The user's own `enforce`, else the top-level one.
@@ -406,6 +407,7 @@ pub(crate) struct AuditFile {
     pub syslog: Option<Object<SyslogFile>>,
     pub file: Option<String>,
     pub mode: Option<String>,
+    pub digest: Option<String>,
     pub filecopy: Option<Object<FilecopyFile>>,
     pub on_failure: Option<String>,
     pub integrity: Option<Object<IntegrityFile>>,

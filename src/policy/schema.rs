@@ -362,6 +362,7 @@ mod tests {
                                        "utc_offset": "Z", "tz": "UTC" }],
                     "allow_fxp_to": ["192.0.2.0/24"],
                     "tls_require": "login", "tls_session_reuse": false,
+                    "audit_digest": "none",
                     "limits": { "max_file_size": 1, "rate": "1MiB/s", "user_rate": 1,
                                 "sessions": 1 },
                     "timeouts": { "login": 1, "idle": 1, "session": 1, "data_connect": 1,
@@ -380,7 +381,8 @@ mod tests {
               "deny_asns": [64666], "prefix_table": "/p.tsv" },
   "audit": { "syslog": { "facility": "ftp", "app_name": "x", "socket": "/l", "cee": true,
                          "format": "rfc3164" },
-             "file": "/a.jsonl", "mode": "monitor", "on_failure": "continue",
+             "file": "/a.jsonl", "mode": "monitor", "digest": "sha256",
+             "on_failure": "continue",
              "filecopy": { "directory": "/d", "retention_days": 1, "on_failure": "abort" },
              "integrity": { "key_file": "/k", "checkpoint_interval": 60 } },
   "metrics": { "listen": "127.0.0.1:9464" }

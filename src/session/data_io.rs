@@ -4,9 +4,10 @@
 //! (`data/`): this file feeds it what the sockets did and performs its [`Output`]s.
 
 use super::data::{Acceptance, CopyState, DataTimer, Input, Measure, Output, RelayEnd};
+use super::splice_relay;
 use super::*;
 use crate::limits::MAX_PENDING_DATA_PROXY_HEADERS;
-use crate::policy::TlsSessionReuse;
+use crate::policy::{AuditDigest, TlsSessionReuse};
 
 /// The sockets of the data channel. Which of them exist follows the data machine's state:
 /// the listener while it listens, the connections while they are set up, then the relay
@@ -205,6 +206,7 @@ impl Session {
             .user()
             .and_then(|u| self.policy.user(&u.name))
             .map(|u| (u.name.clone(), u.limits.rate, u.limits.user_rate));
+        let digest_on = self.audit_digest() == AuditDigest::Sha256;
         let (session_bucket, user_bucket) = match limits {
             Some((name, rate, user_rate)) => (
                 rate.map(|r| TokenBucket::new(r, ctx.now)),
@@ -219,6 +221,10 @@ impl Session {
             None => (None, None),
         };
         let copy = self.new_copy(ctx);
+        let tls = server.tls.is_some() || client.tls.is_some();
+        let rate_limited = session_bucket.is_some() || user_bucket.is_some();
+        let splice_after = splice_relay::eligible(tls, copy.is_some(), rate_limited)
+            .then_some(crate::limits::SPLICE_AFTER_BYTES);
         self.sockets.relay = Some(Relay {
             direction,
             client,
@@ -232,8 +238,10 @@ impl Session {
             max_bytes,
             session_bucket,
             user_bucket,
-            digest: tls::sha256(),
+            digest: if digest_on { tls::sha256() } else { None },
             copy,
+            spliced: None,
+            splice_after,
         });
     }
 
@@ -334,6 +342,8 @@ impl Session {
         Measure {
             bytes: relay.bytes,
             sha256: relay.digest.take().map(|d| tls::hex(d.finish().as_ref())),
+            digest: (self.audit_digest() == AuditDigest::None)
+                .then_some(crate::audit::DigestOff::None),
             tls_end: relay.source_end.filter(|_| source_tls).map(Ending::as_str),
             copy,
         }
@@ -572,11 +582,16 @@ impl Session {
             Pump::Stalled => false,
             Pump::Done => {
                 log::debug!(
-                    "{} relay done: {} bytes {} in {:?}",
+                    "{} relay done: {} bytes {} in {:?} ({})",
                     self.id,
                     relay.bytes,
                     relay.direction.as_str(),
-                    ctx.now.saturating_duration_since(relay.started)
+                    ctx.now.saturating_duration_since(relay.started),
+                    if relay.spliced.is_some() {
+                        "spliced"
+                    } else {
+                        "read/write"
+                    }
                 );
                 self.end_relay(RelayEnd::Done, ctx);
                 true
@@ -667,6 +682,14 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// The user's `audit_digest` (SHA-256 when there is no user).
+    fn audit_digest(&self) -> AuditDigest {
+        self.fsm
+            .user()
+            .and_then(|u| self.policy.user(&u.name))
+            .map_or(self.policy.audit.digest, |u| u.audit_digest)
     }
 
     /// The user's `tls_session_reuse` (required by default, also before login).

@@ -29,6 +29,7 @@ mod data;
 mod data_io;
 mod info;
 mod relay;
+mod splice_relay;
 mod transport;
 
 use std::cell::RefCell;

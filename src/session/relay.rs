@@ -10,6 +10,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::control::{Direction, Side};
+use super::splice_relay::{Spliced, pump_spliced};
 use super::transport::{Conn, Ending, ReadStep};
 use crate::filecopy::{Chunk, End, FileCopier, SendError, Target};
 use crate::limits::FILECOPY_CHUNK;
@@ -37,6 +38,11 @@ pub struct Relay {
     pub digest: Option<Box<dyn rustls::crypto::hash::Context>>,
     /// Filecopy mode: the copy of the bytes written to the sink.
     pub copy: Option<RelayCopy>,
+    /// The kernel moves the bytes (splice(2)); `buffer` stays unused. See `splice_relay`.
+    pub spliced: Option<Spliced>,
+    /// The relay may be spliced: it switches to splice(2) once it has read this many bytes
+    /// and its buffer is empty ([`crate::limits::SPLICE_AFTER_BYTES`]).
+    pub splice_after: Option<u64>,
 }
 
 /// The copy of one transfer in filecopy mode: the bytes the relay wrote to its sink, handed
@@ -151,6 +157,49 @@ pub fn pump(
     now: Instant,
     copier: Option<&FileCopier>,
 ) -> Pump {
+    if relay.spliced.is_some() {
+        return pump_spliced(relay, budget);
+    }
+    let mut progress = false;
+    loop {
+        let step = pump_buffered(relay, budget, now, copier);
+        if !matches!(step, Pump::Progress) || !switch_to_splice(relay) {
+            return match step {
+                Pump::Stalled if progress => Pump::Progress,
+                step => step,
+            };
+        }
+        progress = true;
+        if relay.spliced.is_some() {
+            return match pump_spliced(relay, budget) {
+                Pump::Stalled => Pump::Progress,
+                step => step,
+            };
+        }
+    }
+}
+
+/// Whether the relay has just switched to splice(2): it may, it has read enough, and its
+/// buffer is empty (nothing read is left behind in it).
+fn switch_to_splice(relay: &mut Relay) -> bool {
+    let Some(after) = relay.splice_after else {
+        return false;
+    };
+    if relay.read < after || !relay.buffer.is_empty() || relay.source_eof {
+        return false;
+    }
+    relay.splice_after = None;
+    relay.spliced = Spliced::new(relay.digest.is_some());
+    relay.spliced.is_some()
+}
+
+/// The read/write path of [`pump`], through the pooled buffer.
+fn pump_buffered(
+    relay: &mut Relay,
+    budget: &mut usize,
+    now: Instant,
+    copier: Option<&FileCopier>,
+) -> Pump {
     let (source_side, sink_side) = match relay.direction {
         Direction::Download => (Side::Server, Side::Client),
         Direction::Upload => (Side::Client, Side::Server),
@@ -257,7 +306,9 @@ pub fn pump(
         }
         // Read more when there is room; backpressure: a full buffer stops reading.
         let source_ready = source.readable || source.tls.is_some();
-        if !relay.source_eof && source_ready && !relay.buffer.is_full() {
+        // A relay about to switch to splice(2) reads no more: its buffer drains first.
+        let switching = relay.splice_after.is_some_and(|after| relay.read >= after);
+        if !relay.source_eof && source_ready && !relay.buffer.is_full() && !switching {
             let (allowed, wait) = if relay.session_bucket.is_some() || relay.user_bucket.is_some() {
                 rate_allowance(relay, now)
             } else {

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Superseded for the digest by bench/run.sh (audit.digest "none" against "sha256" in the same
+# run); this script still measures filecopy mode.
 # Benchmark: what the audit modes cost per GiB relayed. Bulk downloads and uploads through
 # ftpgate with the audit off (no per-byte audit work: a build of the commit before the
 # SHA-256 digest, or FTPGATE_BASELINE=/path/to/ftpgate), in "monitor" mode (SHA-256 of every

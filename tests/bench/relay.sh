@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Superseded by bench/run.sh (direct and through ftpgate alternating, medians, CPU of the
+# whole path, the digest on and off, FTPS); kept for comparisons with earlier figures.
 # Benchmark: bulk download and upload throughput through ftpgate against direct access to the
 # same vsftpd, on loopback. Not a test (nothing asserts a speed); it prints MiB/s for each
 # path, best of RUNS. Usage: tests/bench/relay.sh [SIZE_MIB] [RUNS]

@@ -150,6 +150,11 @@ impl FtpgateBuilder {
             "defaults": { "timeouts": { "login": login, "idle": idle, "session": session } },
             "audit": { "file": audit.to_string_lossy() },
         });
+        // `FTPGATE_TEST_DIGEST=none` (tests/run.sh's second pass of the transfer suites):
+        // the digest off, so plaintext relays are spliced. A test's own setting wins.
+        if std::env::var("FTPGATE_TEST_DIGEST").is_ok_and(|v| v == "none") {
+            policy["audit"]["digest"] = json!("none");
+        }
         self.apply_settings(&mut policy);
         policy
     }

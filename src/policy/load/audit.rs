@@ -12,8 +12,8 @@ use crate::limits::{
 use crate::policy::file::{AuditFile, IntegrityFile, Object};
 use crate::policy::locate::JsonPath;
 use crate::policy::{
-    AuditFailure, AuditKey, AuditMode, AuditPolicy, CopyFailure, FilecopyPolicy, IntegrityPolicy,
-    SYSLOG_FACILITIES, SyslogFormat, SyslogPolicy,
+    AuditDigest, AuditFailure, AuditKey, AuditMode, AuditPolicy, CopyFailure, FilecopyPolicy,
+    IntegrityPolicy, SYSLOG_FACILITIES, SyslogFormat, SyslogPolicy,
 };
 
 use super::checker::Checker;
@@ -28,6 +28,7 @@ impl Checker<'_> {
             file: None,
             syslog: None,
             mode: AuditMode::Monitor,
+            digest: AuditDigest::Sha256,
             on_failure: AuditFailure::RefuseSessions,
             filecopy: None,
             integrity: None,
@@ -106,6 +107,13 @@ impl Checker<'_> {
         let mode_path = path.key("mode");
         audit.mode = self
             .choice(raw.mode.as_ref(), &mode_path, AuditMode::SPELLINGS)
+            .unwrap_or_default();
+        audit.digest = self
+            .choice(
+                raw.digest.as_ref(),
+                &path.key("digest"),
+                AuditDigest::SPELLINGS,
+            )
             .unwrap_or_default();
         let mut filecopy = None;
         if let Some(Object(raw_copy)) = &raw.filecopy {

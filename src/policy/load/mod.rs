@@ -302,11 +302,17 @@ impl Checker<'_> {
             Some(text) => self.prefix_table(text, &access_path.key("prefix_table"), read_file),
             None => (None, None),
         };
-        let users = self.users(raw, &defaults, have_table);
+        let mut users = self.users(raw, &defaults, have_table);
         let routing = self.routing(raw.routing.as_ref().map(|o| &o.0), &backends);
         self.users_against_routing(&users, &routing);
         let audit = self.audit(raw.audit.as_ref().map(|o| &o.0), &root.key("audit"));
         let metrics_listen = self.metrics(raw.metrics.as_ref().map(|o| &o.0), &root.key("metrics"));
+        // A user without its own `audit_digest` has the global one.
+        for (name, crate::policy::file::Object(user)) in raw.users.iter().flatten() {
+            if let (None, Some(loaded)) = (&user.audit_digest, users.get_mut(name)) {
+                loaded.audit_digest = audit.digest;
+            }
+        }
 
         self.ports_against_listeners(&passive, &listeners);
         self.workers_against_ports(workers, &passive);

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::policy::file::{BoolOrWord, Object, OneOrMany, PolicyFile, TimeWindowFile, UserFile};
 use crate::policy::locate::JsonPath;
 use crate::policy::time::{TimeWindow, Zone, parse_days, parse_hours, parse_offset};
-use crate::policy::{Defaults, TlsRequire, TlsSessionReuse, User, UserLimits};
+use crate::policy::{AuditDigest, Defaults, TlsRequire, TlsSessionReuse, User, UserLimits};
 
 use super::access::RawRules;
 use super::checker::Checker;
@@ -113,6 +113,14 @@ impl Checker<'_> {
                 }
             }
         };
+        // Resolved against `audit.digest` once that is loaded (see `load`).
+        let audit_digest = self
+            .choice(
+                raw.audit_digest.as_ref(),
+                &path.key("audit_digest"),
+                AuditDigest::SPELLINGS,
+            )
+            .unwrap_or_default();
         let global = &context.defaults.limits;
         let mut limits = UserLimits {
             max_file_size: global.max_file_size,
@@ -149,6 +157,7 @@ impl Checker<'_> {
             allow_fxp_to,
             tls_require,
             tls_session_reuse,
+            audit_digest,
             limits,
             timeouts,
             jail,

@@ -322,6 +322,7 @@ fn audit_sinks_and_filecopy() {
                 format: SyslogFormat::Rfc3164,
             }),
             mode: AuditMode::Filecopy,
+            digest: crate::policy::AuditDigest::Sha256,
             on_failure: AuditFailure::RefuseSessions,
             filecopy: Some(FilecopyPolicy {
                 directory: PathBuf::from("/var/lib/copies"),
@@ -439,4 +440,49 @@ fn integrity_reads_its_key_checks_its_mode_and_bounds_the_interval() {
 
     let missing = minimal_with(r#""audit": { "integrity": { "checkpoint_interval": 5 } }"#);
     assert!(errors(&missing)[0].contains("\"key_file\" is missing"));
+}
+
+#[test]
+fn the_digest_is_sha256_unless_the_policy_or_the_user_says_none() {
+    use crate::policy::AuditDigest;
+    let policy = parse(&with(""));
+    assert_eq!(policy.audit.digest, AuditDigest::Sha256);
+    assert_eq!(policy.users["u"].audit_digest, AuditDigest::Sha256);
+    let policy = parse(&with(r#", "audit_digest": "none""#));
+    assert_eq!(policy.audit.digest, AuditDigest::Sha256);
+    assert_eq!(policy.users["u"].audit_digest, AuditDigest::None);
+    // The global value is every user's default; a user may turn it back on.
+    let global = |user: &str| {
+        let doc = with(user);
+        let body = doc.strip_suffix(" }").expect("ends with }");
+        format!("{body}, \"audit\": {{ \"digest\": \"none\" }} }}")
+    };
+    let policy = parse(&global(""));
+    assert_eq!(policy.audit.digest, AuditDigest::None);
+    assert_eq!(policy.users["u"].audit_digest, AuditDigest::None);
+    let policy = parse(&global(r#", "audit_digest": "sha256""#));
+    assert_eq!(policy.users["u"].audit_digest, AuditDigest::Sha256);
+    assert_eq!(AuditDigest::None.name(), "none");
+}
+
+#[test]
+fn a_misspelled_digest_is_an_error_at_its_place() {
+    let doc = with(r#", "audit_digest": "md5""#);
+    assert_eq!(
+        errors(&doc),
+        [err_at(
+            &doc,
+            "\"md5\"",
+            "users.u.audit_digest: unknown value \"md5\"; expected \"sha256\" or \"none\""
+        )]
+    );
+    let doc = minimal_with(r#""audit": { "digest": "SHA-256" }"#);
+    assert_eq!(
+        errors(&doc),
+        [err_at(
+            &doc,
+            "\"SHA-256\"",
+            "audit.digest: unknown value \"SHA-256\"; expected \"sha256\" or \"none\""
+        )]
+    );
 }

@@ -91,7 +91,7 @@ fn unknown_keys_are_refused_at_every_level() {
             "\"rolle\"",
             "users.bob.rolle: unknown field `rolle`, expected one of `role`, `backend`, \
              `allow_from`, `deny_from`, `allow_countries`, `deny_countries`, `allow_asns`, \
-             `deny_asns`, `time_windows`, `allow_fxp_to`, `tls_require`, `tls_session_reuse`, `limits`, `timeouts`, `enforce`, `paths`",
+             `deny_asns`, `time_windows`, `allow_fxp_to`, `tls_require`, `tls_session_reuse`, `audit_digest`, `limits`, `timeouts`, `enforce`, `paths`",
         ),
         (
             r#"{ "users": { "bob": { "limits": { "max_size": 1 } } } }"#,
@@ -133,7 +133,7 @@ fn unknown_keys_are_refused_at_every_level() {
             r#"{ "audit": { "files": "/x" } }"#,
             "\"files\"",
             "audit.files: unknown field `files`, expected one of `syslog`, `file`, `mode`, \
-             `filecopy`, `on_failure`, `integrity`",
+             `digest`, `filecopy`, `on_failure`, `integrity`",
         ),
         (
             r#"{ "audit": { "syslog": { "facilty": "ftp" } } }"#,
@@ -163,7 +163,7 @@ fn unknown_keys_are_refused_at_every_level() {
         [
             "4:7: users.zoë.rôle: unknown field `rôle`, expected one of `role`, `backend`, \
           `allow_from`, `deny_from`, `allow_countries`, `deny_countries`, `allow_asns`, \
-             `deny_asns`, `time_windows`, `allow_fxp_to`, `tls_require`, `tls_session_reuse`, `limits`, `timeouts`, `enforce`, `paths`"
+             `deny_asns`, `time_windows`, `allow_fxp_to`, `tls_require`, `tls_session_reuse`, `audit_digest`, `limits`, `timeouts`, `enforce`, `paths`"
         ]
     );
 }
@@ -343,7 +343,7 @@ fn unknown_keys_at_every_level_and_validation_errors_in_one_run() {
             "\"rolle\"",
             "users.bob.rolle: unknown field `rolle`, expected one of `role`, `backend`, \
              `allow_from`, `deny_from`, `allow_countries`, `deny_countries`, `allow_asns`, \
-             `deny_asns`, `time_windows`, `allow_fxp_to`, `tls_require`, `tls_session_reuse`, `limits`, `timeouts`, `enforce`, `paths`",
+             `deny_asns`, `time_windows`, `allow_fxp_to`, `tls_require`, `tls_session_reuse`, `audit_digest`, `limits`, `timeouts`, `enforce`, `paths`",
         ),
         err_at(
             doc,
@@ -367,7 +367,7 @@ fn unknown_keys_at_every_level_and_validation_errors_in_one_run() {
             doc,
             "\"files\": \"/x\"",
             "audit.files: unknown field `files`, expected one of `syslog`, `file`, `mode`, \
-             `filecopy`, `on_failure`, `integrity`",
+             `digest`, `filecopy`, `on_failure`, `integrity`",
         ),
     ];
     assert_eq!(errors(doc), expected);
@@ -399,7 +399,7 @@ fn a_type_error_in_one_user_and_an_unknown_key_in_another() {
                 "\"colour\"",
                 "users.bob.colour: unknown field `colour`, expected one of `role`, `backend`, \
                  `allow_from`, `deny_from`, `allow_countries`, `deny_countries`, `allow_asns`, \
-             `deny_asns`, `time_windows`, `allow_fxp_to`, `tls_require`, `tls_session_reuse`, `limits`, `timeouts`, `enforce`, `paths`",
+             `deny_asns`, `time_windows`, `allow_fxp_to`, `tls_require`, `tls_session_reuse`, `audit_digest`, `limits`, `timeouts`, `enforce`, `paths`",
             ),
             err_at(
                 &doc,

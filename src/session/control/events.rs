@@ -248,6 +248,8 @@ pub struct RelayReport {
     pub duration_ms: u64,
     /// SHA-256 (hex) of the bytes written to the sink.
     pub sha256: Option<String>,
+    /// "none" when the user's `audit_digest` is "none" (and `sha256` is absent).
+    pub digest: Option<crate::audit::DigestOff>,
     /// How the data's source ended when it was TLS and reached its end: "clean"
     /// (close_notify) or "truncated" (a bare TCP close, which anyone on the path can forge).
     pub tls_end: Option<&'static str>,

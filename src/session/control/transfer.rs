@@ -500,6 +500,7 @@ impl ControlFsm {
             result,
             duration_ms: report.duration_ms,
             sha256: report.sha256,
+            digest: report.digest,
             filecopy: report.filecopy,
             filecopy_error: report.filecopy_error,
             tls_end: report.tls_end,

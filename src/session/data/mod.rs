@@ -87,6 +87,8 @@ pub struct Measure {
     /// Bytes written to the sink.
     pub bytes: u64,
     pub sha256: Option<String>,
+    /// "none" when the digest is off.
+    pub digest: Option<crate::audit::DigestOff>,
     /// How a TLS source ended ("clean" or "truncated"), when it ended.
     pub tls_end: Option<&'static str>,
     pub copy: CopyState,
@@ -719,6 +721,7 @@ fn report_of(measure: Measure, since: Instant, now: Instant) -> RelayReport {
         duration_ms: u64::try_from(now.saturating_duration_since(since).as_millis())
             .unwrap_or(u64::MAX),
         sha256: measure.sha256,
+        digest: measure.digest,
         tls_end: measure.tls_end,
         filecopy,
         filecopy_error,

@@ -24,6 +24,7 @@ fn measure(bytes: u64) -> Measure {
     Measure {
         bytes,
         sha256: Some("ab".repeat(32)),
+        digest: None,
         tls_end: None,
         copy: CopyState::None,
     }
@@ -425,6 +426,7 @@ fn a_relay_that_ends_well_reports_bytes_digest_and_duration() {
             bytes: 1234,
             duration_ms: 250,
             sha256: Some("ab".repeat(32)),
+            digest: None,
             tls_end: Some("clean"),
             filecopy: None,
             filecopy_error: None,

@@ -10,6 +10,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 
+pub mod splice;
+
 /// Set by SIGTERM and SIGINT: stop accepting, drain, exit.
 pub static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 /// SIGTERM/SIGINT received so far: a second one means stop at once, without draining.

@@ -1,0 +1,770 @@
+#!/usr/bin/env python3
+"""ftpgate's benchmark: every measurement directly against the backend and through ftpgate in
+the same run, alternating, several repetitions; prints medians and ratios.
+
+Run it through bench/run.sh (which builds the release binary and checks the packages). On
+loopback, files on tmpfs (/dev/shm), a real vsftpd (plain and TLS) as the backend of the bulk
+and short-session figures, and a small event-driven backend of this script (`--idle-backend`)
+that holds thousands of idle sessions cheaply for the memory figure.
+
+What is measured (direct and through ftpgate; "whole path" is the CPU of client + ftpgate +
+backend, since on loopback the kernel charges receive processing to whichever process runs):
+  bulk      RETR/STOR of one file, plain (digest none: spliced; digest none with a rate limit
+            far above loopback speed: the read/write path; digest sha256: spliced with tee) and
+            FTPS (PROT P, TLS toward the backend too): MB/s, CPU s/GiB of ftpgate and of the
+            whole path
+  parallel  8 RETRs at once: aggregate MB/s
+  sessions  short sessions (login, EPSV, RETR of 1 KiB, QUIT) per second at concurrency
+            1/16/128, plain and FTPS (data connections resume the control session), p50/p99,
+            ftpgate CPU per session, and the load generator's own CPU
+  noop      NOOP round trip p50/p99 on one logged-in session
+  idle      N logged-in idle sessions: ftpgate's memory per session (PSS) and its CPU while idle
+
+Every process this script starts is stopped by its pid when it ends (also on error).
+"""
+
+import argparse
+import json
+import multiprocessing
+import os
+import resource
+import selectors
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+GIB = 1024 ** 3
+MIB = 1024 ** 2
+
+# ---------------------------------------------------------------------------------------------
+# processes
+
+
+class Procs:
+    """Every process the benchmark starts, stopped by pid at the end."""
+
+    def __init__(self):
+        self.procs = []
+
+    def start(self, args, **kw):
+        p = subprocess.Popen(args, **kw)
+        self.procs.append(p)
+        return p
+
+    def stop_all(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.terminate()
+        deadline = time.time() + 5
+        for p in reversed(self.procs):
+            try:
+                p.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, proc, timeout=15.0, log=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            why = open(log).read() if log else ""
+            raise RuntimeError(f"process {proc.args[0]} exited with {proc.returncode}: {why}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"port {port} did not open")
+
+
+def children():
+    """pid -> list of child pids, from /proc."""
+    tree = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        tree.setdefault(int(fields[1]), []).append(int(name))
+    return tree
+
+
+def tree_pids(pid):
+    tree = children()
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(tree.get(p, []))
+    return out
+
+
+def cpu_of(pid, with_reaped=True):
+    """CPU seconds of pid and its live descendants (and what they reaped)."""
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        # utime stime cutime cstime are fields 14-17 (1-based); here 11-14 (0-based after state)
+        total += int(fields[11]) + int(fields[12])
+        if with_reaped:
+            total += int(fields[13]) + int(fields[14])
+    return total / CLK_TCK
+
+
+def pss_of(pid):
+    """PSS bytes of pid and its descendants."""
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
+
+
+def wait_no_children(pid, timeout=10.0):
+    """vsftpd's session processes are gone (reaped: their CPU is in the parent's cutime)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if len(tree_pids(pid)) == 1:
+            return
+        time.sleep(0.01)
+
+
+def run_timed(args):
+    """Runs a client; returns (wall seconds, its CPU seconds)."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    err = p.stderr.read().decode(errors="replace")
+    p.stderr.close()
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed ({p.returncode}): {err}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+# ---------------------------------------------------------------------------------------------
+# the servers
+
+
+def vsftpd_conf(work, name, port, pasv, tls, cert, key):
+    lines = [
+        "listen=YES", "listen_ipv6=NO", "listen_address=127.0.0.1", f"listen_port={port}",
+        "background=NO", "seccomp_sandbox=NO", "anonymous_enable=YES", "local_enable=NO",
+        "no_anon_password=YES", f"anon_root={work}/root", "write_enable=YES",
+        "anon_upload_enable=YES", "anon_other_write_enable=YES",
+        f"pasv_min_port={pasv}", f"pasv_max_port={pasv + 199}", f"secure_chroot_dir={work}/empty",
+        "max_clients=0", "max_per_ip=0", "delay_failed_login=0", "delay_successful_login=0",
+    ]
+    if tls:
+        lines += [
+            "ssl_enable=YES", "allow_anon_ssl=YES", "force_anon_logins_ssl=YES",
+            "force_anon_data_ssl=YES", "require_ssl_reuse=YES", f"rsa_cert_file={cert}",
+            f"rsa_private_key_file={key}", "ssl_ciphers=HIGH",
+        ]
+    path = f"{work}/{name}.conf"
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def gate_conf(work, name, port, passive, backend_port, digest, tls, cert, key):
+    backend = {"servers": [f"127.0.0.1:{backend_port}"], "health_check": False,
+               "feature_probe": False}
+    listener = {"address": f"127.0.0.1:{port}"}
+    policy = {
+        "workers": "auto", "user": "root",
+        "listeners": [listener],
+        "passive": {"ports": f"{passive}-{passive + 999}"},
+        "backends": {"b": backend},
+        "roles": {"rw": {"allow": ["RETR", "STOR", "LIST", "CWD", "PWD", "SIZE", "DELE"]}},
+        "users": {"anonymous": {"role": "rw", "backend": "b"}},
+        # One load generator address: no per-address caps or bans in the way.
+        "defaults": {"limits": {"sessions_total": 30000, "sessions_per_ip": 30000,
+                                "failed_logins_per_ip": 1000000},
+                     "timeouts": {"idle": 3600, "session": 7200}},
+        "audit": {"file": f"{work}/{name}-audit.jsonl", "digest": digest,
+                  "on_failure": "continue"},
+    }
+    if tls:
+        listener["tls"] = "explicit"
+        policy["tls"] = {"certificate": cert, "private_key": key}
+        backend["tls"] = "explicit"
+        backend["pinned_certificate"] = cert
+    path = f"{work}/{name}.json"
+    with open(path, "w") as f:
+        json.dump(policy, f, indent=1)
+    return path
+
+
+def idle_backend(port):
+    """An FTP backend that only logs in and idles: one process, epoll, a few hundred bytes per
+    session (the idle-memory figure needs thousands of sessions behind ftpgate; vsftpd forks
+    twice per session)."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, resource.getrlimit(resource.RLIMIT_NOFILE))
+    sel = selectors.DefaultSelector()
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("127.0.0.1", port))
+    lsock.listen(4096)
+    lsock.setblocking(False)
+    sel.register(lsock, selectors.EVENT_READ, None)
+    buffers = {}
+    replies = {b"USER": b"331 ok\r\n", b"PASS": b"230 ok\r\n", b"NOOP": b"200 ok\r\n",
+               b"TYPE": b"200 ok\r\n", b"SYST": b"215 UNIX Type: L8\r\n",
+               b"FEAT": b"211-Features:\r\n211 End\r\n", b"PWD": b'257 "/"\r\n'}
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    while True:
+        for key, _ in sel.select():
+            if key.data is None:
+                while True:
+                    try:
+                        c, _ = lsock.accept()
+                    except BlockingIOError:
+                        break
+                    c.setblocking(False)
+                    c.send(b"220 idle backend\r\n")
+                    buffers[c.fileno()] = b""
+                    sel.register(c, selectors.EVENT_READ, 1)
+                continue
+            c = key.fileobj
+            try:
+                data = c.recv(4096)
+            except OSError:
+                data = b""
+            if not data:
+                sel.unregister(c)
+                buffers.pop(c.fileno(), None)
+                c.close()
+                continue
+            buf = buffers.get(c.fileno(), b"") + data
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                verb = line.strip().split(b" ")[0].upper()
+                if verb == b"QUIT":
+                    c.send(b"221 bye\r\n")
+                else:
+                    c.send(replies.get(verb, b"502 no\r\n"))
+            buffers[c.fileno()] = buf
+
+
+# ---------------------------------------------------------------------------------------------
+# a small FTP client for short sessions, NOOPs and idle sessions
+
+
+# Seconds a benchmark client waits for a connection or a reply (a session that waits longer
+# counts as failed: vsftpd's listen backlog of 32 drops SYNs at concurrency 128).
+CLIENT_TIMEOUT = 30.0
+
+
+class Client:
+    def __init__(self, port, tls=False, ctx=None):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=CLIENT_TIMEOUT)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+        self.ctx = ctx
+        self.expect(220)
+        if tls:
+            self.cmd("AUTH TLS", 234)
+            self.sock = ctx.wrap_socket(self.sock)
+            self.cmd("PBSZ 0", 200)
+            self.cmd("PROT P", 200)
+        self.tls = tls
+
+    def reply(self):
+        while True:
+            while b"\n" in self.buf:
+                line, self.buf = self.buf.split(b"\n", 1)
+                if len(line) >= 4 and line[:3].isdigit() and line[3:4] == b" ":
+                    return int(line[:3]), line
+            data = self.sock.recv(65536)
+            if not data:
+                raise RuntimeError("connection closed")
+            self.buf += data
+
+    def expect(self, code):
+        got, line = self.reply()
+        if got != code:
+            raise RuntimeError(f"expected {code}, got {line!r}")
+
+    def cmd(self, line, code):
+        self.sock.sendall(line.encode() + b"\r\n")
+        self.expect(code)
+
+    def login(self):
+        # vsftpd with no_anon_password logs anonymous in at USER (230); others ask (331).
+        self.sock.sendall(b"USER anonymous\r\n")
+        code, line = self.reply()
+        if code == 331:
+            self.cmd("PASS x", 230)
+        elif code != 230:
+            raise RuntimeError(f"USER: {line!r}")
+
+    def retr(self, path):
+        self.sock.sendall(b"EPSV\r\n")
+        code, line = self.reply()
+        if code != 229:
+            raise RuntimeError(f"EPSV: {line!r}")
+        port = int(line.split(b"|||")[1].split(b"|")[0])
+        data = socket.create_connection(("127.0.0.1", port), timeout=CLIENT_TIMEOUT)
+        self.sock.sendall(f"RETR {path}\r\n".encode())
+        if self.tls:
+            # The data connection resumes the control session (vsftpd's require_ssl_reuse).
+            data = self.ctx.wrap_socket(data, session=self.sock.session)
+        code, line = self.reply()
+        if code not in (125, 150):
+            raise RuntimeError(f"RETR: {line!r}")
+        n = 0
+        while True:
+            chunk = data.recv(65536)
+            if not chunk:
+                break
+            n += len(chunk)
+        data.close()
+        self.expect(226)
+        return n
+
+    def close(self):
+        try:
+            self.sock.sendall(b"QUIT\r\n")
+            self.reply()
+        except (OSError, RuntimeError):
+            pass
+        self.sock.close()
+
+
+def client_ctx():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def session_worker(args):
+    port, tls, threads, per_thread = args
+    ctx = client_ctx() if tls else None
+    lat, errors = [], []
+    lock = threading.Lock()
+
+    def run():
+        mine = []
+        for _ in range(per_thread):
+            t0 = time.perf_counter()
+            try:
+                c = Client(port, tls, ctx)
+                c.login()
+                c.cmd("TYPE I", 200)
+                c.retr("/pub/small.bin")
+                c.close()
+                mine.append(time.perf_counter() - t0)
+            except (OSError, RuntimeError, ssl.SSLError) as e:
+                with lock:
+                    errors.append(str(e))
+        with lock:
+            lat.extend(mine)
+
+    ts = [threading.Thread(target=run) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return lat, errors, ru.ru_utime + ru.ru_stime
+
+
+def short_sessions(port, tls, conc, total, server_pids):
+    procs = min(conc, max(2, os.cpu_count() or 2))
+    threads = max(1, conc // procs)
+    per_thread = max(1, total // (procs * threads))
+    cpu0 = {p: cpu_of(p) for p in server_pids}
+    t0 = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(procs) as pool:
+        results = pool.map(session_worker, [(port, tls, threads, per_thread)] * procs)
+    wall = time.perf_counter() - t0
+    wait_no_children(server_pids[-1])  # vsftpd: its session processes reaped
+    cpu = {p: cpu_of(p) - cpu0[p] for p in server_pids}
+    lat = sorted(x for r in results for x in r[0])
+    errors = [e for r in results for e in r[1]]
+    gen_cpu = sum(r[2] for r in results)
+    n = len(lat)
+    if errors:
+        print(f"  ({len(errors)} sessions failed on port {port}, e.g. {errors[0]})")
+    if n == 0:
+        raise RuntimeError(f"no session completed: {errors[:3]}")
+    return {
+        "sessions": n, "errors": len(errors), "per_s": n / wall,
+        "p50_ms": lat[n // 2] * 1e3, "p99_ms": lat[min(n - 1, int(n * 0.99))] * 1e3,
+        "cpu_ms": {str(p): c * 1e3 / n for p, c in cpu.items()},
+        "gen_cpu_ms": gen_cpu * 1e3 / n, "gen_util": gen_cpu / wall,
+    }
+
+
+def noops(port, count):
+    """NOOP round trips, 500 per session: ftpgate holds one session to
+    MAX_COMMANDS_PER_SECOND (1000) beyond a burst of 1000, which a tight loop would reach."""
+    lat = []
+    while len(lat) < count:
+        c = Client(port)
+        c.login()
+        for _ in range(min(500, count - len(lat))):
+            t0 = time.perf_counter()
+            c.cmd("NOOP", 200)
+            lat.append(time.perf_counter() - t0)
+        c.close()
+    lat.sort()
+    return {"p50_us": lat[len(lat) // 2] * 1e6, "p99_us": lat[int(len(lat) * 0.99)] * 1e6}
+
+
+def idle_sessions(port, count, gate_pid):
+    pss0 = pss_of(gate_pid)
+    clients = []
+    for _ in range(count):
+        c = Client(port)
+        c.login()
+        clients.append(c)
+    # Every session is logged in; let the workers settle (bounded), then measure.
+    time.sleep(2.0)
+    pss1 = pss_of(gate_pid)
+    cpu0 = cpu_of(gate_pid)
+    time.sleep(3.0)
+    idle_cpu = cpu_of(gate_pid) - cpu0
+    for c in clients:
+        c.sock.close()
+    return {"sessions": count, "bytes_per_session": (pss1 - pss0) / count,
+            "idle_cpu_s_in_3s": idle_cpu}
+
+
+# ---------------------------------------------------------------------------------------------
+# bulk transfers
+
+
+def curl_args(port, tls, path, upload=None, out="/dev/null"):
+    args = ["curl", "-sS", "--max-time", "600"]
+    if tls:
+        args += ["--ssl-reqd", "-k"]
+    url = f"ftp://anonymous:x@127.0.0.1:{port}{path}"
+    if upload:
+        args += ["-T", upload, url]
+    else:
+        args += ["-o", out, url]
+    return args
+
+
+def bulk(port, tls, direction, size, work, vs_pid, gate_pid, tag):
+    if direction == "RETR":
+        args = curl_args(port, tls, "/pub/big.bin")
+    else:
+        args = curl_args(port, tls, f"/pub/up-{tag}.bin", upload=f"{work}/root/pub/big.bin")
+    vs0 = cpu_of(vs_pid)
+    g0 = cpu_of(gate_pid) if gate_pid else 0.0
+    wall, client_cpu = run_timed(args)
+    wait_no_children(vs_pid)
+    vs_cpu = cpu_of(vs_pid) - vs0
+    g_cpu = (cpu_of(gate_pid) - g0) if gate_pid else 0.0
+    if direction == "STOR":
+        os.unlink(f"{work}/root/pub/up-{tag}.bin")
+    gib = size / GIB
+    return {"mb_s": size / 1e6 / wall, "gate_cpu_s_gib": g_cpu / gib,
+            "path_cpu_s_gib": (client_cpu + vs_cpu + g_cpu) / gib}
+
+
+def parallel(port, tls, n, size, vs_pid, gate_pid):
+    vs0, g0 = cpu_of(vs_pid), (cpu_of(gate_pid) if gate_pid else 0.0)
+    t0 = time.perf_counter()
+    ps = [subprocess.Popen(curl_args(port, tls, "/pub/par.bin"), stderr=subprocess.PIPE)
+          for _ in range(n)]
+    client_cpu = 0.0
+    for p in ps:
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        client_cpu += usage.ru_utime + usage.ru_stime
+        if p.returncode != 0:
+            raise RuntimeError(f"parallel curl failed: {p.stderr.read()!r}")
+        p.stderr.close()
+    wall = time.perf_counter() - t0
+    wait_no_children(vs_pid)
+    g_cpu = (cpu_of(gate_pid) - g0) if gate_pid else 0.0
+    total = n * size
+    return {"mb_s": total / 1e6 / wall, "gate_cpu_s_gib": g_cpu / (total / GIB),
+            "path_cpu_s_gib": (client_cpu + cpu_of(vs_pid) - vs0 + g_cpu) / (total / GIB)}
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def median_of(runs, key):
+    return statistics.median(r[key] for r in runs)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, one repetition (CI)")
+    ap.add_argument("--binary", default="target/release/ftpgate")
+    ap.add_argument("--size-mib", type=int)
+    ap.add_argument("--reps", type=int)
+    ap.add_argument("--sessions", type=int, help="short sessions per measurement")
+    ap.add_argument("--idle", type=int, help="idle sessions")
+    ap.add_argument("--only", default="bulk,parallel,sessions,noop,idle")
+    ap.add_argument("--json", help="write the results here as well")
+    ap.add_argument("--idle-backend", type=int, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.idle_backend:
+        idle_backend(a.idle_backend)
+        return
+    global CLIENT_TIMEOUT
+    if a.smoke:
+        CLIENT_TIMEOUT = 5.0  # bounded: the smoke run stays well under a minute
+    size = (a.size_mib or (16 if a.smoke else 1024)) * MIB
+    reps = a.reps or (1 if a.smoke else 3)
+    nsessions = a.sessions or (48 if a.smoke else 1024)
+    nidle = a.idle or (500 if a.smoke else 10000)
+    only = set(a.only.split(","))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = max(hard, 4 * nidle + 1024)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    procs = Procs()
+    work = tempfile.mkdtemp(prefix="ftpgate-bench.", dir="/dev/shm")
+    results = {"machine": machine(), "size_mib": size // MIB, "reps": reps}
+    try:
+        run(a, procs, work, size, reps, nsessions, nidle, only, results)
+    finally:
+        procs.stop_all()
+        shutil.rmtree(work, ignore_errors=True)
+        if a.json:  # what was measured, also when a later measurement failed
+            with open(a.json, "w") as f:
+                json.dump(results, f, indent=1)
+
+
+def machine():
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} CPUs, {model}, Linux {os.uname().release}"
+
+
+def run(a, procs, work, size, reps, nsessions, nidle, only, results):
+    os.makedirs(f"{work}/root/pub")
+    os.makedirs(f"{work}/empty")
+    shutil.chown(f"{work}/root/pub", "ftp")
+    with open(f"{work}/root/pub/big.bin", "wb") as f:
+        left = size
+        while left:
+            n = min(left, 16 * MIB)
+            f.write(os.urandom(n))
+            left -= n
+    with open(f"{work}/root/pub/par.bin", "wb") as f:
+        f.write(os.urandom(max(MIB, size // 4)))
+    with open(f"{work}/root/pub/small.bin", "wb") as f:
+        f.write(os.urandom(1024))
+    cert, key = f"{work}/cert.pem", f"{work}/key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True)
+    print(f"ftpgate benchmark: {results['machine']}")
+    print(f"work on tmpfs {work}; file {size // MIB} MiB; {reps} repetition(s), alternating "
+          "direct/ftpgate; medians")
+    sys.stdout.flush()
+
+    servers = {}
+    # Passive ranges below the kernel's ephemeral ports (free_port's listeners are there).
+    pasv = 26000
+    for name, tls in (("vs", False), ("vstls", True)):
+        port = free_port()
+        conf = vsftpd_conf(work, name, port, pasv, tls, cert, key)
+        pasv += 200
+        p = procs.start(["/usr/sbin/vsftpd", conf])
+        wait_port(port, p)
+        servers[name] = (port, p.pid)
+    gates = {}
+    passive = 26400
+    for name, backend, digest, tls in (("none", "vs", "none", False),
+                                       ("sha256", "vs", "sha256", False),
+                                       ("tls", "vstls", "none", True),
+                                       ("tls-sha256", "vstls", "sha256", True),
+                                       ("rw", "vs", "none", False)):
+        port = free_port()
+        conf = gate_conf(work, name, port, passive, servers[backend][0], digest, tls, cert, key)
+        if name == "rw":
+            # A rate limit far above what loopback moves keeps the read/write path (spliced
+            # relays have no rate limit): the two paths side by side.
+            with open(conf) as f:
+                pol = json.load(f)
+            pol["defaults"]["limits"]["rate"] = "100GiB/s"
+            with open(conf, "w") as f:
+                json.dump(pol, f)
+        passive += 1000
+        p = procs.start([a.binary, "--config", conf], env=dict(os.environ, RUST_LOG="warn"),
+                        stderr=open(f"{work}/{name}.stderr", "w"))
+        wait_port(port, p, log=f"{work}/{name}.stderr")
+        gates[name] = (port, p.pid)
+
+    def pair(label, direct, through, keys, fmt):
+        """Alternates the two measurements; prints medians and ratios."""
+        d_runs, g_runs = [], []
+        for i in range(reps):
+            order = [(direct, d_runs), (through, g_runs)]
+            if i % 2:
+                order.reverse()
+            for fn, runs in order:
+                runs.append(fn(i))
+        row = {"direct": {k: median_of(d_runs, k) for k in keys},
+               "ftpgate": {k: median_of(g_runs, k) for k in keys}}
+        results[label] = row
+        print(fmt(label, row))
+        sys.stdout.flush()
+        return row
+
+    if "bulk" in only:
+        print(f"\n{'bulk ' + str(size // MIB) + ' MiB':40} {'direct':>9} {'ftpgate':>9} {'ratio':>6}"
+              f"  {'gate s/GiB':>10} {'path s/GiB d/g':>15} {'added':>6}")
+
+        def fmt_bulk(label, row):
+            d, g = row["direct"], row["ftpgate"]
+            return (f"{label:40} {d['mb_s']:9.0f} {g['mb_s']:9.0f} {g['mb_s'] / d['mb_s']:6.2f}"
+                    f"  {g['gate_cpu_s_gib']:10.2f} {d['path_cpu_s_gib']:7.2f}/"
+                    f"{g['path_cpu_s_gib']:<7.2f} {g['path_cpu_s_gib'] - d['path_cpu_s_gib']:6.2f}")
+
+        keys = ("mb_s", "gate_cpu_s_gib", "path_cpu_s_gib")
+        for gate, backend, tls, digest in (("none", "vs", False, "none"),
+                                           ("rw", "vs", False, "none, read/write"),
+                                           ("sha256", "vs", False, "sha256"),
+                                           ("tls", "vstls", True, "none"),
+                                           ("tls-sha256", "vstls", True, "sha256")):
+            vport, vpid = servers[backend]
+            gport, gpid = gates[gate]
+            for direction in ("RETR", "STOR"):
+                pair(f"{direction} {'FTPS' if tls else 'plain'} digest {digest}",
+                     lambda i: bulk(vport, tls, direction, size, work, vpid, None, f"d{i}"),
+                     lambda i: bulk(gport, tls, direction, size, work, vpid, gpid, f"g{i}"),
+                     keys, fmt_bulk)
+
+    if "parallel" in only:
+        par = max(MIB, size // 4)
+        print(f"\n{'8 parallel RETR of ' + str(par // MIB) + ' MiB':34} {'direct':>9} {'ftpgate':>9}"
+              f" {'ratio':>6}  {'gate s/GiB':>10} {'path s/GiB d/g':>15}")
+        for gate in ("none", "sha256"):
+            vport, vpid = servers["vs"]
+            gport, gpid = gates[gate]
+            pair(f"parallel plain digest {gate}",
+                 lambda i: parallel(vport, False, 8, par, vpid, None),
+                 lambda i: parallel(gport, False, 8, par, vpid, gpid),
+                 ("mb_s", "gate_cpu_s_gib", "path_cpu_s_gib"),
+                 lambda label, row: (
+                     f"{label:34} {row['direct']['mb_s']:9.0f} {row['ftpgate']['mb_s']:9.0f} "
+                     f"{row['ftpgate']['mb_s'] / row['direct']['mb_s']:6.2f}  "
+                     f"{row['ftpgate']['gate_cpu_s_gib']:10.2f} "
+                     f"{row['direct']['path_cpu_s_gib']:7.2f}/{row['ftpgate']['path_cpu_s_gib']:<7.2f}"))
+
+    if "sessions" in only:
+        print(f"\n{'short sessions (' + str(nsessions) + ' each)':34} {'direct/s':>9} {'gate/s':>9}"
+              f" {'ratio':>6}  {'p50 ms d/g':>13} {'p99 ms d/g':>13} {'gate ms/s':>9}"
+              f" {'gen ms/s':>8} {'gen cores':>9}")
+        for tls in (False, True):
+            vport, vpid = servers["vstls" if tls else "vs"]
+            gport, gpid = gates["tls" if tls else "none"]
+            for conc in (1, 16, 128):
+                def direct(i, vport=vport, tls=tls, conc=conc, vpid=vpid):
+                    r = short_sessions(vport, tls, conc, nsessions, [vpid])
+                    r["gate_ms"] = 0.0
+                    return r
+
+                def through(i, gport=gport, tls=tls, conc=conc, vpid=vpid, gpid=gpid):
+                    r = short_sessions(gport, tls, conc, nsessions, [gpid, vpid])
+                    r["gate_ms"] = r["cpu_ms"][str(gpid)]
+                    return r
+
+                pair(f"sessions {'FTPS' if tls else 'plain'} c={conc}", direct, through,
+                     ("per_s", "p50_ms", "p99_ms", "gate_ms", "gen_cpu_ms", "gen_util", "errors"),
+                     lambda label, row: (
+                         f"{label:34} {row['direct']['per_s']:9.0f} {row['ftpgate']['per_s']:9.0f} "
+                         f"{row['ftpgate']['per_s'] / row['direct']['per_s']:6.2f}  "
+                         f"{row['direct']['p50_ms']:6.2f}/{row['ftpgate']['p50_ms']:<6.2f} "
+                         f"{row['direct']['p99_ms']:6.2f}/{row['ftpgate']['p99_ms']:<6.2f} "
+                         f"{row['ftpgate']['gate_ms']:9.3f} {row['ftpgate']['gen_cpu_ms']:8.2f} "
+                         f"{row['ftpgate']['gen_util']:9.2f}"
+                         + (f"  errors {row['direct']['errors']:.0f}/{row['ftpgate']['errors']:.0f}"
+                            if row['direct']['errors'] or row['ftpgate']['errors'] else "")))
+
+    if "noop" in only:
+        count = 300 if a.smoke else 5000
+        vport, _ = servers["vs"]
+        gport, _ = gates["none"]
+        print(f"\n{'NOOP round trip (' + str(count) + ')':34} {'p50 us d/g':>15} {'p99 us d/g':>15}"
+              f" {'added p50':>9}")
+        pair("noop", lambda i: noops(vport, count), lambda i: noops(gport, count),
+             ("p50_us", "p99_us"),
+             lambda label, row: (
+                 f"{label:34} {row['direct']['p50_us']:7.1f}/{row['ftpgate']['p50_us']:<7.1f} "
+                 f"{row['direct']['p99_us']:7.1f}/{row['ftpgate']['p99_us']:<7.1f} "
+                 f"{row['ftpgate']['p50_us'] - row['direct']['p50_us']:9.1f}"))
+
+    if "idle" in only:
+        bport = free_port()
+        b = procs.start([sys.executable, os.path.abspath(__file__), "--idle-backend", str(bport)])
+        wait_port(bport, b)
+        port = free_port()
+        conf = gate_conf(work, "idle", port, 30400, bport, "sha256", False, cert, key)
+        with open(conf) as f:
+            pol = json.load(f)
+        # Two workers: each holds two descriptors per session (client and backend), and a
+        # container may not raise RLIMIT_NOFILE above 20,000 (ftpgate raises its soft limit
+        # to the hard one); SO_REUSEPORT spreads the sessions over both.
+        pol["workers"] = 2
+        pol["passive"] = {"ports": "30400-30599"}
+        with open(conf, "w") as f:
+            json.dump(pol, f)
+        g = procs.start([a.binary, "--config", conf], env=dict(os.environ, RUST_LOG="warn"),
+                        stderr=open(f"{work}/idle.stderr", "w"))
+        wait_port(port, g, log=f"{work}/idle.stderr")
+        try:
+            r = idle_sessions(port, nidle, g.pid)
+        except RuntimeError:
+            print(open(f"{work}/idle.stderr").read()[-3000:])
+            raise
+        results["idle"] = r
+        print(f"\nidle logged-in sessions: {r['sessions']}, ftpgate "
+              f"{r['bytes_per_session'] / 1024:.2f} KiB per session (PSS), CPU while idle "
+              f"{r['idle_cpu_s_in_3s']:.2f} s in 3 s")
+
+
+if __name__ == "__main__":
+    main()

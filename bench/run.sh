@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# ftpgate's benchmark: bulk RETR/STOR (plain with the digest off and on, FTPS both sides),
+# 8 parallel transfers, short sessions per second at concurrency 1/16/128 (plain and FTPS),
+# NOOP round trips and the memory of idle sessions, each directly against the backend and
+# through ftpgate in the same run, alternating, with medians and ratios. See bench/bench.py.
+#
+#   bench/run.sh            the full run: 1 GiB files, 3 repetitions, 1024 sessions per
+#                           measurement, 10,000 idle sessions (about 5-10 minutes on 2 cores)
+#   bench/run.sh --smoke    a short version (16 MiB, one repetition; well under a minute):
+#                           what CI runs; it asserts nothing about time, only that every
+#                           measurement completes
+#   bench/run.sh --json out.json --reps 5 --size-mib 256 --only bulk,noop   (any bench.py option)
+#
+# Needs root (vsftpd runs as root, the idle figure raises RLIMIT_NOFILE), vsftpd, curl,
+# openssl and python3; installs what is missing (Debian/Ubuntu). Loopback only; files on
+# tmpfs (/dev/shm). Every process it starts is stopped by pid when it ends.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+[ -x /usr/sbin/vsftpd ] || missing+=(vsftpd)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+[ -x /usr/bin/python3 ] || missing+=(python3)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "bench/run.sh: installing ${missing[*]}" >&2
+    apt-get install -y --no-install-recommends "${missing[@]}" >&2
+fi
+if ! getent passwd ftp >/dev/null; then
+    echo "bench/run.sh: user 'ftp' is missing (vsftpd's ftp_username)" >&2
+    exit 1
+fi
+cargo build --release -q
+exec /usr/bin/python3 bench/bench.py --binary target/release/ftpgate "$@"
