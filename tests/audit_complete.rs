@@ -321,3 +321,42 @@ fn abor_and_an_operators_kill_each_say_so() {
     assert_eq!(end["reason"], "killed");
     assert_totals(&end, &transfer);
 }
+
+/// The idle time during a transfer runs from the last byte that moved: a client that reads
+/// slowly but steadily (on the spliced path: no digest, no rate limit) outlives it.
+#[test]
+fn a_slow_but_moving_download_outlives_the_idle_timeout() {
+    let vs = Vsftpd::start();
+    let file = random_bytes(16 * MIB, 7);
+    vs.put_file("pub/f.bin", &file);
+    let gate = Ftpgate::builder()
+        .backend("vsftpd", vs.addr())
+        .standard_roles()
+        .user("ftp", "read-only", "vsftpd")
+        .timeouts(30, 1, 600)
+        .set(&["audit", "digest"], json!("none"))
+        .start();
+    let mut c = Ftp::connect(gate.addr());
+    let me = c.local_addr().to_string();
+    c.login_ok("ftp", "x");
+    let mut data = start_download(&mut c, "/pub/f.bin");
+    // About 3.5 s of reading, a piece every 100 ms: longer than the idle time in all, never
+    // idle that long.
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(3500) {
+        let n = data.read(&mut buf).expect("data");
+        assert!(n > 0, "the transfer was cut after {:?}", started.elapsed());
+        got.extend_from_slice(&buf[..n]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    got.extend(read_data(&mut data, usize::MAX));
+    assert_eq!(got.len(), file.len(), "{:?}", gate.audit_events());
+    assert_eq!(sha256_bytes(&got), sha256_bytes(&file));
+    assert_eq!(c.read_reply().0, 226);
+    assert_eq!(c.cmd("QUIT").0, 221);
+    let (transfer, _) = ends(&gate, &me);
+    assert_eq!(transfer["result"], "ok");
+    assert_eq!(transfer["digest"], "none");
+}

@@ -113,6 +113,17 @@ pub fn die_with_parent() -> io::Result<()> {
 }
 
 /// Sends `signal` to process `pid`.
+/// Bytes written to the TCP socket `fd` that its peer has not acknowledged yet (SIOCOUTQ):
+/// what a relay wrote minus this is what the peer has taken. None when the kernel will not
+/// say.
+pub fn unacknowledged_bytes(fd: &impl AsRawFd) -> Option<u64> {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ (TIOCOUTQ) writes one c_int through the pointer, which points at a
+    // live local of that type; the descriptor is borrowed, so it stays open for the call.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+    (rc == 0).then(|| u64::try_from(queued).unwrap_or(0))
+}
+
 pub fn send_signal(pid: u32, signal: i32) -> io::Result<()> {
     let pid =
         libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;

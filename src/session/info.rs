@@ -8,13 +8,23 @@ use crate::services::WorkerCtx;
 
 impl Session {
     /// Whether the relay in flight moved a byte since the idle timer last looked (and
-    /// remembers where it is now). False without a relay.
+    /// remembers where it is now): read from its source, or taken by its sink's peer (what
+    /// was written minus what the kernel still holds unacknowledged, so a slow reader that
+    /// drains the socket buffers counts as moving). False without a relay.
     pub(super) fn relay_moved_since_idle_mark(&mut self) -> bool {
         let Some(relay) = self.sockets.relay.as_ref() else {
             return false;
         };
-        let moved = relay.read != self.idle_mark;
-        self.idle_mark = relay.read;
+        let sink = match relay.direction {
+            crate::session::control::Direction::Download => &relay.client.stream,
+            crate::session::control::Direction::Upload => &relay.server.stream,
+        };
+        let taken = crate::os::unacknowledged_bytes(sink)
+            .map_or(relay.bytes, |queued| relay.bytes.saturating_sub(queued));
+        // Both counts only grow during a relay: their sum changes exactly when one moved.
+        let mark = relay.read.wrapping_add(taken);
+        let moved = mark != self.idle_mark;
+        self.idle_mark = mark;
         moved
     }
 
