@@ -32,6 +32,7 @@
 //! - `cwd.rs`: the working directory behind the audit trail's paths;
 //! - `tests/`: event-script tests, one file per concern (`hostile.rs` for hostile peers).
 
+mod audit;
 mod commands;
 mod cwd;
 mod data;
@@ -39,6 +40,7 @@ mod events;
 pub(super) mod login;
 mod phase;
 mod snapshot;
+mod timers;
 mod tls;
 mod transfer;
 
@@ -557,101 +559,6 @@ impl ControlFsm {
         self.audit_command(cmd.verb.name(), arg, decision, code, out);
     }
 
-    fn audit_command(
-        &mut self,
-        verb: &str,
-        arg: &[u8],
-        decision: &'static str,
-        reply: u16,
-        out: &mut Vec<Action>,
-    ) {
-        // Before login a command that repeats one already recorded (same verb, decision and
-        // reply) is only counted: a flood costs the audit trail one line per kind and a
-        // count in `session_end`, not a line per command. USER and PASS are always
-        // recorded; after login every command is.
-        if let Login::Pending(before) = &mut self.login {
-            if verb != "USER" && verb != "PASS" {
-                let seen = before
-                    .audited
-                    .iter()
-                    .any(|(v, d, r)| v == verb && *d == decision && *r == reply);
-                if seen {
-                    *self.repeated.entry(verb.to_string()).or_default() += 1;
-                    return;
-                }
-                before.audited.push((verb.to_string(), decision, reply));
-            }
-        }
-        // A dry run's forwarded refusal (`enforce: false`) is recorded as what it would
-        // have been.
-        let decision = match self.would_deny {
-            Some(denied) if denied == verb && decision == "allow" => {
-                self.would_deny = None;
-                "would_deny"
-            }
-            _ => decision,
-        };
-        out.push(Action::Audit(AuditRecord::Command {
-            verb: verb.to_string(),
-            arg: lossy(arg),
-            arg_hex: hex_unless_utf8(arg),
-            path: Verb::from_name(verb.as_bytes()).and_then(|v| self.audit_path(v, arg)),
-            decision,
-            reply,
-            line_hex: None,
-            line_bytes: None,
-        }));
-    }
-
-    /// A line that is no command, recorded with its raw bytes (as many as
-    /// [`crate::limits::MAX_AUDITED_LINE_BYTES`]) and a `malformed_command` violation; before
-    /// login a repeat of one recorded is only counted, like every command.
-    fn audit_malformed(
-        &mut self,
-        error: &CommandError,
-        line: &[u8],
-        len: usize,
-        reply: u16,
-        out: &mut Vec<Action>,
-    ) {
-        let before = out.len();
-        self.audit_command("", b"", "deny", reply, out);
-        let Some(Action::Audit(AuditRecord::Command {
-            line_hex,
-            line_bytes,
-            ..
-        })) = out.get_mut(before)
-        else {
-            return; // counted as a repeat
-        };
-        let kept = line
-            .get(..crate::limits::MAX_AUDITED_LINE_BYTES)
-            .unwrap_or(line);
-        *line_hex = Some(crate::tls::hex(kept));
-        *line_bytes = Some(len as u64);
-        out.push(Action::Audit(AuditRecord::PolicyViolation {
-            kind: "malformed_command",
-            detail: format!("{error} ({len} bytes)"),
-        }));
-    }
-
-    fn audit_login(
-        &self,
-        result: &'static str,
-        reason: Option<&'static str>,
-        out: &mut Vec<Action>,
-    ) {
-        let Some(user) = &self.user else { return };
-        out.push(Action::Audit(AuditRecord::Login {
-            result,
-            role: user.known.as_ref().map(|k| k.role.clone()),
-            backend: user.known.as_ref().map(|k| k.backend.clone()),
-            server: self.server.map(|s| s.to_string()),
-            target: user.target.clone(),
-            reason,
-        }));
-    }
-
     /// Closes every data connection and the passive listener.
     fn abort_data(&mut self, out: &mut Vec<Action>) {
         self.client = ClientData::None;
@@ -752,89 +659,6 @@ impl ControlFsm {
             }
             // No backend connection in these phases: nothing can arrive.
             other => self.phase = other,
-        }
-    }
-
-    fn on_timer(&mut self, kind: TimerKind, out: &mut Vec<Action>) {
-        match kind {
-            TimerKind::Login if !self.is_logged_in() => self.on_login_timeout(out),
-            TimerKind::Idle if self.is_logged_in() && self.transfer_step().is_none() => {
-                self.fail_close("Timeout.", CloseReason::IdleTimeout, out)
-            }
-            // The shell passes the idle timer on during a relay only when no byte moved
-            // for the idle time: the stalled transfer is cut and recorded as a timeout.
-            TimerKind::Idle if matches!(self.transfer_step(), Some(TransferStep::Relaying(_))) => {
-                self.fail_close(
-                    "Timeout: the transfer stalled.",
-                    CloseReason::IdleTimeout,
-                    out,
-                )
-            }
-            // Still setting up the transfer (its own timers bound that): look again later.
-            TimerKind::Idle if self.transfer_step().is_some() => {
-                if let Some(t) = self.user_timeouts() {
-                    out.push(Action::SetTimer(TimerKind::Idle, secs(t.idle)));
-                }
-            }
-            TimerKind::Session
-                if self.transfer_step().is_some()
-                    && self.user_timeouts().is_some_and(|t| {
-                        t.session_during_transfer == crate::policy::DuringTransfer::Finish
-                    }) =>
-            {
-                self.session_expired = true;
-            }
-            TimerKind::Session => self.fail_close(
-                "Session time limit reached.",
-                CloseReason::SessionTimeout,
-                out,
-            ),
-            TimerKind::FailedLogin => {
-                if let Some(attempt) = self.attempt() {
-                    attempt.delay_over = true;
-                }
-                if let Phase::FailedLogin {
-                    ban_pending,
-                    expired,
-                } = self.phase
-                {
-                    self.answer_failed_login(ban_pending, expired, out);
-                }
-            }
-            TimerKind::DataConnect => match self.transfer_step() {
-                Some(TransferStep::AwaitPasv | TransferStep::AwaitDataConnect { .. }) => {
-                    self.client_data_failed(out)
-                }
-                Some(_) => {}
-                None => {
-                    // SECURITY: a passive port stays open only for a bounded time.
-                    if self.client == ClientData::Listening {
-                        self.abort_data(out);
-                    }
-                }
-            },
-            TimerKind::BackendReply => {
-                let waiting = match &self.phase {
-                    Phase::Ready
-                    | Phase::AwaitUser
-                    | Phase::AwaitPass
-                    | Phase::FailedLogin { .. } => false,
-                    // While data moves the backend owes nothing until the relay is done.
-                    Phase::Transfer(t) => match &t.step {
-                        TransferStep::Relaying(stage) => matches!(stage, RelayStage::Relayed(_)),
-                        _ => true,
-                    },
-                    _ => true,
-                };
-                if waiting {
-                    self.fail_close(
-                        "Service not available: the backend did not answer in time.",
-                        CloseReason::BackendTimeout,
-                        out,
-                    );
-                }
-            }
-            _ => {}
         }
     }
 }
