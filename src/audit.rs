@@ -86,7 +86,7 @@ pub enum AuditRecord {
         arg: String,
         /// As for `Command`.
         #[serde(skip_serializing_if = "Option::is_none")]
-        arg_hex: Option<String>,
+        arg_hex: Option<Box<str>>,
         /// As for `Command`; a listing without an argument names the working directory.
         #[serde(skip_serializing_if = "Option::is_none")]
         path: Option<String>,
@@ -102,6 +102,10 @@ pub enum AuditRecord {
         /// place of `sha256`.
         #[serde(skip_serializing_if = "Option::is_none")]
         digest: Option<DigestOff>,
+        /// `verify_uploads`: what the backend said of the stored file (boxed: rare, and the
+        /// record travels in every action).
+        #[serde(flatten, skip_serializing_if = "Option::is_none")]
+        backend_check: Option<Box<BackendCheck>>,
         /// Filecopy mode: the absolute path of the copy of the bytes that crossed (for a
         /// transfer that did not complete, of the part that crossed).
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -109,7 +113,7 @@ pub enum AuditRecord {
         /// Filecopy mode: why the copy failed (the transfer failed with it unless the policy
         /// says `on_failure: "continue"`).
         #[serde(skip_serializing_if = "Option::is_none")]
-        filecopy_error: Option<String>,
+        filecopy_error: Option<Box<str>>,
         /// When the data came over TLS and its stream ended: "clean" (close_notify) or
         /// "truncated" (a TCP close without it, which anyone on the path could forge).
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -230,6 +234,14 @@ struct Envelope<'a> {
     record: &'a AuditRecord,
 }
 
+/// The SHA-256 a backend gave for a stored file (`HASH`, `verify_uploads`) and whether it
+/// equals the one of the bytes relayed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BackendCheck {
+    pub backend_sha256: String,
+    pub backend_sha256_match: bool,
+}
+
 /// Who the event is about.
 pub struct AuditContext<'a> {
     pub session: &'a str,
@@ -332,6 +344,7 @@ mod tests {
             duration_ms: 2,
             sha256: None,
             digest: None,
+            backend_check: None,
             filecopy: None,
             filecopy_error: None,
             tls_end: None,
@@ -353,6 +366,7 @@ mod tests {
             duration_ms: 1,
             sha256: None,
             digest: Some(DigestOff::None),
+            backend_check: None,
             filecopy: None,
             filecopy_error: None,
             tls_end: None,

@@ -69,6 +69,8 @@ pub enum Verb {
     Mfmt,
     Lang,
     Host,
+    /// The digest of a file (draft-bryan-ftpext-hash; ProFTPD mod_digest, FileZilla).
+    Hash,
 }
 
 /// The obsolete X-aliases of RFC 775, and the verb each one means.
@@ -131,6 +133,7 @@ impl Verb {
         Verb::Mfmt,
         Verb::Lang,
         Verb::Host,
+        Verb::Hash,
     ];
 
     /// Looks a verb up by its wire name, ignoring ASCII case. The X-aliases map to their RFC
@@ -203,6 +206,7 @@ impl Verb {
             Verb::Mlst => "MLST",
             Verb::Mfmt => "MFMT",
             Verb::Lang => "LANG",
+            Verb::Hash => "HASH",
             Verb::Host => "HOST",
         }
     }
@@ -259,6 +263,7 @@ impl Verb {
                 | Verb::Cdup
                 | Verb::Mfmt
                 | Verb::Smnt
+                | Verb::Hash
         )
     }
 
@@ -446,7 +451,7 @@ mod tests {
         for (i, &verb) in Verb::ALL.iter().enumerate() {
             assert_eq!(verb as usize, i, "{verb:?} out of place in Verb::ALL");
         }
-        assert_eq!(Verb::ALL.len(), Verb::Host as usize + 1);
+        assert_eq!(Verb::ALL.len(), Verb::Hash as usize + 1);
     }
 
     #[test]
@@ -557,6 +562,7 @@ mod tests {
             (Mfmt, false, true, false, false),
             (Lang, false, false, false, false),
             (Host, false, false, false, false),
+            (Hash, false, true, false, false),
         ];
         assert_eq!(table.len(), Verb::ALL.len(), "table must cover every verb");
         for &(verb, plumbing, file, transfer, upload) in table {

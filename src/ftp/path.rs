@@ -107,7 +107,8 @@ pub fn named_path(verb: Verb, arg: &str) -> Option<&str> {
         | Verb::Rnto
         | Verb::Size
         | Verb::Cwd
-        | Verb::Smnt => non_empty(arg),
+        | Verb::Smnt
+        | Verb::Hash => non_empty(arg),
         _ => None,
     }
 }

@@ -113,6 +113,8 @@ pub fn needs(verb: Verb, arg: &[u8]) -> Needs {
         Verb::Mlst => Needs::All(&[Verb::Mlst]),
         Verb::Mfmt => Needs::All(&[Verb::Mfmt]),
         Verb::Lang => Needs::All(&[Verb::Lang]),
+        // A file's digest tells what reading it would: a role that may RETR may ask it.
+        Verb::Hash => Needs::All(&[Verb::Retr]),
         // Identity and target changes, and the TLS and data-connection plumbing, are
         // ftpgate's own business: never forwarded as role commands.
         Verb::User
@@ -199,6 +201,12 @@ mod tests {
             let class = needs(verb, b"x");
             if verb.is_plumbing() || matches!(verb, Verb::Acct | Verb::Rein | Verb::Host) {
                 assert!(matches!(class, Needs::Never(_)), "{verb}");
+            } else if verb == Verb::Hash {
+                // A file's digest tells what reading it would.
+                assert!(
+                    matches!(class, Needs::All(v) if v == [Verb::Retr]),
+                    "{verb}"
+                );
             } else if !matches!(verb, Verb::Stat | Verb::Site | Verb::Opts) {
                 assert!(matches!(class, Needs::All(v) if v == [verb]), "{verb}");
                 assert!(class.granted(|v| v == verb), "{verb}");

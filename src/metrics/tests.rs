@@ -15,6 +15,7 @@ fn transfer(direction: &'static str, result: &'static str, bytes: u64, ms: u64) 
         filecopy_error: None,
         tls_end: None,
         digest: None,
+        backend_check: None,
     }
 }
 

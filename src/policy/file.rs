@@ -273,6 +273,7 @@ pub(crate) struct BackendFile {
     pub server_name: Option<String>,
     pub feature_probe: Option<bool>,
     pub health_check: Option<HealthCheckFile>,
+    pub verify_uploads: Option<bool>,
 }
 
 /// `backends.NAME.health_check`: `false` (off), `true` (the defaults) or

@@ -300,6 +300,9 @@ pub struct Backend {
     pub feature_probe: bool,
     /// Active health checks of the pool's servers (`None`: `"health_check": false`).
     pub health_check: Option<HealthCheck>,
+    /// After each upload ftpgate asks the server for the file's SHA-256 (`HASH`) and
+    /// records whether it equals the one of the bytes relayed (`verify_uploads`).
+    pub verify_uploads: bool,
 }
 
 /// How each worker checks a pool's servers: every `interval` seconds it connects to each

@@ -198,6 +198,7 @@ mod tests {
             tls_settings: Default::default(),
             feature_probe: true,
             health_check: Some(Default::default()),
+            verify_uploads: false,
         }
     }
     fn ports(list: &[SocketAddr]) -> Vec<u16> {

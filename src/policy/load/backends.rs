@@ -114,6 +114,7 @@ impl Checker<'_> {
                     tls_settings,
                     feature_probe: raw.feature_probe.unwrap_or(DEFAULT_FEATURE_PROBE),
                     health_check: self.health_check(raw.health_check.as_ref(), &path),
+                    verify_uploads: raw.verify_uploads.unwrap_or(false),
                 },
             );
         }

@@ -40,6 +40,7 @@ fn minimal_policy_builds_the_expected_model() {
                 tls_settings: BackendTls::default(),
                 feature_probe: true,
                 health_check: Some(Default::default()),
+                verify_uploads: false,
             },
         )]),
         roles: BTreeMap::from([(

@@ -79,7 +79,7 @@ fn unknown_keys_are_refused_at_every_level() {
             "\"server\"",
             "backends.edi.server: unknown field `server`, expected one of `servers`, \
              `balance`, `tls`, `source_address`, `ca_file`, `pinned_certificate`, `client_certificate`, \
-             `client_key`, `server_name`, `feature_probe`, `health_check`",
+             `client_key`, `server_name`, `feature_probe`, `health_check`, `verify_uploads`",
         ),
         (
             r#"{ "roles": { "ro": { "allow": [], "deny": [] } } }"#,
@@ -310,7 +310,7 @@ fn unknown_keys_at_every_level_and_validation_errors_in_one_run() {
             "\"weight\"",
             "backends.files.weight: unknown field `weight`, expected one of `servers`, \
              `balance`, `tls`, `source_address`, `ca_file`, `pinned_certificate`, `client_certificate`, \
-             `client_key`, `server_name`, `feature_probe`, `health_check`",
+             `client_key`, `server_name`, `feature_probe`, `health_check`, `verify_uploads`",
         ),
         err_at(
             doc,

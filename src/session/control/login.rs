@@ -96,6 +96,10 @@ impl ControlFsm {
                         Some(None) => return None,
                         Some(Some(pool)) => pool.clone(),
                     };
+                    let verify_uploads = policy
+                        .backends
+                        .get(&backend)
+                        .is_some_and(|b| b.verify_uploads);
                     Some(KnownUser {
                         role: u.role.clone(),
                         allow: role.allow,
@@ -105,6 +109,7 @@ impl ControlFsm {
                         allow_fxp_to: u.allow_fxp_to.clone(),
                         tls_require: u.tls_require,
                         jail: u.jail.clone(),
+                        verify_uploads,
                         enforce: u.enforce,
                     })
                 });

@@ -43,6 +43,7 @@ mod snapshot;
 mod timers;
 mod tls;
 mod transfer;
+mod verify;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -96,6 +97,8 @@ pub struct KnownUser {
     pub allow_fxp_to: Vec<Cidr>,
     /// The user's own TLS requirement (tightens the listener's).
     pub tls_require: TlsRequire,
+    /// Ask the backend for each upload's SHA-256 (its pool's `verify_uploads`).
+    pub verify_uploads: bool,
     /// The user's path jail (`paths`).
     pub jail: Option<crate::policy::jail::Jail>,
     /// `false`: dry run (the policy's `enforce`): what the role refuses is forwarded and
@@ -566,6 +569,12 @@ impl ControlFsm {
     }
 
     fn close(&mut self, reason: CloseReason, out: &mut Vec<Action>) {
+        // An upload's record still waiting for the backend's digest goes now, without it.
+        if matches!(self.phase, Phase::VerifyUpload(_)) {
+            if let Phase::VerifyUpload(v) = std::mem::replace(&mut self.phase, Phase::Ready) {
+                out.push(Action::Audit(verify::with_backend_digest(v.record, None)));
+            }
+        }
         // A transfer cut by the session's end still gets its record, whole: a running relay
         // is stopped first (the close follows its report, see `on_relay_stopped`).
         if let Phase::Transfer(t) = &mut self.phase {
@@ -643,6 +652,7 @@ impl ControlFsm {
                 self.on_forwarded_reply(verb, arg, feat, reply, out)
             }
             Phase::AwaitPwd => self.on_own_pwd_reply(reply, out),
+            Phase::VerifyUpload(v) => self.on_verify_reply(v, reply, out),
             Phase::Transfer(t) => {
                 self.phase = Phase::Transfer(t);
                 self.on_transfer_reply(reply, out);

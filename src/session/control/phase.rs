@@ -50,6 +50,9 @@ pub(super) enum Phase {
         feat: bool,
     },
     Transfer(Box<Transfer>),
+    /// An upload's 226 went to the client; its record waits for the backend's digest
+    /// (`verify_uploads`, see `verify.rs`). Client commands wait.
+    VerifyUpload(Box<super::verify::Verify>),
     /// The backend's final replies still owed for an aborted or failed transfer: relay them
     /// (`relay`) or swallow them, then back to Ready.
     Draining {
@@ -102,6 +105,7 @@ impl Phase {
             Phase::AwaitPwd => "AwaitPwd",
             Phase::Forwarded { .. } => "Forwarded",
             Phase::Transfer(_) => "Transfer",
+            Phase::VerifyUpload(_) => "VerifyUpload",
             Phase::Draining { .. } => "Draining",
             Phase::Closed => "Closed",
         }

@@ -63,6 +63,11 @@ impl ControlFsm {
                     }
                 }
             },
+            TimerKind::BackendReply if matches!(self.phase, Phase::VerifyUpload(_)) => {
+                if let Phase::VerifyUpload(v) = std::mem::replace(&mut self.phase, Phase::Ready) {
+                    self.verify_timed_out(v, out);
+                }
+            }
             TimerKind::BackendReply => {
                 let waiting = match &self.phase {
                     Phase::Ready

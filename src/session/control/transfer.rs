@@ -453,8 +453,28 @@ impl ControlFsm {
         out: &mut Vec<Action>,
     ) {
         let code = reply.code;
+        let verify = self.verifies_upload().then(|| match &self.phase {
+            Phase::Transfer(t) => t.arg.clone(),
+            _ => Vec::new(),
+        });
+        let before = out.len();
         self.end_transfer_with_code("ok", Some(report), code, out);
         out.push(Action::SendClient(reply));
+        if let Some(arg) = verify {
+            // The record waits for the backend's digest (when there is one to compare).
+            let at = out.iter().skip(before).position(|a| {
+                matches!(
+                    a,
+                    Action::Audit(AuditRecord::Transfer {
+                        sha256: Some(_),
+                        ..
+                    })
+                )
+            });
+            if let Some(Action::Audit(record)) = at.map(|i| out.remove(before + i)) {
+                return self.start_verify(record, arg, out);
+            }
+        }
         self.enter_ready(out);
     }
 
@@ -493,7 +513,7 @@ impl ControlFsm {
         out.push(Action::Audit(AuditRecord::Transfer {
             verb: t.verb.name(),
             arg: lossy(&t.arg),
-            arg_hex: hex_unless_utf8(&t.arg),
+            arg_hex: hex_unless_utf8(&t.arg).map(String::into_boxed_str),
             path: self.audit_path(t.verb, &t.arg),
             direction: t.direction.as_str(),
             bytes: report.bytes,
@@ -501,8 +521,9 @@ impl ControlFsm {
             duration_ms: report.duration_ms,
             sha256: report.sha256,
             digest: report.digest,
+            backend_check: None,
             filecopy: report.filecopy,
-            filecopy_error: report.filecopy_error,
+            filecopy_error: report.filecopy_error.map(String::into_boxed_str),
             tls_end: report.tls_end,
         }));
     }

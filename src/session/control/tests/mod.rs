@@ -6,7 +6,8 @@ use crate::policy::{Policy, parse_policy};
 
 const POLICY: &str = r#"{
   "listeners": [ { "address": "127.0.0.1:2121" } ],
-  "backends": { "b": { "servers": ["127.0.0.1:21"] } },
+  "backends": { "b": { "servers": ["127.0.0.1:21"] },
+                "v": { "servers": ["127.0.0.1:21"], "verify_uploads": true } },
   "roles": {
     "ro": { "allow": ["RETR", "LIST", "NLST", "SIZE", "MDTM", "CWD", "CDUP", "PWD"] },
     "rw": { "allow": ["RETR", "STOR", "LIST", "DELE", "MKD", "CWD", "PWD", "SITE"] },
@@ -21,7 +22,8 @@ const POLICY: &str = r#"{
     "lister": { "role": "lister", "backend": "b" },
     "cutter": { "role": "ro", "backend": "b",
                 "timeouts": { "session_during_transfer": "cut" } },
-    "trial": { "role": "ro", "backend": "b", "enforce": false }
+    "trial": { "role": "ro", "backend": "b", "enforce": false },
+    "verifier": { "role": "rw", "backend": "v" }
   }
 }"#;
 

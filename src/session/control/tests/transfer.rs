@@ -491,3 +491,88 @@ fn by_default_the_session_time_limit_lets_the_transfer_in_flight_finish() {
     assert!(actions.contains(&Action::Close(CloseReason::SessionTimeout)));
     assert!(s.fsm.is_closed());
 }
+
+const OURS: &str = "a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447";
+
+/// A verifier's STOR whose relay moved 12 bytes with the digest OURS, up to the 226.
+fn verified_upload() -> (Script, Vec<Action>) {
+    let mut s = Script::logged_in("verifier");
+    s.line("PASV");
+    s.event(Event::PassiveOpened(
+        "127.0.0.1:50000".parse().expect("addr"),
+    ));
+    s.event(Event::ClientDataConnected);
+    s.line("STOR up.bin");
+    s.event(reply(227, "(127,0,0,1,4,1)"));
+    s.event(Event::ServerDataConnected);
+    s.event(reply(150, "Ok to send data."));
+    s.event(Event::RelayDone(RelayReport {
+        bytes: 12,
+        sha256: Some(OURS.into()),
+        ..RelayReport::default()
+    }));
+    let actions = s.event(reply(226, "Transfer complete."));
+    (s, actions)
+}
+
+fn backend_match(actions: &[Action]) -> Vec<(Option<bool>, Option<String>)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Audit(AuditRecord::Transfer { backend_check, .. }) => {
+                Some(match backend_check {
+                    Some(c) => (Some(c.backend_sha256_match), Some(c.backend_sha256.clone())),
+                    None => (None, None),
+                })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_upload_whose_backend_digest_differs_is_recorded_as_a_mismatch() {
+    let (mut s, actions) = verified_upload();
+    // The client has its 226 at once; the record waits for the backend's digest.
+    assert_eq!(client_replies(&actions), vec![226]);
+    assert_eq!(server_commands(&actions), vec!["OPTS HASH SHA-256"]);
+    assert!(backend_match(&actions).is_empty());
+    assert!(!s.fsm.can_take_line(b"NOOP"), "commands wait");
+    let actions = s.event(reply(200, "SHA-256"));
+    assert_eq!(server_commands(&actions), vec!["HASH up.bin"]);
+    let other = "0".repeat(64);
+    let actions = s.event(reply(213, &format!("SHA-256 0-12 {other} up.bin")));
+    assert_eq!(backend_match(&actions), vec![(Some(false), Some(other))]);
+    assert!(client_replies(&actions).is_empty());
+    assert!(s.fsm.can_take_line(b"NOOP"));
+}
+
+#[test]
+fn a_backend_that_cannot_hash_leaves_the_record_without_the_comparison() {
+    let (mut s, _) = verified_upload();
+    let actions = s.event(reply(501, "Unknown option"));
+    assert_eq!(backend_match(&actions), vec![(None, None)]);
+    assert!(s.fsm.can_take_line(b"NOOP"));
+    // A matching digest, for contrast.
+    let (mut s, _) = verified_upload();
+    s.event(reply(200, "SHA-256"));
+    let actions = s.event(reply(213, &format!("SHA-256 0-12 {OURS} up.bin")));
+    assert_eq!(
+        backend_match(&actions),
+        vec![(Some(true), Some(OURS.into()))]
+    );
+}
+
+#[test]
+fn the_waiting_record_is_written_whatever_ends_the_wait() {
+    // No answer in time: recorded without the comparison; the owed reply is swallowed.
+    let (mut s, _) = verified_upload();
+    let actions = s.event(Event::Timer(TimerKind::BackendReply));
+    assert_eq!(backend_match(&actions), vec![(None, None)]);
+    assert!(client_replies(&s.event(reply(213, "late"))).is_empty());
+    // The client going away meanwhile.
+    let (mut s, _) = verified_upload();
+    let actions = s.event(Event::ClientClosed);
+    assert_eq!(backend_match(&actions), vec![(None, None)]);
+    assert!(s.fsm.is_closed());
+}
