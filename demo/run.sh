@@ -91,7 +91,7 @@ if listening "$gate_port"; then
 fi
 vs_port=$(free_block 1)
 vs_pasv=$(free_block 10)
-gate_pasv=$(free_block 10)
+gate_pasv=$(free_block 20)
 
 # --- Files -------------------------------------------------------------------------------------
 if [ -n "${DEMO_DIR:-}" ]; then
@@ -192,7 +192,7 @@ cat >"$work/ftpgate.json" <<EOF
   "workers": 1,
   "user": "nobody",
   "listeners": [ { "address": "127.0.0.1:$gate_port" } ],
-  "passive": { "ports": "$gate_pasv-$((gate_pasv + 9))", "advertise": "127.0.0.1" },
+  "passive": { "ports": "$gate_pasv-$((gate_pasv + 19))", "advertise": "127.0.0.1" },
   "backends": { "demo": { "servers": ["127.0.0.1:$vs_port"] } },
   "roles": {
     "read-only": { "allow": ["RETR", "LIST", "NLST", "SIZE", "MDTM", "CWD", "CDUP", "PWD"] },
