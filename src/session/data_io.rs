@@ -490,17 +490,7 @@ impl Session {
             Ok(progress) => {
                 if let Some(resumed) = conn.finished_unchecked_handshake() {
                     let peer = conn.stream.peer_addr().ok().map(|a| a.ip());
-                    let reuse = self.session_reuse();
-                    let now = ctx.now;
-                    self.data_input(
-                        Input::ClientHandshakeDone {
-                            resumed,
-                            reuse,
-                            peer,
-                            now,
-                        },
-                        ctx,
-                    );
+                    self.client_handshake_done(resumed, peer, ctx);
                     return true;
                 }
                 progress
@@ -511,6 +501,27 @@ impl Session {
                 true
             }
         }
+    }
+
+    /// The client data connection's TLS handshake finished: the data machine checks the
+    /// session resumption (`resumed`) against the user's rule and the peer's address.
+    fn client_handshake_done(
+        &mut self,
+        resumed: bool,
+        peer: Option<std::net::IpAddr>,
+        ctx: &mut WorkerCtx<'_>,
+    ) {
+        let reuse = self.session_reuse();
+        let now = ctx.now;
+        self.data_input(
+            Input::ClientHandshakeDone {
+                resumed,
+                reuse,
+                peer,
+                now,
+            },
+            ctx,
+        );
     }
 
     pub(super) fn progress_server_data(&mut self, ctx: &mut WorkerCtx<'_>) -> bool {
@@ -559,17 +570,7 @@ impl Session {
         }
         if let Some(resumed) = relay.client.finished_unchecked_handshake() {
             let peer = relay.client.stream.peer_addr().ok().map(|a| a.ip());
-            let reuse = self.session_reuse();
-            let now = ctx.now;
-            self.data_input(
-                Input::ClientHandshakeDone {
-                    resumed,
-                    reuse,
-                    peer,
-                    now,
-                },
-                ctx,
-            );
+            self.client_handshake_done(resumed, peer, ctx);
             if !self.data.relaying() {
                 return true;
             }
