@@ -73,9 +73,10 @@ fn ends(gate: &Ftpgate, me: &str) -> (Value, Value) {
         .find(|e| e["event"] == "session_end")
         .expect("session_end");
     // The transfer command has its command event too.
+    let verb = &transfers[0]["verb"];
     assert!(
         mine.iter()
-            .any(|e| e["event"] == "command" && e["verb"] == "RETR"),
+            .any(|e| e["event"] == "command" && &e["verb"] == verb),
         "{mine:?}"
     );
     ((*transfers[0]).clone(), (*end).clone())
@@ -359,4 +360,47 @@ fn a_slow_but_moving_download_outlives_the_idle_timeout() {
     let (transfer, _) = ends(&gate, &me);
     assert_eq!(transfer["result"], "ok");
     assert_eq!(transfer["digest"], "none");
+}
+
+/// An upload the client stops feeding (its data connection open) is cut at the idle time:
+/// one transfer event with what crossed, the backend keeps exactly that.
+#[test]
+fn a_stalled_upload_is_cut_at_the_idle_timeout() {
+    let vs = Vsftpd::start();
+    let gate = Ftpgate::builder()
+        .backend("vsftpd", vs.addr())
+        .standard_roles()
+        .user("anonymous", "full", "vsftpd")
+        .timeouts(30, 2, 900)
+        .start();
+    let mut c = Ftp::connect(gate.addr());
+    let me = c.local_addr().to_string();
+    c.login_ok("anonymous", "x");
+    assert_eq!(c.cmd("TYPE I").0, 200);
+    let mut data = c.pasv_connect();
+    let (code, text) = c.cmd("STOR /pub/stalled.bin");
+    assert_eq!(code, 150, "{text}");
+    let sent = random_bytes(100_000, 1405);
+    std::io::Write::write_all(&mut data, &sent).expect("upload the first part");
+    c.set_read_timeout(Duration::from_secs(30));
+    let (code, text) = c.read_reply();
+    assert_eq!(code, 421, "{text}");
+    let (transfer, end) = ends(&gate, &me);
+    assert_eq!(transfer["result"], "timeout", "{transfer}");
+    assert_eq!(transfer["direction"], "upload");
+    assert_eq!(transfer["bytes"].as_u64(), Some(sent.len() as u64));
+    assert_eq!(
+        transfer["sha256"].as_str(),
+        Some(sha256_bytes(&sent).as_str())
+    );
+    assert_eq!(end["reason"], "idle_timeout");
+    assert_eq!(end["data_bytes_in"].as_u64(), Some(sent.len() as u64));
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            std::fs::read(vs.pub_dir().join("stalled.bin"))
+                .is_ok_and(|stored| sha256_bytes(&stored) == sha256_bytes(&sent))
+        }),
+        "the backend kept what crossed"
+    );
+    drop(data);
 }
