@@ -64,6 +64,8 @@ const W_USER_OVERFLOW: usize = 2;
 const W_FAIL_UNRECORDED: usize = 3;
 /// Failed-login slots taken from an address with a single failure since the worker started.
 const W_FAIL_EVICTED: usize = 4;
+/// Transfers in flight in this worker (relays running), for the supervisor's `worker_lost`.
+const W_TRANSFERS: usize = 5;
 
 const TOTAL_WORDS: usize = 8;
 const IP_WORDS: usize = IP_SLOTS * 2; // key, count
@@ -72,6 +74,20 @@ const FAIL_WORDS: usize = FAIL_SLOTS * 4; // key, count, window start, banned un
 
 /// 64-bit words of one worker's block.
 pub const BLOCK_WORDS: usize = TOTAL_WORDS + IP_WORDS + USER_WORDS + FAIL_WORDS;
+
+/// The sessions and transfers worker `worker` held, read from `region` (the supervisor's
+/// mapping of the workers' shared table) after the worker died, before its successor
+/// clears its block.
+pub fn worker_load(region: &SharedRegion, worker: usize) -> (u64, u64) {
+    let start = HEADER_WORDS + worker * BLOCK_WORDS;
+    let word = |i: usize| {
+        region
+            .words()
+            .get(start + i)
+            .map_or(0, |w| w.load(Ordering::Relaxed))
+    };
+    (word(W_TOTAL), word(W_TRANSFERS))
+}
 
 /// 64-bit words of the region for `workers` workers (the header and one block each).
 pub fn region_words(workers: usize) -> usize {
@@ -235,6 +251,20 @@ impl SharedCounters {
     fn user_key(&self, name: &str) -> u64 {
         // Another key for another table (domain separation).
         siphash24(self.key[0], self.key[1] ^ USER_DOMAIN, name.as_bytes()).max(1)
+    }
+
+    /// A relay started in this worker.
+    pub fn transfer_started(&self) {
+        if let Some(w) = self.word(W_TRANSFERS) {
+            w.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A relay of this worker ended.
+    pub fn transfer_ended(&self) {
+        if let Some(w) = self.word(W_TRANSFERS) {
+            let _ = w.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        }
     }
 
     /// Sessions open in all workers.

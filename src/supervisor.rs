@@ -143,6 +143,10 @@ pub fn run(
         }
     };
     let shm_fd = std::os::fd::AsRawFd::as_raw_fd(&shm);
+    // The supervisor's own view of the table: what a worker that dies carried.
+    let table = os::SharedRegion::from_fd(shm_fd, crate::counters::region_words(count))
+        .map_err(|e| log::warn!("cannot map the shared session counters: {e}"))
+        .ok();
     let spawning = Spawn {
         config,
         count,
@@ -249,6 +253,9 @@ pub fn run(
                 return ExitCode::from(1);
             }
             log::error!("worker {} exited ({status}); restarting it", w.index);
+            if let Some(table) = &table {
+                audit_worker_lost(&current, table, w.index, &status);
+            }
             // It cannot answer a reload in progress any more; its successor starts on the
             // current file anyway.
             if readiness.done(w.index) {
@@ -338,5 +345,46 @@ fn stop_all(workers: &mut [WorkerProcess], wait: Duration) {
         }
         // Bounded by `wait`; the supervisor has nothing else to do while its workers drain.
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A worker died: the `worker_lost` audit event with what it carried (from the shared table,
+/// before its successor clears its block), so that no session or transfer disappears
+/// without a trace. Written by the supervisor through a sink of its own (with
+/// `audit.integrity`, a chain of its own, checkpointed when the sink closes).
+fn audit_worker_lost(
+    policy: &Policy,
+    table: &os::SharedRegion,
+    index: usize,
+    status: &std::process::ExitStatus,
+) {
+    #[derive(serde::Serialize)]
+    struct WorkerLost {
+        ts: String,
+        worker: u32,
+        event: &'static str,
+        status: String,
+        sessions: u64,
+        transfers: u64,
+    }
+    let (sessions, transfers) = crate::counters::worker_load(table, index);
+    let event = WorkerLost {
+        ts: crate::audit::rfc3339_utc(std::time::SystemTime::now()),
+        worker: index as u32,
+        event: "worker_lost",
+        status: status.to_string(),
+        sessions,
+        transfers,
+    };
+    match crate::audit::AuditSink::open(&policy.audit, index as u32) {
+        Ok(mut sink) => sink.emit_worker_event(
+            "worker_lost",
+            crate::audit::syslog_severity::WARNING,
+            &event,
+        ),
+        Err(e) => log::error!(
+            "worker {index} lost with {sessions} sessions and {transfers} transfers; cannot \
+             record it: {e}"
+        ),
     }
 }

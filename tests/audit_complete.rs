@@ -404,3 +404,71 @@ fn a_stalled_upload_is_cut_at_the_idle_timeout() {
     );
     drop(data);
 }
+
+/// The pid of worker `index` of the gate whose supervisor is `supervisor`.
+fn worker_pid(supervisor: u32, index: usize, count: usize) -> Option<u32> {
+    let out = Command::new("pgrep")
+        .arg("-P")
+        .arg(supervisor.to_string())
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&format!("{index}/{count}")))
+        })
+}
+
+/// A worker killed with SIGKILL mid-transfer cannot write its events: the supervisor
+/// records `worker_lost` with the sessions and transfers it carried, and starts another.
+#[test]
+fn a_worker_killed_mid_transfer_is_recorded_by_the_supervisor() {
+    let vs = Vsftpd::start();
+    let file = random_bytes(8 * MIB, 8);
+    vs.put_file("pub/f.bin", &file);
+    let gate = Ftpgate::builder()
+        .backend("vsftpd", vs.addr())
+        .standard_roles()
+        .user("ftp", "read-only", "vsftpd")
+        .workers(2)
+        .set(&["users", "ftp", "limits", "rate"], json!("1MiB/s"))
+        .start();
+    let mut c = Ftp::connect(gate.addr());
+    let me = c.local_addr().to_string();
+    c.login_ok("ftp", "x");
+    let mut data = start_download(&mut c, "/pub/f.bin");
+    read_data(&mut data, 200 * 1024);
+    let events = gate.audit_events();
+    let worker = events
+        .iter()
+        .find(|e| e["event"] == "session_start" && e["client"] == me.as_str())
+        .and_then(|e| e["worker"].as_u64())
+        .expect("the session's worker") as usize;
+    let pid = worker_pid(gate.pid().expect("pid"), worker, 2).expect("the worker's pid");
+    let status = Command::new("kill")
+        .arg("-9")
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let events = gate.wait_audit(Duration::from_secs(20), |ev| {
+        ev.iter().any(|e| e["event"] == "worker_lost")
+    });
+    let lost = events
+        .iter()
+        .find(|e| e["event"] == "worker_lost")
+        .expect("worker_lost");
+    assert_eq!(lost["worker"].as_u64(), Some(worker as u64), "{lost}");
+    assert_eq!(lost["sessions"], 1, "{lost}");
+    assert_eq!(lost["transfers"], 1, "{lost}");
+    assert!(
+        lost["status"].as_str().is_some_and(|s| s.contains("9")),
+        "{lost}"
+    );
+    // The gateway goes on: a new session is served.
+    let mut again = Ftp::connect(gate.addr());
+    again.login_ok("ftp", "x");
+    assert_eq!(again.cmd("QUIT").0, 221);
+}

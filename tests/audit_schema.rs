@@ -374,6 +374,7 @@ g.quit()
 
     let mut events = file.clone();
     events.extend(messages.iter().map(Message::json));
+    events.extend(a_lost_worker(&vs));
     let mut seen = BTreeSet::new();
     for event in &events {
         let errors = check(&root, event);
@@ -397,6 +398,33 @@ g.quit()
 }
 
 /// The text of the man page section `.SS name` (up to the next .SS or .SH).
+/// worker_lost: a gate of two workers, one of them killed with SIGKILL; the supervisor's
+/// event (and the rest of that trail).
+fn a_lost_worker(vs: &Vsftpd) -> Vec<Value> {
+    let gate = Ftpgate::builder()
+        .backend("vsftpd", vs.addr())
+        .standard_roles()
+        .user("anonymous", "full", "vsftpd")
+        .workers(2)
+        .start();
+    let supervisor = gate.pid().expect("pid").to_string();
+    let out = std::process::Command::new("pgrep")
+        .args(["-P", &supervisor])
+        .output()
+        .expect("pgrep");
+    let child = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .map(str::to_owned)
+        .expect("a worker");
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &child])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    gate.wait_audit(WAIT, |e| e.iter().any(|e| e["event"] == "worker_lost"))
+}
+
 fn man_section<'a>(name: &str) -> Option<&'a str> {
     let heading = format!("\n.SS {name}\n");
     let start = MAN.find(&heading)? + heading.len();

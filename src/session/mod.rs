@@ -169,6 +169,8 @@ pub struct Session {
     /// Commands this session may have processed ([`MAX_COMMANDS_PER_SECOND`]).
     command_bucket: TokenBucket,
     events: VecDeque<OwnedEvent>,
+    /// This session's transfer is counted in the shared table's transfers in flight.
+    transfer_counted: std::cell::Cell<bool>,
     /// What the relay had read when the idle timer was last looked at (see `on_timer`).
     idle_mark: u64,
     /// When the command in progress arrived (`ftpgate_command_duration_seconds`, observed
@@ -299,6 +301,7 @@ impl Session {
             events: VecDeque::new(),
             command_since: std::cell::Cell::new(None),
             idle_mark: 0,
+            transfer_counted: std::cell::Cell::new(false),
         };
         session.audit(
             ctx,
@@ -441,6 +444,9 @@ impl Session {
         if let Some(user) = self.counted_user.take() {
             ctx.counters.close_user(&user);
         }
+        if self.transfer_counted.replace(false) {
+            ctx.counters.transfer_ended();
+        }
         let _ = ctx.registry.deregister(&mut self.client.conn.stream);
         let _ = self.client.conn.stream.shutdown(Shutdown::Both);
         ctx.timers.cancel_slot(self.slot);
@@ -495,6 +501,9 @@ impl Session {
             .observe(record, backend.map(|k| k.backend.as_str()));
         if let AuditRecord::Transfer { result, .. } = record {
             *self.transfers.borrow_mut().entry(result).or_default() += 1;
+            if self.transfer_counted.replace(false) {
+                ctx.counters.transfer_ended();
+            }
         }
         if let (AuditRecord::Command { .. }, Some(since)) = (record, self.command_since.take()) {
             let took = ctx.now.saturating_duration_since(since);
@@ -626,13 +635,20 @@ impl Session {
                 Action::StartRelay {
                     direction,
                     max_bytes,
-                } => self.data_input(
-                    data::Input::StartRelay {
-                        direction,
-                        max_bytes,
-                    },
-                    ctx,
-                ),
+                } => {
+                    // Counted in the shared table until its record is written, so that a
+                    // worker that dies is known to have carried it (`worker_lost`).
+                    if !self.transfer_counted.replace(true) {
+                        ctx.counters.transfer_started();
+                    }
+                    self.data_input(
+                        data::Input::StartRelay {
+                            direction,
+                            max_bytes,
+                        },
+                        ctx,
+                    )
+                }
                 Action::AbortData => self.close_data_for_control(false, ctx),
                 Action::SetTimer(kind, after) => self.set_deadline(kind as u8, after, ctx),
                 Action::CancelTimer(kind) => self.cancel_deadline(kind as u8, ctx),
