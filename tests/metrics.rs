@@ -298,3 +298,37 @@ fn a_silent_scrape_is_dropped_at_its_deadline() {
     let ok = http_get(listen, b"GET /metrics HTTP/1.1\r\n\r\n");
     assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
 }
+
+/// Events a sink could not write are counted in `ftpgate_audit_lost_events_total`.
+#[test]
+fn events_a_sink_lost_are_counted() {
+    let vs = Vsftpd::start();
+    let gate = Ftpgate::builder()
+        .backend("vsftpd", vs.addr())
+        .standard_roles()
+        .user("anonymous", "full", "vsftpd")
+        .set(
+            &["audit", "syslog"],
+            serde_json::json!({ "socket": "/nonexistent/ftpgate-test.sock" }),
+        )
+        .set(&["audit", "on_failure"], serde_json::json!("continue"))
+        .start();
+    let dir = gate.admin_dir();
+    assert!(wait_until(Duration::from_secs(10), || dir
+        .join("worker-0.sock")
+        .exists()));
+    let mut c = Ftp::connect(gate.addr());
+    c.login_ok("anonymous", "x");
+    assert_eq!(c.cmd("QUIT").0, 221);
+    gate.wait_audit(Duration::from_secs(5), |ev| {
+        ev.iter().any(|e| e["event"] == "session_end")
+    });
+    let text = metrics_text(&gate);
+    promtool_check(&text);
+    let lost = parsed(&text)
+        .get("ftpgate_audit_lost_events_total{}")
+        .copied()
+        .unwrap_or(0.0);
+    // session_start, USER, login, QUIT, session_end at least, each lost to syslog.
+    assert!(lost >= 5.0, "{lost}\n{text}");
+}

@@ -332,7 +332,7 @@ impl Worker {
             passive_in_use: self.services.passive.in_use(),
             passive_total: self.services.passive.size(),
             passive_exhausted: self.services.passive.exhausted(),
-            audit_lost: 0,
+            audit_lost: self.services.audit.lost(),
             draining: self.admin.draining,
         };
         self.services.metrics.snapshot(&gauges)
