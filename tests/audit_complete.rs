@@ -472,3 +472,123 @@ fn a_worker_killed_mid_transfer_is_recorded_by_the_supervisor() {
     again.login_ok("ftp", "x");
     assert_eq!(again.cmd("QUIT").0, 221);
 }
+
+/// A protected upload whose client puts bytes that are no TLS record on the data connection
+/// (a forged or broken record): the relay fails on TLS itself, result `tls_failed`, with
+/// what crossed before it; the session goes on.
+#[test]
+fn a_broken_tls_record_on_the_data_connection_is_tls_failed() {
+    let vs = Vsftpd::start();
+    let gate = Ftpgate::builder()
+        .backend("vsftpd", vs.addr())
+        .standard_roles()
+        .user("anonymous", "full", "vsftpd")
+        .ftps()
+        .start();
+    let script = r#"
+import ftplib, os, ssl, sys, time
+class Reusing(ftplib.FTP_TLS):
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
+        return conn, size
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+f = Reusing(context=ctx)
+f.connect(sys.argv[1], int(sys.argv[2]), timeout=30)
+f.login("anonymous", "x")
+f.prot_p()
+f.voidcmd("TYPE I")
+conn = f.transfercmd("STOR /pub/broken.bin")
+conn.sendall(b"a" * 5000)
+# Until the backend has stored them (bounded wait on a condition, not a guess).
+deadline = time.time() + 10
+while time.time() < deadline:
+    try:
+        if os.path.getsize(sys.argv[3]) == 5000:
+            break
+    except OSError:
+        pass
+    time.sleep(0.02)
+# An application-data record header and 32 bytes that no key encrypted.
+os.write(conn.fileno(), b"\x17\x03\x03\x00\x20" + b"\x00" * 32)
+try:
+    print(f.voidresp())
+except ftplib.all_errors as e:
+    print(e)
+print(f.sendcmd("NOOP"))
+"#;
+    let addr = gate.addr();
+    let stored = vs.pub_dir().join("broken.bin");
+    let out = python(
+        script,
+        &[
+            &addr.ip().to_string(),
+            &addr.port().to_string(),
+            stored.to_str().expect("path"),
+        ],
+    );
+    let stdout = out.stdout_str();
+    assert!(stdout.contains("426"), "{out:?}");
+    assert!(stdout.contains("200"), "the session goes on: {out:?}");
+    let events = gate.wait_audit(Duration::from_secs(10), |ev| {
+        ev.iter().any(|e| e["event"] == "transfer")
+    });
+    let t = events
+        .iter()
+        .find(|e| e["event"] == "transfer")
+        .expect("transfer");
+    assert_eq!(t["result"], "tls_failed", "{t}");
+    assert_eq!(t["direction"], "upload");
+    assert_eq!(t["bytes"], 5000, "{t}");
+    assert_eq!(
+        t["sha256"].as_str(),
+        Some(sha256_bytes(&[b'a'; 5000]).as_str())
+    );
+}
+
+/// The session limit with "cut" during an upload: one transfer event with result `timeout`
+/// whose bytes and SHA-256 are exactly what the backend stored.
+#[test]
+fn the_session_limit_cuts_an_upload_when_told_and_the_backend_keeps_what_crossed() {
+    let vs = Vsftpd::start();
+    let gate = Ftpgate::builder()
+        .backend("vsftpd", vs.addr())
+        .standard_roles()
+        .user("anonymous", "full", "vsftpd")
+        .timeouts(30, 60, 1)
+        .set(&["users", "anonymous", "limits", "rate"], json!("1MiB/s"))
+        .set(
+            &["users", "anonymous", "timeouts", "session_during_transfer"],
+            json!("cut"),
+        )
+        .start();
+    let mut c = Ftp::connect(gate.addr());
+    let me = c.local_addr().to_string();
+    c.login_ok("anonymous", "x");
+    assert_eq!(c.cmd("TYPE I").0, 200);
+    let mut data = c.pasv_connect();
+    let (code, text) = c.cmd("STOR /pub/cut.bin");
+    assert_eq!(code, 150, "{text}");
+    let file = random_bytes(8 * MIB, 9);
+    // The write fails once ftpgate cuts the data connection.
+    let _ = std::io::Write::write_all(&mut data, &file);
+    c.set_read_timeout(Duration::from_secs(30));
+    assert_eq!(c.read_reply().0, 421);
+    let (transfer, end) = ends(&gate, &me);
+    assert_eq!(transfer["result"], "timeout", "{transfer}");
+    assert_eq!(end["reason"], "session_timeout");
+    let sent = transfer["bytes"].as_u64().expect("bytes") as usize;
+    assert!(sent > 0 && sent < file.len(), "{sent}");
+    assert_eq!(
+        transfer["sha256"].as_str(),
+        Some(sha256_bytes(&file[..sent]).as_str())
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            std::fs::read(vs.pub_dir().join("cut.bin"))
+                .is_ok_and(|stored| stored.len() == sent && stored[..] == file[..sent])
+        }),
+        "the backend keeps exactly what crossed"
+    );
+}

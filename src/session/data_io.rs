@@ -241,6 +241,7 @@ impl Session {
             digest: if digest_on { tls::sha256() } else { None },
             copy,
             spliced: None,
+            tls_failed: false,
             splice_after,
         });
     }
@@ -345,6 +346,7 @@ impl Session {
             digest: (self.audit_digest() == AuditDigest::None)
                 .then_some(crate::audit::DigestOff::None),
             tls_end: relay.source_end.filter(|_| source_tls).map(Ending::as_str),
+            tls_failed: relay.tls_failed,
             copy,
         }
     }

@@ -38,6 +38,9 @@ pub struct Relay {
     pub digest: Option<Box<dyn rustls::crypto::hash::Context>>,
     /// Filecopy mode: the copy of the bytes written to the sink.
     pub copy: Option<RelayCopy>,
+    /// The relay failed on TLS itself (a record that does not decrypt, an alert), not on
+    /// the connection: the transfer's result is `tls_failed`.
+    pub tls_failed: bool,
     /// The kernel moves the bytes (splice(2)); `buffer` stays unused. See `splice_relay`.
     pub spliced: Option<Spliced>,
     /// The relay may be spliced: it switches to splice(2) once it has read this many bytes
@@ -227,12 +230,16 @@ fn pump_buffered(
                 match sink.read_into(&mut scratch) {
                     Ok(ReadStep::Data(_)) => {}
                     Ok(ReadStep::Blocked | ReadStep::Eof(_)) => break,
-                    Err(_) => return Pump::Failed(sink_side),
+                    Err(e) => {
+                        relay.tls_failed |= is_tls_error(&e);
+                        return Pump::Failed(sink_side);
+                    }
                 }
             }
         }
         // Write what is buffered.
-        if sink.flush_tls().map_err(|_| ()).is_err() {
+        if let Err(e) = sink.flush_tls() {
+            relay.tls_failed |= is_tls_error(&e);
             return Pump::Failed(sink_side);
         }
         while !relay.buffer.is_empty() {
@@ -269,7 +276,10 @@ fn pump_buffered(
                     *budget = budget.saturating_sub(n);
                     moved = true;
                 }
-                Err(_) => return Pump::Failed(sink_side),
+                Err(e) => {
+                    relay.tls_failed |= is_tls_error(&e);
+                    return Pump::Failed(sink_side);
+                }
             }
         }
         if relay.source_eof && relay.buffer.is_empty() {
@@ -289,7 +299,10 @@ fn pump_buffered(
             }
             let sink_done = match sink.finish_writes() {
                 Ok(done) => done,
-                Err(_) => return Pump::Failed(sink_side),
+                Err(e) => {
+                    relay.tls_failed |= is_tls_error(&e);
+                    return Pump::Failed(sink_side);
+                }
             };
             // A TLS source (the client's upload) gets our close_notify too: clients such as
             // ftplib wait for it (SSL_shutdown) before they read the final reply.
@@ -356,7 +369,10 @@ fn pump_buffered(
                     relay.source_end = Some(Ending::Truncated);
                     moved = true;
                 }
-                Err(_) => return Pump::Failed(source_side),
+                Err(e) => {
+                    relay.tls_failed |= is_tls_error(&e);
+                    return Pump::Failed(source_side);
+                }
             }
         }
         if !moved {
@@ -368,4 +384,10 @@ fn pump_buffered(
         }
         progress = true;
     }
+}
+
+/// A TLS failure rather than a connection's: rustls reports bad records and alerts as
+/// `InvalidData`.
+fn is_tls_error(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::InvalidData
 }

@@ -256,6 +256,9 @@ pub struct RelayReport {
     /// Filecopy mode: the copy's path, or why it failed.
     pub filecopy: Option<String>,
     pub filecopy_error: Option<String>,
+    /// A relay that failed did so on TLS itself (a record that does not decrypt, an alert),
+    /// not on its connection.
+    pub tls_failed: bool,
 }
 
 /// Outputs of the machine, performed in order by the shell.

@@ -403,6 +403,10 @@ impl ControlFsm {
         }
         let owed = self.replies_owed();
         let (text, result) = match side {
+            _ if report.tls_failed => (
+                "TLS failure on the data connection; transfer aborted.",
+                "tls_failed",
+            ),
             Side::Client => ("Connection closed; transfer aborted.", "client_gone"),
             Side::Server => (
                 "Connection to the server failed; transfer aborted.",

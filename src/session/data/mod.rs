@@ -91,6 +91,8 @@ pub struct Measure {
     pub digest: Option<crate::audit::DigestOff>,
     /// How a TLS source ended ("clean" or "truncated"), when it ended.
     pub tls_end: Option<&'static str>,
+    /// The relay failed on TLS itself (see `RelayReport::tls_failed`).
+    pub tls_failed: bool,
     pub copy: CopyState,
 }
 
@@ -723,6 +725,7 @@ fn report_of(measure: Measure, since: Instant, now: Instant) -> RelayReport {
         sha256: measure.sha256,
         digest: measure.digest,
         tls_end: measure.tls_end,
+        tls_failed: measure.tls_failed,
         filecopy,
         filecopy_error,
     }

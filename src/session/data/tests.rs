@@ -26,6 +26,7 @@ fn measure(bytes: u64) -> Measure {
         sha256: Some("ab".repeat(32)),
         digest: None,
         tls_end: None,
+        tls_failed: false,
         copy: CopyState::None,
     }
 }
@@ -430,6 +431,7 @@ fn a_relay_that_ends_well_reports_bytes_digest_and_duration() {
             tls_end: Some("clean"),
             filecopy: None,
             filecopy_error: None,
+            tls_failed: false,
         }))]
     );
     assert_eq!(m.state(), &State::Idle);

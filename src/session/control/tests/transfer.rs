@@ -461,6 +461,21 @@ fn each_end_of_a_session_gives_the_cut_transfer_its_own_result() {
 }
 
 #[test]
+fn a_relay_that_fails_on_tls_itself_is_tls_failed() {
+    let mut s = relaying_download("big");
+    let actions = s.event(Event::RelayFailed {
+        report: RelayReport {
+            bytes: 3,
+            tls_failed: true,
+            ..RelayReport::default()
+        },
+        side: Side::Client,
+    });
+    assert_eq!(transfer_records(&actions), vec![(3, "tls_failed")]);
+    assert_eq!(client_replies(&actions), vec![426]);
+}
+
+#[test]
 fn a_relay_that_fails_says_which_side_went() {
     for (side, result) in [
         (Side::Client, "client_gone"),
