@@ -44,14 +44,29 @@ fn python() -> PathBuf {
 /// Writes the `.mmdb` of [`RANGES`] with mmdb-writer, as GeoLite2 country and ASN data in
 /// one record (IPv4 in the IPv6 tree, as MaxMind's own databases).
 fn write_mmdb(path: &Path) {
-    let mut script = String::from(
+    write_mmdb_of(path, true, true);
+}
+
+/// Writes a `.mmdb` of [`RANGES`] with their countries, their AS numbers, or both (as
+/// MaxMind ships them: a GeoLite2-Country and a GeoLite2-ASN file apart).
+fn write_mmdb_of(path: &Path, countries: bool, asns: bool) {
+    let kind = if countries { "Country" } else { "ASN" };
+    let script = String::from(
         "import sys\n\
          from netaddr import IPSet, IPRange\n\
          from mmdb_writer import MMDBWriter, MmdbU32\n\
-         w = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type='GeoLite2-Country',\n\
+         w = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type='GeoLite2-KIND',\n\
                         languages=['en'], description={'en': 'ftpgate test'})\n",
     );
+    let mut script = script.replace("KIND", kind);
     for &(net, asn, country) in RANGES {
+        let (asn, country) = (
+            if asns { asn } else { "-" },
+            if countries { country } else { "-" },
+        );
+        if asn == "-" && country == "-" {
+            continue;
+        }
         let set = match net.split_once('-') {
             Some((start, end)) => format!("IPSet(IPRange('{start}', '{end}'))"),
             None => format!("IPSet(['{net}'])"),
@@ -88,6 +103,11 @@ fn write_tsv(path: &Path) {
 
 /// A policy whose global rules and users use the table every way.
 fn policy_text(table: &Path) -> String {
+    policy_with_tables(&format!("\"{}\"", table.display()))
+}
+
+/// The same, with `prefix_table` as written (a string or a list).
+fn policy_with_tables(tables: &str) -> String {
     format!(
         r#"{{
   "listeners": [{{ "address": "127.0.0.1:2121" }}],
@@ -101,10 +121,9 @@ fn policy_text(table: &Path) -> String {
     "fr-or-as64501": {{ "role": "read", "backend": "files", "allow_countries": ["FR"],
                        "deny_asns": [64502] }}
   }},
-  "access": {{ "deny_countries": ["KP"], "prefix_table": "{}" }}
+  "access": {{ "deny_countries": ["KP"], "prefix_table": {tables} }}
 }}
-"#,
-        table.display()
+"#
     )
 }
 
@@ -265,5 +284,62 @@ fn check_loads_a_maxmind_db_and_refuses_a_broken_one() {
         )),
         "{}",
         out.stderr
+    );
+}
+
+/// A country database and an ASN database apart (as MaxMind ships GeoLite2), both named by
+/// `prefix_table`: together they give the decisions of the one TSV table.
+#[test]
+fn a_country_and_an_asn_database_together_decide_like_one_table() {
+    let dir = temp_dir();
+    let tsv = dir.path().join("prefixes.tsv");
+    let countries = dir.path().join("GeoLite2-Country.mmdb");
+    let asns = dir.path().join("GeoLite2-ASN.mmdb");
+    write_tsv(&tsv);
+    write_mmdb_of(&countries, true, false);
+    write_mmdb_of(&asns, false, true);
+    let from_tsv = load(dir.path(), "tsv.json", &tsv);
+    let path = dir.path().join("two.json");
+    let list = format!("[\"{}\", \"{}\"]", countries.display(), asns.display());
+    fs::write(&path, policy_with_tables(&list)).expect("write policy");
+    let from_two = load_policy(&path).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(from_two.prefix_table, [countries.clone(), asns.clone()]);
+    let (tsv_geo, two_geo) = (from_tsv.geo.as_deref(), from_two.geo.as_deref());
+    let mut by_both = 0;
+    for ip in addresses() {
+        let known = |e: Option<ftpgate::policy::GeoEntry>| {
+            e.filter(|e| e.asn.is_some() || e.country.is_some())
+        };
+        let entry = known(two_geo.and_then(|g| g.lookup(ip)));
+        assert_eq!(known(tsv_geo.and_then(|g| g.lookup(ip))), entry, "{ip}");
+        if entry.is_some_and(|e| e.asn.is_some() && e.country.is_some()) {
+            by_both += 1;
+        }
+        assert_eq!(
+            from_tsv.access.check(ip, tsv_geo),
+            from_two.access.check(ip, two_geo),
+            "access, {ip}"
+        );
+        for (name, user) in &from_tsv.users {
+            assert_eq!(
+                user.access.check(ip, tsv_geo),
+                from_two.users[name].access.check(ip, two_geo),
+                "{name}, {ip}"
+            );
+        }
+    }
+    assert!(by_both > 10, "addresses placed by both files: {by_both}");
+    // --check names both.
+    let out = run(
+        Command::new(FTPGATE)
+            .arg("--check")
+            .arg("--config")
+            .arg(&path),
+        Duration::from_secs(30),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        stdout.contains(&format!("{}, {}", countries.display(), asns.display())),
+        "{stdout}"
     );
 }

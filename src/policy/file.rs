@@ -229,7 +229,7 @@ pub(crate) struct AccessFile {
     pub deny_countries: Option<Vec<String>>,
     pub allow_asns: Option<Vec<Scalar>>,
     pub deny_asns: Option<Vec<Scalar>>,
-    pub prefix_table: Option<String>,
+    pub prefix_table: Option<OneOrMany>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -137,6 +137,15 @@ impl GeoTable {
 
     /// `6 ranges`, or what the MaxMind DB is, for the summary.
     pub fn describe(&self) -> String {
+        let mut text = self.describe_one();
+        for more in &self.more {
+            text.push_str("; then ");
+            text.push_str(&more.describe_one());
+        }
+        text
+    }
+
+    fn describe_one(&self) -> String {
         match &self.mmdb {
             Some(mmdb) => mmdb.describe(),
             None => format!("{} ranges", self.len()),

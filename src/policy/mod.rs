@@ -86,8 +86,9 @@ pub struct Policy {
     pub access: AccessRules,
     /// The prefix table of `access.prefix_table`, loaded; `None` when the file names none.
     pub geo: Option<Arc<GeoTable>>,
-    /// Where the prefix table was read from.
-    pub prefix_table: Option<PathBuf>,
+    /// Where the prefix table was read from: one file, or several (a country and an ASN
+    /// database), asked in this order.
+    pub prefix_table: Vec<PathBuf>,
     /// `metrics.listen`: the loopback address of the metrics' HTTP port (worker 0).
     pub metrics_listen: Option<std::net::SocketAddr>,
 }

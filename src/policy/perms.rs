@@ -103,12 +103,13 @@ pub fn named_files(policy: &Policy) -> Vec<(JsonPath, &Path, FileUse)> {
             }
         }
     }
-    if let (Some(table), Some(_)) = (&policy.prefix_table, &policy.geo) {
-        files.push((
-            root.key("access").key("prefix_table"),
-            table.as_path(),
-            FileUse::Trusted,
-        ));
+    if policy.geo.is_some() {
+        let key = root.key("access").key("prefix_table");
+        let several = policy.prefix_table.len() > 1;
+        for (i, table) in policy.prefix_table.iter().enumerate() {
+            let at = if several { key.index(i) } else { key.clone() };
+            files.push((at, table.as_path(), FileUse::Trusted));
+        }
     }
     if let Some(integrity) = &policy.audit.integrity {
         files.push((

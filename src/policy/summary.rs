@@ -127,12 +127,17 @@ impl Policy {
         if !access.is_empty() {
             writeln!(out, "access: {}", access.trim_start_matches(", "))?;
         }
-        if let Some(path) = &self.prefix_table {
+        if !self.prefix_table.is_empty() {
             let what = self
                 .geo
                 .as_ref()
                 .map_or_else(|| "0 ranges".to_owned(), |geo| geo.describe());
-            writeln!(out, "prefix table: {} ({what})", path.display())?;
+            let files: Vec<String> = self
+                .prefix_table
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            writeln!(out, "prefix table: {} ({what})", files.join(", "))?;
         }
 
         writeln!(out, "users:")?;

@@ -45,6 +45,9 @@ pub struct GeoTable {
     ranges: Vec<Range>,
     /// A MaxMind DB in place of the ranges (`mmdb.rs`).
     pub(in crate::policy) mmdb: Option<MmdbTable>,
+    /// Further tables of `access.prefix_table` (e.g. a country and an ASN database), asked
+    /// after this one for what it does not know.
+    pub(in crate::policy) more: Vec<GeoTable>,
 }
 
 impl fmt::Debug for GeoTable {
@@ -140,6 +143,7 @@ impl GeoTable {
             return Ok(GeoTable {
                 ranges: ranges.into_iter().map(|(range, _)| range).collect(),
                 mmdb: None,
+                more: Vec::new(),
             });
         }
         problems.sort_by_key(|&(line, _)| line);
@@ -160,6 +164,26 @@ impl GeoTable {
     /// What the table says about `ip`: a binary search over the ranges, or a walk down
     /// the MaxMind DB's search tree.
     pub fn lookup(&self, ip: IpAddr) -> Option<GeoEntry> {
+        let mut entry = self.lookup_here(ip);
+        // The further tables fill in what this one does not know (an ASN database beside a
+        // country one); the first that knows a field wins.
+        for table in &self.more {
+            if entry.is_some_and(|e| e.asn.is_some() && e.country.is_some()) {
+                break;
+            }
+            if let Some(found) = table.lookup(ip) {
+                let e = entry.get_or_insert(GeoEntry {
+                    asn: None,
+                    country: None,
+                });
+                e.asn = e.asn.or(found.asn);
+                e.country = e.country.or(found.country);
+            }
+        }
+        entry
+    }
+
+    fn lookup_here(&self, ip: IpAddr) -> Option<GeoEntry> {
         if let Some(mmdb) = &self.mmdb {
             return mmdb.lookup(ip);
         }
@@ -169,6 +193,17 @@ impl GeoTable {
         (key <= range.end).then_some(range.entry)
     }
 
+    /// One table of several: `tables[0]` asked first, the rest in order for what it does
+    /// not know. None for none.
+    pub fn combine(mut tables: Vec<GeoTable>) -> Option<GeoTable> {
+        if tables.is_empty() {
+            return None;
+        }
+        let mut first = tables.remove(0);
+        first.more.extend(tables);
+        Some(first)
+    }
+
     /// Number of ranges (0 for a MaxMind DB).
     pub fn len(&self) -> usize {
         self.ranges.len()
@@ -176,7 +211,7 @@ impl GeoTable {
 
     /// Whether the table can place no address at all.
     pub fn is_empty(&self) -> bool {
-        self.ranges.is_empty() && self.mmdb.is_none()
+        self.ranges.is_empty() && self.mmdb.is_none() && self.more.iter().all(GeoTable::is_empty)
     }
 }
 

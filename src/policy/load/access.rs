@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use crate::limits::MAX_PREFIX_TABLE_BYTES;
 use crate::policy::access::{AccessRules, GeoTable, parse_asn, parse_country};
@@ -161,7 +160,7 @@ impl Checker<'_> {
         text: &str,
         path: &JsonPath,
         read_file: ReadFile<'_>,
-    ) -> (Option<PathBuf>, Option<Arc<GeoTable>>) {
+    ) -> (Option<PathBuf>, Option<GeoTable>) {
         let Some(file) = self.absolute_path(text, path) else {
             return (None, None);
         };
@@ -185,7 +184,7 @@ impl Checker<'_> {
         }
         if is_maxmind_db(&bytes) {
             return match MmdbTable::open(bytes) {
-                Ok(mmdb) => (Some(file), Some(Arc::new(GeoTable::from_mmdb(mmdb)))),
+                Ok(mmdb) => (Some(file), Some(GeoTable::from_mmdb(mmdb))),
                 Err(message) => {
                     self.bad(path, format!("{name}: {message}"));
                     (Some(file), None)
@@ -212,7 +211,7 @@ impl Checker<'_> {
                 );
                 (Some(file), None)
             }
-            Ok(table) => (Some(file), Some(Arc::new(table))),
+            Ok(table) => (Some(file), Some(table)),
             Err(problems) => {
                 for (line, message) in problems {
                     self.bad(path, format!("{name} line {line}: {message}"));

@@ -42,13 +42,14 @@ mod values;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::limits::{MAX_POLICY_BYTES, MAX_PREFIX_TABLE_BYTES};
-use crate::policy::access::AccessRules;
-use crate::policy::file::{Object, PolicyFile};
+use crate::policy::access::{AccessRules, GeoTable};
+use crate::policy::file::{Object, OneOrMany, PolicyFile};
 use crate::policy::locate::{self, JsonPath, Target};
 use crate::policy::perms::{self, FileUse};
 use crate::policy::schema;
@@ -298,9 +299,35 @@ impl Checker<'_> {
             Some(raw) => self.access_rules(RawRules::of_access(raw), &access_path, have_table),
             None => AccessRules::default(),
         };
+        let table_path = access_path.key("prefix_table");
         let (prefix_table, geo) = match raw_access.and_then(|a| a.prefix_table.as_ref()) {
-            Some(text) => self.prefix_table(text, &access_path.key("prefix_table"), read_file),
-            None => (None, None),
+            Some(OneOrMany::One(text)) => {
+                let (file, table) = self.prefix_table(text, &table_path, read_file);
+                (file.into_iter().collect(), table.map(Arc::new))
+            }
+            // Several files (a country and an ASN database): asked in order, each for what
+            // the ones before it do not know.
+            Some(OneOrMany::Many(texts)) => {
+                if texts.is_empty() {
+                    self.bad(&table_path, "names no file");
+                }
+                let (mut files, mut tables, mut failed) = (Vec::new(), Vec::new(), false);
+                for (i, text) in texts.iter().enumerate() {
+                    let (file, table) = self.prefix_table(text, &table_path.index(i), read_file);
+                    files.extend(file);
+                    match table {
+                        Some(table) => tables.push(table),
+                        None => failed = true,
+                    }
+                }
+                let geo = if failed {
+                    None
+                } else {
+                    GeoTable::combine(tables).map(Arc::new)
+                };
+                (files, geo)
+            }
+            None => (Vec::new(), None),
         };
         let mut users = self.users(raw, &defaults, have_table);
         let routing = self.routing(raw.routing.as_ref().map(|o| &o.0), &backends);

@@ -31,7 +31,7 @@ fn access_rules_global_and_per_user() {
     assert_eq!(global.deny_asns, vec![64666]);
     assert_eq!(
         policy.prefix_table,
-        Some(PathBuf::from("/etc/ftpgate/prefixes.tsv"))
+        [PathBuf::from("/etc/ftpgate/prefixes.tsv")]
     );
     let geo = policy.geo.as_deref().expect("the table is loaded");
     assert_eq!(geo.len(), 6);
@@ -214,7 +214,7 @@ fn access_errors() {
         (
             r#""access": { "prefix_table": 5 }"#,
             "5",
-            "access.prefix_table: invalid type: integer `5`, expected a string",
+            "access.prefix_table: invalid type: integer `5`, expected a string or a list of strings",
         ),
         (
             r#""access": { "prefix": "/etc/ftpgate/prefixes.tsv" }"#,
@@ -237,7 +237,8 @@ fn access_errors() {
         );
     }
 
-    // A wrong prefix_table hides the "needs access.prefix_table" of the rules.
+    // A wrong prefix_table hides the "needs access.prefix_table" of the rules; in a list,
+    // each file's error is at its own place.
     let doc = with_alice(
         r#", "allow_countries": ["DE"]"#,
         r#""access": { "deny_asns": [1], "prefix_table": ["/x"] }"#,
@@ -246,9 +247,14 @@ fn access_errors() {
         errors(&doc),
         [err_at(
             &doc,
-            "[\"/x\"]",
-            "access.prefix_table: invalid type: sequence, expected a string"
+            "\"/x\"",
+            "access.prefix_table[0]: /x: this caller reads no files (parse_policy); load the policy with load_policy"
         )]
+    );
+    let doc = with_alice("", r#""access": { "prefix_table": [] }"#);
+    assert_eq!(
+        errors(&doc),
+        [err_at(&doc, "[]", "access.prefix_table: names no file")]
     );
 
     // Per user: the same rules, the same messages under the user's path.
@@ -432,7 +438,7 @@ fn load_policy_reads_the_prefix_table() {
     ));
     let path = temp_file("with-table.json", doc.as_bytes());
     let policy = load_policy(&path).expect("valid");
-    assert_eq!(policy.prefix_table.as_deref(), Some(table.as_path()));
+    assert_eq!(policy.prefix_table, std::slice::from_ref(&table));
     let geo = policy.geo.as_deref().expect("loaded");
     assert_eq!(geo.len(), 6);
     assert_eq!(

@@ -98,7 +98,7 @@ fn minimal_policy_builds_the_expected_model() {
         tls: None,
         access: AccessRules::default(),
         geo: None,
-        prefix_table: None,
+        prefix_table: Vec::new(),
         metrics_listen: None,
     };
     assert_eq!(policy, expected);
