@@ -592,3 +592,60 @@ fn the_session_limit_cuts_an_upload_when_told_and_the_backend_keeps_what_crossed
         "the backend keeps exactly what crossed"
     );
 }
+
+/// A protected download whose client resets its TLS data connection (SO_LINGER 0): one
+/// transfer event, `client_gone`, with the bytes ftpgate had sent; the session goes on.
+#[test]
+fn a_reset_tls_data_connection_is_client_gone_and_the_session_goes_on() {
+    let vs = Vsftpd::start();
+    vs.put_file("pub/big.bin", &random_bytes(16 * MIB, 10));
+    let gate = Ftpgate::builder()
+        .backend("vsftpd", vs.addr())
+        .standard_roles()
+        .user("anonymous", "full", "vsftpd")
+        .set(&["users", "anonymous", "limits", "rate"], json!("2MiB/s"))
+        .ftps()
+        .start();
+    let script = r#"
+import ftplib, socket, ssl, struct, sys
+class Reusing(ftplib.FTP_TLS):
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
+        return conn, size
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+f = Reusing(context=ctx)
+f.connect(sys.argv[1], int(sys.argv[2]), timeout=30)
+f.login("anonymous", "x")
+f.prot_p()
+f.voidcmd("TYPE I")
+conn = f.transfercmd("RETR /pub/big.bin")
+got = 0
+while got < 256 * 1024:
+    got += len(conn.recv(65536))
+# A reset, not a close: no close_notify, no FIN.
+conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+conn.close()
+try:
+    print(f.voidresp())
+except ftplib.all_errors as e:
+    print(e)
+print(f.sendcmd("NOOP"))
+"#;
+    let addr = gate.addr();
+    let out = python(script, &[&addr.ip().to_string(), &addr.port().to_string()]);
+    let stdout = out.stdout_str();
+    assert!(stdout.contains("426"), "{out:?}");
+    assert!(stdout.contains("200"), "the session goes on: {out:?}");
+    let events = gate.wait_audit(Duration::from_secs(10), |ev| {
+        ev.iter().any(|e| e["event"] == "transfer")
+    });
+    let transfers: Vec<&Value> = events.iter().filter(|e| e["event"] == "transfer").collect();
+    assert_eq!(transfers.len(), 1, "{events:?}");
+    let t = transfers[0];
+    assert_eq!(t["result"], "client_gone", "{t}");
+    let bytes = t["bytes"].as_u64().expect("bytes");
+    assert!((256 * 1024..16 * MIB as u64).contains(&bytes), "{t}");
+    assert!(t["sha256"].is_string(), "{t}");
+}
