@@ -117,7 +117,8 @@ fn failed_start_log(args: &[&str], env: impl Fn(&Path) -> Vec<(String, String)>)
         .backend("vsftpd", "127.0.0.1:2100".parse().unwrap())
         .standard_roles()
         .user("ftp", "read-only", "vsftpd")
-        .policy(listen, (40000, 40099), &dir.path().join("audit.jsonl"));
+        // A passive range of its own (a fixed one could hold the listener's free port).
+        .policy(listen, port_range(100), &dir.path().join("audit.jsonl"));
     keep_root(&mut policy);
     let path = dir.path().join("ftpgate.json");
     fs::write(&path, serde_json::to_string_pretty(&policy).unwrap()).unwrap();
