@@ -128,3 +128,47 @@ fn the_same_stor_enforced_gets_550_and_changes_nothing() {
     );
     gate.stop();
 }
+
+/// The user's own access rules at login: unenforced, a login from outside `allow_from` goes
+/// through and is audited as `would_deny` with the rule; enforced, it is refused.
+#[test]
+fn a_login_the_users_access_rules_refuse_goes_through_unenforced() {
+    let vs = Vsftpd::start();
+    for enforce in [false, true] {
+        let gate = Ftpgate::builder()
+            .backend("vsftpd", vs.addr())
+            .standard_roles()
+            .user("ftp", "read-only", "vsftpd")
+            .set(&["users", "ftp", "allow_from"], json!(["10.0.0.0/8"]))
+            .set(&["users", "ftp", "enforce"], json!(enforce))
+            .start();
+        let mut c = Ftp::connect(gate.addr());
+        assert_eq!(c.cmd("USER ftp").0, 331);
+        let (code, text) = c.cmd("PASS x");
+        if enforce {
+            assert_ne!(code, 230, "{text}");
+            continue;
+        }
+        assert_eq!(code, 230, "{text}");
+        assert_eq!(c.cmd("PWD").0, 257);
+        let events = gate.wait_audit(Duration::from_secs(5), |ev| {
+            ev.iter().any(|e| e["event"] == "login")
+        });
+        let would = events
+            .iter()
+            .find(|e| e["event"] == "policy_exception" && e["kind"] == "would_deny")
+            .expect("a would_deny exception");
+        let detail = would["detail"].as_str().unwrap_or("");
+        assert!(detail.contains("allow_from"), "{detail}");
+        assert!(
+            detail.ends_with("logged in because enforce is false"),
+            "{detail}"
+        );
+        assert!(
+            events
+                .iter()
+                .any(|e| e["event"] == "login" && e["result"] == "ok"),
+            "{events:?}"
+        );
+    }
+}

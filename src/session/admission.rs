@@ -203,6 +203,18 @@ pub fn admit_login(
     Ok(())
 }
 
+/// Dry run (`enforce: false` for this user): whether `refusal` of its login is one the dry
+/// run lets through, recorded as `would_deny`. Only the user's own access rules and time
+/// windows; the limits (a full backend queue, the user's session cap) stay enforced, like
+/// every protection.
+pub fn dry_run_lets_through(policy: &Policy, user: &str, refusal: &Refusal) -> bool {
+    policy.user(user).is_some_and(|u| !u.enforce)
+        && matches!(
+            refusal,
+            Refusal::UserAccess { .. } | Refusal::OutsideTimeWindows { .. }
+        )
+}
+
 /// SECURITY: port theft. A connection to a passive port is the client's only when it comes
 /// from the client's own control-connection address.
 pub fn data_source_allowed(peer: IpAddr, client: IpAddr) -> bool {
@@ -506,5 +518,28 @@ mod tests {
             ..base
         };
         assert_eq!(bridged(mapped), DataTlsVerdict::Bridged);
+    }
+
+    #[test]
+    fn a_dry_run_lets_through_the_users_rules_but_not_the_limits() {
+        let p = policy(r#", "enforce": false"#);
+        let client = ip("192.0.2.7");
+        let office = admit_login(&p, "office", client, &LOGIN).expect_err("outside 10/8");
+        assert!(dry_run_lets_through(&p, "office", &office));
+        let night = admit_login(&p, "night", client, &LOGIN).expect_err("not 22-23");
+        assert!(dry_run_lets_through(&p, "night", &night));
+        let cap = Refusal::UserSessions {
+            user: "alice".into(),
+            cap: 2,
+        };
+        assert!(!dry_run_lets_through(&p, "alice", &cap), "limits stay");
+        assert!(!dry_run_lets_through(
+            &p,
+            "alice",
+            &Refusal::WaitingForBackend(5)
+        ));
+        // Enforced (the default): nothing is let through.
+        let p = policy("");
+        assert!(!dry_run_lets_through(&p, "office", &office));
     }
 }

@@ -593,7 +593,18 @@ impl Session {
                     }
                 }
                 Action::ConnectServer => match self.admit_user(ctx) {
-                    Ok(()) => self.connect_server(ctx),
+                    Ok(None) => self.connect_server(ctx),
+                    Ok(Some(would_deny)) => {
+                        let record = AuditRecord::PolicyException {
+                            kind: "would_deny",
+                            detail: format!(
+                                "{}; logged in because enforce is false",
+                                would_deny.detail()
+                            ),
+                        };
+                        self.audit(ctx, &record);
+                        self.connect_server(ctx)
+                    }
                     Err(refusal) => {
                         log::info!("{} login refused: {}", self.id, refusal.detail());
                         self.push(Event::LoginRefused(refusal));
@@ -687,20 +698,28 @@ impl Session {
     /// ([`admission::admit_login`]). Counts the user's session when admitted (the check and
     /// the count happen in one step of this single-threaded worker, so concurrent logins
     /// cannot both pass a cap).
-    fn admit_user(&mut self, ctx: &WorkerCtx<'_>) -> Result<(), Refusal> {
+    /// Ok(Some(refusal)): a dry run let the login through what would have refused it.
+    fn admit_user(&mut self, ctx: &WorkerCtx<'_>) -> Result<Option<Refusal>, Refusal> {
         let Some(name) = self.fsm.user().map(|u| u.name.clone()) else {
-            return Ok(());
+            return Ok(None);
         };
         let facts = LoginFacts {
             unix_now: i64::try_from(unix_now()).unwrap_or(i64::MAX),
             waiting_for_backend: ctx.backends.waiting(),
             user_sessions: ctx.counters.sessions_of(&name),
         };
-        admission::admit_login(&self.policy, &name, self.client_addr.ip(), &facts)?;
+        let would_deny =
+            match admission::admit_login(&self.policy, &name, self.client_addr.ip(), &facts) {
+                Ok(()) => None,
+                Err(refusal) if admission::dry_run_lets_through(&self.policy, &name, &refusal) => {
+                    Some(refusal)
+                }
+                Err(refusal) => return Err(refusal),
+            };
         // SECURITY: a full table never refuses (see counters): not counted per user.
         ctx.counters.open_user(&name);
         self.counted_user = Some(name);
-        Ok(())
+        Ok(would_deny)
     }
 
     // ----- I/O steps -------------------------------------------------------------------
