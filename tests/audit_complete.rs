@@ -485,15 +485,10 @@ fn a_broken_tls_record_on_the_data_connection_is_tls_failed() {
         .user("anonymous", "full", "vsftpd")
         .ftps()
         .start();
-    let script = r#"
+    let script = format!(
+        "{PY_FTPS_REUSING}{}",
+        r#"
 import ftplib, os, ssl, sys, time
-class Reusing(ftplib.FTP_TLS):
-    def ntransfercmd(self, cmd, rest=None):
-        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
-        if self._prot_p:
-            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
-        return conn, size
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
 f = Reusing(context=ctx)
 f.connect(sys.argv[1], int(sys.argv[2]), timeout=30)
 f.login("anonymous", "x")
@@ -517,11 +512,12 @@ try:
 except ftplib.all_errors as e:
     print(e)
 print(f.sendcmd("NOOP"))
-"#;
+"#
+    );
     let addr = gate.addr();
     let stored = vs.pub_dir().join("broken.bin");
     let out = python(
-        script,
+        &script,
         &[
             &addr.ip().to_string(),
             &addr.port().to_string(),
@@ -606,15 +602,10 @@ fn a_reset_tls_data_connection_is_client_gone_and_the_session_goes_on() {
         .set(&["users", "anonymous", "limits", "rate"], json!("2MiB/s"))
         .ftps()
         .start();
-    let script = r#"
+    let script = format!(
+        "{PY_FTPS_REUSING}{}",
+        r#"
 import ftplib, socket, ssl, struct, sys
-class Reusing(ftplib.FTP_TLS):
-    def ntransfercmd(self, cmd, rest=None):
-        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
-        if self._prot_p:
-            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
-        return conn, size
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
 f = Reusing(context=ctx)
 f.connect(sys.argv[1], int(sys.argv[2]), timeout=30)
 f.login("anonymous", "x")
@@ -632,9 +623,10 @@ try:
 except ftplib.all_errors as e:
     print(e)
 print(f.sendcmd("NOOP"))
-"#;
+"#
+    );
     let addr = gate.addr();
-    let out = python(script, &[&addr.ip().to_string(), &addr.port().to_string()]);
+    let out = python(&script, &[&addr.ip().to_string(), &addr.port().to_string()]);
     let stdout = out.stdout_str();
     assert!(stdout.contains("426"), "{out:?}");
     assert!(stdout.contains("200"), "the session goes on: {out:?}");

@@ -298,15 +298,10 @@ fn every_event_kind_ftpgate_emits_matches_the_schema() {
     // fresh data handshake the bridge lets through.
     vs.put_file("pub/tls.bin", b"protected");
     let out = python(
-        r#"
-import ftplib, ssl, sys
-class Reusing(ftplib.FTP_TLS):
-    def ntransfercmd(self, cmd, rest=None):
-        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
-        if self._prot_p:
-            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
-        return conn, size
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+        &format!(
+            "{PY_FTPS_REUSING}{}",
+            r#"
+import sys
 f = Reusing(context=ctx)
 f.connect(sys.argv[1], int(sys.argv[2]), timeout=30)
 f.login("anonymous", "x")
@@ -324,7 +319,8 @@ chunks = []
 g.retrbinary("RETR /pub/tls.bin", chunks.append)
 print(b"".join(chunks).decode())
 g.quit()
-"#,
+"#
+        ),
         &[
             &gate.addr().ip().to_string(),
             &gate.addr().port().to_string(),

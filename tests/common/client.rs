@@ -365,6 +365,19 @@ pub fn python(script: &str, args: &[&str]) -> Output {
     )
 }
 
+/// Python that defines `Reusing`, an `ftplib.FTP_TLS` whose protected data connections
+/// resume the control connection's TLS session (stock FTP_TLS does not; see TESTING.md), and
+/// `ctx`, a client context that trusts the test certificate. Scripts start with it.
+pub const PY_FTPS_REUSING: &str = r#"import ftplib, ssl
+class Reusing(ftplib.FTP_TLS):
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
+        return conn, size
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+"#;
+
 /// A Python ftplib transfer. argv: host port user password mode(pasv|port) action(put|get)
 /// remote local. With debuglevel 1, ftplib prints every command it sends as `*cmd* '...'`.
 pub const FTPLIB_TRANSFER: &str = r#"
