@@ -75,6 +75,21 @@ pub const PASSIVE_BACKLOG: i32 = 8;
 /// Connections one control listener accepts in one turn of the event loop (a connection
 /// flood cannot starve the sessions; what is left is accepted next turn).
 pub const MAX_ACCEPTS_PER_TURN: usize = 256;
+/// Backlog of a shared passive listener (`passive.shared`): the data connections of every
+/// session waiting on the port may arrive at once, and intruders' are refused as they are
+/// accepted.
+pub const SHARED_PASSIVE_BACKLOG: i32 = 128;
+/// Shared passive listeners one worker may hold open (each a (local address, port) pair of
+/// its slice); beyond it a PASV draws no new one (425), and the tokens the reactor sets aside
+/// for them are this many.
+pub const MAX_SHARED_PASSIVE_LISTENERS: usize = 65_536;
+/// Connections to a shared passive port refused because no session waits for their source
+/// address that are recorded per second (each as a `policy_violation`, `port_theft`), per
+/// worker; beyond it they are refused all the same and counted, the count travelling in the
+/// next record. A flood costs the audit trail this many lines, not one per connection.
+pub const STRAY_DATA_REFUSALS_PER_SECOND: u64 = 5;
+/// Such refusals recorded at once above that rate.
+pub const STRAY_DATA_REFUSAL_BURST: u64 = 20;
 /// Connections one passive listener takes in one turn (the client's own, or intruders that
 /// are refused and audited).
 pub const MAX_PASSIVE_ACCEPTS_PER_TURN: usize = 16;

@@ -339,7 +339,19 @@ fn main() -> ExitCode {
         Err(e) => log::warn!("cannot raise the open file limit: {e}"),
     }
     let count = match policy.workers {
-        Workers::Auto => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        Workers::Auto => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let (first, last) = policy.passive.ports;
+            let ports = usize::from(last.saturating_sub(first)) + 1;
+            if policy.passive.shared && cores > ports {
+                // Each worker owns its shared ports (a listener cannot be split between
+                // processes without handing the client's connection to the wrong one).
+                log::info!("workers: auto: {ports} worker(s), one per shared passive port");
+                ports
+            } else {
+                cores
+            }
+        }
         Workers::Count(n) => n.max(1),
     };
     // Started as root: the account to run_as once the listeners are bound.

@@ -173,7 +173,7 @@ fn check_says_what_a_reload_applies() {
     assert!(
         stdout.contains(
             "reload (SIGHUP, systemctl reload): applies every key, listeners included, \
-             except workers, passive.ports, user and metrics.listen (a restart)"
+             except workers, passive.ports, passive.shared, user and metrics.listen (a restart)"
         ),
         "{stdout}"
     );

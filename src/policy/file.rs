@@ -249,6 +249,7 @@ pub(crate) struct PassiveFile {
     pub advertise: Option<AdvertiseFile>,
     pub proxy_protocol: Option<bool>,
     pub proxy_from: Option<Vec<String>>,
+    pub shared: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

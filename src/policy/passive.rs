@@ -21,6 +21,11 @@ pub struct Passive {
     /// client's only when the header's source is the client's real address. Empty: data
     /// connections come from the clients themselves.
     pub proxy_from: Vec<Cidr>,
+    /// `passive.shared`: one passive port serves several sessions at once, told apart by
+    /// the client's address (a session of each address at a time on each port). For
+    /// partners whose firewalls name a handful of ports, and for the single data port of a
+    /// container (`"ports": "50000"`, one worker).
+    pub shared: bool,
 }
 
 /// One rule of `passive.advertise` by network.

@@ -18,6 +18,10 @@ pub const RESTART_KEYS: &[(&str, &str)] = &[
         "passive.ports",
         "each worker serves a slice of the passive range, fixed at start",
     ),
+    (
+        "passive.shared",
+        "who owns a passive port (a session, or the worker for its sessions) is fixed at start",
+    ),
     ("user", "root is given up at start, for good"),
     ("metrics.listen", "worker 0 binds the metrics port at start"),
 ];
@@ -48,6 +52,12 @@ pub fn restart_needed(old: &Policy, new: &Policy) -> Vec<String> {
         let (a, b) = old.passive.ports;
         let (c, d) = new.passive.ports;
         changes.push(format!("passive.ports: {a}-{b} -> {c}-{d}"));
+    }
+    if old.passive.shared != new.passive.shared {
+        changes.push(format!(
+            "passive.shared: {} -> {}",
+            old.passive.shared, new.passive.shared
+        ));
     }
     changes
 }
@@ -109,6 +119,9 @@ mod tests {
                 "passive.ports: 50000-50099 -> 51000-51099"
             ]
         );
-        assert!(reload_note().contains("except workers, passive.ports, user and metrics.listen"));
+        assert!(
+            reload_note()
+                .contains("except workers, passive.ports, passive.shared, user and metrics.listen")
+        );
     }
 }

@@ -347,7 +347,7 @@ mod tests {
   "listeners": [{ "address": "0.0.0.0:21", "tls": "none", "require": "none",
                   "proxy_protocol": true, "proxy_from": ["10.0.0.5/32"] }],
   "passive": { "ports": "50000-50999", "advertise": "203.0.113.10", "proxy_protocol": true,
-               "proxy_from": ["10.0.0.5/32"] },
+               "proxy_from": ["10.0.0.5/32"] , "shared": false },
   "tls": { "certificate": "/c.pem", "private_key": "/k.pem", "require": "none" },
   "backends": { "b": { "servers": ["10.0.0.1:21"], "balance": "round-robin", "tls": "explicit",
                        "source_address": "10.0.0.2", "ca_file": "/ca.pem",
@@ -460,7 +460,13 @@ mod tests {
         assert_eq!(keys_of::<RoleFile>(), ["allow"]);
         assert_eq!(
             keys_of::<PassiveFile>(),
-            ["ports", "advertise", "proxy_protocol", "proxy_from"],
+            [
+                "ports",
+                "advertise",
+                "proxy_protocol",
+                "proxy_from",
+                "shared"
+            ],
             "in declaration order"
         );
         assert!(keys_of::<String>().is_empty());

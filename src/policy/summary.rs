@@ -45,8 +45,13 @@ impl Policy {
         let (first, last) = self.passive.ports;
         write!(
             out,
-            "passive: ports {first}-{last} ({} ports), advertise ",
-            u32::from(last.saturating_sub(first)) + 1
+            "passive: ports {first}-{last} ({} ports{}), advertise ",
+            u32::from(last.saturating_sub(first)) + 1,
+            if self.passive.shared {
+                ", shared by client address"
+            } else {
+                ""
+            }
         )?;
         for rule in &self.passive.advertise_by_network {
             let from: Vec<String> = rule.from.iter().map(|c| c.to_string()).collect();

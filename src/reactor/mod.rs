@@ -21,6 +21,7 @@ pub mod pending;
 pub mod pool;
 pub mod probes;
 mod reload;
+mod shared_passive;
 pub mod timer;
 
 use std::io;
@@ -60,7 +61,10 @@ const PENDING_BASE: usize = MAX_TOKEN + 1;
 const ADMIN_BASE: usize = SPECIAL_BASE - admin::TOKENS;
 /// The metrics port's tokens ([`metrics_http::TOKENS`]), below the admin socket's.
 const METRICS_BASE: usize = ADMIN_BASE - metrics_http::TOKENS;
-const _: () = assert!(PENDING_BASE + pending::TOKENS <= METRICS_BASE);
+/// The shared passive listeners' tokens (`passive.shared`), above the pending ones.
+const SHARED_PASSIVE_BASE: usize = PENDING_BASE + pending::TOKENS;
+const _: () =
+    assert!(SHARED_PASSIVE_BASE + crate::services::shared_passive::TOKENS <= METRICS_BASE);
 use crate::services::{ListenerConfig, SessionKey, WorkerCtx};
 use crate::session::{DriveOutcome, Session};
 use crate::tls::{TlsClient, TlsServer};
@@ -174,6 +178,10 @@ struct Services {
 }
 
 impl Services {
+    fn passive_has_ready(&self) -> bool {
+        self.passive.shared_ref().is_some_and(|s| s.has_ready())
+    }
+
     fn ctx<'a>(&'a mut self, registry: &'a mio::Registry, now: Instant) -> WorkerCtx<'a> {
         WorkerCtx {
             registry,
@@ -240,7 +248,10 @@ impl Worker {
         let audit = AuditSink::open(&config.policy.audit, config.index as u32)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot open the audit file: {e}")))?;
         let (first, last) = config.policy.passive.ports;
-        let passive = PassivePorts::slice(first, last, config.index, config.count);
+        let mut passive = PassivePorts::slice(first, last, config.index, config.count);
+        if config.policy.passive.shared {
+            passive = passive.with_sharing(SHARED_PASSIVE_BASE, Instant::now());
+        }
         let started = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -426,6 +437,13 @@ impl Worker {
                     // Reports are read below, every turn.
                 } else if self.pending.on_ready(token) {
                     // Looked at below, with the accepts.
+                } else if self
+                    .services
+                    .passive
+                    .shared()
+                    .is_some_and(|shared| shared.on_ready(token))
+                {
+                    // Accepted below, after the control listeners.
                 } else if self.metrics_http.owns(token) {
                     self.metrics_http.on_ready(token);
                 } else if self.admin.owns(token) {
@@ -485,6 +503,7 @@ impl Worker {
                 }
             }
             self.pending_headers(now, &mut touched);
+            self.shared_passive_accepts(now, &mut touched);
             self.admin_turn(now, &mut touched);
             self.metrics_turn(now);
             touched.sort_unstable();
@@ -535,7 +554,8 @@ impl Worker {
         let accept_now = self.stopping_since.is_none()
             && self.accept_paused_until.is_none()
             && self.accept_pending.iter().any(|&p| p);
-        if !self.again.is_empty() || accept_now {
+        let shared_ready = self.accept_paused_until.is_none() && self.services.passive_has_ready();
+        if !self.again.is_empty() || accept_now || shared_ready {
             return Some(Duration::ZERO);
         }
         let mut timeout = self.services.timers.next_timeout(now);

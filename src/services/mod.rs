@@ -9,6 +9,7 @@
 pub mod backends;
 pub mod passive;
 pub mod rate;
+pub mod shared_passive;
 pub mod sockets;
 pub mod token;
 

@@ -6,8 +6,11 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use mio::Registry;
 use mio::net::TcpListener;
 
+use super::SessionKey;
+use super::shared_passive::SharedPorts;
 use super::sockets::bind_passive;
 use crate::ftp::address::canonical_ip;
 use crate::limits::{MAX_PASSIVE_QUARANTINE, PASSIVE_QUARANTINE_SECONDS, PASSIVE_RANDOM_TRIES};
@@ -33,6 +36,8 @@ pub struct PassivePorts {
     random: crate::os::RandomSource,
     /// Requests refused because no port of the slice could be bound (`ftpgate metrics`).
     exhausted: u64,
+    /// `passive.shared`: the worker's listeners, each serving several sessions.
+    shared: Option<SharedPorts>,
 }
 
 impl PassivePorts {
@@ -50,7 +55,16 @@ impl PassivePorts {
             quarantine: Quarantine::default(),
             random: crate::os::RandomSource::new(),
             exhausted: 0,
+            shared: None,
         }
+    }
+
+    /// The worker owns the listeners and shares each port among sessions of different
+    /// client addresses (`passive.shared`); `base` is the first of the reactor's
+    /// [`shared_passive::TOKENS`](super::shared_passive::TOKENS) tokens for them.
+    pub fn with_sharing(mut self, base: usize, now: Instant) -> PassivePorts {
+        self.shared = Some(SharedPorts::new(base, now));
+        self
     }
 
     /// The slice of `first..=last` that worker `index` of `count` uses.
@@ -77,8 +91,11 @@ impl PassivePorts {
         (self.first, self.last)
     }
 
-    /// Ports of the slice with a listener open now.
+    /// Ports of the slice with a listener open now (shared: the worker's listeners).
     pub fn in_use(&self) -> u64 {
+        if let Some(shared) = &self.shared {
+            return shared.open_count() as u64;
+        }
         self.in_use.iter().map(|w| u64::from(w.count_ones())).sum()
     }
 
@@ -129,45 +146,18 @@ impl PassivePorts {
         now: Instant,
     ) -> io::Result<(TcpListener, u16)> {
         let client = canonical_ip(client);
-        self.quarantine.expire(now);
-        let size = self.size();
-        // Random ports first: in a slice with room, the first one almost always binds.
-        for _ in 0..PASSIVE_RANDOM_TRIES {
-            let draw = self.random.below(size)?;
-            let port = self.nth(draw);
-            if self.is_in_use(port) || self.quarantine.released(port, client, now).is_some() {
-                continue;
+        let drawn = self.draw(client, now, |ports, port| {
+            if ports.is_in_use(port) {
+                return Ok(None);
             }
-            if let Some(listener) = self.try_bind(ip, port)? {
-                return Ok((listener, port));
-            }
-        }
-        // A crowded slice: walk it from a random point (bounded by its size), taking the
-        // first free port out of quarantine; remember the quarantined ones.
-        let start = self.random.below(size)?;
-        let mut quarantined = Vec::new();
-        for i in 0..size {
-            let port = self.nth((start + i) % size);
-            if self.is_in_use(port) {
-                continue;
-            }
-            if let Some(at) = self.quarantine.released(port, client, now) {
-                quarantined.push((at, port));
-                continue;
-            }
-            if let Some(listener) = self.try_bind(ip, port)? {
-                return Ok((listener, port));
-            }
-        }
-        // Every free port was released to this client lately: the oldest release first.
-        quarantined.sort_unstable();
-        for (_, port) in quarantined {
-            if let Some(listener) = self.try_bind(ip, port)? {
-                log::debug!("passive port {port} reused for {client} within its quarantine");
-                return Ok((listener, port));
-            }
+            Ok(ports.try_bind(ip, port)?.map(|listener| (listener, port)))
+        })?;
+        if let Some(found) = drawn {
+            return Ok(found);
         }
         // Ports marked in use whose listener may be gone without a release (a few only).
+        let size = self.size();
+        let start = self.random.below(size)?;
         let mut tried = 0;
         for i in 0..size {
             let port = self.nth((start + i) % size);
@@ -188,6 +178,116 @@ impl PassivePorts {
             io::ErrorKind::AddrInUse,
             "passive range exhausted",
         ))
+    }
+
+    /// `passive.shared`: a place for `who`, a session of `client`, on a random port of the
+    /// slice where no other session of that address waits (joining the worker's listener
+    /// there, or binding it on `ip`). Errors: `AddrInUse` when every port of the slice has
+    /// a session of `client` waiting (or cannot be bound), or the socket calls' error.
+    pub fn join(
+        &mut self,
+        ip: IpAddr,
+        client: IpAddr,
+        who: SessionKey,
+        registry: &Registry,
+        now: Instant,
+    ) -> io::Result<u16> {
+        let client = canonical_ip(client);
+        let drawn = self.draw(client, now, |ports, port| {
+            let Some(shared) = ports.shared.as_mut() else {
+                return Err(io::Error::other("passive ports are not shared"));
+            };
+            let addr = SocketAddr::new(ip, port);
+            Ok(shared.join(addr, client, who, registry)?.then_some(port))
+        })?;
+        drawn.ok_or_else(|| {
+            self.exhausted += 1;
+            io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("every shared passive port already waits for a connection from {client}"),
+            )
+        })
+    }
+
+    /// `who` (a session of `client`) stops waiting on its shared port `port` of `ip` at
+    /// `now`: the port is in quarantine for that client's address.
+    pub fn leave(
+        &mut self,
+        ip: IpAddr,
+        port: u16,
+        client: IpAddr,
+        who: SessionKey,
+        registry: &Registry,
+        now: Instant,
+    ) {
+        let client = canonical_ip(client);
+        let Some(shared) = self.shared.as_mut() else {
+            return;
+        };
+        if shared.leave(SocketAddr::new(ip, port), client, who, registry) {
+            self.quarantine.insert(port, client, now);
+        }
+    }
+
+    /// The worker's shared listeners (`passive.shared`), None when each session has its own.
+    pub fn shared(&mut self) -> Option<&mut SharedPorts> {
+        self.shared.as_mut()
+    }
+
+    pub fn shared_ref(&self) -> Option<&SharedPorts> {
+        self.shared.as_ref()
+    }
+
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Draws a port for `client` (canonical) and claims it with `claim` (None: not this
+    /// one): random ports first, then a walk of the whole slice skipping the ports released
+    /// to `client` lately, then those by the oldest release. None when no port could be
+    /// claimed.
+    fn draw<T>(
+        &mut self,
+        client: IpAddr,
+        now: Instant,
+        mut claim: impl FnMut(&mut Self, u16) -> io::Result<Option<T>>,
+    ) -> io::Result<Option<T>> {
+        self.quarantine.expire(now);
+        let size = self.size();
+        // Random ports first: in a slice with room, the first one almost always binds.
+        for _ in 0..PASSIVE_RANDOM_TRIES {
+            let draw = self.random.below(size)?;
+            let port = self.nth(draw);
+            if self.quarantine.released(port, client, now).is_some() {
+                continue;
+            }
+            if let Some(found) = claim(self, port)? {
+                return Ok(Some(found));
+            }
+        }
+        // A crowded slice: walk it from a random point (bounded by its size), taking the
+        // first free port out of quarantine; remember the quarantined ones.
+        let start = self.random.below(size)?;
+        let mut quarantined = Vec::new();
+        for i in 0..size {
+            let port = self.nth((start + i) % size);
+            if let Some(at) = self.quarantine.released(port, client, now) {
+                quarantined.push((at, port));
+                continue;
+            }
+            if let Some(found) = claim(self, port)? {
+                return Ok(Some(found));
+            }
+        }
+        // Every free port was released to this client lately: the oldest release first.
+        quarantined.sort_unstable();
+        for (_, port) in quarantined {
+            if let Some(found) = claim(self, port)? {
+                log::debug!("passive port {port} reused for {client} within its quarantine");
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
     }
 
     /// Binds `port`, marking it in use; None when it is taken (by anyone).

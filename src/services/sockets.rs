@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use mio::net::{TcpListener, TcpStream};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-use crate::limits::{CONTROL_BACKLOG, PASSIVE_BACKLOG};
+use crate::limits::{CONTROL_BACKLOG, PASSIVE_BACKLOG, SHARED_PASSIVE_BACKLOG};
 
 /// Completes a non-blocking connect, mio's protocol: writable, then `take_error`, then
 /// `peer_addr` (STYLE.md pitfall 6). `writable` is the socket's last known readiness; it is
@@ -82,6 +82,16 @@ pub fn connect_from(source: IpAddr, target: SocketAddr) -> io::Result<TcpStream>
 
 /// Binds a passive data listener on `addr` (SO_REUSEADDR only).
 pub fn bind_passive(addr: SocketAddr) -> io::Result<TcpListener> {
+    bind_passive_with(addr, PASSIVE_BACKLOG)
+}
+
+/// Binds a shared passive listener (`passive.shared`): the same, with room in its backlog
+/// for the connections of every session that waits on it.
+pub fn bind_passive_shared(addr: SocketAddr) -> io::Result<TcpListener> {
+    bind_passive_with(addr, SHARED_PASSIVE_BACKLOG)
+}
+
+fn bind_passive_with(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     // SO_REUSEADDR only (ports in TIME_WAIT are reusable); never SO_REUSEPORT here.
     socket.set_reuse_address(true)?;
@@ -90,6 +100,6 @@ pub fn bind_passive(addr: SocketAddr) -> io::Result<TcpListener> {
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    socket.listen(PASSIVE_BACKLOG)?;
+    socket.listen(backlog)?;
     Ok(TcpListener::from_std(socket.into()))
 }

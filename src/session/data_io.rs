@@ -15,6 +15,9 @@ use crate::policy::{AuditDigest, TlsSessionReuse};
 #[derive(Default)]
 pub(super) struct DataSockets {
     pub(super) listener: Option<TcpListener>,
+    /// `passive.shared`: the worker's port this session waits on instead (on the control
+    /// connection's local address).
+    pub(super) shared_port: Option<u16>,
     /// The client's data connection before the relay starts (accepted or connecting).
     pub(super) client: Option<Conn>,
     pub(super) server: Option<Conn>,
@@ -90,6 +93,10 @@ impl Session {
     }
 
     fn open_passive(&mut self, ctx: &mut WorkerCtx<'_>) {
+        if ctx.passive.is_shared() {
+            self.join_shared_port(ctx);
+            return;
+        }
         match ctx
             .passive
             .open(self.local_addr.ip(), self.client_addr.ip(), ctx.now)
@@ -120,7 +127,71 @@ impl Session {
         }
     }
 
+    /// `passive.shared`: waits on one of the worker's ports for a connection from the
+    /// client's address.
+    fn join_shared_port(&mut self, ctx: &mut WorkerCtx<'_>) {
+        let key = SessionKey {
+            slot: self.slot,
+            generation: self.generation,
+        };
+        let ip = self.local_addr.ip();
+        match ctx
+            .passive
+            .join(ip, self.client_addr.ip(), key, ctx.registry, ctx.now)
+        {
+            Ok(port) => {
+                self.sockets.shared_port = Some(port);
+                let ip = data::advertised_ip(
+                    ip,
+                    self.policy.passive.advertise_for(self.client_addr.ip()),
+                );
+                self.data_input(Input::ListenerOpened(SocketAddr::new(ip, port)), ctx);
+            }
+            Err(e) => {
+                log::warn!("{} no shared passive port available: {e}", self.id);
+                self.data_input(Input::ListenerFailed, ctx);
+            }
+        }
+    }
+
+    /// A connection the worker accepted on shared port `local` from `peer`, for this
+    /// session (the worker's table says it waits for that address there). The data
+    /// machine judges it as it judges a connection to a listener of its own.
+    pub fn on_shared_connection(
+        &mut self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        local: SocketAddr,
+        ctx: &mut WorkerCtx<'_>,
+    ) {
+        if self.sockets.shared_port != Some(local.port()) {
+            // Not waiting there (any more): the table and the session disagree, which
+            // must not happen; the connection is nobody's.
+            log::warn!(
+                "{} shared passive connection from {peer} not expected",
+                self.id
+            );
+            return;
+        }
+        let acceptance = self.data.on_accepted(peer);
+        self.on_acceptance(acceptance, stream, peer, ctx);
+    }
+
     fn close_listener(&mut self, ctx: &mut WorkerCtx<'_>) {
+        if let Some(port) = self.sockets.shared_port.take() {
+            let key = SessionKey {
+                slot: self.slot,
+                generation: self.generation,
+            };
+            ctx.passive.leave(
+                self.local_addr.ip(),
+                port,
+                self.client_addr.ip(),
+                key,
+                ctx.registry,
+                ctx.now,
+            );
+        }
         for (mut stream, _) in self.sockets.proxied.drain(..) {
             let _ = ctx.registry.deregister(&mut stream);
         }

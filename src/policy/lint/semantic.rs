@@ -171,7 +171,8 @@ fn ports_per_worker(total: u32, workers: Workers) -> u32 {
 ///   with fewer ports in a worker's slice, one client (a partner's parallel batch, or a
 ///   hostile one sending PASV and never connecting) leaves the others 425;
 /// - when every user has `limits.sessions`, their sum (at most `sessions_total`) is the
-///   number of sessions that can transfer at once: the whole range should hold them.
+///   number of sessions that can transfer at once: the whole range should hold them
+///   (unless `passive.shared`: then sessions of different addresses share a port).
 ///
 /// `sessions_total` alone is not compared: its default (10000) is a safety cap, not a load
 /// the default range (1000 ports) is meant for.
@@ -204,6 +205,11 @@ pub fn passive_range_too_small(cx: &Context<'_>, found: &mut Vec<Finding>) {
                 limits.sessions_per_ip
             ),
         );
+        return;
+    }
+    if policy.passive.shared {
+        // Sessions of different addresses share the ports: only one address's count is a
+        // demand on the range.
         return;
     }
     let per_user: Option<u32> = policy.users.values().try_fold(0u32, |sum, user| {

@@ -238,10 +238,23 @@ impl Checker<'_> {
             advertise: None,
             advertise_by_network: Vec::new(),
             proxy_from: Vec::new(),
+            shared: false,
         };
         let Some(raw) = raw else {
             return passive;
         };
+        passive.shared = raw.shared.unwrap_or(false);
+        if passive.shared && raw.proxy_protocol.unwrap_or(false) {
+            // Behind a balancer every data connection comes from the balancer's address:
+            // a shared port could tell its sessions apart only after each PROXY header,
+            // which the port's owner (the worker, not a session) does not read.
+            self.bad(
+                &path.key("shared"),
+                "cannot be combined with \"proxy_protocol\": true (data connections through \
+                 a balancer all come from its address; a shared port tells sessions apart by \
+                 the client's address)",
+            );
+        }
         let proxy_protocol = raw.proxy_protocol.unwrap_or(false);
         let balancers: Vec<Cidr> = listeners
             .iter()
@@ -329,13 +342,18 @@ impl Checker<'_> {
             }
             s.parse::<u32>().ok()
         };
-        let range = text
-            .split_once('-')
-            .and_then(|(first, last)| Some((number(first)?, number(last)?)));
+        // "FIRST-LAST", or one port ("50000": the single data port of `shared`).
+        let range = match text.split_once('-') {
+            Some((first, last)) => number(first).zip(number(last)),
+            None => number(text).map(|port| (port, port)),
+        };
         let Some((first, last)) = range else {
             self.bad(
                 path,
-                format!("{text:?} is not a port range; write \"FIRST-LAST\", e.g. \"50000-50999\""),
+                format!(
+                    "{text:?} is not a port range; write \"FIRST-LAST\", e.g. \"50000-50999\", \
+                     or one port"
+                ),
             );
             return None;
         };

@@ -105,20 +105,20 @@ fn listener_errors() {
 fn passive_errors() {
     let cases: &[(&str, &str)] = &[
         (
-            "\"50000\"",
-            "\"50000\" is not a port range; write \"FIRST-LAST\", e.g. \"50000-50999\"",
+            "\"50000-\"",
+            "\"50000-\" is not a port range; write \"FIRST-LAST\", e.g. \"50000-50999\", or one port",
         ),
         (
             "\"a-b\"",
-            "\"a-b\" is not a port range; write \"FIRST-LAST\", e.g. \"50000-50999\"",
+            "\"a-b\" is not a port range; write \"FIRST-LAST\", e.g. \"50000-50999\", or one port",
         ),
         (
             "\"+5000-6000\"",
-            "\"+5000-6000\" is not a port range; write \"FIRST-LAST\", e.g. \"50000-50999\"",
+            "\"+5000-6000\" is not a port range; write \"FIRST-LAST\", e.g. \"50000-50999\", or one port",
         ),
         (
             "\"\"",
-            "\"\" is not a port range; write \"FIRST-LAST\", e.g. \"50000-50999\"",
+            "\"\" is not a port range; write \"FIRST-LAST\", e.g. \"50000-50999\", or one port",
         ),
         (
             "\"1000-2000\"",
@@ -153,6 +153,14 @@ fn passive_errors() {
     assert_eq!(policy.passive.ports, (1024, 1024));
     let policy = parse(&minimal_with(r#""passive": { "ports": "60000 - 65535" }"#));
     assert_eq!(policy.passive.ports, (60000, 65535));
+    // One port: the single data port (`shared`).
+    let policy = parse(&minimal_with(r#""passive": { "ports": "50000" }"#));
+    assert_eq!(policy.passive.ports, (50000, 50000));
+    assert!(!policy.passive.shared, "not shared unless asked");
+    let policy = parse(&minimal_with(
+        r#""passive": { "ports": "50000", "shared": true }"#,
+    ));
+    assert!(policy.passive.shared);
 
     let cases: &[(&str, &str)] = &[
         (
@@ -190,6 +198,36 @@ fn passive_errors() {
             &doc,
             "4,",
             "workers: 4 workers cannot share the 2 passive ports of passive.ports: each worker needs at least one"
+        )]
+    );
+}
+
+#[test]
+fn shared_passive_ports_are_refused_behind_a_balancer_and_need_a_port_per_worker() {
+    let doc = minimal_with(
+        r#""passive": { "ports": "50000-50009", "shared": true, "proxy_protocol": true,
+        "proxy_from": ["192.0.2.0/24"] }"#,
+    );
+    assert_eq!(
+        errors(&doc),
+        [err_at(
+            &doc,
+            "true, \"proxy_protocol\"",
+            "passive.shared: cannot be combined with \"proxy_protocol\": true (data connections \
+             through a balancer all come from its address; a shared port tells sessions apart \
+             by the client's address)"
+        )]
+    );
+    let doc = minimal_with(r#""passive": { "shared": "yes" }"#);
+    assert_eq!(errors(&doc).len(), 1, "a boolean: {:?}", errors(&doc));
+    // Two workers and one shared port: the same rule as for any range.
+    let doc = minimal_with(r#""workers": 2, "passive": { "ports": "50000", "shared": true }"#);
+    assert_eq!(
+        errors(&doc),
+        [err_at(
+            &doc,
+            "2,",
+            "workers: 2 workers cannot share the 1 passive ports of passive.ports: each worker needs at least one"
         )]
     );
 }

@@ -28,6 +28,7 @@ fn minimal_policy_builds_the_expected_model() {
             advertise: None,
             advertise_by_network: Vec::new(),
             proxy_from: Vec::new(),
+            shared: false,
         },
         backends: BTreeMap::from([(
             "files".to_owned(),

@@ -66,7 +66,7 @@ fn unknown_keys_are_refused_at_every_level() {
             r#"{ "passive": { "port": "50000-50999" } }"#,
             "\"port\"",
             "passive.port: unknown field `port`, expected one of `ports`, `advertise`, \
-             `proxy_protocol`, `proxy_from`",
+             `proxy_protocol`, `proxy_from`, `shared`",
         ),
         (
             r#"{ "tls": { "cert": "/c.pem" } }"#,
