@@ -119,6 +119,12 @@ mod tests {
                 "passive.ports: 50000-50099 -> 51000-51099"
             ]
         );
+        let shared =
+            policy(r#", "workers": 2, "passive": { "ports": "50000-50099", "shared": true }"#);
+        assert_eq!(
+            restart_needed(&base, &shared),
+            ["passive.shared: false -> true"]
+        );
         assert!(
             reload_note()
                 .contains("except workers, passive.ports, passive.shared, user and metrics.listen")
