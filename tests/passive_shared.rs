@@ -387,3 +387,86 @@ fn a_flood_of_strays_on_a_shared_port_costs_a_bounded_audit_and_the_client_trans
     // The session goes on.
     assert_eq!(c.cmd("NOOP").0, 200);
 }
+
+/// FTPS through a shared port: curl (PROT P, from 127.0.0.1) uploads and downloads while
+/// Python's FTP_TLS from 127.0.0.2 downloads through the same port; the protected data
+/// connections resume the control session on the one port as on a port of their own.
+#[test]
+fn protected_transfers_of_two_addresses_share_one_data_port() {
+    let vs = Vsftpd::start();
+    let data = random_bytes(2 * 1024 * 1024, 87);
+    vs.put_file("pub/t.bin", &data);
+    let (port, _) = port_range(1);
+    let gate = Ftpgate::builder()
+        .backend("vsftpd", vs.addr())
+        .standard_roles()
+        .user("ftp", "full", "vsftpd")
+        .workers(1)
+        .ftps()
+        .set(&["passive", "ports"], json!(format!("{port}")))
+        .set(&["passive", "shared"], json!(true))
+        .start();
+    let addr = gate.addr();
+    let script = format!(
+        "{PY_FTPS_REUSING}{}",
+        r#"
+import hashlib, sys
+for _ in range(3):
+    f = Reusing(context=ctx)
+    f.connect(sys.argv[1], int(sys.argv[2]), timeout=30, source_address=("127.0.0.2", 0))
+    f.login("ftp", "x")
+    f.prot_p()
+    h = hashlib.sha256()
+    f.retrbinary("RETR /pub/t.bin", h.update)
+    print(h.hexdigest())
+    f.quit()
+"#
+    );
+    let py = std::thread::spawn(move || {
+        python(&script, &[&addr.ip().to_string(), &addr.port().to_string()])
+    });
+    let dir = tempfile::tempdir().expect("tmp");
+    let src = dir.path().join("up.bin");
+    std::fs::write(&src, &data).expect("write");
+    let up = format!("ftp://ftp:x@{addr}/pub/tls-up.bin");
+    let dst = dir.path().join("down.bin");
+    for _ in 0..2 {
+        curl(&[
+            "-sS",
+            "-k",
+            "--ssl-reqd",
+            "--disable-epsv",
+            "-T",
+            src.to_str().expect("p"),
+            &up,
+        ])
+        .assert_success("curl upload");
+        curl(&[
+            "-sS",
+            "-k",
+            "--ssl-reqd",
+            "--disable-epsv",
+            "-o",
+            dst.to_str().expect("p"),
+            &up,
+        ])
+        .assert_success("curl download");
+        assert_eq!(sha256_file(&dst), sha256_bytes(&data));
+    }
+    assert_eq!(
+        sha256_file(&vs.root().join("pub/tls-up.bin")),
+        sha256_bytes(&data)
+    );
+    let py = py.join().expect("python");
+    assert!(py.status.success(), "FTP_TLS: {}", py.stderr);
+    let out = String::from_utf8_lossy(&py.stdout).into_owned();
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(out.lines().all(|l| l == sha256_bytes(&data)), "{out}");
+    let events = gate.audit_events();
+    let data_tls = events
+        .iter()
+        .filter(|e| e["event"] == "tls" && e["channel"] == "data")
+        .count();
+    assert!(data_tls >= 7, "every data connection protected: {data_tls}");
+    assert_eq!(port_thefts(&events, ""), 0);
+}
