@@ -106,6 +106,10 @@ pub enum AuditRecord {
         /// record travels in every action).
         #[serde(flatten, skip_serializing_if = "Option::is_none")]
         backend_check: Option<Box<BackendCheck>>,
+        /// Both data connections' address pairs, as ftpgate saw them when the relay began
+        /// (boxed: absent when no relay ran).
+        #[serde(flatten, skip_serializing_if = "Option::is_none")]
+        data_addresses: Option<Box<DataAddresses>>,
         /// Filecopy mode: the absolute path of the copy of the bytes that crossed (for a
         /// transfer that did not complete, of the part that crossed).
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -242,6 +246,21 @@ pub struct BackendCheck {
     pub backend_sha256_match: bool,
 }
 
+/// The two data connections of a transfer, each by its two ends (`ip:port`): the client's
+/// connection (the client's end, ftpgate's end) and the backend's (ftpgate's end, the
+/// backend's end). An end the socket could no longer name is left out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DataAddresses {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_client: Option<std::net::SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_client_gate: Option<std::net::SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_backend_gate: Option<std::net::SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_backend: Option<std::net::SocketAddr>,
+}
+
 /// Who the event is about.
 pub struct AuditContext<'a> {
     pub session: &'a str,
@@ -345,6 +364,7 @@ mod tests {
             sha256: None,
             digest: None,
             backend_check: None,
+            data_addresses: None,
             filecopy: None,
             filecopy_error: None,
             tls_end: None,
@@ -367,6 +387,7 @@ mod tests {
             sha256: None,
             digest: Some(DigestOff::None),
             backend_check: None,
+            data_addresses: None,
             filecopy: None,
             filecopy_error: None,
             tls_end: None,

@@ -185,6 +185,18 @@ fn two_clients_share_one_passive_port_with_their_files_intact_and_a_thief_is_ref
         transfers.iter().all(|e| e["result"] == "ok"),
         "{transfers:?}"
     );
+    // Each names its data connection: from its own client's address, to the one port.
+    let mut sources = std::collections::BTreeSet::new();
+    for e in &transfers {
+        let end = |key: &str| -> SocketAddr {
+            let text = e[key].as_str().unwrap_or_else(|| panic!("{key}: {e}"));
+            text.parse().unwrap_or_else(|err| panic!("{key}: {err}"))
+        };
+        assert_eq!(end("data_client_gate").port(), port, "{e}");
+        sources.insert(end("data_client").ip().to_string());
+    }
+    let both: std::collections::BTreeSet<String> = [A.to_owned(), B.to_owned()].into();
+    assert_eq!(sources, both, "{transfers:?}");
     assert_eq!(a.cmd("QUIT").0, 221);
     assert_eq!(b.cmd("QUIT").0, 221);
 }

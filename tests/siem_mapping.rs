@@ -1,7 +1,9 @@
-//! packaging/examples/siem-mapping.txt maps every field of the audit trail to ECS: every
-//! field of every event in etc/audit-schema.json has a row (its own, or a "*" row for the
-//! envelope), every row names a field the schema has, and no row is there twice. A field
-//! added to the schema without a row here fails this test.
+//! packaging/examples/siem-mapping.txt maps every field of the audit trail to ECS and to
+//! Zeek's ftp.log: every field of every event in etc/audit-schema.json has a row (its own, or
+//! a "*" row for the envelope), every row names a field the schema has, and no row is there
+//! twice; each row's Zeek column is a field of ftp.log or "-", and every ftp.log field is
+//! either a row's or named in the file's header as one ftpgate does not give. A field added
+//! to the schema without a row here fails this test.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,6 +11,86 @@ use serde_json::Value;
 
 const MAPPING: &str = include_str!("../packaging/examples/siem-mapping.txt");
 const SCHEMA: &str = include_str!("../etc/audit-schema.json");
+
+/// The fields of Zeek's ftp.log (Zeek 6, base/protocols/ftp/info.zeek).
+const ZEEK_FTP_LOG: &[&str] = &[
+    "ts",
+    "uid",
+    "id.orig_h",
+    "id.orig_p",
+    "id.resp_h",
+    "id.resp_p",
+    "user",
+    "password",
+    "command",
+    "arg",
+    "mime_type",
+    "file_size",
+    "reply_code",
+    "reply_msg",
+    "data_channel.passive",
+    "data_channel.orig_h",
+    "data_channel.resp_h",
+    "data_channel.resp_p",
+    "fuid",
+];
+
+/// (event, field) -> Zeek ftp.log field, for the rows that have one.
+fn zeek_rows() -> BTreeMap<(String, String), String> {
+    let mut rows = BTreeMap::new();
+    for (n, line) in MAPPING.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(&zeek) = words.get(3) else {
+            panic!(
+                "line {}: EVENT FIELD ECS-FIELD ZEEK-FIELD expected: {line}",
+                n + 1
+            );
+        };
+        if zeek == "-" {
+            continue;
+        }
+        assert!(
+            ZEEK_FTP_LOG.contains(&zeek),
+            "line {}: {zeek:?} is not a field of Zeek's ftp.log",
+            n + 1
+        );
+        rows.insert((words[0].to_owned(), words[1].to_owned()), zeek.to_owned());
+    }
+    rows
+}
+
+#[test]
+fn every_zeek_ftp_log_field_is_mapped_or_said_to_be_missing() {
+    let mapped: BTreeSet<String> = zeek_rows().into_values().collect();
+    let header: String = MAPPING
+        .lines()
+        .filter(|l| l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join(" ");
+    for field in ZEEK_FTP_LOG {
+        // A row's field, the port of an address a row maps (split ip, port), or named in
+        // the header.
+        let by_row = mapped.contains(*field)
+            || field
+                .strip_suffix("_p")
+                .is_some_and(|base| mapped.contains(&format!("{base}_h")));
+        assert!(
+            by_row || header.contains(field),
+            "siem-mapping.txt says nothing of Zeek's ftp.log field {field}"
+        );
+    }
+    let rows = zeek_rows();
+    assert_eq!(rows[&("*".into(), "session".into())], "uid");
+    assert_eq!(
+        rows[&("transfer".into(), "data_client".into())],
+        "data_channel.orig_h"
+    );
+    assert_eq!(rows[&("command".into(), "reply".into())], "reply_code");
+}
 
 /// (event, field) -> ECS field.
 fn rows() -> BTreeMap<(String, String), String> {

@@ -16,6 +16,7 @@ fn transfer(direction: &'static str, result: &'static str, bytes: u64, ms: u64) 
         tls_end: None,
         digest: None,
         backend_check: None,
+        data_addresses: None,
     }
 }
 

@@ -296,6 +296,13 @@ impl Session {
         let rate_limited = session_bucket.is_some() || user_bucket.is_some();
         let splice_after = splice_relay::eligible(tls, copy.is_some(), rate_limited)
             .then_some(crate::limits::SPLICE_AFTER_BYTES);
+        // Four system calls per transfer, not per byte: the SIEM's data-channel pairs.
+        let addresses = crate::audit::DataAddresses {
+            data_client: client.stream.peer_addr().ok(),
+            data_client_gate: client.stream.local_addr().ok(),
+            data_backend_gate: server.stream.local_addr().ok(),
+            data_backend: server.stream.peer_addr().ok(),
+        };
         self.sockets.relay = Some(Relay {
             direction,
             client,
@@ -314,6 +321,7 @@ impl Session {
             spliced: None,
             tls_failed: false,
             splice_after,
+            addresses,
         });
     }
 
@@ -419,6 +427,7 @@ impl Session {
             tls_end: relay.source_end.filter(|_| source_tls).map(Ending::as_str),
             tls_failed: relay.tls_failed,
             copy,
+            addresses: Some(Box::new(relay.addresses)),
         }
     }
 

@@ -46,6 +46,9 @@ pub struct Relay {
     /// The relay may be spliced: it switches to splice(2) once it has read this many bytes
     /// and its buffer is empty ([`crate::limits::SPLICE_AFTER_BYTES`]).
     pub splice_after: Option<u64>,
+    /// Both connections' ends, named when the relay began (a reset socket can no longer
+    /// name its peer by the time the relay ends).
+    pub addresses: crate::audit::DataAddresses,
 }
 
 /// The copy of one transfer in filecopy mode: the bytes the relay wrote to its sink, handed

@@ -259,6 +259,8 @@ pub struct RelayReport {
     /// A relay that failed did so on TLS itself (a record that does not decrypt, an alert),
     /// not on its connection.
     pub tls_failed: bool,
+    /// Both data connections' address pairs, when the relay ran.
+    pub addresses: Option<Box<crate::audit::DataAddresses>>,
 }
 
 /// Outputs of the machine, performed in order by the shell.

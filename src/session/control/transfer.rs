@@ -526,6 +526,7 @@ impl ControlFsm {
             sha256: report.sha256,
             digest: report.digest,
             backend_check: None,
+            data_addresses: report.addresses,
             filecopy: report.filecopy,
             filecopy_error: report.filecopy_error.map(String::into_boxed_str),
             tls_end: report.tls_end,

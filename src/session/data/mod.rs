@@ -94,6 +94,8 @@ pub struct Measure {
     /// The relay failed on TLS itself (see `RelayReport::tls_failed`).
     pub tls_failed: bool,
     pub copy: CopyState,
+    /// Both data connections' address pairs, taken when the relay began.
+    pub addresses: Option<Box<crate::audit::DataAddresses>>,
 }
 
 /// The client's data connection.
@@ -726,6 +728,7 @@ fn report_of(measure: Measure, since: Instant, now: Instant) -> RelayReport {
         digest: measure.digest,
         tls_end: measure.tls_end,
         tls_failed: measure.tls_failed,
+        addresses: measure.addresses,
         filecopy,
         filecopy_error,
     }

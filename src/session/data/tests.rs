@@ -28,6 +28,10 @@ fn measure(bytes: u64) -> Measure {
         tls_end: None,
         tls_failed: false,
         copy: CopyState::None,
+        addresses: Some(Box::new(crate::audit::DataAddresses {
+            data_client: "192.0.2.7:40000".parse().ok(),
+            ..Default::default()
+        })),
     }
 }
 
@@ -432,6 +436,7 @@ fn a_relay_that_ends_well_reports_bytes_digest_and_duration() {
             filecopy: None,
             filecopy_error: None,
             tls_failed: false,
+            addresses: measure(0).addresses,
         }))]
     );
     assert_eq!(m.state(), &State::Idle);
