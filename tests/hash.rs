@@ -1,7 +1,7 @@
 //! End-to-end integrity (`backends.NAME.verify_uploads`): after an upload ProFTPD stored,
-//! ftpgate asks it for the file's SHA-256 (`HASH`, mod_digest) and records in the transfer
-//! event whether it equals the SHA-256 of the bytes relayed; the client is not held up, and
-//! a client's own `HASH` needs RETR.
+//! ftpgate asks it for the file's SHA-256 (`HASH`, mod_digest, or else `XSHA256`) and records
+//! in the transfer event whether it equals the SHA-256 of the bytes relayed; the client is
+//! not held up, and a client's own `HASH` or `XSHA256` needs RETR.
 
 mod common;
 
@@ -76,5 +76,49 @@ fn a_clients_own_hash_needs_retr_and_is_relayed() {
             || text.contains("22596363b3de40b06f981fb85d82312e8c0ed511"),
         "{text}"
     );
+    assert_eq!(c.cmd("QUIT").0, 221);
+}
+
+/// A backend whose administrator refuses `HASH` (here ProFTPD with `<Limit HASH>`) is asked
+/// the older way, `XSHA256`, and the upload is still checked; a client's own `XSHA256`
+/// needs RETR like `HASH`.
+#[test]
+fn where_hash_is_refused_the_upload_is_checked_with_xsha256() {
+    let pro = Proftpd::start_with("  <Limit HASH>\n    DenyAll\n  </Limit>");
+    let gate = verifying_gate(&pro);
+    let mut c = Ftp::connect(gate.addr());
+    c.login_ok("anonymous", "x");
+    assert_eq!(c.cmd("TYPE I").0, 200);
+    let up = random_bytes(1024 * 1024 + 3, 92);
+    c.stor("/pub/x.bin", &up);
+    assert_eq!(c.cmd("NOOP").0, 200);
+    let events = gate.wait_audit(Duration::from_secs(10), |ev| {
+        ev.iter().any(|e| e["event"] == "transfer")
+    });
+    let t = events
+        .iter()
+        .find(|e| e["event"] == "transfer")
+        .expect("transfer");
+    let digest = sha256_bytes(&up);
+    assert_eq!(t["backend_sha256"], digest.as_str(), "{t}");
+    assert_eq!(t["backend_sha256_match"], true, "{t}");
+    // The backend did refuse HASH: the client's own is answered 552 by ProFTPD.
+    let (code, text) = c.cmd("HASH /pub/x.bin");
+    assert_eq!(code, 552, "{text}");
+    let (code, text) = c.cmd("XSHA256 /pub/x.bin");
+    assert_eq!(code, 250, "{text}");
+    assert!(text.to_ascii_lowercase().contains(&digest), "{text}");
+    assert_eq!(c.cmd("QUIT").0, 221);
+
+    // A role without RETR may not ask.
+    let gate = Ftpgate::builder()
+        .backend("proftpd", pro.addr())
+        .role("list-only", &["LIST", "PWD", "CWD"])
+        .user("ftp", "list-only", "proftpd")
+        .start();
+    let mut c = Ftp::connect(gate.addr());
+    c.login_ok("ftp", "x");
+    let (code, text) = c.cmd("XSHA256 /pub/x.bin");
+    assert_eq!(code, 550, "{text}");
     assert_eq!(c.cmd("QUIT").0, 221);
 }

@@ -71,6 +71,9 @@ pub enum Verb {
     Host,
     /// The digest of a file (draft-bryan-ftpext-hash; ProFTPD mod_digest, FileZilla).
     Hash,
+    /// The SHA-256 of a file, the older way (ProFTPD mod_digest, Serv-U; WinSCP asks it).
+    /// The only verb with a digit in its name.
+    Xsha256,
 }
 
 /// The obsolete X-aliases of RFC 775, and the verb each one means.
@@ -134,6 +137,7 @@ impl Verb {
         Verb::Lang,
         Verb::Host,
         Verb::Hash,
+        Verb::Xsha256,
     ];
 
     /// Looks a verb up by its wire name, ignoring ASCII case. The X-aliases map to their RFC
@@ -207,6 +211,7 @@ impl Verb {
             Verb::Mfmt => "MFMT",
             Verb::Lang => "LANG",
             Verb::Hash => "HASH",
+            Verb::Xsha256 => "XSHA256",
             Verb::Host => "HOST",
         }
     }
@@ -264,6 +269,7 @@ impl Verb {
                 | Verb::Mfmt
                 | Verb::Smnt
                 | Verb::Hash
+                | Verb::Xsha256
         )
     }
 
@@ -412,7 +418,10 @@ pub fn parse_command(line: &[u8]) -> Result<Command, CommandError> {
         ),
         None => (line, &[][..]),
     };
-    if name.is_empty() || name.len() > MAX_VERB_LEN || !name.iter().all(u8::is_ascii_alphabetic) {
+    // Letters only, except a known verb with a digit (XSHA256): "US3R" stays malformed.
+    let letters = name.iter().all(u8::is_ascii_alphabetic);
+    if name.is_empty() || name.len() > MAX_VERB_LEN || !(letters || Verb::from_name(name).is_some())
+    {
         return Err(CommandError::BadVerb);
     }
     match Verb::from_name(name) {
@@ -451,7 +460,7 @@ mod tests {
         for (i, &verb) in Verb::ALL.iter().enumerate() {
             assert_eq!(verb as usize, i, "{verb:?} out of place in Verb::ALL");
         }
-        assert_eq!(Verb::ALL.len(), Verb::Hash as usize + 1);
+        assert_eq!(Verb::ALL.len(), Verb::Xsha256 as usize + 1);
     }
 
     #[test]
@@ -459,7 +468,11 @@ mod tests {
         for &verb in Verb::ALL {
             let name = verb.name();
             assert!(name.len() <= MAX_VERB_LEN);
-            assert!(name.bytes().all(|b| b.is_ascii_uppercase()), "{name}");
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()),
+                "{name}"
+            );
             assert_eq!(Verb::from_name(name.as_bytes()), Some(verb));
             assert_eq!(
                 Verb::from_name(name.to_ascii_lowercase().as_bytes()),
@@ -563,6 +576,7 @@ mod tests {
             (Lang, false, false, false, false),
             (Host, false, false, false, false),
             (Hash, false, true, false, false),
+            (Xsha256, false, true, false, false),
         ];
         assert_eq!(table.len(), Verb::ALL.len(), "table must cover every verb");
         for &(verb, plumbing, file, transfer, upload) in table {
@@ -636,6 +650,8 @@ mod tests {
             // Verb shape.
             (b" USER alice", Err(CommandError::BadVerb)),
             (b"US3R alice", Err(CommandError::BadVerb)),
+            (b"xsha256 /a", Ok(Command::new(Verb::Xsha256, b"/a"))),
+            (b"XSHA512 /a", Err(CommandError::BadVerb)),
             (b"USER_ alice", Err(CommandError::BadVerb)),
             (b"\xc3\x9cSER a", Err(CommandError::BadVerb)),
             (b"ABCDEFGHI", Err(CommandError::BadVerb)),

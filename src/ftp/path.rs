@@ -108,7 +108,8 @@ pub fn named_path(verb: Verb, arg: &str) -> Option<&str> {
         | Verb::Size
         | Verb::Cwd
         | Verb::Smnt
-        | Verb::Hash => non_empty(arg),
+        | Verb::Hash
+        | Verb::Xsha256 => non_empty(arg),
         _ => None,
     }
 }

@@ -114,7 +114,7 @@ pub fn needs(verb: Verb, arg: &[u8]) -> Needs {
         Verb::Mfmt => Needs::All(&[Verb::Mfmt]),
         Verb::Lang => Needs::All(&[Verb::Lang]),
         // A file's digest tells what reading it would: a role that may RETR may ask it.
-        Verb::Hash => Needs::All(&[Verb::Retr]),
+        Verb::Hash | Verb::Xsha256 => Needs::All(&[Verb::Retr]),
         // Identity and target changes, and the TLS and data-connection plumbing, are
         // ftpgate's own business: never forwarded as role commands.
         Verb::User
@@ -201,7 +201,7 @@ mod tests {
             let class = needs(verb, b"x");
             if verb.is_plumbing() || matches!(verb, Verb::Acct | Verb::Rein | Verb::Host) {
                 assert!(matches!(class, Needs::Never(_)), "{verb}");
-            } else if verb == Verb::Hash {
+            } else if matches!(verb, Verb::Hash | Verb::Xsha256) {
                 // A file's digest tells what reading it would.
                 assert!(
                     matches!(class, Needs::All(v) if v == [Verb::Retr]),

@@ -301,8 +301,8 @@ pub struct Backend {
     pub feature_probe: bool,
     /// Active health checks of the pool's servers (`None`: `"health_check": false`).
     pub health_check: Option<HealthCheck>,
-    /// After each upload ftpgate asks the server for the file's SHA-256 (`HASH`) and
-    /// records whether it equals the one of the bytes relayed (`verify_uploads`).
+    /// After each upload ftpgate asks the server for the file's SHA-256 (`HASH`, else
+    /// `XSHA256`) and records whether it equals the one of the bytes relayed (`verify_uploads`).
     pub verify_uploads: bool,
 }
 

@@ -50,6 +50,12 @@ pub struct Proftpd {
 
 impl Proftpd {
     pub fn start() -> Proftpd {
+        Proftpd::start_with("")
+    }
+
+    /// Like [`Proftpd::start`], with `anonymous` (configuration directives) added inside the
+    /// `<Anonymous>` block, e.g. a `<Limit HASH>` that refuses one command.
+    pub fn start_with(anonymous: &str) -> Proftpd {
         let Some((server, modules)) = binary() else {
             panic!(
                 "proftpd is not there: run tests/run.sh once (it unpacks the Debian package \
@@ -98,6 +104,7 @@ DigestAlgorithms all
   <Limit WRITE>
     AllowAll
   </Limit>
+{anonymous}
 </Anonymous>
 "#,
                 modules = modules.display(),

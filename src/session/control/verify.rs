@@ -1,10 +1,11 @@
 //! `verify_uploads`: after an upload the backend stored whole (`STOR` without `REST`), and
 //! after its 226 went to the client, ftpgate asks the backend for the file's SHA-256
-//! (`OPTS HASH SHA-256`, then `HASH name`) and records in the transfer event whether it
-//! equals the SHA-256 of the bytes relayed (`backend_sha256_match`): end-to-end integrity,
-//! the proof that what the partner sent is what the server keeps. Client commands wait
-//! meanwhile; the transfer event waits too, and is written whatever happens (no answer in
-//! time, a refusal, the session's end).
+//! (`OPTS HASH SHA-256`, then `HASH name`; where either is refused, the older
+//! `XSHA256 name`) and records in the transfer event whether it equals the SHA-256 of the
+//! bytes relayed (`backend_sha256_match`): end-to-end integrity, the proof that what the
+//! partner sent is what the server keeps. At most three commands per upload. Client commands
+//! wait meanwhile; the transfer event waits too, and is written whatever happens (no answer
+//! in time, a refusal, the session's end).
 
 use super::*;
 use crate::ftp::hash::{Method, digest_from_reply};
@@ -17,8 +18,20 @@ pub(super) struct Verify {
     arg: Vec<u8>,
     /// The bytes relayed: the range the backend's answer must cover.
     size: u64,
-    /// `OPTS HASH SHA-256` was answered; `HASH` is in flight.
-    selected: bool,
+    /// Which question is in flight.
+    step: Step,
+}
+
+/// The questions, in the order they are asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// `OPTS HASH SHA-256`.
+    Select,
+    /// `HASH name`.
+    Hash,
+    /// `XSHA256 name`: the backend refused `OPTS HASH` or `HASH` (a server without
+    /// draft-bryan-ftpext-hash, or one whose administrator limits `HASH` alone).
+    Xsha256,
 }
 
 impl ControlFsm {
@@ -46,51 +59,57 @@ impl ControlFsm {
             AuditRecord::Transfer { bytes, .. } => *bytes,
             _ => 0,
         };
-        out.push(Action::SendServer(Command::new(
-            Verb::Opts,
-            b"HASH SHA-256",
-        )));
-        out.push(Action::SetTimer(
-            TimerKind::BackendReply,
-            secs(self.config.backend_reply_timeout),
-        ));
-        self.phase = Phase::VerifyUpload(Box::new(Verify {
+        let v = Box::new(Verify {
             record,
             arg,
             size,
-            selected: false,
-        }));
+            step: Step::Select,
+        });
+        self.ask(v, Step::Select, out);
     }
 
-    pub(super) fn on_verify_reply(
-        &mut self,
-        mut v: Box<Verify>,
-        reply: Reply,
-        out: &mut Vec<Action>,
-    ) {
+    pub(super) fn on_verify_reply(&mut self, v: Box<Verify>, reply: Reply, out: &mut Vec<Action>) {
         if reply.is_preliminary() {
             self.phase = Phase::VerifyUpload(v);
             return;
         }
-        if !v.selected {
-            if !reply.is_positive_completion() {
-                // No SHA-256 there: recorded without the comparison.
-                return self.finish_verify(v, None, out);
+        match v.step {
+            Step::Select if reply.is_positive_completion() => self.ask(v, Step::Hash, out),
+            Step::Select => self.ask(v, Step::Xsha256, out),
+            Step::Hash if !reply.is_positive_completion() => self.ask(v, Step::Xsha256, out),
+            Step::Hash => {
+                let method = Method::Hash {
+                    select_first: false,
+                };
+                let digest = digest_from_reply(method, &reply, v.size);
+                self.finish_verify(v, digest, out)
             }
-            v.selected = true;
-            out.push(Action::SendServer(Command::new(Verb::Hash, &v.arg)));
-            out.push(Action::SetTimer(
-                TimerKind::BackendReply,
-                secs(self.config.backend_reply_timeout),
-            ));
-            self.phase = Phase::VerifyUpload(v);
-            return;
+            Step::Xsha256 => {
+                let digest = digest_from_reply(Method::Xsha256, &reply, v.size);
+                self.finish_verify(v, digest, out)
+            }
         }
-        let method = Method::Hash {
-            select_first: false,
+    }
+
+    /// Sends the question `step` names and waits for its answer.
+    fn ask(&mut self, mut v: Box<Verify>, step: Step, out: &mut Vec<Action>) {
+        let verb = match step {
+            Step::Select => Verb::Opts,
+            Step::Hash => Verb::Hash,
+            Step::Xsha256 => Verb::Xsha256,
         };
-        let digest = digest_from_reply(method, &reply, v.size);
-        self.finish_verify(v, digest, out)
+        let arg: &[u8] = if step == Step::Select {
+            b"HASH SHA-256"
+        } else {
+            &v.arg
+        };
+        out.push(Action::SendServer(Command::new(verb, arg)));
+        out.push(Action::SetTimer(
+            TimerKind::BackendReply,
+            secs(self.config.backend_reply_timeout),
+        ));
+        v.step = step;
+        self.phase = Phase::VerifyUpload(v);
     }
 
     /// Writes the waiting record, with the backend's digest when there is one, and goes on.

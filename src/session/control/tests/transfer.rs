@@ -565,9 +565,19 @@ fn an_upload_whose_backend_digest_differs_is_recorded_as_a_mismatch() {
 #[test]
 fn a_backend_that_cannot_hash_leaves_the_record_without_the_comparison() {
     let (mut s, _) = verified_upload();
+    // Neither HASH nor XSHA256: three questions at most, then the record goes.
     let actions = s.event(reply(501, "Unknown option"));
+    assert_eq!(server_commands(&actions), vec!["XSHA256 up.bin"]);
+    assert!(backend_match(&actions).is_empty());
+    let actions = s.event(reply(500, "Unknown command"));
     assert_eq!(backend_match(&actions), vec![(None, None)]);
     assert!(s.fsm.can_take_line(b"NOOP"));
+    // A positive HASH reply that names no whole-file SHA-256 is not asked again.
+    let (mut s, _) = verified_upload();
+    s.event(reply(200, "SHA-256"));
+    let actions = s.event(reply(213, &format!("SHA-256 0-5 {OURS} up.bin")));
+    assert!(server_commands(&actions).is_empty());
+    assert_eq!(backend_match(&actions), vec![(None, None)]);
     // A matching digest, for contrast.
     let (mut s, _) = verified_upload();
     s.event(reply(200, "SHA-256"));
@@ -576,6 +586,26 @@ fn a_backend_that_cannot_hash_leaves_the_record_without_the_comparison() {
         backend_match(&actions),
         vec![(Some(true), Some(OURS.into()))]
     );
+}
+
+#[test]
+fn a_refused_hash_falls_back_to_xsha256() {
+    // ProFTPD with HASH limited away: OPTS is fine, HASH is refused, XSHA256 answers.
+    let (mut s, _) = verified_upload();
+    s.event(reply(200, "SHA-256"));
+    let actions = s.event(reply(552, "HASH: Permission denied"));
+    assert_eq!(server_commands(&actions), vec!["XSHA256 up.bin"]);
+    assert!(backend_match(&actions).is_empty());
+    let upper = OURS.to_ascii_uppercase();
+    let actions = s.event(Event::ServerReply(Reply::multi(
+        250,
+        &["Computing SHA256 digest", &upper],
+    )));
+    assert_eq!(
+        backend_match(&actions),
+        vec![(Some(true), Some(OURS.into()))]
+    );
+    assert!(s.fsm.can_take_line(b"NOOP"));
 }
 
 #[test]
