@@ -332,3 +332,91 @@ fn events_a_sink_lost_are_counted() {
     // session_start, USER, login, QUIT, session_end at least, each lost to syslog.
     assert!(lost >= 5.0, "{lost}\n{text}");
 }
+
+/// TLS handshakes and their failures, by channel and side: a curl download over explicit
+/// FTPS (control and data handshakes); bytes that are not TLS after `AUTH TLS`; a protected
+/// data connection whose client sends text instead of a ClientHello (the session goes on);
+/// and a TCP check of the implicit FTPS port, which starts no handshake and is no failure.
+#[test]
+fn tls_handshakes_and_their_failures_are_counted() {
+    let vs = Vsftpd::start();
+    vs.put_file("pub/t.bin", b"tls bytes\n");
+    let gate = Ftpgate::builder()
+        .backend("vsftpd", vs.addr())
+        .standard_roles()
+        .user("ftp", "read-only", "vsftpd")
+        .ftps()
+        .start();
+    let addr = gate.addr();
+    let url = format!("ftp://ftp:x@{}:{}/pub/t.bin", addr.ip(), addr.port());
+    let out = curl(&["-k", "--ssl-reqd", &url]);
+    out.assert_success("curl over FTPS");
+    assert_eq!(out.stdout, b"tls bytes\n");
+
+    let mut c = Ftp::connect(addr);
+    assert_eq!(c.cmd("AUTH TLS").0, 234);
+    c.send(b"GET / HTTP/1.0\r\n\r\n");
+    c.read_to_eof(Duration::from_secs(10));
+
+    let script = format!(
+        "{PY_FTPS_REUSING}{}",
+        r#"
+import socket, sys
+f = ftplib.FTP_TLS(context=ctx)
+f.connect(sys.argv[1], int(sys.argv[2]), timeout=10)
+f.login("ftp", "x")
+f.prot_p()
+host, port = ftplib.parse227(f.sendcmd("PASV"))
+s = socket.create_connection((host, port), timeout=10)
+s.sendall(b"this is no ClientHello\r\n" * 4)
+try:
+    while s.recv(4096):
+        pass
+except OSError:
+    pass
+print(f.sendcmd("NOOP"))
+print(f.quit())
+"#
+    );
+    let out = python(&script, &[&addr.ip().to_string(), &addr.port().to_string()]);
+    out.assert_success("python FTP_TLS");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("200"), "{stdout}");
+
+    let probe = std::net::TcpStream::connect(gate.implicit_addr()).expect("TCP check");
+    drop(probe);
+
+    gate.wait_audit(Duration::from_secs(10), |ev| {
+        ev.iter().filter(|e| e["event"] == "session_end").count() >= 4
+    });
+    let text = metrics_text(&gate);
+    promtool_check(&text);
+    let m = parsed(&text);
+    let get = |k: &str| m.get(k).copied().unwrap_or(0.0);
+    assert_eq!(
+        get("ftpgate_tls_handshake_failures_total{channel=control,side=client}"),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        get("ftpgate_tls_handshake_failures_total{channel=data,side=client}"),
+        1.0,
+        "{text}"
+    );
+    let failures: f64 = m
+        .iter()
+        .filter(|(k, _)| k.starts_with("ftpgate_tls_handshake_failures_total{"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(failures, 2.0, "the TCP check is no failure\n{text}");
+    // curl's control connection and Python's; curl's data connection resumed.
+    assert_eq!(
+        get("ftpgate_tls_handshakes_total{channel=control,resumed=false,side=client}"),
+        2.0,
+        "{text}"
+    );
+    assert!(
+        get("ftpgate_tls_handshakes_total{channel=data,resumed=true,side=client}") >= 1.0,
+        "{text}"
+    );
+}

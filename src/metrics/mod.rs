@@ -96,6 +96,11 @@ const FAMILIES: &[Family] = &[
         help: "TLS handshakes completed, by channel, side and resumption.",
     },
     Family {
+        name: "ftpgate_tls_handshake_failures_total",
+        kind: Kind::Counter,
+        help: "TLS handshakes that failed (an error, or the peer's end, before they finished), by channel and side.",
+    },
+    Family {
         name: "ftpgate_data_connection_failures_total",
         kind: Kind::Counter,
         help: "Data connections that failed, by cause.",
@@ -244,6 +249,17 @@ impl Metrics {
     /// A command took `seconds` from its arrival to its final reply.
     pub fn observe_command(&mut self, seconds: f64) {
         self.observe_duration("ftpgate_command_duration_seconds", Vec::new(), seconds);
+    }
+
+    /// A TLS handshake failed on `channel` ("control", "data") toward `side` ("client",
+    /// "backend"): no audit event says so (the session's or transfer's end does, by its
+    /// own cause).
+    pub fn observe_tls_failure(&mut self, channel: &'static str, side: &'static str) {
+        self.add(
+            "ftpgate_tls_handshake_failures_total",
+            vec![("channel", channel.to_owned()), ("side", side.to_owned())],
+            1,
+        );
     }
 
     /// Counts one audit event. `backend` is the session's backend pool, when known.

@@ -134,6 +134,13 @@ impl Session {
 
     pub(super) fn close_server(&mut self, ctx: &mut WorkerCtx<'_>) {
         if let Some(mut server) = self.server.take() {
+            super::data_io::count_tls_failure(
+                &self.id,
+                "control",
+                "backend",
+                &mut server.conn,
+                ctx,
+            );
             if server.conn.connecting {
                 ctx.backends.stop_waiting();
             }

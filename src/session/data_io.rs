@@ -366,12 +366,14 @@ impl Session {
 
     fn drop_client_data(&mut self, ctx: &mut WorkerCtx<'_>) {
         if let Some(mut conn) = self.sockets.client.take() {
+            count_tls_failure(&self.id, "data", "client", &mut conn, ctx);
             let _ = ctx.registry.deregister(&mut conn.stream);
         }
     }
 
     fn drop_server_data(&mut self, ctx: &mut WorkerCtx<'_>) {
         if let Some(mut conn) = self.sockets.server.take() {
+            count_tls_failure(&self.id, "data", "backend", &mut conn, ctx);
             let _ = ctx.registry.deregister(&mut conn.stream);
         }
     }
@@ -405,6 +407,8 @@ impl Session {
     /// where its copy stands. A copy that was not finished is abandoned: the writer keeps
     /// the part that crossed.
     fn measure(&mut self, mut relay: Relay, ctx: &mut WorkerCtx<'_>) -> Measure {
+        count_tls_failure(&self.id, "data", "client", &mut relay.client, ctx);
+        count_tls_failure(&self.id, "data", "backend", &mut relay.server, ctx);
         let _ = ctx.registry.deregister(&mut relay.server.stream);
         let _ = ctx.registry.deregister(&mut relay.client.stream);
         match relay.direction {
@@ -733,6 +737,7 @@ impl Session {
         ];
         for (channel, side, conn) in conns {
             let Some(conn) = conn else { continue };
+            count_tls_failure(&self.id, channel, side, conn, ctx);
             if conn.tls_reported {
                 continue;
             }
@@ -781,6 +786,21 @@ impl Session {
             .user()
             .and_then(|u| self.policy.user(&u.name))
             .map_or(TlsSessionReuse::Required, |u| u.tls_session_reuse)
+    }
+}
+
+/// Counts the failed TLS handshake of `conn` (once), on `channel` ("control", "data") toward
+/// `side` ("client", "backend").
+pub(super) fn count_tls_failure(
+    id: &str,
+    channel: &'static str,
+    side: &'static str,
+    conn: &mut Conn,
+    ctx: &mut WorkerCtx<'_>,
+) {
+    if conn.take_handshake_failure() {
+        log::info!("{id} TLS handshake failed ({channel} connection, {side} side)");
+        ctx.metrics.observe_tls_failure(channel, side);
     }
 }
 

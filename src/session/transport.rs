@@ -27,8 +27,11 @@ pub struct Conn {
     pub(super) closing_tls: bool,
     /// The TLS session was checked against the data-connection reuse rule.
     pub(super) tls_checked: bool,
-    /// The finished TLS handshake was recorded in the audit trail (a `tls` event).
+    /// The finished TLS handshake was recorded in the audit trail (a `tls` event), or its
+    /// failure counted (`ftpgate_tls_handshake_failures_total`).
     pub(super) tls_reported: bool,
+    /// The TLS handshake failed: an error, or the peer's end, before it finished.
+    tls_broken: bool,
 }
 
 impl Conn {
@@ -42,11 +45,51 @@ impl Conn {
             closing_tls: false,
             tls_checked: false,
             tls_reported: false,
+            tls_broken: false,
         }
+    }
+
+    /// A TLS handshake that failed and was not yet counted; marks it counted (each
+    /// connection's failure is counted once).
+    pub fn take_handshake_failure(&mut self) -> bool {
+        let failed = self.tls_broken && !self.tls_reported;
+        if failed {
+            self.tls_reported = true;
+        }
+        failed
+    }
+
+    /// Notes a TLS handshake that `step` ended: bytes that are not TLS, a protocol error,
+    /// or the peer's end (or reset) after the handshake began. A peer that leaves before it
+    /// sent a ClientHello (a load balancer's TCP check of an implicit FTPS port, often a
+    /// reset) started no handshake: that end is not a failure.
+    fn note<T>(&mut self, step: io::Result<T>, ended: impl Fn(&T) -> bool) -> io::Result<T> {
+        if let Some(tls) = self.tls.as_deref() {
+            let started = match tls {
+                rustls::Connection::Client(_) => true,
+                rustls::Connection::Server(_) => tls.protocol_version().is_some(),
+            };
+            let failed = match &step {
+                Err(e) => started || e.kind() == io::ErrorKind::InvalidData,
+                Ok(value) => ended(value) && started,
+            };
+            if failed && tls.is_handshaking() {
+                self.tls_broken = true;
+            }
+        }
+        step
     }
 
     /// Reads plaintext (through TLS when it is on).
     pub fn read_into(&mut self, buf: &mut [u8]) -> io::Result<ReadStep> {
+        if self.tls.is_none() {
+            return read_plain(self, buf);
+        }
+        let step = self.read_tls(buf);
+        self.note(step, |s| matches!(s, ReadStep::Eof(_)))
+    }
+
+    fn read_tls(&mut self, buf: &mut [u8]) -> io::Result<ReadStep> {
         let Some(tls) = self.tls.as_mut() else {
             return read_plain(self, buf);
         };
@@ -69,7 +112,8 @@ impl Conn {
     /// Writes plaintext (through TLS when it is on); Ok(0) when nothing more fits now.
     pub fn write_from(&mut self, data: &[u8]) -> io::Result<usize> {
         if let Some(tls) = self.tls.as_mut() {
-            return tls::write(tls, &mut self.stream, &mut self.writable, data);
+            let step = tls::write(tls, &mut self.stream, &mut self.writable, data);
+            return self.note(step, |_| false);
         }
         loop {
             if !self.writable {
@@ -90,14 +134,20 @@ impl Conn {
 
     /// Sends TLS records rustls has queued (handshake, alerts, tickets). Ok(true) on progress.
     pub fn flush_tls(&mut self) -> io::Result<bool> {
-        match self.tls.as_mut() {
+        let step = match self.tls.as_mut() {
             Some(tls) if !self.connecting => tls::flush(tls, &mut self.stream, &mut self.writable),
             _ => Ok(false),
-        }
+        };
+        self.note(step, |_| false)
     }
 
     /// Drives a TLS handshake without reading application data. Ok(true) on progress.
     pub fn handshake(&mut self) -> io::Result<bool> {
+        let step = self.drive_handshake();
+        self.note(step, |_| false)
+    }
+
+    fn drive_handshake(&mut self) -> io::Result<bool> {
         let Some(tls) = self.tls.as_mut() else {
             return Ok(false);
         };
