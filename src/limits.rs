@@ -329,11 +329,10 @@ pub const RANDOM_BUFFER_BYTES: usize = 256;
 pub const PASSIVE_RANDOM_TRIES: usize = 16;
 /// Seconds a passive port released by a client's session is not handed to a session of the
 /// same client address again (unless every other free port of the worker's slice was, too:
-/// then the one released longest ago is used rather than refusing the transfer).
+/// then the one released longest ago is used rather than refusing the transfer). Each port
+/// of the slice remembers its last release only: the memory is fixed by the slice's size
+/// (24 bytes a port), whatever clients do.
 pub const PASSIVE_QUARANTINE_SECONDS: u64 = 30;
-/// Most (port, client address) pairs one worker keeps in quarantine; beyond it the oldest
-/// pair leaves the quarantine early.
-pub const MAX_PASSIVE_QUARANTINE: usize = 1024;
 
 /// Bytes of one notification datagram a worker sends its supervisor (`READY=1`, `STATUS=`
 /// with the listen addresses or the first reason a reload was refused). A longer one is cut

@@ -1,10 +1,9 @@
 //! This worker's slice of the passive port range: ports drawn at random, never one with an
 //! open listener, not one just released to the same client address (a bounded quarantine).
 
-use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mio::Registry;
 use mio::net::TcpListener;
@@ -13,7 +12,7 @@ use super::SessionKey;
 use super::shared_passive::SharedPorts;
 use super::sockets::bind_passive;
 use crate::ftp::address::canonical_ip;
-use crate::limits::{MAX_PASSIVE_QUARANTINE, PASSIVE_QUARANTINE_SECONDS, PASSIVE_RANDOM_TRIES};
+use crate::limits::{PASSIVE_QUARANTINE_SECONDS, PASSIVE_RANDOM_TRIES};
 
 /// This worker's slice of the passive port range, handed out at random.
 ///
@@ -52,7 +51,7 @@ impl PassivePorts {
             first,
             last,
             in_use: vec![0; size.div_ceil(64)],
-            quarantine: Quarantine::default(),
+            quarantine: Quarantine::new(size),
             random: crate::os::RandomSource::new(),
             exhausted: 0,
             shared: None,
@@ -225,7 +224,9 @@ impl PassivePorts {
             return;
         };
         if shared.leave(SocketAddr::new(ip, port), client, who, registry) {
-            self.quarantine.insert(port, client, now);
+            if let Some(i) = port.checked_sub(self.first) {
+                self.quarantine.insert(usize::from(i), client, now);
+            }
         }
     }
 
@@ -252,13 +253,12 @@ impl PassivePorts {
         now: Instant,
         mut claim: impl FnMut(&mut Self, u16) -> io::Result<Option<T>>,
     ) -> io::Result<Option<T>> {
-        self.quarantine.expire(now);
         let size = self.size();
         // Random ports first: in a slice with room, the first one almost always binds.
         for _ in 0..PASSIVE_RANDOM_TRIES {
             let draw = self.random.below(size)?;
             let port = self.nth(draw);
-            if self.quarantine.released(port, client, now).is_some() {
+            if self.released_to(port, client, now).is_some() {
                 continue;
             }
             if let Some(found) = claim(self, port)? {
@@ -266,28 +266,60 @@ impl PassivePorts {
             }
         }
         // A crowded slice: walk it from a random point (bounded by its size), taking the
-        // first free port out of quarantine; remember the quarantined ones.
+        // first free port out of quarantine. No allocation, no sort: one array look-up
+        // per port.
         let start = self.random.below(size)?;
-        let mut quarantined = Vec::new();
+        let mut quarantined = false;
         for i in 0..size {
             let port = self.nth((start + i) % size);
-            if let Some(at) = self.quarantine.released(port, client, now) {
-                quarantined.push((at, port));
+            if self.released_to(port, client, now).is_some() {
+                quarantined = true;
                 continue;
             }
             if let Some(found) = claim(self, port)? {
                 return Ok(Some(found));
             }
         }
-        // Every free port was released to this client lately: the oldest release first.
-        quarantined.sort_unstable();
-        for (_, port) in quarantined {
-            if let Some(found) = claim(self, port)? {
-                log::debug!("passive port {port} reused for {client} within its quarantine");
+        if !quarantined {
+            return Ok(None);
+        }
+        // Every free port was released to this client lately: the oldest release first,
+        // for a bounded number of tries (each a walk of the slice; a try fails only when
+        // the port is taken meanwhile).
+        let mut after: Option<(u32, u16)> = None;
+        for _ in 0..PASSIVE_RANDOM_TRIES {
+            let mut oldest: Option<(u32, u16)> = None;
+            for n in 0..size {
+                let port = self.nth(n);
+                let Some(at) = self.released_to(port, client, now) else {
+                    continue;
+                };
+                let key = (at, port);
+                if after.is_some_and(|a| key <= a) || oldest.is_some_and(|o| key >= o) {
+                    continue;
+                }
+                oldest = Some(key);
+            }
+            let Some(key) = oldest else {
+                break;
+            };
+            if let Some(found) = claim(self, key.1)? {
+                log::debug!(
+                    "passive port {} reused for {client} within its quarantine",
+                    key.1
+                );
                 return Ok(Some(found));
             }
+            after = Some(key);
         }
         Ok(None)
+    }
+
+    /// When (in [`Quarantine`] ticks) `port` was released by a session of `client`, if
+    /// that is within the quarantine.
+    fn released_to(&self, port: u16, client: IpAddr, now: Instant) -> Option<u32> {
+        let i = usize::from(port.checked_sub(self.first)?);
+        self.quarantine.released(i, client, now)
     }
 
     /// Binds `port`, marking it in use; None when it is taken (by anyone).
@@ -312,58 +344,62 @@ impl PassivePorts {
             return;
         }
         self.mark(port, false);
-        self.quarantine.insert(port, canonical_ip(client), now);
+        self.quarantine
+            .insert(usize::from(port - self.first), canonical_ip(client), now);
     }
 }
 
-/// Passive ports recently released, by client address (bounded in size and time).
-#[derive(Default)]
+/// Each port's last release: by which client address, and when. One small record per port
+/// of the slice, so memory is fixed by the slice's size and a look-up is an index.
+///
+/// Only the last release counts: a port released by one client and then by another is in
+/// quarantine for the second only. The first client's late connection to it, if any, met
+/// the second client's listener meanwhile and was refused there as port theft.
 struct Quarantine {
-    /// When each (port, client) pair was last released.
-    since: HashMap<(u16, IpAddr), Instant>,
-    /// The same releases in order, for expiry and the size bound (a pair released again
-    /// appears twice; only its last release counts).
-    order: VecDeque<(u16, IpAddr, Instant)>,
+    /// By port offset: the client that released it and when, in ticks of
+    /// [`Quarantine::TICK`] since `base` (0: never).
+    last: Vec<Option<(IpAddr, u32)>>,
+    base: Instant,
 }
 
 impl Quarantine {
-    fn quarantine() -> Duration {
-        Duration::from_secs(PASSIVE_QUARANTINE_SECONDS)
-    }
+    /// The clock of the records: a u32 of 100 ms ticks lasts 13 years.
+    const TICK_MS: u128 = 100;
 
-    /// Forgets the releases older than the quarantine, and the oldest beyond the bound.
-    fn expire(&mut self, now: Instant) {
-        // Bounded: every turn removes an entry.
-        while let Some(&(port, ip, at)) = self.order.front() {
-            let old = now.saturating_duration_since(at) >= Self::quarantine();
-            if !old && self.order.len() <= MAX_PASSIVE_QUARANTINE {
-                break;
-            }
-            self.order.pop_front();
-            if self.since.get(&(port, ip)) == Some(&at) {
-                self.since.remove(&(port, ip));
-            }
+    fn new(size: usize) -> Quarantine {
+        Quarantine {
+            last: vec![None; size],
+            base: Instant::now(),
         }
     }
 
-    fn insert(&mut self, port: u16, ip: IpAddr, now: Instant) {
-        self.order.push_back((port, ip, now));
-        self.since.insert((port, ip), now);
-        self.expire(now);
+    fn ticks(&self, at: Instant) -> u32 {
+        let ms = at.saturating_duration_since(self.base).as_millis();
+        // 1 + : tick 0 is "never", and a release at `base` is still one.
+        u32::try_from(ms / Self::TICK_MS).map_or(u32::MAX, |t| t.saturating_add(1))
     }
 
-    /// When `port` was released by a session of `ip`, if that is within the quarantine.
-    fn released(&self, port: u16, ip: IpAddr, now: Instant) -> Option<Instant> {
-        self.since
-            .get(&(port, ip))
-            .copied()
-            .filter(|at| now.saturating_duration_since(*at) < Self::quarantine())
+    fn insert(&mut self, i: usize, ip: IpAddr, now: Instant) {
+        let at = self.ticks(now);
+        if let Some(slot) = self.last.get_mut(i) {
+            *slot = Some((ip, at));
+        }
+    }
+
+    /// When port offset `i` was released by a session of `ip` (in ticks), if that is
+    /// within the quarantine.
+    fn released(&self, i: usize, ip: IpAddr, now: Instant) -> Option<u32> {
+        let (by, at) = (*self.last.get(i)?)?;
+        let window = u32::try_from(u128::from(PASSIVE_QUARANTINE_SECONDS) * 1000 / Self::TICK_MS)
+            .unwrap_or(u32::MAX);
+        (by == ip && self.ticks(now).saturating_sub(at) < window).then_some(at)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn passive_slices_cover_the_range_without_overlap() {
@@ -481,11 +517,7 @@ mod tests {
         // Once the quarantine is over, it is forgotten.
         let later = t + Duration::from_secs(PASSIVE_QUARANTINE_SECONDS + 4);
         assert!(ports.open(LOCAL, c, later).is_ok());
-        assert!(ports.quarantine.released(a, c, later).is_none());
-        assert!(
-            ports.quarantine.since.len() <= 2,
-            "expired entries are dropped"
-        );
+        assert!(ports.released_to(a, c, later).is_none());
     }
 
     #[test]
@@ -522,25 +554,57 @@ mod tests {
     }
 
     #[test]
-    fn the_quarantine_is_bounded() {
-        let mut q = Quarantine::default();
-        let now = Instant::now();
-        for i in 0..(MAX_PASSIVE_QUARANTINE as u32 + 500) {
-            q.insert((i % 60_000) as u16, IpAddr::from(i.to_be_bytes()), now);
-        }
-        assert_eq!(q.order.len(), MAX_PASSIVE_QUARANTINE);
-        assert!(q.since.len() <= MAX_PASSIVE_QUARANTINE);
-        // The oldest left early; the newest are still there.
+    fn the_quarantine_is_one_record_per_port_and_keeps_the_last_release() {
+        let t = Instant::now();
+        let mut q = Quarantine::new(4);
+        assert_eq!(q.last.len(), 4, "memory fixed by the slice");
+        assert!(std::mem::size_of::<Option<(IpAddr, u32)>>() <= 24);
+        q.insert(1, client(1), t);
+        assert!(q.released(1, client(1), t).is_some());
+        assert!(q.released(1, client(2), t).is_none(), "another client");
+        assert!(q.released(0, client(1), t).is_none(), "another port");
+        // Released again by another client: the quarantine is that client's now.
+        q.insert(1, client(2), t + Duration::from_secs(1));
         assert!(
-            q.released(0, IpAddr::from(0u32.to_be_bytes()), now)
+            q.released(1, client(1), t + Duration::from_secs(1))
                 .is_none()
         );
-        let newest = MAX_PASSIVE_QUARANTINE as u32 + 499;
         assert!(
-            q.released(newest as u16, IpAddr::from(newest.to_be_bytes()), now)
+            q.released(1, client(2), t + Duration::from_secs(1))
                 .is_some()
         );
-        q.expire(now + Duration::from_secs(PASSIVE_QUARANTINE_SECONDS));
-        assert!(q.order.is_empty() && q.since.is_empty());
+        let end = t + Duration::from_secs(PASSIVE_QUARANTINE_SECONDS + 1);
+        assert!(
+            q.released(1, client(2), end).is_none(),
+            "over after the window"
+        );
+        // Out of the slice: nothing recorded, nothing found.
+        q.insert(9, client(1), t);
+        assert!(q.released(9, client(1), t).is_none());
+    }
+
+    /// One client that opened and released every port of a crowded slice is still served
+    /// at once (the oldest release), and the walk that finds it allocates nothing.
+    #[test]
+    fn a_client_that_used_every_port_gets_the_oldest_release() {
+        let (lo, hi) = free_block(8);
+        let mut ports = PassivePorts::new(lo, hi);
+        let t = Instant::now();
+        let c = client(9);
+        let mut order = Vec::new();
+        for k in 0..8u64 {
+            let at = t + Duration::from_millis(200 * k);
+            let (listener, port) = ports.open(LOCAL, c, at).expect("port");
+            assert!(!order.contains(&port), "out of quarantine first");
+            order.push(port);
+            ports.release(&listener, c, at);
+        }
+        let at = t + Duration::from_secs(3);
+        let (held, got) = ports.open(LOCAL, c, at).expect("port");
+        assert_eq!(got, order[0], "released longest ago");
+        // The oldest is taken: the next oldest comes next.
+        let (_next, second) = ports.open(LOCAL, c, at).expect("port");
+        assert_eq!(second, order[1]);
+        drop(held);
     }
 }
