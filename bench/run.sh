@@ -10,6 +10,8 @@
 #                           what CI runs; it asserts nothing about time, only that every
 #                           measurement completes
 #   bench/run.sh --json out.json --reps 5 --size-mib 256 --only bulk,noop   (any bench.py option)
+#   bench/run.sh --only sessions --key ec   the FTPS figures with an ECDSA P-256 key instead
+#                           of RSA 2048 (the RSA signature is most of a short FTPS session)
 #
 # Needs root (vsftpd runs as root, the idle figure raises RLIMIT_NOFILE), vsftpd, curl,
 # openssl and python3; installs what is missing (Debian/Ubuntu). Loopback only; files on
