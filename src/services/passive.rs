@@ -253,6 +253,17 @@ impl PassivePorts {
         now: Instant,
         mut claim: impl FnMut(&mut Self, u16) -> io::Result<Option<T>>,
     ) -> io::Result<Option<T>> {
+        // A port handed out forgets its last release: its next one is recorded anew, and
+        // the quarantined ports are the free ones, so the oldest release is one to take.
+        let mut claim = |ports: &mut Self, port: u16| {
+            let found = claim(ports, port)?;
+            if found.is_some() {
+                if let Some(i) = port.checked_sub(ports.first) {
+                    ports.quarantine.clear(usize::from(i));
+                }
+            }
+            Ok::<_, io::Error>(found)
+        };
         let size = self.size();
         // Random ports first: in a slice with room, the first one almost always binds.
         for _ in 0..PASSIVE_RANDOM_TRIES {
@@ -383,6 +394,12 @@ impl Quarantine {
         let at = self.ticks(now);
         if let Some(slot) = self.last.get_mut(i) {
             *slot = Some((ip, at));
+        }
+    }
+
+    fn clear(&mut self, i: usize) {
+        if let Some(slot) = self.last.get_mut(i) {
+            *slot = None;
         }
     }
 
@@ -587,24 +604,32 @@ mod tests {
     /// at once (the oldest release), and the walk that finds it allocates nothing.
     #[test]
     fn a_client_that_used_every_port_gets_the_oldest_release() {
-        let (lo, hi) = free_block(8);
+        // More ports than the tries of the oldest-first fallback.
+        const N: u16 = PASSIVE_RANDOM_TRIES as u16 + 8;
+        let (lo, hi) = free_block(N);
         let mut ports = PassivePorts::new(lo, hi);
         let t = Instant::now();
         let c = client(9);
         let mut order = Vec::new();
-        for k in 0..8u64 {
+        for k in 0..u64::from(N) {
             let at = t + Duration::from_millis(200 * k);
             let (listener, port) = ports.open(LOCAL, c, at).expect("port");
             assert!(!order.contains(&port), "out of quarantine first");
             order.push(port);
             ports.release(&listener, c, at);
         }
-        let at = t + Duration::from_secs(3);
-        let (held, got) = ports.open(LOCAL, c, at).expect("port");
-        assert_eq!(got, order[0], "released longest ago");
-        // The oldest is taken: the next oldest comes next.
-        let (_next, second) = ports.open(LOCAL, c, at).expect("port");
-        assert_eq!(second, order[1]);
+        // Every port released to this client: the oldest release first, then the next
+        // oldest, however many of them are in use again (a port handed out is no longer in
+        // quarantine), until the slice is full.
+        let at = t + Duration::from_secs(10);
+        let mut held = Vec::new();
+        for &expected in &order {
+            let (listener, got) = ports.open(LOCAL, c, at).expect("a free port");
+            assert_eq!(got, expected, "released longest ago");
+            held.push(listener);
+        }
+        let err = ports.open(LOCAL, c, at).expect_err("all in use");
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
         drop(held);
     }
 }
