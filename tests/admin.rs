@@ -166,6 +166,70 @@ fn kill_closes_one_session_with_421_and_leaves_the_others() {
     assert_eq!(sessions(&gate).len(), 1);
 }
 
+/// `ftpgate kill` on a session with a download in flight: the transfer is answered 426
+/// (RFC 959: the data connection closed, the transfer aborted), then the session 421; the
+/// audit trail has the transfer, cut by the kill, and the session's end.
+#[test]
+fn kill_ends_a_transfer_in_flight_with_426_and_records_it() {
+    let vs = Vsftpd::start();
+    vs.put_file("pub/slow.bin", &random_bytes(4 * 1024 * 1024, 6));
+    let gate = Ftpgate::builder()
+        .backend("vsftpd", vs.addr())
+        .standard_roles()
+        .user("anonymous", "full", "vsftpd")
+        .set(&["users", "anonymous", "limits", "rate"], json!("512KiB/s"))
+        .start();
+    wait_admin_socket(&gate, 1);
+    let mut c = Ftp::connect(gate.addr());
+    c.login_ok("anonymous", "x");
+    assert_eq!(c.cmd("TYPE I").0, 200);
+    let mut data = c.pasv_connect();
+    c.send(b"RETR /pub/slow.bin\r\n");
+    assert_eq!(c.read_reply().0, 150);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0;
+    while got < 128 * 1024 {
+        let n = data.read(&mut buf).expect("data");
+        assert!(n > 0, "the data connection ended early");
+        got += n;
+    }
+    let id = sessions(&gate)[0]["id"].as_str().expect("id").to_owned();
+    let out = ftpgate(&gate, &["kill", &id]);
+    assert!(out.status.success(), "{out:?}");
+    let (code, text) = c.read_reply();
+    assert_eq!(code, 426, "{text}");
+    assert_eq!(c.read_reply().0, 421);
+    assert_eq!(c.read_to_eof(Duration::from_secs(5)), "");
+    // The data connection is closed too, short of the file.
+    data.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut rest = Vec::new();
+    let _ = data.read_to_end(&mut rest);
+    assert!(got + rest.len() < 4 * 1024 * 1024);
+    let events = gate.wait_audit(Duration::from_secs(5), |ev| {
+        ev.iter()
+            .any(|e| e["event"] == "session_end" && e["session"] == id.as_str())
+    });
+    let transfer = events
+        .iter()
+        .find(|e| e["event"] == "transfer" && e["session"] == id.as_str())
+        .expect("the transfer event");
+    assert_eq!(transfer["result"], "killed", "{transfer}");
+    assert_eq!(transfer["path"], "/pub/slow.bin");
+    let bytes = transfer["bytes"].as_u64().expect("bytes");
+    assert!(bytes >= got as u64 && bytes < 4 * 1024 * 1024, "{bytes}");
+    let retr = events
+        .iter()
+        .find(|e| e["event"] == "command" && e["verb"] == "RETR")
+        .expect("the RETR command event");
+    assert_eq!(retr["reply"], 426, "{retr}");
+    let end = events
+        .iter()
+        .find(|e| e["event"] == "session_end" && e["session"] == id.as_str())
+        .expect("session_end");
+    assert_eq!(end["reason"], "killed");
+}
+
 #[test]
 fn kill_user_closes_every_session_of_that_user() {
     let vs = Vsftpd::start();

@@ -315,6 +315,7 @@ fn abor_and_an_operators_kill_each_say_so() {
         .expect("ftpgate kill");
     assert!(out.status.success(), "{out:?}");
     got.extend(read_data(&mut data, usize::MAX));
+    assert_eq!(k.read_reply().0, 426, "the transfer's answer first");
     assert_eq!(k.read_reply().0, 421);
     let (transfer, end) = ends(&gate, &killed);
     assert_eq!(transfer["result"], "killed");
@@ -385,6 +386,8 @@ fn a_stalled_upload_is_cut_at_the_idle_timeout() {
     let sent = random_bytes(100_000, 1405);
     std::io::Write::write_all(&mut data, &sent).expect("upload the first part");
     c.set_read_timeout(Duration::from_secs(30));
+    let (code, text) = c.read_reply();
+    assert_eq!(code, 426, "the transfer's answer first: {text}");
     let (code, text) = c.read_reply();
     assert_eq!(code, 421, "{text}");
     let (transfer, end) = ends(&gate, &me);
@@ -572,6 +575,7 @@ fn the_session_limit_cuts_an_upload_when_told_and_the_backend_keeps_what_crossed
     // The write fails once ftpgate cuts the data connection.
     let _ = std::io::Write::write_all(&mut data, &file);
     c.set_read_timeout(Duration::from_secs(30));
+    assert_eq!(c.read_reply().0, 426, "the transfer's answer first");
     assert_eq!(c.read_reply().0, 421);
     let (transfer, end) = ends(&gate, &me);
     assert_eq!(transfer["result"], "timeout", "{transfer}");

@@ -1,7 +1,7 @@
 //! SIGTERM drains: idle sessions get 421 at once, a transfer in flight finishes (up to
-//! `drain_timeout`), what is left at the deadline gets 421 and its transfer is recorded with
-//! result `shutdown`, the process exits 0 as soon as nothing is in flight, and a second
-//! SIGTERM stops at once.
+//! `drain_timeout`), what is left at the deadline gets 426 for its transfer, then 421, and
+//! is recorded with result `shutdown`, the process exits 0 as soon as nothing is in flight,
+//! and a second SIGTERM stops at once.
 
 mod common;
 
@@ -141,9 +141,11 @@ fn at_the_drain_timeout_a_stalled_download_is_cut_and_recorded_as_shutdown() {
     let stopped = Instant::now();
     signal(&gate, libc::SIGTERM);
     let (code, _) =
-        unsolicited_reply(&mut c, Duration::from_secs(10)).expect("421 at the deadline");
-    assert_eq!(code, 421);
+        unsolicited_reply(&mut c, Duration::from_secs(10)).expect("426 at the deadline");
+    assert_eq!(code, 426, "the transfer's answer first");
     let waited = stopped.elapsed();
+    let (code, _) = unsolicited_reply(&mut c, Duration::from_secs(5)).expect("then 421");
+    assert_eq!(code, 421);
     assert!(
         waited >= Duration::from_millis(1500) && waited < Duration::from_secs(6),
         "the transfer had its drain_timeout of 2 s, not more: {waited:?}"

@@ -615,6 +615,15 @@ impl ControlFsm {
     }
 
     fn fail_close(&mut self, text: &str, reason: CloseReason, out: &mut Vec<Action>) {
+        // A transfer in progress is answered first (RFC 959: 426, the data connection
+        // closed and the transfer aborted), as its audit record says; then the session.
+        if matches!(self.phase, Phase::Transfer(_)) {
+            self.reply(
+                codes::TRANSFER_ABORTED,
+                "Connection closed; transfer aborted.",
+                out,
+            );
+        }
         self.reply(codes::SERVICE_NOT_AVAILABLE, text, out);
         self.close(reason, out);
     }
