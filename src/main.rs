@@ -22,7 +22,7 @@ Usage: ftpgate [--config FILE]          run the gateway in the foreground
        ftpgate sessions [--json] [--watch]  list live sessions (admin socket)
        ftpgate kill SESSION-ID | --user USER
        ftpgate drain | resume               refuse / take new sessions again
-       ftpgate explain [--config FILE] --user NAME --from IP [--at TIME] [--json] \"COMMAND\"
+       ftpgate explain [--config FILE] --user NAME --from IP [--at TIME] [--cwd DIR] [--json] \"COMMAND\"
                                         what the policy decides for COMMAND, rule by rule
        ftpgate verify-audit [--key FILE]... FILE...
                                         check the audit files' hash chains (oldest first)

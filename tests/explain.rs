@@ -149,3 +149,83 @@ fn explain_usage_and_policy_errors() {
         out.stderr
     );
 }
+
+/// What `ftpgate explain` says for a command is what the running gateway does with it, for
+/// the same policy file, user and address: the same decision in the audit trail, the same
+/// refusal text on the wire, and a refused command never reaches the backend.
+#[test]
+fn explain_agrees_with_the_running_gateway() {
+    let vs = Vsftpd::start();
+    let inbox = vs.pub_dir().join("in");
+    fs::create_dir_all(&inbox).expect("mkdir");
+    let (uid, gid) = user_ids("ftp").expect("the ftp user");
+    std::os::unix::fs::chown(&inbox, Some(uid), Some(gid)).expect("chown");
+    vs.put_file("pub/in/a.txt", b"alpha\n");
+    vs.put_file("pub/in/b.txt", b"beta\n");
+    vs.put_file("pub/out.txt", b"outside the jail\n");
+    let gate = Ftpgate::builder()
+        .backend("vsftpd", vs.addr())
+        .standard_roles()
+        .user("ftp", "read-only", "vsftpd")
+        .user("anonymous", "full", "vsftpd")
+        .set(&["users", "ftp", "paths"], serde_json::json!(["/pub/in"]))
+        .start();
+    let cases: &[(&str, &str)] = &[
+        ("ftp", "SIZE /pub/in/a.txt"),
+        ("ftp", "MDTM /pub/in/a.txt"),
+        ("ftp", "DELE /pub/in/a.txt"),
+        ("ftp", "MKD /pub/in/new"),
+        ("ftp", "RNFR /pub/in/a.txt"),
+        ("ftp", "SIZE /pub/out.txt"),
+        ("ftp", "CWD /pub/in/../.."),
+        ("ftp", "SITE CHMOD 777 /pub/in/a.txt"),
+        ("ftp", "CWD /pub/in"),
+        ("anonymous", "DELE /pub/in/b.txt"),
+        ("anonymous", "SIZE /pub/out.txt"),
+    ];
+    let mut denied = 0;
+    for &(user, line) in cases {
+        let out = explain(
+            gate.config_path(),
+            &["--json", "--user", user, "--from", "127.0.0.1", line],
+        );
+        let trace: serde_json::Value = serde_json::from_str(&out.stdout_str())
+            .unwrap_or_else(|e| panic!("{line}: {e}: {} {}", out.stdout_str(), out.stderr));
+        let decision = trace["decision"].as_str().expect("decision").to_owned();
+        assert_eq!(
+            out.code(),
+            Some(if decision == "allow" { 0 } else { 4 }),
+            "{line}"
+        );
+
+        let mut c = Ftp::connect(gate.addr());
+        let me = c.local_addr().to_string();
+        c.login_ok(user, "x");
+        let (code, text) = c.cmd(line);
+        assert_eq!(c.cmd("QUIT").0, 221);
+        let verb = line.split(' ').next().expect("verb");
+        let events = gate.wait_audit(Duration::from_secs(5), |ev| {
+            ev.iter()
+                .any(|e| e["event"] == "session_end" && e["client"] == me.as_str())
+        });
+        let event = events
+            .iter()
+            .find(|e| e["event"] == "command" && e["client"] == me.as_str() && e["verb"] == verb)
+            .unwrap_or_else(|| panic!("no command event for {line}"));
+        assert_eq!(event["decision"], decision.as_str(), "{line}: {event}");
+        if decision == "deny" {
+            denied += 1;
+            assert!(code >= 500, "{line}: {code}");
+            assert_eq!(trace["reply"].as_str(), Some(text.as_str()), "{line}");
+        } else {
+            assert!(
+                trace.get("reply").is_none_or(|r| r.is_null()),
+                "{line}: {trace}"
+            );
+        }
+    }
+    assert!(denied >= 5, "the cases include refusals: {denied}");
+    // The refused DELE never reached vsftpd; the allowed one did.
+    assert!(vs.root().join("pub/in/a.txt").exists());
+    assert!(!vs.root().join("pub/in/b.txt").exists());
+}

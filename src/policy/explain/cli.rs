@@ -1,7 +1,8 @@
-//! `ftpgate explain --config FILE --user U --from IP [--at TIME] [--json] "COMMAND"`: the
-//! command line of [`super::explain`]. Exit 0 when the command would be allowed, 4 when it
-//! would be denied (also under a dry run, `would_deny`), 1 for a policy that does not load, 2 for a usage error (as for the main
-//! command; 3 is `--check`'s "warnings only").
+//! `ftpgate explain --config FILE --user U --from IP [--at TIME] [--cwd DIR] [--json]
+//! "COMMAND"`: the command line of [`super::explain`]. Exit 0 when the command would be
+//! allowed, 4 when it would be denied (also under a dry run, `would_deny`), 1 for a policy
+//! that does not load, 2 for a usage error (as for the main command; 3 is `--check`'s
+//! "warnings only").
 
 use std::ffi::OsString;
 use std::net::IpAddr;
@@ -16,11 +17,12 @@ pub const EXIT_DENIED: u8 = 4;
 const EXIT_USAGE: u8 = 2;
 
 const USAGE: &str = "\
-Usage: ftpgate explain [--config FILE] --user NAME --from IP [--at TIME] [--json] \"COMMAND\"
+Usage: ftpgate explain [--config FILE] --user NAME --from IP [--at TIME] [--cwd DIR] [--json] \"COMMAND\"
 
 What the policy decides for COMMAND (e.g. \"RETR /a/b\") sent by user NAME from address IP
-at TIME (RFC 3339, e.g. 2026-12-02T09:30:00+01:00; default: now): the decision, each rule
-considered with its FILE:LINE:COLUMN, the backend pool chosen and the limits that apply.
+at TIME (RFC 3339, e.g. 2026-12-02T09:30:00+01:00; default: now) in the working directory
+DIR (for the user's path jail; default: /): the decision, each rule considered with its
+FILE:LINE:COLUMN, the backend pool chosen and the limits that apply.
 Exit 0 allowed, 4 denied, 1 the policy does not load, 2 usage error.";
 
 struct Args {
@@ -28,6 +30,7 @@ struct Args {
     user: Option<String>,
     from: Option<IpAddr>,
     at: Option<i64>,
+    cwd: Option<String>,
     json: bool,
     command: Option<String>,
 }
@@ -50,6 +53,7 @@ fn parse(args: Vec<OsString>, default_config: &str) -> Result<Args, ExitCode> {
         user: None,
         from: None,
         at: None,
+        cwd: None,
         json: false,
         command: None,
     };
@@ -91,6 +95,13 @@ fn parse(args: Vec<OsString>, default_config: &str) -> Result<Args, ExitCode> {
                 Ok(at) => parsed.at = Some(at),
                 Err(message) => return usage_error(&message),
             },
+            "--cwd" => {
+                let dir = value("--cwd")?;
+                if !dir.starts_with('/') {
+                    return usage_error(&format!("--cwd {dir:?} is not an absolute path"));
+                }
+                parsed.cwd = Some(dir);
+            }
             "--json" => parsed.json = true,
             _ if arg.starts_with('-') && arg.len() > 1 => {
                 return usage_error(&format!("unknown argument {arg}"));
@@ -133,6 +144,7 @@ pub fn run(args: Vec<OsString>, default_config: &str) -> ExitCode {
         user,
         from,
         at,
+        cwd: args.cwd.as_deref().unwrap_or("/"),
         command,
     };
     let trace = explain(&policy, &text, &query);

@@ -37,6 +37,9 @@ pub struct Query<'a> {
     pub from: IpAddr,
     /// Unix seconds.
     pub at: i64,
+    /// The session's working directory, against which the user's path jail resolves
+    /// relative paths (`/` right after login on most servers).
+    pub cwd: &'a str,
     /// The command line, e.g. `RETR /a/b`.
     pub command: &'a str,
 }
@@ -54,7 +57,8 @@ pub enum Decision {
 /// One rule considered, with where it is in the policy file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Step {
-    /// What was checked: `"user"`, `"access"`, `"user_access"`, `"time_windows"`, `"role"`.
+    /// What was checked: `"user"`, `"access"`, `"user_access"`, `"time_windows"`, `"role"`,
+    /// `"paths"`.
     pub check: &'static str,
     /// The key or value in the file (`users.alice.deny_from[0]`).
     pub rule: String,
@@ -320,6 +324,46 @@ fn role_step(
     (step, Some(reply.to_owned()))
 }
 
+/// What the gateway answers a command its user's path jail refuses.
+const JAIL_REFUSAL: &str = "550 Permission denied: outside your directories.";
+
+/// The user's path jail on the command (`users.NAME.paths`), against `query.cwd`; None when
+/// the user has none or the command names no path the jail looks at.
+fn jail_step(user: &User, query: &Query<'_>) -> Option<Pending> {
+    let jail = user.jail.as_ref()?;
+    let cmd = parse_command(query.command.as_bytes()).ok()?;
+    if cmd.verb.is_plumbing() {
+        return None;
+    }
+    let path = JsonPath::root().key("users").key(&user.name).key("paths");
+    let arg = String::from_utf8_lossy(&cmd.arg);
+    Some(match jail.check(cmd.verb, &arg, Some(query.cwd)) {
+        Ok(()) => Pending {
+            check: "paths",
+            path,
+            target: Target::Key,
+            decision: Decision::Allow,
+            detail: format!(
+                "{} {arg:?} from {:?} stays inside the user's paths",
+                cmd.verb.name(),
+                query.cwd
+            ),
+        },
+        Err(refusal) => Pending {
+            check: "paths",
+            path,
+            target: Target::Key,
+            decision: Decision::Deny,
+            detail: format!(
+                "{} {} (from {:?})",
+                cmd.verb.name(),
+                refusal.detail(),
+                query.cwd
+            ),
+        },
+    })
+}
+
 /// The limits that apply to `user`'s sessions, with the key each comes from.
 fn limits(policy: &Policy, doc: &serde_json::Value, user: &User) -> Vec<(Limit, JsonPath)> {
     let own = JsonPath::root().key("users").key(&user.name);
@@ -525,6 +569,24 @@ pub fn explain(policy: &Policy, text: &str, query: &Query<'_>) -> Trace {
             denied = refusal.is_some();
             reply = refusal;
             pending.push(step);
+            if !denied || would_deny {
+                if let Some(step) = jail_step(user, query) {
+                    let refused = step.decision == Decision::Deny;
+                    let mut step = step;
+                    if refused && !user.enforce {
+                        step.decision = Decision::WouldDeny;
+                        step.detail.push_str(
+                            "; forwarded anyway, audited as would_deny: enforce is false",
+                        );
+                        would_deny = true;
+                        reply.get_or_insert_with(|| JAIL_REFUSAL.to_owned());
+                    } else if refused {
+                        denied = true;
+                        reply = Some(JAIL_REFUSAL.to_owned());
+                    }
+                    pending.push(step);
+                }
+            }
         }
     }
 

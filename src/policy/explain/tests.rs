@@ -31,6 +31,7 @@ fn trace(user: &str, from: &str, at: i64, command: &str) -> Trace {
             user,
             from,
             at,
+            cwd: "/",
             command,
         },
     )
@@ -194,6 +195,7 @@ fn a_dry_run_would_deny_what_the_role_refuses() {
         user: "alice",
         from: "192.0.2.7".parse().expect("address"),
         at: WEDNESDAY_10,
+        cwd: "/",
         command,
     };
     let t = explain(&policy, &doc, &query("STOR /a/b"));
@@ -212,4 +214,52 @@ fn a_dry_run_would_deny_what_the_role_refuses() {
     let mut q = query("RETR /a");
     q.from = "10.9.1.1".parse().expect("address");
     assert_eq!(explain(&policy, &doc, &q).decision, Decision::Deny);
+}
+
+#[test]
+fn the_path_jail_is_a_step_of_its_own_against_the_working_directory() {
+    let doc = r#"{
+  "listeners": [{ "address": "127.0.0.1:2121" }],
+  "backends": { "files": { "servers": ["127.0.0.1:21"] } },
+  "roles": { "read": { "allow": ["RETR", "CWD"] } },
+  "users": { "bob": { "role": "read", "backend": "files", "paths": ["/in"] },
+             "eve": { "role": "read", "backend": "files", "paths": ["/in"], "enforce": false } }
+}"#;
+    let policy = parse_policy(doc).unwrap_or_else(|e| panic!("{e:?}"));
+    let query = |user, cwd, command| Query {
+        user,
+        from: "192.0.2.7".parse().expect("address"),
+        at: WEDNESDAY_10,
+        cwd,
+        command,
+    };
+    let t = explain(&policy, doc, &query("bob", "/", "RETR /in/a"));
+    assert_eq!(t.decision, Decision::Allow);
+    let last = t.steps.last().expect("a step");
+    assert_eq!((last.check, last.decision), ("paths", Decision::Allow));
+    assert_eq!(last.rule, "users.bob.paths");
+    assert_eq!((last.line, last.column), (5, 59));
+
+    let t = explain(&policy, doc, &query("bob", "/in", "RETR ../etc/passwd"));
+    assert_eq!(t.decision, Decision::Deny);
+    assert_eq!(
+        t.reply.as_deref(),
+        Some("550 Permission denied: outside your directories.")
+    );
+    let last = t.steps.last().expect("a step");
+    assert_eq!((last.check, last.decision), ("paths", Decision::Deny));
+    assert!(last.detail.contains("/etc/passwd"), "{}", last.detail);
+    // From inside the jail, a relative name is inside.
+    let t = explain(&policy, doc, &query("bob", "/in", "RETR a"));
+    assert_eq!(t.decision, Decision::Allow);
+    // A role refusal comes first: no jail step.
+    let t = explain(&policy, doc, &query("bob", "/", "DELE /etc/x"));
+    assert_eq!(t.steps.last().map(|s| s.check), Some("role"));
+    // A dry run forwards what the jail refuses.
+    let t = explain(&policy, doc, &query("eve", "/", "RETR /etc/passwd"));
+    assert_eq!(t.decision, Decision::WouldDeny);
+    assert_eq!(
+        t.steps.last().map(|s| (s.check, s.decision)),
+        Some(("paths", Decision::WouldDeny))
+    );
 }
