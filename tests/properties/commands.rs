@@ -98,12 +98,17 @@ proptest! {
     }
 
     /// Verb::from_name on arbitrary bytes: no panic, and a hit is a name or alias of that verb
-    /// (case aside), so it is at most MAX_VERB_LEN ASCII letters.
+    /// (case aside), so it is at most MAX_VERB_LEN ASCII letters (and digits: XSHA256).
     #[test]
     fn verb_from_name_total(name in prop_oneof![verb_spelling(), vec(any::<u8>(), 0..12)]) {
         if let Some(verb) = Verb::from_name(&name) {
             prop_assert!(!name.is_empty() && name.len() <= MAX_VERB_LEN);
-            prop_assert!(name.iter().all(u8::is_ascii_alphabetic), "{:?}", name);
+            prop_assert!(name.iter().all(u8::is_ascii_alphanumeric), "{:?}", name);
+            prop_assert!(
+                name.iter().all(u8::is_ascii_alphabetic) || verb == Verb::Xsha256,
+                "{:?}",
+                name
+            );
             let upper = name.to_ascii_uppercase();
             let is_alias = upper.starts_with(b"X") && upper.len() == 4;
             prop_assert!(upper == verb.name().as_bytes() || is_alias, "{:?} -> {:?}", name, verb);
