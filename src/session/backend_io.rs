@@ -134,7 +134,7 @@ impl Session {
 
     pub(super) fn close_server(&mut self, ctx: &mut WorkerCtx<'_>) {
         if let Some(mut server) = self.server.take() {
-            super::data_io::count_tls_failure(
+            super::tls_events::count_tls_failure(
                 &self.id,
                 "control",
                 "backend",

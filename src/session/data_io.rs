@@ -5,6 +5,7 @@
 
 use super::data::{Acceptance, CopyState, DataTimer, Input, Measure, Output, RelayEnd};
 use super::splice_relay;
+use super::tls_events::count_tls_failure;
 use super::*;
 use crate::limits::MAX_PENDING_DATA_PROXY_HEADERS;
 use crate::policy::{AuditDigest, TlsSessionReuse};
@@ -717,48 +718,6 @@ impl Session {
         self.end_relay(RelayEnd::CopyFailed, ctx);
     }
 
-    /// Records each TLS handshake once it is done: which connection, the protocol version,
-    /// the cipher suite, whether the session was resumed, the ALPN protocol.
-    pub(super) fn report_tls(&mut self, ctx: &mut WorkerCtx<'_>) {
-        let mut records = Vec::new();
-        let (client_data, server_data) = match self.sockets.relay.as_mut() {
-            Some(r) => (Some(&mut r.client), Some(&mut r.server)),
-            None => (self.sockets.client.as_mut(), self.sockets.server.as_mut()),
-        };
-        let conns = [
-            ("control", "client", Some(&mut self.client.conn)),
-            (
-                "control",
-                "backend",
-                self.server.as_mut().map(|s| &mut s.conn),
-            ),
-            ("data", "client", client_data),
-            ("data", "backend", server_data),
-        ];
-        for (channel, side, conn) in conns {
-            let Some(conn) = conn else { continue };
-            count_tls_failure(&self.id, channel, side, conn, ctx);
-            if conn.tls_reported {
-                continue;
-            }
-            let Some(summary) = conn.tls.as_ref().and_then(|t| tls::summary(t)) else {
-                continue;
-            };
-            conn.tls_reported = true;
-            records.push(AuditRecord::Tls {
-                channel,
-                side,
-                version: summary.version,
-                cipher: summary.cipher,
-                resumed: summary.resumed,
-                alpn: summary.alpn,
-            });
-        }
-        for record in records {
-            self.audit(ctx, &record);
-        }
-    }
-
     /// Wraps a client data connection in TLS when the client asked for PROT P.
     fn protect_client_data(&self, conn: &mut Conn) -> io::Result<()> {
         if self.fsm.data_protected() {
@@ -786,21 +745,6 @@ impl Session {
             .user()
             .and_then(|u| self.policy.user(&u.name))
             .map_or(TlsSessionReuse::Required, |u| u.tls_session_reuse)
-    }
-}
-
-/// Counts the failed TLS handshake of `conn` (once), on `channel` ("control", "data") toward
-/// `side` ("client", "backend").
-pub(super) fn count_tls_failure(
-    id: &str,
-    channel: &'static str,
-    side: &'static str,
-    conn: &mut Conn,
-    ctx: &mut WorkerCtx<'_>,
-) {
-    if conn.take_handshake_failure() {
-        log::info!("{id} TLS handshake failed ({channel} connection, {side} side)");
-        ctx.metrics.observe_tls_failure(channel, side);
     }
 }
 

@@ -30,6 +30,7 @@ mod data_io;
 mod info;
 mod relay;
 mod splice_relay;
+mod tls_events;
 mod transport;
 
 use std::cell::RefCell;
