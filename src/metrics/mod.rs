@@ -158,6 +158,39 @@ fn buckets_of(name: &str) -> &'static [f64] {
 
 type Labels = Vec<(&'static str, String)>;
 
+/// Label values as an event gives them (borrowed: looking a series up allocates nothing).
+type LabelRefs<'a> = [(&'static str, &'a str)];
+
+/// Whether the stored `labels` are `wanted`.
+fn same(labels: &Labels, wanted: &LabelRefs<'_>) -> bool {
+    labels.len() == wanted.len()
+        && labels
+            .iter()
+            .zip(wanted)
+            .all(|((k, v), (k2, v2))| k == k2 && v == v2)
+}
+
+fn owned_labels(wanted: &LabelRefs<'_>) -> Labels {
+    wanted.iter().map(|&(k, v)| (k, v.to_owned())).collect()
+}
+
+/// The `other` series of a family whose labels are `wanted`'s names.
+fn other_labels(wanted: &LabelRefs<'_>) -> Labels {
+    wanted
+        .iter()
+        .map(|&(k, _)| (k, "other".to_owned()))
+        .collect()
+}
+
+/// Whether the stored `labels` are the `other` series for `wanted`'s names.
+fn is_other_of(labels: &Labels, wanted: &LabelRefs<'_>) -> bool {
+    labels.len() == wanted.len()
+        && labels
+            .iter()
+            .zip(wanted)
+            .all(|((k, v), (k2, _))| k == k2 && v == "other")
+}
+
 #[derive(Clone, Debug, Default)]
 struct Histogram {
     /// One count per bound of [`buckets_of`] the family.
@@ -166,11 +199,16 @@ struct Histogram {
     count: u64,
 }
 
-/// One worker's counters and histograms.
+/// One worker's counters and histograms: by family, its series in the order they first
+/// appeared. A family has a handful of series (its label values are ftpgate's own words
+/// and the policy's backend names; [`MAX_METRIC_SERIES`] in all), so a series is found by
+/// a short scan that borrows the event's values: counting an event allocates nothing once
+/// its series exists.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    counters: BTreeMap<(&'static str, Labels), u64>,
-    histograms: BTreeMap<(&'static str, Labels), Histogram>,
+    counters: BTreeMap<&'static str, Vec<(Labels, u64)>>,
+    histograms: BTreeMap<&'static str, Vec<(Labels, Histogram)>>,
+    series: usize,
 }
 
 /// What the worker reads off itself when asked.
@@ -200,43 +238,56 @@ impl Metrics {
         Metrics::default()
     }
 
-    fn series(&self) -> usize {
-        self.counters.len() + self.histograms.len()
-    }
-
     /// Adds `by` to a counter; a new series beyond [`MAX_METRIC_SERIES`] has its label
     /// values replaced by `other`.
-    fn add(&mut self, name: &'static str, labels: Labels, by: u64) {
-        let key = (name, labels);
-        if !self.counters.contains_key(&key) && self.series() >= MAX_METRIC_SERIES {
-            let other = key
-                .1
-                .iter()
-                .map(|(k, _)| (*k, "other".to_owned()))
-                .collect();
-            *self.counters.entry((name, other)).or_default() += by;
+    fn add(&mut self, name: &'static str, labels: &LabelRefs<'_>, by: u64) {
+        let full = self.series >= MAX_METRIC_SERIES;
+        let family = self.counters.entry(name).or_default();
+        if let Some((_, value)) = family.iter_mut().find(|(l, _)| same(l, labels)) {
+            *value += by;
             return;
         }
-        *self.counters.entry(key).or_default() += by;
+        if !full {
+            family.push((owned_labels(labels), by));
+            self.series += 1;
+        } else if let Some((_, value)) = family.iter_mut().find(|(l, _)| is_other_of(l, labels)) {
+            *value += by;
+        } else {
+            family.push((other_labels(labels), by));
+            self.series += 1;
+        }
     }
 
-    fn observe_duration(&mut self, name: &'static str, labels: Labels, seconds: f64) {
-        let key = (name, labels);
-        let key = if !self.histograms.contains_key(&key) && self.series() >= MAX_METRIC_SERIES {
-            let other = key
-                .1
-                .iter()
-                .map(|(k, _)| (*k, "other".to_owned()))
-                .collect();
-            (name, other)
-        } else {
-            key
+    fn observe_duration(&mut self, name: &'static str, labels: &LabelRefs<'_>, seconds: f64) {
+        let full = self.series >= MAX_METRIC_SERIES;
+        let family = self.histograms.entry(name).or_default();
+        let found = family
+            .iter()
+            .position(|(l, _)| same(l, labels))
+            .or_else(|| {
+                full.then(|| family.iter().position(|(l, _)| is_other_of(l, labels)))
+                    .flatten()
+            });
+        let at = match found {
+            Some(at) => at,
+            None => {
+                let key = if full {
+                    other_labels(labels)
+                } else {
+                    owned_labels(labels)
+                };
+                family.push((key, Histogram::default()));
+                self.series += 1;
+                family.len() - 1
+            }
+        };
+        let Some((_, h)) = family.get_mut(at) else {
+            return;
         };
         let bounds = buckets_of(name);
-        let h = self.histograms.entry(key).or_insert_with(|| Histogram {
-            buckets: vec![0; bounds.len()],
-            ..Histogram::default()
-        });
+        if h.buckets.len() != bounds.len() {
+            h.buckets = vec![0; bounds.len()];
+        }
         for (bucket, &bound) in h.buckets.iter_mut().zip(bounds) {
             if seconds <= bound {
                 *bucket += 1;
@@ -248,7 +299,7 @@ impl Metrics {
 
     /// A command took `seconds` from its arrival to its final reply.
     pub fn observe_command(&mut self, seconds: f64) {
-        self.observe_duration("ftpgate_command_duration_seconds", Vec::new(), seconds);
+        self.observe_duration("ftpgate_command_duration_seconds", &[], seconds);
     }
 
     /// A TLS handshake failed on `channel` ("control", "data") toward `side` ("client",
@@ -257,7 +308,7 @@ impl Metrics {
     pub fn observe_tls_failure(&mut self, channel: &'static str, side: &'static str) {
         self.add(
             "ftpgate_tls_handshake_failures_total",
-            vec![("channel", channel.to_owned()), ("side", side.to_owned())],
+            &[("channel", channel), ("side", side)],
             1,
         );
     }
@@ -265,12 +316,10 @@ impl Metrics {
     /// Counts one audit event. `backend` is the session's backend pool, when known.
     pub fn observe(&mut self, record: &AuditRecord, backend: Option<&str>) {
         match record {
-            AuditRecord::SessionStart { .. } => {
-                self.add("ftpgate_sessions_started_total", Vec::new(), 1)
-            }
+            AuditRecord::SessionStart { .. } => self.add("ftpgate_sessions_started_total", &[], 1),
             AuditRecord::SessionEnd { reason, .. } => self.add(
                 "ftpgate_sessions_ended_total",
-                vec![("reason", reason.clone())],
+                &[("reason", reason.as_str())],
                 1,
             ),
             AuditRecord::Login {
@@ -281,24 +330,15 @@ impl Metrics {
                 let pool = pool.as_deref().or(backend).unwrap_or("");
                 self.add(
                     "ftpgate_logins_total",
-                    vec![
-                        ("result", (*result).to_owned()),
-                        ("backend", pool.to_owned()),
-                    ],
+                    &[("result", result), ("backend", pool)],
                     1,
                 );
             }
-            AuditRecord::Command { decision, .. } => self.add(
-                "ftpgate_commands_total",
-                vec![("decision", (*decision).to_owned())],
-                1,
-            ),
+            AuditRecord::Command { decision, .. } => {
+                self.add("ftpgate_commands_total", &[("decision", decision)], 1)
+            }
             AuditRecord::PolicyViolation { kind, .. } => {
-                self.add(
-                    "ftpgate_refusals_total",
-                    vec![("kind", (*kind).to_owned())],
-                    1,
-                );
+                self.add("ftpgate_refusals_total", &[("kind", kind)], 1);
                 let cause = match *kind {
                     "port_theft" => Some("theft"),
                     "tls_session_reuse" => Some("tls_not_resumed"),
@@ -308,16 +348,14 @@ impl Metrics {
                 if let Some(cause) = cause {
                     self.add(
                         "ftpgate_data_connection_failures_total",
-                        vec![("cause", cause.to_owned())],
+                        &[("cause", cause)],
                         1,
                     );
                 }
             }
-            AuditRecord::PolicyException { kind, .. } => self.add(
-                "ftpgate_policy_exceptions_total",
-                vec![("kind", (*kind).to_owned())],
-                1,
-            ),
+            AuditRecord::PolicyException { kind, .. } => {
+                self.add("ftpgate_policy_exceptions_total", &[("kind", kind)], 1)
+            }
             AuditRecord::Transfer {
                 direction,
                 bytes,
@@ -325,26 +363,25 @@ impl Metrics {
                 duration_ms,
                 ..
             } => {
-                let dir = (*direction).to_owned();
                 self.add(
                     "ftpgate_transfers_total",
-                    vec![("direction", dir.clone()), ("result", (*result).to_owned())],
+                    &[("direction", direction), ("result", result)],
                     1,
                 );
                 self.add(
                     "ftpgate_transfer_bytes_total",
-                    vec![("direction", dir.clone())],
+                    &[("direction", direction)],
                     *bytes,
                 );
                 self.observe_duration(
                     "ftpgate_transfer_duration_seconds",
-                    vec![("direction", dir)],
+                    &[("direction", direction)],
                     *duration_ms as f64 / 1000.0,
                 );
                 if !matches!(*result, "ok" | "aborted") {
                     self.add(
                         "ftpgate_data_connection_failures_total",
-                        vec![("cause", (*result).to_owned())],
+                        &[("cause", result)],
                         1,
                     );
                 }
@@ -356,10 +393,10 @@ impl Metrics {
                 ..
             } => self.add(
                 "ftpgate_tls_handshakes_total",
-                vec![
-                    ("channel", (*channel).to_owned()),
-                    ("side", (*side).to_owned()),
-                    ("resumed", resumed.to_string()),
+                &[
+                    ("channel", channel),
+                    ("side", side),
+                    ("resumed", if *resumed { "true" } else { "false" }),
                 ],
                 1,
             ),
@@ -375,14 +412,24 @@ impl Metrics {
                 .map(|(k, v)| ((*k).to_owned(), v.clone()))
                 .collect()
         };
-        for ((name, labels), value) in &self.counters {
-            out.push(Sample {
-                name: (*name).to_owned(),
-                labels: owned(labels),
-                value: *value as f64,
-            });
+        // Sorted by labels within each family, as the families are by name: a stable text.
+        for (name, family) in &self.counters {
+            let mut series: Vec<&(Labels, u64)> = family.iter().collect();
+            series.sort_by(|a, b| a.0.cmp(&b.0));
+            for (labels, value) in series {
+                out.push(Sample {
+                    name: (*name).to_owned(),
+                    labels: owned(labels),
+                    value: *value as f64,
+                });
+            }
         }
-        for ((name, labels), h) in &self.histograms {
+        let histograms = self.histograms.iter().flat_map(|(name, family)| {
+            let mut series: Vec<&(Labels, Histogram)> = family.iter().collect();
+            series.sort_by(|a, b| a.0.cmp(&b.0));
+            series.into_iter().map(move |(labels, h)| (name, labels, h))
+        });
+        for (name, labels, h) in histograms {
             for (count, &bound) in h.buckets.iter().zip(buckets_of(name)) {
                 let mut l = owned(labels);
                 l.push(("le".into(), format_value(bound)));

@@ -195,7 +195,7 @@ fn series_beyond_the_bound_are_counted_as_other() {
             None,
         );
     }
-    assert!(m.series() <= MAX_METRIC_SERIES + 1);
+    assert!(m.series <= MAX_METRIC_SERIES + 1);
     let s = m.snapshot(&Gauges::default());
     assert_eq!(
         value(&s, "ftpgate_sessions_ended_total", &[("reason", "other")]),
