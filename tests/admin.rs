@@ -96,8 +96,9 @@ fn sessions_lists_each_session_with_user_backend_and_working_directory() {
     assert_eq!(c.cmd("QUIT").0, 221);
 }
 
-#[test]
-fn a_transfer_in_flight_shows_its_path_and_bytes() {
+/// A 4 MiB download of /pub/slow.bin held to 512 KiB/s, read until `at_least` bytes came:
+/// the backend, the gateway, the control connection, the data connection and the bytes read.
+fn slow_download(at_least: usize) -> (Vsftpd, Ftpgate, Ftp, std::net::TcpStream, usize) {
     let vs = Vsftpd::start();
     vs.put_file("pub/slow.bin", &random_bytes(4 * 1024 * 1024, 5));
     let gate = Ftpgate::builder()
@@ -115,9 +116,17 @@ fn a_transfer_in_flight_shows_its_path_and_bytes() {
     assert_eq!(c.read_reply().0, 150);
     let mut buf = vec![0u8; 64 * 1024];
     let mut got = 0;
-    while got < 256 * 1024 {
-        got += data.read(&mut buf).expect("data");
+    while got < at_least {
+        let n = data.read(&mut buf).expect("data");
+        assert!(n > 0, "the data connection ended early");
+        got += n;
     }
+    (vs, gate, c, data, got)
+}
+
+#[test]
+fn a_transfer_in_flight_shows_its_path_and_bytes() {
+    let (_vs, gate, _c, _data, _got) = slow_download(256 * 1024);
     let listed = sessions(&gate);
     let transfer = &listed[0]["transfer"];
     assert_eq!(transfer["verb"], "RETR", "{listed:?}");
@@ -171,28 +180,7 @@ fn kill_closes_one_session_with_421_and_leaves_the_others() {
 /// audit trail has the transfer, cut by the kill, and the session's end.
 #[test]
 fn kill_ends_a_transfer_in_flight_with_426_and_records_it() {
-    let vs = Vsftpd::start();
-    vs.put_file("pub/slow.bin", &random_bytes(4 * 1024 * 1024, 6));
-    let gate = Ftpgate::builder()
-        .backend("vsftpd", vs.addr())
-        .standard_roles()
-        .user("anonymous", "full", "vsftpd")
-        .set(&["users", "anonymous", "limits", "rate"], json!("512KiB/s"))
-        .start();
-    wait_admin_socket(&gate, 1);
-    let mut c = Ftp::connect(gate.addr());
-    c.login_ok("anonymous", "x");
-    assert_eq!(c.cmd("TYPE I").0, 200);
-    let mut data = c.pasv_connect();
-    c.send(b"RETR /pub/slow.bin\r\n");
-    assert_eq!(c.read_reply().0, 150);
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut got = 0;
-    while got < 128 * 1024 {
-        let n = data.read(&mut buf).expect("data");
-        assert!(n > 0, "the data connection ended early");
-        got += n;
-    }
+    let (_vs, gate, mut c, mut data, got) = slow_download(128 * 1024);
     let id = sessions(&gate)[0]["id"].as_str().expect("id").to_owned();
     let out = ftpgate(&gate, &["kill", &id]);
     assert!(out.status.success(), "{out:?}");

@@ -140,13 +140,7 @@ fn a_backend_certificate_that_does_not_verify_fails_the_login_with_421() {
     // The user name never crossed in plaintext: only AUTH TLS was sent before TLS failed.
     assert!(!backend.vs.log().contains("USER"), "{}", backend.vs.log());
     // Counted as a failed handshake of the control connection, backend side.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ftpgate"))
-        .arg("metrics")
-        .arg("--admin")
-        .arg(gate.admin_dir())
-        .output()
-        .expect("run ftpgate metrics");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = gate.metrics_text();
     assert!(
         text.lines()
             .any(|l| l

@@ -20,6 +20,17 @@ fn verifying_gate(pro: &Proftpd) -> Ftpgate {
         .start()
 }
 
+/// The first transfer event, once it is there.
+fn first_transfer(gate: &Ftpgate) -> serde_json::Value {
+    let events = gate.wait_audit(Duration::from_secs(10), |ev| {
+        ev.iter().any(|e| e["event"] == "transfer")
+    });
+    events
+        .into_iter()
+        .find(|e| e["event"] == "transfer")
+        .expect("transfer")
+}
+
 #[test]
 fn an_upload_is_checked_against_the_digest_the_backend_computes() {
     let pro = Proftpd::start();
@@ -31,13 +42,7 @@ fn an_upload_is_checked_against_the_digest_the_backend_computes() {
     c.stor("/pub/up.bin", &up);
     // The next command waits for ftpgate's own HASH, then is served.
     assert_eq!(c.cmd("NOOP").0, 200);
-    let events = gate.wait_audit(Duration::from_secs(10), |ev| {
-        ev.iter().any(|e| e["event"] == "transfer")
-    });
-    let t = events
-        .iter()
-        .find(|e| e["event"] == "transfer")
-        .expect("transfer");
+    let t = first_transfer(&gate);
     let digest = sha256_bytes(&up);
     assert_eq!(t["sha256"], digest.as_str(), "{t}");
     assert_eq!(t["backend_sha256"], digest.as_str(), "{t}");
@@ -92,13 +97,7 @@ fn where_hash_is_refused_the_upload_is_checked_with_xsha256() {
     let up = random_bytes(1024 * 1024 + 3, 92);
     c.stor("/pub/x.bin", &up);
     assert_eq!(c.cmd("NOOP").0, 200);
-    let events = gate.wait_audit(Duration::from_secs(10), |ev| {
-        ev.iter().any(|e| e["event"] == "transfer")
-    });
-    let t = events
-        .iter()
-        .find(|e| e["event"] == "transfer")
-        .expect("transfer");
+    let t = first_transfer(&gate);
     let digest = sha256_bytes(&up);
     assert_eq!(t["backend_sha256"], digest.as_str(), "{t}");
     assert_eq!(t["backend_sha256_match"], true, "{t}");

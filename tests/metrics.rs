@@ -13,19 +13,7 @@ use std::time::Duration;
 use common::*;
 
 fn metrics_text(gate: &Ftpgate) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_ftpgate"))
-        .arg("metrics")
-        .arg("--admin")
-        .arg(gate.admin_dir())
-        .output()
-        .expect("run ftpgate metrics");
-    assert!(
-        out.status.success(),
-        "{:?}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8")
+    gate.metrics_text()
 }
 
 /// Runs `program args` with `text` on its standard input.

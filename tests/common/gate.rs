@@ -367,6 +367,23 @@ impl Ftpgate {
         self.dir.path().join("admin")
     }
 
+    /// `ftpgate metrics --admin DIR`: the workers' numbers in the Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_ftpgate"))
+            .arg("metrics")
+            .arg("--admin")
+            .arg(self.admin_dir())
+            .output()
+            .expect("run ftpgate metrics");
+        assert!(
+            out.status.success(),
+            "{:?}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("UTF-8")
+    }
+
     pub fn config_path(&self) -> &Path {
         &self.config
     }
