@@ -228,11 +228,22 @@ impl Ftp {
     }
 
     /// An upload-type command (STOR, APPE) over PASV: returns the final reply code.
+    /// An upload the far end cuts off (a size limit closes the data connection with
+    /// bytes unread, so the kernel answers the rest with a reset) is not a client error:
+    /// the reply on the control connection says what happened, and callers assert it.
     pub fn transfer_out(&mut self, line: &str, data: &[u8]) -> u16 {
         let mut conn = self.pasv_connect();
         let (code, text) = self.cmd(line);
         assert!(matches!(code, 125 | 150), "{line}: {text}");
-        conn.write_all(data).expect("write data connection");
+        if let Err(e) = conn.write_all(data) {
+            assert!(
+                matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+                ),
+                "write data connection: {e}"
+            );
+        }
         drop(conn);
         self.read_reply().0
     }
