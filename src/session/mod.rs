@@ -348,6 +348,7 @@ impl Session {
         if let Some(conn) = conn {
             conn.readable |= readable;
             conn.writable |= writable;
+            conn.peer_closed |= event.is_read_closed() || event.is_error();
         }
         // Listener readiness needs no flag: accept is attempted on every drive until it
         // returns WouldBlock.

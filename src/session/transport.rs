@@ -32,6 +32,11 @@ pub struct Conn {
     pub(super) tls_reported: bool,
     /// The TLS handshake failed: an error, or the peer's end, before it finished.
     tls_broken: bool,
+    /// A readiness event said the peer's end (FIN or reset) has come. Until then a read
+    /// that returns less than it asked for emptied the socket: the read that would only
+    /// say EAGAIN is skipped, and the next arrival (data or the end) wakes the session
+    /// through epoll. After it, reads go on until the end is read.
+    pub(super) peer_closed: bool,
 }
 
 impl Conn {
@@ -46,6 +51,7 @@ impl Conn {
             tls_checked: false,
             tls_reported: false,
             tls_broken: false,
+            peer_closed: false,
         }
     }
 
@@ -272,11 +278,20 @@ pub fn read_some(conn: &mut Conn, chunk: &mut [u8]) -> io::Result<ReadStep> {
     conn.read_into(chunk)
 }
 
+/// A short read leaves the socket marked not readable (see [`Conn::peer_closed`]): with
+/// edge-triggered epoll every arrival after the read is an event, and the state at
+/// registration is reported too, so the `EAGAIN` read after it would only cost a system
+/// call (two per relayed command and reply).
 fn read_plain(conn: &mut Conn, chunk: &mut [u8]) -> io::Result<ReadStep> {
     loop {
         match conn.stream.read(chunk) {
             Ok(0) => return Ok(ReadStep::Eof(Ending::Clean)),
-            Ok(n) => return Ok(ReadStep::Data(n)),
+            Ok(n) => {
+                if n < chunk.len() && !conn.peer_closed {
+                    conn.readable = false;
+                }
+                return Ok(ReadStep::Data(n));
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 conn.readable = false;
                 return Ok(ReadStep::Blocked);
@@ -284,5 +299,72 @@ fn read_plain(conn: &mut Conn, chunk: &mut [u8]) -> io::Result<ReadStep> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+
+    /// A connected pair: the far end (std, blocking) and a Conn over the near end.
+    fn pair() -> (std::net::TcpStream, Conn) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let far =
+            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (near, _) = listener.accept().expect("accept");
+        near.set_nonblocking(true).expect("nonblocking");
+        (far, Conn::new(TcpStream::from_std(near), false))
+    }
+
+    /// Reads until `want` bytes came (the far end's write may arrive in pieces), bounded.
+    fn read_exactly(conn: &mut Conn, chunk: &mut [u8], want: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut got = 0;
+        while got < want && Instant::now() < deadline {
+            conn.readable = true;
+            if let Ok(ReadStep::Data(n)) = read_plain(conn, chunk) {
+                got += n;
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn a_short_read_marks_the_socket_drained_unless_the_end_was_announced() {
+        let (mut far, mut conn) = pair();
+        let mut chunk = [0u8; 64];
+        far.write_all(b"NOOP\r\n").expect("write");
+        assert_eq!(read_exactly(&mut conn, &mut chunk, 6), 6);
+        assert!(!conn.readable, "a short read needs no EAGAIN read after it");
+        // A full chunk may leave more in the socket: the socket stays readable.
+        far.write_all(&[b'x'; 64]).expect("write");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut full = false;
+        while !full && Instant::now() < deadline {
+            conn.readable = true;
+            full = matches!(read_plain(&mut conn, &mut chunk), Ok(ReadStep::Data(64)));
+        }
+        assert!(full && conn.readable);
+        // Once an event announced the peer's end, a short read keeps reading to the end.
+        conn.peer_closed = true;
+        far.write_all(b"QUIT\r\n").expect("write");
+        drop(far);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut data = 0;
+        let mut ended = false;
+        while !ended && Instant::now() < deadline {
+            match read_plain(&mut conn, &mut chunk) {
+                Ok(ReadStep::Data(n)) => {
+                    data += n;
+                    assert!(conn.readable, "reads go on after the peer's end came");
+                }
+                Ok(ReadStep::Eof(_)) => ended = true,
+                Ok(ReadStep::Blocked) => conn.readable = true,
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+        assert!(ended && data == 6, "{data} bytes, end read: {ended}");
     }
 }
