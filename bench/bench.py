@@ -4,7 +4,7 @@ the same run, alternating, several repetitions; prints medians and ratios.
 
 Run it through bench/run.sh (which builds the release binary and checks the packages). On
 loopback, files on tmpfs (/dev/shm), a real vsftpd (plain and TLS) as the backend of the bulk
-and short-session figures, and a small event-driven backend of this script (`--idle-backend`)
+and short-session figures, and a small event-driven backend (idle_backend.py)
 that holds thousands of idle sessions cheaply for the memory figure.
 
 What is measured (direct and through ftpgate; "whole path" is the CPU of client + ftpgate +
@@ -17,21 +17,20 @@ backend, since on loopback the kernel charges receive processing to whichever pr
   sessions  short sessions (login, EPSV, RETR of 1 KiB, QUIT) per second at concurrency
             1/16/128, plain and FTPS (data connections resume the control session), p50/p99,
             ftpgate CPU per session, and the load generator's own CPU
-  noop      NOOP round trip p50/p99 on one logged-in session
+  noop      NOOP round trip p50/p99 on one logged-in session, direct and through ftpgate
+            in alternating blocks ("added": the median of the blocks' differences), and
+            ftpgate's CPU per NOOP
   idle      N logged-in idle sessions: ftpgate's memory per session (PSS) and its CPU while idle
 
 Every process this script starts is stopped by its pid when it ends (also on error).
 """
 
 import argparse
-import hashlib
 import json
 import multiprocessing
 import os
 import resource
-import selectors
 import shutil
-import signal
 import socket
 import ssl
 import statistics
@@ -40,6 +39,8 @@ import sys
 import tempfile
 import threading
 import time
+
+from floors import sha256_floor
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -230,57 +231,6 @@ def gate_conf(work, name, port, passive, backend_port, digest, tls, cert, key):
     return path
 
 
-def idle_backend(port):
-    """An FTP backend that only logs in and idles: one process, epoll, a few hundred bytes per
-    session (the idle-memory figure needs thousands of sessions behind ftpgate; vsftpd forks
-    twice per session)."""
-    resource.setrlimit(resource.RLIMIT_NOFILE, resource.getrlimit(resource.RLIMIT_NOFILE))
-    sel = selectors.DefaultSelector()
-    lsock = socket.socket()
-    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    lsock.bind(("127.0.0.1", port))
-    lsock.listen(4096)
-    lsock.setblocking(False)
-    sel.register(lsock, selectors.EVENT_READ, None)
-    buffers = {}
-    replies = {b"USER": b"331 ok\r\n", b"PASS": b"230 ok\r\n", b"NOOP": b"200 ok\r\n",
-               b"TYPE": b"200 ok\r\n", b"SYST": b"215 UNIX Type: L8\r\n",
-               b"FEAT": b"211-Features:\r\n211 End\r\n", b"PWD": b'257 "/"\r\n'}
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    while True:
-        for key, _ in sel.select():
-            if key.data is None:
-                while True:
-                    try:
-                        c, _ = lsock.accept()
-                    except BlockingIOError:
-                        break
-                    c.setblocking(False)
-                    c.send(b"220 idle backend\r\n")
-                    buffers[c.fileno()] = b""
-                    sel.register(c, selectors.EVENT_READ, 1)
-                continue
-            c = key.fileobj
-            try:
-                data = c.recv(4096)
-            except OSError:
-                data = b""
-            if not data:
-                sel.unregister(c)
-                buffers.pop(c.fileno(), None)
-                c.close()
-                continue
-            buf = buffers.get(c.fileno(), b"") + data
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                verb = line.strip().split(b" ")[0].upper()
-                if verb == b"QUIT":
-                    c.send(b"221 bye\r\n")
-                else:
-                    c.send(replies.get(verb, b"502 no\r\n"))
-            buffers[c.fileno()] = buf
-
-
 # ---------------------------------------------------------------------------------------------
 # a small FTP client for short sessions, NOOPs and idle sessions
 
@@ -433,7 +383,7 @@ def short_sessions(port, tls, conc, total, server_pids):
 
 
 def noops(port, count):
-    """NOOP round trips, 500 per session: ftpgate holds one session to
+    """NOOP round trips in seconds, 500 per session: ftpgate holds one session to
     MAX_COMMANDS_PER_SECOND (1000) beyond a burst of 1000, which a tight loop would reach."""
     lat = []
     while len(lat) < count:
@@ -444,8 +394,37 @@ def noops(port, count):
             c.cmd("NOOP", 200)
             lat.append(time.perf_counter() - t0)
         c.close()
-    lat.sort()
-    return {"p50_us": lat[len(lat) // 2] * 1e6, "p99_us": lat[int(len(lat) * 0.99)] * 1e6}
+    return lat
+
+
+def noop_blocks(vport, gport, gate_pid, count, blocks):
+    """`count` NOOPs each way in `blocks` alternating blocks: on a small VM the scheduler's
+    placement of client, ftpgate and backend drifts within seconds (a direct NOOP here takes
+    either about 15 or about 70 us), so "added" is the median of the blocks' differences of
+    p50, not the difference of two long runs. Also ftpgate's CPU per NOOP."""
+    per = max(50, count // blocks)
+    direct, gate, diffs, gate_cpu = [], [], [], 0.0
+    for i in range(blocks):
+        order = [(vport, direct), (gport, gate)]
+        if i % 2:
+            order.reverse()
+        p50 = {}
+        for port, into in order:
+            if port == gport:
+                c0 = cpu_of(gate_pid)
+            lat = sorted(noops(port, per))
+            if port == gport:
+                gate_cpu += cpu_of(gate_pid) - c0
+            into.extend(lat)
+            p50[port] = lat[len(lat) // 2]
+        diffs.append(p50[gport] - p50[vport])
+    direct.sort()
+    gate.sort()
+    pick = lambda lat, q: lat[min(len(lat) - 1, int(len(lat) * q))] * 1e6
+    return {"direct": {"p50_us": pick(direct, 0.5), "p99_us": pick(direct, 0.99)},
+            "ftpgate": {"p50_us": pick(gate, 0.5), "p99_us": pick(gate, 0.99),
+                        "added_p50_us": statistics.median(diffs) * 1e6,
+                        "gate_cpu_us": gate_cpu / len(gate) * 1e6}}
 
 
 def idle_sessions(port, count, gate_pid):
@@ -542,11 +521,7 @@ def main():
     ap.add_argument("--key", choices=("rsa", "ec"), default="rsa",
                     help="the servers' key: RSA 2048 (the default) or ECDSA P-256; a TLS "
                          "handshake's signature is most of an FTPS session's CPU with RSA")
-    ap.add_argument("--idle-backend", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args()
-    if a.idle_backend:
-        idle_backend(a.idle_backend)
-        return
     global CLIENT_TIMEOUT
     if a.smoke:
         CLIENT_TIMEOUT = 5.0  # bounded: the smoke run stays well under a minute
@@ -572,22 +547,6 @@ def main():
         if a.json:  # what was measured, also when a later measurement failed
             with open(a.json, "w") as f:
                 json.dump(results, f, indent=1)
-
-
-def sha256_floor():
-    """CPU seconds one core spends on the SHA-256 of 1 GiB held in memory (OpenSSL, through
-    hashlib: the CPU's SHA instructions where it has them, as ring's in ftpgate): the floor
-    of what `audit.digest: "sha256"` can cost. The best of three 256 MiB runs."""
-    buf = os.urandom(16 * MIB)
-    best = None
-    for _ in range(3):
-        h = hashlib.sha256()
-        t0 = time.process_time()
-        for _ in range(16):
-            h.update(buf)
-        spent = (time.process_time() - t0) * 4
-        best = spent if best is None else min(best, spent)
-    return best
 
 
 def machine():
@@ -753,20 +712,22 @@ def run(a, procs, work, size, reps, nsessions, nidle, only, results):
 
     if "noop" in only:
         count = 300 if a.smoke else 5000
+        blocks = 2 if a.smoke else 20
         vport, _ = servers["vs"]
-        gport, _ = gates["none"]
-        print(f"\n{'NOOP round trip (' + str(count) + ')':34} {'p50 us d/g':>15} {'p99 us d/g':>15}"
-              f" {'added p50':>9}")
-        pair("noop", lambda i: noops(vport, count), lambda i: noops(gport, count),
-             ("p50_us", "p99_us"),
-             lambda label, row: (
-                 f"{label:34} {row['direct']['p50_us']:7.1f}/{row['ftpgate']['p50_us']:<7.1f} "
-                 f"{row['direct']['p99_us']:7.1f}/{row['ftpgate']['p99_us']:<7.1f} "
-                 f"{row['ftpgate']['p50_us'] - row['direct']['p50_us']:9.1f}"))
+        gport, gpid = gates["none"]
+        print(f"\n{'NOOP round trip (' + str(count) + f', {blocks} blocks)':34} {'p50 us d/g':>15}"
+              f" {'p99 us d/g':>15} {'added p50':>9} {'gate CPU us':>11}")
+        row = noop_blocks(vport, gport, gpid, count, blocks)
+        results["noop"] = row
+        d, g = row["direct"], row["ftpgate"]
+        print(f"{'noop':34} {d['p50_us']:7.1f}/{g['p50_us']:<7.1f} {d['p99_us']:7.1f}/"
+              f"{g['p99_us']:<7.1f} {g['added_p50_us']:9.1f} {g['gate_cpu_us']:11.1f}")
+        sys.stdout.flush()
 
     if "idle" in only:
         bport = free_port()
-        b = procs.start([sys.executable, os.path.abspath(__file__), "--idle-backend", str(bport)])
+        b = procs.start([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                      "idle_backend.py"), str(bport)])
         wait_port(bport, b)
         port = free_port()
         conf = gate_conf(work, "idle", port, 30400, bport, "sha256", False, cert, key)
