@@ -1,18 +1,19 @@
 //! Asking a backend for the SHA-256 of a file it stored: `HASH` (draft-bryan-ftpext-hash,
 //! answered by ProFTPD's mod_digest and others) or the older `XSHA256`.
 //!
-//! ftpgate learns which one a backend has from its `FEAT` ([`method_from_features`]), and
-//! reads the digest out of the reply ([`digest_from_reply`]). Pure and bounded: a reply is
-//! one already parsed [`Reply`], and only a 64-digit hex string is accepted as a digest.
+//! ftpgate asks `OPTS HASH SHA-256` and `HASH`, and `XSHA256` where the backend refuses
+//! either (session::control::verify; the replies say what a backend has, whatever its
+//! `FEAT` claims), and reads the digest out of the reply ([`digest_from_reply`]). Pure and
+//! bounded: a reply is one already parsed [`Reply`], and only a 64-digit hex string is
+//! accepted as a digest.
 
 use super::reply::Reply;
 
 /// How a backend is asked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
-    /// `HASH path` after `OPTS HASH SHA-256` (when SHA-256 is not already its selected
-    /// algorithm, the one `FEAT` marks with `*`).
-    Hash { select_first: bool },
+    /// `HASH path` (after `OPTS HASH SHA-256`).
+    Hash,
     /// `XSHA256 path`.
     Xsha256,
 }
@@ -20,37 +21,10 @@ pub enum Method {
 impl Method {
     pub fn name(self) -> &'static str {
         match self {
-            Method::Hash { .. } => "HASH",
+            Method::Hash => "HASH",
             Method::Xsha256 => "XSHA256",
         }
     }
-}
-
-/// The way to ask a backend whose `FEAT` lines (without the leading space) are `features`;
-/// None when it offers neither `HASH` with SHA-256 nor `XSHA256`.
-pub fn method_from_features<'a>(features: impl IntoIterator<Item = &'a str>) -> Option<Method> {
-    let mut xsha = false;
-    for line in features {
-        let line = line.trim();
-        let (name, rest) = line.split_once(' ').unwrap_or((line, ""));
-        if name.eq_ignore_ascii_case("HASH") {
-            // "HASH CRC32;MD5;SHA-1*;SHA-256;SHA-512;": the one with `*` is selected.
-            for algo in rest.split(';').map(str::trim).filter(|a| !a.is_empty()) {
-                let (algo, selected) = match algo.strip_suffix('*') {
-                    Some(a) => (a, true),
-                    None => (algo, false),
-                };
-                if algo.eq_ignore_ascii_case("SHA-256") {
-                    return Some(Method::Hash {
-                        select_first: !selected,
-                    });
-                }
-            }
-        } else if name.eq_ignore_ascii_case("XSHA256") {
-            xsha = true;
-        }
-    }
-    xsha.then_some(Method::Xsha256)
 }
 
 /// The SHA-256 (lower-case hex) a final reply to `HASH` or `XSHA256` names; None for a
@@ -64,7 +38,7 @@ pub fn digest_from_reply(method: Method, reply: &Reply, size: u64) -> Option<Str
     let text = std::str::from_utf8(last.get(4..)?).ok()?;
     let mut words = text.split_ascii_whitespace();
     let digest = match method {
-        Method::Hash { .. } => {
+        Method::Hash => {
             if reply.code != 213 {
                 return None;
             }
@@ -103,32 +77,8 @@ mod tests {
     }
 
     #[test]
-    fn the_method_comes_from_feat() {
-        // ProFTPD mod_digest: SHA-1 selected, SHA-256 offered; also XSHA256.
-        let proftpd = ["EPSV", "HASH CRC32;MD5;SHA-1*;SHA-256;SHA-512;", "XSHA256"];
-        assert_eq!(
-            method_from_features(proftpd),
-            Some(Method::Hash { select_first: true })
-        );
-        assert_eq!(
-            method_from_features(["hash SHA-256*;SHA-512"]),
-            Some(Method::Hash {
-                select_first: false
-            })
-        );
-        assert_eq!(
-            method_from_features(["HASH MD5*;SHA-1", "XSHA256"]),
-            Some(Method::Xsha256)
-        );
-        assert_eq!(method_from_features(["HASH MD5*", "SIZE"]), None);
-        assert_eq!(method_from_features(["MDTM", "SIZE", "UTF8"]), None);
-    }
-
-    #[test]
     fn the_digest_comes_from_the_final_reply() {
-        let hash = Method::Hash {
-            select_first: false,
-        };
+        let hash = Method::Hash;
         let ok = Reply::new(213, &format!("SHA-256 0-12 {DIGEST} pub/a.txt"));
         assert_eq!(digest_from_reply(hash, &ok, 12).as_deref(), Some(DIGEST));
         let multi = reply(213, &format!("SHA-256 0-12 {DIGEST} pub/a.txt"));
@@ -142,9 +92,7 @@ mod tests {
 
     #[test]
     fn replies_that_prove_nothing_give_no_digest() {
-        let hash = Method::Hash {
-            select_first: false,
-        };
+        let hash = Method::Hash;
         // Another size than the bytes relayed, a partial range, another algorithm.
         let sized = Reply::new(213, &format!("SHA-256 0-11 {DIGEST} a"));
         assert_eq!(digest_from_reply(hash, &sized, 12), None);

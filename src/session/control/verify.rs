@@ -78,9 +78,7 @@ impl ControlFsm {
             Step::Select => self.ask(v, Step::Xsha256, out),
             Step::Hash if !reply.is_positive_completion() => self.ask(v, Step::Xsha256, out),
             Step::Hash => {
-                let method = Method::Hash {
-                    select_first: false,
-                };
+                let method = Method::Hash;
                 let digest = digest_from_reply(method, &reply, v.size);
                 self.finish_verify(v, digest, out)
             }
