@@ -68,17 +68,11 @@ fn curl_implicit_ftps_8mib_both_ways() {
 }
 
 /// ftplib FTP_TLS whose data connections resume the control session (the override
-/// TESTING.md describes), or stock FTP_TLS (no resumption) with `reuse = false`.
+/// TESTING.md describes: `Reusing` of [`PY_FTPS_REUSING`], run before it), or stock
+/// FTP_TLS (no resumption) with `reuse = false`.
 const FTPLIB_TLS: &str = r#"
-import ftplib, hashlib, ssl, sys
+import hashlib, sys
 host, port, mode, reuse, src, name = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1", sys.argv[5], sys.argv[6]
-class Reusing(ftplib.FTP_TLS):
-    def ntransfercmd(self, cmd, rest=None):
-        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
-        if self._prot_p:
-            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
-        return conn, size
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
 f = (Reusing if reuse else ftplib.FTP_TLS)(context=ctx)
 f.connect(host, port, timeout=30)
 f.login("anonymous", "x")
@@ -101,7 +95,7 @@ fn ftplib_tls(gate: &Ftpgate, mode: &str, reuse: bool, seed: u64) -> (String, St
     let sum = write_random_file(&src, BIG, seed);
     let addr = gate.addr();
     let out = python(
-        FTPLIB_TLS,
+        &format!("{PY_FTPS_REUSING}{FTPLIB_TLS}"),
         &[
             &addr.ip().to_string(),
             &addr.port().to_string(),
@@ -423,15 +417,9 @@ fn sighup_reloads_the_certificate_for_new_connections() {
 
 /// ftplib starts data-channel TLS only after the 150: a small file and a listing must still
 /// arrive whole (ftpgate waits for the handshake before it closes the data connection).
+/// After [`PY_FTPS_REUSING`].
 const FTPLIB_SMALL: &str = r#"
-import ftplib, hashlib, ssl, sys
-class Reusing(ftplib.FTP_TLS):
-    def ntransfercmd(self, cmd, rest=None):
-        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
-        if self._prot_p:
-            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
-        return conn, size
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+import hashlib, sys
 f = Reusing(context=ctx)
 f.connect(sys.argv[1], int(sys.argv[2]), timeout=30)
 f.login("anonymous", "x")
@@ -450,7 +438,7 @@ fn small_protected_downloads_and_listings_reach_clients_that_handshake_late() {
     vs.put_file("pub/small.bin", &small);
     let addr = gate.addr();
     let out = python(
-        FTPLIB_SMALL,
+        &format!("{PY_FTPS_REUSING}{FTPLIB_SMALL}"),
         &[&addr.ip().to_string(), &addr.port().to_string()],
     );
     assert_eq!(
