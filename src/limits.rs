@@ -60,7 +60,7 @@ pub const MAX_RELAY_PIPES: usize = 1024;
 /// splice(2) once its buffer has drained.
 pub const SPLICE_AFTER_BYTES: u64 = 128 * 1024;
 /// Bytes read at a time from the tee(2) copy of a spliced relay's pipe for the SHA-256
-/// (`audit.digest` "sha256" on a plaintext relay); the buffer lives on the stack.
+/// (`audit.digest` "sha256" on a plaintext relay), into one buffer per worker.
 pub const DIGEST_READ_BYTES: usize = 64 * 1024;
 /// Readiness iterations for one session in one turn; hitting it means a bug, and the session
 /// is closed rather than the loop spinning.

@@ -14,7 +14,7 @@
 //! [`MAX_RELAY_PIPES`] bounds the pipes of a worker; beyond it transfers take the read/write
 //! path.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::AsFd;
 
@@ -27,6 +27,9 @@ use crate::os::splice::{Pipe, splice, tee};
 thread_local! {
     /// Spliced relays of this worker now (one worker is one thread of one process).
     static PIPES_IN_USE: Cell<usize> = const { Cell::new(0) };
+    /// The buffer the digest reads the tee'd bytes into: one per worker, allocated at its
+    /// first digest (a stack array would be zeroed, 64 KiB, at every write to the sink).
+    static DIGEST_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The pipes of one spliced relay, counted toward [`MAX_RELAY_PIPES`] while they live.
@@ -106,9 +109,25 @@ fn hash_written(
     hash: &Pipe,
     in_hash: &mut usize,
     digest: &mut Option<Box<dyn rustls::crypto::hash::Context>>,
-    mut n: usize,
+    n: usize,
 ) -> io::Result<()> {
-    let mut buf = [0u8; DIGEST_READ_BYTES];
+    DIGEST_BUFFER.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        if buf.len() < DIGEST_READ_BYTES {
+            buf.resize(DIGEST_READ_BYTES, 0);
+        }
+        hash_into(hash, in_hash, digest, n, &mut buf[..DIGEST_READ_BYTES])
+    })
+}
+
+/// [`hash_written`] through `buf`.
+fn hash_into(
+    hash: &Pipe,
+    in_hash: &mut usize,
+    digest: &mut Option<Box<dyn rustls::crypto::hash::Context>>,
+    mut n: usize,
+    buf: &mut [u8],
+) -> io::Result<()> {
     while n > 0 {
         let want = n.min(buf.len());
         let got = hash.read(&mut buf[..want])?;
