@@ -355,14 +355,21 @@ impl Session {
         connecting: bool,
         ctx: &mut WorkerCtx<'_>,
     ) -> Option<Conn> {
+        // Write interest: a connect needs it; an accepted socket when full (settle_interest).
+        let mut interest = Interest::READABLE;
+        if connecting {
+            interest |= Interest::WRITABLE;
+        }
         ctx.registry
             .register(
                 &mut stream,
                 token(self.slot, self.generation, SocketRole::ClientData),
-                Interest::READABLE | Interest::WRITABLE,
+                interest,
             )
             .ok()?;
-        Some(Conn::new(stream, connecting))
+        let mut conn = Conn::new(stream, connecting);
+        conn.write_interest = connecting;
+        Some(conn)
     }
 
     fn drop_client_data(&mut self, ctx: &mut WorkerCtx<'_>) {
