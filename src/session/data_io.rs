@@ -355,21 +355,14 @@ impl Session {
         connecting: bool,
         ctx: &mut WorkerCtx<'_>,
     ) -> Option<Conn> {
-        // Write interest: a connect needs it; an accepted socket when full (settle_interest).
-        let mut interest = Interest::READABLE;
-        if connecting {
-            interest |= Interest::WRITABLE;
-        }
         ctx.registry
             .register(
                 &mut stream,
                 token(self.slot, self.generation, SocketRole::ClientData),
-                interest,
+                Interest::READABLE | Interest::WRITABLE,
             )
             .ok()?;
-        let mut conn = Conn::new(stream, connecting);
-        conn.write_interest = connecting;
-        Some(conn)
+        Some(Conn::new(stream, connecting))
     }
 
     fn drop_client_data(&mut self, ctx: &mut WorkerCtx<'_>) {

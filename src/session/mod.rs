@@ -219,11 +219,10 @@ impl Session {
         let implicit = listener.tls == TlsMode::Implicit && tls_config.is_some();
         let global_require = policy.tls.as_ref().map_or(TlsRequire::None, |t| t.require);
         sockets::tune_control_socket(&stream);
-        // Writable already: write interest comes when a write finds it full.
         ctx.registry.register(
             &mut stream,
             token(slot, generation, SocketRole::ClientCtrl),
-            Interest::READABLE,
+            Interest::READABLE | Interest::WRITABLE,
         )?;
         let timeouts = &policy.defaults.timeouts;
         let config = ControlConfig {
@@ -270,7 +269,6 @@ impl Session {
                 conn: {
                     let mut conn = Conn::new(stream, false);
                     conn.tls = client_tls;
-                    conn.write_interest = false;
                     conn
                 },
                 input: Vec::new(),
@@ -351,7 +349,6 @@ impl Session {
             conn.readable |= readable;
             conn.writable |= writable;
             conn.peer_closed |= event.is_read_closed() || event.is_error();
-            conn.seen_event = true;
         }
         // Listener readiness needs no flag: accept is attempted on every drive until it
         // returns WouldBlock.
@@ -399,36 +396,6 @@ impl Session {
     /// Performs every I/O step that can make progress. Called after readiness events, after
     /// timers, and again for sessions that stopped for fairness.
     pub fn drive(&mut self, ctx: &mut WorkerCtx<'_>) -> DriveOutcome {
-        let outcome = self.drive_io(ctx);
-        if outcome != DriveOutcome::Closed {
-            self.settle_interests(ctx);
-        }
-        outcome
-    }
-
-    /// [`transport::Conn::settle_interest`] for every socket of the session.
-    fn settle_interests(&mut self, ctx: &mut WorkerCtx<'_>) {
-        let (slot, generation) = (self.slot, self.generation);
-        let registry = ctx.registry;
-        let settle =
-            |conn: &mut Conn, role| conn.settle_interest(registry, token(slot, generation, role));
-        settle(&mut self.client.conn, SocketRole::ClientCtrl);
-        if let Some(server) = self.server.as_mut() {
-            settle(&mut server.conn, SocketRole::ServerCtrl);
-        }
-        let (client, server) = match self.sockets.relay.as_mut() {
-            Some(relay) => (Some(&mut relay.client), Some(&mut relay.server)),
-            None => (self.sockets.client.as_mut(), self.sockets.server.as_mut()),
-        };
-        if let Some(conn) = client {
-            settle(conn, SocketRole::ClientData);
-        }
-        if let Some(conn) = server {
-            settle(conn, SocketRole::ServerData);
-        }
-    }
-
-    fn drive_io(&mut self, ctx: &mut WorkerCtx<'_>) -> DriveOutcome {
         let mut budget = MAX_RELAY_BYTES_PER_TURN;
         let mut commands = MAX_COMMANDS_PER_TURN;
         for _ in 0..MAX_DRIVE_ITERATIONS {

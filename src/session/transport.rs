@@ -37,14 +37,6 @@ pub struct Conn {
     /// say EAGAIN is skipped, and the next arrival (data or the end) wakes the session
     /// through epoll. After it, reads go on until the end is read.
     pub(super) peer_closed: bool,
-    /// The socket is registered for writability (EPOLLOUT) as well as readability. A
-    /// socket that is writable when it is registered, or whose connect completes at once
-    /// (loopback, a near backend), would wake the worker for an EPOLLOUT that says nothing
-    /// new: such sockets are registered (or re-registered) for reading only, and get write
-    /// interest the first time a write finds them full ([`Conn::settle_interest`]).
-    pub(super) write_interest: bool,
-    /// A readiness event came for this socket since it was registered.
-    pub(super) seen_event: bool,
 }
 
 impl Conn {
@@ -60,8 +52,6 @@ impl Conn {
             tls_reported: false,
             tls_broken: false,
             peer_closed: false,
-            write_interest: true,
-            seen_event: false,
         }
     }
 
@@ -217,27 +207,6 @@ impl Conn {
         let _ = self.stream.flush();
         let _ = self.stream.shutdown(Shutdown::Write);
         Ok(true)
-    }
-
-    /// Called at the end of every drive of its session, with the socket's token. A socket
-    /// that waits for writability (a write found it full, a handshake waits to write) gets
-    /// write interest; one registered for both whose connect completed before any event
-    /// came (the EPOLLOUT of the completion is still queued) loses it, so that the queued
-    /// EPOLLOUT wakes nobody (epoll re-polls a queued socket with its current interest).
-    /// An error leaves the registration as it was (and is logged).
-    pub fn settle_interest(&mut self, registry: &mio::Registry, token: mio::Token) {
-        use mio::Interest;
-        let (interest, wants) = if !self.writable && !self.write_interest {
-            (Interest::READABLE | Interest::WRITABLE, true)
-        } else if self.write_interest && self.writable && !self.connecting && !self.seen_event {
-            (Interest::READABLE, false)
-        } else {
-            return;
-        };
-        match registry.reregister(&mut self.stream, token, interest) {
-            Ok(()) => self.write_interest = wants,
-            Err(e) => log::error!("cannot change a socket's registration: {e}"),
-        }
     }
 
     /// Completes a non-blocking connect (mio's protocol: writable, then `take_error`, then
