@@ -66,6 +66,11 @@ pub const DIGEST_READ_BYTES: usize = 64 * 1024;
 /// is closed rather than the loop spinning.
 pub const MAX_DRIVE_ITERATIONS: usize = 10_000;
 
+/// Backend names (one per TLS server of a pool) whose TLS 1.3 tickets a worker keeps for
+/// the next FTP session's control connection (src/tls/client_sessions.rs); rustls keeps at
+/// most 8 tickets per name, a few hundred bytes each.
+pub const SHARED_BACKEND_TLS_SERVERS: usize = 256;
+
 /// Backlog of a control listener: connections the kernel completes for ftpgate before it
 /// accepts them (beyond it the kernel drops SYNs, and clients retry).
 pub const CONTROL_BACKLOG: i32 = 1024;

@@ -15,6 +15,8 @@ use std::sync::Arc;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::ServerSessionMemoryCache;
+
+mod client_sessions;
 use rustls::{Connection, HandshakeKind, ServerConfig, ServerConnection};
 
 /// The only ALPN protocol ftpgate speaks; a client offering others is refused (ALPACA).
@@ -240,6 +242,9 @@ const CLIENT_SESSIONS: usize = 8;
 pub struct TlsClient {
     base: Arc<rustls::ClientConfig>,
     server_name: Option<rustls::pki_types::ServerName<'static>>,
+    /// TLS 1.3 tickets the pool's sessions in this worker leave for each other's control
+    /// connections (see `client_sessions`); clones share it.
+    shared_sessions: Arc<rustls::client::ClientSessionMemoryCache>,
 }
 
 impl TlsClient {
@@ -307,15 +312,19 @@ impl TlsClient {
         Ok(TlsClient {
             base: Arc::new(config),
             server_name,
+            shared_sessions: client_sessions::SessionStore::shared(),
         })
     }
 
     /// A configuration for one control session: its own session store, so the data
     /// connections resume this control connection's session (vsftpd's
-    /// require_ssl_reuse) and never another session's.
+    /// require_ssl_reuse) and never another session's; the control connection may resume
+    /// a session an earlier one left (`client_sessions`).
     pub fn for_session(&self) -> Arc<rustls::ClientConfig> {
         let mut config = (*self.base).clone();
-        config.resumption = rustls::client::Resumption::in_memory_sessions(CLIENT_SESSIONS);
+        let store =
+            client_sessions::SessionStore::new(CLIENT_SESSIONS, Arc::clone(&self.shared_sessions));
+        config.resumption = rustls::client::Resumption::store(Arc::new(store));
         Arc::new(config)
     }
 

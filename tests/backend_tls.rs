@@ -88,6 +88,27 @@ fn plain_clients_reach_an_explicit_tls_backend_that_requires_session_reuse() {
         "{}",
         backend.vs.log()
     );
+    // Four FTP sessions (an upload and a download each round trip), one after the other:
+    // the first control connection toward the backend is a full handshake, every later one
+    // resumes a TLS session an earlier FTP session left (vsftpd then skips its certificate
+    // signature), and every data connection resumed (require_ssl_reuse let it through).
+    let events = gate.wait_audit(std::time::Duration::from_secs(5), |ev| {
+        ev.iter().filter(|e| e["event"] == "session_end").count() >= 4
+    });
+    let backend_tls = |channel: &str| -> Vec<bool> {
+        events
+            .iter()
+            .filter(|e| e["event"] == "tls" && e["side"] == "backend" && e["channel"] == channel)
+            .map(|e| e["resumed"] == true)
+            .collect()
+    };
+    assert_eq!(
+        backend_tls("control"),
+        [false, true, true, true],
+        "{events:?}"
+    );
+    let data = backend_tls("data");
+    assert!(data.len() >= 4 && data.iter().all(|r| *r), "{data:?}");
 }
 
 #[test]
