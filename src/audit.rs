@@ -271,18 +271,70 @@ pub struct AuditContext<'a> {
 
 /// Formats a time as RFC 3339 in UTC with milliseconds: `2026-11-21T13:32:05.123Z`.
 pub fn rfc3339_utc(t: SystemTime) -> String {
+    rfc3339_stack(t).as_str().to_owned()
+}
+
+/// Short text formatted on the stack (the per-event fields of the audit trail, without an
+/// allocation): what does not fit in `N` bytes is cut, at a character boundary.
+pub struct StackText<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> StackText<N> {
+    pub fn format(args: std::fmt::Arguments<'_>) -> StackText<N> {
+        let mut out = StackText {
+            buf: [0; N],
+            len: 0,
+        };
+        let _ = std::fmt::Write::write_fmt(&mut out, args);
+        out
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(self.buf.get(..self.len).unwrap_or(&[])).unwrap_or("")
+    }
+}
+
+impl<const N: usize> std::fmt::Write for StackText<N> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let room = N - self.len;
+        let mut take = s.len().min(room);
+        while !s.is_char_boundary(take) {
+            take -= 1;
+        }
+        let end = self.len + take;
+        if let (Some(dst), Some(src)) = (self.buf.get_mut(self.len..end), s.as_bytes().get(..take))
+        {
+            dst.copy_from_slice(src);
+            self.len = end;
+        }
+        if take < s.len() {
+            Err(std::fmt::Error)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// [`rfc3339_utc`] on the stack (every audit event carries one). 40 bytes hold any year a
+/// `SystemTime` can: the year of i64::MAX seconds has 12 digits, 12 + 20 characters.
+pub type Rfc3339 = StackText<40>;
+
+/// [`rfc3339_utc`] without an allocation.
+pub fn rfc3339_stack(t: SystemTime) -> Rfc3339 {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let millis = since.subsec_millis();
-    let days = (secs / 86_400) as i64;
+    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX);
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
-    format!(
+    StackText::format(format_args!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
         rem / 3600,
         (rem % 3600) / 60,
         rem % 60
-    )
+    ))
 }
 
 /// The UTC calendar date of a time: (year, month, day).
@@ -317,6 +369,14 @@ mod tests {
         assert_eq!(rfc3339_utc(t), "2026-11-18T11:06:40.123Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(rfc3339_utc(leap), "2000-02-29T00:00:00.000Z");
+        // The latest time the system can hold still fits the stack buffer whole.
+        let far = UNIX_EPOCH + Duration::from_secs(i64::MAX as u64 / 2);
+        let text = rfc3339_utc(far);
+        assert!(text.ends_with(".000Z") && text.len() > 24, "{text}");
+        assert_eq!(rfc3339_stack(t).as_str(), "2026-11-18T11:06:40.123Z");
+        // Text that does not fit is cut at a character boundary, never split.
+        let cut = StackText::<5>::format(format_args!("ab\u{e9}\u{e9}"));
+        assert_eq!(cut.as_str(), "ab\u{e9}");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Counting an audit event in the metrics allocates nothing once its series exists: the
 //! per-command cost of `ftpgate_commands_total` and the command-duration histogram is a
-//! short scan, not a label string per event (issue 15: no allocation per command).
+//! short scan, not a label string per event; and writing the event to the audit file
+//! allocates nothing either once the sink's buffers have their size (the timestamp is
+//! formatted on the stack) (issue 15: no allocation per command).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -86,4 +88,39 @@ fn a_counted_command_allocates_nothing_once_its_series_exists() {
         get("ftpgate_command_duration_seconds_count", None),
         Some(10_001.0)
     );
+}
+
+#[test]
+fn an_audited_command_allocates_nothing_once_the_sink_is_warm() {
+    use ftpgate::audit::{AuditContext, AuditSink};
+    use ftpgate::policy::{AuditDigest, AuditFailure, AuditMode, AuditPolicy};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("audit.jsonl");
+    let policy = AuditPolicy {
+        file: Some(path.clone()),
+        syslog: None,
+        mode: AuditMode::Monitor,
+        digest: AuditDigest::Sha256,
+        on_failure: AuditFailure::Continue,
+        filecopy: None,
+        integrity: None,
+    };
+    let mut sink = AuditSink::open(&policy, 0).expect("open the audit file");
+    let ctx = AuditContext {
+        session: "s-1",
+        client: "127.0.0.1:40000",
+        user: Some("alice"),
+        user_hex: None,
+    };
+    let record = command("allow");
+    sink.emit(&ctx, &record);
+    let before = allocations();
+    for _ in 0..1_000 {
+        sink.emit(&ctx, &record);
+    }
+    let per_event = (allocations() - before) as f64 / 1_000.0;
+    drop(sink);
+    let lines = std::fs::read_to_string(&path).expect("read the audit file");
+    assert_eq!(lines.lines().count(), 1_001);
+    assert_eq!(per_event, 0.0, "allocations per audited command");
 }

@@ -29,7 +29,7 @@ use serde::Serialize;
 
 use super::chain::Chain;
 use super::syslog::{self, Header, Meta, SyslogOut};
-use super::{AuditContext, AuditRecord, Envelope, rfc3339_utc};
+use super::{AuditContext, AuditRecord, Envelope, rfc3339_stack, rfc3339_utc};
 use crate::limits::{AUDIT_RETRY_INTERVAL_MS, SYSLOG_BACKLOG_RETRY_MS};
 use crate::policy::{AuditFailure, AuditPolicy, SyslogPolicy};
 
@@ -684,14 +684,15 @@ impl AuditSink {
     /// chained ones. `severity`: a syslog severity (`syslog::INFO`, ...).
     pub fn emit_worker_event<T: Serialize>(&mut self, kind: &'static str, severity: u8, event: &T) {
         let wall = SystemTime::now();
-        self.write_event(kind, severity, &rfc3339_utc(wall), wall, event);
+        self.write_event(kind, severity, rfc3339_stack(wall).as_str(), wall, event);
     }
 
     pub fn emit(&mut self, ctx: &AuditContext<'_>, record: &AuditRecord) {
         let wall = SystemTime::now();
-        let ts = rfc3339_utc(wall);
+        let stamp = rfc3339_stack(wall);
+        let ts = stamp.as_str();
         let envelope = Envelope {
-            ts: &ts,
+            ts,
             session: ctx.session,
             worker: self.worker,
             client: ctx.client,
@@ -699,7 +700,7 @@ impl AuditSink {
             user_hex: ctx.user_hex,
             record,
         };
-        self.write_event(record.kind(), record.severity(), &ts, wall, &envelope);
+        self.write_event(record.kind(), record.severity(), ts, wall, &envelope);
     }
 
     /// Serialises `event` (as the chain's next link, with `audit.integrity`) and offers it

@@ -488,12 +488,14 @@ impl Session {
     }
 
     fn audit(&self, ctx: &mut WorkerCtx<'_>, record: &AuditRecord) {
-        let client = self.client_addr.to_string();
+        // On the stack: an IPv6 address with its zone and port is at most 56 characters.
+        let client = crate::audit::StackText::<64>::format(format_args!("{}", self.client_addr));
+        let client = client.as_str();
         let user = self.fsm.user().map(|u| u.name.as_str());
         let user_hex = self.fsm.user().and_then(|u| u.name_hex.as_deref());
         let actx = AuditContext {
             session: &self.id,
-            client: &client,
+            client,
             user,
             user_hex,
         };
