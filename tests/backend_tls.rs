@@ -95,19 +95,12 @@ fn plain_clients_reach_an_explicit_tls_backend_that_requires_session_reuse() {
     let events = gate.wait_audit(std::time::Duration::from_secs(5), |ev| {
         ev.iter().filter(|e| e["event"] == "session_end").count() >= 4
     });
-    let backend_tls = |channel: &str| -> Vec<bool> {
-        events
-            .iter()
-            .filter(|e| e["event"] == "tls" && e["side"] == "backend" && e["channel"] == channel)
-            .map(|e| e["resumed"] == true)
-            .collect()
-    };
     assert_eq!(
-        backend_tls("control"),
+        tls_resumed(&events, "control", "backend"),
         [false, true, true, true],
         "{events:?}"
     );
-    let data = backend_tls("data");
+    let data = tls_resumed(&events, "data", "backend");
     assert!(data.len() >= 4 && data.iter().all(|r| *r), "{data:?}");
 }
 

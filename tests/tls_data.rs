@@ -224,16 +224,13 @@ fn stock_ftplib_is_served_through_the_bridge_by_a_backend_that_requires_reuse() 
         assert_eq!(e["kind"], "tls_session_reuse_bridge", "{e}");
         assert_eq!(e["user"], "anonymous", "{e}");
     }
-    let tls = |side: &str| -> Vec<bool> {
-        events
-            .iter()
-            .filter(|e| e["event"] == "tls" && e["channel"] == "data" && e["side"] == side)
-            .map(|e| e["resumed"] == true)
-            .collect()
-    };
-    assert_eq!(tls("client"), [false, false], "the client did not resume");
     assert_eq!(
-        tls("backend"),
+        tls_resumed(&events, "data", "client"),
+        [false, false],
+        "the client did not resume"
+    );
+    assert_eq!(
+        tls_resumed(&events, "data", "backend"),
         [true, true],
         "ftpgate resumed toward vsftpd"
     );

@@ -580,3 +580,13 @@ impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
         Ok(UniqueKeys)
     }
 }
+
+/// Whether each `tls` audit event of `channel` ("control", "data") on `side` ("client",
+/// "backend") resumed a session, in the order of the trail.
+pub fn tls_resumed(events: &[serde_json::Value], channel: &str, side: &str) -> Vec<bool> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "tls" && e["channel"] == channel && e["side"] == side)
+        .map(|e| e["resumed"] == true)
+        .collect()
+}
