@@ -22,160 +22,35 @@ backend, since on loopback the kernel charges receive processing to whichever pr
             ftpgate's CPU per NOOP
   idle      N logged-in idle sessions: ftpgate's memory per session (PSS) and its CPU while idle
 
+The reference relay (reference.py): HAProxy in TCP mode with splice(2) in front of the same
+vsftpd, measured in the same rotation beside the spliced plaintext bulk rows, the parallel
+row, the plaintext short sessions and the NOOP, printed on a line of its own with the same
+columns. It relays bytes and does nothing else, so it is what any proxy that terminates TCP
+costs on this machine: the bound for ftpgate's ratios, which the issue's fixed targets do not
+know. Without haproxy installed those lines are left out.
+
 Every process this script starts is stopped by its pid when it ends (also on error).
 """
 
 import argparse
 import json
-import multiprocessing
 import os
 import resource
 import shutil
-import socket
-import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
+import clients
+from clients import idle_sessions, noop_blocks, short_sessions
 from floors import sha256_floor
+from procs import Procs, cpu_of, free_port, run_timed, wait_no_children, wait_port
+from reference import REFERENCE_HOST, start_haproxy
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
 GIB = 1024 ** 3
 MIB = 1024 ** 2
-
-# ---------------------------------------------------------------------------------------------
-# processes
-
-
-class Procs:
-    """Every process the benchmark starts, stopped by pid at the end."""
-
-    def __init__(self):
-        self.procs = []
-
-    def start(self, args, **kw):
-        p = subprocess.Popen(args, **kw)
-        self.procs.append(p)
-        return p
-
-    def stop_all(self):
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                p.terminate()
-        deadline = time.time() + 5
-        for p in reversed(self.procs):
-            try:
-                p.wait(timeout=max(0.1, deadline - time.time()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_port(port, proc, timeout=15.0, log=None):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            why = open(log).read() if log else ""
-            raise RuntimeError(f"process {proc.args[0]} exited with {proc.returncode}: {why}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"port {port} did not open")
-
-
-def children():
-    """pid -> list of child pids, from /proc."""
-    tree = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        tree.setdefault(int(fields[1]), []).append(int(name))
-    return tree
-
-
-def tree_pids(pid):
-    tree = children()
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(tree.get(p, []))
-    return out
-
-
-def cpu_of(pid, with_reaped=True):
-    """CPU seconds of pid and its live descendants (and what they reaped)."""
-    total = 0
-    for p in tree_pids(pid):
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        # utime stime cutime cstime are fields 14-17 (1-based); here 11-14 (0-based after state)
-        total += int(fields[11]) + int(fields[12])
-        if with_reaped:
-            total += int(fields[13]) + int(fields[14])
-    return total / CLK_TCK
-
-
-def pss_of(pid):
-    """PSS bytes of pid and its descendants."""
-    total = 0
-    for p in tree_pids(pid):
-        try:
-            with open(f"/proc/{p}/smaps_rollup") as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1]) * 1024
-        except OSError:
-            pass
-    return total
-
-
-def wait_no_children(pid, timeout=10.0):
-    """vsftpd's session processes are gone (reaped: their CPU is in the parent's cutime)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if len(tree_pids(pid)) == 1:
-            return
-        time.sleep(0.01)
-
-
-def run_timed(args):
-    """Runs a client; returns (wall seconds, its CPU seconds)."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
-    p.returncode = os.waitstatus_to_exitcode(status)
-    err = p.stderr.read().decode(errors="replace")
-    p.stderr.close()
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed ({p.returncode}): {err}")
-    return wall, usage.ru_utime + usage.ru_stime
-
 
 # ---------------------------------------------------------------------------------------------
 # the servers
@@ -232,229 +107,14 @@ def gate_conf(work, name, port, passive, backend_port, digest, tls, cert, key):
 
 
 # ---------------------------------------------------------------------------------------------
-# a small FTP client for short sessions, NOOPs and idle sessions
-
-
-# Seconds a benchmark client waits for a connection or a reply (a session that waits longer
-# counts as failed: vsftpd's listen backlog of 32 drops SYNs at concurrency 128).
-CLIENT_TIMEOUT = 30.0
-
-
-class Client:
-    def __init__(self, port, tls=False, ctx=None):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=CLIENT_TIMEOUT)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = b""
-        self.ctx = ctx
-        self.expect(220)
-        if tls:
-            self.cmd("AUTH TLS", 234)
-            self.sock = ctx.wrap_socket(self.sock)
-            self.cmd("PBSZ 0", 200)
-            self.cmd("PROT P", 200)
-        self.tls = tls
-
-    def reply(self):
-        while True:
-            while b"\n" in self.buf:
-                line, self.buf = self.buf.split(b"\n", 1)
-                if len(line) >= 4 and line[:3].isdigit() and line[3:4] == b" ":
-                    return int(line[:3]), line
-            data = self.sock.recv(65536)
-            if not data:
-                raise RuntimeError("connection closed")
-            self.buf += data
-
-    def expect(self, code):
-        got, line = self.reply()
-        if got != code:
-            raise RuntimeError(f"expected {code}, got {line!r}")
-
-    def cmd(self, line, code):
-        self.sock.sendall(line.encode() + b"\r\n")
-        self.expect(code)
-
-    def login(self):
-        # vsftpd with no_anon_password logs anonymous in at USER (230); others ask (331).
-        self.sock.sendall(b"USER anonymous\r\n")
-        code, line = self.reply()
-        if code == 331:
-            self.cmd("PASS x", 230)
-        elif code != 230:
-            raise RuntimeError(f"USER: {line!r}")
-
-    def retr(self, path):
-        self.sock.sendall(b"EPSV\r\n")
-        code, line = self.reply()
-        if code != 229:
-            raise RuntimeError(f"EPSV: {line!r}")
-        port = int(line.split(b"|||")[1].split(b"|")[0])
-        data = socket.create_connection(("127.0.0.1", port), timeout=CLIENT_TIMEOUT)
-        self.sock.sendall(f"RETR {path}\r\n".encode())
-        if self.tls:
-            # The data connection resumes the control session (vsftpd's require_ssl_reuse).
-            data = self.ctx.wrap_socket(data, session=self.sock.session)
-        code, line = self.reply()
-        if code not in (125, 150):
-            raise RuntimeError(f"RETR: {line!r}")
-        n = 0
-        while True:
-            chunk = data.recv(65536)
-            if not chunk:
-                break
-            n += len(chunk)
-        data.close()
-        self.expect(226)
-        return n
-
-    def close(self):
-        try:
-            self.sock.sendall(b"QUIT\r\n")
-            self.reply()
-        except (OSError, RuntimeError):
-            pass
-        self.sock.close()
-
-
-def client_ctx():
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-def session_worker(args):
-    port, tls, threads, per_thread = args
-    ctx = client_ctx() if tls else None
-    lat, errors = [], []
-    lock = threading.Lock()
-
-    def run():
-        mine = []
-        for _ in range(per_thread):
-            t0 = time.perf_counter()
-            try:
-                c = Client(port, tls, ctx)
-                c.login()
-                c.cmd("TYPE I", 200)
-                c.retr("/pub/small.bin")
-                c.close()
-                mine.append(time.perf_counter() - t0)
-            except (OSError, RuntimeError, ssl.SSLError) as e:
-                with lock:
-                    errors.append(str(e))
-        with lock:
-            lat.extend(mine)
-
-    ts = [threading.Thread(target=run) for _ in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return lat, errors, ru.ru_utime + ru.ru_stime
-
-
-def short_sessions(port, tls, conc, total, server_pids):
-    procs = min(conc, max(2, os.cpu_count() or 2))
-    threads = max(1, conc // procs)
-    per_thread = max(1, total // (procs * threads))
-    cpu0 = {p: cpu_of(p) for p in server_pids}
-    t0 = time.perf_counter()
-    with multiprocessing.get_context("fork").Pool(procs) as pool:
-        results = pool.map(session_worker, [(port, tls, threads, per_thread)] * procs)
-    wall = time.perf_counter() - t0
-    wait_no_children(server_pids[-1])  # vsftpd: its session processes reaped
-    cpu = {p: cpu_of(p) - cpu0[p] for p in server_pids}
-    lat = sorted(x for r in results for x in r[0])
-    errors = [e for r in results for e in r[1]]
-    gen_cpu = sum(r[2] for r in results)
-    n = len(lat)
-    if errors:
-        print(f"  ({len(errors)} sessions failed on port {port}, e.g. {errors[0]})")
-    if n == 0:
-        raise RuntimeError(f"no session completed: {errors[:3]}")
-    return {
-        "sessions": n, "errors": len(errors), "per_s": n / wall,
-        "p50_ms": lat[n // 2] * 1e3, "p99_ms": lat[min(n - 1, int(n * 0.99))] * 1e3,
-        "cpu_ms": {str(p): c * 1e3 / n for p, c in cpu.items()},
-        "gen_cpu_ms": gen_cpu * 1e3 / n, "gen_util": gen_cpu / wall,
-    }
-
-
-def noops(port, count):
-    """NOOP round trips in seconds, 500 per session: ftpgate holds one session to
-    MAX_COMMANDS_PER_SECOND (1000) beyond a burst of 1000, which a tight loop would reach."""
-    lat = []
-    while len(lat) < count:
-        c = Client(port)
-        c.login()
-        for _ in range(min(500, count - len(lat))):
-            t0 = time.perf_counter()
-            c.cmd("NOOP", 200)
-            lat.append(time.perf_counter() - t0)
-        c.close()
-    return lat
-
-
-def noop_blocks(vport, gport, gate_pid, count, blocks):
-    """`count` NOOPs each way in `blocks` alternating blocks: on a small VM the scheduler's
-    placement of client, ftpgate and backend drifts within seconds (a direct NOOP here takes
-    either about 15 or about 70 us), so "added" is the median of the blocks' differences of
-    p50, not the difference of two long runs. Also ftpgate's CPU per NOOP."""
-    per = max(50, count // blocks)
-    direct, gate, diffs, gate_cpu = [], [], [], 0.0
-    for i in range(blocks):
-        order = [(vport, direct), (gport, gate)]
-        if i % 2:
-            order.reverse()
-        p50 = {}
-        for port, into in order:
-            if port == gport:
-                c0 = cpu_of(gate_pid)
-            lat = sorted(noops(port, per))
-            if port == gport:
-                gate_cpu += cpu_of(gate_pid) - c0
-            into.extend(lat)
-            p50[port] = lat[len(lat) // 2]
-        diffs.append(p50[gport] - p50[vport])
-    direct.sort()
-    gate.sort()
-    pick = lambda lat, q: lat[min(len(lat) - 1, int(len(lat) * q))] * 1e6
-    return {"direct": {"p50_us": pick(direct, 0.5), "p99_us": pick(direct, 0.99)},
-            "ftpgate": {"p50_us": pick(gate, 0.5), "p99_us": pick(gate, 0.99),
-                        "added_p50_us": statistics.median(diffs) * 1e6,
-                        "gate_cpu_us": gate_cpu / len(gate) * 1e6}}
-
-
-def idle_sessions(port, count, gate_pid):
-    pss0 = pss_of(gate_pid)
-    clients = []
-    for _ in range(count):
-        c = Client(port)
-        c.login()
-        clients.append(c)
-    # Every session is logged in; let the workers settle (bounded), then measure.
-    time.sleep(2.0)
-    pss1 = pss_of(gate_pid)
-    cpu0 = cpu_of(gate_pid)
-    time.sleep(3.0)
-    idle_cpu = cpu_of(gate_pid) - cpu0
-    for c in clients:
-        c.sock.close()
-    return {"sessions": count, "bytes_per_session": (pss1 - pss0) / count,
-            "idle_cpu_s_in_3s": idle_cpu}
-
-
-# ---------------------------------------------------------------------------------------------
 # bulk transfers
 
 
-def curl_args(port, tls, path, upload=None, out="/dev/null"):
+def curl_args(port, tls, path, upload=None, out="/dev/null", host="127.0.0.1"):
     args = ["curl", "-sS", "--max-time", "600"]
     if tls:
         args += ["--ssl-reqd", "-k"]
-    url = f"ftp://anonymous:x@127.0.0.1:{port}{path}"
+    url = f"ftp://anonymous:x@{host}:{port}{path}"
     if upload:
         args += ["-T", upload, url]
     else:
@@ -462,11 +122,12 @@ def curl_args(port, tls, path, upload=None, out="/dev/null"):
     return args
 
 
-def bulk(port, tls, direction, size, work, vs_pid, gate_pid, tag):
+def bulk(port, tls, direction, size, work, vs_pid, gate_pid, tag, host="127.0.0.1"):
     if direction == "RETR":
-        args = curl_args(port, tls, "/pub/big.bin")
+        args = curl_args(port, tls, "/pub/big.bin", host=host)
     else:
-        args = curl_args(port, tls, f"/pub/up-{tag}.bin", upload=f"{work}/root/pub/big.bin")
+        args = curl_args(port, tls, f"/pub/up-{tag}.bin", upload=f"{work}/root/pub/big.bin",
+                         host=host)
     vs0 = cpu_of(vs_pid)
     g0 = cpu_of(gate_pid) if gate_pid else 0.0
     wall, client_cpu = run_timed(args)
@@ -480,10 +141,10 @@ def bulk(port, tls, direction, size, work, vs_pid, gate_pid, tag):
             "path_cpu_s_gib": (client_cpu + vs_cpu + g_cpu) / gib}
 
 
-def parallel(port, tls, n, size, vs_pid, gate_pid):
+def parallel(port, tls, n, size, vs_pid, gate_pid, host="127.0.0.1"):
     vs0, g0 = cpu_of(vs_pid), (cpu_of(gate_pid) if gate_pid else 0.0)
     t0 = time.perf_counter()
-    ps = [subprocess.Popen(curl_args(port, tls, "/pub/par.bin"), stderr=subprocess.PIPE)
+    ps = [subprocess.Popen(curl_args(port, tls, "/pub/par.bin", host=host), stderr=subprocess.PIPE)
           for _ in range(n)]
     client_cpu = 0.0
     for p in ps:
@@ -522,9 +183,8 @@ def main():
                     help="the servers' key: RSA 2048 (the default) or ECDSA P-256; a TLS "
                          "handshake's signature is most of an FTPS session's CPU with RSA")
     a = ap.parse_args()
-    global CLIENT_TIMEOUT
     if a.smoke:
-        CLIENT_TIMEOUT = 5.0  # bounded: the smoke run stays well under a minute
+        clients.CLIENT_TIMEOUT = 5.0  # bounded: the smoke run stays well under a minute
     size = (a.size_mib or (16 if a.smoke else 1024)) * MIB
     reps = a.reps or (1 if a.smoke else 3)
     nsessions = a.sessions or (48 if a.smoke else 1024)
@@ -596,6 +256,11 @@ def run(a, procs, work, size, reps, nsessions, nidle, only, results):
         p = procs.start(["/usr/sbin/vsftpd", conf])
         wait_port(port, p)
         servers[name] = (port, p.pid)
+    # The reference relay in front of the plain vsftpd (its passive range: 26000-26199).
+    ref_port = free_port()
+    ref_pid = start_haproxy(procs, work, ref_port, servers["vs"][0], 26000, 26199, wait_port)
+    if ref_pid is None:
+        print("(haproxy is not installed: no reference relay rows)")
     gates = {}
     passive = 26400
     for name, backend, digest, tls in (("none", "vs", "none", False),
@@ -619,19 +284,27 @@ def run(a, procs, work, size, reps, nsessions, nidle, only, results):
         wait_port(port, p, log=f"{work}/{name}.stderr")
         gates[name] = (port, p.pid)
 
-    def pair(label, direct, through, keys, fmt):
-        """Alternates the two measurements; prints medians and ratios."""
-        d_runs, g_runs = [], []
+    def pair(label, direct, through, keys, fmt, reference=None):
+        """Alternates the measurements (direct, ftpgate and, where given and HAProxy is
+        there, the reference relay); prints medians and ratios, the reference on a line of
+        its own with the same columns."""
+        runs = {"direct": (direct, []), "ftpgate": (through, [])}
+        if reference is not None and ref_pid is not None:
+            runs["haproxy"] = (reference, [])
+        names = list(runs)
         for i in range(reps):
-            order = [(direct, d_runs), (through, g_runs)]
+            order = names[i % len(names):] + names[:i % len(names)]
             if i % 2:
                 order.reverse()
-            for fn, runs in order:
-                runs.append(fn(i))
-        row = {"direct": {k: median_of(d_runs, k) for k in keys},
-               "ftpgate": {k: median_of(g_runs, k) for k in keys}}
+            for name in order:
+                fn, into = runs[name]
+                into.append(fn(i))
+        row = {name: {k: median_of(into, k) for k in keys} for name, (_, into) in runs.items()}
         results[label] = row
         print(fmt(label, row))
+        if "haproxy" in row:
+            print(fmt("  reference: HAProxy TCP relay",
+                      {"direct": row["direct"], "ftpgate": row["haproxy"]}))
         sys.stdout.flush()
         return row
 
@@ -658,10 +331,14 @@ def run(a, procs, work, size, reps, nsessions, nidle, only, results):
             vport, vpid = servers[backend]
             gport, gpid = gates[gate]
             for direction in ("RETR", "STOR"):
+                # The reference beside the spliced rows only: it is the same relay for all.
+                ref = None if tls or gate != "none" else (
+                    lambda i, direction=direction: bulk(ref_port, False, direction, size, work,
+                                                        vpid, ref_pid, f"h{i}", REFERENCE_HOST))
                 pair(f"{direction} {'FTPS' if tls else 'plain'} digest {digest}",
                      lambda i: bulk(vport, tls, direction, size, work, vpid, None, f"d{i}"),
                      lambda i: bulk(gport, tls, direction, size, work, vpid, gpid, f"g{i}"),
-                     keys, fmt_bulk)
+                     keys, fmt_bulk, ref)
 
     if "parallel" in only:
         par = max(MIB, size // 4)
@@ -670,6 +347,8 @@ def run(a, procs, work, size, reps, nsessions, nidle, only, results):
         for gate in ("none", "sha256"):
             vport, vpid = servers["vs"]
             gport, gpid = gates[gate]
+            ref = None if gate != "none" else (
+                lambda i: parallel(ref_port, False, 8, par, vpid, ref_pid, REFERENCE_HOST))
             pair(f"parallel plain digest {gate}",
                  lambda i: parallel(vport, False, 8, par, vpid, None),
                  lambda i: parallel(gport, False, 8, par, vpid, gpid),
@@ -678,7 +357,8 @@ def run(a, procs, work, size, reps, nsessions, nidle, only, results):
                      f"{label:34} {row['direct']['mb_s']:9.0f} {row['ftpgate']['mb_s']:9.0f} "
                      f"{row['ftpgate']['mb_s'] / row['direct']['mb_s']:6.2f}  "
                      f"{row['ftpgate']['gate_cpu_s_gib']:10.2f} "
-                     f"{row['direct']['path_cpu_s_gib']:7.2f}/{row['ftpgate']['path_cpu_s_gib']:<7.2f}"))
+                     f"{row['direct']['path_cpu_s_gib']:7.2f}/{row['ftpgate']['path_cpu_s_gib']:<7.2f}"),
+                 ref)
 
     if "sessions" in only:
         print(f"\n{'short sessions (' + str(nsessions) + ' each)':34} {'direct/s':>9} {'gate/s':>9}"
@@ -698,6 +378,12 @@ def run(a, procs, work, size, reps, nsessions, nidle, only, results):
                     r["gate_ms"] = r["cpu_ms"][str(gpid)]
                     return r
 
+                def reference(i, conc=conc, vpid=vpid):
+                    r = short_sessions(ref_port, False, conc, nsessions, [ref_pid, vpid],
+                                       REFERENCE_HOST)
+                    r["gate_ms"] = r["cpu_ms"][str(ref_pid)]
+                    return r
+
                 pair(f"sessions {'FTPS' if tls else 'plain'} c={conc}", direct, through,
                      ("per_s", "p50_ms", "p99_ms", "gate_ms", "gen_cpu_ms", "gen_util", "errors"),
                      lambda label, row: (
@@ -708,7 +394,8 @@ def run(a, procs, work, size, reps, nsessions, nidle, only, results):
                          f"{row['ftpgate']['gate_ms']:9.3f} {row['ftpgate']['gen_cpu_ms']:8.2f} "
                          f"{row['ftpgate']['gen_util']:9.2f}"
                          + (f"  errors {row['direct']['errors']:.0f}/{row['ftpgate']['errors']:.0f}"
-                            if row['direct']['errors'] or row['ftpgate']['errors'] else "")))
+                            if row['direct']['errors'] or row['ftpgate']['errors'] else "")),
+                     None if tls else reference)
 
     if "noop" in only:
         count = 300 if a.smoke else 5000
@@ -717,11 +404,17 @@ def run(a, procs, work, size, reps, nsessions, nidle, only, results):
         gport, gpid = gates["none"]
         print(f"\n{'NOOP round trip (' + str(count) + f', {blocks} blocks)':34} {'p50 us d/g':>15}"
               f" {'p99 us d/g':>15} {'added p50':>9} {'gate CPU us':>11}")
-        row = noop_blocks(vport, gport, gpid, count, blocks)
+        relays = {"ftpgate": ("127.0.0.1", gport, gpid)}
+        if ref_pid is not None:
+            relays["haproxy"] = (REFERENCE_HOST, ref_port, ref_pid)
+        row = noop_blocks(("127.0.0.1", vport), relays, count, blocks)
         results["noop"] = row
-        d, g = row["direct"], row["ftpgate"]
-        print(f"{'noop':34} {d['p50_us']:7.1f}/{g['p50_us']:<7.1f} {d['p99_us']:7.1f}/"
-              f"{g['p99_us']:<7.1f} {g['added_p50_us']:9.1f} {g['gate_cpu_us']:11.1f}")
+        d = row["direct"]
+        for name, label in (("ftpgate", "noop"), ("haproxy", "  reference: HAProxy TCP relay")):
+            if name in row:
+                g = row[name]
+                print(f"{label:34} {d['p50_us']:7.1f}/{g['p50_us']:<7.1f} {d['p99_us']:7.1f}/"
+                      f"{g['p99_us']:<7.1f} {g['added_p50_us']:9.1f} {g['gate_cpu_us']:11.1f}")
         sys.stdout.flush()
 
     if "idle" in only:
