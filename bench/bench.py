@@ -46,7 +46,7 @@ import time
 import clients
 from clients import idle_sessions, noop_blocks, short_sessions
 from floors import sha256_floor
-from procs import Procs, cpu_of, free_port, run_timed, wait_no_children, wait_port
+from procs import Procs, cpu_of, free_port, machine_cpu, run_timed, wait_no_children, wait_port
 from reference import REFERENCE_HOST, start_haproxy
 
 GIB = 1024 ** 3
@@ -130,19 +130,23 @@ def bulk(port, tls, direction, size, work, vs_pid, gate_pid, tag, host="127.0.0.
                          host=host)
     vs0 = cpu_of(vs_pid)
     g0 = cpu_of(gate_pid) if gate_pid else 0.0
+    m0 = machine_cpu()
     wall, client_cpu = run_timed(args)
     wait_no_children(vs_pid)
+    m1 = machine_cpu()
     vs_cpu = cpu_of(vs_pid) - vs0
     g_cpu = (cpu_of(gate_pid) - g0) if gate_pid else 0.0
     if direction == "STOR":
         os.unlink(f"{work}/root/pub/up-{tag}.bin")
     gib = size / GIB
     return {"mb_s": size / 1e6 / wall, "gate_cpu_s_gib": g_cpu / gib,
-            "path_cpu_s_gib": (client_cpu + vs_cpu + g_cpu) / gib}
+            "path_cpu_s_gib": (client_cpu + vs_cpu + g_cpu) / gib,
+            "machine_cpu_s_gib": (m1 - m0) / gib}
 
 
 def parallel(port, tls, n, size, vs_pid, gate_pid, host="127.0.0.1"):
     vs0, g0 = cpu_of(vs_pid), (cpu_of(gate_pid) if gate_pid else 0.0)
+    m0 = machine_cpu()
     t0 = time.perf_counter()
     ps = [subprocess.Popen(curl_args(port, tls, "/pub/par.bin", host=host), stderr=subprocess.PIPE)
           for _ in range(n)]
@@ -156,10 +160,12 @@ def parallel(port, tls, n, size, vs_pid, gate_pid, host="127.0.0.1"):
         p.stderr.close()
     wall = time.perf_counter() - t0
     wait_no_children(vs_pid)
+    m1 = machine_cpu()
     g_cpu = (cpu_of(gate_pid) - g0) if gate_pid else 0.0
-    total = n * size
-    return {"mb_s": total / 1e6 / wall, "gate_cpu_s_gib": g_cpu / (total / GIB),
-            "path_cpu_s_gib": (client_cpu + cpu_of(vs_pid) - vs0 + g_cpu) / (total / GIB)}
+    gib = n * size / GIB
+    return {"mb_s": n * size / 1e6 / wall, "gate_cpu_s_gib": g_cpu / gib,
+            "path_cpu_s_gib": (client_cpu + cpu_of(vs_pid) - vs0 + g_cpu) / gib,
+            "machine_cpu_s_gib": (m1 - m0) / gib}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,21 +314,27 @@ def run(a, procs, work, size, reps, nsessions, nidle, only, results):
         sys.stdout.flush()
         return row
 
+    def bulk_header(title):
+        # "path": client + relay + backend by /proc/PID; "machine": every CPU's busy time
+        # (also the receive work in interrupt context and ksoftirqd); "added" by the machine.
+        print(f"\n{title:40} {'direct':>9} {'ftpgate':>9} {'ratio':>6}  {'gate s/GiB':>10}"
+              f" {'path s/GiB d/g':>15} {'machine s/GiB d/g':>17} {'added':>6}")
+
+    def fmt_bulk(label, row):
+        d, g = row["direct"], row["ftpgate"]
+        return (f"{label:40} {d['mb_s']:9.0f} {g['mb_s']:9.0f} {g['mb_s'] / d['mb_s']:6.2f}"
+                f"  {g['gate_cpu_s_gib']:10.2f} {d['path_cpu_s_gib']:7.2f}/"
+                f"{g['path_cpu_s_gib']:<7.2f} {d['machine_cpu_s_gib']:8.2f}/"
+                f"{g['machine_cpu_s_gib']:<8.2f} "
+                f"{g['machine_cpu_s_gib'] - d['machine_cpu_s_gib']:6.2f}")
+
+    keys = ("mb_s", "gate_cpu_s_gib", "path_cpu_s_gib", "machine_cpu_s_gib")
     if "bulk" in only:
         floor = sha256_floor()
         results["sha256_floor_s_gib"] = floor
         print(f"\nSHA-256 floor on this machine (one core, OpenSSL): {floor:.2f} s/GiB; "
               f"digest on, the target is added <= floor + 0.30 = {floor + 0.3:.2f}")
-        print(f"\n{'bulk ' + str(size // MIB) + ' MiB':40} {'direct':>9} {'ftpgate':>9} {'ratio':>6}"
-              f"  {'gate s/GiB':>10} {'path s/GiB d/g':>15} {'added':>6}")
-
-        def fmt_bulk(label, row):
-            d, g = row["direct"], row["ftpgate"]
-            return (f"{label:40} {d['mb_s']:9.0f} {g['mb_s']:9.0f} {g['mb_s'] / d['mb_s']:6.2f}"
-                    f"  {g['gate_cpu_s_gib']:10.2f} {d['path_cpu_s_gib']:7.2f}/"
-                    f"{g['path_cpu_s_gib']:<7.2f} {g['path_cpu_s_gib'] - d['path_cpu_s_gib']:6.2f}")
-
-        keys = ("mb_s", "gate_cpu_s_gib", "path_cpu_s_gib")
+        bulk_header(f"bulk {size // MIB} MiB")
         for gate, backend, tls, digest in (("none", "vs", False, "none"),
                                            ("rw", "vs", False, "none, read/write"),
                                            ("sha256", "vs", False, "sha256"),
@@ -342,8 +354,7 @@ def run(a, procs, work, size, reps, nsessions, nidle, only, results):
 
     if "parallel" in only:
         par = max(MIB, size // 4)
-        print(f"\n{'8 parallel RETR of ' + str(par // MIB) + ' MiB':34} {'direct':>9} {'ftpgate':>9}"
-              f" {'ratio':>6}  {'gate s/GiB':>10} {'path s/GiB d/g':>15}")
+        bulk_header(f"8 parallel RETR of {par // MIB} MiB")
         for gate in ("none", "sha256"):
             vport, vpid = servers["vs"]
             gport, gpid = gates[gate]
@@ -352,18 +363,12 @@ def run(a, procs, work, size, reps, nsessions, nidle, only, results):
             pair(f"parallel plain digest {gate}",
                  lambda i: parallel(vport, False, 8, par, vpid, None),
                  lambda i: parallel(gport, False, 8, par, vpid, gpid),
-                 ("mb_s", "gate_cpu_s_gib", "path_cpu_s_gib"),
-                 lambda label, row: (
-                     f"{label:34} {row['direct']['mb_s']:9.0f} {row['ftpgate']['mb_s']:9.0f} "
-                     f"{row['ftpgate']['mb_s'] / row['direct']['mb_s']:6.2f}  "
-                     f"{row['ftpgate']['gate_cpu_s_gib']:10.2f} "
-                     f"{row['direct']['path_cpu_s_gib']:7.2f}/{row['ftpgate']['path_cpu_s_gib']:<7.2f}"),
-                 ref)
+                 keys, fmt_bulk, ref)
 
     if "sessions" in only:
         print(f"\n{'short sessions (' + str(nsessions) + ' each)':34} {'direct/s':>9} {'gate/s':>9}"
               f" {'ratio':>6}  {'p50 ms d/g':>13} {'p99 ms d/g':>13} {'gate ms/s':>9}"
-              f" {'gen ms/s':>8} {'gen cores':>9}")
+              f" {'added ms/s':>10} {'gen ms/s':>8} {'gen cores':>9}")
         for tls in (False, True):
             vport, vpid = servers["vstls" if tls else "vs"]
             gport, gpid = gates["tls" if tls else "none"]
@@ -385,13 +390,16 @@ def run(a, procs, work, size, reps, nsessions, nidle, only, results):
                     return r
 
                 pair(f"sessions {'FTPS' if tls else 'plain'} c={conc}", direct, through,
-                     ("per_s", "p50_ms", "p99_ms", "gate_ms", "gen_cpu_ms", "gen_util", "errors"),
+                     ("per_s", "p50_ms", "p99_ms", "gate_ms", "machine_ms", "gen_cpu_ms",
+                      "gen_util", "errors"),
                      lambda label, row: (
                          f"{label:34} {row['direct']['per_s']:9.0f} {row['ftpgate']['per_s']:9.0f} "
                          f"{row['ftpgate']['per_s'] / row['direct']['per_s']:6.2f}  "
                          f"{row['direct']['p50_ms']:6.2f}/{row['ftpgate']['p50_ms']:<6.2f} "
                          f"{row['direct']['p99_ms']:6.2f}/{row['ftpgate']['p99_ms']:<6.2f} "
-                         f"{row['ftpgate']['gate_ms']:9.3f} {row['ftpgate']['gen_cpu_ms']:8.2f} "
+                         f"{row['ftpgate']['gate_ms']:9.3f} "
+                         f"{row['ftpgate']['machine_ms'] - row['direct']['machine_ms']:10.3f} "
+                         f"{row['ftpgate']['gen_cpu_ms']:8.2f} "
                          f"{row['ftpgate']['gen_util']:9.2f}"
                          + (f"  errors {row['direct']['errors']:.0f}/{row['ftpgate']['errors']:.0f}"
                             if row['direct']['errors'] or row['ftpgate']['errors'] else "")),

@@ -10,7 +10,7 @@ import statistics
 import threading
 import time
 
-from procs import cpu_of, pss_of, wait_no_children
+from procs import cpu_of, machine_cpu, pss_of, wait_no_children
 
 # Seconds a benchmark client waits for a connection or a reply (a session that waits longer
 # counts as failed: vsftpd's listen backlog of 32 drops SYNs at concurrency 128).
@@ -138,11 +138,13 @@ def short_sessions(port, tls, conc, total, server_pids, host="127.0.0.1"):
     threads = max(1, conc // procs)
     per_thread = max(1, total // (procs * threads))
     cpu0 = {p: cpu_of(p) for p in server_pids}
+    m0 = machine_cpu()
     t0 = time.perf_counter()
     with multiprocessing.get_context("fork").Pool(procs) as pool:
         results = pool.map(session_worker, [(host, port, tls, threads, per_thread)] * procs)
     wall = time.perf_counter() - t0
     wait_no_children(server_pids[-1])  # vsftpd: its session processes reaped
+    machine = machine_cpu() - m0
     cpu = {p: cpu_of(p) - cpu0[p] for p in server_pids}
     lat = sorted(x for r in results for x in r[0])
     errors = [e for r in results for e in r[1]]
@@ -157,6 +159,7 @@ def short_sessions(port, tls, conc, total, server_pids, host="127.0.0.1"):
         "p50_ms": lat[n // 2] * 1e3, "p99_ms": lat[min(n - 1, int(n * 0.99))] * 1e3,
         "cpu_ms": {str(p): c * 1e3 / n for p, c in cpu.items()},
         "gen_cpu_ms": gen_cpu * 1e3 / n, "gen_util": gen_cpu / wall,
+        "machine_ms": machine * 1e3 / n,
     }
 
 
