@@ -17,9 +17,9 @@ backend, since on loopback the kernel charges receive processing to whichever pr
   sessions  short sessions (login, EPSV, RETR of 1 KiB, QUIT) per second at concurrency
             1/16/128, plain and FTPS (data connections resume the control session), p50/p99,
             ftpgate CPU per session, and the load generator's own CPU
-  noop      NOOP round trip p50/p99 on one logged-in session, direct and through ftpgate
-            in alternating blocks ("added": the median of the blocks' differences), and
-            ftpgate's CPU per NOOP
+  noop      NOOP round trip p50/p99 on logged-in sessions, direct and through ftpgate (and
+            HAProxy) interleaved one NOOP apiece in 20 rounds of new sessions ("added": the
+            difference of p50 to direct), and each relay's CPU per NOOP
   idle      N logged-in idle sessions: ftpgate's memory per session (PSS) and its CPU while idle
 
 The reference relay (reference.py): HAProxy in TCP mode with splice(2) in front of the same
@@ -44,7 +44,7 @@ import tempfile
 import time
 
 import clients
-from clients import idle_sessions, noop_blocks, short_sessions
+from clients import idle_sessions, noop_interleaved, short_sessions
 from floors import sha256_floor
 from procs import Procs, cpu_of, free_port, machine_cpu, run_timed, wait_no_children, wait_port
 from reference import REFERENCE_HOST, start_haproxy
@@ -407,15 +407,15 @@ def run(a, procs, work, size, reps, nsessions, nidle, only, results):
 
     if "noop" in only:
         count = 300 if a.smoke else 5000
-        blocks = 2 if a.smoke else 20
+        rounds = 2 if a.smoke else 20
         vport, _ = servers["vs"]
         gport, gpid = gates["none"]
-        print(f"\n{'NOOP round trip (' + str(count) + f', {blocks} blocks)':34} {'p50 us d/g':>15}"
+        print(f"\n{'NOOP round trip (' + str(count) + f', {rounds} rounds)':34} {'p50 us d/g':>15}"
               f" {'p99 us d/g':>15} {'added p50':>9} {'gate CPU us':>11}")
         relays = {"ftpgate": ("127.0.0.1", gport, gpid)}
         if ref_pid is not None:
             relays["haproxy"] = (REFERENCE_HOST, ref_port, ref_pid)
-        row = noop_blocks(("127.0.0.1", vport), relays, count, blocks)
+        row = noop_interleaved(("127.0.0.1", vport), relays, count, rounds)
         results["noop"] = row
         d = row["direct"]
         for name, label in (("ftpgate", "noop"), ("haproxy", "  reference: HAProxy TCP relay")):

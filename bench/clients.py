@@ -6,7 +6,6 @@ import os
 import resource
 import socket
 import ssl
-import statistics
 import threading
 import time
 
@@ -163,52 +162,39 @@ def short_sessions(port, tls, conc, total, server_pids, host="127.0.0.1"):
     }
 
 
-def noops(port, count, host="127.0.0.1"):
-    """NOOP round trips in seconds, 500 per session: ftpgate holds one session to
-    MAX_COMMANDS_PER_SECOND (1000) beyond a burst of 1000, which a tight loop would reach."""
-    lat = []
-    while len(lat) < count:
-        c = Client(port, host=host)
-        c.login()
-        for _ in range(min(500, count - len(lat))):
-            t0 = time.perf_counter()
-            c.cmd("NOOP", 200)
-            lat.append(time.perf_counter() - t0)
-        c.close()
-    return lat
-
-
-def noop_blocks(direct, relays, count, blocks):
-    """`count` NOOPs each way in `blocks` alternating blocks: on a small VM the scheduler's
-    placement of client, relay and backend drifts within seconds (a direct NOOP here takes
-    either about 15 or about 70 us), so "added" is the median of the blocks' differences of
-    p50, not the difference of two long runs. `direct` is (host, port); `relays` maps a name
-    ("ftpgate", "haproxy") to (host, port, pid). Also each relay's CPU per NOOP."""
-    per = max(50, count // blocks)
+def noop_interleaved(direct, relays, count, rounds):
+    """`count` NOOP round trips on each target, interleaved one by one: in each of `rounds`
+    rounds one logged-in session per target (direct, then each relay), and the NOOPs go to
+    them in turn, the order reversed at every step. On a small VM the scheduler's placement
+    of client, relay and backend drifts within seconds (a direct NOOP here takes between
+    about 15 and 70 us), and blocks of a few hundred NOOPs each way still caught different
+    placements (their "added" swung by 40 us between runs); one NOOP apiece in turn puts every
+    target under the same placement, and the rounds (new sessions, new vsftpd processes) vary
+    it. A session sends fewer NOOPs than ftpgate's command burst (MAX_COMMANDS_PER_SECOND).
+    `direct` is (host, port); `relays` maps a name ("ftpgate", "haproxy") to (host, port,
+    pid). Also each relay's CPU per NOOP (its logins included: one per round)."""
+    per = max(10, count // rounds)
     targets = [("direct", direct[0], direct[1], None)] + [
         (name, host, port, pid) for name, (host, port, pid) in relays.items()]
     lat = {name: [] for name, *_ in targets}
-    diffs = {name: [] for name in relays}
-    cpu = {name: 0.0 for name in relays}
-    for i in range(blocks):
-        # Rotated each block, so that no target always follows the same one.
-        order = targets[i % len(targets):] + targets[:i % len(targets)]
-        p50 = {}
-        for name, host, port, pid in order:
-            c0 = cpu_of(pid) if pid else 0.0
-            got = sorted(noops(port, per, host))
-            if pid:
-                cpu[name] += cpu_of(pid) - c0
-            lat[name].extend(got)
-            p50[name] = got[len(got) // 2]
-        for name in relays:
-            diffs[name].append(p50[name] - p50["direct"])
+    cpu0 = {name: cpu_of(pid) for name, _, _, pid in targets if pid}
+    for _ in range(rounds):
+        sessions = [(name, Client(port, host=host)) for name, host, port, _ in targets]
+        for _, c in sessions:
+            c.login()
+        for i in range(per):
+            for name, c in (sessions if i % 2 == 0 else sessions[::-1]):
+                t0 = time.perf_counter()
+                c.cmd("NOOP", 200)
+                lat[name].append(time.perf_counter() - t0)
+        for _, c in sessions:
+            c.close()
     pick = lambda xs, q: sorted(xs)[min(len(xs) - 1, int(len(xs) * q))] * 1e6
     out = {"direct": {"p50_us": pick(lat["direct"], 0.5), "p99_us": pick(lat["direct"], 0.99)}}
-    for name in relays:
+    for name, _, _, pid in targets[1:]:
         out[name] = {"p50_us": pick(lat[name], 0.5), "p99_us": pick(lat[name], 0.99),
-                     "added_p50_us": statistics.median(diffs[name]) * 1e6,
-                     "gate_cpu_us": cpu[name] / len(lat[name]) * 1e6}
+                     "gate_cpu_us": (cpu_of(pid) - cpu0[name]) / len(lat[name]) * 1e6}
+        out[name]["added_p50_us"] = out[name]["p50_us"] - out["direct"]["p50_us"]
     return out
 
 
