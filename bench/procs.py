@@ -55,19 +55,23 @@ def wait_port(port, proc, timeout=15.0, log=None, host="127.0.0.1"):
     raise RuntimeError(f"port {port} did not open")
 
 
+def stat_fields(pid):
+    """The fields of /proc/PID/stat after the command name (state first), or None once the
+    process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rfind(")") + 2:].split()
+
+
 def children():
     """pid -> list of child pids, from /proc."""
     tree = {}
     for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        tree.setdefault(int(fields[1]), []).append(int(name))
+        if name.isdigit() and (fields := stat_fields(name)) is not None:
+            tree.setdefault(int(fields[1]), []).append(int(name))
     return tree
 
 
@@ -85,12 +89,9 @@ def cpu_of(pid, with_reaped=True):
     """CPU seconds of pid and its live descendants (and what they reaped)."""
     total = 0
     for p in tree_pids(pid):
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                stat = f.read()
-        except OSError:
+        fields = stat_fields(p)
+        if fields is None:
             continue
-        fields = stat[stat.rfind(")") + 2:].split()
         # utime stime cutime cstime are fields 14-17 (1-based); here 11-14 (0-based after state)
         total += int(fields[11]) + int(fields[12])
         if with_reaped:
