@@ -136,13 +136,44 @@ pub enum TlsRead {
     Blocked,
 }
 
+/// The socket under rustls: remembers whether its last read came back short.
+struct Reads<'s, S> {
+    stream: &'s mut S,
+    short: bool,
+}
+
+impl<S: Read> Read for Reads<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.stream.read(buf)?;
+        self.short = n < buf.len();
+        Ok(n)
+    }
+}
+
+/// Reads TLS records from `stream` into rustls (one read): how many bytes, and whether the
+/// read returned less than rustls had room for. With edge-triggered epoll a short read
+/// emptied the socket (every later arrival is an event), so the caller may mark it not
+/// readable instead of paying for the read that would only say EAGAIN (about half the
+/// reads of a short FTPS session), unless the peer's end was announced: then it reads on
+/// to the end, which no further event would report.
+pub fn read_records<S: Read>(tls: &mut Connection, stream: &mut S) -> io::Result<(usize, bool)> {
+    let mut reads = Reads {
+        stream,
+        short: false,
+    };
+    let n = tls.read_tls(&mut reads)?;
+    Ok((n, reads.short))
+}
+
 /// Reads plaintext into `out`. `readable` is the socket's readiness flag (cleared on
-/// WouldBlock). Handshake messages are processed and answered on the way.
+/// WouldBlock, and after a short read unless `to_end`: see [`read_records`]). Handshake
+/// messages are processed and answered on the way.
 pub fn read<S: Read + Write>(
     tls: &mut Connection,
     stream: &mut S,
     readable: &mut bool,
     writable: &mut bool,
+    to_end: bool,
     out: &mut [u8],
 ) -> io::Result<TlsRead> {
     // Bounded: each turn either returns or consumes socket input.
@@ -158,8 +189,8 @@ pub fn read<S: Read + Write>(
             flush(tls, stream, writable)?;
             return Ok(TlsRead::Blocked);
         }
-        match tls.read_tls(stream) {
-            Ok(0) => {
+        match read_records(tls, stream) {
+            Ok((0, _)) => {
                 // TCP EOF: let rustls say whether close_notify came first.
                 process(tls, stream, writable)?;
                 return match tls.reader().read(out) {
@@ -170,7 +201,12 @@ pub fn read<S: Read + Write>(
                     Err(e) => Err(e),
                 };
             }
-            Ok(_) => process(tls, stream, writable)?,
+            Ok((_, short)) => {
+                if short && !to_end {
+                    *readable = false;
+                }
+                process(tls, stream, writable)?;
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => *readable = false,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             // rustls's own plaintext buffer is full: drain reader() first (next turn).
@@ -447,6 +483,55 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A socket that has `left` bytes queued and then nothing (WouldBlock).
+    struct Queued {
+        left: usize,
+        reads: usize,
+    }
+
+    impl Read for Queued {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.reads += 1;
+            if self.left == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = self.left.min(buf.len());
+            buf[..n].fill(0x16);
+            self.left -= n;
+            Ok(n)
+        }
+    }
+
+    fn client() -> Connection {
+        let config = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        Connection::Client(rustls::ClientConnection::new(Arc::new(config), name).expect("client"))
+    }
+
+    #[test]
+    fn a_short_read_of_records_says_the_socket_was_emptied() {
+        let mut tls = client();
+        let mut socket = Queued { left: 5, reads: 0 };
+        assert_eq!(
+            read_records(&mut tls, &mut socket).expect("read"),
+            (5, true)
+        );
+        assert_eq!(socket.reads, 1);
+        // More queued than rustls has room for in one read: not short, the socket may hold
+        // more.
+        let mut tls = client();
+        let mut socket = Queued {
+            left: 1 << 20,
+            reads: 0,
+        };
+        let (n, short) = read_records(&mut tls, &mut socket).expect("read");
+        assert!(n > 0 && n < 1 << 20 && !short, "{n} bytes, short {short}");
+    }
 
     #[test]
     fn sha256_matches_the_known_answer() {

@@ -107,6 +107,8 @@ impl Live {
                     &mut self.stream,
                     &mut self.readable,
                     &mut self.writable,
+                    // A probe reads to WouldBlock, as on its plaintext path.
+                    true,
                     buf,
                 )? {
                     tls::TlsRead::Data(n) => Read1::Data(n),

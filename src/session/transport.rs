@@ -4,7 +4,9 @@
 //! Every read and write goes through [`Conn`], whatever the protocol: a read says what it
 //! brought ([`ReadStep`]: bytes, would-block, or the end, clean or truncated), a write how
 //! much it took (0: would block), and errors are `io::Error`s. Readiness follows mio's
-//! edge-triggered contract: a flag is cleared only when the socket returned `WouldBlock`.
+//! edge-triggered contract: a flag is cleared when the socket returned `WouldBlock`, or
+//! when a read (of plaintext, or of TLS records into rustls) came back short before the
+//! peer's end was announced (see [`Conn::peer_closed`]).
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -105,6 +107,7 @@ impl Conn {
                 &mut self.stream,
                 &mut self.readable,
                 &mut self.writable,
+                self.peer_closed,
                 buf,
             )? {
                 tls::TlsRead::Data(n) => ReadStep::Data(n),
@@ -162,10 +165,13 @@ impl Conn {
         }
         let mut progress = tls::flush(tls, &mut self.stream, &mut self.writable)?;
         while self.readable && tls.is_handshaking() {
-            match tls.read_tls(&mut self.stream) {
-                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(_) => {
+            match tls::read_records(tls, &mut self.stream) {
+                Ok((0, _)) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok((_, short)) => {
                     progress = true;
+                    if short && !self.peer_closed {
+                        self.readable = false;
+                    }
                     if let Err(e) = tls.process_new_packets() {
                         let _ = tls.write_tls(&mut self.stream);
                         return Err(io::Error::new(io::ErrorKind::InvalidData, e));
