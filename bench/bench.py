@@ -46,7 +46,8 @@ import time
 import clients
 from clients import idle_sessions, noop_interleaved, short_sessions
 from floors import sha256_floor
-from procs import Procs, cpu_of, free_port, machine_cpu, run_timed, wait_no_children, wait_port
+from procs import (Procs, background_load, cpu_of, cpu_times, free_port, machine_cpu, run_timed,
+                   shares, wait_no_children, wait_port)
 from reference import REFERENCE_HOST, start_haproxy
 
 GIB = 1024 ** 3
@@ -250,7 +251,15 @@ def run(a, procs, work, size, reps, nsessions, nidle, only, results):
     print(f"TLS key: {'RSA 2048' if a.key == 'rsa' else 'ECDSA P-256'} (--key)")
     print(f"work on tmpfs {work}; file {size // MIB} MiB; {reps} repetition(s), alternating "
           "direct/ftpgate; medians")
+    # The machine-CPU figures count every process: other work on the machine inflates
+    # them, and a hypervisor that gives the CPUs to other guests (steal) slows both sides.
+    busy, steal = background_load(1.0 if a.smoke else 3.0)
+    results["background"] = {"busy": busy, "steal": steal}
+    print(f"machine before the run: {busy * 100:.1f} % busy, {steal * 100:.1f} % stolen by "
+          "the hypervisor" + ("" if busy < 0.02 and steal < 0.02 else
+                              "  WARNING: not idle, the 'added' CPU figures include other work"))
     sys.stdout.flush()
+    run_start = cpu_times()
 
     servers = {}
     # Passive ranges below the kernel's ephemeral ports (free_port's listeners are there).
@@ -453,6 +462,12 @@ def run(a, procs, work, size, reps, nsessions, nidle, only, results):
         print(f"\nidle logged-in sessions: {r['sessions']}, ftpgate "
               f"{r['bytes_per_session'] / 1024:.2f} KiB per session (PSS), CPU while idle "
               f"{r['idle_cpu_s_in_3s']:.2f} s in 3 s")
+
+    busy, steal = shares(run_start, cpu_times())
+    results["run_cpu"] = {"busy": busy, "steal": steal}
+    print(f"\nover the run: the machine {busy * 100:.1f} % busy, {steal * 100:.1f} % stolen by "
+          "the hypervisor" + ("  (steal above 2 %: other guests took CPU time; the figures "
+                              "vary more than usual)" if steal >= 0.02 else ""))
 
 
 if __name__ == "__main__":

@@ -142,7 +142,31 @@ def machine_cpu():
     the kernel's receive work runs in interrupt context or in ksoftirqd and is charged to no
     process the bench knows (a relayed 1 GiB RETR here: about 0.3 s), so only the machine's
     total sees all of a path's cost; it is exact when nothing else runs on the machine."""
+    return cpu_times()[0]
+
+
+def cpu_times():
+    """(busy, steal, all) CPU seconds of every CPU since boot, from /proc/stat: busy as in
+    machine_cpu(); steal is time the hypervisor ran other guests while this one had work."""
     with open("/proc/stat") as f:
         fields = f.readline().split()
-    user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in fields[1:8])
-    return (user + nice + system + irq + softirq) / CLK_TCK
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
+    busy = user + nice + system + irq + softirq
+    return busy / CLK_TCK, steal / CLK_TCK, (busy + idle + iowait + steal) / CLK_TCK
+
+
+def shares(before, after):
+    """The busy and steal shares of all CPU time between two cpu_times() readings."""
+    total = after[2] - before[2]
+    if total <= 0:
+        return 0.0, 0.0
+    return (after[0] - before[0]) / total, (after[1] - before[1]) / total
+
+
+def background_load(seconds):
+    """The machine's busy and steal shares over `seconds` while the bench runs nothing:
+    what other work would add to every machine-CPU ('added') figure (a measurement window,
+    not a wait for anything)."""
+    before = cpu_times()
+    time.sleep(seconds)
+    return shares(before, cpu_times())
