@@ -1,13 +1,13 @@
-//! The data connections' I/O: the passive listener, the active connect to the client, the
-//! connect to the backend's data port, a protected connection's TLS handshake, the relay and
-//! its close with the measure of what crossed. What all of it means is the data machine's
-//! (`data/`): this file feeds it what the sockets did and performs its [`Output`]s.
+//! The data connections' I/O: the active connect to the client, the connect to the
+//! backend's data port, a protected connection's TLS handshake, the relay and its close with
+//! the measure of what crossed (the passive listener and what is accepted there:
+//! `passive_io.rs`). What all of it means is the data machine's (`data/`): this file feeds it
+//! what the sockets did and performs its [`Output`]s.
 
-use super::data::{Acceptance, CopyState, DataTimer, Input, Measure, Output, RelayEnd};
+use super::data::{CopyState, DataTimer, Input, Measure, Output, RelayEnd};
 use super::splice_relay;
 use super::tls_events::count_tls_failure;
 use super::*;
-use crate::limits::MAX_PENDING_DATA_PROXY_HEADERS;
 use crate::policy::{AuditDigest, TlsSessionReuse};
 
 /// The sockets of the data channel. Which of them exist follows the data machine's state:
@@ -91,116 +91,6 @@ impl Session {
         let measure = self.close_data(ctx);
         let now = ctx.now;
         self.data_input(Input::Closed { stop, measure, now }, ctx);
-    }
-
-    fn open_passive(&mut self, ctx: &mut WorkerCtx<'_>) {
-        if ctx.passive.is_shared() {
-            self.join_shared_port(ctx);
-            return;
-        }
-        match ctx
-            .passive
-            .open(self.local_addr.ip(), self.client_addr.ip(), ctx.now)
-        {
-            Ok((mut listener, port)) => {
-                if let Err(e) = ctx.registry.register(
-                    &mut listener,
-                    token(self.slot, self.generation, SocketRole::PassiveListener),
-                    Interest::READABLE,
-                ) {
-                    log::warn!("{} cannot register passive listener: {e}", self.id);
-                    ctx.passive
-                        .release(&listener, self.client_addr.ip(), ctx.now);
-                    self.data_input(Input::ListenerFailed, ctx);
-                    return;
-                }
-                self.sockets.listener = Some(listener);
-                let ip = data::advertised_ip(
-                    self.local_addr.ip(),
-                    self.policy.passive.advertise_for(self.client_addr.ip()),
-                );
-                self.data_input(Input::ListenerOpened(SocketAddr::new(ip, port)), ctx);
-            }
-            Err(e) => {
-                log::warn!("{} no passive port available: {e}", self.id);
-                self.data_input(Input::ListenerFailed, ctx);
-            }
-        }
-    }
-
-    /// `passive.shared`: waits on one of the worker's ports for a connection from the
-    /// client's address.
-    fn join_shared_port(&mut self, ctx: &mut WorkerCtx<'_>) {
-        let key = SessionKey {
-            slot: self.slot,
-            generation: self.generation,
-        };
-        let ip = self.local_addr.ip();
-        match ctx
-            .passive
-            .join(ip, self.client_addr.ip(), key, ctx.registry, ctx.now)
-        {
-            Ok(port) => {
-                self.sockets.shared_port = Some(port);
-                let ip = data::advertised_ip(
-                    ip,
-                    self.policy.passive.advertise_for(self.client_addr.ip()),
-                );
-                self.data_input(Input::ListenerOpened(SocketAddr::new(ip, port)), ctx);
-            }
-            Err(e) => {
-                log::warn!("{} no shared passive port available: {e}", self.id);
-                self.data_input(Input::ListenerFailed, ctx);
-            }
-        }
-    }
-
-    /// A connection the worker accepted on shared port `local` from `peer`, for this
-    /// session (the worker's table says it waits for that address there). The data
-    /// machine judges it as it judges a connection to a listener of its own.
-    pub fn on_shared_connection(
-        &mut self,
-        stream: TcpStream,
-        peer: SocketAddr,
-        local: SocketAddr,
-        ctx: &mut WorkerCtx<'_>,
-    ) {
-        if self.sockets.shared_port != Some(local.port()) {
-            // Not waiting there (any more): the table and the session disagree, which
-            // must not happen; the connection is nobody's.
-            log::warn!(
-                "{} shared passive connection from {peer} not expected",
-                self.id
-            );
-            return;
-        }
-        let acceptance = self.data.on_accepted(peer);
-        self.on_acceptance(acceptance, stream, peer, ctx);
-    }
-
-    fn close_listener(&mut self, ctx: &mut WorkerCtx<'_>) {
-        if let Some(port) = self.sockets.shared_port.take() {
-            let key = SessionKey {
-                slot: self.slot,
-                generation: self.generation,
-            };
-            ctx.passive.leave(
-                self.local_addr.ip(),
-                port,
-                self.client_addr.ip(),
-                key,
-                ctx.registry,
-                ctx.now,
-            );
-        }
-        for (mut stream, _) in self.sockets.proxied.drain(..) {
-            let _ = ctx.registry.deregister(&mut stream);
-        }
-        if let Some(mut listener) = self.sockets.listener.take() {
-            let _ = ctx.registry.deregister(&mut listener);
-            ctx.passive
-                .release(&listener, self.client_addr.ip(), ctx.now);
-        }
     }
 
     fn connect_server_data(&mut self, port: u16, ctx: &mut WorkerCtx<'_>) {
@@ -349,7 +239,7 @@ impl Session {
         }
     }
 
-    fn register_client_data(
+    pub(super) fn register_client_data(
         &mut self,
         mut stream: TcpStream,
         connecting: bool,
@@ -365,7 +255,7 @@ impl Session {
         Some(Conn::new(stream, connecting))
     }
 
-    fn drop_client_data(&mut self, ctx: &mut WorkerCtx<'_>) {
+    pub(super) fn drop_client_data(&mut self, ctx: &mut WorkerCtx<'_>) {
         if let Some(mut conn) = self.sockets.client.take() {
             count_tls_failure(&self.id, "data", "client", &mut conn, ctx);
             let _ = ctx.registry.deregister(&mut conn.stream);
@@ -434,121 +324,6 @@ impl Session {
             copy,
             addresses: Some(Box::new(relay.addresses)),
         }
-    }
-
-    /// Performs the data machine's verdict on a connection to the passive port.
-    fn on_acceptance(
-        &mut self,
-        acceptance: Acceptance,
-        mut stream: TcpStream,
-        peer: SocketAddr,
-        ctx: &mut WorkerCtx<'_>,
-    ) {
-        match acceptance {
-            Acceptance::Refuse(record) => {
-                drop(stream);
-                if let Some(record) = record {
-                    log::warn!("{} passive connection from foreign {peer} refused", self.id);
-                    self.audit(ctx, &record);
-                }
-            }
-            Acceptance::ReadHeader => {
-                if self.sockets.proxied.len() >= MAX_PENDING_DATA_PROXY_HEADERS {
-                    let why = format!(
-                        "{MAX_PENDING_DATA_PROXY_HEADERS} connections already wait for their \
-                         PROXY header"
-                    );
-                    let verdict = self.data.on_proxied(peer, Err(why));
-                    self.on_acceptance(verdict, stream, peer, ctx);
-                    return;
-                }
-                // Readiness comes as the client data connection's; the header is looked at
-                // on every drive ([`Session::progress_proxied`]).
-                let token = token(self.slot, self.generation, SocketRole::ClientData);
-                match ctx
-                    .registry
-                    .register(&mut stream, token, Interest::READABLE)
-                {
-                    Ok(()) => self.sockets.proxied.push((stream, peer)),
-                    Err(e) => {
-                        let verdict = self.data.on_proxied(peer, Err(e.to_string()));
-                        self.on_acceptance(verdict, stream, peer, ctx);
-                    }
-                }
-            }
-            Acceptance::Take => {
-                sockets::tune_data_socket(&stream);
-                // One connection per passive port: the listener closes now (and any other
-                // connection from a balancer with it).
-                self.close_listener(ctx);
-                self.drop_client_data(ctx);
-                let conn = self
-                    .register_client_data(stream, false, ctx)
-                    .and_then(|mut conn| match self.protect_client_data(&mut conn) {
-                        Ok(()) => Some(conn),
-                        Err(_) => {
-                            let _ = ctx.registry.deregister(&mut conn.stream);
-                            None
-                        }
-                    });
-                match conn {
-                    Some(conn) => {
-                        let protected = conn.tls.is_some();
-                        self.sockets.client = Some(conn);
-                        self.data_input(Input::ClientUp { protected }, ctx);
-                    }
-                    None => self.data_input(Input::ClientFailed, ctx),
-                }
-            }
-        }
-    }
-
-    /// The PROXY headers of passive connections from a balancer: each complete, malformed
-    /// or closed one goes to the data machine, which takes the client's and refuses the rest.
-    fn progress_proxied(&mut self, ctx: &mut WorkerCtx<'_>) -> bool {
-        let mut progress = false;
-        let mut i = 0;
-        while i < self.sockets.proxied.len() {
-            let (stream, via) = &mut self.sockets.proxied[i];
-            let via = *via;
-            let Some(header) = read_proxy_header(stream) else {
-                i += 1;
-                continue;
-            };
-            progress = true;
-            let (mut stream, _) = self.sockets.proxied.swap_remove(i);
-            let _ = ctx.registry.deregister(&mut stream);
-            let peer = header.as_ref().map_or(via, |source| *source);
-            let verdict = self.data.on_proxied(via, header);
-            self.on_acceptance(verdict, stream, peer, ctx);
-        }
-        progress
-    }
-
-    pub(super) fn accept_passive(&mut self, ctx: &mut WorkerCtx<'_>) -> bool {
-        let mut progress = self.progress_proxied(ctx);
-        // Bounded: a listener has a small backlog; stop after a handful per turn.
-        for _ in 0..MAX_PASSIVE_ACCEPTS_PER_TURN {
-            let Some(listener) = self.sockets.listener.as_ref() else {
-                return progress;
-            };
-            match listener.accept() {
-                Ok((stream, peer)) => {
-                    progress = true;
-                    let acceptance = self.data.on_accepted(peer);
-                    // A balancer's header may be there already (its edge came before the
-                    // registration): the next pass of the drive loop looks.
-                    self.on_acceptance(acceptance, stream, peer, ctx);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return progress,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    log::warn!("{} passive accept failed: {e}", self.id);
-                    return progress;
-                }
-            }
-        }
-        progress
     }
 
     pub(super) fn progress_client_data(&mut self, ctx: &mut WorkerCtx<'_>) -> bool {
@@ -719,7 +494,7 @@ impl Session {
     }
 
     /// Wraps a client data connection in TLS when the client asked for PROT P.
-    fn protect_client_data(&self, conn: &mut Conn) -> io::Result<()> {
+    pub(super) fn protect_client_data(&self, conn: &mut Conn) -> io::Result<()> {
         if self.fsm.data_protected() {
             if let Some(config) = self.tls_config.as_ref() {
                 // Its own configuration: the control session's cache and ticket key, but
@@ -745,48 +520,5 @@ impl Session {
             .user()
             .and_then(|u| self.policy.user(&u.name))
             .map_or(TlsSessionReuse::Required, |u| u.tls_session_reuse)
-    }
-}
-
-/// A passive data connection's PROXY header: the client address it names, why there is
-/// none, or `None` while it is incomplete. Peeked until complete, then exactly its bytes
-/// are consumed (the client's data after it stays in the socket).
-fn read_proxy_header(stream: &mut TcpStream) -> Option<Result<SocketAddr, String>> {
-    use crate::proxy_protocol::{Header, Parsed, parse};
-    let mut buf = [0u8; crate::limits::MAX_PROXY_HEADER_BYTES];
-    let n = loop {
-        match stream.peek(&mut buf) {
-            Ok(0) => return Some(Err("closed before a PROXY header".to_owned())),
-            Ok(n) => break n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Some(Err(format!("failed before a PROXY header: {e}"))),
-        }
-    };
-    match parse(&buf[..n]) {
-        Parsed::Incomplete => None,
-        Parsed::Invalid(why) => Some(Err(why.to_string())),
-        Parsed::Complete {
-            header: Header::Local | Header::Unknown,
-            ..
-        } => Some(Err(
-            "PROXY header without a client address (LOCAL or UNKNOWN)".to_owned(),
-        )),
-        Parsed::Complete {
-            header: Header::Tcp { source, .. },
-            length,
-        } => {
-            let mut done = 0;
-            // Bounded: each pass reads at least a byte or ends.
-            while done < length {
-                match io::Read::read(stream, &mut buf[done..length]) {
-                    Ok(0) => return Some(Err("closed inside its PROXY header".to_owned())),
-                    Ok(n) => done += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Some(Err(format!("reading the PROXY header: {e}"))),
-                }
-            }
-            Some(Ok(source))
-        }
     }
 }

@@ -9,15 +9,17 @@
 //! The session is one type, [`Session`]; this file holds its state, its public API (what the
 //! reactor calls), the drive loop, timers and the performing of the control machine's
 //! actions. Its I/O is split by connection: `client_io.rs` (the client's control
-//! connection), `backend_io.rs` (the backend's), `data_io.rs` (passive listener, data
-//! connections, TLS on them, the relay's start and close; it performs the data machine's
-//! outputs), `copy_io.rs` (filecopy). Below them: `transport.rs` (one socket type for plain
-//! and TLS), `relay.rs` (moving the bytes of a transfer), `admission.rs`, `control/`,
-//! `data/`.
+//! connection), `backend_io.rs` (the backend's), `data_io.rs` (data connections, TLS on them,
+//! the relay's start and close; it performs the data machine's outputs), `passive_io.rs`
+//! (the passive listener or shared port, accepting, PROXY headers from a balancer),
+//! `copy_io.rs` (filecopy). Below them: `transport.rs` (one socket type for plain and TLS),
+//! `relay.rs` and `splice_relay.rs` (moving the bytes of a transfer), `admission.rs`,
+//! `control/`, `data/`.
 //!
 //! Readiness follows the edge-triggered contract of mio: every socket is registered once for
 //! READABLE | WRITABLE, the last reported readiness is remembered per socket, and a socket is
-//! read or written until `WouldBlock` before its flag is cleared. [`Session::drive`] loops
+//! read or written until `WouldBlock` (or a short read before the peer's end was announced)
+//! before its flag is cleared. [`Session::drive`] loops
 //! over all sockets until no step makes progress, so an edge is never lost.
 
 mod admission;
@@ -28,6 +30,7 @@ mod copy_io;
 mod data;
 mod data_io;
 mod info;
+mod passive_io;
 mod relay;
 mod splice_relay;
 mod tls_events;
