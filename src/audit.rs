@@ -13,6 +13,7 @@
 //! memory stays bounded whatever the sinks do.
 
 mod chain;
+mod file_out;
 mod sink;
 mod syslog;
 pub mod verify;

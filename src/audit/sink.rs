@@ -17,24 +17,22 @@
 //!
 //! The file is also followed by name: at most once a second the path's inode is compared with
 //! the open file's, and a file that logrotate moved away or deleted is replaced by a new one
-//! at the path, without waiting for SIGHUP.
+//! at the path, without waiting for SIGHUP (`file_out.rs`).
 
-use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
 use super::chain::Chain;
+use super::file_out::{FileOut, framed};
 use super::syslog::{self, Header, Meta, SyslogOut};
 use super::{AuditContext, AuditRecord, Envelope, rfc3339_stack, rfc3339_utc};
 use crate::limits::{AUDIT_RETRY_INTERVAL_MS, SYSLOG_BACKLOG_RETRY_MS};
 use crate::policy::{AuditFailure, AuditPolicy, SyslogPolicy};
 
 /// How often a broken channel is tried again, and how often the file's path is checked.
-const RETRY: Duration = Duration::from_millis(AUDIT_RETRY_INTERVAL_MS);
+pub(super) const RETRY: Duration = Duration::from_millis(AUDIT_RETRY_INTERVAL_MS);
 
 /// The worker-level event that reports lost events to the channel that lost them.
 #[derive(Serialize)]
@@ -68,104 +66,6 @@ struct Loss {
     error: String,
     /// The first and the last seq of the chain lost, when there is a chain.
     seqs: Option<(u64, u64)>,
-}
-
-/// The audit file, followed by name.
-struct FileOut {
-    path: PathBuf,
-    file: Option<File>,
-    /// Device and inode of the open file.
-    identity: Option<(u64, u64)>,
-    next_check: Instant,
-    /// The last write stopped inside a line: the next one starts on a new line.
-    torn: bool,
-}
-
-impl FileOut {
-    fn open(path: &Path, now: Instant) -> io::Result<FileOut> {
-        let mut out = FileOut {
-            path: path.to_path_buf(),
-            file: None,
-            identity: None,
-            next_check: now + RETRY,
-            torn: false,
-        };
-        out.reopen()?;
-        Ok(out)
-    }
-
-    /// Opens the path afresh; the old file is closed either way.
-    fn reopen(&mut self) -> io::Result<()> {
-        self.file = None;
-        self.identity = None;
-        let file = open_append(&self.path)?;
-        let meta = file.metadata()?;
-        self.identity = Some((meta.dev(), meta.ino()));
-        self.file = Some(file);
-        Ok(())
-    }
-
-    /// Reopens the path if it no longer names the open file (renamed or removed by
-    /// logrotate), at most once per [`RETRY`]. Ok when nothing had to be done.
-    fn follow(&mut self, now: Instant) -> io::Result<()> {
-        if now < self.next_check {
-            return Ok(());
-        }
-        self.next_check = now + RETRY;
-        self.follow_now()
-    }
-
-    fn follow_now(&mut self) -> io::Result<()> {
-        let current = std::fs::metadata(&self.path)
-            .ok()
-            .map(|m| (m.dev(), m.ino()));
-        if self.file.is_some() && current.is_some() && current == self.identity {
-            return Ok(());
-        }
-        if self.file.is_some() {
-            log::info!(
-                "audit file {} was moved or removed; continuing in a new file",
-                self.path.display()
-            );
-        }
-        self.reopen()
-    }
-
-    /// One `write` per line, so that the lines of several workers never interleave.
-    fn write_line(&mut self, json: &[u8], scratch: &mut Vec<u8>) -> io::Result<()> {
-        let Some(file) = self.file.as_mut() else {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                "the audit file is not open",
-            ));
-        };
-        let line = framed(json, self.torn, scratch);
-        loop {
-            match file.write(line) {
-                Ok(n) if n == line.len() => {
-                    self.torn = false;
-                    return Ok(());
-                }
-                Ok(n) => {
-                    self.torn |= n > 0;
-                    return Err(io::Error::new(io::ErrorKind::WriteZero, "short write"));
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-}
-
-/// The JSON with its newline (and a newline before it after a torn line).
-fn framed<'s>(json: &[u8], torn: bool, scratch: &'s mut Vec<u8>) -> &'s [u8] {
-    scratch.clear();
-    if torn {
-        scratch.push(b'\n');
-    }
-    scratch.extend_from_slice(json);
-    scratch.push(b'\n');
-    scratch
 }
 
 /// A destination.
@@ -527,16 +427,7 @@ impl AuditSink {
             let kept = take(&|out| matches!(out, Out::File(f) if f.path == *path));
             channels.push(kept.unwrap_or_else(|| match FileOut::open(path, now) {
                 Ok(file) => Channel::new(Out::File(file), now),
-                Err(e) => {
-                    let file = FileOut {
-                        path: path.clone(),
-                        file: None,
-                        identity: None,
-                        next_check: now + RETRY,
-                        torn: false,
-                    };
-                    Channel::broken(Out::File(file), &e, now)
-                }
+                Err(e) => Channel::broken(Out::File(FileOut::closed(path, now)), &e, now),
             }));
         }
         if let Some(syslog) = &policy.syslog {
@@ -779,18 +670,6 @@ impl Drop for AuditSink {
             self.checkpoint(now);
         }
     }
-}
-
-/// Opens the audit file for appending, creating it with mode 0640. O_NONBLOCK: a FIFO put
-/// at the path fails at once (ENXIO) instead of blocking the worker until a reader comes;
-/// on regular files it changes nothing.
-fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
 }
 
 #[cfg(test)]

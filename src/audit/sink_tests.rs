@@ -3,6 +3,7 @@
 use super::*;
 use crate::policy::AuditMode;
 use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
 
 struct TempDir(PathBuf);
 
