@@ -225,6 +225,44 @@ pub fn port_range(len: u16) -> (u16, u16) {
     panic!("no free block of {len} ports in {RANGE_FIRST}-{RANGE_LAST}");
 }
 
+/// Starts a server that listens on 127.0.0.1 at a port of its own, with a passive range of
+/// 20 ports: up to three attempts, each on a fresh free port and range (another process may
+/// take the port between [`free_port`] and the server's bind). `spawn(port, range)` starts
+/// one attempt; an attempt has succeeded once the port listens and the process still runs.
+/// Panics with `log()` (what the last attempt wrote) when none came up.
+pub fn start_listening(
+    name: &str,
+    mut spawn: impl FnMut(u16, (u16, u16)) -> ProcessGuard,
+    log: impl Fn() -> String,
+) -> (ProcessGuard, SocketAddr, (u16, u16)) {
+    let mut last_err = String::new();
+    for _attempt in 0..3 {
+        let port = free_port();
+        let range = port_range(20);
+        let mut proc = spawn(port, range);
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        if wait_until(START_TIMEOUT, || is_listening(addr) || !proc.is_running())
+            && proc.is_running()
+        {
+            return (proc, addr, range);
+        }
+        proc.stop();
+        last_err = log();
+    }
+    panic!("{name} did not start: {last_err}");
+}
+
+/// Creates `rel` under `root` with `data`, owned by the system user `ftp` (the servers'
+/// session user) when there is one.
+pub fn put_ftp_file(root: &Path, rel: &str, data: &[u8]) -> PathBuf {
+    let path = root.join(rel);
+    fs::write(&path, data).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    if let Some((uid, gid)) = user_ids("ftp") {
+        std::os::unix::fs::chown(&path, Some(uid), Some(gid)).expect("chown");
+    }
+    path
+}
+
 /// Polls `cond` until it is true or `timeout` has passed; returns whether it became true.
 pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

@@ -10,16 +10,13 @@
 //! is writable; the session runs as the system user `ftp`.
 
 use std::fs;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use tempfile::TempDir;
 
-use super::{
-    ProcessGuard, START_TIMEOUT, free_port, is_listening, port_range, read_lossy, temp_dir,
-    user_ids, wait_until,
-};
+use super::{ProcessGuard, put_ftp_file, read_lossy, start_listening, temp_dir, user_ids};
 
 /// Where tests/run.sh unpacks the proftpd-core package.
 pub const EXTRACTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/test-servers/proftpd");
@@ -69,13 +66,13 @@ impl Proftpd {
         fs::create_dir_all(&public).expect("mkdir root/pub");
         std::os::unix::fs::chown(&public, Some(uid), Some(gid)).expect("chown pub");
         let stderr = dir.path().join("proftpd.stderr");
-        let mut last_err = String::new();
-        for _attempt in 0..3 {
-            let port = free_port();
-            let (pmin, pmax) = port_range(20);
-            let d = dir.path().display();
-            let config = format!(
-                r#"ServerName "ftpgate test"
+        let conf = dir.path().join("proftpd.conf");
+        let (proc, addr, _) = start_listening(
+            "proftpd",
+            |port, (pmin, pmax)| {
+                let d = dir.path().display();
+                let config = format!(
+                    r#"ServerName "ftpgate test"
 ServerType standalone
 DefaultServer on
 Port {port}
@@ -107,31 +104,26 @@ DigestAlgorithms all
 {anonymous}
 </Anonymous>
 "#,
-                modules = modules.display(),
-                root = root.display(),
-                group = group_name(gid),
-            );
-            let conf = dir.path().join("proftpd.conf");
-            fs::write(&conf, config).expect("write proftpd.conf");
-            let mut proc = ProcessGuard::spawn(
-                "proftpd",
-                Command::new(&server)
-                    .args(["-n", "-q", "-c"])
-                    .arg(&conf)
-                    .stdin(Stdio::null())
-                    .stdout(fs::File::create(dir.path().join("proftpd.stdout")).expect("stdout"))
-                    .stderr(fs::File::create(&stderr).expect("stderr")),
-            );
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            if wait_until(START_TIMEOUT, || is_listening(addr) || !proc.is_running())
-                && proc.is_running()
-            {
-                return Proftpd { proc, addr, dir };
-            }
-            proc.stop();
-            last_err = read_lossy(&stderr);
-        }
-        panic!("proftpd did not start: {last_err}");
+                    modules = modules.display(),
+                    root = root.display(),
+                    group = group_name(gid),
+                );
+                fs::write(&conf, config).expect("write proftpd.conf");
+                ProcessGuard::spawn(
+                    "proftpd",
+                    Command::new(&server)
+                        .args(["-n", "-q", "-c"])
+                        .arg(&conf)
+                        .stdin(Stdio::null())
+                        .stdout(
+                            fs::File::create(dir.path().join("proftpd.stdout")).expect("stdout"),
+                        )
+                        .stderr(fs::File::create(&stderr).expect("stderr")),
+                )
+            },
+            || read_lossy(&stderr),
+        );
+        Proftpd { proc, addr, dir }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -145,12 +137,7 @@ DigestAlgorithms all
 
     /// Creates `rel` under the root with `data`, owned by the `ftp` user.
     pub fn put_file(&self, rel: &str, data: &[u8]) -> PathBuf {
-        let path = self.root().join(rel);
-        fs::write(&path, data).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-        if let Some((uid, gid)) = user_ids("ftp") {
-            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).expect("chown");
-        }
-        path
+        put_ftp_file(&self.root(), rel, data)
     }
 
     pub fn is_running(&mut self) -> bool {

@@ -10,16 +10,13 @@
 //! login), chrooted into [`PureFtpd::root`] and running as the system user `ftp`.
 
 use std::fs;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use tempfile::TempDir;
 
-use super::{
-    ProcessGuard, START_TIMEOUT, free_port, is_listening, port_range, read_lossy, temp_dir,
-    user_ids, wait_until,
-};
+use super::{ProcessGuard, put_ftp_file, read_lossy, start_listening, temp_dir, user_ids};
 
 /// Where tests/run.sh unpacks the pure-ftpd package (`usr/sbin/pure-ftpd`, `usr/bin/pure-pw`).
 pub const EXTRACTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/test-servers/pure-ftpd");
@@ -91,37 +88,32 @@ impl PureFtpd {
             String::from_utf8_lossy(&made.stderr)
         );
         let stderr = dir.path().join("pure-ftpd.stderr");
-        let mut last_err = String::new();
-        for _attempt in 0..3 {
-            let port = free_port();
-            let (pmin, pmax) = port_range(20);
-            let mut proc = ProcessGuard::spawn(
-                "pure-ftpd",
-                Command::new(&server)
-                    .arg("-S")
-                    .arg(format!("127.0.0.1,{port}"))
-                    .arg("-l")
-                    .arg(format!("puredb:{}", db.display()))
-                    // Virtual users only, chrooted, no DNS, no syslog, uid 1 and up.
-                    .args(["-E", "-A", "-H", "-f", "none", "-u", "1"])
-                    .arg("-p")
-                    .arg(format!("{pmin}:{pmax}"))
-                    .arg("-g")
-                    .arg(dir.path().join("pure-ftpd.pid"))
-                    .stdin(Stdio::null())
-                    .stdout(fs::File::create(dir.path().join("pure-ftpd.stdout")).expect("stdout"))
-                    .stderr(fs::File::create(&stderr).expect("stderr")),
-            );
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            if wait_until(START_TIMEOUT, || is_listening(addr) || !proc.is_running())
-                && proc.is_running()
-            {
-                return PureFtpd { proc, addr, dir };
-            }
-            proc.stop();
-            last_err = read_lossy(&stderr);
-        }
-        panic!("pure-ftpd did not start: {last_err}");
+        let (proc, addr, _) = start_listening(
+            "pure-ftpd",
+            |port, (pmin, pmax)| {
+                ProcessGuard::spawn(
+                    "pure-ftpd",
+                    Command::new(&server)
+                        .arg("-S")
+                        .arg(format!("127.0.0.1,{port}"))
+                        .arg("-l")
+                        .arg(format!("puredb:{}", db.display()))
+                        // Virtual users only, chrooted, no DNS, no syslog, uid 1 and up.
+                        .args(["-E", "-A", "-H", "-f", "none", "-u", "1"])
+                        .arg("-p")
+                        .arg(format!("{pmin}:{pmax}"))
+                        .arg("-g")
+                        .arg(dir.path().join("pure-ftpd.pid"))
+                        .stdin(Stdio::null())
+                        .stdout(
+                            fs::File::create(dir.path().join("pure-ftpd.stdout")).expect("stdout"),
+                        )
+                        .stderr(fs::File::create(&stderr).expect("stderr")),
+                )
+            },
+            || read_lossy(&stderr),
+        );
+        PureFtpd { proc, addr, dir }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -135,12 +127,7 @@ impl PureFtpd {
 
     /// Creates `rel` under the root with `data`, owned by the `ftp` user.
     pub fn put_file(&self, rel: &str, data: &[u8]) -> PathBuf {
-        let path = self.root().join(rel);
-        fs::write(&path, data).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-        if let Some((uid, gid)) = user_ids("ftp") {
-            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).expect("chown");
-        }
-        path
+        put_ftp_file(&self.root(), rel, data)
     }
 
     pub fn is_running(&mut self) -> bool {

@@ -52,58 +52,53 @@ impl Vsftpd {
         std::os::unix::fs::chown(&public, Some(ftp_uid), Some(ftp_gid)).expect("chown pub");
         let log = dir.path().join("vsftpd.log");
         let conf = dir.path().join("vsftpd.conf");
-        let mut last_err = String::new();
-        for _attempt in 0..3 {
-            let port = free_port();
-            let pasv = port_range(20);
-            let config = format!(
-                "listen=YES\nlisten_ipv6=NO\nlisten_address=127.0.0.1\nlisten_port={port}\n\
-                 background=NO\nseccomp_sandbox=NO\n\
-                 anonymous_enable=YES\nlocal_enable=NO\nno_anon_password=YES\n\
-                 anon_root={root}\nwrite_enable=YES\nanon_upload_enable=YES\n\
-                 anon_mkdir_write_enable=YES\nanon_other_write_enable=YES\nanon_umask=022\n\
-                 pasv_enable=YES\npasv_min_port={pmin}\npasv_max_port={pmax}\n\
-                 port_enable=YES\nconnect_from_port_20=NO\n\
-                 xferlog_enable=YES\nxferlog_std_format=NO\ndual_log_enable=NO\nsyslog_enable=NO\n\
-                 log_ftp_protocol=YES\nvsftpd_log_file={log}\n\
-                 secure_chroot_dir={empty}\n{extra}",
-                root = root.display(),
-                pmin = pasv.0,
-                pmax = pasv.1,
-                log = log.display(),
-                empty = empty.display(),
-            );
-            fs::write(&conf, config).expect("write vsftpd.conf");
-            let stderr = dir.path().join("vsftpd.stderr");
-            let mut proc = ProcessGuard::spawn(
-                "vsftpd",
-                Command::new(VSFTPD)
-                    .arg(&conf)
-                    .stdin(Stdio::null())
-                    .stdout(fs::File::create(dir.path().join("vsftpd.stdout")).expect("stdout"))
-                    .stderr(fs::File::create(&stderr).expect("stderr")),
-            );
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            if wait_until(START_TIMEOUT, || is_listening(addr) || !proc.is_running())
-                && proc.is_running()
-            {
-                return Vsftpd {
-                    proc,
-                    conf: conf.clone(),
-                    addr,
-                    pasv,
-                    log,
-                    dir,
-                };
-            }
-            proc.stop();
-            last_err = format!(
-                "{}{}",
-                read_lossy(&dir.path().join("vsftpd.stdout")),
-                read_lossy(&stderr)
-            );
+        let stderr = dir.path().join("vsftpd.stderr");
+        let (proc, addr, pasv) = start_listening(
+            "vsftpd",
+            |port, pasv| {
+                let config = format!(
+                    "listen=YES\nlisten_ipv6=NO\nlisten_address=127.0.0.1\nlisten_port={port}\n\
+                     background=NO\nseccomp_sandbox=NO\n\
+                     anonymous_enable=YES\nlocal_enable=NO\nno_anon_password=YES\n\
+                     anon_root={root}\nwrite_enable=YES\nanon_upload_enable=YES\n\
+                     anon_mkdir_write_enable=YES\nanon_other_write_enable=YES\nanon_umask=022\n\
+                     pasv_enable=YES\npasv_min_port={pmin}\npasv_max_port={pmax}\n\
+                     port_enable=YES\nconnect_from_port_20=NO\n\
+                     xferlog_enable=YES\nxferlog_std_format=NO\ndual_log_enable=NO\nsyslog_enable=NO\n\
+                     log_ftp_protocol=YES\nvsftpd_log_file={log}\n\
+                     secure_chroot_dir={empty}\n{extra}",
+                    root = root.display(),
+                    pmin = pasv.0,
+                    pmax = pasv.1,
+                    log = log.display(),
+                    empty = empty.display(),
+                );
+                fs::write(&conf, config).expect("write vsftpd.conf");
+                ProcessGuard::spawn(
+                    "vsftpd",
+                    Command::new(VSFTPD)
+                        .arg(&conf)
+                        .stdin(Stdio::null())
+                        .stdout(fs::File::create(dir.path().join("vsftpd.stdout")).expect("stdout"))
+                        .stderr(fs::File::create(&stderr).expect("stderr")),
+                )
+            },
+            || {
+                format!(
+                    "{}{}",
+                    read_lossy(&dir.path().join("vsftpd.stdout")),
+                    read_lossy(&stderr)
+                )
+            },
+        );
+        Vsftpd {
+            proc,
+            conf,
+            addr,
+            pasv,
+            log,
+            dir,
         }
-        panic!("vsftpd did not start: {last_err}");
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -122,12 +117,7 @@ impl Vsftpd {
 
     /// Creates `rel` (relative to the root) with `data`, owned by the ftp user, mode 0644.
     pub fn put_file(&self, rel: &str, data: &[u8]) -> PathBuf {
-        let path = self.root().join(rel);
-        fs::write(&path, data).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-        if let Some((uid, gid)) = user_ids("ftp") {
-            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).expect("chown");
-        }
-        path
+        put_ftp_file(&self.root(), rel, data)
     }
 
     /// The passive port range vsftpd itself uses.
