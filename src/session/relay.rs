@@ -206,10 +206,7 @@ fn pump_buffered(
     now: Instant,
     copier: Option<&FileCopier>,
 ) -> Pump {
-    let (source_side, sink_side) = match relay.direction {
-        Direction::Download => (Side::Server, Side::Client),
-        Direction::Upload => (Side::Client, Side::Server),
-    };
+    let (source_side, sink_side) = relay.direction.sides();
     let mut progress = false;
     loop {
         if *budget == 0 {

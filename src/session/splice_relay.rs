@@ -145,10 +145,7 @@ fn hash_into(
 
 /// [`super::relay::pump`] for a spliced relay.
 pub fn pump_spliced(relay: &mut Relay, budget: &mut usize) -> Pump {
-    let (source_side, sink_side) = match relay.direction {
-        Direction::Download => (Side::Server, Side::Client),
-        Direction::Upload => (Side::Client, Side::Server),
-    };
+    let (source_side, sink_side) = relay.direction.sides();
     let mut progress = false;
     loop {
         if *budget == 0 {

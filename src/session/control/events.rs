@@ -59,6 +59,14 @@ impl Direction {
             Direction::Upload => "upload",
         }
     }
+
+    /// The sides a transfer this way reads from and writes to: (source, sink).
+    pub fn sides(self) -> (Side, Side) {
+        match self {
+            Direction::Download => (Side::Server, Side::Client),
+            Direction::Upload => (Side::Client, Side::Server),
+        }
+    }
 }
 
 /// Which side of a data connection failed.
