@@ -170,6 +170,10 @@ pub const DEFAULT_FAILED_LOGINS_PER_IP: u32 = 10;
 
 /// Most listeners a policy may have (a worker's event loop has tokens for that many).
 pub const MAX_LISTENERS: usize = 2048;
+/// Most certificates `tls.certificates` may list. Every client handshake looks through
+/// them in order for the first the client accepts; one per key type (ECDSA, RSA, Ed25519)
+/// is all a listener ever needs, so a handful bounds that scan.
+pub const MAX_TLS_CERTIFICATES: usize = 4;
 /// Most worker processes the policy's `workers` may ask for.
 pub const MAX_WORKERS: usize = 256;
 /// Longest timeout the policy accepts, in seconds (30 days). Far beyond any sane session,

@@ -227,17 +227,20 @@ fn load(path: &std::path::Path) -> Result<Policy, ExitCode> {
 
 /// `--check` also loads the certificates and keys the policy names (toward clients and
 /// toward TLS backends) and checks that they match; errors are reported at the position of
-/// `tls.certificate` or of the backend's `tls`.
+/// `tls.certificate` (`tls.certificates[N].certificate`) or of the backend's `tls`.
 fn check_tls(path: &std::path::Path, policy: &Policy) -> Option<ExitCode> {
     use ftpgate::policy::locate::{JsonPath, Target, locate};
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut failed = false;
     if let Some(tls) = policy.tls.as_ref() {
-        if let Err(error) = ftpgate::tls::TlsServer::load(&tls.certificate, &tls.private_key) {
-            let at = JsonPath::root().key("tls").key("certificate");
-            let (line, column) = locate(&text, at.segments(), Target::Value);
-            eprintln!("{}:{line}:{column}: tls: {error}", path.display());
-            failed = true;
+        for (i, identity) in tls.identities.iter().enumerate() {
+            let loaded = ftpgate::tls::load_identity(&identity.certificate, &identity.private_key);
+            if let Err(error) = loaded {
+                let at = tls.identity_path(i);
+                let (line, column) = locate(&text, at.key("certificate").segments(), Target::Value);
+                eprintln!("{}:{line}:{column}: {at}: {error}", path.display());
+                failed = true;
+            }
         }
     }
     for backend in policy.backends.values() {

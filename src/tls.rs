@@ -17,6 +17,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::ServerSessionMemoryCache;
 
 mod client_sessions;
+mod identities;
+use identities::Identities;
+use rustls::sign::CertifiedKey;
 use rustls::{Connection, HandshakeKind, ServerConfig, ServerConnection};
 
 /// The only ALPN protocol ftpgate speaks; a client offering others is refused (ALPACA).
@@ -56,16 +59,31 @@ pub struct TlsServer {
     base: Arc<ServerConfig>,
 }
 
+/// Loads one certificate chain and its private key and checks that they match.
+pub fn load_identity(certificate: &Path, private_key: &Path) -> Result<Arc<CertifiedKey>, String> {
+    let (certs, key) = load_pem(certificate, private_key)?;
+    CertifiedKey::from_der(certs, key, &provider())
+        .map(Arc::new)
+        .map_err(|e| format!("certificate and key: {e}"))
+}
+
 impl TlsServer {
-    /// Builds the configuration and checks that the key matches the certificate.
+    /// Builds the configuration from one certificate and key, checking that they match.
     pub fn load(certificate: &Path, private_key: &Path) -> Result<TlsServer, String> {
-        let (certs, key) = load_pem(certificate, private_key)?;
+        TlsServer::new(vec![load_identity(certificate, private_key)?])
+    }
+
+    /// Builds the configuration from certificates in the order of preference: each client
+    /// gets the first one it can verify (`identities.rs`).
+    pub fn new(identities: Vec<Arc<CertifiedKey>>) -> Result<TlsServer, String> {
+        if identities.is_empty() {
+            return Err("no certificate".to_owned());
+        }
         let mut config = ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| e.to_string())?
             .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .map_err(|e| format!("certificate and key: {e}"))?;
+            .with_cert_resolver(Arc::new(Identities::new(identities)));
         // SECURITY: ALPACA. A client that offers ALPN must offer "ftp"; rustls refuses the
         // handshake when the offered protocols do not include it.
         config.alpn_protocols = vec![ALPN_FTP.to_vec()];

@@ -257,7 +257,16 @@ pub(crate) struct PassiveFile {
 pub(crate) struct TlsFile {
     pub certificate: Option<String>,
     pub private_key: Option<String>,
+    pub certificates: Option<Vec<Object<TlsIdentityFile>>>,
     pub require: Option<String>,
+}
+
+/// One entry of `tls.certificates`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsIdentityFile {
+    pub certificate: Option<String>,
+    pub private_key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

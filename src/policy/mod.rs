@@ -49,6 +49,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::ftp::command::Verb;
+use crate::policy::locate::JsonPath;
 
 pub use access::{AccessRules, Denial, GeoEntry, GeoTable, country_name};
 pub use cidr::Cidr;
@@ -700,12 +701,48 @@ pub struct Routing {
     pub targets: BTreeMap<String, String>,
 }
 
-/// The certificate and key for client-side FTPS.
+/// The certificates and keys for client-side FTPS.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsPolicy {
+    /// In the order of preference: each client gets the first one it can verify (so an
+    /// ECDSA certificate listed before an RSA one serves every client that accepts ECDSA,
+    /// and the RSA one the rest). Never empty.
+    pub identities: Vec<TlsIdentity>,
+    /// The file spelled them as `certificates: [...]` rather than as one
+    /// `certificate`/`private_key` pair (it decides where errors are reported).
+    pub listed: bool,
+    pub require: TlsRequire,
+}
+
+/// One certificate chain and its private key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsIdentity {
     pub certificate: PathBuf,
     pub private_key: PathBuf,
-    pub require: TlsRequire,
+}
+
+impl TlsPolicy {
+    /// One pair (the common case).
+    pub fn single(certificate: PathBuf, private_key: PathBuf, require: TlsRequire) -> TlsPolicy {
+        TlsPolicy {
+            identities: vec![TlsIdentity {
+                certificate,
+                private_key,
+            }],
+            listed: false,
+            require,
+        }
+    }
+
+    /// Where identity `i` is in the file: `tls` itself, or `tls.certificates[i]`.
+    pub fn identity_path(&self, i: usize) -> JsonPath {
+        let tls = JsonPath::root().key("tls");
+        if self.listed {
+            tls.key("certificates").index(i)
+        } else {
+            tls
+        }
+    }
 }
 
 /// What `role_of` answers for a user whose role is missing, which validation rules out.

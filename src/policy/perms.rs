@@ -69,17 +69,19 @@ pub fn named_files(policy: &Policy) -> Vec<(JsonPath, &Path, FileUse)> {
     let root = JsonPath::root();
     let mut files = Vec::new();
     if let Some(tls) = &policy.tls {
-        let path = root.key("tls");
-        files.push((
-            path.key("certificate"),
-            tls.certificate.as_path(),
-            FileUse::Trusted,
-        ));
-        files.push((
-            path.key("private_key"),
-            tls.private_key.as_path(),
-            FileUse::Secret,
-        ));
+        for (i, identity) in tls.identities.iter().enumerate() {
+            let path = tls.identity_path(i);
+            files.push((
+                path.key("certificate"),
+                identity.certificate.as_path(),
+                FileUse::Trusted,
+            ));
+            files.push((
+                path.key("private_key"),
+                identity.private_key.as_path(),
+                FileUse::Secret,
+            ));
+        }
     }
     for (name, backend) in &policy.backends {
         let path = root.key("backends").key(name);

@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 use super::file::{
     AccessFile, AuditFile, BackendFile, DefaultsFile, FilecopyFile, GlobalLimitsFile,
     IntegrityFile, ListenerFile, MetricsFile, PassiveFile, PolicyFile, RoleFile, RoutingFile,
-    SyslogFile, TimeWindowFile, TimeoutsFile, TlsFile, UserFile, UserLimitsFile,
+    SyslogFile, TimeWindowFile, TimeoutsFile, TlsFile, TlsIdentityFile, UserFile, UserLimitsFile,
 };
 use super::locate::{JsonPath, Target};
 
@@ -87,7 +87,9 @@ static ACCESS: Section = section::<AccessFile>(&[
 ]);
 static LISTENER: Section = section::<ListenerFile>(&[("proxy_from", Shape::List(Item::Plain))]);
 static PASSIVE: Section = section::<PassiveFile>(&[("proxy_from", Shape::List(Item::Plain))]);
-static TLS: Section = section::<TlsFile>(&[]);
+static TLS: Section =
+    section::<TlsFile>(&[("certificates", Shape::List(Item::Object(&TLS_IDENTITY)))]);
+static TLS_IDENTITY: Section = section::<TlsIdentityFile>(&[]);
 /// `health_check` is `false`, `true` or an object, judged as one value.
 static BACKEND: Section = section::<BackendFile>(&[("servers", Shape::List(Item::Plain))]);
 static ROLE: Section = section::<RoleFile>(&[("allow", Shape::List(Item::Plain))]);
@@ -348,7 +350,8 @@ mod tests {
                   "proxy_protocol": true, "proxy_from": ["10.0.0.5/32"] }],
   "passive": { "ports": "50000-50999", "advertise": "203.0.113.10", "proxy_protocol": true,
                "proxy_from": ["10.0.0.5/32"] , "shared": false },
-  "tls": { "certificate": "/c.pem", "private_key": "/k.pem", "require": "none" },
+  "tls": { "certificate": "/c.pem", "private_key": "/k.pem", "require": "none",
+           "certificates": [{ "certificate": "/e.pem", "private_key": "/ek.pem" }] },
   "backends": { "b": { "servers": ["10.0.0.1:21"], "balance": "round-robin", "tls": "explicit",
                        "source_address": "10.0.0.2", "ca_file": "/ca.pem",
                        "pinned_certificate": "/pin.pem", "client_certificate": "/c.pem",

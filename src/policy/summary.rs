@@ -80,13 +80,27 @@ impl Policy {
         }
 
         if let Some(tls) = &self.tls {
-            writeln!(
-                out,
-                "tls: certificate {}, key {}, require {}",
-                tls.certificate.display(),
-                tls.private_key.display(),
-                tls.require.name()
-            )?;
+            match tls.identities.as_slice() {
+                [one] => write!(
+                    out,
+                    "tls: certificate {}, key {}",
+                    one.certificate.display(),
+                    one.private_key.display()
+                )?,
+                several => {
+                    write!(out, "tls: certificates")?;
+                    for (i, identity) in several.iter().enumerate() {
+                        let comma = if i == 0 { "" } else { "," };
+                        write!(
+                            out,
+                            "{comma} {} (key {})",
+                            identity.certificate.display(),
+                            identity.private_key.display()
+                        )?;
+                    }
+                }
+            }
+            writeln!(out, ", require {}", tls.require.name())?;
         }
 
         writeln!(out, "backends:")?;

@@ -703,14 +703,22 @@ impl Worker {
     }
 }
 
-/// Loads the certificate and key the policy names (None: no TLS configured).
+/// Loads the certificates and keys the policy names (None: no TLS configured).
 fn load_tls(policy: &Policy) -> io::Result<Option<TlsServer>> {
-    match &policy.tls {
-        Some(t) => TlsServer::load(&t.certificate, &t.private_key)
-            .map(Some)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("tls: {e}"))),
-        None => Ok(None),
+    let Some(tls) = &policy.tls else {
+        return Ok(None);
+    };
+    let invalid =
+        |at: String, e: String| io::Error::new(io::ErrorKind::InvalidData, format!("{at}: {e}"));
+    let mut identities = Vec::with_capacity(tls.identities.len());
+    for (i, identity) in tls.identities.iter().enumerate() {
+        let key = crate::tls::load_identity(&identity.certificate, &identity.private_key)
+            .map_err(|e| invalid(tls.identity_path(i).to_string(), e))?;
+        identities.push(key);
     }
+    TlsServer::new(identities)
+        .map(Some)
+        .map_err(|e| invalid("tls".to_owned(), e))
 }
 
 /// Loads the TLS settings of every backend that uses TLS (CA file or pin, client identity).

@@ -99,14 +99,36 @@ fn is_listening_v6(ip: std::net::Ipv6Addr, port: u16) -> bool {
 
 /// A self-signed certificate and key for 127.0.0.1/localhost, made with openssl(1) in `dir`.
 pub fn generate_certificate(dir: &Path) -> (PathBuf, PathBuf) {
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
+    generate_named_certificate(dir, "cert", &["-newkey", "rsa:2048"], "localhost")
+}
+
+/// A self-signed ECDSA P-256 certificate and key for 127.0.0.1/localhost, named `CN=cn`.
+pub fn generate_ecdsa_certificate(dir: &Path, cn: &str) -> (PathBuf, PathBuf) {
+    let key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+    generate_named_certificate(dir, &format!("{cn}-cert"), &key, cn)
+}
+
+/// A self-signed certificate made with openssl(1) in `dir` as `STEM.pem` and `STEM.key`
+/// (`cert.pem`/`key.pem` for the stem "cert"), with the key `newkey` asks for.
+pub fn generate_named_certificate(
+    dir: &Path,
+    stem: &str,
+    newkey: &[&str],
+    cn: &str,
+) -> (PathBuf, PathBuf) {
+    let cert = dir.join(format!("{stem}.pem"));
+    let key = if stem == "cert" {
+        dir.join("key.pem")
+    } else {
+        dir.join(format!("{stem}.key"))
+    };
     let out = run(
         Command::new("openssl")
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365",
-            ])
-            .args(["-subj", "/CN=localhost"])
+            .args(["req", "-x509"])
+            .args(newkey)
+            .args(["-nodes", "-days", "365"])
+            .arg("-subj")
+            .arg(format!("/CN={cn}"))
             .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
             .arg("-keyout")
             .arg(&key)

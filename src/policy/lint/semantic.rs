@@ -241,10 +241,12 @@ pub fn passive_range_too_small(cx: &Context<'_>, found: &mut Vec<Finding>) {
 pub fn certificates_expiring(cx: &Context<'_>, found: &mut Vec<Finding>) {
     let mut named = Vec::new();
     if let Some(tls) = &cx.policy.tls {
-        named.push((
-            JsonPath::root().key("tls").key("certificate"),
-            &tls.certificate,
-        ));
+        for (i, identity) in tls.identities.iter().enumerate() {
+            named.push((
+                tls.identity_path(i).key("certificate"),
+                &identity.certificate,
+            ));
+        }
     }
     for backend in cx.policy.backends.values() {
         let path = JsonPath::root().key("backends").key(&backend.name);

@@ -8,12 +8,12 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::limits::{
     DEFAULT_DRAIN_TIMEOUT_SECONDS, DEFAULT_PASSIVE_PORTS, DEFAULT_RUN_AS,
-    MAX_DRAIN_TIMEOUT_SECONDS, MAX_LISTENERS, MAX_WORKERS,
+    MAX_DRAIN_TIMEOUT_SECONDS, MAX_LISTENERS, MAX_TLS_CERTIFICATES, MAX_WORKERS,
 };
 use crate::policy::file::{AdvertiseFile, ListenerFile, Object, PassiveFile, Scalar, TlsFile};
 use crate::policy::locate::JsonPath;
 use crate::policy::{
-    AdvertiseRule, Cidr, Listener, Passive, TlsMode, TlsPolicy, TlsRequire, Workers,
+    AdvertiseRule, Cidr, Listener, Passive, TlsIdentity, TlsMode, TlsPolicy, TlsRequire, Workers,
 };
 
 use super::checker::Checker;
@@ -378,18 +378,64 @@ impl Checker<'_> {
         Some((first, last))
     }
 
+    /// `tls`: one `certificate`/`private_key` pair, or a `certificates` list of them in the
+    /// order of preference, never both.
     pub(super) fn tls(&mut self, raw: &TlsFile, path: &JsonPath) -> Option<TlsPolicy> {
-        let certificate = self.required_path(raw.certificate.as_ref(), path, "certificate");
-        let private_key = self.required_path(raw.private_key.as_ref(), path, "private_key");
         let require = self.choice(
             raw.require.as_ref(),
             &path.key("require"),
             TlsRequire::SPELLINGS,
         );
+        let Some(list) = &raw.certificates else {
+            let identity = self.tls_identity(&raw.certificate, &raw.private_key, path);
+            return Some(TlsPolicy {
+                identities: vec![identity?],
+                listed: false,
+                require: require.unwrap_or_default(),
+            });
+        };
+        let list_path = path.key("certificates");
+        if raw.certificate.is_some() || raw.private_key.is_some() {
+            self.bad(
+                &list_path,
+                "give either \"certificate\" and \"private_key\" or \"certificates\", \
+                 not both",
+            );
+        }
+        if list.is_empty() {
+            self.bad(&list_path, "needs at least one certificate and key");
+        } else if list.len() > MAX_TLS_CERTIFICATES {
+            self.bad(
+                &list_path,
+                format!(
+                    "at most {MAX_TLS_CERTIFICATES} certificates (one per key type is all a \
+                     client ever chooses from)"
+                ),
+            );
+        }
+        let mut identities = Vec::with_capacity(list.len());
+        for (i, Object(entry)) in list.iter().enumerate() {
+            let at = list_path.index(i);
+            identities.push(self.tls_identity(&entry.certificate, &entry.private_key, &at));
+        }
         Some(TlsPolicy {
+            identities: identities.into_iter().collect::<Option<Vec<_>>>()?,
+            listed: true,
+            require: require.unwrap_or_default(),
+        })
+    }
+
+    fn tls_identity(
+        &mut self,
+        certificate: &Option<String>,
+        private_key: &Option<String>,
+        path: &JsonPath,
+    ) -> Option<TlsIdentity> {
+        let certificate = self.required_path(certificate.as_ref(), path, "certificate");
+        let private_key = self.required_path(private_key.as_ref(), path, "private_key");
+        Some(TlsIdentity {
             certificate: certificate?,
             private_key: private_key?,
-            require: require.unwrap_or_default(),
         })
     }
 

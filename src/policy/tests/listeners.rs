@@ -267,11 +267,11 @@ fn tls_section_and_listener_tls() {
     assert_eq!(messages, Vec::<String>::new());
     assert_eq!(
         policy.tls,
-        Some(TlsPolicy {
-            certificate: PathBuf::from("/etc/c.pem"),
-            private_key: PathBuf::from("/etc/k.pem"),
-            require: TlsRequire::Login,
-        })
+        Some(TlsPolicy::single(
+            PathBuf::from("/etc/c.pem"),
+            PathBuf::from("/etc/k.pem"),
+            TlsRequire::Login,
+        ))
     );
     assert_eq!(policy.listeners[0].tls, TlsMode::Explicit);
     assert_eq!(policy.listeners[0].require, TlsRequire::All);
@@ -504,4 +504,124 @@ fn passive_advertise_rule_errors() {
     let found = errors(&doc);
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].contains("unknown field `form`"), "{found:?}");
+}
+
+#[test]
+fn several_certificates_in_the_order_of_preference() {
+    let doc = minimal_with(
+        r#""tls": { "certificates": [
+    { "certificate": "/etc/ec.pem", "private_key": "/etc/ec.key" },
+    { "certificate": "/etc/rsa.pem", "private_key": "/etc/rsa.key" } ] }"#,
+    );
+    let policy = parse(&doc);
+    let tls = policy.tls.as_ref().expect("tls");
+    let listed: Vec<(&str, &str)> = tls
+        .identities
+        .iter()
+        .map(|i| {
+            (
+                i.certificate.to_str().unwrap_or_default(),
+                i.private_key.to_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("/etc/ec.pem", "/etc/ec.key"),
+            ("/etc/rsa.pem", "/etc/rsa.key")
+        ]
+    );
+    assert_eq!(tls.identity_path(1).to_string(), "tls.certificates[1]");
+    let summary = policy.summary();
+    assert!(
+        summary.contains(
+            "tls: certificates /etc/ec.pem (key /etc/ec.key), /etc/rsa.pem (key /etc/rsa.key), \
+             require none\n"
+        ),
+        "{summary}"
+    );
+    // The single pair still reports at `tls` itself.
+    let single = parse(&minimal_with(
+        r#""tls": { "certificate": "/etc/c.pem", "private_key": "/etc/k.pem" }"#,
+    ));
+    let tls = single.tls.as_ref().expect("tls");
+    assert_eq!(tls.identities.len(), 1);
+    assert_eq!(tls.identity_path(0).to_string(), "tls");
+}
+
+#[test]
+fn certificate_list_errors() {
+    let both = minimal_with(
+        r#""tls": { "certificate": "/etc/c.pem", "private_key": "/etc/k.pem",
+           "certificates": [{ "certificate": "/etc/e.pem", "private_key": "/etc/e.key" }] }"#,
+    );
+    assert_eq!(
+        errors(&both),
+        [err_at(
+            &both,
+            "[{ \"certificate\": \"/etc/e.pem\"",
+            "tls.certificates: give either \"certificate\" and \"private_key\" or \
+             \"certificates\", not both"
+        )]
+    );
+    let empty = minimal_with(r#""tls": { "certificates": [] }"#);
+    assert_eq!(
+        errors(&empty),
+        [err_at(
+            &empty,
+            "[]",
+            "tls.certificates: needs at least one certificate and key"
+        )]
+    );
+    let entry = r#"{ "certificate": "/etc/e.pem", "private_key": "/etc/e.key" }"#;
+    let five = minimal_with(&format!(
+        r#""tls": {{ "certificates": [{}] }}"#,
+        [entry; 5].join(", ")
+    ));
+    assert_eq!(
+        errors(&five),
+        [err_at(
+            &five,
+            "[{ \"certificate\": \"/etc/e.pem\", \"private_key\": \"/etc/e.key\" }, ",
+            "tls.certificates: at most 4 certificates (one per key type is all a client ever \
+             chooses from)"
+        )]
+    );
+    let incomplete = minimal_with(
+        r#""tls": { "certificates": [{ "certificate": "/etc/e.pem", "private_key": "/etc/e.key" },
+                           { "certificate": "e.pem" }, { "privat_key": "/k" }] }"#,
+    );
+    assert_eq!(
+        errors(&incomplete),
+        [
+            err_at(
+                &incomplete,
+                "{ \"certificate\": \"e.pem\"",
+                "tls.certificates[1]: \"private_key\" is missing"
+            ),
+            err_at(
+                &incomplete,
+                "\"e.pem\"",
+                "tls.certificates[1].certificate: \"e.pem\" must be an absolute path (starting \
+                 with /)"
+            ),
+            err_at(
+                &incomplete,
+                "{ \"privat_key\"",
+                "tls.certificates[2]: \"certificate\" is missing"
+            ),
+            err_at(
+                &incomplete,
+                "{ \"privat_key\"",
+                "tls.certificates[2]: \"private_key\" is missing"
+            ),
+            err_at(
+                &incomplete,
+                "\"privat_key\"",
+                "tls.certificates[2].privat_key: unknown field `privat_key`, expected \
+                 `certificate` or `private_key`"
+            ),
+        ]
+    );
 }

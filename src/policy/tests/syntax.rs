@@ -72,7 +72,7 @@ fn unknown_keys_are_refused_at_every_level() {
             r#"{ "tls": { "cert": "/c.pem" } }"#,
             "\"cert\"",
             "tls.cert: unknown field `cert`, expected one of `certificate`, `private_key`, \
-             `require`",
+             `certificates`, `require`",
         ),
         (
             r#"{ "backends": { "edi": { "server": [] } } }"#,
