@@ -370,3 +370,60 @@ fn a_tls12_client_with_rsa_suites_only_gets_the_rsa_certificate() {
         Some(rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)
     );
 }
+
+/// `--check` on a list with RSA before ECDSA (the real key types, read from certificates
+/// openssl made): the `certificate-order` warning at the ECDSA entry, exit 3; ECDSA first
+/// is clean, exit 0.
+#[test]
+fn check_warns_when_rsa_hides_the_ecdsa_certificate() {
+    let dir = temp_dir();
+    let (ecdsa, rsa) = two_certificates(dir.path());
+    let check = |first: &(PathBuf, PathBuf), second: &(PathBuf, PathBuf)| {
+        let text = format!(
+            r#"{{
+  "listeners": [ {{ "address": "127.0.0.1:2121", "tls": "explicit" }} ],
+  "tls": {{ "certificates": [
+    {{ "certificate": "{}", "private_key": "{}" }},
+    {{ "certificate": "{}", "private_key": "{}" }} ] }},
+  "backends": {{ "b": {{ "servers": ["127.0.0.1:21"] }} }},
+  "roles": {{ "r": {{ "allow": ["RETR"] }} }},
+  "users": {{ "u": {{ "role": "r", "backend": "b" }} }},
+  "audit": {{ "file": "{}" }}
+}}
+"#,
+            first.0.display(),
+            first.1.display(),
+            second.0.display(),
+            second.1.display(),
+            dir.path().join("audit.jsonl").display()
+        );
+        let policy = dir.path().join("p.json");
+        std::fs::write(&policy, &text).expect("write");
+        let out = run(
+            std::process::Command::new(env!("CARGO_BIN_EXE_ftpgate"))
+                .arg("--check")
+                .arg("--config")
+                .arg(&policy),
+            std::time::Duration::from_secs(30),
+        );
+        (out, text, policy)
+    };
+    let (out, _, _) = check(&ecdsa, &rsa);
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    let (out, text, policy) = check(&rsa, &ecdsa);
+    assert_eq!(out.code(), Some(3), "{out:?}");
+    let column = text
+        .lines()
+        .nth(4)
+        .and_then(|l| l.find(&format!("\"{}\"", ecdsa.0.display())))
+        .expect("the second entry")
+        + 1;
+    let expected = format!(
+        "{}:5:{column}: warning: tls.certificates[1].certificate: {}: this ECDSA P-256 \
+         certificate comes after the RSA one of tls.certificates[0]",
+        policy.display(),
+        ecdsa.0.display()
+    );
+    assert!(out.stderr.contains(&expected), "{expected}\n{}", out.stderr);
+    assert!(out.stderr.contains("[certificate-order]"), "{}", out.stderr);
+}

@@ -54,6 +54,13 @@ impl Host for SystemHost {
             .min()
     }
 
+    fn certificate_key_type(&self, path: &Path) -> Option<super::KeyType> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let first = CertificateDer::pem_file_iter(path).ok()?.next()?.ok()?;
+        super::x509::key_type(&first)
+    }
+
     fn now(&self) -> i64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

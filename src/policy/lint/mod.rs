@@ -15,8 +15,9 @@
 //! warning is a new function in [`CHECKS`]; what it needs from outside the policy goes into
 //! [`Host`]. The semantic checks (`semantic.rs`: access rules shadowed by another or that can
 //! never match, a passive range smaller than the sessions that can hold a port at once,
-//! certificates that expire within [`crate::limits::LINT_CERTIFICATE_DAYS`] days) are such
-//! functions. Roles naming unknown commands and users naming missing roles or backends are
+//! certificates that expire within [`crate::limits::LINT_CERTIFICATE_DAYS`] days, a list of
+//! certificates in which one can never be chosen or an RSA one hides a cheaper one) are
+//! such functions. Roles naming unknown commands and users naming missing roles or backends are
 //! not warnings: the loader refuses them.
 
 mod checks;
@@ -34,6 +35,7 @@ use super::Policy;
 use super::locate::{self, JsonPath, Target};
 
 pub use host::SystemHost;
+pub use x509::KeyType;
 
 /// What a check may ask about the machine `--check` runs on.
 pub trait Host {
@@ -46,6 +48,9 @@ pub trait Host {
     /// The earliest end of validity (`notAfter`, Unix seconds) of the certificates in the
     /// PEM file at `path`; `None` when it cannot be read (`--check` reports that itself).
     fn certificate_not_after(&self, path: &Path) -> Option<i64>;
+    /// The key type of the first certificate (the end-entity one) in the PEM file at
+    /// `path`; `None` when it cannot be read or is of no type [`KeyType`] knows.
+    fn certificate_key_type(&self, path: &Path) -> Option<KeyType>;
     /// The time now, in Unix seconds.
     fn now(&self) -> i64;
 }
@@ -108,6 +113,7 @@ const CHECKS: &[Check] = &[
     semantic::never_matching,
     semantic::passive_range_too_small,
     semantic::certificates_expiring,
+    semantic::certificate_order,
 ];
 
 /// The findings of every check, in no particular order.

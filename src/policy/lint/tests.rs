@@ -33,6 +33,19 @@ impl Host for FakeHost {
         Some(FAKE_NOW + days * 86_400)
     }
 
+    /// Certificates whose file name starts with `ecdsa` have an ECDSA P-256 key, `ed25519`
+    /// an Ed25519 one, any other an RSA one.
+    fn certificate_key_type(&self, path: &Path) -> Option<KeyType> {
+        let name = path.file_name()?.to_str()?;
+        Some(if name.starts_with("ecdsa") {
+            KeyType::Ecdsa("P-256")
+        } else if name.starts_with("ed25519") {
+            KeyType::Ed25519
+        } else {
+            KeyType::Rsa
+        })
+    }
+
     fn now(&self) -> i64 {
         FAKE_NOW
     }
@@ -674,6 +687,52 @@ fn certificates_that_expire_within_30_days() {
         "certificate-expiry",
         "\"/etc/ftpgate/expires-in-1.pem\"",
         "backends.files.pinned_certificate",
+    );
+}
+
+#[test]
+fn certificates_listed_in_an_order_that_defeats_the_choice() {
+    let list = |names: &[&str]| {
+        let entries: Vec<String> = names
+            .iter()
+            .map(|n| {
+                format!(
+                    r#"{{ "certificate": "/etc/ftpgate/tls/{n}", "private_key": "/etc/ftpgate/tls/{n}.key" }}"#
+                )
+            })
+            .collect();
+        with(
+            r#""audit""#,
+            &format!(
+                "\"tls\": {{ \"certificates\": [\n    {} ] }},\n  \"audit\"",
+                entries.join(",\n    ")
+            ),
+        )
+    };
+    // The cheap key first, RSA for the rest: no warning.
+    assert_eq!(codes(&list(&["ecdsa.pem", "rsa.pem"])), [] as [&str; 0]);
+    assert_eq!(
+        codes(&list(&["ed25519.pem", "ecdsa.pem", "rsa.pem"])),
+        [] as [&str; 0]
+    );
+    one(
+        &list(&["rsa.pem", "ecdsa.pem"]),
+        "certificate-order",
+        "\"/etc/ftpgate/tls/ecdsa.pem\"",
+        "tls.certificates[1].certificate: /etc/ftpgate/tls/ecdsa.pem: this ECDSA P-256 \
+         certificate comes after the RSA one of tls.certificates[0]",
+    );
+    one(
+        &list(&["ecdsa.pem", "rsa.pem", "ecdsa-2.pem"]),
+        "certificate-never-chosen",
+        "\"/etc/ftpgate/tls/ecdsa-2.pem\"",
+        "an ECDSA P-256 certificate like tls.certificates[0]'s, which comes first",
+    );
+    one(
+        &list(&["rsa.pem", "rsa-2.pem"]),
+        "certificate-never-chosen",
+        "\"/etc/ftpgate/tls/rsa-2.pem\"",
+        "tls.certificates[1].certificate: /etc/ftpgate/tls/rsa-2.pem: an RSA certificate",
     );
 }
 

@@ -1,9 +1,11 @@
-//! The one field of an X.509 certificate the lint needs: the end of its validity
-//! (`notAfter`), read from the DER with no crate beyond what the tree has.
+//! The two fields of an X.509 certificate the lint needs: the end of its validity
+//! (`notAfter`) and the type of its public key, read from the DER with no crate beyond what
+//! the tree has.
 //!
 //! Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL,
-//! serialNumber, signature, issuer, validity SEQUENCE { notBefore, notAfter }, ... }, ... }
-//! (RFC 5280 section 4.1). Times are UTCTime (`YYMMDDHHMMSSZ`, years 1950 to 2049) or
+//! serialNumber, signature, issuer, validity SEQUENCE { notBefore, notAfter }, subject,
+//! subjectPublicKeyInfo SEQUENCE { algorithm SEQUENCE { OID, parameters }, key }, ... },
+//! ... } (RFC 5280 section 4.1; the key algorithms of RFC 3279, 5480 and 8410). Times are UTCTime (`YYMMDDHHMMSSZ`, years 1950 to 2049) or
 //! GeneralizedTime (`YYYYMMDDHHMMSSZ`), always in UTC for certificates.
 
 const SEQUENCE: u8 = 0x30;
@@ -31,9 +33,8 @@ fn element(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     Some((tag, rest.get(..len)?, rest.get(len..)?))
 }
 
-/// `notAfter` of the DER certificate, in seconds since the Unix epoch; `None` when the
-/// bytes are not a certificate this reader understands.
-pub fn not_after(der: &[u8]) -> Option<i64> {
+/// The fields of the DER certificate's tbsCertificate from `validity` on.
+fn from_validity(der: &[u8]) -> Option<&[u8]> {
     let (tag, certificate, _) = element(der)?;
     if tag != SEQUENCE {
         return None;
@@ -51,13 +52,88 @@ pub fn not_after(der: &[u8]) -> Option<i64> {
     for _ in 0..3 {
         rest = element(rest)?.2;
     }
-    let (tag, validity, _) = element(rest)?;
+    Some(rest)
+}
+
+/// `notAfter` of the DER certificate, in seconds since the Unix epoch; `None` when the
+/// bytes are not a certificate this reader understands.
+pub fn not_after(der: &[u8]) -> Option<i64> {
+    let (tag, validity, _) = element(from_validity(der)?)?;
     if tag != SEQUENCE {
         return None;
     }
     let (_, _, after_not_before) = element(validity)?;
     let (tag, time, _) = element(after_not_before)?;
     parse_time(tag, time)
+}
+
+/// The type of a certificate's public key, as far as choosing among certificates goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyType {
+    Rsa,
+    /// ECDSA on the named curve (`P-256`, `P-384`, `P-521`, or `other curve`).
+    Ecdsa(&'static str),
+    Ed25519,
+    Ed448,
+}
+
+impl KeyType {
+    pub fn name(self) -> String {
+        match self {
+            KeyType::Rsa => "RSA".to_owned(),
+            KeyType::Ecdsa(curve) => format!("ECDSA {curve}"),
+            KeyType::Ed25519 => "Ed25519".to_owned(),
+            KeyType::Ed448 => "Ed448".to_owned(),
+        }
+    }
+}
+
+const OID: u8 = 0x06;
+/// rsaEncryption (1.2.840.113549.1.1.1) and RSASSA-PSS (1.2.840.113549.1.1.10).
+const RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+const RSA_PSS: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a];
+/// id-ecPublicKey (1.2.840.10045.2.1) and its named curves.
+const EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
+const P521: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x23];
+/// id-Ed25519 (1.3.101.112) and id-Ed448 (1.3.101.113).
+const ED25519: &[u8] = &[0x2b, 0x65, 0x70];
+const ED448: &[u8] = &[0x2b, 0x65, 0x71];
+
+/// The type of the DER certificate's public key; `None` when the bytes are not a
+/// certificate this reader understands or the algorithm is none of [`KeyType`]'s.
+pub fn key_type(der: &[u8]) -> Option<KeyType> {
+    let rest = from_validity(der)?;
+    // validity, subject.
+    let rest = element(element(rest)?.2)?.2;
+    let (tag, spki, _) = element(rest)?;
+    if tag != SEQUENCE {
+        return None;
+    }
+    let (tag, algorithm, _) = element(spki)?;
+    if tag != SEQUENCE {
+        return None;
+    }
+    let (tag, oid, parameters) = element(algorithm)?;
+    if tag != OID {
+        return None;
+    }
+    match oid {
+        RSA | RSA_PSS => Some(KeyType::Rsa),
+        ED25519 => Some(KeyType::Ed25519),
+        ED448 => Some(KeyType::Ed448),
+        EC_PUBLIC_KEY => {
+            let curve = match element(parameters) {
+                Some((OID, P256, _)) => "P-256",
+                Some((OID, P384, _)) => "P-384",
+                Some((OID, P521, _)) => "P-521",
+                _ => "other curve",
+            };
+            Some(KeyType::Ecdsa(curve))
+        }
+        _ => None,
+    }
 }
 
 fn digits(text: &[u8]) -> Option<i64> {
@@ -113,11 +189,17 @@ mod tests {
     }
 
     fn certificate(not_after: (u8, &str)) -> Vec<u8> {
+        with_key(not_after, &[tlv(OID, RSA), vec![0x05, 0x00]].concat())
+    }
+
+    /// A certificate whose subjectPublicKeyInfo's algorithm holds `algorithm`.
+    fn with_key(not_after: (u8, &str), algorithm: &[u8]) -> Vec<u8> {
         let validity = [
             tlv(UTC_TIME, b"240101000000Z"),
             tlv(not_after.0, not_after.1.as_bytes()),
         ]
         .concat();
+        let spki = [tlv(SEQUENCE, algorithm), tlv(0x03, &[0, 1, 2])].concat();
         let tbs = [
             tlv(VERSION, &tlv(0x02, &[2])),
             tlv(0x02, &[1, 2, 3]),
@@ -125,6 +207,7 @@ mod tests {
             tlv(SEQUENCE, &[]),
             tlv(SEQUENCE, &validity),
             tlv(SEQUENCE, &[]),
+            tlv(SEQUENCE, &spki),
         ]
         .concat();
         tlv(
@@ -156,6 +239,39 @@ mod tests {
             not_after(&certificate((GENERALIZED_TIME, "99991231235959Z"))),
             Some(253_402_300_799)
         );
+    }
+
+    #[test]
+    fn key_types() {
+        let at = (UTC_TIME, "261202141500Z");
+        let ec = |curve: &[u8]| with_key(at, &[tlv(OID, EC_PUBLIC_KEY), tlv(OID, curve)].concat());
+        assert_eq!(key_type(&certificate(at)), Some(KeyType::Rsa));
+        assert_eq!(
+            key_type(&with_key(at, &tlv(OID, RSA_PSS))),
+            Some(KeyType::Rsa)
+        );
+        assert_eq!(key_type(&ec(P256)), Some(KeyType::Ecdsa("P-256")));
+        assert_eq!(key_type(&ec(P384)), Some(KeyType::Ecdsa("P-384")));
+        assert_eq!(key_type(&ec(P521)), Some(KeyType::Ecdsa("P-521")));
+        assert_eq!(
+            key_type(&ec(&[0x2b, 1])),
+            Some(KeyType::Ecdsa("other curve"))
+        );
+        assert_eq!(
+            key_type(&with_key(at, &tlv(OID, ED25519))),
+            Some(KeyType::Ed25519)
+        );
+        assert_eq!(
+            key_type(&with_key(at, &tlv(OID, ED448))),
+            Some(KeyType::Ed448)
+        );
+        assert_eq!(key_type(&with_key(at, &tlv(OID, &[0x2b, 0x65]))), None);
+        assert_eq!(key_type(&with_key(at, &tlv(0x04, RSA))), None);
+        assert_eq!(KeyType::Ecdsa("P-256").name(), "ECDSA P-256");
+        let good = ec(P256);
+        for cut in 0..good.len() {
+            let _ = key_type(&good[..cut]);
+        }
     }
 
     #[test]
