@@ -36,6 +36,9 @@ tls_dir=$(mktemp -d)
 trap 'rm -rf "$tls_dir"' EXIT
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=example.invalid \
     -keyout "$tls_dir/key.pem" -out "$tls_dir/cert.pem" >/dev/null 2>&1
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj /CN=example.invalid -keyout "$tls_dir/ecdsa.key" -out "$tls_dir/ecdsa.pem" \
+    >/dev/null 2>&1
 cp "$tls_dir/cert.pem" "$tls_dir/internal-ca.pem"
 for policy in "$pkg/ftpgate.json" "$pkg"/examples/*.json; do
     checked=$policy

@@ -226,6 +226,7 @@ fn the_shipped_examples_give_no_other_warning() {
     // The examples name system paths; the check runs on copies that name the same files
     // under the test's directory (which exist, as they do on an installed host).
     let (cert, key) = generate_certificate(dir.path());
+    let (ecdsa_cert, ecdsa_key) = generate_ecdsa_certificate(dir.path(), "ecdsa");
     let log = dir.path().join("log");
     let copies = dir.path().join("copies");
     fs::create_dir(&log).expect("mkdir");
@@ -240,6 +241,8 @@ fn the_shipped_examples_give_no_other_warning() {
             .replace("/var/lib/ftpgate/copies", &copies.display().to_string())
             .replace("/etc/ftpgate/tls/cert.pem", &cert.display().to_string())
             .replace("/etc/ftpgate/tls/key.pem", &key.display().to_string())
+            .replace("/etc/ftpgate/tls/ecdsa.pem", &ecdsa_cert.display().to_string())
+            .replace("/etc/ftpgate/tls/ecdsa.key", &ecdsa_key.display().to_string())
             .replace(
                 "/etc/ftpgate/tls/internal-ca.pem",
                 &cert.display().to_string(),
