@@ -78,7 +78,9 @@ def vsftpd_conf(work, name, port, pasv, tls, cert, key):
     return path
 
 
-def gate_conf(work, name, port, passive, backend_port, digest, tls, cert, key):
+def gate_conf(work, name, port, passive, backend_port, digest, tls, cert, key, front=None):
+    """front: ftpgate's own (certificate, key) pairs toward clients, in the order of
+    preference (tls.certificates); by default the backend's pair."""
     backend = {"servers": [f"127.0.0.1:{backend_port}"], "health_check": False,
                "feature_probe": False}
     listener = {"address": f"127.0.0.1:{port}"}
@@ -98,7 +100,9 @@ def gate_conf(work, name, port, passive, backend_port, digest, tls, cert, key):
     }
     if tls:
         listener["tls"] = "explicit"
-        policy["tls"] = {"certificate": cert, "private_key": key}
+        policy["tls"] = ({"certificates": [{"certificate": c, "private_key": k}
+                                           for c, k in front]}
+                         if front else {"certificate": cert, "private_key": key})
         backend["tls"] = "explicit"
         backend["pinned_certificate"] = cert
     path = f"{work}/{name}.json"
@@ -186,9 +190,11 @@ def main():
     ap.add_argument("--idle", type=int, help="idle sessions")
     ap.add_argument("--only", default="bulk,parallel,sessions,noop,idle")
     ap.add_argument("--json", help="write the results here as well")
-    ap.add_argument("--key", choices=("rsa", "ec"), default="rsa",
+    ap.add_argument("--key", choices=("rsa", "ec", "dual"), default="rsa",
                     help="the servers' key: RSA 2048 (the default) or ECDSA P-256; a TLS "
-                         "handshake's signature is most of an FTPS session's CPU with RSA")
+                         "handshake's signature is most of an FTPS session's CPU with RSA; "
+                         "dual: vsftpd RSA 2048, ftpgate an ECDSA P-256 certificate first "
+                         "and the RSA one second (tls.certificates)")
     a = ap.parse_args()
     if a.smoke:
         clients.CLIENT_TIMEOUT = 5.0  # bounded: the smoke run stays well under a minute
@@ -240,15 +246,24 @@ def run(a, procs, work, size, reps, nsessions, nidle, only, results):
         f.write(os.urandom(max(MIB, size // 4)))
     with open(f"{work}/root/pub/small.bin", "wb") as f:
         f.write(os.urandom(1024))
-    cert, key = f"{work}/cert.pem", f"{work}/key.pem"
-    newkey = (["-newkey", "rsa:2048"] if a.key == "rsa"
-              else ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
-    subprocess.run(["openssl", "req", "-x509", *newkey, "-nodes", "-days", "2",
-                    "-subj", "/CN=localhost", "-addext",
-                    "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", key, "-out", cert],
-                   check=True, capture_output=True)
+    rsa = ["-newkey", "rsa:2048"]
+    ecdsa = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+
+    def certificate(stem, newkey):
+        cert, key = f"{work}/{stem}.pem", f"{work}/{stem}.key"
+        subprocess.run(["openssl", "req", "-x509", *newkey, "-nodes", "-days", "2",
+                        "-subj", "/CN=localhost", "-addext",
+                        "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", key,
+                        "-out", cert], check=True, capture_output=True)
+        return cert, key
+
+    cert, key = certificate("cert", ecdsa if a.key == "ec" else rsa)
+    front = [certificate("ecdsa", ecdsa), (cert, key)] if a.key == "dual" else None
     print(f"ftpgate benchmark: {results['machine']}")
-    print(f"TLS key: {'RSA 2048' if a.key == 'rsa' else 'ECDSA P-256'} (--key)")
+    print("TLS key: " + {"rsa": "RSA 2048", "ec": "ECDSA P-256",
+                         "dual": "vsftpd RSA 2048; ftpgate ECDSA P-256 first, RSA 2048 "
+                                 "second"}[a.key] + " (--key)")
+    results["tls_key"] = a.key
     print(f"work on tmpfs {work}; file {size // MIB} MiB; {reps} repetition(s), alternating "
           "direct/ftpgate; medians")
     # The machine-CPU figures count every process: other work on the machine inflates
@@ -284,7 +299,8 @@ def run(a, procs, work, size, reps, nsessions, nidle, only, results):
                                        ("tls-sha256", "vstls", "sha256", True),
                                        ("rw", "vs", "none", False)):
         port = free_port()
-        conf = gate_conf(work, name, port, passive, servers[backend][0], digest, tls, cert, key)
+        conf = gate_conf(work, name, port, passive, servers[backend][0], digest, tls, cert, key,
+                         front)
         if name == "rw":
             # A rate limit far above what loopback moves keeps the read/write path (spliced
             # relays have no rate limit): the two paths side by side.

@@ -14,6 +14,8 @@
 #   bench/run.sh --json out.json --reps 5 --size-mib 256 --only bulk,noop   (any bench.py option)
 #   bench/run.sh --only sessions --key ec   the FTPS figures with an ECDSA P-256 key instead
 #                           of RSA 2048 (the RSA signature is most of a short FTPS session)
+#   bench/run.sh --only sessions --key dual   vsftpd keeps RSA 2048, ftpgate serves an ECDSA
+#                           certificate first and the RSA one second (tls.certificates)
 #
 # Needs root (vsftpd runs as root, the idle figure raises RLIMIT_NOFILE), vsftpd, curl,
 # openssl, python3 and haproxy; installs what is missing (Debian/Ubuntu) without starting the
