@@ -241,8 +241,14 @@ fn the_shipped_examples_give_no_other_warning() {
             .replace("/var/lib/ftpgate/copies", &copies.display().to_string())
             .replace("/etc/ftpgate/tls/cert.pem", &cert.display().to_string())
             .replace("/etc/ftpgate/tls/key.pem", &key.display().to_string())
-            .replace("/etc/ftpgate/tls/ecdsa.pem", &ecdsa_cert.display().to_string())
-            .replace("/etc/ftpgate/tls/ecdsa.key", &ecdsa_key.display().to_string())
+            .replace(
+                "/etc/ftpgate/tls/ecdsa.pem",
+                &ecdsa_cert.display().to_string(),
+            )
+            .replace(
+                "/etc/ftpgate/tls/ecdsa.key",
+                &ecdsa_key.display().to_string(),
+            )
             .replace(
                 "/etc/ftpgate/tls/internal-ca.pem",
                 &cert.display().to_string(),
