@@ -291,9 +291,13 @@ chmod 0755 "$work/tls"
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=example.invalid \
     -keyout "$work/tls/key.pem" -out "$work/tls/cert.pem" >/dev/null 2>&1 ||
     fail "openssl req"
+# ftps-termination.json lists an ECDSA certificate before the RSA one (tls.certificates).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj /CN=example.invalid -keyout "$work/tls/ecdsa.key" -out "$work/tls/ecdsa.pem" \
+    >/dev/null 2>&1 || fail "openssl req (ECDSA)"
 cp "$work/tls/cert.pem" "$work/tls/internal-ca.pem"
-chmod 0600 "$work/tls/key.pem"
-chmod 0644 "$work/tls/cert.pem" "$work/tls/internal-ca.pem"
+chmod 0600 "$work/tls/key.pem" "$work/tls/ecdsa.key"
+chmod 0644 "$work/tls/cert.pem" "$work/tls/ecdsa.pem" "$work/tls/internal-ca.pem"
 for ex in "${examples[@]}"; do
     checked=$ex
     if grep -q '/etc/ftpgate/tls/' "$ex"; then
