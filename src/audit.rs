@@ -134,6 +134,10 @@ pub enum AuditRecord {
         resumed: bool,
         #[serde(skip_serializing_if = "Option::is_none")]
         alpn: Option<String>,
+        /// The key algorithm of the certificate ftpgate gave the client ("RSA", "ECDSA"),
+        /// on the client's control connection (`tls.certificates` chooses per client).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        certificate_key: Option<&'static str>,
     },
     PolicyViolation {
         kind: &'static str,

@@ -14,11 +14,12 @@ use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::ServerSessionMemoryCache;
+use rustls::server::{ResolvesServerCert, ServerSessionMemoryCache};
 
 mod client_sessions;
 mod identities;
 use identities::Identities;
+pub use identities::Remembered;
 use rustls::sign::CertifiedKey;
 use rustls::{Connection, HandshakeKind, ServerConfig, ServerConnection};
 
@@ -57,6 +58,7 @@ pub fn load_pem(
 #[derive(Clone)]
 pub struct TlsServer {
     base: Arc<ServerConfig>,
+    identities: Arc<Identities>,
 }
 
 /// Loads one certificate chain and its private key and checks that they match.
@@ -79,16 +81,18 @@ impl TlsServer {
         if identities.is_empty() {
             return Err("no certificate".to_owned());
         }
+        let identities = Arc::new(Identities::new(identities));
         let mut config = ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| e.to_string())?
             .with_no_client_auth()
-            .with_cert_resolver(Arc::new(Identities::new(identities)));
+            .with_cert_resolver(Arc::clone(&identities) as Arc<dyn ResolvesServerCert>);
         // SECURITY: ALPACA. A client that offers ALPN must offer "ftp"; rustls refuses the
         // handshake when the offered protocols do not include it.
         config.alpn_protocols = vec![ALPN_FTP.to_vec()];
         Ok(TlsServer {
             base: Arc::new(config),
+            identities,
         })
     }
 
@@ -113,9 +117,13 @@ impl TlsServer {
         // have no use for tickets anyway: they resume with the control connection's.
         let mut data = control.clone();
         data.send_tls13_tickets = 0;
+        // Only the control connection's choice is remembered: data connections resume it.
+        let certificate = Arc::new(Remembered::new(Arc::clone(&self.identities)));
+        control.cert_resolver = Arc::clone(&certificate) as Arc<dyn ResolvesServerCert>;
         Ok(SessionTls {
             control: Arc::new(control),
             data: Arc::new(data),
+            certificate,
         })
     }
 }
@@ -128,6 +136,8 @@ pub struct SessionTls {
     pub control: Arc<ServerConfig>,
     /// For protected data connections: resumes the control session, sends no ticket.
     pub data: Arc<ServerConfig>,
+    /// Which certificate the control connection was given.
+    pub certificate: Arc<Remembered>,
 }
 
 /// A new server-side TLS connection.

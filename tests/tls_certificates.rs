@@ -34,6 +34,25 @@ fn gate_with(vs: &Vsftpd, list: serde_json::Value) -> Ftpgate {
         .start()
 }
 
+/// The `certificate_key` of every `tls` event of a client's control connection, in order;
+/// waits until there are `n`. Panics if any other connection's event carries one.
+fn certificate_keys(gate: &Ftpgate, n: usize) -> Vec<String> {
+    let control = |e: &serde_json::Value| {
+        e["event"] == "tls" && e["channel"] == "control" && e["side"] == "client"
+    };
+    let events = gate.wait_audit(std::time::Duration::from_secs(20), |events| {
+        events.iter().filter(|e| control(e)).count() >= n
+    });
+    for e in events.iter().filter(|e| e["event"] == "tls" && !control(e)) {
+        assert!(e.get("certificate_key").is_none(), "{e}");
+    }
+    events
+        .iter()
+        .filter(|e| control(e))
+        .map(|e| e["certificate_key"].as_str().unwrap_or("(none)").to_owned())
+        .collect()
+}
+
 /// The SHA-256 of the DER certificate in the PEM file `path`.
 fn der_sha256(path: &Path) -> String {
     let out = run(
@@ -107,6 +126,8 @@ fn each_client_gets_the_first_certificate_it_can_verify() {
         ],
         "a TLS 1.3 client that accepts ECDSA"
     );
+    // The audit trail says which certificate each client got (rustls does not).
+    assert_eq!(certificate_keys(&gate, 1), ["ECDSA"]);
     // TLS 1.2 with RSA suites only: the ECDSA certificate would leave no suite in common.
     assert_eq!(
         ftplib("tls12-rsa"),
@@ -119,6 +140,7 @@ fn each_client_gets_the_first_certificate_it_can_verify() {
         ],
         "a TLS 1.2 client with ECDHE-RSA suites only"
     );
+    assert_eq!(certificate_keys(&gate, 2), ["ECDSA", "RSA"]);
 
     // TLS 1.3 with RSA-PSS as the only signature it verifies: the RSA certificate.
     let s_client = |sigalgs: &str| {
@@ -152,7 +174,9 @@ fn each_client_gets_the_first_certificate_it_can_verify() {
             .to_owned()
     };
     assert_eq!(s_client("rsa_pss_rsae_sha256"), file_pem(&rsa.0));
+    assert_eq!(certificate_keys(&gate, 3), ["ECDSA", "RSA", "RSA"]);
     assert_eq!(s_client("ecdsa_secp256r1_sha256"), file_pem(&ecdsa.0));
+    assert_eq!(certificate_keys(&gate, 4), ["ECDSA", "RSA", "RSA", "ECDSA"]);
 
     // curl, explicit FTPS, a whole protected download, and the subject it was shown.
     let out_file = dir.path().join("down.bin");
@@ -168,6 +192,18 @@ fn each_client_gets_the_first_certificate_it_can_verify() {
     out.assert_success("curl download");
     assert_eq!(sha256_file(&out_file), file_sum);
     assert!(out.stderr.contains("CN=ecdsa.test"), "{}", out.stderr);
+    assert_eq!(
+        certificate_keys(&gate, 5),
+        ["ECDSA", "RSA", "RSA", "ECDSA", "ECDSA"]
+    );
+    // The same by key in the metrics: what is left to do before the RSA one can go.
+    let metrics = gate.metrics_text();
+    for line in [
+        "ftpgate_tls_client_certificates_total{key=\"ECDSA\"} 3",
+        "ftpgate_tls_client_certificates_total{key=\"RSA\"} 2",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line}\n{metrics}");
+    }
     gate.assert_healthy();
 }
 

@@ -96,6 +96,11 @@ const FAMILIES: &[Family] = &[
         help: "TLS handshakes completed, by channel, side and resumption.",
     },
     Family {
+        name: "ftpgate_tls_client_certificates_total",
+        kind: Kind::Counter,
+        help: "Certificates given to clients on control connections, by key algorithm (tls.certificates).",
+    },
+    Family {
         name: "ftpgate_tls_handshake_failures_total",
         kind: Kind::Counter,
         help: "TLS handshakes that failed (an error, or the peer's end, before they finished), by channel and side.",
@@ -390,16 +395,22 @@ impl Metrics {
                 channel,
                 side,
                 resumed,
+                certificate_key,
                 ..
-            } => self.add(
-                "ftpgate_tls_handshakes_total",
-                &[
-                    ("channel", channel),
-                    ("side", side),
-                    ("resumed", if *resumed { "true" } else { "false" }),
-                ],
-                1,
-            ),
+            } => {
+                self.add(
+                    "ftpgate_tls_handshakes_total",
+                    &[
+                        ("channel", channel),
+                        ("side", side),
+                        ("resumed", if *resumed { "true" } else { "false" }),
+                    ],
+                    1,
+                );
+                if let Some(key) = certificate_key {
+                    self.add("ftpgate_tls_client_certificates_total", &[("key", key)], 1);
+                }
+            }
         }
     }
 

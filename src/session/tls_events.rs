@@ -6,7 +6,8 @@ use super::*;
 
 impl Session {
     /// Records each TLS handshake once it is done: which connection, the protocol version,
-    /// the cipher suite, whether the session was resumed, the ALPN protocol.
+    /// the cipher suite, whether the session was resumed, the ALPN protocol, and on the
+    /// client's control connection the key algorithm of the certificate it was given.
     pub(super) fn report_tls(&mut self, ctx: &mut WorkerCtx<'_>) {
         let mut records = Vec::new();
         let (client_data, server_data) = match self.sockets.relay.as_mut() {
@@ -33,6 +34,13 @@ impl Session {
                 continue;
             };
             conn.tls_reported = true;
+            let certificate_key = match (channel, side) {
+                ("control", "client") => self
+                    .tls_config
+                    .as_ref()
+                    .and_then(|c| c.certificate.key_name()),
+                _ => None,
+            };
             records.push(AuditRecord::Tls {
                 channel,
                 side,
@@ -40,6 +48,7 @@ impl Session {
                 cipher: summary.cipher,
                 resumed: summary.resumed,
                 alpn: summary.alpn,
+                certificate_key,
             });
         }
         for record in records {

@@ -14,8 +14,16 @@
 //! fits, the first is given and rustls refuses the handshake with its usual alert, as with
 //! a single certificate.
 
-use std::sync::Arc;
+//!
+//! Each control session gets a [`Remembered`] resolver over the shared list: it records which
+//! certificate its control connection was given, for the audit trail's `tls` event (rustls
+//! has no accessor for the certificate a connection sent). An operator reads there which
+//! partners still need the RSA certificate before retiring it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rustls::SignatureAlgorithm;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
@@ -29,20 +37,71 @@ impl Identities {
     pub(super) fn new(keys: Vec<Arc<CertifiedKey>>) -> Self {
         Identities { keys }
     }
-}
 
-impl ResolvesServerCert for Identities {
-    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+    /// The index of the certificate `hello` gets.
+    fn choose(&self, hello: &ClientHello<'_>) -> usize {
         // With one certificate there is nothing to choose (and nothing to allocate:
         // `choose_scheme` boxes a signer).
         if self.keys.len() == 1 {
-            return self.keys.first().cloned();
+            return 0;
         }
         let offered = hello.signature_schemes();
         self.keys
             .iter()
-            .find(|key| key.key.choose_scheme(offered).is_some())
-            .or(self.keys.first())
-            .cloned()
+            .position(|key| key.key.choose_scheme(offered).is_some())
+            .unwrap_or(0)
+    }
+
+    /// The key algorithm of certificate `index`, as the audit trail names it.
+    fn key_name(&self, index: usize) -> Option<&'static str> {
+        let key = self.keys.get(index)?;
+        Some(match key.key.algorithm() {
+            SignatureAlgorithm::RSA => "RSA",
+            SignatureAlgorithm::ECDSA => "ECDSA",
+            SignatureAlgorithm::ED25519 => "Ed25519",
+            SignatureAlgorithm::ED448 => "Ed448",
+            _ => "other",
+        })
+    }
+}
+
+impl ResolvesServerCert for Identities {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let index = self.choose(&hello);
+        self.keys.get(index).cloned()
+    }
+}
+
+/// No certificate chosen yet.
+const NONE: usize = usize::MAX;
+
+/// One control connection's resolver: the shared list, and which certificate it gave.
+#[derive(Debug)]
+pub struct Remembered {
+    identities: Arc<Identities>,
+    chosen: AtomicUsize,
+}
+
+impl Remembered {
+    pub(super) fn new(identities: Arc<Identities>) -> Self {
+        Remembered {
+            identities,
+            chosen: AtomicUsize::new(NONE),
+        }
+    }
+
+    /// The key algorithm ("RSA", "ECDSA", "Ed25519") of the certificate this connection was
+    /// given; `None` before its ClientHello.
+    pub fn key_name(&self) -> Option<&'static str> {
+        self.identities
+            .key_name(self.chosen.load(Ordering::Relaxed))
+    }
+}
+
+impl ResolvesServerCert for Remembered {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let index = self.identities.choose(&hello);
+        self.chosen.store(index, Ordering::Relaxed);
+        self.identities.keys.get(index).cloned()
     }
 }
