@@ -323,13 +323,7 @@ fn check_refuses_a_key_that_does_not_match_the_certificate() {
         .expect("json"),
     )
     .expect("write");
-    let out = run(
-        std::process::Command::new(env!("CARGO_BIN_EXE_ftpgate"))
-            .arg("--check")
-            .arg("--config")
-            .arg(&policy),
-        std::time::Duration::from_secs(30),
-    );
+    let out = ftpgate_check(&policy);
     assert_eq!(out.code(), Some(1), "{out:?}");
     // Reported at the certificate's value in the policy file.
     let text = std::fs::read_to_string(&policy).expect("read");
@@ -378,13 +372,6 @@ fn per_user_tls_rules_tighten_and_relax() {
         "stock FTP_TLS allowed for anonymous"
     );
 }
-
-const PEER_CERT: &str = r#"
-import hashlib, socket, ssl, sys
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-t = ctx.wrap_socket(socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10))
-print(hashlib.sha256(t.getpeercert(binary_form=True)).hexdigest())
-"#;
 
 #[test]
 fn sighup_reloads_the_certificate_for_new_connections() {

@@ -224,20 +224,14 @@ fn the_policy_order_decides_not_the_key_type() {
     gate.assert_healthy();
 }
 
-/// argv: host port. The SHA-256 of the DER certificate an implicit-FTPS listener presents to
-/// Python's default TLS client.
-const PEER_CERT: &str = r#"
-import hashlib, socket, ssl, sys
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-t = ctx.wrap_socket(socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10))
-print(hashlib.sha256(t.getpeercert(binary_form=True)).hexdigest())
-"#;
-
-#[test]
-fn check_reports_a_mismatched_key_at_its_entry() {
-    let dir = temp_dir();
-    let (ecdsa, rsa) = two_certificates(dir.path());
-    let policy = dir.path().join("p.json");
+/// Writes a policy listing two certificate entries ((certificate, key) each, in this order)
+/// and runs `ftpgate --check` on it: (its output, the policy text, the policy's path). The
+/// entries are on line 5.
+fn check_two(
+    dir: &Path,
+    first: (&Path, &Path),
+    second: (&Path, &Path),
+) -> (Output, String, PathBuf) {
     let text = format!(
         r#"{{
   "listeners": [ {{ "address": "127.0.0.1:2121", "tls": "explicit" }} ],
@@ -246,31 +240,40 @@ fn check_reports_a_mismatched_key_at_its_entry() {
     {{ "certificate": "{}", "private_key": "{}" }} ] }},
   "backends": {{ "b": {{ "servers": ["127.0.0.1:21"] }} }},
   "roles": {{ "r": {{ "allow": ["RETR"] }} }},
-  "users": {{ "u": {{ "role": "r", "backend": "b" }} }}
+  "users": {{ "u": {{ "role": "r", "backend": "b" }} }},
+  "audit": {{ "file": "{}" }}
 }}
 "#,
-        ecdsa.0.display(),
-        ecdsa.1.display(),
-        rsa.0.display(),
-        // The ECDSA key under the RSA certificate.
-        ecdsa.1.display(),
+        first.0.display(),
+        first.1.display(),
+        second.0.display(),
+        second.1.display(),
+        dir.join("audit.jsonl").display()
     );
+    let policy = dir.join("p.json");
     std::fs::write(&policy, &text).expect("write");
-    let out = run(
-        std::process::Command::new(env!("CARGO_BIN_EXE_ftpgate"))
-            .arg("--check")
-            .arg("--config")
-            .arg(&policy),
-        std::time::Duration::from_secs(30),
-    );
+    let out = ftpgate_check(&policy);
+    (out, text, policy)
+}
+
+/// The 1-based column of `path` (quoted) on line 5 of `text`.
+fn column_on_line_5(text: &str, path: &Path) -> usize {
+    text.lines()
+        .nth(4)
+        .and_then(|l| l.find(&format!("\"{}\"", path.display())))
+        .expect("the entry on line 5")
+        + 1
+}
+
+#[test]
+fn check_reports_a_mismatched_key_at_its_entry() {
+    let dir = temp_dir();
+    let (ecdsa, rsa) = two_certificates(dir.path());
+    // The ECDSA key under the RSA certificate.
+    let (out, text, policy) = check_two(dir.path(), (&ecdsa.0, &ecdsa.1), (&rsa.0, &ecdsa.1));
     assert_eq!(out.code(), Some(1), "{out:?}");
     // Line 5, at the value of the second entry's "certificate".
-    let column = text
-        .lines()
-        .nth(4)
-        .and_then(|l| l.find(&format!("\"{}\"", rsa.0.display())))
-        .expect("the second entry")
-        + 1;
+    let column = column_on_line_5(&text, &rsa.0);
     let expected = format!("{}:5:{column}: tls.certificates[1]: ", policy.display());
     assert!(out.stderr.contains(&expected), "{expected}\n{}", out.stderr);
     assert_eq!(
@@ -414,46 +417,11 @@ fn a_tls12_client_with_rsa_suites_only_gets_the_rsa_certificate() {
 fn check_warns_when_rsa_hides_the_ecdsa_certificate() {
     let dir = temp_dir();
     let (ecdsa, rsa) = two_certificates(dir.path());
-    let check = |first: &(PathBuf, PathBuf), second: &(PathBuf, PathBuf)| {
-        let text = format!(
-            r#"{{
-  "listeners": [ {{ "address": "127.0.0.1:2121", "tls": "explicit" }} ],
-  "tls": {{ "certificates": [
-    {{ "certificate": "{}", "private_key": "{}" }},
-    {{ "certificate": "{}", "private_key": "{}" }} ] }},
-  "backends": {{ "b": {{ "servers": ["127.0.0.1:21"] }} }},
-  "roles": {{ "r": {{ "allow": ["RETR"] }} }},
-  "users": {{ "u": {{ "role": "r", "backend": "b" }} }},
-  "audit": {{ "file": "{}" }}
-}}
-"#,
-            first.0.display(),
-            first.1.display(),
-            second.0.display(),
-            second.1.display(),
-            dir.path().join("audit.jsonl").display()
-        );
-        let policy = dir.path().join("p.json");
-        std::fs::write(&policy, &text).expect("write");
-        let out = run(
-            std::process::Command::new(env!("CARGO_BIN_EXE_ftpgate"))
-                .arg("--check")
-                .arg("--config")
-                .arg(&policy),
-            std::time::Duration::from_secs(30),
-        );
-        (out, text, policy)
-    };
-    let (out, _, _) = check(&ecdsa, &rsa);
+    let (out, _, _) = check_two(dir.path(), (&ecdsa.0, &ecdsa.1), (&rsa.0, &rsa.1));
     assert_eq!(out.code(), Some(0), "{out:?}");
-    let (out, text, policy) = check(&rsa, &ecdsa);
+    let (out, text, policy) = check_two(dir.path(), (&rsa.0, &rsa.1), (&ecdsa.0, &ecdsa.1));
     assert_eq!(out.code(), Some(3), "{out:?}");
-    let column = text
-        .lines()
-        .nth(4)
-        .and_then(|l| l.find(&format!("\"{}\"", ecdsa.0.display())))
-        .expect("the second entry")
-        + 1;
+    let column = column_on_line_5(&text, &ecdsa.0);
     let expected = format!(
         "{}:5:{column}: warning: tls.certificates[1].certificate: {}: this ECDSA P-256 \
          certificate comes after the RSA one of tls.certificates[0]",

@@ -467,3 +467,12 @@ pub fn lftp_sent(stderr: &str) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// argv: host port. The SHA-256 of the DER certificate an implicit-FTPS listener presents to
+/// Python's default TLS client.
+pub const PEER_CERT: &str = r#"
+import hashlib, socket, ssl, sys
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+t = ctx.wrap_socket(socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10))
+print(hashlib.sha256(t.getpeercert(binary_form=True)).hexdigest())
+"#;

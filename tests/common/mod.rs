@@ -476,6 +476,17 @@ impl Output {
 }
 
 /// Runs `cmd` to completion with piped output, killing it (and panicking) after `timeout`.
+/// `ftpgate --check --config POLICY` (30 s at most).
+pub fn ftpgate_check(policy: &Path) -> Output {
+    run(
+        Command::new(env!("CARGO_BIN_EXE_ftpgate"))
+            .arg("--check")
+            .arg("--config")
+            .arg(policy),
+        Duration::from_secs(30),
+    )
+}
+
 pub fn run(cmd: &mut Command, timeout: Duration) -> Output {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
